@@ -1,0 +1,146 @@
+"""Streaming readers: each yields Arrow batches with a `_row` column giving the file line or row.
+
+`_row` is what a dead letter reports: for CSV and JSON Lines the 1-based physical line (the header
+is line 1), for Parquet the 1-based row. CSV values are read as text, never type-guessed, so a
+stray value cannot fail a whole column; the mapping decides how to parse each field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from journeymap.ingest.files import InputFile
+
+BATCH_BYTES = 8 << 20  # CSV block size: about 50-100k rows per batch
+PARQUET_BATCH_ROWS = 256_000
+
+
+@dataclass
+class Malformed:
+    line: int | None
+    text: str
+    detail: str
+
+
+@dataclass
+class ReadState:
+    """What the reader learnt besides the batches: bytes consumed so far and rows it could not parse."""
+
+    bytes_read: int = 0
+    malformed: list[Malformed] = field(default_factory=list)
+
+
+def read_batches(f: InputFile, state: ReadState, delimiter: str = ",") -> Iterator[pa.RecordBatch]:
+    if f.format == "parquet":
+        yield from _parquet(f, state)
+    elif f.format == "csv":
+        yield from _csv(f, state, delimiter if f.path.suffixes[0:1] != [".tsv"] else "\t")
+    else:
+        yield from _lines(f, state)
+
+
+def _parquet(f: InputFile, state: ReadState) -> Iterator[pa.RecordBatch]:
+    pf = pq.ParquetFile(f.path)
+    total_rows = max(pf.metadata.num_rows, 1)
+    start = 1
+    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+        n = batch.num_rows
+        yield batch.append_column("_row", pa.array(range(start, start + n), pa.int64()))
+        start += n
+        state.bytes_read = int(f.size * (start - 1) / total_rows)
+
+
+class _CountingStream:
+    """Wraps the raw file so progress can follow compressed bytes."""
+
+    def __init__(self, raw, state: ReadState):
+        self._raw, self._state = raw, state
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._state.bytes_read += len(data)
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+
+def _open(f: InputFile, state: ReadState) -> pa.NativeFile:
+    raw = pa.PythonFile(_CountingStream(open(f.path, "rb"), state), mode="r")
+    return pa.CompressedInputStream(raw, "gzip") if f.compression else raw
+
+
+def _line_numbers(start: int, n: int, skipped: set[int]) -> tuple[pa.Array, int]:
+    """The next n line numbers from `start`, skipping lines the parser rejected (already known:
+    pyarrow reports a block's invalid rows before it returns the block)."""
+    if not skipped or max(skipped) < start:
+        return pa.array(range(start, start + n), pa.int64()), start + n
+    out, line = [], start
+    while len(out) < n:
+        if line not in skipped:
+            out.append(line)
+        line += 1
+    return pa.array(out, pa.int64()), line
+
+
+def _csv(f: InputFile, state: ReadState, delimiter: str) -> Iterator[pa.RecordBatch]:
+    skipped: set[int] = set()
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        # Line numbers from pyarrow count the header as line 1, as an editor does.
+        if row.number is not None:
+            skipped.add(row.number)
+        if row.text.strip():
+            detail = f"expected {row.expected_columns} columns, got {row.actual_columns}"
+            state.malformed.append(Malformed(row.number, row.text, detail))
+        return "skip"
+
+    with _open(f, state) as stream:
+        # Only the header: every column is then read as text.
+        header = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(block_size=1 << 16),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda row: "skip"),
+            convert_options=pacsv.ConvertOptions(include_columns=[]),
+        ).schema
+    names = header.names
+    state.bytes_read = 0
+    with _open(f, state) as stream:
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, use_threads=False),  # threads lose line numbers
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, newlines_in_values=False, ignore_empty_lines=False, invalid_row_handler=on_invalid
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=True, quoted_strings_can_be_null=False
+            ),
+        )
+        line = 2
+        for batch in reader:
+            rows, line = _line_numbers(line, batch.num_rows, skipped)
+            yield batch.append_column("_row", rows)
+
+
+def _lines(f: InputFile, state: ReadState) -> Iterator[pa.RecordBatch]:
+    """JSON Lines as raw text, one record per line; the loader parses them in DuckDB, row by row."""
+    with _open(f, state) as stream:
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, column_names=["_line"]),
+            parse_options=pacsv.ParseOptions(
+                delimiter="\x1e", quote_char=False, escape_char=False, ignore_empty_lines=False,
+                invalid_row_handler=lambda row: "skip",
+            ),
+            convert_options=pacsv.ConvertOptions(column_types={"_line": pa.string()}, strings_can_be_null=False),
+        )
+        line = 1
+        for batch in reader:
+            rows = pa.array(range(line, line + batch.num_rows), pa.int64())
+            line += batch.num_rows
+            yield batch.append_column("_row", rows)

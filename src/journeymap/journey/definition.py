@@ -1,0 +1,246 @@
+"""The journey definition: what `journeymap.yml` says, validated by pydantic.
+
+The definition is data. It is validated once at the edge (`load_definition`) and then compiled by the
+engine; nothing downstream re-reads YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from journeymap.events.schema import SOURCES
+from journeymap.ingest.mapping import SourceMapping
+from journeymap.journey.durations import parse_duration
+from journeymap.journey.rules import Condition, Rule
+
+_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _check_id(value: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(f"{value!r} is not a valid id: use lower-case letters, digits and _, starting with a letter")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Stage(_Strict):
+    """A journey stage. Stages are ordered as listed; terminal stages are outcomes (churned, lost)."""
+
+    id: str
+    name: str
+    entry: Rule = Field(description="An event matching this rule moves the unit into the stage.")
+    terminal: bool = Field(False, description="An outcome that ends the journey, such as churned or lost.")
+    kind: Literal["churn", "lost", "won"] | None = Field(
+        None, description="What a terminal stage means; churn stages feed the churn rate."
+    )
+    owner: str | None = None
+    description: str | None = None
+    opportunities: list[str] = Field(default_factory=list, description="Ideas the team has written down.")
+
+    _id = field_validator("id")(_check_id)
+
+    @model_validator(mode="after")
+    def _kind_needs_terminal(self) -> Stage:
+        if self.kind in ("churn", "lost") and not self.terminal:
+            raise ValueError(f"stage {self.id!r}: kind {self.kind!r} requires terminal: true")
+        return self
+
+
+class Touchpoint(_Strict):
+    """A named interaction: an event (narrowed by a rule) mapped to a channel, a stage and an owner."""
+
+    id: str
+    name: str
+    match: Rule
+    channel: str | None = None
+    stage: str | None = None
+    owner: str | None = None
+
+    _id = field_validator("id")(_check_id)
+
+
+class Persona(_Strict):
+    """A persona: conditions over person or account traits (all must hold). First match wins."""
+
+    id: str
+    name: str
+    description: str | None = None
+    traits: dict[str, Condition] = Field(default_factory=dict)
+
+    _id = field_validator("id")(_check_id)
+
+    @field_validator("traits", mode="before")
+    @classmethod
+    def _wrap_scalars(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {k: (v if isinstance(v, dict) else {"eq": v}) for k, v in value.items()}
+
+
+class Feature(_Strict):
+    id: str
+    name: str
+    match: Rule
+
+    _id = field_validator("id")(_check_id)
+
+
+class Milestones(_Strict):
+    """Moments that metrics are measured between."""
+
+    start: Rule | None = Field(None, description="Starts the time-to-value clock; default: the unit's first event.")
+    value_moment: Rule | None = Field(None, description="The first moment of value (time-to-value ends here).")
+    customer_stage: str | None = Field(
+        None, description="The stage in which a unit counts as a customer; the churn rate's denominator."
+    )
+    key_features: list[Feature] = Field(default_factory=list)
+
+
+class Survey(_Strict):
+    """Which events carry a survey answer, and where its score and comment are."""
+
+    id: str
+    kind: Literal["nps", "csat", "ces"]
+    match: Rule
+    score: str = Field("score", description="Property path of the numeric score.")
+    comment: str | None = Field("comment", description="Property path of the free-text comment.")
+
+    _id = field_validator("id")(_check_id)
+
+
+_METRICS = (
+    "ttv_p50", "ttv_p90", "nps", "csat", "ces", "conversion", "time_in_stage_p50",
+    "time_in_stage_p90", "churn_rate", "adoption", "reached",
+)
+
+
+class Target(_Strict):
+    """A future-state target, e.g. `ttv_p50 <= 3d`, `nps >= 40`, or `ces` down 15% year over year."""
+
+    metric: Literal[_METRICS]  # type: ignore[valid-type]
+    op: Literal["<=", ">=", "<", ">"] | None = None
+    value: float | str | None = Field(None, description="A number, a percentage like '25%' or a duration like '3d'.")
+    change: str | None = Field(None, description="A relative target such as '-15%'.")
+    baseline: Literal["yoy"] | None = None
+    stage: str | None = None
+    touchpoint: str | None = None
+    feature: str | None = None
+    persona: str | None = None
+    label: str | None = None
+    reference: str | None = Field(None, description="Where the target's number comes from.")
+
+    @model_validator(mode="after")
+    def _absolute_or_relative(self) -> Target:
+        if (self.value is None) == (self.change is None):
+            raise ValueError(f"target {self.metric}: give either op+value or change+baseline")
+        if self.value is not None and self.op is None:
+            raise ValueError(f"target {self.metric}: an absolute target needs op")
+        if self.change is not None:
+            if self.baseline is None:
+                raise ValueError(f"target {self.metric}: a relative target needs baseline: yoy")
+            if not re.fullmatch(r"[+-]\d+(\.\d+)?%", self.change):
+                raise ValueError(f"target {self.metric}: change {self.change!r} must look like '-15%'")
+        if self.metric in ("conversion", "time_in_stage_p50", "time_in_stage_p90") and not self.stage:
+            raise ValueError(f"target {self.metric}: needs stage")
+        if self.metric == "adoption" and not self.feature:
+            raise ValueError("target adoption: needs feature")
+        if isinstance(self.value, str):
+            self.numeric_value()  # fail early on a malformed value
+        return self
+
+    def numeric_value(self) -> float | None:
+        """The absolute value in the metric's unit: seconds for durations, 0-100 for percentages."""
+        if self.value is None:
+            return None
+        if isinstance(self.value, int | float):
+            return float(self.value)
+        text = self.value.strip()
+        if text.endswith("%"):
+            return float(text[:-1])
+        return parse_duration(text)
+
+    def relative_change(self) -> float | None:
+        return None if self.change is None else float(self.change[:-1]) / 100.0
+
+
+class EngineConfig(_Strict):
+    backend: Literal["duckdb", "spark"] = "duckdb"
+    master: str | None = None
+    remote: str | None = None
+    path: str | None = Field(None, description="Spark: where the event Parquet lives.")
+
+
+class Analysis(_Strict):
+    level: Literal["person", "account"] = "person"
+    timezone: str = "UTC"
+
+
+class JourneyDefinition(_Strict):
+    """The whole of `journeymap.yml`."""
+
+    name: str = "Customer journey"
+    analysis: Analysis = Field(default_factory=Analysis)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    sources: dict[str, SourceMapping] = Field(default_factory=dict)
+    stages: list[Stage] = Field(min_length=1)
+    touchpoints: list[Touchpoint] = Field(default_factory=list)
+    personas: list[Persona] = Field(default_factory=list)
+    milestones: Milestones = Field(default_factory=Milestones)
+    surveys: list[Survey] = Field(default_factory=list)
+    targets: list[Target] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> JourneyDefinition:
+        stage_ids = [s.id for s in self.stages]
+        _unique("stages", stage_ids)
+        _unique("touchpoints", [t.id for t in self.touchpoints])
+        _unique("personas", [p.id for p in self.personas])
+        _unique("surveys", [s.id for s in self.surveys])
+        _unique("milestones.key_features", [f.id for f in self.milestones.key_features])
+        known = set(stage_ids)
+        for i, tp in enumerate(self.touchpoints):
+            if tp.stage and tp.stage not in known:
+                raise ValueError(f"touchpoints[{i}] ({tp.id}): unknown stage {tp.stage!r}; stages are {stage_ids}")
+        if self.milestones.customer_stage and self.milestones.customer_stage not in known:
+            raise ValueError(f"milestones.customer_stage: unknown stage {self.milestones.customer_stage!r}")
+        features = {f.id for f in self.milestones.key_features}
+        personas = {p.id for p in self.personas}
+        touchpoints = {t.id for t in self.touchpoints}
+        for i, t in enumerate(self.targets):
+            if t.stage and t.stage not in known:
+                raise ValueError(f"targets[{i}] ({t.metric}): unknown stage {t.stage!r}")
+            if t.feature and t.feature not in features:
+                raise ValueError(f"targets[{i}] ({t.metric}): unknown feature {t.feature!r}")
+            if t.persona and t.persona not in personas:
+                raise ValueError(f"targets[{i}] ({t.metric}): unknown persona {t.persona!r}")
+            if t.touchpoint and t.touchpoint not in touchpoints:
+                raise ValueError(f"targets[{i}] ({t.metric}): unknown touchpoint {t.touchpoint!r}")
+        for name, mapping in self.sources.items():
+            if mapping.source not in SOURCES:
+                raise ValueError(f"sources.{name}.source: {mapping.source!r} is not one of {', '.join(SOURCES)}")
+        return self
+
+    @property
+    def progression(self) -> list[Stage]:
+        """The ordered, non-terminal stages: the funnel."""
+        return [s for s in self.stages if not s.terminal]
+
+    def stage(self, stage_id: str) -> Stage:
+        for s in self.stages:
+            if s.id == stage_id:
+                return s
+        raise KeyError(stage_id)
+
+
+def _unique(where: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise ValueError(f"{where}: id {i!r} is used twice")
+        seen.add(i)

@@ -1,0 +1,334 @@
+"""From the map model (docs/map-json.md) to what the template lays out: columns, lanes, KPIs.
+
+The model is read defensively: a key the engine leaves out reads as `null`, and `null` stays `None`
+all the way to the page, where the formatters turn it into a dash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from markupsafe import Markup
+
+from journeymap.report.format import DASH, count, duration, humanize, percent
+from journeymap.report.svg import EmotionPoint, emotion_curve
+
+__all__ = ["Column", "Kpi", "MapContext", "StageCell", "ViewContext", "build_context", "severity_level"]
+
+TOP_TOUCHPOINTS = 4
+TOP_CHANNELS = 3
+TOP_ACTIONS = 3
+SURVEY_KINDS = (("nps", "NPS"), ("csat", "CSAT"), ("ces", "CES"))
+
+
+@dataclass(frozen=True)
+class Column:
+    """A stage as a column of the map."""
+
+    id: str
+    name: str
+    owner: str | None
+    description: str | None
+    terminal: bool
+    kind: str | None
+    step: int | None  # 1-based position among the journey's stages; None for outcomes
+    opportunities: tuple[str, ...] = ()  # written by the team in the journey definition
+
+    @property
+    def css(self) -> str:
+        if not self.terminal:
+            return "stage"
+        return f"stage outcome outcome--{self.kind or 'other'}"
+
+
+@dataclass
+class StageCell:
+    """One stage of one persona's view, ready to lay out."""
+
+    column: Column
+    data: dict[str, Any]
+    time: dict[str, Any]
+    touchpoints: list[dict[str, Any]]
+    more_touchpoints: int
+    channels: list[dict[str, Any]]
+    channel_shares: list[float]
+    actions: list[dict[str, Any]]
+    surveys: list[dict[str, Any]]
+    pain_points: list[dict[str, Any]] = field(default_factory=list)
+    opportunities: list[dict[str, Any]] = field(default_factory=list)
+    other_owners: list[str] = field(default_factory=list)
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+
+@dataclass(frozen=True)
+class Kpi:
+    label: str
+    value: Any
+    kind: str  # how to format value: duration | percent | score_nps | text
+    note: str | None = None
+    target: dict[str, Any] | None = None
+
+
+@dataclass
+class ViewContext:
+    persona_id: str
+    persona_name: str
+    persona_description: str | None
+    units: int | None
+    cells: list[StageCell]
+    emotion_svg: Markup
+    kpis: list[Kpi]
+    targets: list[dict[str, Any]]
+    targets_met: int
+    targets_missed: int
+    targets_unknown: int
+    adoption: list[dict[str, Any]]
+    ttv: dict[str, Any]
+    churn: dict[str, Any]
+    loose_pain_points: list[dict[str, Any]]
+    loose_opportunities: list[dict[str, Any]]
+
+
+@dataclass
+class MapContext:
+    title: str
+    generated_at: str | None
+    level: str | None
+    data_window: dict[str, Any]
+    events: int | None
+    columns: list[Column]
+    journey_columns: int
+    views: list[ViewContext]
+    model: dict[str, Any]
+
+
+def severity_level(severity: float | None) -> str:
+    """How loud a pain point is drawn; severity is 0..1 (for a drop-off, the drop rate).
+
+    >>> severity_level(0.38), severity_level(0.2), severity_level(0.05), severity_level(None)
+    ('high', 'medium', 'low', 'low')
+    """
+    if severity is None:
+        return "low"
+    if severity >= 0.3:
+        return "high"
+    if severity >= 0.15:
+        return "medium"
+    return "low"
+
+
+def _columns(stages: list[dict[str, Any]]) -> list[Column]:
+    journey = [s for s in stages if not s.get("terminal")]
+    outcomes = [s for s in stages if s.get("terminal")]
+    columns = []
+    for step, stage in enumerate(journey, start=1):
+        columns.append(_column(stage, step))
+    columns.extend(_column(stage, None) for stage in outcomes)
+    return columns
+
+
+def _column(stage: dict[str, Any], step: int | None) -> Column:
+    return Column(
+        id=stage["id"],
+        name=stage.get("name") or humanize(stage["id"]),
+        owner=stage.get("owner"),
+        description=stage.get("description"),
+        terminal=bool(stage.get("terminal")),
+        kind=stage.get("kind"),
+        step=step,
+        opportunities=tuple(stage.get("opportunities") or ()),
+    )
+
+
+def _by_units(items: list[dict[str, Any]], key: str = "units") -> list[dict[str, Any]]:
+    return sorted(items, key=lambda item: -(item.get(key) or 0))
+
+
+def _cell(column: Column, data: dict[str, Any]) -> StageCell:
+    touchpoints = _by_units(data.get("touchpoints") or [])
+    channels = _by_units(data.get("channels") or [])
+    channel_units = sum(c.get("units") or 0 for c in channels)
+    shown_channels = [
+        {**c, "label": humanize(c.get("channel")),
+         "share": (c.get("units") or 0) / channel_units if channel_units else None}
+        for c in channels[:TOP_CHANNELS]
+    ]
+    actions = sorted(data.get("actions") or [], key=lambda a: -(a.get("share") or 0))[:TOP_ACTIONS]
+    surveys_in = data.get("surveys") or {}
+    surveys = [
+        {"kind": kind, "label": label, "score": (surveys_in.get(kind) or {}).get("score"),
+         "n": (surveys_in.get(kind) or {}).get("n")}
+        for kind, label in SURVEY_KINDS
+    ]
+    return StageCell(
+        column=column,
+        data=data,
+        time=data.get("time_in_stage") or {},
+        touchpoints=touchpoints[:TOP_TOUCHPOINTS],
+        more_touchpoints=max(0, len(touchpoints) - TOP_TOUCHPOINTS),
+        channels=shown_channels,
+        channel_shares=[c["share"] or 0 for c in shown_channels] if channel_units else [],
+        actions=[{**a, "label": humanize(a.get("event"))} for a in actions],
+        surveys=surveys,
+    )
+
+
+def _place(view: dict[str, Any], columns: list[Column], cells: dict[str, StageCell]) -> tuple[list, list]:
+    """Put pain points and opportunities into their stage's column; the rest go under the map."""
+    loose_pains, loose_opps = [], []
+    for pain in sorted(view.get("pain_points") or [], key=lambda p: -(p.get("severity") or 0)):
+        item = {**pain, "level": severity_level(pain.get("severity")), "kind_label": humanize(pain.get("kind"))}
+        target = cells.get(pain.get("stage") or "")
+        (target.pain_points if target else loose_pains).append(item)
+    for column in columns:
+        cell = cells[column.id]
+        seen = set()
+        for opp in view.get("opportunities") or []:
+            if opp.get("stage") == column.id and opp.get("title"):
+                seen.add(opp["title"].casefold())
+                cell.opportunities.append({"title": opp["title"], "source": opp.get("source") or "data"})
+        for text in column.opportunities:
+            if text.casefold() not in seen:
+                seen.add(text.casefold())
+                cell.opportunities.append({"title": text, "source": "team"})
+    for opp in view.get("opportunities") or []:
+        if opp.get("stage") not in cells and opp.get("title"):
+            loose_opps.append({"title": opp["title"], "source": opp.get("source") or "data",
+                               "stage": opp.get("stage")})
+    return loose_pains, loose_opps
+
+
+def _owners(cell: StageCell) -> list[str]:
+    owners = []
+    for touchpoint in cell.data.get("touchpoints") or []:
+        owner = touchpoint.get("owner")
+        if owner and owner != cell.column.owner and owner not in owners:
+            owners.append(owner)
+    return owners
+
+
+def _whole_journey_target(targets: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
+    for target in targets:
+        if target.get("metric") == metric and not target.get("stage"):
+            return target
+    return None
+
+
+def _pooled_nps(cells: list[StageCell]) -> tuple[float | None, int]:
+    """NPS over every stage's answers: the answer-weighted mean of the stage scores."""
+    total, weight = 0.0, 0
+    for cell in cells:
+        nps = next(s for s in cell.surveys if s["kind"] == "nps")
+        if nps["score"] is not None and nps["n"]:
+            total += nps["score"] * nps["n"]
+            weight += nps["n"]
+    return (total / weight if weight else None), weight
+
+
+def _kpis(view: dict[str, Any], cells: list[StageCell], targets: list[dict[str, Any]]) -> list[Kpi]:
+    ttv = view.get("ttv") or {}
+    churn = view.get("churn") or {}
+    journey = [c for c in cells if not c.column.terminal]
+    first, last = (journey[0], journey[-1]) if journey else (None, None)
+    conversion = None
+    if first and last and first.get("reached") and last.get("reached") is not None:
+        conversion = last.get("reached") / first.get("reached")
+    nps_target = _whole_journey_target(targets, "nps")
+    if nps_target and nps_target.get("actual") is not None:
+        nps, nps_note = nps_target["actual"], "whole journey"
+    else:
+        nps, answers = _pooled_nps(cells)
+        nps_note = f"{count(answers)} answers, all stages" if answers else "no answers yet"
+    return [
+        Kpi("Time to value (p50)", ttv.get("p50_seconds"), "duration",
+            f"p90 {duration(ttv.get('p90_seconds'))} · {percent(ttv.get('share'))} reached value",
+            _whole_journey_target(targets, "ttv_p50")),
+        Kpi("End-to-end conversion", conversion, "percent",
+            f"{first.column.name} → {last.column.name}" if first and last else None,
+            None),
+        Kpi("Churn rate", churn.get("rate"), "percent",
+            f"{count(churn.get('churned'))} of {count(churn.get('customers'))} customers",
+            _whole_journey_target(targets, "churn_rate")),
+        Kpi("Net Promoter Score", nps, "score_nps", nps_note, nps_target),
+    ]
+
+
+def _targets(view: dict[str, Any], columns: dict[str, Column], personas: dict[str, str]) -> list[dict[str, Any]]:
+    rows = []
+    for target in view.get("targets") or []:
+        scope = []
+        if target.get("stage"):
+            scope.append(columns[target["stage"]].name if target["stage"] in columns else humanize(target["stage"]))
+        if target.get("persona"):
+            scope.append(personas.get(target["persona"], humanize(target["persona"])))
+        met = target.get("met")
+        rows.append({
+            **target,
+            "label": target.get("label") or humanize(target.get("metric")),
+            "scope": " · ".join(scope) or "Whole journey",
+            "actual_text": target.get("display_actual") or DASH,
+            "target_text": target.get("display_target") or DASH,
+            "status": "met" if met is True else "missed" if met is False else "unknown",
+        })
+    return rows
+
+
+def _view(persona: dict[str, Any], view: dict[str, Any], columns: list[Column],
+          personas: dict[str, str]) -> ViewContext:
+    stage_data = view.get("stages") or {}
+    cells = [_cell(column, stage_data.get(column.id) or {}) for column in columns]
+    by_id = {cell.column.id: cell for cell in cells}
+    loose_pains, loose_opps = _place(view, columns, by_id)
+    for cell in cells:
+        cell.other_owners = _owners(cell)
+    targets = _targets(view, {c.id: c for c in columns}, personas)
+    emotion = emotion_curve([EmotionPoint(c.column.name, c.get("emotion"), c.column.terminal) for c in cells])
+    adoption = [{**a, "label": a.get("name") or humanize(a.get("feature"))}
+                for a in sorted(view.get("adoption") or [], key=lambda a: -(a.get("rate") or 0))]
+    return ViewContext(
+        persona_id=persona["id"],
+        persona_name=persona.get("name") or humanize(persona["id"]),
+        persona_description=persona.get("description"),
+        units=view.get("units"),
+        cells=cells,
+        emotion_svg=emotion,
+        kpis=_kpis(view, cells, targets),
+        targets=targets,
+        targets_met=sum(t["status"] == "met" for t in targets),
+        targets_missed=sum(t["status"] == "missed" for t in targets),
+        targets_unknown=sum(t["status"] == "unknown" for t in targets),
+        adoption=adoption,
+        ttv=view.get("ttv") or {},
+        churn=view.get("churn") or {},
+        loose_pain_points=loose_pains,
+        loose_opportunities=loose_opps,
+    )
+
+
+def build_context(model: dict[str, Any]) -> MapContext:
+    """Everything the template needs, one `ViewContext` per persona that has a view, "all" first."""
+    columns = _columns(model.get("stages") or [])
+    views = model.get("views") or {}
+    personas = list(model.get("personas") or [])
+    known = {p["id"] for p in personas}
+    personas += [{"id": view_id, "name": None, "description": None} for view_id in views if view_id not in known]
+    personas = [p for p in personas if p["id"] in views]
+    personas.sort(key=lambda p: p["id"] != "all")
+    names = {p["id"]: p.get("name") or humanize(p["id"]) for p in personas}
+    view_contexts = [
+        _view(p, views[p["id"]], columns, names) for p in personas
+    ]
+    return MapContext(
+        title=model.get("title") or "Customer journey",
+        generated_at=model.get("generated_at"),
+        level=model.get("level"),
+        data_window=model.get("data_window") or {},
+        events=model.get("events"),
+        columns=columns,
+        journey_columns=sum(not c.terminal for c in columns),
+        views=view_contexts,
+        model=model,
+    )
