@@ -109,6 +109,8 @@ def _csv(f: InputFile, state: ReadState, delimiter: str) -> Iterator[pa.RecordBa
             convert_options=pacsv.ConvertOptions(include_columns=[]),
         ).schema
     names = header.names
+    # Exports from pandas start with an unnamed index column; SQL needs a name for it.
+    renamed = [n if n.strip() else f"column_{i + 1}" for i, n in enumerate(names)]
     state.bytes_read = 0
     with _open(f, state) as stream:
         reader = pacsv.open_csv(
@@ -124,6 +126,8 @@ def _csv(f: InputFile, state: ReadState, delimiter: str) -> Iterator[pa.RecordBa
         line = 2
         for batch in reader:
             rows, line = _line_numbers(line, batch.num_rows, skipped)
+            if renamed != names:
+                batch = batch.rename_columns(renamed)
             yield batch.append_column("_row", rows)
 
 

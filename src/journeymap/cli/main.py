@@ -1,0 +1,226 @@
+"""The `journeymap` command. Every analysis prints a table for people and `--json` for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from journeymap.ingest.loader import StrictRejection
+from journeymap.ingest.store import StoreLocked
+from journeymap.journey.load import DefinitionError
+from journeymap.workspace import Workspace
+
+app = typer.Typer(
+    help="journeymap: a living, data-driven customer journey map from your product, CRM, billing, support and survey data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="The workspace folder.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ByOpt = Annotated[str | None, typer.Option("--by", help="Unit of analysis: person or account (default: the definition's).")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _by(by: str | None) -> str | None:
+    if by not in (None, "person", "account"):
+        _fail("--by must be person or account")
+    return by
+
+
+@app.command()
+def init(directory: Path, force: Annotated[bool, typer.Option(help="Overwrite an existing journeymap.yml.")] = False):
+    """Create a workspace: journeymap.yml with a commented example journey, and a data folder."""
+    try:
+        ws = Workspace.init(directory, force=force)
+    except FileExistsError as exc:
+        _fail(str(exc))
+    ws.close()
+    out.print(f"Created workspace [bold]{directory}[/]: edit {directory / 'journeymap.yml'}, put exports in {directory / 'data'}, then run")
+    out.print(f"  journeymap ingest '{directory}/data/*.csv' --workspace {directory}")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files or globs: CSV, JSON Lines or Parquet, optionally .gz.")],
+    workspace: WorkspaceOpt = Path("."),
+    source: Annotated[str | None, typer.Option(help="A mapping under sources: in journeymap.yml, or a canonical source name.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, jsonl or parquet when the name does not say.")] = None,
+    strict: Annotated[bool, typer.Option(help="Fail a file on its first rejected row and keep nothing of it.")] = False,
+    as_json: JsonOpt = False,
+):
+    """Load event files. Bad rows go to dead letters; re-ingesting a file adds nothing."""
+    ws = Workspace(workspace)
+    reports = []
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TimeRemainingColumn(), console=err, transient=True, disable=as_json or not err.is_terminal,
+        ) as bar:
+            tasks: dict[Path, int] = {}
+
+            def on_progress(p):
+                if p.path not in tasks:
+                    tasks[p.path] = bar.add_task(p.path.name, total=p.total)
+                bar.update(tasks[p.path], completed=p.done)
+
+            t0 = time.perf_counter()
+            reports = ws.ingest(paths, source=source, strict=strict, fmt=fmt, progress=on_progress)
+            elapsed = time.perf_counter() - t0
+    except StrictRejection as exc:
+        _fail(f"rejected (strict): {exc}")
+    except (FileNotFoundError, IsADirectoryError, ValueError, DefinitionError, StoreLocked) as exc:
+        _fail(str(exc))
+    finally:
+        ws.close()
+    totals = {k: sum(getattr(r, k) for r in reports) for k in ("rows_read", "accepted", "duplicate", "rejected")}
+    if as_json:
+        _print_json({"files": [r.as_dict() for r in reports], **totals, "seconds": round(elapsed, 3)})
+        return
+    table = Table("file", "rows", "accepted", "duplicate", "rejected", "seconds")
+    for r in reports:
+        table.add_row(r.file, f"{r.rows_read:,}", f"{r.accepted:,}", f"{r.duplicate:,}", f"{r.rejected:,}", f"{r.seconds:.2f}")
+    out.print(table)
+    out.print(f"{totals['accepted']:,} accepted, {totals['duplicate']:,} duplicate, {totals['rejected']:,} rejected "
+              f"in {elapsed:.1f} s")
+    for r in reports:
+        for s in r.samples[:5]:
+            out.print(f"  [yellow]rejected[/] {s.describe(r.file)}", highlight=False)
+        if r.rejected > 5:
+            out.print(f"  … {r.rejected - 5:,} more in {r.file}; see `journeymap rejects --workspace {workspace}`")
+
+
+@app.command()
+def rejects(workspace: WorkspaceOpt = Path("."), limit: int = 50, as_json: JsonOpt = False):
+    """List dead letters: rejected rows with file, line, field and reason."""
+    ws = Workspace(workspace)
+    try:
+        rows = ws.con.execute(
+            "SELECT file, row_number, field, reason, detail FROM dead_letters ORDER BY file, row_number LIMIT ?", [limit]
+        ).fetchall()
+        total = ws.con.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+    finally:
+        ws.close()
+    cols = ("file", "row", "field", "reason", "detail")
+    if as_json:
+        _print_json({"total": total, "rejects": [dict(zip(cols, r, strict=True)) for r in rows]})
+        return
+    table = Table(*cols)
+    for r in rows:
+        table.add_row(*[("" if v is None else str(v)) for v in r])
+    out.print(table)
+    out.print(f"{total:,} dead letters")
+
+
+@app.command()
+def validate(workspace: WorkspaceOpt = Path(".")):
+    """Check journeymap.yml; errors name the key and the problem."""
+    ws = Workspace(workspace)
+    try:
+        d = ws.definition
+    except DefinitionError as exc:
+        _fail(str(exc))
+    out.print(f"[green]ok[/] {ws.definition_path}: {len(d.stages)} stages, {len(d.touchpoints)} touchpoints, "
+              f"{len(d.personas)} personas, {len(d.surveys)} surveys, {len(d.targets)} targets, {len(d.sources)} source mappings")
+
+
+@app.command()
+def schema():
+    """Print the JSON Schema of journeymap.yml."""
+    from journeymap.journey.load import json_schema
+
+    sys.stdout.write(json_schema() + "\n")
+
+
+@app.command()
+def transitions(
+    workspace: WorkspaceOpt = Path("."),
+    level: Annotated[str, typer.Option(help="event, stage or touchpoint.")] = "event",
+    by: ByOpt = None,
+    collapse_repeats: Annotated[bool, typer.Option(help="Treat A,A,B as A,B.")] = False,
+    top: Annotated[int, typer.Option(help="Rows to show in the table (JSON has all).")] = 20,
+    as_json: JsonOpt = False,
+):
+    """Consecutive steps per unit (directly-follows edges), with starts, ends and the number of variants."""
+    ws = Workspace(workspace)
+    try:
+        result = ws.transitions(level=level, by=_by(by), collapse_repeats=collapse_repeats)
+    except (ValueError, DefinitionError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    finally:
+        ws.close()
+    if as_json:
+        _print_json(result)
+        return
+    table = Table("from", "to", "count", "mean time")
+    from journeymap.journey.durations import format_duration
+
+    for e in result["edges"][:top]:
+        table.add_row(str(e["from"]), str(e["to"]), f"{e['count']:,}", format_duration(e["mean_seconds"]))
+    out.print(table)
+    out.print(f"{len(result['edges']):,} edges, {result['variants']:,} variants, {sum(result['starts'].values()):,} units")
+
+
+@app.command("map")
+def map_(
+    workspace: WorkspaceOpt = Path("."),
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the HTML journey map here.")] = None,
+    by: ByOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Compute the journey map: write it as one self-contained HTML file, or print it as JSON."""
+    from journeymap.report import write_map_html
+
+    ws = Workspace(workspace)
+    try:
+        with err.status("computing the journey map", spinner="dots") as status:
+            model = ws.journey_map(level=_by(by), progress=lambda m: status.update(m))
+    except (ValueError, DefinitionError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    finally:
+        ws.close()
+    if out_file:
+        write_map_html(model, out_file)
+        err.print(f"wrote {out_file}")
+    if as_json or not out_file:
+        _print_json(model)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo workspace.")] = Path("journeymap-demo"),
+    accounts: Annotated[int, typer.Option(help="Accounts to simulate.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same business.")] = 42,
+):
+    """Simulate a B2B SaaS business, ingest it, and write its journey map to OUT/journey-map.html."""
+    from journeymap.cli.demo import run_demo
+
+    try:
+        summary = run_demo(out_dir, accounts=accounts, seed=seed, console=err)
+    except StoreLocked as exc:
+        _fail(str(exc))
+    for line in summary:
+        out.print(line, highlight=False)
+
+
+if __name__ == "__main__":
+    app()

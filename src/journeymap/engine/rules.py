@@ -1,0 +1,60 @@
+"""Compile journey rules (journey.rules.Rule) into Ibis boolean expressions over events."""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+from journeymap.engine.backends import Engine
+from journeymap.journey.rules import Condition, Rule
+
+
+def condition_expr(value: ir.StringValue, cond: Condition) -> ir.BooleanValue:
+    """One condition on a property's text value. Numbers compare numerically; text compares as text."""
+    op, arg = cond.operator
+    if op == "exists":
+        return value.notnull() if arg else value.isnull()
+    if op in ("gt", "gte", "lt", "lte"):
+        num = value.try_cast("float64")
+        return {"gt": num > arg, "gte": num >= arg, "lt": num < arg, "lte": num <= arg}[op].fill_null(False)
+    if op == "contains":
+        return value.contains(str(arg)).fill_null(False)
+    if op in ("eq", "ne"):
+        expr = value == _text(arg)
+        return expr.fill_null(False) if op == "eq" else (~expr).fill_null(True)
+    values = [_text(v) for v in arg]
+    expr = value.isin(values).fill_null(False)
+    return expr if op == "in" else ~expr
+
+
+def _text(v) -> str:
+    # Properties are JSON text; true/false and numbers come back from JSON as their text form.
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def rule_expr(engine: Engine, t: ir.Table, rule: Rule, doc: str = "properties") -> ir.BooleanValue:
+    parts: list[ir.BooleanValue] = []
+    if rule.event:
+        parts.append(t.event.isin(rule.event))
+    if rule.source:
+        parts.append(t.source.isin(rule.source))
+    if rule.channel:
+        parts.append(t.channel.isin(rule.channel).fill_null(False))
+    for path, cond in rule.where.items():
+        parts.append(condition_expr(engine.json_get(t[doc], path), cond))
+    if rule.any:
+        alts = [rule_expr(engine, t, sub, doc) for sub in rule.any]
+        parts.append(ibis.or_(*alts))
+    return ibis.and_(*parts)
+
+
+def first_match(engine: Engine, t: ir.Table, named_rules: list[tuple[str, Rule]]) -> ir.StringValue:
+    """The id of the first rule (in definition order) the event matches, else NULL."""
+    if not named_rules:
+        return ibis.null("string")
+    case = ibis.cases(*[(rule_expr(engine, t, rule), ibis.literal(name)) for name, rule in named_rules], else_=ibis.null("string"))
+    return case

@@ -1,0 +1,138 @@
+"""A workspace: a folder with `journeymap.yml`, a `data/` folder and one DuckDB store.
+
+This is the Python API:
+
+    >>> ws = Workspace.init("acme")                       # doctest: +SKIP
+    >>> ws.ingest(["exports/*.csv"], source="crm")          # doctest: +SKIP
+    >>> ws.transitions(level="stage")                       # doctest: +SKIP
+    >>> ws.journey_map()                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+
+from journeymap.engine.backends import Engine, duckdb_engine
+from journeymap.identity import stitch
+from journeymap.ingest.files import expand
+from journeymap.ingest.loader import LoadReport, Loader
+from journeymap.ingest.store import open_store
+from journeymap.journey.definition import JourneyDefinition
+from journeymap.journey.load import load_definition
+
+DEFINITION_FILE = "journeymap.yml"
+TEMPLATE = Path(__file__).parent / "journey" / "templates" / DEFINITION_FILE
+LEVELS = ("event", "stage", "touchpoint")
+
+
+class Workspace:
+    def __init__(self, path: str | Path = "."):
+        self.path = Path(path)
+        self._con = None
+
+    @classmethod
+    def init(cls, path: str | Path, force: bool = False) -> Workspace:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "data").mkdir(exist_ok=True)
+        target = path / DEFINITION_FILE
+        if target.exists() and not force:
+            raise FileExistsError(f"{target} exists; pass force to overwrite it")
+        shutil.copyfile(TEMPLATE, target)
+        ws = cls(path)
+        ws.con  # create the store
+        return ws
+
+    @property
+    def definition_path(self) -> Path:
+        return self.path / DEFINITION_FILE
+
+    @cached_property
+    def definition(self) -> JourneyDefinition:
+        return load_definition(self.definition_path)
+
+    @property
+    def con(self):
+        if self._con is None:
+            self._con = open_store(self.path)
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- ingest ----------------------------------------------------------------------------------
+
+    def ingest(
+        self, paths: list[str], source: str | None = None, strict: bool = False,
+        fmt: str | None = None, progress: Callable[[InputFileProgress], None] | None = None,
+    ) -> list[LoadReport]:
+        """Load files; `source` names a mapping under `sources:` or a canonical source (product, crm, ...)."""
+        mapping, override = self._mapping(source)
+        files = expand(paths, fmt or (mapping.format if mapping else None))
+        loader = Loader(self.con, strict=strict)
+        reports = []
+        for f in files:
+            cb = (lambda done, f=f: progress(InputFileProgress(f.path, done, f.size))) if progress else None
+            reports.append(loader.load(f, mapping, source_name=source, source_override=override, progress=cb))
+        self.refresh()
+        return reports
+
+    def _mapping(self, source: str | None):
+        from journeymap.events.schema import SOURCES
+
+        if source is None:
+            return None, None
+        if self.definition_path.exists() and source in self.definition.sources:
+            return self.definition.sources[source], None
+        if source in SOURCES:
+            return None, source
+        known = sorted(self.definition.sources) if self.definition_path.exists() else []
+        raise ValueError(
+            f"--source {source!r} is neither a mapping in {self.definition_path} ({', '.join(known) or 'none'}) "
+            f"nor a canonical source ({', '.join(SOURCES)})"
+        )
+
+    def refresh(self):
+        """Rebuild identity and the derived tables after events changed."""
+        return stitch(self.con)
+
+    # -- analyses --------------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "journey_events" not in tables:
+            raise FileNotFoundError(f"{self.path}: no events yet; run `journeymap ingest FILE --workspace {self.path}`")
+        return duckdb_engine(self.con)
+
+    def transitions(self, level: str = "event", by: str | None = None, collapse_repeats: bool = False) -> dict:
+        from journeymap.engine.journey_paths import transitions_at
+
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LEVELS)}")
+        definition = self.definition if level != "event" or self.definition_path.exists() else None
+        unit_level = by or (definition.analysis.level if definition else "person")
+        return transitions_at(self.engine, definition, level, unit_level, collapse_repeats)
+
+    def journey_map(self, level: str | None = None, progress=None) -> dict:
+        from journeymap.insights.journey_map import build_map
+
+        return build_map(self.engine, self.definition, level, progress)
+
+
+class InputFileProgress:
+    __slots__ = ("path", "done", "total")
+
+    def __init__(self, path: Path, done: int, total: int):
+        self.path, self.done, self.total = path, done, total
