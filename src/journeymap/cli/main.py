@@ -117,7 +117,7 @@ def rejects(workspace: WorkspaceOpt = Path("."), limit: int = 50, as_json: JsonO
         rows = ws.con.execute(
             "SELECT file, row_number, field, reason, detail FROM dead_letters ORDER BY file, row_number LIMIT ?", [limit]
         ).fetchall()
-        total = ws.con.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+        total = ws.con.execute("SELECT count(*) FROM dead_letters").fetchall()[0][0]
     finally:
         ws.close()
     cols = ("file", "row", "field", "reason", "detail")

@@ -1,8 +1,8 @@
 """Validation of canonical events, written once as SQL so that files and the tracking API agree.
 
 `validation_sql(relation)` selects every column of `relation` (which has the canonical fields as text,
-`ts` parsed to TIMESTAMP and `ts_raw` as given) plus `_reason`, `_field` and `_detail`: NULL for a
-valid event, else the first problem found, in the order listed in `CHECKS`.
+`ts` parsed to TIMESTAMP and `ts_raw` as given) plus `_check`: NULL for a valid event, else the
+index in `CHECKS` of the first problem found.
 """
 
 from __future__ import annotations
@@ -15,8 +15,14 @@ def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
+def is_json_object(col: str) -> str:
+    """SQL: the text is a JSON object. No json_type here: DuckDB may evaluate both sides of an AND,
+    and json_type raises on invalid JSON."""
+    return f"(json_valid({col}) AND starts_with(ltrim({col}), '{{'))"
+
+
 def _json_object_ok(col: str) -> str:
-    return f"({col} IS NULL OR (json_valid({col}) AND json_type({col}) = 'OBJECT'))"
+    return f"({col} IS NULL OR {is_json_object(col)})"
 
 
 _SIZE = " + ".join(
@@ -32,7 +38,7 @@ CHECKS: tuple[tuple[Reason, str, str, str], ...] = (
     (
         Reason.ABSURD_TIMESTAMP, "ts",
         f"ts < TIMESTAMP '{MIN_TS}' OR ts > now()::TIMESTAMP + INTERVAL {MAX_FUTURE_SECONDS} SECOND",
-        "ts_raw",
+        "coalesce(ts_raw, ts::VARCHAR)",
     ),
     (
         Reason.MISSING_IDENTITY, "user_id",
@@ -52,7 +58,17 @@ CHECKS: tuple[tuple[Reason, str, str, str], ...] = (
 
 
 def validation_sql(relation: str) -> str:
-    reason = "CASE " + " ".join(f"WHEN {cond} THEN '{r.value}'" for r, _, cond, _ in CHECKS) + " END"
-    field = "CASE " + " ".join(f"WHEN {cond} THEN '{f}'" for _, f, cond, _ in CHECKS) + " END"
-    detail = "CASE " + " ".join(f"WHEN {cond} THEN {d}" for _, _, cond, d in CHECKS) + " END"
-    return f"SELECT *, {reason} AS _reason, {field} AS _field, {detail} AS _detail FROM {relation}"
+    """Every column of `relation` plus `_check`: NULL when valid, else the index of the first failed check.
+
+    Only the index is computed for every row; `rejection_columns` turns it into reason, field and
+    detail for the (few) rejected rows."""
+    check = "CASE " + " ".join(f"WHEN {cond} THEN {i}" for i, (_, _, cond, _) in enumerate(CHECKS)) + " END"
+    return f"SELECT *, {check} AS _check FROM {relation}"
+
+
+def rejection_columns(check: str = "_check") -> str:
+    """SQL for `reason, field, detail` of a row whose failed check index is `check`."""
+    reason = f"CASE {check} " + " ".join(f"WHEN {i} THEN '{r.value}'" for i, (r, _, _, _) in enumerate(CHECKS)) + " END"
+    field = f"CASE {check} " + " ".join(f"WHEN {i} THEN '{f}'" for i, (_, f, _, _) in enumerate(CHECKS)) + " END"
+    detail = f"CASE {check} " + " ".join(f"WHEN {i} THEN {d}" for i, (_, _, _, d) in enumerate(CHECKS)) + " END"
+    return f"{reason} AS reason, {field} AS field, {detail} AS detail"

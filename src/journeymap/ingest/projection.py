@@ -11,6 +11,7 @@ import json
 import pyarrow as pa
 
 from journeymap.events.schema import CANONICAL_FIELDS, PLACEHOLDER_IDS
+from journeymap.events.validate import is_json_object
 from journeymap.ingest.mapping import CANONICAL_ALIASES, FieldSpec, SourceMapping
 
 _ID_FIELDS = ("user_id", "anonymous_id", "email", "previous_id", "account_id")
@@ -56,7 +57,7 @@ class TabularColumns:
             return "NULL::VARCHAR"
         return "json_object(" + ", ".join(f"{lit(c)}, {ident(c)}" for c in cols) + ")::VARCHAR"
 
-    raw_json = "to_json(_raw)::VARCHAR"
+    raw_json = "to_json(r)::VARCHAR"  # over `_rawin AS r`, for rejected rows only
 
 
 class JsonColumns:
@@ -84,7 +85,7 @@ class JsonColumns:
             return "NULL::VARCHAR"
         return "json_object(" + ", ".join(f"{lit(c)}, json_extract(_line, {lit('$.' + c)})" for c in names) + ")::VARCHAR"
 
-    raw_json = "_line"
+    raw_json = "r._line"
 
 
 def _clean(expr: str) -> str:
@@ -132,15 +133,17 @@ def _timestamp(spec: Spec, cols, timezone: str) -> tuple[str, str]:
 
     fmt = spec.format or "iso"
     if pa.types.is_timestamp(typ):
-        return (f"{native}::TIMESTAMP" if typ.tz else local(f"{native}::TIMESTAMP")), raw
+        # Typed input needs no raw text; epoch arithmetic avoids a slow per-row time-zone cast.
+        parsed = f"make_timestamp(epoch_us({native}))" if typ.tz else local(f"{native}::TIMESTAMP")
+        return parsed, "NULL::VARCHAR"
     if pa.types.is_date(typ):
-        return local(f"{native}::TIMESTAMP"), raw
+        return local(f"{native}::TIMESTAMP"), "NULL::VARCHAR"
     if fmt in ("unix", "unix_ms"):
         scale = "1000.0" if fmt == "unix_ms" else "1.0"
         return f"to_timestamp(TRY_CAST({raw} AS DOUBLE) / {scale})::TIMESTAMP", raw
     if fmt == "iso":
         parsed = (
-            f"CASE WHEN regexp_matches({raw}, {lit(_HAS_OFFSET)}) THEN TRY_CAST({raw} AS TIMESTAMPTZ)::TIMESTAMP "
+            f"CASE WHEN regexp_matches({raw}, {lit(_HAS_OFFSET)}) THEN make_timestamp(epoch_us(TRY_CAST({raw} AS TIMESTAMPTZ))) "
             f"ELSE {local(f'TRY_CAST({raw} AS TIMESTAMP)')} END"
         )
         return parsed, raw
@@ -176,7 +179,7 @@ def _spec_text(spec: Spec, cols) -> str:
 
 
 def projection_sql(mapping: SourceMapping | None, schema: pa.Schema | None, source_override: str | None) -> str:
-    """SQL over `_raw` giving canonical text columns, `ts`, `ts_raw`, `_row`, `_spec` and `_raw_json`.
+    """SQL over `_raw` giving canonical text columns, `ts`, `ts_raw`, `_row` and `_spec`.
 
     For JSON Lines (`schema` None) `_raw` must hold only rows whose `_line` is a JSON object."""
     cols = JsonColumns() if schema is None else TabularColumns(schema)
@@ -184,10 +187,8 @@ def projection_sql(mapping: SourceMapping | None, schema: pa.Schema | None, sour
     common: dict[str, str] = {}
     for name in ("message_id", "channel", "user_id", "anonymous_id", "email", "previous_id", "account_id"):
         common[name] = _spec_text(specs[name], cols) if name in specs else "NULL::VARCHAR"
-    for name in _ID_FIELDS:
-        common[name] = f"CASE WHEN lower({common[name]}) IN {_PLACEHOLDERS} THEN NULL ELSE {common[name]} END"
     common["type"] = f"lower({_spec_text(specs['type'], cols)})" if "type" in specs else "'track'"
-    common["type"] = f"coalesce({common['type']}, 'track')"
+    common["type"] = f"coalesce({common['type']}, 'track')" if "type" in specs else common["type"]
     source = source_override or mapping.source
     common["source"] = f"coalesce(lower({_spec_text(specs['source'], cols)}), {lit(source)})" if "source" in specs else lit(source)
     common["traits"] = _spec_text(specs["traits"], cols) if "traits" in specs else cols.pick(mapping.traits) if mapping.traits else "NULL::VARCHAR"
@@ -203,7 +204,7 @@ def projection_sql(mapping: SourceMapping | None, schema: pa.Schema | None, sour
             if rest != "NULL::VARCHAR":
                 # Extra columns join the JSON properties; an invalid JSON value is left for validation to reject.
                 props = (
-                    f"CASE WHEN {props} IS NULL THEN {rest} WHEN json_valid({props}) AND json_type({props}) = 'OBJECT' "
+                    f"CASE WHEN {props} IS NULL THEN {rest} WHEN {is_json_object(props)} "
                     f"THEN json_merge_patch({rest}, {props})::VARCHAR ELSE {props} END"
                 )
         elif ev.properties is not None:
@@ -212,13 +213,16 @@ def projection_sql(mapping: SourceMapping | None, schema: pa.Schema | None, sour
             props = cols.rest(used | set(mapping.traits))
         else:
             props = cols.pick(list(mapping.properties))
-        fields = dict(common, event=_spec_text(event_spec, cols), properties=props)
+        # An empty object and no properties are the same thing, whatever the format.
+        fields = dict(common, event=_spec_text(event_spec, cols), properties=f"NULLIF({props}, '{{}}')")
         body = ", ".join(f"{expr} AS {name}" for name, expr in fields.items())
         where = f"WHERE {_clean(cols.text(ev.when))} IS NOT NULL" if ev.when and cols.has(ev.when) else ""
         if ev.when and not cols.has(ev.when):
             where = "WHERE FALSE"
-        selects.append(
-            f"SELECT _row, {i} AS _spec, {cols.raw_json} AS _raw_json, "
-            f"{ts} AS ts, {ts_raw} AS ts_raw, {body} FROM _raw {where}"
-        )
-    return "\nUNION ALL\n".join(selects)
+        selects.append(f"SELECT _row, {i} AS _spec, {ts} AS ts, {ts_raw} AS ts_raw, {body} FROM _raw {where}")
+    # Placeholder identifiers become NULL once each field is computed (an outer select, so each
+    # field expression is evaluated once).
+    ids = ", ".join(
+        f"CASE WHEN lower({n}) IN {_PLACEHOLDERS} THEN NULL ELSE {n} END AS {n}" for n in _ID_FIELDS
+    )
+    return f"SELECT * REPLACE ({ids}) FROM (\n" + "\nUNION ALL\n".join(selects) + "\n)"

@@ -34,12 +34,14 @@ class Column:
     kind: str | None
     step: int | None  # 1-based position among the journey's stages; None for outcomes
     opportunities: tuple[str, ...] = ()  # written by the team in the journey definition
+    first_outcome: bool = False
 
     @property
     def css(self) -> str:
         if not self.terminal:
             return "stage"
-        return f"stage outcome outcome--{self.kind or 'other'}"
+        first = " outcome-first" if self.first_outcome else ""
+        return f"stage outcome outcome--{self.kind or 'other'}{first}"
 
 
 @dataclass
@@ -126,11 +128,11 @@ def _columns(stages: list[dict[str, Any]]) -> list[Column]:
     columns = []
     for step, stage in enumerate(journey, start=1):
         columns.append(_column(stage, step))
-    columns.extend(_column(stage, None) for stage in outcomes)
+    columns.extend(_column(stage, None, first_outcome=i == 0) for i, stage in enumerate(outcomes))
     return columns
 
 
-def _column(stage: dict[str, Any], step: int | None) -> Column:
+def _column(stage: dict[str, Any], step: int | None, first_outcome: bool = False) -> Column:
     return Column(
         id=stage["id"],
         name=stage.get("name") or humanize(stage["id"]),
@@ -140,6 +142,7 @@ def _column(stage: dict[str, Any], step: int | None) -> Column:
         kind=stage.get("kind"),
         step=step,
         opportunities=tuple(stage.get("opportunities") or ()),
+        first_outcome=first_outcome,
     )
 
 
@@ -177,7 +180,11 @@ def _cell(column: Column, data: dict[str, Any]) -> StageCell:
 
 
 def _place(view: dict[str, Any], columns: list[Column], cells: dict[str, StageCell]) -> tuple[list, list]:
-    """Put pain points and opportunities into their stage's column; the rest go under the map."""
+    """Put pain points and opportunities into their stage's column; the rest are journey-wide.
+
+    A stage's own `opportunities` (written by the team) join the view's opportunities for that stage,
+    once each: the engine may already list them with `source: "team"`.
+    """
     loose_pains, loose_opps = [], []
     for pain in sorted(view.get("pain_points") or [], key=lambda p: -(p.get("severity") or 0)):
         item = {**pain, "level": severity_level(pain.get("severity")), "kind_label": humanize(pain.get("kind"))}
@@ -187,7 +194,7 @@ def _place(view: dict[str, Any], columns: list[Column], cells: dict[str, StageCe
         cell = cells[column.id]
         seen = set()
         for opp in view.get("opportunities") or []:
-            if opp.get("stage") == column.id and opp.get("title"):
+            if opp.get("stage") == column.id and opp.get("title") and opp["title"].casefold() not in seen:
                 seen.add(opp["title"].casefold())
                 cell.opportunities.append({"title": opp["title"], "source": opp.get("source") or "data"})
         for text in column.opportunities:
@@ -212,7 +219,7 @@ def _owners(cell: StageCell) -> list[str]:
 
 def _whole_journey_target(targets: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
     for target in targets:
-        if target.get("metric") == metric and not target.get("stage"):
+        if target.get("metric") == metric and not (target.get("stage") or target.get("touchpoint")):
             return target
     return None
 

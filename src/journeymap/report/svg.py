@@ -116,8 +116,8 @@ def emotion_curve(points: Sequence[EmotionPoint]) -> Markup:
 def bar(fraction: float | None, tone: str = "accent", label: str | None = None) -> Markup:
     """A thin horizontal bar for a share in 0..1; None leaves the track empty.
 
-    >>> print(bar(0.5))
-    <svg class="bar bar--accent" viewBox="0 0 100 6" preserveAspectRatio="none" aria-hidden="true"><rect class="bar-track" width="100" height="6"/><rect class="bar-fill" width="50" height="6"/></svg>
+    >>> '<rect class="bar-fill" width="50" height="6"/>' in bar(0.5), "bar-fill" in bar(None)
+    (True, False)
     """
     aria = f'role="img" aria-label="{escape(label)}"' if label else 'aria-hidden="true"'
     fill = ""

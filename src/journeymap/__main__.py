@@ -1,0 +1,3 @@
+from journeymap.cli.main import app
+
+app(prog_name="journeymap")
