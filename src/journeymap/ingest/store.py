@@ -81,6 +81,7 @@ def open_store(workspace: str | Path, read_only: bool = False) -> duckdb.DuckDBP
     except duckdb.IOException as exc:
         raise StoreLocked(_lock_message(path, str(exc))) from None
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # our own progress bars speak for us
     if not read_only:
         con.execute(DDL)
     return con

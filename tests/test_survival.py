@@ -1,0 +1,213 @@
+"""Time in stage: Kaplan-Meier against hand numbers, the definition, lifelines, and DuckDB vs Spark."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import random
+import shutil
+import sys
+
+import ibis
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from journeymap.engine.survival import kaplan_meier, stage_visits, time_in_stage, time_in_stage_summary
+
+DAY = 86400.0
+T0 = dt.datetime(2024, 1, 1)
+
+# The worked example of docs/metrics/time-in-stage.md: 8 visits, in days; 3 still in the stage.
+# lifelines 0.30.3 KaplanMeierFitter gives the same curve, median 6.0 and percentile(0.1) 9.0.
+DAYS = [1, 1, 2, 3, 4, 6, 7, 9]
+ENDED = [True, True, True, False, False, True, False, True]
+
+
+def test_worked_example_by_hand():
+    km = kaplan_meier(DAYS, ENDED)
+    assert km.times_.tolist() == [1, 2, 6, 9]
+    # 1 - 2/8; * (1 - 1/6); * (1 - 1/3) with 3 at risk after the censored 3 and 4; * (1 - 1/1)
+    assert km.survival_ == pytest.approx([0.75, 0.625, 5 / 12, 0.0])
+    assert (km.n, km.censored) == (8, 3)
+    assert (km.median_, km.quantile(0.9)) == (6.0, 9.0)
+    assert km.survival_at([0, 1, 5.9, 6, 100]) == pytest.approx([1, 0.75, 0.625, 5 / 12, 0])
+    summary = time_in_stage_summary(np.array(DAYS) * DAY, ENDED)
+    assert summary == {
+        "p50_seconds": 6 * DAY,
+        "p90_seconds": 9 * DAY,
+        "n": 8,
+        "censored": 3,
+        "observed_p50_seconds": 2 * DAY,  # finished visits only: 1, 1, 2, 6, 9 -> biased low
+    }
+
+
+def test_censoring_can_hide_a_quantile():
+    still_in = ENDED[:-1] + [False]  # the 9-day visit has not ended yet
+    km = kaplan_meier(DAYS, still_in)
+    assert km.survival_[-1] == pytest.approx(5 / 12)
+    assert km.median_ == 6.0
+    assert km.quantile(0.9) is None  # S never falls to 0.1: we cannot say
+
+
+def test_exact_thresholds_count_as_reached():
+    # 9/10 * 7/9 * 5/7 is exactly 1/2 but 0.5000000000000001 in floats; 1 - 0.9 is 0.09999999999999998.
+    km = kaplan_meier([1, 2, 2, 3, 3, 4, 5, 6, 7, 8], [True] * 5 + [False] * 5)
+    assert km.survival_[-1] > 0.5 and km.median_ == 3.0
+    deciles = kaplan_meier(range(1, 11), [True] * 10)
+    assert deciles.survival_[8] > 1 - 0.9 and deciles.quantile(0.9) == 9.0
+
+
+def test_edge_cases():
+    empty = time_in_stage_summary([], [])
+    assert empty == {"p50_seconds": None, "p90_seconds": None, "n": 0, "censored": 0, "observed_p50_seconds": None}
+    assert time_in_stage_summary([5, 7], [False, False])["p50_seconds"] is None
+    assert kaplan_meier([0, 0, 10], [True, True, True]).median_ == 0.0
+    for bad in ([-1], [math.nan]):
+        with pytest.raises(ValueError, match="non-negative"):
+            kaplan_meier(bad, [True])
+    with pytest.raises(ValueError, match="equal length"):
+        kaplan_meier([1, 2], [True])
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        kaplan_meier([1], [True]).quantile(1.0)
+
+
+def test_no_censoring_gives_the_lower_empirical_quantile():
+    durations = [5, 1, 4, 2, 3, 6]
+    summary = time_in_stage_summary(durations, [True] * 6)
+    assert summary["p50_seconds"] == summary["observed_p50_seconds"] == 3.0  # smallest t with F(t) >= 0.5
+    assert summary["p90_seconds"] == 6.0
+
+
+# --- the definition, brute force, and lifelines ------------------------------------------------------
+
+visits = st.lists(
+    st.tuples(st.sampled_from([0.0, 1.0, 2.0, 2.5, 3.0, 10.0, 86400.0]), st.booleans()), min_size=1, max_size=40
+)
+
+
+def brute_force_curve(durations: list[float], observed: list[bool]) -> tuple[list[float], list[float]]:
+    """Product over event times of (1 - ended at t / lasting at least t), straight from the formula."""
+    times, curve, s = [], [], 1.0
+    for t in sorted({d for d, e in zip(durations, observed, strict=True) if e}):
+        at_risk = sum(d >= t for d in durations)
+        ended = sum(d == t and e for d, e in zip(durations, observed, strict=True))
+        s *= 1 - ended / at_risk
+        times.append(t)
+        curve.append(s)
+    return times, curve
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=visits, q=st.sampled_from([0.25, 0.5, 0.75, 0.9]))
+def test_agrees_with_the_definition(data, q):
+    durations, observed = [d for d, _ in data], [e for _, e in data]
+    km = kaplan_meier(durations, observed)
+    times, curve = brute_force_curve(durations, observed)
+    assert km.times_.tolist() == times
+    assert km.survival_ == pytest.approx(curve, abs=1e-12)
+    reached = [t for t, s in zip(times, curve, strict=True) if s <= 1 - q + 1e-10]
+    assert km.quantile(q) == (reached[0] if reached else None)
+    assert (km.n, km.censored) == (len(data), observed.count(False))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=visits, q=st.sampled_from([0.25, 0.5, 0.75, 0.9]))
+def test_agrees_with_lifelines(data, q):
+    # lifelines needs pandas < 3, which this project's venv does not have; run it with lifelines on
+    # the path (e.g. `pip install --target /tmp/ll lifelines "pandas<3"`, PYTHONPATH=/tmp/ll).
+    lifelines = pytest.importorskip("lifelines", reason="lifelines 0.30 needs pandas < 3")
+    durations, observed = [d for d, _ in data], [e for _, e in data]
+    theirs = lifelines.KaplanMeierFitter().fit(durations, observed)
+    km = kaplan_meier(durations, observed)
+    grid = sorted(set(durations) | {0.0})
+    assert km.survival_at(grid) == pytest.approx(theirs.survival_function_at_times(grid).to_numpy(), abs=1e-9)
+    # lifelines compares S(t) <= 1 - q with no tolerance and computes S as exp(sum(log)), so
+    # an exact tie with the threshold can land on either side there: skip those.
+    assume(np.all(np.abs(km.survival_ - (1 - q)) > 1e-9))
+    expected = lifelines.utils.qth_survival_time(1 - q, theirs)
+    assert km.quantile(q) == (None if math.isinf(expected) else expected)
+
+
+# --- stage visits in Ibis ---------------------------------------------------------------------------
+
+SCHEMA = pa.schema([("unit_id", pa.string()), ("stage", pa.string()), ("ts", pa.timestamp("us")), ("seq", pa.int64())])
+
+
+def events_table(rows: list[tuple[str, str | None, float]]) -> pa.Table:
+    units, stages, hours = zip(*rows, strict=True)
+    ts = [T0 + dt.timedelta(hours=h) for h in hours]
+    return pa.table([list(units), list(stages), ts, list(range(len(rows)))], schema=SCHEMA)
+
+
+def visit_rows(con, expr) -> list[tuple]:
+    rows = con.to_pyarrow(expr).to_pylist()
+    return sorted((r["unit_id"], r["entered_at"], r["stage"], r["duration_seconds"], r["observed"]) for r in rows)
+
+
+def test_stage_visits_censor_the_last_stage_at_the_end_of_observation():
+    table = events_table([
+        ("u1", "trial", 0), ("u1", "trial", 5), ("u1", "paid", 24),  # repeats stay in one visit
+        ("u2", "trial", 0), ("u2", None, 48),  # an event outside any stage still marks time passing
+        ("u3", "trial", 0), ("u3", "paid", 12), ("u3", "trial", 30),  # re-entry: a second visit
+    ])
+    con = ibis.duckdb.connect()
+    visits = stage_visits(ibis.memtable(table))
+    h = 3600.0
+    assert visit_rows(con, visits) == [
+        ("u1", T0, "trial", 24 * h, True),
+        ("u1", T0 + dt.timedelta(hours=24), "paid", 24 * h, False),  # censored at 48h, the last event
+        ("u2", T0, "trial", 48 * h, False),
+        ("u3", T0, "trial", 12 * h, True),
+        ("u3", T0 + dt.timedelta(hours=12), "paid", 18 * h, True),
+        ("u3", T0 + dt.timedelta(hours=30), "trial", 18 * h, False),
+    ]
+    cut = stage_visits(ibis.memtable(table), observed_until=T0 + dt.timedelta(hours=20))
+    assert [r[2:] for r in visit_rows(con, cut)] == [
+        ("trial", 20 * h, False), ("trial", 20 * h, False), ("trial", 12 * h, True), ("paid", 8 * h, False),
+    ]
+    summary = time_in_stage(visits, con=con)
+    assert summary["trial"] == {"p50_seconds": 24 * h, "p90_seconds": None, "n": 4, "censored": 2,
+                                "observed_p50_seconds": 12 * h}
+    assert summary["paid"]["n"] == 2
+
+
+@pytest.fixture(scope="session")
+def spark_session():
+    pytest.importorskip("pyspark", reason="pyspark is a dev extra")
+    if not shutil.which("java"):
+        pytest.skip("Spark needs a Java runtime")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("OFF")
+    yield spark
+    spark.stop()
+
+
+@pytest.mark.spark
+def test_stage_visits_spark_matches_duckdb(spark_session, tmp_path):
+    rng = random.Random(3)
+    rows = [
+        (f"u{u}", rng.choice(["trial", "onboarding", "paid", None]), rng.choice([0, 0.5, 7, 30]) * rng.randint(0, 9))
+        for u in range(200)
+        for _ in range(rng.randint(1, 8))
+    ]
+    path = str(tmp_path / "stages.parquet")
+    pq.write_table(events_table(rows), path)
+    duck, spark = ibis.duckdb.connect(), ibis.pyspark.connect(spark_session)
+    for until in (None, T0 + dt.timedelta(hours=100)):
+        on_duck = stage_visits(duck.read_parquet(path), observed_until=until)
+        on_spark = stage_visits(spark.read_parquet(path), observed_until=until)
+        assert visit_rows(spark, on_spark) == visit_rows(duck, on_duck)
+        assert time_in_stage(on_spark, con=spark) == time_in_stage(on_duck, con=duck)
