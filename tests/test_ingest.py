@@ -102,7 +102,7 @@ def test_every_bad_row_is_a_dead_letter_naming_file_line_field_and_reason(ws, tm
     expected = [(str(f), 3 + 2 * i, field, reason.value) for i, (_, field, reason) in enumerate(BAD_ROWS)]
     assert dead == expected  # line numbers are the file's own (header = line 1)
     # Good rows after a malformed one keep their true line numbers too.
-    lines_of_good = [x[0] for x in ws.con.execute("SELECT source_row FROM events ORDER BY seq").fetchall()]
+    lines_of_good = [x[0] for x in ws.con.execute("SELECT source_row FROM event_lineage ORDER BY source_row").fetchall()]
     assert lines_of_good == [2, *[4 + 2 * i for i in range(len(BAD_ROWS))]]
 
 

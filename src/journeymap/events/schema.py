@@ -54,13 +54,10 @@ EVENTS_SCHEMA = pa.schema(
         ("traits", pa.string()),
         ("content_hash", pa.uint64()),
         ("seq", pa.int64()),
-        ("load_id", pa.int64()),
-        ("source_row", pa.int64()),
-        ("received_at", pa.timestamp("us")),
     ]
 )
-"""The stored columns. `seq` is input order (ties on `ts` are broken by it); `content_hash` detects
-a reused message_id carrying different content."""
+"""The stored columns. `seq` is input order (ties on `ts` are broken by it) and encodes the load and
+the file line (view `event_lineage`); `content_hash` detects a reused message_id with other content."""
 
 
 def is_placeholder(value: str | None) -> bool:

@@ -25,10 +25,10 @@ from journeymap.events.validate import is_json_object, rejection_columns, valida
 from journeymap.ingest.files import InputFile
 from journeymap.ingest.mapping import SourceMapping
 from journeymap.ingest.projection import projection_sql
-from journeymap.ingest.readers import ReadState, read_batches
+from journeymap.ingest.readers import ReadState, prefetch, read_batches
 
 COMMIT_ROWS = 2_000_000  # a crash loses at most this many uncommitted rows of a file, never committed ones
-SEQ_PER_LOAD = 10_000_000_000  # seq = load_id * SEQ_PER_LOAD + row * 8 + spec: input order, globally
+SEQ_PER_LOAD = 10_000_000_000  # seq = load_id * SEQ_PER_LOAD + line * 8 + spec: input order, globally (store.py's event_lineage)
 _CONTENT = "event, type, source, channel, user_id, anonymous_id, email, previous_id, account_id, properties, traits, ts"
 _FINGERPRINT = " || chr(31) || ".join(f"coalesce({c}::VARCHAR, chr(0))" for c in _CONTENT.split(", "))
 
@@ -95,7 +95,7 @@ class Loader:
         pending = 0  # rows written since the last commit
         con.execute("BEGIN TRANSACTION")
         try:
-            for batch in read_batches(f, state, mapping.delimiter if mapping else ","):
+            for batch in prefetch(read_batches(f, state, mapping.delimiter if mapping else ",")):
                 report.rows_read += batch.num_rows
                 if sql is None:
                     sql = projection_sql(mapping, None if f.format == "jsonl" else batch.schema, source_override)
@@ -163,7 +163,7 @@ class Loader:
         """Append the batch's valid rows whose message_id is new; count repeats, dead-letter conflicts."""
         con = self.con
         cols = f"""_message_id, ts, event, type, source, channel, user_id, anonymous_id, email, previous_id,
-                   account_id, properties, traits, content_hash, seq, {load_id}, _row, now()::TIMESTAMP"""
+                   account_id, properties, traits, content_hash, seq"""
         valid, repeats, seen = con.execute("""
             SELECT count(*), count(*) - count(DISTINCT _message_id),
                    count(*) FILTER (_message_id IN (SELECT message_id FROM events))
@@ -213,10 +213,9 @@ class Loader:
             )
 
     def _stage_malformed(self, state: ReadState, load_id: int, file: str, report: LoadReport) -> None:
-        if not state.malformed:
+        rows = state.take_malformed()
+        if not rows:
             return
-        rows = state.malformed
-        state.malformed = []
         table = pa.table({
             "row": pa.array([m.line for m in rows], pa.int64()),
             "detail": [m.detail for m in rows],

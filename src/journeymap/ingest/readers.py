@@ -7,6 +7,9 @@ stray value cannot fail a whole column; the mapping decides how to parse each fi
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -17,7 +20,7 @@ import pyarrow.parquet as pq
 from journeymap.ingest.files import InputFile
 
 BATCH_BYTES = 8 << 20  # CSV block size: about 50-100k rows per batch
-PARQUET_BATCH_ROWS = 256_000
+PARQUET_BATCH_ROWS = 512_000
 
 
 @dataclass
@@ -32,7 +35,49 @@ class ReadState:
     """What the reader learnt besides the batches: bytes consumed so far and rows it could not parse."""
 
     bytes_read: int = 0
-    malformed: list[Malformed] = field(default_factory=list)
+    malformed: deque[Malformed] = field(default_factory=deque)  # appended by the reader thread
+
+    def take_malformed(self) -> list[Malformed]:
+        out = []
+        while self.malformed:
+            out.append(self.malformed.popleft())
+        return out
+
+
+def prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """Read ahead in a thread: parsing the next batch overlaps loading this one (both release the GIL)."""
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def run() -> None:
+        try:
+            for b in batches:
+                while not stop.is_set():
+                    try:
+                        q.put(b, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+
+    t = threading.Thread(target=run, name="journeymap-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
 
 
 def read_batches(f: InputFile, state: ReadState, delimiter: str = ",") -> Iterator[pa.RecordBatch]:

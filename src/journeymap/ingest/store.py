@@ -30,10 +30,7 @@ CREATE TABLE IF NOT EXISTS events (
     properties   VARCHAR,              -- JSON object text
     traits       VARCHAR,              -- JSON object text
     content_hash UBIGINT NOT NULL,     -- detects a reused message_id with other content
-    seq          BIGINT NOT NULL,      -- input order; breaks ties on ts
-    load_id      BIGINT NOT NULL,
-    source_row   BIGINT,
-    received_at  TIMESTAMP NOT NULL
+    seq          BIGINT NOT NULL       -- input order; breaks ties on ts; encodes load and line (see lineage)
 );
 CREATE SEQUENCE IF NOT EXISTS load_ids START 1;
 CREATE TABLE IF NOT EXISTS loads (
@@ -60,6 +57,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     received_at  TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+-- Where each event came from. Derived from seq, so the hot table carries no per-row lineage columns.
+CREATE OR REPLACE VIEW event_lineage AS
+SELECT e.message_id, e.seq // 10000000000 AS load_id, (e.seq % 10000000000) // 8 AS source_row,
+       l.file, l.source_name, l.started_at AS received_at
+FROM events e JOIN loads l ON l.load_id = e.seq // 10000000000;
 """
 
 
