@@ -17,7 +17,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from journeymap.engine.survival import kaplan_meier, stage_visits, time_in_stage, time_in_stage_summary
+from journeymap.engine.stages import visit_durations
+from journeymap.engine.stages import visits as stage_visits
+from journeymap.engine.survival import kaplan_meier, time_in_stage, time_in_stage_summary
 
 DAY = 86400.0
 T0 = dt.datetime(2024, 1, 1)
@@ -65,6 +67,10 @@ def test_exact_thresholds_count_as_reached():
 def test_edge_cases():
     empty = time_in_stage_summary([], [])
     assert empty == {"p50_seconds": None, "p90_seconds": None, "n": 0, "censored": 0, "observed_p50_seconds": None}
+    assert time_in_stage_summary(np.array([]), np.array([], dtype=bool)) == empty
+    assert time_in_stage_summary(pa.array([2.0, 4.0]), pa.array([True, True]))["p50_seconds"] == 2.0  # Arrow input
+    assert time_in_stage_summary(iter([3.0]), iter([True]))["observed_p50_seconds"] == 3.0  # any iterable
+    assert time_in_stage([], [], []) == {}
     assert time_in_stage_summary([5, 7], [False, False])["p50_seconds"] is None
     assert kaplan_meier([0, 0, 10], [True, True, True]).median_ == 0.0
     for bad in ([-1], [math.nan]):
@@ -133,9 +139,9 @@ def test_agrees_with_lifelines(data, q):
     assert km.quantile(q) == (None if math.isinf(expected) else expected)
 
 
-# --- stage visits in Ibis ---------------------------------------------------------------------------
+# --- durations of stage visits (engine.stages), fitted here ---------------------------------------------
 
-SCHEMA = pa.schema([("unit_id", pa.string()), ("stage", pa.string()), ("ts", pa.timestamp("us")), ("seq", pa.int64())])
+SCHEMA = pa.schema([("unit_id", pa.string()), ("stage_hit", pa.string()), ("ts", pa.timestamp("us")), ("seq", pa.int64())])
 
 
 def events_table(rows: list[tuple[str, str | None, float]]) -> pa.Table:
@@ -144,9 +150,22 @@ def events_table(rows: list[tuple[str, str | None, float]]) -> pa.Table:
     return pa.table([list(units), list(stages), ts, list(range(len(rows)))], schema=SCHEMA)
 
 
+def durations(events: ibis.Table, until: dt.datetime | None = None) -> ibis.Table:
+    """Stage visits (the engine's one definition) with their durations, censored at `until`
+    (default: the latest event, staged or not)."""
+    if until is None:
+        until = events.ts.max().to_pyarrow().as_py()
+    return visit_durations(stage_visits(events), until)
+
+
 def visit_rows(con, expr) -> list[tuple]:
     rows = con.to_pyarrow(expr).to_pylist()
-    return sorted((r["unit_id"], r["entered_at"], r["stage"], r["duration_seconds"], r["observed"]) for r in rows)
+    return sorted((r["unit_id"], r["entered_at"], r["stage"], r["seconds"], r["observed"]) for r in rows)
+
+
+def summaries(con, expr) -> dict:
+    d = con.to_pyarrow(expr.select("stage", "seconds", "observed")).to_pydict()
+    return time_in_stage(d["stage"], d["seconds"], d["observed"])
 
 
 def test_stage_visits_censor_the_last_stage_at_the_end_of_observation():
@@ -156,9 +175,10 @@ def test_stage_visits_censor_the_last_stage_at_the_end_of_observation():
         ("u3", "trial", 0), ("u3", "paid", 12), ("u3", "trial", 30),  # re-entry: a second visit
     ])
     con = ibis.duckdb.connect()
-    visits = stage_visits(ibis.memtable(table))
+    events = ibis.memtable(table)
+    visited = durations(events)
     h = 3600.0
-    assert visit_rows(con, visits) == [
+    assert visit_rows(con, visited) == [
         ("u1", T0, "trial", 24 * h, True),
         ("u1", T0 + dt.timedelta(hours=24), "paid", 24 * h, False),  # censored at 48h, the last event
         ("u2", T0, "trial", 48 * h, False),
@@ -166,14 +186,25 @@ def test_stage_visits_censor_the_last_stage_at_the_end_of_observation():
         ("u3", T0 + dt.timedelta(hours=12), "paid", 18 * h, True),
         ("u3", T0 + dt.timedelta(hours=30), "trial", 18 * h, False),
     ]
-    cut = stage_visits(ibis.memtable(table), observed_until=T0 + dt.timedelta(hours=20))
+    cut = durations(events, until=T0 + dt.timedelta(hours=20))
     assert [r[2:] for r in visit_rows(con, cut)] == [
         ("trial", 20 * h, False), ("trial", 20 * h, False), ("trial", 12 * h, True), ("paid", 8 * h, False),
     ]
-    summary = time_in_stage(visits, con=con)
+    summary = summaries(con, visited)
     assert summary["trial"] == {"p50_seconds": 24 * h, "p90_seconds": None, "n": 4, "censored": 2,
                                 "observed_p50_seconds": 12 * h}
     assert summary["paid"]["n"] == 2
+
+
+def test_ties_in_ts_follow_seq_then_stage():
+    # Same instant: input order (seq) decides; where seq ties too, the stage id does, on every backend.
+    table = pa.table({"unit_id": ["u", "u", "u", "v", "v"], "stage_hit": ["b", "a", "c", "y", "x"],
+                      "ts": [T0, T0, T0 + dt.timedelta(hours=1), T0, T0], "seq": [2, 1, 3, 7, 7]})
+    con = ibis.duckdb.connect()
+    rows = con.to_pyarrow(stage_visits(ibis.memtable(table))).to_pylist()
+    assert [(r["unit_id"], r["visit_no"], r["stage"], r["next_stage"]) for r in sorted(rows, key=lambda r: (r["unit_id"], r["visit_no"]))] == [
+        ("u", 1, "a", "b"), ("u", 2, "b", "c"), ("u", 3, "c", None), ("v", 1, "x", "y"), ("v", 2, "y", None),
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -207,7 +238,7 @@ def test_stage_visits_spark_matches_duckdb(spark_session, tmp_path):
     pq.write_table(events_table(rows), path)
     duck, spark = ibis.duckdb.connect(), ibis.pyspark.connect(spark_session)
     for until in (None, T0 + dt.timedelta(hours=100)):
-        on_duck = stage_visits(duck.read_parquet(path), observed_until=until)
-        on_spark = stage_visits(spark.read_parquet(path), observed_until=until)
+        on_duck = durations(duck.read_parquet(path), until)
+        on_spark = durations(spark.read_parquet(path), until)
         assert visit_rows(spark, on_spark) == visit_rows(duck, on_duck)
-        assert time_in_stage(on_spark, con=spark) == time_in_stage(on_duck, con=duck)
+        assert summaries(spark, on_spark) == summaries(duck, on_duck)

@@ -1,18 +1,26 @@
-"""Stage timelines and the stage funnel.
+"""Stage timelines, the stage funnel and time in stage.
 
 A unit enters a stage when one of its events matches the stage's entry rule (the first matching stage
 in definition order wins). Consecutive hits of the same stage are one visit; a hit of another stage
 ends the visit. Units may skip stages and come back to earlier ones; each return is a new visit.
+Events are ordered by (ts, seq), seq being input order; this module is the one definition of a visit
+(`visits`), used by the funnel, time in stage, stage transitions and every per-stage breakdown.
 
-Funnel, per non-terminal stage k (definition order):
+Funnel, per stage k (definition order):
   reached   units with at least one visit to k
-  converted units that, after first entering k, entered a later non-terminal stage (or a later
-            terminal stage of kind "won")
+  converted units that, after their first visit to k, visited a later non-terminal stage (or a later
+            terminal stage of kind "won"); "after" in event order, so ties in ts follow seq;
+            always 0 for terminal stages
   dropped   reached - converted
-  in_stage  units whose latest visit is to k (still there, a subset of dropped)
+  in_stage  units whose latest visit is to k. A unit that moved on and came back to k counts in
+            both converted and in_stage, so in_stage is not always a part of dropped.
+
+Definitions with worked examples: docs/metrics/stages.md, funnel.md, time-in-stage.md.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import ibis
 import ibis.expr.types as ir
@@ -22,34 +30,42 @@ from journeymap.engine.backends import Engine
 from journeymap.journey.definition import JourneyDefinition
 
 
-def stage_table(definition: JourneyDefinition) -> ir.Table:
-    return ibis.memtable(
-        {
-            "stage": [s.id for s in definition.stages],
-            "stage_order": list(range(len(definition.stages))),
-            "terminal": [s.terminal for s in definition.stages],
-            # Moving into a later non-terminal stage, or into a "won" outcome, is progress.
-            "advances": [not s.terminal or s.kind == "won" for s in definition.stages],
-        }
-    )
+def stage_order(definition: JourneyDefinition, stage: ir.StringValue) -> ir.IntegerValue:
+    """The stage's position in the definition (a CASE expression: no in-memory table to ship)."""
+    return ibis.cases(*[(stage == s.id, i) for i, s in enumerate(definition.stages)], else_=ibis.null("int64"))
+
+
+def advancing(definition: JourneyDefinition, stage: ir.StringValue) -> ir.BooleanValue:
+    """Moving into a later non-terminal stage, or into a "won" outcome, is progress."""
+    ids = [s.id for s in definition.stages if not s.terminal or s.kind == "won"]
+    return stage.isin(ids) if ids else ibis.literal(False)
 
 
 def visits(a: ir.Table) -> ir.Table:
-    """One row per stage visit: unit_id, stage, entered_at, entry_seq, visit_no (1-based), left_at, next_stage."""
+    """One row per stage visit: unit_id, stage, entered_at, entry_seq, visit_no (1-based), left_at, next_stage.
+
+    `a` needs unit_id, ts, seq and stage_hit (NULL: the event enters no stage); `persona` is carried
+    along when present. Events are ordered by ts, then seq, then the stage id, so the order is total
+    and the same on every backend even where seq repeats.
+    """
     hits = a.filter(a.stage_hit.notnull())
-    w = ibis.window(group_by=hits.unit_id, order_by=[hits.ts, hits.seq])
-    hits = hits.mutate(_prev=hits.stage_hit.lag().over(w))
+
+    def order(t: ir.Table) -> list:
+        return [t.ts, t.seq, t.stage_hit]
+
+    hits = hits.mutate(_prev=hits.stage_hit.lag().over(ibis.window(group_by=hits.unit_id, order_by=order(hits))))
     starts = hits.filter(hits._prev.isnull() | (hits._prev != hits.stage_hit))
-    w2 = ibis.window(group_by=starts.unit_id, order_by=[starts.ts, starts.seq])
+    w = ibis.window(group_by=starts.unit_id, order_by=order(starts))
+    carried = ["persona"] if "persona" in a.columns else []
     return starts.select(
         "unit_id",
-        "persona",
+        *carried,
         stage=starts.stage_hit,
         entered_at=starts.ts,
         entry_seq=starts.seq,
-        visit_no=ibis.row_number().over(w2) + 1,
-        left_at=starts.ts.lead().over(w2),
-        next_stage=starts.stage_hit.lead().over(w2),
+        visit_no=ibis.row_number().over(w) + 1,
+        left_at=starts.ts.lead().over(w),
+        next_stage=starts.stage_hit.lead().over(w),
     )
 
 
@@ -66,11 +82,11 @@ def with_current_stage(a: ir.Table, v: ir.Table) -> ir.Table:
 
 def funnel(engine: Engine, v: ir.Table, definition: JourneyDefinition) -> dict[str, dict[str, int]]:
     """reached / converted / dropped / in_stage per stage id."""
-    order = stage_table(definition)
-    vo = v.join(order, "stage")
-    first = vo.group_by(["unit_id", "stage", "stage_order"]).aggregate(first_at=vo.entered_at.min())
-    later = vo.filter(vo.advances).select(_u=vo.unit_id, _o=vo.stage_order, _at=vo.entered_at)
-    moved = first.join(later, [first.unit_id == later._u, later._o > first.stage_order, later._at >= first.first_at])
+    vo = v.mutate(_order=stage_order(definition, v.stage), _advances=advancing(definition, v.stage))
+    first = vo.group_by(["unit_id", "stage", "_order"]).aggregate(_first=vo.visit_no.min())
+    later = vo.filter(vo._advances).select(_u=vo.unit_id, _o=vo._order, _no=vo.visit_no)
+    # Later in the definition and later in the unit's own timeline (visit numbers follow (ts, seq)).
+    moved = first.join(later, [first.unit_id == later._u, later._o > first._order, later._no > first._first])
     converted = moved.group_by("stage").aggregate(converted=moved.unit_id.nunique())
     reached = first.group_by("stage").aggregate(reached=first.unit_id.nunique())
     last = v.mutate(_last=v.visit_no.max().over(ibis.window(group_by=v.unit_id)))
@@ -87,18 +103,24 @@ def funnel(engine: Engine, v: ir.Table, definition: JourneyDefinition) -> dict[s
     return out
 
 
-def stage_durations(engine: Engine, v: ir.Table, definition: JourneyDefinition, observed_until) -> pa.Table:
-    """Per visit to a non-terminal stage: seconds in stage and whether the exit was observed.
+def visit_durations(v: ir.Table, observed_until: dt.datetime) -> ir.Table:
+    """Per visit: its columns plus `seconds` in the stage and whether the exit was `observed`.
 
-    A unit still in the stage is right-censored at `observed_until` (the end of the data)."""
+    Observation ends at `observed_until` (for the map: the latest event in the data). A visit still
+    open then is right-censored there; visits entered after it are unseen and dropped.
+    """
+    until = ibis.literal(observed_until, type=v.entered_at.type())
+    v = v.filter(v.entered_at <= until)
+    observed = v.left_at.notnull() & (v.left_at <= until)
+    end = observed.ifelse(v.left_at, until)
+    return v.mutate(seconds=end.delta(v.entered_at, unit="microsecond").cast("float64") / 1e6, observed=observed)
+
+
+def stage_durations(engine: Engine, v: ir.Table, definition: JourneyDefinition, observed_until) -> pa.Table:
+    """Per visit to a non-terminal stage: stage, persona, seconds in stage and whether the exit was observed.
+
+    Terminal stages are outcomes: nobody leaves them, so they have no time in stage."""
     terminal = [s.id for s in definition.stages if s.terminal]
     vv = v.filter(~v.stage.isin(terminal)) if terminal else v
-    end = ibis.coalesce(vv.left_at, ibis.literal(observed_until, type="timestamp"))
-    return engine.execute(
-        vv.select(
-            "stage",
-            "persona",
-            seconds=end.delta(vv.entered_at, unit="microsecond").cast("float64") / 1e6,
-            observed=vv.left_at.notnull(),
-        )
-    )
+    d = visit_durations(vv, observed_until)
+    return engine.execute(d.select("stage", *(["persona"] if "persona" in d.columns else []), "seconds", "observed"))

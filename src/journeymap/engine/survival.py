@@ -9,8 +9,9 @@ until it is censored. Definition and worked example: `docs/metrics/time-in-stage
 where :math:`d_i` visits end at :math:`t_i` and :math:`n_i` visits last at least :math:`t_i`
 (Kaplan & Meier 1958, "Nonparametric estimation from incomplete observations", JASA 53:457-481).
 
-`stage_visits` is the Ibis half (one row per stage visit, any backend); `kaplan_meier` is the numpy
-half, run on those rows, which are few next to the events.
+This module is only the estimate. The visits and their durations come from the engine, where a visit
+has one definition (`journeymap.engine.stages.visits`, `visit_durations`); their rows, few next to the
+events, are fitted here in numpy.
 
 >>> km = kaplan_meier([1, 1, 2, 3, 4, 6, 7, 9], [True, True, True, False, False, True, False, True])
 >>> km.median_, km.quantile(0.9), km.n, km.censored
@@ -19,18 +20,13 @@ half, run on those rows, which are few next to the events.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
 import numpy as np
 
-from journeymap.engine.transitions import steps
-
-__all__ = ["KaplanMeier", "kaplan_meier", "stage_visits", "time_in_stage", "time_in_stage_summary"]
+__all__ = ["KaplanMeier", "kaplan_meier", "time_in_stage", "time_in_stage_summary"]
 
 _TOLERANCE = 1e-10
 """S(t) within this of the threshold counts as reaching it: 0.75 * (2/3) is 0.49999999999999994 in floats."""
@@ -85,14 +81,21 @@ def kaplan_meier(durations: Sequence[float], observed: Sequence[bool]) -> Kaplan
     return KaplanMeier(times[step], survival, int(d.size), int(d.size - e.sum()))
 
 
-def time_in_stage_summary(durations: Sequence[float], observed: Sequence[bool]) -> dict[str, Any]:
+def time_in_stage_summary(durations: Iterable[float], observed: Iterable[bool]) -> dict[str, Any]:
     """The map's `time_in_stage` block; p50/p90 are None where censoring hides them.
 
     `observed_p50_seconds` is the naive median of finished visits only (the same quantile rule, so it
     equals `p50_seconds` when nothing is censored); the gap between the two shows the censoring bias.
+    With no visits every key is still there (`n` 0, the rest None or 0): the block has one shape.
+    Accepts lists, numpy or pyarrow arrays.
+
+    >>> time_in_stage_summary([], [])
+    {'p50_seconds': None, 'p90_seconds': None, 'n': 0, 'censored': 0, 'observed_p50_seconds': None}
     """
-    km = kaplan_meier(durations, observed)
-    finished = np.asarray(durations, dtype=float)[np.asarray(observed, dtype=bool)]
+    d = np.asarray(list(durations) if not hasattr(durations, "__array__") else durations, dtype=float)
+    e = np.asarray(list(observed) if not hasattr(observed, "__array__") else observed, dtype=bool)
+    km = kaplan_meier(d, e)
+    finished = d[e]
     naive = kaplan_meier(finished, np.ones(finished.size, dtype=bool))
     return {
         "p50_seconds": km.quantile(0.5),
@@ -103,44 +106,17 @@ def time_in_stage_summary(durations: Sequence[float], observed: Sequence[bool]) 
     }
 
 
-def stage_visits(
-    events: ir.Table,
-    unit: str = "unit_id",
-    stage: str = "stage",
-    ts: str = "ts",
-    seq: str = "seq",
-    *,
-    observed_until: dt.datetime | None = None,
-) -> ir.Table:
-    """One row per stage visit: unit, stage, entered_at, duration_seconds, observed.
+def time_in_stage(
+    keys: Iterable[Hashable], durations: Iterable[float], observed: Iterable[bool]
+) -> dict[Hashable, dict[str, Any]]:
+    """`time_in_stage_summary` per key (a stage, or a (stage, persona) pair), keys sorted.
 
-    A visit starts at the first event of a run of equal `stage` values of a unit (ordered by ts, seq,
-    stage; rows with NULL stage are ignored) and ends when the unit's next stage starts. A unit's
-    last visit is censored at `observed_until` (default: the latest `ts` in `events`).
+    >>> time_in_stage(["trial", "paid", "trial"], [10.0, 5.0, 30.0], [True, False, True])["trial"]["p50_seconds"]
+    10.0
     """
-    if observed_until is not None:  # events after the end of observation are unseen
-        events = events.filter(events[ts] <= ibis.literal(observed_until, type=events[ts].type()))
-    runs = steps(events, unit, stage, ts, seq, collapse_repeats=True)
-    if observed_until is None:
-        runs = runs.cross_join(events.aggregate(_end=events[ts].max()))
-    else:
-        runs = runs.mutate(_end=ibis.literal(observed_until, type=events[ts].type()))
-    left = runs._next_t.coalesce(runs._end)
-    return runs.select(
-        **{unit: runs._u, stage: runs._l},
-        entered_at=runs._t,
-        duration_seconds=left.delta(runs._t, unit="microsecond").cast("float64") / 1e6,
-        observed=runs._next_t.notnull(),
-    )
-
-
-def time_in_stage(visits: ir.Table, stage: str = "stage", con: Any = None) -> dict[str, dict[str, Any]]:
-    """`time_in_stage_summary` per stage, from `stage_visits` rows (fetched: one row per visit)."""
-    expr = visits.select(stage, "duration_seconds", "observed")
-    rows = (con.to_pyarrow(expr) if con is not None else expr.to_pyarrow()).to_pydict()
-    by_stage: dict[str, tuple[list[float], list[bool]]] = {}
-    for name, d, e in zip(rows[stage], rows["duration_seconds"], rows["observed"], strict=True):
-        durations, observed = by_stage.setdefault(name, ([], []))
-        durations.append(d)
-        observed.append(e)
-    return {name: time_in_stage_summary(*by_stage[name]) for name in sorted(by_stage)}
+    groups: dict[Hashable, tuple[list[float], list[bool]]] = {}
+    for key, d, e in zip(keys, durations, observed, strict=True):
+        ds, es = groups.setdefault(key, ([], []))
+        ds.append(d)
+        es.append(e)
+    return {key: time_in_stage_summary(*groups[key]) for key in sorted(groups)}

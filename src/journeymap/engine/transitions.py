@@ -41,7 +41,7 @@ def steps(events: ir.Table, unit: str, label: str, ts: str, seq: str, collapse_r
     """Labelled events of each unit in order, with the next one alongside.
 
     Columns: `_u`, `_l`, `_t`, `_s` (unit, label, ts, seq), `_next_l`, `_next_t` (NULL on a unit's
-    last event) and `_pos` (0 on its first). Shared with `survival.stage_visits`.
+    last event) and `_pos` (0 on its first).
     """
     t = events.select(_u=events[unit], _l=events[label], _t=events[ts], _s=events[seq])
     # NULL labels are events outside the view; NULL ts/seq would sort first on Spark and last on DuckDB.

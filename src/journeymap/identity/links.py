@@ -7,65 +7,46 @@ an identify call that carries anonymous_id, user_id and email links all three, a
 sent after login with both ids. On an `alias` call `previous_id` is one more identifier of the event:
 the anonymous_id and/or user_id of that value, or a new anonymous_id when neither was ever seen.
 
-The SQL here works on the DISTINCT identifier tuples of the events, which are few (about one per
-person and device) however many events there are.
+All of this works on the distinct raw identifier tuples of `_activity` (about one per person and
+device, however many events there are), never on events one by one.
 """
 
 from __future__ import annotations
 
 from journeymap.events.schema import PLACEHOLDER_IDS
 
-ID_TYPES = ("user_id", "email", "anonymous_id")
-"""Identifier types in order of trust: the most trusted identifier of a person names them."""
+PERSON_ID_SQL = "CASE {t}.id_type WHEN 'user_id' THEN 'u:' WHEN 'email' THEN 'e:' ELSE 'a:' END || {t}.id_value"
+"""person_id is a type prefix (u:, e:, a:) and the value of the person's most trusted identifier."""
 
-PREFIX = {"user_id": "u:", "email": "e:", "anonymous_id": "a:"}
-"""person_id is the prefix of its naming identifier's type followed by the value."""
+WHITESPACE = " \t\n\r\x0b\x0c"
+"""What trimming removes: ASCII whitespace."""
 
-_WHITESPACE = " \t\n\r\x0b\x0c"
-_PLACEHOLDERS = ", ".join("'" + value.replace("'", "''") + "'" for value in sorted(PLACEHOLDER_IDS))
+_PLACEHOLDERS = "[" + ", ".join("'" + value.replace("'", "''") + "'" for value in sorted(PLACEHOLDER_IDS)) + "]"
 
 
 def clean_sql(column: str, lower: bool = False) -> str:
     """SQL for an identifier column as it is compared: trimmed (lower-cased), NULL when a placeholder."""
-    trimmed = f"trim({column}, '{_WHITESPACE}')"
+    # the WHITESPACE characters; regexp_replace is several times faster than trim(x, chars) on DuckDB
+    trimmed = f"regexp_replace({column}, '^[\\t\\n\\v\\f\\r ]+|[\\t\\n\\v\\f\\r ]+$', '', 'g')"
     value = f"lower({trimmed})" if lower else trimmed
-    return f"CASE WHEN lower({trimmed}) IN ({_PLACEHOLDERS}) THEN NULL ELSE {value} END"
-
-
-def key_sql(alias: str = "") -> str:
-    """SQL for the one identifier an event is looked up by: its most trusted one, as `prefix || value`.
-
-    An event's identifiers all belong to the same person, so one is enough. An alias call naming only
-    previous_id is looked up by `p:` + previous_id.
-    """
-    col = f"{alias}." if alias else ""
-    return (
-        "coalesce("
-        f"'u:' || {clean_sql(col + 'user_id')}, "
-        f"'e:' || {clean_sql(col + 'email', lower=True)}, "
-        f"'a:' || {clean_sql(col + 'anonymous_id')}, "
-        f"CASE WHEN {col}type = 'alias' THEN 'p:' || {clean_sql(col + 'previous_id')} END)"
-    )
+    return f"CASE WHEN list_contains({_PLACEHOLDERS}, lower({trimmed})) THEN NULL ELSE {value} END"
 
 
 def build_identifiers(con) -> int:
-    """Create temp tables `_tuples` (identifier tuples), `_ids` (numbered identifiers) and `_links`.
+    """Create temp tables `_tuples`, `_ids` (numbered identifiers), `_members`, `_hubs` and `_links`.
 
-    Returns the number of identifiers. `_ids.node` is 0-based and follows the order of trust: type rank
-    (user_id, email, anonymous_id), then value.
+    `_ids.node` is 0-based and follows the order of trust: type (user_id, email, anonymous_id), then
+    value. Each tuple is a star: its members link to its hub, its most trusted member. Returns the
+    number of identifiers.
     """
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _tuples AS
-        SELECT row_number() OVER () AS tuple, *
-        FROM (
-            SELECT DISTINCT
-                {clean_sql('user_id')} AS u,
-                {clean_sql('email', lower=True)} AS e,
-                {clean_sql('anonymous_id')} AS a,
-                CASE WHEN type = 'alias' THEN {clean_sql('previous_id')} END AS p
-            FROM events
-        )
-        WHERE u IS NOT NULL OR e IS NOT NULL OR a IS NOT NULL OR p IS NOT NULL
+        SELECT tuple_key,
+               {clean_sql('user_id')} AS u,
+               {clean_sql('email', lower=True)} AS e,
+               {clean_sql('anonymous_id')} AS a,
+               {clean_sql('previous_id')} AS p
+        FROM (SELECT DISTINCT tuple_key, user_id, email, anonymous_id, previous_id FROM _activity)
     """)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _ids AS
@@ -74,7 +55,7 @@ def build_identifiers(con) -> int:
             UNION SELECT DISTINCT 'email', e FROM _tuples WHERE e IS NOT NULL
             UNION SELECT DISTINCT 'anonymous_id', a FROM _tuples WHERE a IS NOT NULL
         ),
-        -- a previous_id nobody else carries is taken for the anonymous id it most often is
+        -- a previous_id that no event carries as an id is taken for an anonymous_id (Segment's usual case)
         orphans AS (
             SELECT DISTINCT 'anonymous_id' AS id_type, p AS id_value FROM _tuples
             WHERE p IS NOT NULL
@@ -86,20 +67,22 @@ def build_identifiers(con) -> int:
                id_type, id_value
         FROM (FROM seen UNION ALL FROM orphans)
     """)
-    # Each tuple is a star: its members link to its most trusted member. Spanning trees are enough.
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _members AS
+        SELECT t.tuple_key, i.node FROM _tuples t JOIN _ids i ON i.id_type = 'user_id' AND i.id_value = t.u
+        UNION ALL
+        SELECT t.tuple_key, i.node FROM _tuples t JOIN _ids i ON i.id_type = 'email' AND i.id_value = t.e
+        UNION ALL
+        SELECT t.tuple_key, i.node FROM _tuples t JOIN _ids i ON i.id_type = 'anonymous_id' AND i.id_value = t.a
+        UNION ALL
+        SELECT t.tuple_key, i.node FROM _tuples t
+        JOIN _ids i ON i.id_type IN ('user_id', 'anonymous_id') AND i.id_value = t.p
+    """)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _hubs AS SELECT tuple_key, min(node) AS hub FROM _members GROUP BY tuple_key"
+    )
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _links AS
-        WITH members AS (
-            SELECT t.tuple, i.node FROM _tuples t JOIN _ids i ON i.id_type = 'user_id' AND i.id_value = t.u
-            UNION ALL
-            SELECT t.tuple, i.node FROM _tuples t JOIN _ids i ON i.id_type = 'email' AND i.id_value = t.e
-            UNION ALL
-            SELECT t.tuple, i.node FROM _tuples t JOIN _ids i ON i.id_type = 'anonymous_id' AND i.id_value = t.a
-            UNION ALL
-            SELECT t.tuple, i.node FROM _tuples t
-            JOIN _ids i ON i.id_type IN ('user_id', 'anonymous_id') AND i.id_value = t.p
-        ),
-        hubs AS (SELECT tuple, node, min(node) OVER (PARTITION BY tuple) AS hub FROM members)
-        SELECT DISTINCT node, hub FROM hubs WHERE node <> hub
+        SELECT DISTINCT m.node, h.hub FROM _members m JOIN _hubs h USING (tuple_key) WHERE m.node <> h.hub
     """)
-    return con.execute("SELECT count(*) FROM _ids").fetchone()[0]
+    return con.execute("SELECT count(*) FROM _ids").fetchall()[0][0]

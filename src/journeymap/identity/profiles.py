@@ -1,12 +1,9 @@
-"""The tables built on top of identity_map: persons, accounts and journey_events.
-
-Every event is resolved to its person through one hash join on the event's most trusted identifier
-(`links.key_sql`) against `_lookup`, a key -> person_id table as small as identity_map.
-"""
+"""Persons and accounts: one row each, rolled up from `_activity` once identity_map is known."""
 
 from __future__ import annotations
 
-from journeymap.identity.links import clean_sql, key_sql
+from journeymap.identity.activity import tuple_key_sql
+from journeymap.identity.links import PERSON_ID_SQL, clean_sql
 
 # The latest non-null value of each key across a set of traits objects, as JSON object text (keys
 # sorted so that a rebuild writes the same text). Reads rows (owner, ts, seq, traits) from `src`.
@@ -24,42 +21,42 @@ _LATEST_TRAITS = """
 
 
 def build_lookup(con) -> None:
-    """`_lookup(key, person_id)`: the person of every key an event can be looked up by."""
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _lookup AS
-        SELECT CASE id_type WHEN 'user_id' THEN 'u:' WHEN 'email' THEN 'e:' ELSE 'a:' END || id_value AS key,
-               person_id
-        FROM identity_map
-        UNION ALL
-        -- previous_id's identifiers all sit on the same alias call, so they share one person
-        SELECT 'p:' || t.p, any_value(m.person_id)
-        FROM (SELECT DISTINCT p FROM _tuples WHERE p IS NOT NULL) t
-        JOIN identity_map m ON m.id_type IN ('user_id', 'anonymous_id') AND m.id_value = t.p
-        GROUP BY t.p
-    """)
-
-
-def build_persons(con) -> None:
-    """`persons`: one row per person with their span, main account, identifiers and latest traits."""
+    """`_lookup`: the person of every raw identifier tuple (tuples naming nobody are absent)."""
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _person_events AS
-        SELECT l.person_id, {clean_sql('e.account_id')} AS account_id, e.ts, e.seq,
-               CASE WHEN e.type = 'identify' THEN e.traits END AS traits
-        FROM events e JOIN _lookup l ON l.key = {key_sql('e')}
+        CREATE OR REPLACE TEMP TABLE _lookup AS
+        SELECT h.tuple_key, {PERSON_ID_SQL.format(t="r")} AS person_id
+        FROM _hubs h
+        JOIN _roots ON _roots.node = h.hub
+        JOIN _ids r ON r.node = _roots.root
     """)
+
+
+def build_persons(con, salt: int) -> None:
+    """`persons`: one row per person with their span, main account, identifiers and latest traits."""
+    identify_calls = f"""(
+        SELECT l.person_id AS owner, e.ts, e.seq, e.traits
+        FROM events e JOIN _lookup l ON l.tuple_key = {tuple_key_sql('e', salt)}
+        WHERE e.type = 'identify' AND e.traits IS NOT NULL
+    )"""
     con.execute(f"""
         CREATE OR REPLACE TABLE persons AS
-        WITH spans AS (
-            SELECT person_id, min(ts) AS first_seen, max(ts) AS last_seen, count(*) AS events
-            FROM _person_events GROUP BY person_id
+        WITH activity AS (
+            SELECT l.person_id, {clean_sql('a.account_id')} AS account_id, a.events, a.first_seen,
+                   a.last_seen, a.last_seq
+            FROM _activity a JOIN _lookup l USING (tuple_key)
+        ),
+        spans AS (
+            SELECT person_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+                   sum(events)::BIGINT AS events
+            FROM activity GROUP BY person_id
         ),
         named AS (
-            SELECT person_id, account_id, count(*) AS n, max({{'ts': ts, 'seq': seq}}) AS latest
-            FROM _person_events WHERE account_id IS NOT NULL GROUP BY ALL
+            SELECT person_id, account_id, sum(events) AS n, max(last_seen) AS last_seen, max(last_seq) AS last_seq
+            FROM activity WHERE account_id IS NOT NULL GROUP BY ALL
         ),
-        -- the account named most often; a tie goes to the one named most recently
+        -- the account named most often; a tie goes to the one named most recently (then later in input)
         main_account AS (
-            SELECT person_id, arg_max(account_id, {{'n': n, 'latest': latest}}) AS account_id
+            SELECT person_id, arg_max(account_id, {{'n': n, 'ts': last_seen, 'seq': last_seq}}) AS account_id
             FROM named GROUP BY person_id
         ),
         ids AS (
@@ -68,7 +65,7 @@ def build_persons(con) -> None:
                    list(id_value ORDER BY id_value) FILTER (WHERE id_type = 'email') AS emails
             FROM identity_map GROUP BY person_id
         ),
-        traits AS ({_LATEST_TRAITS.format(src="(SELECT person_id AS owner, ts, seq, traits FROM _person_events WHERE traits IS NOT NULL)")})
+        traits AS ({_LATEST_TRAITS.format(src=identify_calls)})
         SELECT s.person_id, a.account_id, s.first_seen, s.last_seen, s.events,
                coalesce(i.user_ids, []) AS user_ids, coalesce(i.emails, []) AS emails,
                coalesce(t.traits, '{{}}') AS traits
@@ -80,29 +77,33 @@ def build_persons(con) -> None:
     """)
 
 
-def build_journey_events(con) -> None:
-    """`journey_events`: every event with its person_id; account_id falls back to the person's account."""
+def build_resolved(con) -> None:
+    """`_resolved`: person_id and account_id of every `_activity` row (what journey_events joins).
+
+    An event counts for its own account, else for its person's.
+    """
     con.execute(f"""
-        CREATE OR REPLACE TABLE journey_events AS
-        SELECT e.* REPLACE (coalesce({clean_sql('e.account_id')}, p.account_id) AS account_id),
-               l.person_id
-        FROM events e
-        LEFT JOIN _lookup l ON l.key = {key_sql('e')}
-        LEFT JOIN persons p ON p.person_id = l.person_id
+        CREATE OR REPLACE TEMP TABLE _resolved AS
+        SELECT a.activity_key, l.person_id, coalesce({clean_sql('a.account_id')}, p.account_id) AS account_id,
+               a.events, a.first_seen, a.last_seen
+        FROM _activity a
+        LEFT JOIN _lookup l USING (tuple_key)
+        LEFT JOIN persons p USING (person_id)
     """)
 
 
 def build_accounts(con) -> None:
-    """`accounts`: one row per account named by an event or a person, with traits from group calls."""
-    group_calls = (
-        f"(SELECT {clean_sql('account_id')} AS owner, ts, seq, traits FROM events WHERE type = 'group')"
-    )
+    """`accounts`: every account an event counts for, with traits from group calls.
+
+    `persons` counts the distinct people with events counted for the account.
+    """
+    group_calls = f"(SELECT {clean_sql('account_id')} AS owner, ts, seq, traits FROM events WHERE type = 'group')"
     con.execute(f"""
         CREATE OR REPLACE TABLE accounts AS
         WITH spans AS (
-            SELECT account_id, min(ts) AS first_seen, max(ts) AS last_seen,
-                   count(DISTINCT person_id) AS persons, count(*) AS events
-            FROM journey_events WHERE account_id IS NOT NULL GROUP BY account_id
+            SELECT account_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+                   count(DISTINCT person_id) AS persons, sum(events)::BIGINT AS events
+            FROM _resolved WHERE account_id IS NOT NULL GROUP BY account_id
         ),
         traits AS ({_LATEST_TRAITS.format(src=group_calls)})
         SELECT s.account_id, s.first_seen, s.last_seen, s.persons, s.events,

@@ -1,8 +1,9 @@
 """Identity stitching: rebuild identity_map, persons, accounts and journey_events from `events`.
 
-The work is DuckDB SQL except the connected components, which run in numpy over the DISTINCT links
-between identifiers (never over events). The rebuild is one transaction: readers see the old tables
-or the new ones, never a mix.
+The pipeline: `_activity` (the one aggregation over events) -> identifiers and their links ->
+connected components (numpy, over the distinct links only) -> identity_map -> persons -> journey_events
+-> accounts. All but the components is DuckDB SQL. The rebuild is one transaction: readers see the old
+tables or the new ones, never a mix, and a failure leaves the old ones.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from journeymap.identity.activity import build_activity
 from journeymap.identity.components import components
-from journeymap.identity.links import build_identifiers
-from journeymap.identity.profiles import build_accounts, build_journey_events, build_lookup, build_persons
+from journeymap.identity.journey_events import build_journey_events
+from journeymap.identity.links import PERSON_ID_SQL, build_identifiers
+from journeymap.identity.profiles import build_accounts, build_lookup, build_persons, build_resolved
 
-_TEMP_TABLES = ("_tuples", "_ids", "_links", "_roots", "_lookup", "_person_events")
+_TEMP_TABLES = ("_activity", "_tuples", "_ids", "_members", "_hubs", "_links", "_roots", "_lookup", "_resolved")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,22 @@ class StitchResult:
 
 
 def stitch(con: duckdb.DuckDBPyConnection) -> StitchResult:
-    """Rebuild the identity tables from `events`, in one transaction."""
+    """Rebuild the identity tables from `events`, in one transaction.
+
+    >>> import tempfile
+    >>> from journeymap.ingest.store import open_store
+    >>> con = open_store(tempfile.mkdtemp())
+    >>> con.execute(
+    ...     "INSERT INTO events (message_id, ts, event, type, source, user_id, anonymous_id, content_hash, seq)"
+    ...     " VALUES ('m1', '2025-01-01', 'Signed in', 'identify', 'product', 'ann', 'a1', 0, 1),"
+    ...     "        ('m2', '2025-01-02', 'Viewed', 'page', 'product', NULL, 'a1', 0, 2)"
+    ... ).fetchall()
+    [(2,)]
+    >>> stitch(con).persons
+    1
+    >>> con.execute("SELECT seq, person_id FROM journey_events ORDER BY seq").fetchall()
+    [(1, 'u:ann'), (2, 'u:ann')]
+    """
     started = time.perf_counter()
     con.begin()
     try:
@@ -58,6 +76,7 @@ def stitch(con: duckdb.DuckDBPyConnection) -> StitchResult:
 
 
 def _rebuild(con: duckdb.DuckDBPyConnection) -> dict:
+    salt = build_activity(con)
     identifiers = build_identifiers(con)
     links = con.sql("SELECT node, hub FROM _links").to_arrow_table()
     roots = components(identifiers, links["node"].to_numpy(), links["hub"].to_numpy())
@@ -66,24 +85,24 @@ def _rebuild(con: duckdb.DuckDBPyConnection) -> dict:
     sizes = np.bincount(roots, minlength=identifiers)
     largest_root = int(sizes.argmax()) if identifiers else None
     build_lookup(con)
-    build_persons(con)
-    build_journey_events(con)
+    build_persons(con, salt)
+    build_resolved(con)
+    build_journey_events(con, salt)
     build_accounts(con)
 
     events, unresolved = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE person_id IS NULL) FROM journey_events"
-    ).fetchone()
+    ).fetchall()[0]
     largest_person_id = None
     if largest_root is not None:
         largest_person_id = con.execute(
-            "SELECT person_id FROM identity_map i JOIN _ids USING (id_type, id_value) WHERE node = ?",
-            [largest_root],
-        ).fetchone()[0]
+            f"SELECT {PERSON_ID_SQL.format(t='_ids')} FROM _ids WHERE node = ?", [largest_root]
+        ).fetchall()[0][0]
     return {
         "persons": int((sizes > 0).sum()),
         "identifiers": identifiers,
         "merged_components": int((sizes > 1).sum()),
-        "accounts": con.execute("SELECT count(*) FROM accounts").fetchone()[0],
+        "accounts": con.execute("SELECT count(*) FROM accounts").fetchall()[0][0],
         "events": events,
         "unresolved_events": unresolved,
         "largest_component": int(sizes.max()) if identifiers else 0,
@@ -93,13 +112,12 @@ def _rebuild(con: duckdb.DuckDBPyConnection) -> dict:
 
 def _write_identity_map(con: duckdb.DuckDBPyConnection, roots: np.ndarray) -> None:
     """identity_map: each identifier with the person its component's root names."""
-    _roots = pa.table({"node": np.arange(len(roots), dtype=np.int64), "root": roots})  # noqa: F841
-    con.execute("CREATE OR REPLACE TEMP TABLE _roots AS SELECT * FROM _roots_arrow".replace("_roots_arrow", "_roots"))
-    con.execute("""
+    con.register("_roots_arrow", pa.table({"node": np.arange(len(roots), dtype=np.int64), "root": roots}))
+    con.execute("CREATE OR REPLACE TEMP TABLE _roots AS SELECT * FROM _roots_arrow")
+    con.unregister("_roots_arrow")
+    con.execute(f"""
         CREATE OR REPLACE TABLE identity_map AS
-        SELECT i.id_type, i.id_value,
-               CASE r.id_type WHEN 'user_id' THEN 'u:' WHEN 'email' THEN 'e:' ELSE 'a:' END || r.id_value
-                   AS person_id
+        SELECT i.id_type, i.id_value, {PERSON_ID_SQL.format(t="r")} AS person_id
         FROM _ids i JOIN _roots USING (node) JOIN _ids r ON r.node = _roots.root
         ORDER BY i.id_type, i.id_value
     """)

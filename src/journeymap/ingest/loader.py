@@ -27,6 +27,7 @@ from journeymap.ingest.mapping import SourceMapping
 from journeymap.ingest.projection import projection_sql
 from journeymap.ingest.readers import ReadState, prefetch, read_batches
 
+SCAN_CHUNK = 64 * 1024
 COMMIT_ROWS = 2_000_000  # a crash loses at most this many uncommitted rows of a file, never committed ones
 SEQ_PER_LOAD = 10_000_000_000  # seq = load_id * SEQ_PER_LOAD + line * 8 + spec: input order, globally (store.py's event_lineage)
 _CONTENT = "event, type, source, channel, user_id, anonymous_id, email, previous_id, account_id, properties, traits, ts"
@@ -127,7 +128,8 @@ class Loader:
 
     def _load_batch(self, batch: pa.RecordBatch, sql: str, is_json: bool, load_id: int, file: str, report: LoadReport) -> None:
         con = self.con
-        con.register("_rawin", batch)
+        # Chunks let DuckDB scan the batch on every thread; one big Arrow batch is read by one.
+        con.register("_rawin", pa.Table.from_batches(pa.Table.from_batches([batch]).to_batches(max_chunksize=SCAN_CHUNK)))
         try:
             if is_json:
                 # Lines that are not JSON objects are dead letters; the rest are parsed in SQL.

@@ -6,14 +6,13 @@ import datetime as dt
 from collections.abc import Callable
 
 import ibis
-import numpy as np
 
 from journeymap.engine import metrics as M
 from journeymap.engine.annotate import annotated_events
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import UNASSIGNED
 from journeymap.engine.stages import funnel, stage_durations, visits, with_current_stage
-from journeymap.engine.survival import time_in_stage_summary
+from journeymap.engine.survival import time_in_stage, time_in_stage_summary
 from journeymap.insights.pain_points import opportunities, pain_points
 from journeymap.insights.targets import evaluate
 from journeymap.journey.definition import JourneyDefinition
@@ -50,7 +49,7 @@ def build_map(
     personas += [{"id": p.id, "name": p.name, "description": p.description} for p in definition.personas if p.id in present]
     if UNASSIGNED in present and definition.personas:
         personas.append({"id": UNASSIGNED, "name": "No persona", "description": "Units matching no persona rule"})
-    durations = stage_durations(engine, v, definition, window["hi"]) if window["hi"] else None
+    durations = _time_in_stage(engine, v, definition, window["hi"])
     views = {}
     for p in personas:
         say(f"computing view: {p['name']}")
@@ -76,6 +75,17 @@ def _iso(ts) -> str | None:
     return ts.isoformat() if ts else None
 
 
+def _time_in_stage(engine: Engine, v, definition: JourneyDefinition, until) -> dict:
+    """Kaplan-Meier summaries keyed by (stage, persona id), "all" included, from one fetch of the visits."""
+    if until is None:
+        return {}
+    d = stage_durations(engine, v, definition, until).to_pydict()
+    stages, personas = d["stage"], d["persona"]
+    everyone = time_in_stage(stages, d["seconds"], d["observed"])
+    by_persona = time_in_stage(list(zip(stages, personas, strict=True)), d["seconds"], d["observed"])
+    return {(stage, ALL): s for stage, s in everyone.items()} | by_persona
+
+
 def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, persona: str, until) -> dict:
     n_units = engine.execute(a.select("unit_id").distinct().count().name("n").as_table()).column("n")[0].as_py()
     counts = funnel(engine, v, definition)
@@ -84,11 +94,7 @@ def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, pe
     stages = {}
     for s in definition.stages:
         c = counts[s.id]
-        tis = {"p50_seconds": None, "p90_seconds": None, "n": 0, "censored": 0}
-        if durations is not None and not s.terminal:
-            d = durations.filter(_mask(durations, s.id, persona))
-            if d.num_rows:
-                tis = time_in_stage_summary(np.asarray(d.column("seconds")), np.asarray(d.column("observed")))
+        tis = durations.get((s.id, persona)) or time_in_stage_summary([], [])
         surveys = stage_surveys.get(s.id, {})
         stages[s.id] = {
             "reached": c["reached"], "converted": c["converted"], "dropped": c["dropped"], "in_stage": c["in_stage"],
@@ -114,15 +120,6 @@ def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, pe
     view["opportunities"] = opportunities(view, definition, view["pain_points"])
     view["targets"] = evaluate(definition.targets, view, _yoy(engine, ac, definition, until), persona)
     return view
-
-
-def _mask(durations, stage: str, persona: str):
-    import pyarrow.compute as pc
-
-    m = pc.equal(durations.column("stage"), stage)
-    if persona != ALL:
-        m = pc.and_(m, pc.equal(durations.column("persona"), persona))
-    return m
 
 
 def _yoy(engine: Engine, ac, definition: JourneyDefinition, until) -> dict[str, float | None]:
