@@ -76,8 +76,12 @@ class Workspace:
     def ingest(
         self, paths: list[str], source: str | None = None, strict: bool = False,
         fmt: str | None = None, progress: Callable[[InputFileProgress], None] | None = None,
+        refresh: bool = True,
     ) -> list[LoadReport]:
-        """Load files; `source` names a mapping under `sources:` or a canonical source (product, crm, ...)."""
+        """Load files; `source` names a mapping under `sources:` or a canonical source (product, crm, ...).
+
+        Identity is rebuilt afterwards; pass refresh=False when loading several batches of files and
+        call `refresh()` once at the end."""
         mapping, override = self._mapping(source)
         files = expand(paths, fmt or (mapping.format if mapping else None))
         loader = Loader(self.con, strict=strict)
@@ -85,7 +89,8 @@ class Workspace:
         for f in files:
             cb = (lambda done, f=f: progress(InputFileProgress(f.path, done, f.size))) if progress else None
             reports.append(loader.load(f, mapping, source_name=source, source_override=override, progress=cb))
-        self.refresh()
+        if refresh:
+            self.refresh()
         return reports
 
     def _mapping(self, source: str | None):

@@ -27,8 +27,12 @@ def run_demo(out_dir: Path, accounts: int = 5000, seed: int = 42, console: Conso
             reports = []
             for path, source in sim.files:
                 status.update(f"ingesting {Path(path).name}")
-                reports += ws.ingest([str(path)], source=source)
+                reports += ws.ingest([str(path)], source=source, refresh=False)
             timings["ingest"] = time.perf_counter() - t
+            status.update("stitching identities")
+            t = time.perf_counter()
+            ws.refresh()
+            timings["identity"] = time.perf_counter() - t
             t = time.perf_counter()
             model = ws.journey_map(progress=lambda m: status.update(m))
             timings["map"] = time.perf_counter() - t

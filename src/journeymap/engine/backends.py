@@ -7,7 +7,9 @@ engine, so no Python UDF ever runs per row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
@@ -29,15 +31,20 @@ class Engine:
 
     backend: Any
     name: str  # duckdb | pyspark
+    _cached: list = field(default_factory=list, repr=False)
 
     def table(self, name: str) -> ir.Table:
         return self.backend.table(name)
 
     def json_get(self, doc: ir.StringValue, path: str) -> ir.StringValue:
-        """The value at a dotted property path as text (NULL when absent), e.g. `plan` or `billing.plan`."""
-        json_path = "$." + ".".join(f'"{p}"' if not p.isidentifier() else p for p in path.split("."))
-        fn = _duckdb_json_get if self.name == "duckdb" else _spark_json_get
-        return fn(doc, json_path)
+        """The value at a dotted property path as text (NULL when absent), e.g. `plan` or `billing.plan`.
+
+        Keys that are not identifiers are quoted the way each engine's JSON path wants them:
+        `$."first name"` on DuckDB, `$['first name']` on Spark."""
+        keys = path.split(".")
+        if self.name == "duckdb":
+            return _duckdb_json_get(doc, "$" + "".join(f".{k}" if k.isidentifier() else f'."{k}"' for k in keys))
+        return _spark_json_get(doc, "$" + "".join(f".{k}" if k.isidentifier() else f"['{k}']" for k in keys))
 
     def execute(self, expr: ir.Expr) -> pa.Table:
         return expr.to_pyarrow()
@@ -46,14 +53,34 @@ class Engine:
         """Compute once and reuse: every metric reads the annotated events many times.
 
         DuckDB gets a named temp table written with plain SQL (Ibis 12's cache and create_table
-        emit a DROP that DuckDB 2.0 cannot parse); Spark caches the DataFrame."""
+        emit a DROP that DuckDB 2.0 cannot parse); Spark caches the DataFrame. `release` frees both."""
         if self.name != "duckdb":
-            return expr.cache()
-        self._n = getattr(self, "_n", 0) + 1
-        name = f"_jm_cache_{id(self)}_{self._n}"
+            cached = expr.cache()
+            self._cached.append(cached)
+            return cached
+        name = f"_jm_cache_{id(self)}_{len(self._cached) + 1}"
         sql = self.backend.compile(expr)
         self.backend.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
+        self._cached.append(name)
         return self.backend.table(name)
+
+    def release(self, keep: int = 0) -> None:
+        """Drop what `materialize` kept (all but the first `keep`): a server maps many times on one connection."""
+        while len(self._cached) > keep:
+            item = self._cached.pop()
+            if isinstance(item, str):
+                self.backend.con.execute(f'DROP TABLE IF EXISTS "{item}"')
+            else:
+                item.release()
+
+    @contextmanager
+    def scope(self) -> Iterator[Engine]:
+        """Release, on exit, whatever was materialized inside the block."""
+        mark = len(self._cached)
+        try:
+            yield self
+        finally:
+            self.release(mark)
 
 
 def duckdb_engine(con) -> Engine:
@@ -61,5 +88,9 @@ def duckdb_engine(con) -> Engine:
     return Engine(ibis.duckdb.from_connection(con), "duckdb")
 
 
-def spark_engine(session) -> Engine:
+def spark_engine(session, tables: dict[str, str] | None = None) -> Engine:
+    """Wrap a SparkSession. `tables` maps table names (journey_events, persons, accounts) to Parquet
+    paths, registered as temporary views so that `Engine.table(name)` finds them."""
+    for name, path in (tables or {}).items():
+        session.read.parquet(str(path)).createOrReplaceTempView(name)
     return Engine(ibis.pyspark.connect(session), "pyspark")

@@ -16,6 +16,7 @@ from journeymap.journey.definition import JourneyDefinition, Survey
 SURVEY_SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 NPS_PROMOTER, NPS_DETRACTOR = 9, 6
 CSAT_SATISFIED = 4
+KINDS = ("nps", "csat", "ces")
 
 
 def _seconds(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
@@ -25,21 +26,23 @@ def _seconds(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.Floatin
 def time_to_value(engine: Engine, a: ir.Table, definition: JourneyDefinition) -> dict:
     """Seconds from the start milestone (default: first event) to the first value moment at or after it.
 
-    p50/p90 are exact quantiles over the units that reached value; `share` says how many did."""
+    `n` counts units with a start; p50/p90 are exact quantiles (linear interpolation) over the
+    `reached` units that then reached value; `share` is reached / n. One query."""
     m = definition.milestones
     starts = a.filter(rule_expr(engine, a, m.start)) if m.start else a
     start = starts.group_by("unit_id").aggregate(start_at=starts.ts.min())
-    n = engine.execute(start.count().name("n").as_table()).column("n")[0].as_py()
-    if m.value_moment is None or n == 0:
+    if m.value_moment is None:
+        n = engine.execute(start.count().name("n").as_table()).column("n")[0].as_py()
         return {"p50_seconds": None, "p90_seconds": None, "reached": 0, "n": n, "share": None}
     values = a.filter(rule_expr(engine, a, m.value_moment)).select(_u="unit_id", _ts="ts")
-    j = start.join(values, [start.unit_id == values._u, values._ts >= start.start_at])
+    j = start.left_join(values, [start.unit_id == values._u, values._ts >= start.start_at])
     first_value = j.group_by(["unit_id", "start_at"]).aggregate(value_at=j._ts.min())
-    d = first_value.select(seconds=_seconds(first_value.value_at, first_value.start_at))
-    row = engine.execute(
-        d.aggregate(reached=d.count(), p50=d.seconds.quantile(0.5), p90=d.seconds.quantile(0.9))
-    ).to_pylist()[0]
-    reached = int(row["reached"])
+    seconds = _seconds(first_value.value_at, first_value.start_at)  # NULL for units without value
+    row = engine.execute(first_value.aggregate(
+        n=first_value.count(), reached=first_value.value_at.count(),
+        p50=seconds.quantile(0.5), p90=seconds.quantile(0.9),
+    )).to_pylist()[0]
+    n, reached = int(row["n"]), int(row["reached"])
     return {
         "p50_seconds": row["p50"] if reached else None,
         "p90_seconds": row["p90"] if reached else None,
@@ -58,26 +61,35 @@ def customers(engine: Engine, a: ir.Table, v: ir.Table, definition: JourneyDefin
 
 
 def adoption(engine: Engine, a: ir.Table, cust: ir.Table, definition: JourneyDefinition) -> list[dict]:
-    """Share of customers that used each key feature at least once."""
-    denominator = engine.execute(cust.count().name("n").as_table()).column("n")[0].as_py()
-    out = []
-    for f in definition.milestones.key_features:
-        users = a.filter(rule_expr(engine, a, f.match)).select(_u="unit_id").distinct()
-        adopters = cust.join(users, cust.unit_id == users._u).count()
-        k = engine.execute(adopters.name("k").as_table()).column("k")[0].as_py()
-        out.append({"feature": f.id, "name": f.name, "adopters": k, "customers": denominator,
-                    "rate": k / denominator if denominator else None})
-    return out
+    """Share of customers that used each key feature at least once (at any time in the data). One query."""
+    features = definition.milestones.key_features
+    if not features:
+        return []
+    used = a.group_by(_u=a.unit_id).aggregate(
+        **{f"_f{i}": rule_expr(engine, a, f.match).ifelse(1, 0).max() for i, f in enumerate(features)}
+    )
+    j = cust.left_join(used, cust.unit_id == used._u)
+    row = engine.execute(
+        j.aggregate(_n=j.count(), **{f"_f{i}": j[f"_f{i}"].fill_null(0).sum() for i in range(len(features))})
+    ).to_pylist()[0]
+    n = int(row["_n"])
+    return [
+        {"feature": f.id, "name": f.name, "adopters": int(row[f"_f{i}"] or 0), "customers": n,
+         "rate": int(row[f"_f{i}"] or 0) / n if n else None}
+        for i, f in enumerate(features)
+    ]
 
 
 def churn(engine: Engine, v: ir.Table, cust: ir.Table, definition: JourneyDefinition) -> dict:
-    """Customers that entered a churn stage, over customers. Logo churn over the whole window."""
+    """Customers that entered a churn stage (at any time in the data), over customers. Logo churn. One query."""
     churn_stages = [s.id for s in definition.stages if s.kind == "churn"]
-    n = engine.execute(cust.count().name("n").as_table()).column("n")[0].as_py()
     if not churn_stages:
+        n = engine.execute(cust.count().name("n").as_table()).column("n")[0].as_py()
         return {"churned": None, "customers": n, "rate": None}
     churned = v.filter(v.stage.isin(churn_stages)).select(_u="unit_id").distinct()
-    k = engine.execute(cust.join(churned, cust.unit_id == churned._u).count().name("k").as_table()).column("k")[0].as_py()
+    j = cust.left_join(churned, cust.unit_id == churned._u)
+    row = engine.execute(j.aggregate(n=j.count(), k=j._u.count())).to_pylist()[0]
+    n, k = int(row["n"]), int(row["k"])
     return {"churned": k, "customers": n, "rate": k / n if n else None}
 
 
@@ -92,32 +104,45 @@ def survey_answers(engine: Engine, a: ir.Table, survey: Survey) -> ir.Table:
     return s.filter(s.score.between(lo, hi))
 
 
-def score_aggregates(answers: ir.Table, kind: str, by: list[str]) -> ir.Table:
-    """n and the score per group: NPS in points (-100..100), CSAT as a share (0..1), CES as a mean."""
+def score_parts(answers: ir.Table, by: list[str]) -> ir.Table:
+    """Per group and survey kind, the counts and sum every score is computed from (`score_from_parts`)."""
+    s = answers.score
+    return answers.group_by([*by, "kind"]).aggregate(
+        n=answers.count(),
+        total=s.sum(),
+        promoters=(s >= NPS_PROMOTER).ifelse(1, 0).sum(),
+        detractors=(s <= NPS_DETRACTOR).ifelse(1, 0).sum(),
+        satisfied=(s >= CSAT_SATISFIED).ifelse(1, 0).sum(),
+    )
+
+
+def score_from_parts(kind: str, row: dict) -> float:
+    """NPS in points (-100..100), CSAT as a share (0..1), CES as the mean score.
+
+    >>> score_from_parts("nps", {"n": 4, "promoters": 2, "detractors": 1, "satisfied": 0, "total": 0.0})
+    25.0
+    """
+    n = row["n"]
     if kind == "nps":
-        promoters = (answers.score >= NPS_PROMOTER).ifelse(1, 0).sum()
-        detractors = (answers.score <= NPS_DETRACTOR).ifelse(1, 0).sum()
-        n = answers.count()
-        return answers.group_by(by).aggregate(n=n, score=(promoters - detractors).cast("float64") * 100.0 / n)
+        return (row["promoters"] - row["detractors"]) * 100.0 / n
     if kind == "csat":
-        return answers.group_by(by).aggregate(
-            n=answers.count(), score=(answers.score >= CSAT_SATISFIED).ifelse(1.0, 0.0).mean()
-        )
-    return answers.group_by(by).aggregate(n=answers.count(), score=answers.score.mean())
+        return row["satisfied"] / n
+    return row["total"] / n
 
 
 def surveys_by(engine: Engine, a: ir.Table, definition: JourneyDefinition, by: str) -> dict[str, dict[str, dict]]:
-    """{group value: {kind: {"score", "n"}}}; surveys of one kind are pooled into one score."""
+    """{group value: {kind: {"score", "n"}}}; surveys of one kind are pooled into one score. One query."""
+    if not definition.surveys:
+        return {}
+    answers = [
+        survey_answers(engine, a, s).select(by, "score", kind=ibis.literal(s.kind)) for s in definition.surveys
+    ]
+    pooled = answers[0] if len(answers) == 1 else ibis.union(*answers, distinct=False)
+    pooled = pooled.filter(pooled[by].notnull())
     out: dict[str, dict[str, dict]] = {}
-    for kind in ("nps", "csat", "ces"):
-        surveys = [s for s in definition.surveys if s.kind == kind]
-        if not surveys:
-            continue
-        answers = [survey_answers(engine, a, s).select(by, "score") for s in surveys]
-        pooled = answers[0] if len(answers) == 1 else ibis.union(*answers, distinct=False)
-        pooled = pooled.filter(pooled[by].notnull())
-        for row in engine.execute(score_aggregates(pooled, kind, [by])).to_pylist():
-            out.setdefault(row[by], {})[kind] = {"score": row["score"], "n": int(row["n"])}
+    rows = sorted(engine.execute(score_parts(pooled, [by])).to_pylist(), key=lambda r: (r[by], KINDS.index(r["kind"])))
+    for row in rows:
+        out.setdefault(row[by], {})[row["kind"]] = {"score": score_from_parts(row["kind"], row), "n": int(row["n"])}
     return out
 
 

@@ -87,14 +87,16 @@ def funnel(engine: Engine, v: ir.Table, definition: JourneyDefinition) -> dict[s
     later = vo.filter(vo._advances).select(_u=vo.unit_id, _o=vo._order, _no=vo.visit_no)
     # Later in the definition and later in the unit's own timeline (visit numbers follow (ts, seq)).
     moved = first.join(later, [first.unit_id == later._u, later._o > first._order, later._no > first._first])
-    converted = moved.group_by("stage").aggregate(converted=moved.unit_id.nunique())
-    reached = first.group_by("stage").aggregate(reached=first.unit_id.nunique())
     last = v.mutate(_last=v.visit_no.max().over(ibis.window(group_by=v.unit_id)))
-    current = last.filter(last.visit_no == last._last).group_by("stage").aggregate(in_stage=last.unit_id.nunique())
+    last = last.filter(last.visit_no == last._last)
+    counts = ibis.union(  # one query: (stage, measure, units)
+        *[t.group_by("stage").aggregate(measure=ibis.literal(name), units=t.unit_id.nunique())
+          for name, t in (("reached", first), ("converted", moved), ("in_stage", last))],
+        distinct=False,
+    )
     out: dict[str, dict[str, int]] = {s.id: {"reached": 0, "converted": 0, "in_stage": 0} for s in definition.stages}
-    for table, col in ((reached, "reached"), (converted, "converted"), (current, "in_stage")):
-        for row in engine.execute(table).to_pylist():
-            out[row["stage"]][col] = int(row[col])
+    for row in engine.execute(counts).to_pylist():
+        out[row["stage"]][row["measure"]] = int(row["units"])
     for s in definition.stages:
         row = out[s.id]
         if s.terminal:

@@ -37,8 +37,13 @@ def build_map(
     engine: Engine, definition: JourneyDefinition, level: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
+    """The journey map model of docs/map-json.md; the engine's cached tables are freed on return."""
     level = level or definition.analysis.level
-    say = progress or (lambda _msg: None)
+    with engine.scope():
+        return _build_map(engine, definition, level, progress or (lambda _msg: None))
+
+
+def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: Callable[[str], None]) -> dict:
     say("annotating events")
     a = annotated_events(engine, definition, level)
     v = engine.materialize(visits(a))
