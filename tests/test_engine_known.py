@@ -284,3 +284,32 @@ def test_targets(journey_map):
     assert smb[("adoption", "invites")] == (50.0, True)
     assert smb[("conversion", "evaluation")] == (100.0, True)  # u1, u2
     assert met("enterprise")[("conversion", "evaluation")] == (pytest.approx(100 / 3), False)  # u3 of u3, u4, u7
+
+
+def test_an_answer_that_enters_a_stage_rates_the_stage_it_came_from(tmp_path):
+    """A promoter's NPS answer is advocacy's entry rule; the score belongs to onboarding, where they were."""
+    from journeymap.insights.journey_map import build_map
+
+    ws = Workspace(tmp_path / "ws")
+    ws.path.mkdir()
+    (ws.path / "journeymap.yml").write_text(json.dumps({
+        "stages": [
+            {"id": "onboarding", "name": "Onboarding", "entry": "signup_completed"},
+            {"id": "advocacy", "name": "Advocacy", "entry": {"event": "nps_answered", "where": {"score": {"gte": 9}}}},
+        ],
+        "surveys": [{"id": "nps", "kind": "nps", "match": "nps_answered"}],
+    }))
+    rows = [("p", "signup_completed", 0, None), ("p", "nps_answered", 1, 10),
+            ("d", "signup_completed", 0, None), ("d", "nps_answered", 1, 3)]
+    with open(tmp_path / "e.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["customer_id", "event", "ts", "properties"])
+        for who, event, day, score in rows:
+            w.writerow([who, event, (T0 + dt.timedelta(days=day)).isoformat(),
+                        json.dumps({"score": score}) if score is not None else ""])
+    ws.ingest([str(tmp_path / "e.csv")])
+    stages = build_map(ws.engine, ws.definition)["views"]["all"]["stages"]
+    ws.close()
+    # Both answers were given from onboarding: one promoter, one detractor -> NPS 0 over 2 answers.
+    assert stages["onboarding"]["surveys"]["nps"] == {"score": 0.0, "n": 2}
+    assert stages["advocacy"]["reached"] == 1 and stages["advocacy"]["surveys"] == {}

@@ -276,11 +276,13 @@ def reference(rows: list[Row], definition, level: str) -> dict:
     stages = definition.stages
     terminal = {s.id for s in stages if s.terminal}
 
-    out = {"persona": {u: persona(u) for u in events}, "visits": [], "current": {}, "durations": [], "units": {}}
+    out = {"persona": {u: persona(u) for u in events}, "visits": [], "current": {}, "before": {},
+           "durations": [], "units": {}}
     for u, evs in events.items():
         # Visits: a hit of a stage other than the previous hit's starts a visit; the next visit ends it.
         vs, current = [], None
         for r in evs:
+            out["before"][r.idx] = current  # the stage in effect just before this event
             hit = first_id(r, stages)
             if hit is not None and (not vs or vs[-1][0] != hit):
                 vs.append((hit, r.ts, r.idx))
@@ -342,7 +344,7 @@ def view(ref: dict, definition, persona: str) -> dict:
     churn_stages = {s.id for s in stages if s.kind == "churn"}
     churned = sum(bool(churn_stages & {v[0] for v in x["visits"]}) for x in customers)
 
-    answers = []  # (kind, score, current stage, touchpoint)
+    answers = []  # (kind, score, stage just before the answer, touchpoint)
     lo_hi = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
     for x in us.values():
         for r in x["events"]:
@@ -350,7 +352,7 @@ def view(ref: dict, definition, persona: str) -> dict:
                 score = number(lookup(r.props, s.score))
                 lo, hi = lo_hi[s.kind]
                 if matches(r, s.match) and score is not None and lo <= score <= hi:
-                    answers.append((s.kind, score, ref["current"][r.idx], first_id(r, definition.touchpoints)))
+                    answers.append((s.kind, score, ref["before"][r.idx], first_id(r, definition.touchpoints)))
 
     def scores(group) -> dict:
         out: dict = {}
@@ -400,7 +402,7 @@ def engine_view(engine, definition, a, v, ac, hi, persona: str) -> dict:
         "adoption": M.adoption(engine, a, cust, definition),
         "churn": M.churn(engine, v, cust, definition),
         "surveys": M.surveys_by(engine, ac.mutate(_all=ibis.literal("all")), definition, "_all").get("all", {}),
-        "stage_surveys": M.surveys_by(engine, ac, definition, "current_stage"),
+        "stage_surveys": M.surveys_by(engine, ac, definition, "stage_before"),
         "touchpoint_surveys": M.surveys_by(engine, ac, definition, "touchpoint"),
         "durations": sorted(
             (r["stage"], r["persona"], r["seconds"], r["observed"]) for r in durations.to_pylist()

@@ -70,14 +70,21 @@ def visits(a: ir.Table) -> ir.Table:
 
 
 def with_current_stage(a: ir.Table, v: ir.Table) -> ir.Table:
-    """Each event labelled with the stage the unit was in when it happened (NULL before any stage)."""
+    """Each event labelled with `current_stage`, the stage the unit is in once the event happened
+    (NULL before any stage), and `stage_before`, the stage in effect just before it.
+
+    They differ only for an event that itself enters a stage. Survey answers are counted in
+    `stage_before`: an NPS answer that makes a promoter enter advocacy rates the journey so far,
+    not advocacy."""
     starts = v.select(_seq=v.entry_seq, _unit=v.unit_id, _new=ibis.literal(1))
     j = a.left_join(starts, [a.unit_id == starts._unit, a.seq == starts._seq])
     w = ibis.window(group_by=j.unit_id, order_by=[j.ts, j.seq], preceding=None, following=0)
     j = j.mutate(_visit_no=j._new.fill_null(0).sum().over(w))
     vv = v.select(_u=v.unit_id, _vn=v.visit_no, current_stage=v.stage)
     out = j.left_join(vv, [j.unit_id == vv._u, j._visit_no == vv._vn])
-    return out.drop("_seq", "_unit", "_new", "_u", "_vn", "_visit_no")
+    out = out.drop("_seq", "_unit", "_new", "_u", "_vn", "_visit_no")
+    w2 = ibis.window(group_by=out.unit_id, order_by=[out.ts, out.seq])
+    return out.mutate(stage_before=out.current_stage.lag().over(w2))
 
 
 def funnel(engine: Engine, v: ir.Table, definition: JourneyDefinition) -> dict[str, dict[str, int]]:

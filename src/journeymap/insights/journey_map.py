@@ -94,7 +94,7 @@ def _time_in_stage(engine: Engine, v, definition: JourneyDefinition, until) -> d
 def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, persona: str, until) -> dict:
     n_units = engine.execute(a.select("unit_id").distinct().count().name("n").as_table()).column("n")[0].as_py()
     counts = funnel(engine, v, definition)
-    stage_surveys = M.surveys_by(engine, ac, definition, "current_stage")
+    stage_surveys = M.surveys_by(engine, ac, definition, "stage_before")
     contents = M.stage_contents(engine, ac, definition)
     stages = {}
     for s in definition.stages:
