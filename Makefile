@@ -20,6 +20,7 @@ demo: $(VENV)/.installed
 	$(BIN)/journeymap demo --out $(DEMO_DIR)
 
 test: $(VENV)/.installed
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed

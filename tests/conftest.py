@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,25 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def cli_json(*args: str):
     return json.loads(run_cli(*args, "--json").stdout)
+
+
+@pytest.fixture(scope="session")
+def spark_session():
+    """One local Spark session for the whole run: it takes seconds to start."""
+    pytest.importorskip("pyspark", reason="pyspark is a dev extra")
+    if not shutil.which("java"):
+        pytest.skip("Spark needs a Java runtime (apt-get install openjdk-17-jre-headless)")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.sql.session.timeZone", "UTC")  # Parquet timestamps carry no zone
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")  # the default 200 makes tiny tests crawl
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("OFF")
+    yield spark
+    spark.stop()

@@ -8,7 +8,6 @@ import dataclasses
 import hashlib
 import json
 import time
-from pathlib import Path
 
 import duckdb
 import pytest

@@ -11,10 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 import random
-import shutil
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -180,25 +177,6 @@ def export(ws: Workspace, folder: Path) -> dict[str, str]:
         tables[name] = str(folder / f"{name}.parquet")
         pq.write_table(t.cast(schema), tables[name])
     return tables
-
-
-@pytest.fixture(scope="session")
-def spark_session():
-    pytest.importorskip("pyspark", reason="pyspark is a dev extra")
-    if not shutil.which("java"):
-        pytest.skip("Spark needs a Java runtime")
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    from pyspark.sql import SparkSession
-
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("OFF")
-    yield spark
-    spark.stop()
 
 
 @pytest.mark.spark

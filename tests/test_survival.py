@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import random
-import shutil
-import sys
 
 import ibis
 import numpy as np
@@ -205,25 +202,6 @@ def test_ties_in_ts_follow_seq_then_stage():
     assert [(r["unit_id"], r["visit_no"], r["stage"], r["next_stage"]) for r in sorted(rows, key=lambda r: (r["unit_id"], r["visit_no"]))] == [
         ("u", 1, "a", "b"), ("u", 2, "b", "c"), ("u", 3, "c", None), ("v", 1, "x", "y"), ("v", 2, "y", None),
     ]
-
-
-@pytest.fixture(scope="session")
-def spark_session():
-    pytest.importorskip("pyspark", reason="pyspark is a dev extra")
-    if not shutil.which("java"):
-        pytest.skip("Spark needs a Java runtime")
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    from pyspark.sql import SparkSession
-
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("OFF")
-    yield spark
-    spark.stop()
 
 
 @pytest.mark.spark

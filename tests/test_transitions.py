@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -205,25 +203,6 @@ def test_agrees_with_brute_force_reference(raw, order, collapse):
 
 
 # --- the same expressions on Spark -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def spark_session():
-    pytest.importorskip("pyspark", reason="pyspark is a dev extra")
-    if not shutil.which("java"):
-        pytest.skip("Spark needs a Java runtime")
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    from pyspark.sql import SparkSession
-
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("OFF")
-    yield spark
-    spark.stop()
 
 
 def synthetic_log(n_units: int = 300, seed: int = 7) -> pa.Table:

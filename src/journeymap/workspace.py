@@ -43,7 +43,7 @@ class Workspace:
             raise FileExistsError(f"{target} exists; pass force to overwrite it")
         shutil.copyfile(TEMPLATE, target)
         ws = cls(path)
-        ws.con  # create the store
+        ws.con.execute("CHECKPOINT")  # create the store file now
         return ws
 
     @property

@@ -20,7 +20,6 @@ import duckdb
 import pyarrow as pa
 
 from journeymap.events.reasons import Reason
-from journeymap.events.schema import EVENTS_SCHEMA
 from journeymap.events.validate import is_json_object, rejection_columns, validation_sql
 from journeymap.ingest.files import InputFile
 from journeymap.ingest.mapping import SourceMapping
@@ -164,7 +163,7 @@ class Loader:
     def _insert_new(self, load_id: int, report: LoadReport) -> None:
         """Append the batch's valid rows whose message_id is new; count repeats, dead-letter conflicts."""
         con = self.con
-        cols = f"""_message_id, ts, event, type, source, channel, user_id, anonymous_id, email, previous_id,
+        cols = """_message_id, ts, event, type, source, channel, user_id, anonymous_id, email, previous_id,
                    account_id, properties, traits, content_hash, seq"""
         valid, repeats, seen = con.execute("""
             SELECT count(*), count(*) - count(DISTINCT _message_id),

@@ -14,7 +14,6 @@ LOW_CSAT, LOW_NPS, HIGH_CES = 0.80, 0.0, 4.0
 
 def pain_points(view: dict, definition: JourneyDefinition, limit: int = 8) -> list[dict]:
     items: list[dict] = []
-    units = max(view["units"], 1)
     progression = definition.progression
     for s in progression[:-1]:
         st = view["stages"][s.id]
