@@ -35,7 +35,7 @@ def insert(con, rows: list[dict]) -> None:
         seq = start + i
         full.append({
             "message_id": f"m{seq}", "ts": T0 + timedelta(minutes=seq), "event": row.get("type", "track"),
-            "type": "track", "source": "product", "content_hash": seq, "seq": seq, **row,
+            "type": "track", "source": "product", "seq": seq, **row,
         })
     table = pa.Table.from_pylist(full, schema=EVENTS_SCHEMA)
     con.register("new_events", table)

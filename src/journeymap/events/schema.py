@@ -52,12 +52,11 @@ EVENTS_SCHEMA = pa.schema(
         ("account_id", pa.string()),
         ("properties", pa.string()),
         ("traits", pa.string()),
-        ("content_hash", pa.uint64()),
         ("seq", pa.int64()),
     ]
 )
 """The stored columns. `seq` is input order (ties on `ts` are broken by it) and encodes the load and
-the file line (view `event_lineage`); `content_hash` detects a reused message_id with other content."""
+the file line (view `event_lineage`)."""
 
 
 def is_placeholder(value: str | None) -> bool:

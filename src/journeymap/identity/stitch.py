@@ -52,9 +52,9 @@ def stitch(con: duckdb.DuckDBPyConnection) -> StitchResult:
     >>> from journeymap.ingest.store import open_store
     >>> con = open_store(tempfile.mkdtemp())
     >>> con.execute(
-    ...     "INSERT INTO events (message_id, ts, event, type, source, user_id, anonymous_id, content_hash, seq)"
-    ...     " VALUES ('m1', '2025-01-01', 'Signed in', 'identify', 'product', 'ann', 'a1', 0, 1),"
-    ...     "        ('m2', '2025-01-02', 'Viewed', 'page', 'product', NULL, 'a1', 0, 2)"
+    ...     "INSERT INTO events (message_id, ts, event, type, source, user_id, anonymous_id, seq)"
+    ...     " VALUES ('m1', '2025-01-01', 'Signed in', 'identify', 'product', 'ann', 'a1', 1),"
+    ...     "        ('m2', '2025-01-02', 'Viewed', 'page', 'product', NULL, 'a1', 2)"
     ... ).fetchall()
     [(2,)]
     >>> stitch(con).persons

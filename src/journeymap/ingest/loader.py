@@ -98,7 +98,8 @@ class Loader:
             for batch in prefetch(read_batches(f, state, mapping.delimiter if mapping else ",")):
                 report.rows_read += batch.num_rows
                 if sql is None:
-                    sql = projection_sql(mapping, None if f.format == "jsonl" else batch.schema, source_override)
+                    sql = projection_sql(mapping, None if f.format == "jsonl" else batch.schema, source_override,
+                                         trim=f.format == "csv")
                 self._load_batch(batch, sql, f.format == "jsonl", load_id, str(f.path), report)
                 self._stage_malformed(state, load_id, str(f.path), report)
                 if self.strict and report.rejected:
@@ -142,8 +143,7 @@ class Loader:
                 con.execute("CREATE OR REPLACE TEMP VIEW _raw AS SELECT * FROM _rawin")
             con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE _batch AS
-                SELECT *,
-                       hash({_CONTENT}) AS content_hash,
+                SELECT * EXCLUDE (message_id),  -- kept once, as _message_id: every column copied costs
                        coalesce(message_id, 'jm-' || md5({_FINGERPRINT})) AS _message_id,
                        {load_id} * {SEQ_PER_LOAD} + _row * 8 + _spec AS seq
                 FROM ({validation_sql(f"({sql})")})
@@ -152,19 +152,23 @@ class Loader:
             raw = "r._line" if is_json else "to_json(r)::VARCHAR"
             self._dead_letter(
                 f"SELECT b._row, b.field, b.reason, b.detail, b._message_id, {raw} "
-                f"FROM (SELECT *, {rejection_columns()} FROM _batch WHERE _check IS NOT NULL) b "
+                f"FROM (SELECT *, {rejection_columns()} FROM (SELECT *, _message_id AS message_id FROM _batch) "
+                f"WHERE _check IS NOT NULL) b "
                 f"JOIN _rawin r ON r._row = b._row ORDER BY b._row, b._spec",
                 load_id, file, report,
             )
             self._insert_new(load_id, report)
         finally:
-            con.unregister("_rawin")
+            try:
+                con.unregister("_rawin")
+            except duckdb.TransactionException:
+                pass  # the statement that failed aborted the transaction; its error is the one to see
 
     def _insert_new(self, load_id: int, report: LoadReport) -> None:
         """Append the batch's valid rows whose message_id is new; count repeats, dead-letter conflicts."""
         con = self.con
         cols = """_message_id, ts, event, type, source, channel, user_id, anonymous_id, email, previous_id,
-                   account_id, properties, traits, content_hash, seq"""
+                   account_id, properties, traits, seq"""
         valid, repeats, seen = con.execute("""
             SELECT count(*), count(*) - count(DISTINCT _message_id),
                    count(*) FILTER (_message_id IN (SELECT message_id FROM events))
@@ -175,15 +179,16 @@ class Loader:
             con.execute(f"INSERT INTO events SELECT {cols} FROM _batch WHERE _check IS NULL")
             report.accepted += valid
             return
-        con.execute("""
+        # Repeats are rare: only now is the content compared, by hashing both sides in this query.
+        con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _resolved AS
-            WITH b AS (SELECT * FROM _batch WHERE _check IS NULL),
+            WITH b AS (SELECT *, hash({_CONTENT}) AS content_hash FROM _batch WHERE _check IS NULL),
             firsts AS (
                 SELECT _message_id, min(seq) AS first_seq, arg_min(content_hash, seq) AS first_hash
                 FROM b GROUP BY _message_id
             ),
             stored AS (
-                SELECT e.message_id AS _message_id, any_value(e.content_hash) AS stored_hash
+                SELECT e.message_id AS _message_id, any_value(hash({_CONTENT})) AS stored_hash
                 FROM events e SEMI JOIN firsts f ON e.message_id = f._message_id
                 GROUP BY e.message_id
             )

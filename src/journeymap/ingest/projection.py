@@ -28,10 +28,15 @@ def ident(name: str) -> str:
 
 
 class TabularColumns:
-    """Columns of a CSV or Parquet batch."""
+    """Columns of a CSV or Parquet batch. CSV text is trimmed (`a, b` exports pad values); typed
+    Parquet strings are exact values and are kept as they are, which also saves a copy of every string."""
 
-    def __init__(self, schema: pa.Schema):
+    def __init__(self, schema: pa.Schema, trim: bool = True):
         self.types = {f.name: f.type for f in schema if f.name != "_row"}
+        self.trim = trim
+
+    def clean(self, expr: str) -> str:
+        return f"NULLIF(trim({expr}), '')" if self.trim else f"NULLIF({expr}, '')"
 
     def has(self, name: str) -> bool:
         return name in self.types
@@ -61,7 +66,11 @@ class TabularColumns:
 
 
 class JsonColumns:
-    """Keys of JSON Lines records; a key's presence is only known per row."""
+    """Keys of JSON Lines records; a key's presence is only known per row. Values are exact JSON
+    strings, so they are not trimmed."""
+
+    def clean(self, expr: str) -> str:
+        return f"NULLIF({expr}, '')"
 
     def has(self, name: str) -> bool:
         return True
@@ -88,15 +97,11 @@ class JsonColumns:
     raw_json = "r._line"
 
 
-def _clean(expr: str) -> str:
-    return f"NULLIF(trim({expr}), '')"
-
-
 def _field_text(spec: FieldSpec, cols) -> str:
     if spec.value is not None:
         expr = lit(spec.value)
     elif cols.has(spec.column):
-        expr = _clean(cols.text(spec.column))
+        expr = cols.clean(cols.text(spec.column))
     else:
         expr = "NULL::VARCHAR"
     if spec.map:
@@ -121,7 +126,7 @@ def _timestamp(spec: Spec, cols, timezone: str) -> tuple[str, str]:
         native, typ = raw, pa.string()
     elif cols.has(spec.column):
         native, typ = cols.native(spec.column)
-        raw = _clean(cols.text(spec.column))
+        raw = cols.clean(cols.text(spec.column))
     else:
         return "NULL::TIMESTAMP", "NULL::VARCHAR"
 
@@ -178,11 +183,13 @@ def _spec_text(spec: Spec, cols) -> str:
     return _field_text(spec, cols)
 
 
-def projection_sql(mapping: SourceMapping | None, schema: pa.Schema | None, source_override: str | None) -> str:
+def projection_sql(
+    mapping: SourceMapping | None, schema: pa.Schema | None, source_override: str | None, trim: bool = True
+) -> str:
     """SQL over `_raw` giving canonical text columns, `ts`, `ts_raw`, `_row` and `_spec`.
 
     For JSON Lines (`schema` None) `_raw` must hold only rows whose `_line` is a JSON object."""
-    cols = JsonColumns() if schema is None else TabularColumns(schema)
+    cols = JsonColumns() if schema is None else TabularColumns(schema, trim)
     mapping, specs, used = _resolve(mapping, cols)
     common: dict[str, str] = {}
     for name in ("message_id", "channel", "user_id", "anonymous_id", "email", "previous_id", "account_id"):
@@ -216,7 +223,7 @@ def projection_sql(mapping: SourceMapping | None, schema: pa.Schema | None, sour
         # An empty object and no properties are the same thing, whatever the format.
         fields = dict(common, event=_spec_text(event_spec, cols), properties=f"NULLIF({props}, '{{}}')")
         body = ", ".join(f"{expr} AS {name}" for name, expr in fields.items())
-        where = f"WHERE {_clean(cols.text(ev.when))} IS NOT NULL" if ev.when and cols.has(ev.when) else ""
+        where = f"WHERE {cols.clean(cols.text(ev.when))} IS NOT NULL" if ev.when and cols.has(ev.when) else ""
         if ev.when and not cols.has(ev.when):
             where = "WHERE FALSE"
         selects.append(f"SELECT _row, {i} AS _spec, {ts} AS ts, {ts_raw} AS ts_raw, {body} FROM _raw {where}")

@@ -29,7 +29,6 @@ CREATE TABLE IF NOT EXISTS events (
     account_id   VARCHAR,
     properties   VARCHAR,              -- JSON object text
     traits       VARCHAR,              -- JSON object text
-    content_hash UBIGINT NOT NULL,     -- detects a reused message_id with other content
     seq          BIGINT NOT NULL       -- input order; breaks ties on ts; encodes load and line (see lineage)
 );
 CREATE SEQUENCE IF NOT EXISTS load_ids START 1;
