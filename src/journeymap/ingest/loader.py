@@ -169,11 +169,13 @@ class Loader:
         con = self.con
         cols = """_message_id, ts, event, type, source, channel, user_id, anonymous_id, email, previous_id,
                    account_id, properties, traits, seq"""
-        valid, repeats, seen = con.execute("""
-            SELECT count(*), count(*) - count(DISTINCT _message_id),
-                   count(*) FILTER (_message_id IN (SELECT message_id FROM events))
-            FROM _batch WHERE _check IS NULL
-        """).fetchall()[0]
+        valid, repeats = con.execute(
+            "SELECT count(*), count(*) - count(DISTINCT _message_id) FROM _batch WHERE _check IS NULL"
+        ).fetchall()[0]
+        # Probe the store with the batch's ids (the hash table is built on the small side).
+        seen = con.execute(
+            "SELECT count(*) FROM events WHERE message_id IN (SELECT _message_id FROM _batch WHERE _check IS NULL)"
+        ).fetchall()[0][0]
         if not repeats and not seen:
             # The common case, fresh data: every valid row is new.
             con.execute(f"INSERT INTO events SELECT {cols} FROM _batch WHERE _check IS NULL")
