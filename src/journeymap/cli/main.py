@@ -219,7 +219,7 @@ def demo(
     except StoreLocked as exc:
         _fail(str(exc))
     for line in summary:
-        out.print(line, highlight=False)
+        out.print(line, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":
