@@ -11,15 +11,12 @@ import ibis.expr.types as ir
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import units
 from journeymap.engine.rules import first_match
+from journeymap.engine.unit_events import unit_events
 from journeymap.journey.definition import JourneyDefinition
-
-IDENTITY_CALLS = ("identify", "group", "alias")
 
 
 def annotated_events(engine: Engine, definition: JourneyDefinition, level: str) -> ir.Table:
-    ev = engine.table("journey_events")
-    unit = ev.person_id if level == "person" else ev.account_id
-    ev = ev.filter(unit.notnull(), ~ev.type.isin(IDENTITY_CALLS)).mutate(unit_id=unit)
+    ev = unit_events(engine, level)
     ev = ev.mutate(
         stage_hit=first_match(engine, ev, [(s.id, s.entry) for s in definition.stages]),
         touchpoint=first_match(engine, ev, [(t.id, t.match) for t in definition.touchpoints]),

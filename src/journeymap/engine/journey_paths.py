@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from journeymap.engine.annotate import IDENTITY_CALLS, annotated_events
+from journeymap.engine.annotate import annotated_events
 from journeymap.engine.backends import Engine
 from journeymap.engine.stages import visits
 from journeymap.engine.transitions import transitions_result
+from journeymap.engine.unit_events import unit_events
 from journeymap.journey.definition import JourneyDefinition
 
 
@@ -14,9 +15,8 @@ def transitions_at(
 ) -> dict:
     if definition is None:
         # No journey defined yet: event-level paths need only the events.
-        ev = engine.table("journey_events")
-        unit = ev.person_id if unit_level == "person" else ev.account_id
-        t = ev.filter(unit.notnull(), ~ev.type.isin(IDENTITY_CALLS)).select(unit_id=unit, label=ev.event, ts=ev.ts, seq=ev.seq)
+        ev = unit_events(engine, unit_level)
+        t = ev.select("unit_id", label=ev.event, ts=ev.ts, seq=ev.seq)
     else:
         a = annotated_events(engine, definition, unit_level)
         if level == "stage":
