@@ -102,8 +102,6 @@ class Loader:
                                          trim=f.format == "csv")
                 self._load_batch(batch, sql, f.format == "jsonl", load_id, str(f.path), report)
                 self._stage_malformed(state, load_id, str(f.path), report)
-                if self.strict and report.rejected:
-                    raise StrictRejection(report.samples[0].describe(str(f.path)))
                 pending += batch.num_rows
                 if progress:
                     progress(state.bytes_read)
@@ -112,9 +110,7 @@ class Loader:
                     pending = 0
                     con.execute("BEGIN TRANSACTION")
             self._stage_malformed(state, load_id, str(f.path), report)
-            if self.strict and report.rejected:
-                raise StrictRejection(report.samples[0].describe(str(f.path)))
-            self._commit(report)
+            self._commit(report)  # with strict, _dead_letter has already raised on the first rejection
         except BaseException:
             con.execute("ROLLBACK")
             report.seconds = time.perf_counter() - t0
