@@ -19,6 +19,13 @@ from journeymap.engine.stages import visits
 from journeymap.workspace import Workspace
 
 DAY = 86400.0
+
+
+def plain(scores: dict) -> dict:
+    """Survey scores without their confidence intervals (checked on their own below)."""
+    if "score" in scores:
+        return {k: v for k, v in scores.items() if k not in ("ci_low", "ci_high")}
+    return {k: plain(v) for k, v in scores.items()}
 T0 = dt.datetime(2024, 3, 1)
 DEFINITION = {
     "name": "Known journey",
@@ -247,18 +254,26 @@ def test_surveys(journey_map):
     view = journey_map["views"]["all"]
     # NPS 10, 7, 3, 9: promoters 2, detractors 1 of 4 -> 25. CSAT 5, 2, 4 (0 is off scale) -> 2/3.
     # CES 2 (11 is off scale) -> 2.0.
-    assert view["surveys"] == {"nps": {"score": 25.0, "n": 4}, "csat": {"score": 2 / 3, "n": 3},
+    assert plain(view["surveys"]) == {"nps": {"score": 25.0, "n": 4}, "csat": {"score": 2 / 3, "n": 3},
                                "ces": {"score": 2.0, "n": 1}}
+    # NPS answers 10, 7, 3, 9 score +1, 0, -1, +1: mean 0.25, population sd 0.8292, se 0.4146;
+    # 25 -/+ 1.96 x 41.46 = -56.3 .. 106.3, clamped to 100. One CES answer has no interval.
+    assert view["surveys"]["nps"]["ci_low"] == pytest.approx(-56.26, abs=0.01)
+    assert view["surveys"]["nps"]["ci_high"] == 100.0
+    assert view["surveys"]["ces"]["ci_low"] is None
+    # CSAT 2 of 3 (Wilson): centre (0.6667 + 0.6402) / 2.2805 = 0.5731, half 0.3654 -> 0.2077 .. 0.9385.
+    assert view["surveys"]["csat"]["ci_low"] == pytest.approx(0.2077, abs=1e-4)
+    assert view["surveys"]["csat"]["ci_high"] == pytest.approx(0.9385, abs=1e-4)
     stages = view["stages"]
-    assert stages["adoption"]["surveys"] == {"nps": {"score": 0.0, "n": 2}, "ces": {"score": 2.0, "n": 1}}
-    assert stages["onboarding"]["surveys"] == {"nps": {"score": 0.0, "n": 1}, "csat": {"score": 2 / 3, "n": 3}}
-    assert stages["evaluation"]["surveys"] == {"nps": {"score": 100.0, "n": 1}}
+    assert plain(stages["adoption"]["surveys"]) == {"nps": {"score": 0.0, "n": 2}, "ces": {"score": 2.0, "n": 1}}
+    assert plain(stages["onboarding"]["surveys"]) == {"nps": {"score": 0.0, "n": 1}, "csat": {"score": 2 / 3, "n": 3}}
+    assert plain(stages["evaluation"]["surveys"]) == {"nps": {"score": 100.0, "n": 1}}
     assert stages["discovery"]["surveys"] == {}
     # Emotion, weighted by answers: adoption (0 * 2 + (4 - 2) / 3) / 3; onboarding (0 + 3 * (2 * 2/3 - 1)) / 4.
     assert stages["adoption"]["emotion"] == pytest.approx(2 / 9)
     assert stages["onboarding"]["emotion"] == pytest.approx(0.25)
-    assert view["touchpoint_surveys"] == {"support_chat": {"csat": {"score": 2 / 3, "n": 3}}}
-    assert journey_map["views"]["smb"]["surveys"] == {"nps": {"score": 50.0, "n": 2}, "csat": {"score": 1.0, "n": 1}}
+    assert plain(view["touchpoint_surveys"]) == {"support_chat": {"csat": {"score": 2 / 3, "n": 3}}}
+    assert plain(journey_map["views"]["smb"]["surveys"]) == {"nps": {"score": 50.0, "n": 2}, "csat": {"score": 1.0, "n": 1}}
 
 
 def test_touchpoints_in_stages(journey_map):
@@ -311,5 +326,5 @@ def test_an_answer_that_enters_a_stage_rates_the_stage_it_came_from(tmp_path):
     stages = build_map(ws.engine, ws.definition)["views"]["all"]["stages"]
     ws.close()
     # Both answers were given from onboarding: one promoter, one detractor -> NPS 0 over 2 answers.
-    assert stages["onboarding"]["surveys"]["nps"] == {"score": 0.0, "n": 2}
+    assert plain(stages["onboarding"]["surveys"])["nps"] == {"score": 0.0, "n": 2}
     assert stages["advocacy"]["reached"] == 1 and stages["advocacy"]["surveys"] == {}

@@ -10,10 +10,14 @@ CSV and ingested into a real DuckDB file, so identity stitching is part of what 
 
 from __future__ import annotations
 
+import math
+import statistics
+
+from scipy import stats as scipy_stats
+
 import csv
 import datetime as dt
 import json
-import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -377,13 +381,27 @@ def view(ref: dict, definition, persona: str) -> dict:
 
 
 def summarise(kind: str, xs: list[float]) -> dict:
+    """Score and 95% interval straight from the answers (the engine works from per-group sums)."""
+    n, z = len(xs), 1.959963984540054
+    low = high = None
     if kind == "nps":
-        score = 100.0 * (sum(x >= 9 for x in xs) - sum(x <= 6 for x in xs)) / len(xs)
+        points = [1 if x >= 9 else -1 if x <= 6 else 0 for x in xs]
+        score = 100.0 * statistics.fmean(points)
+        if n > 1:
+            se = statistics.pstdev(points) / math.sqrt(n)
+            low, high = max(-100.0, score - 100 * z * se), min(100.0, score + 100 * z * se)
     elif kind == "csat":
-        score = sum(x >= 4 for x in xs) / len(xs)
+        score = sum(x >= 4 for x in xs) / n
+        denominator = 1 + z * z / n
+        centre = (score + z * z / (2 * n)) / denominator
+        half = z * math.sqrt(score * (1 - score) / n + z * z / (4 * n * n)) / denominator
+        low, high = max(0.0, centre - half), min(1.0, centre + half)
     else:
-        score = sum(xs) / len(xs)
-    return {"score": score, "n": len(xs)}
+        score = statistics.fmean(xs)
+        if n > 1:
+            half = scipy_stats.t.ppf(0.975, n - 1) * statistics.stdev(xs) / math.sqrt(n)
+            low, high = score - half, score + half
+    return {"score": score, "n": n, "ci_low": low, "ci_high": high}
 
 
 # --- the engine, the same numbers -------------------------------------------------------------------

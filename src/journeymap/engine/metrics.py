@@ -11,11 +11,9 @@ import ibis.expr.types as ir
 
 from journeymap.engine.backends import Engine
 from journeymap.engine.rules import rule_expr
+from journeymap.engine.survey_stats import interval_from_parts
 from journeymap.journey.definition import JourneyDefinition, Survey
 
-SURVEY_SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
-NPS_PROMOTER, NPS_DETRACTOR = 9, 6
-CSAT_SATISFIED = 4
 KINDS = ("nps", "csat", "ces")
 
 
@@ -95,13 +93,19 @@ def churn(engine: Engine, v: ir.Table, cust: ir.Table, definition: JourneyDefini
 
 def survey_answers(engine: Engine, a: ir.Table, survey: Survey) -> ir.Table:
     """Answers of one survey with a valid score on its scale: unit_id, ts, score, comment, + labels."""
-    lo, hi = SURVEY_SCALES[survey.kind]
+    lo, hi = survey.bounds
     s = a.filter(rule_expr(engine, a, survey.match))
     s = s.mutate(
         score=engine.json_get(s.properties, survey.score).try_cast("float64"),
         comment=engine.json_get(s.properties, survey.comment) if survey.comment else ibis.null("string"),
     )
-    return s.filter(s.score.between(lo, hi))
+    s = s.filter(s.score.between(lo, hi))
+    # Each survey's own thresholds classify its answers, so surveys can be pooled into one score.
+    return s.mutate(
+        promoter=(s.score >= survey.promoter_min).ifelse(1, 0),
+        detractor=(s.score <= survey.detractor_max).ifelse(1, 0),
+        satisfied=(s.score >= survey.satisfied_min).ifelse(1, 0),
+    )
 
 
 def score_parts(answers: ir.Table, by: list[str]) -> ir.Table:
@@ -110,9 +114,10 @@ def score_parts(answers: ir.Table, by: list[str]) -> ir.Table:
     return answers.group_by([*by, "kind"]).aggregate(
         n=answers.count(),
         total=s.sum(),
-        promoters=(s >= NPS_PROMOTER).ifelse(1, 0).sum(),
-        detractors=(s <= NPS_DETRACTOR).ifelse(1, 0).sum(),
-        satisfied=(s >= CSAT_SATISFIED).ifelse(1, 0).sum(),
+        total_sq=(s * s).sum(),
+        promoters=answers.promoter.sum(),
+        detractors=answers.detractor.sum(),
+        satisfied=answers.satisfied.sum(),
     )
 
 
@@ -131,18 +136,23 @@ def score_from_parts(kind: str, row: dict) -> float:
 
 
 def surveys_by(engine: Engine, a: ir.Table, definition: JourneyDefinition, by: str) -> dict[str, dict[str, dict]]:
-    """{group value: {kind: {"score", "n"}}}; surveys of one kind are pooled into one score. One query."""
+    """{group value: {kind: {"score", "n", "ci_low", "ci_high"}}}; surveys of one kind are pooled into
+    one score, with its 95% confidence interval (survey_stats). One query."""
     if not definition.surveys:
         return {}
     answers = [
-        survey_answers(engine, a, s).select(by, "score", kind=ibis.literal(s.kind)) for s in definition.surveys
+        survey_answers(engine, a, s).select(by, "score", "promoter", "detractor", "satisfied", kind=ibis.literal(s.kind))
+        for s in definition.surveys
     ]
     pooled = answers[0] if len(answers) == 1 else ibis.union(*answers, distinct=False)
     pooled = pooled.filter(pooled[by].notnull())
     out: dict[str, dict[str, dict]] = {}
     rows = sorted(engine.execute(score_parts(pooled, [by])).to_pylist(), key=lambda r: (r[by], KINDS.index(r["kind"])))
     for row in rows:
-        out.setdefault(row[by], {})[row["kind"]] = {"score": score_from_parts(row["kind"], row), "n": int(row["n"])}
+        low, high = interval_from_parts(row["kind"], row)
+        out.setdefault(row[by], {})[row["kind"]] = {
+            "score": score_from_parts(row["kind"], row), "n": int(row["n"]), "ci_low": low, "ci_high": high,
+        }
     return out
 
 

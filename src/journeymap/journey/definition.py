@@ -110,8 +110,18 @@ class Survey(_Strict):
     match: Rule
     score: str = Field("score", description="Property path of the numeric score.")
     comment: str | None = Field("comment", description="Property path of the free-text comment.")
+    scale: tuple[float, float] | None = Field(
+        None, description="Valid scores, inclusive; answers outside are ignored. Default: NPS 0-10, CSAT 1-5, CES 1-7."
+    )
+    promoter_min: float = Field(9, description="NPS: scores at or above are promoters.")
+    detractor_max: float = Field(6, description="NPS: scores at or below are detractors.")
+    satisfied_min: float = Field(4, description="CSAT: scores at or above are satisfied.")
 
     _id = field_validator("id")(_check_id)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self.scale or {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}[self.kind]
 
 
 _METRICS = (
