@@ -222,5 +222,12 @@ def demo(
         out.print(line, highlight=False, soft_wrap=True)
 
 
+# Analyses that live in their own modules register their commands here.
+from journeymap.cli import surveys as _surveys  # noqa: E402
+
+for _module in (_surveys,):
+    _module.register(app)
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,57 @@
+"""`journeymap surveys`: NPS, CSAT and CES by stage, touchpoint, persona or period."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from journeymap.journey.load import DefinitionError
+from journeymap.workspace import Workspace
+
+
+def _cell(s: dict | None, kind: str) -> str:
+    if not s:
+        return "–"
+    if kind == "csat":
+        value = f"{100 * s['score']:.1f}%"
+        ci = "" if s["ci_low"] is None else f" ({100 * s['ci_low']:.0f}–{100 * s['ci_high']:.0f})"
+    else:
+        value = f"{s['score']:.1f}" if kind == "nps" else f"{s['score']:.2f}"
+        ci = "" if s["ci_low"] is None else f" ({s['ci_low']:.1f}–{s['ci_high']:.1f})"
+    return f"{value}{ci} n={s['n']:,}"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def surveys(
+        workspace: Annotated[Path, typer.Option("--workspace", "-w", help="The workspace folder.")] = Path("."),
+        group: Annotated[str, typer.Option(help="stage, touchpoint, persona or period.")] = "stage",
+        interval: Annotated[str, typer.Option(help="For --group period: day, week, month, quarter, year.")] = "month",
+        by: Annotated[str | None, typer.Option("--by", help="Unit of analysis: person or account.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    ):
+        """NPS, CSAT and CES with 95% confidence intervals, per stage, touchpoint, persona or period."""
+        from journeymap.engine.survey_report import survey_report
+
+        err = Console(stderr=True)
+        ws = Workspace(workspace)
+        try:
+            result = survey_report(ws.engine, ws.definition, by or ws.definition.analysis.level, group, interval)
+        except (ValueError, DefinitionError, FileNotFoundError) as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        finally:
+            ws.close()
+        if as_json:
+            sys.stdout.write(json.dumps(result, indent=2) + "\n")
+            return
+        table = Table(group, "NPS (95% CI)", "CSAT (95% CI)", "CES (95% CI)")
+        for row in result["rows"]:
+            table.add_row(str(row["value"]), *[_cell(row.get(k), k) for k in ("nps", "csat", "ces")])
+        Console().print(table)
