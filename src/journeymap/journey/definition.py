@@ -102,6 +102,18 @@ class Milestones(_Strict):
     key_features: list[Feature] = Field(default_factory=list)
 
 
+class Revenue(_Strict):
+    """Where MRR lives: events that state an account's MRR after them, and the event that ends it."""
+
+    match: Rule = Field(description="Events that state the account's current MRR (subscription created, changed, renewed).")
+    mrr: str = Field("mrr", description="Property path of the MRR stated by those events.")
+    scale: float = Field(1.0, description="Multiply MRR by this, e.g. 0.01 for cents.")
+    churn: Rule = Field(description="The event after which the account's MRR is 0 (subscription cancelled).")
+    reason: str | None = Field(None, description="Property path of the churn reason, on the churn event.")
+    involuntary: Rule | None = Field(None, description="Churn events that are involuntary (failed payment).")
+    plan: str | None = Field(None, description="Property path of the plan name.")
+
+
 class Survey(_Strict):
     """Which events carry a survey answer, and where its score and comment are."""
 
@@ -203,6 +215,7 @@ class JourneyDefinition(_Strict):
     personas: list[Persona] = Field(default_factory=list)
     milestones: Milestones = Field(default_factory=Milestones)
     surveys: list[Survey] = Field(default_factory=list)
+    revenue: Revenue | None = None
     targets: list[Target] = Field(default_factory=list)
 
     @model_validator(mode="after")
