@@ -132,6 +132,8 @@ def test_known_bridge(tmp_path):
     assert churn["by_kind"] == [{"value": "involuntary", "churns": 1, "accounts": 1, "mrr_lost": 20.0},
                                 {"value": "voluntary", "churns": 1, "accounts": 1, "mrr_lost": 50.0}]
     assert [r["value"] for r in churn["by_reason"]] == ["payment_failed", "too_expensive"]
+    assert churn["by_stage"] == [{"value": "paying", "churns": 2, "accounts": 2, "mrr_lost": 70.0}]
+    assert churn["by_persona"] == [{"value": "unassigned", "churns": 2, "accounts": 2, "mrr_lost": 70.0}]
     ws.close()
     assert cli_json("revenue", "--workspace", str(ws.path))["months"][2]["end"] == 170.0
 

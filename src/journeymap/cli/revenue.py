@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
                                                                "contraction", "churned", "end")],
                           _pct(m["logo_churn"]), _pct(m["grr"]), _pct(m["nrr"]))
         out.print(table)
-        for key in ("by_kind", "by_reason", "by_plan"):
+        for key in ("by_kind", "by_reason", "by_plan", "by_persona", "by_stage"):
             t = Table(key.removeprefix("by_"), "churns", "accounts", "MRR lost")
             for row in result["churn"][key]:
                 t.add_row(str(row["value"] or "–"), f"{row['churns']:,}", f"{row['accounts']:,}", _money(row["mrr_lost"]))

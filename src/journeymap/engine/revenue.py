@@ -23,8 +23,11 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
+from journeymap.engine.annotate import annotated_events
 from journeymap.engine.backends import Engine
+from journeymap.engine.personas import UNASSIGNED, units
 from journeymap.engine.rules import rule_expr
+from journeymap.engine.stages import visits, with_current_stage
 from journeymap.engine.unit_events import unit_events
 from journeymap.journey.definition import JourneyDefinition, Revenue
 
@@ -117,7 +120,8 @@ def mrr_bridge(engine: Engine, definition: JourneyDefinition) -> dict:
 
 
 def churn_breakdown(engine: Engine, definition: JourneyDefinition) -> dict:
-    """Churn events by reason, by plan, and voluntary vs involuntary, with the MRR each took away."""
+    """Churn events by voluntary vs involuntary, reason, plan, persona and the stage the account was in
+    just before, each with the MRR in force before the churn event."""
     r = _config(definition)
     with engine.scope():
         rev = engine.materialize(revenue_events(engine, definition))
@@ -130,8 +134,17 @@ def churn_breakdown(engine: Engine, definition: JourneyDefinition) -> dict:
             plan=engine.json_get(ch.properties, r.plan) if r.plan else ibis.null("string"),
             kind=ibis.ifelse(involuntary, "involuntary", "voluntary"),
         )
+        # The account's persona, and the stage it was in just before the churn event.
+        u = units(engine, definition, "account")
+        u = u.select(_acct=u.unit_id, persona=u.persona)
+        a = annotated_events(engine, definition, "account")
+        ac = with_current_stage(a, visits(a))
+        before = ac.select(_u=ac.unit_id, _seq=ac.seq, stage=ac.stage_before)
+        ch = ch.left_join(u, ch.unit_id == u._acct)
+        ch = ch.left_join(before, [ch.unit_id == before._u, ch.seq == before._seq])
+        ch = engine.materialize(ch.mutate(persona=ch.persona.fill_null(UNASSIGNED)))
         out = {}
-        for key in ("kind", "reason", "plan"):
+        for key in ("kind", "reason", "plan", "persona", "stage"):
             g = ch.group_by(key).aggregate(churns=ch.count(), accounts=ch.unit_id.nunique(), mrr_lost=ch.lost.sum())
             rows = engine.execute(g).to_pylist()
             out[f"by_{key}"] = sorted(
