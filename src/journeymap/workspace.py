@@ -130,6 +130,16 @@ class Workspace:
         unit_level = by or (definition.analysis.level if definition else "person")
         return transitions_at(self.engine, definition, level, unit_level, collapse_repeats)
 
+    def surveys(self, group: str = "stage", interval: str = "month", by: str | None = None) -> dict:
+        from journeymap.engine.survey_report import survey_report
+
+        return survey_report(self.engine, self.definition, by or self.definition.analysis.level, group, interval)
+
+    def revenue(self) -> dict:
+        from journeymap.engine.revenue import churn_breakdown, mrr_bridge
+
+        return {**mrr_bridge(self.engine, self.definition), "churn": churn_breakdown(self.engine, self.definition)}
+
     def journey_map(self, level: str | None = None, progress=None) -> dict:
         from journeymap.insights.journey_map import build_map
 

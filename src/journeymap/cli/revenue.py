@@ -31,12 +31,10 @@ def register(app: typer.Typer) -> None:
     ):
         """MRR bridge per month (start + new + reactivation + expansion - contraction - churned = end),
         gross and net revenue retention, logo churn, and churn by voluntary/involuntary, reason and plan."""
-        from journeymap.engine.revenue import churn_breakdown, mrr_bridge
-
         err = Console(stderr=True)
         ws = Workspace(workspace)
         try:
-            result = {**mrr_bridge(ws.engine, ws.definition), "churn": churn_breakdown(ws.engine, ws.definition)}
+            result = ws.revenue()
         except (ValueError, DefinitionError, FileNotFoundError) as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(1) from None

@@ -37,12 +37,10 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     ):
         """NPS, CSAT and CES with 95% confidence intervals, per stage, touchpoint, persona or period."""
-        from journeymap.engine.survey_report import survey_report
-
         err = Console(stderr=True)
         ws = Workspace(workspace)
         try:
-            result = survey_report(ws.engine, ws.definition, by or ws.definition.analysis.level, group, interval)
+            result = ws.surveys(group, interval, by)
         except (ValueError, DefinitionError, FileNotFoundError) as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(1) from None
