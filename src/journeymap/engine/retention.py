@@ -1,0 +1,145 @@
+"""Cohort retention: of the units that did a start event, how many did a return event in each later period.
+
+Definitions (docs/metrics/retention.md has the worked example; tests/test_retention.py proves it):
+
+- **Anchor.** ``first_time``: a unit's cohort is the interval of its first-ever start event, and that
+  event is its anchor. ``recurring``: a unit belongs to every interval in which it did the start event;
+  in each, its anchor is its first start event of that interval.
+- **A return** is a return event strictly after the anchor in (ts, seq) order. The anchor itself never
+  counts as its own return, also when start and return are the same event; so period 0 counts the units
+  that came back later within the anchor's own period, and the cohort's size is reported apart.
+- **Periods.** Calendar (default): period k is the k-th calendar interval after the cohort's
+  (weeks start on Monday, UTC). Rolling: period k holds returns ``k*N <= t < (k+1)*N`` days after the
+  anchor, N = 1, 7, 30, 90 for day, week, month, quarter. Brackets (``1-3,4-7``): bracket i holds
+  returns whose whole days after the anchor fall in it (bounds inclusive); cohorts stay calendar intervals.
+- ``on``: units that returned in exactly period k. ``on_or_after``: units that returned in period k or
+  any later one (unbounded retention; for brackets, at day >= the bracket's lower bound).
+- A cohort has periods 0..n where n is the last period the data reaches: the interval of the latest
+  event minus the cohort's (calendar), or whole periods from the cohort's earliest anchor to the latest
+  event (rolling).
+
+>>> parse_brackets("1-3,4-7,8-14")
+[(1, 3), (4, 7), (8, 14)]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import ibis.expr.types as ir
+
+from journeymap.engine.backends import Engine
+from journeymap.engine.intervals import DAY_US, ROLLING_DAYS, check, index_to_start, interval_index, parse_day, python_index
+from journeymap.engine.unit_events import unit_events
+
+MODES = ("first_time", "recurring")
+PERIODS = ("on", "on_or_after")
+
+
+def parse_brackets(text: str | list | None) -> list[tuple[int, int]] | None:
+    """`1-3,4-7,8-14` (days, bounds inclusive, ascending, not overlapping) or a list of pairs."""
+    if text is None or text == "":
+        return None
+    pairs = []
+    items = text.split(",") if isinstance(text, str) else text
+    for item in items:
+        try:
+            lo, hi = (int(x) for x in item.split("-")) if isinstance(item, str) else (int(item[0]), int(item[1]))
+        except (ValueError, TypeError, IndexError):
+            raise ValueError(f"--brackets must look like 1-3,4-7,8-14 (days), not {text!r}") from None
+        if lo < 0 or hi < lo or (pairs and lo <= pairs[-1][1]):
+            raise ValueError(f"--brackets must be ascending, non-overlapping day ranges lo-hi with 0 <= lo <= hi: {text!r}")
+        pairs.append((lo, hi))
+    return pairs
+
+
+def _anchors(ev: ir.Table, start: str, interval: str, mode: str) -> ir.Table:
+    s = ev.filter(ev.event == start)
+    s = s.select(unit_id=s.unit_id, ts=s.ts, seq=s.seq, cohort=interval_index(s.ts, interval))
+    keys = [s.unit_id] if mode == "first_time" else [s.unit_id, s.cohort]
+    ranked = s.mutate(rn=ibis.row_number().over(group_by=keys, order_by=[s.ts, s.seq]))
+    return ranked.filter(ranked.rn == 0).drop("rn")
+
+
+def _hits(ev: ir.Table, anchors: ir.Table, return_event: str, interval: str, rolling: bool, brackets) -> ir.Table:
+    """(unit_id, cohort, p): p is the period of a return (calendar or rolling) or its whole days (brackets)."""
+    r = ev.filter(ev.event == return_event)
+    r = r.select(r_unit=r.unit_id, r_ts=r.ts, r_seq=r.seq, r_idx=interval_index(r.ts, interval))
+    calendar = not rolling and not brackets
+    if calendar:  # only the last return of each interval can decide anything: keep one row per interval
+        ranked = r.mutate(rn=ibis.row_number().over(group_by=[r.r_unit, r.r_idx], order_by=[r.r_ts.desc(), r.r_seq.desc()]))
+        r = ranked.filter(ranked.rn == 0).drop("rn")
+    a = anchors
+    j = a.join(r, [a.unit_id == r.r_unit, (r.r_ts > a.ts) | ((r.r_ts == a.ts) & (r.r_seq > a.seq))])
+    if calendar:
+        p = (j.r_idx - j.cohort).cast("int64")
+    else:
+        step = DAY_US * (1 if brackets else ROLLING_DAYS[interval])
+        p = (j.r_ts.delta(j.ts, unit="microsecond") // step).cast("int64")
+    return j.select(unit_id=j.unit_id, cohort=j.cohort, p=p)
+
+
+def retention(engine: Engine, start: str, return_event: str, *, interval: str = "week", mode: str = "first_time",
+              period: str = "on", rolling: bool = False, brackets=None, level: str = "person",
+              date_from=None, date_to=None) -> dict:
+    """Retention cohorts: ``{"cohorts": [{"start", "size", "values", "rates"}], ...}``.
+
+    `values[k]` is the number of units of the cohort retained in period k (or bracket k), `rates[k]`
+    that number over the cohort's size. `date_from`/`date_to` (ISO dates, inclusive) keep the cohorts
+    whose interval contains or lies between them; they never change who is first-time."""
+    check(interval)
+    if mode not in MODES:
+        raise ValueError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if period not in PERIODS:
+        raise ValueError(f"--period must be one of {', '.join(PERIODS)}, not {period!r}")
+    brackets = parse_brackets(brackets)
+    d_from, d_to = parse_day(date_from, "--from"), parse_day(date_to, "--to")
+    if d_from and d_to and d_from > d_to:
+        raise ValueError("--from must not be after --to")
+    ev = unit_events(engine, level)
+    anchors = _anchors(ev, start, interval, mode)
+    if d_from:
+        anchors = anchors.filter(anchors.cohort >= python_index(d_from, interval))
+    if d_to:
+        anchors = anchors.filter(anchors.cohort <= python_index(d_to, interval))
+    with engine.scope():
+        anchors = engine.materialize(anchors)
+        sizes = engine.execute(anchors.group_by("cohort").aggregate(size=anchors.count(), first=anchors.ts.min())
+                               .order_by("cohort")).to_pylist()
+        end = engine.execute(ev.aggregate(end=ev.ts.max())).to_pylist()[0]["end"]
+        hits = _hits(ev, anchors, return_event, interval, rolling, brackets)
+        if period == "on" and not brackets:
+            agg = hits.group_by(["cohort", "p"]).aggregate(n=hits.unit_id.nunique())
+        elif period == "on":
+            cases = [((hits.p >= lo) & (hits.p <= hi), i) for i, (lo, hi) in enumerate(brackets)]
+            b = hits.mutate(p=ibis.cases(*cases, else_=-1)).filter(lambda t: t.p >= 0)
+            agg = b.group_by(["cohort", "p"]).aggregate(n=b.unit_id.nunique())
+        else:
+            last = hits.group_by(["unit_id", "cohort"]).aggregate(p=hits.p.max())
+            agg = last.group_by(["cohort", "p"]).aggregate(n=last.count())
+        rows = engine.execute(agg).to_pylist()
+    counts: dict[int, dict[int, int]] = {}
+    for row in rows:
+        counts.setdefault(row["cohort"], {})[row["p"]] = row["n"]
+    cohorts = []
+    for s in sizes:
+        c, size = s["cohort"], s["size"]
+        if brackets:
+            n = len(brackets) - 1
+        elif rolling:
+            n = int((end - s["first"]) / dt.timedelta(days=ROLLING_DAYS[interval]))
+        else:
+            n = python_index(end, interval) - c
+        got = counts.get(c, {})
+        if period == "on":
+            values = [got.get(k, 0) for k in range(n + 1)]
+        elif brackets:
+            values = [sum(v for p, v in got.items() if p >= lo) for lo, _ in brackets]
+        else:
+            values = [sum(v for p, v in got.items() if p >= k) for k in range(n + 1)]
+        cohorts.append({"start": index_to_start(c, interval).isoformat(), "size": size, "values": values,
+                        "rates": [round(v / size, 6) for v in values]})
+    return {"start_event": start, "return_event": return_event, "interval": interval, "mode": mode,
+            "period": period, "rolling": rolling, "brackets": [f"{lo}-{hi}" for lo, hi in brackets or []],
+            "by": level, "cohorts": cohorts}
