@@ -25,7 +25,6 @@ from journeymap.journey.load import load_definition
 
 DEFINITION_FILE = "journeymap.yml"
 TEMPLATE = Path(__file__).parent / "journey" / "templates" / DEFINITION_FILE
-LEVELS = ("event", "stage", "touchpoint")
 
 
 class Workspace:
@@ -124,8 +123,6 @@ class Workspace:
     def transitions(self, level: str = "event", by: str | None = None, collapse_repeats: bool = False) -> dict:
         from journeymap.engine.journey_paths import transitions_at
 
-        if level not in LEVELS:
-            raise ValueError(f"level must be one of {', '.join(LEVELS)}")
         definition = self.definition if level != "event" or self.definition_path.exists() else None
         unit_level = by or (definition.analysis.level if definition else "person")
         return transitions_at(self.engine, definition, level, unit_level, collapse_repeats)
