@@ -224,10 +224,12 @@ def demo(
 
 # Analyses that live in their own modules register their commands here.
 from journeymap.cli import cohorts as _cohorts  # noqa: E402
+from journeymap.cli import funnel as _funnel  # noqa: E402
+from journeymap.cli import paths as _paths  # noqa: E402
 from journeymap.cli import revenue as _revenue  # noqa: E402
 from journeymap.cli import surveys as _surveys  # noqa: E402
 
-for _module in (_cohorts, _surveys, _revenue):
+for _module in (_funnel, _paths, _cohorts, _surveys, _revenue):
     _module.register(app)
 
 
