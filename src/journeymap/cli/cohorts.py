@@ -1,12 +1,10 @@
 """`journeymap retention`, `lifecycle` and `stickiness`: cohort analyses of raw events, no journey definition needed.
 
-The lead wires these in with ``register(app)``; every command prints a Rich table, or JSON with ``--json``.
+``register(app)`` adds them; every command prints a Rich table, or JSON with ``--json``.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -14,13 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from journeymap.workspace import Workspace
+from journeymap.cli.common import JsonOpt, WorkspaceOpt, fail, pct, print_json, workspace_for
 
 out = Console()
-err = Console(stderr=True)
 
-WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="The workspace folder.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ByOpt = Annotated[str, typer.Option("--by", help="Unit of analysis: person or account (active when any of its persons is).")]
 IntervalOpt = Annotated[str, typer.Option("--interval", help="day, week (Monday, UTC), month or quarter.")]
 FromOpt = Annotated[str | None, typer.Option("--from", help="First interval to report (a date, YYYY-MM-DD).")]
@@ -28,32 +23,18 @@ ToOpt = Annotated[str | None, typer.Option("--to", help="Last interval to report
 EventOpt = Annotated[str | None, typer.Option("--event", help="Only this event makes a unit active (default: any).")]
 
 
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
-
-
 def _run(workspace: Path, fn, **kwargs) -> dict:
     if not (workspace / "journeymap.duckdb").exists() and not (workspace / "journeymap.yml").exists():
-        _fail(f"{workspace} is not a workspace; create one with `journeymap init`")
-    ws = Workspace(workspace)
-    try:
+        fail(f"{workspace} is not a workspace; create one with `journeymap init`")
+    with workspace_for(workspace) as ws:
         return fn(ws.engine, **kwargs)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    finally:
-        ws.close()
 
 
 def _emit(data: dict, as_json: bool, table: Table) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        print_json(data)
     else:
         out.print(table)
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1%}"
 
 
 def register(app: typer.Typer) -> None:
@@ -80,7 +61,7 @@ def register(app: typer.Typer) -> None:
         heads = [f"{lo_hi}d" for lo_hi in data["brackets"]] or [f"{'P' if not rolling else 'R'}{k}" for k in range(width)]
         table = Table("cohort", "size", *heads, title=f"Retention: {start} -> {return_event} ({mode}, {period})")
         for c in data["cohorts"]:
-            cells = [f"{v} ({_pct(r)})" for v, r in zip(c["values"], c["rates"], strict=True)]
+            cells = [f"{v} ({pct(r)})" for v, r in zip(c["values"], c["rates"], strict=True)]
             table.add_row(c["start"], str(c["size"]), *cells, *[""] * (width - len(cells)))
         _emit(data, as_json, table)
 
@@ -119,7 +100,7 @@ def register(app: typer.Typer) -> None:
             table.add_row(r["start"], str(r["units"]), *cells, *[""] * (width - len(cells)))
         monthly = Table("month", "days", "avg DAU", "MAU", "DAU/MAU", title="DAU/MAU")
         for m in data["dau_mau"]:
-            monthly.add_row(m["month"], str(m["days"]), f"{m['avg_dau']:.2f}", str(m["mau"]), _pct(m["dau_mau"]))
+            monthly.add_row(m["month"], str(m["days"]), f"{m['avg_dau']:.2f}", str(m["mau"]), pct(m["dau_mau"]))
         _emit(data, as_json, table)
         if not as_json:
             out.print(monthly)

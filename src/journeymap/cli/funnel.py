@@ -1,10 +1,7 @@
-"""`journeymap funnel`: an exact event funnel (docs/metrics/funnels.md). The lead wires `register`
-into the main app."""
+"""`journeymap funnel`: an exact event funnel (docs/metrics/funnels.md)."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,36 +9,25 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from journeymap.cli.common import JsonOpt, WorkspaceOpt, fail, pct, print_json, workspace_for
 from journeymap.engine.funnel_options import FunnelOptionError, funnel_options
 from journeymap.journey.durations import format_duration
-from journeymap.journey.load import DefinitionError
-from journeymap.workspace import Workspace
 
 out = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1%}"
 
 
 def _table(title: str, steps: list[dict]) -> Table:
     table = Table("#", "step", "count", "from previous", "from first", "mean time", "median time", title=title)
     for k, s in enumerate(steps):
-        table.add_row(str(k), s["name"], f"{s['count']:,}", _pct(s["conversion_from_previous"]),
-                      _pct(s["conversion_from_first"]), format_duration(s["avg_seconds_from_previous"]),
+        table.add_row(str(k), s["name"], f"{s['count']:,}", pct(s["conversion_from_previous"]),
+                      pct(s["conversion_from_first"]), format_duration(s["avg_seconds_from_previous"]),
                       format_duration(s["median_seconds_from_previous"]))
     return table
 
 
 def funnel(
     steps: Annotated[str, typer.Option("--steps", help="Comma-separated event names, e.g. 'signup,invite,pay'.")],
-    workspace: Annotated[Path, typer.Option("--workspace", "-w", help="The workspace folder.")] = Path("."),
+    workspace: WorkspaceOpt = Path("."),
     by: Annotated[str | None, typer.Option("--by", help="Unit of analysis: person or account (default: the definition's, else person).")] = None,
     window: Annotated[str, typer.Option(help="Conversion window: a number and s, m, h, d or w.")] = "14d",
     window_from: Annotated[str, typer.Option("--window-from", help="entry: from the step-1 event; previous: between consecutive steps.")] = "entry",
@@ -53,30 +39,25 @@ def funnel(
     date_from: Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD) an attempt may start.")] = None,
     date_to: Annotated[str | None, typer.Option("--to", help="Last day (inclusive) an attempt may start; it may convert later.")] = None,
     tolerance: Annotated[str, typer.Option(help="How far a step may precede the previous one and still count as in order.")] = "0s",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: JsonOpt = False,
 ):
     """Exact funnel: units (or attempts) completing the steps in order within the window."""
     from journeymap.engine.funnels import funnel as run_funnel
 
     if by not in (None, "person", "account"):
-        _fail("--by must be person or account")
+        fail("--by must be person or account")
     try:
         options = funnel_options(steps, window=window, window_from=window_from, order=order, count=count,
                                  exclude=exclude or [], tolerance=tolerance, date_from=date_from, date_to=date_to,
                                  breakdown=breakdown, attribution=attribution)
     except FunnelOptionError as exc:
-        _fail(str(exc))
-    ws = Workspace(workspace)
-    try:
+        fail(str(exc))
+    with workspace_for(workspace) as ws:
         level = by or (ws.definition.analysis.level if ws.definition_path.exists() else "person")
         result = run_funnel(ws.engine, options, level)
-    except (ValueError, DefinitionError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    finally:
-        ws.close()
     result.pop("histograms", None)  # the Python API's; the CLI contract is steps (and groups)
     if as_json:
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        print_json(result)
         return
     out.print(_table("funnel", result["steps"]))
     for g in result.get("groups", []):

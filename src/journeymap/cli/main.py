@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
+from journeymap.cli.common import JsonOpt, WorkspaceOpt, err, fail, print_json, workspace_for
 from journeymap.ingest.loader import StrictRejection
 from journeymap.ingest.store import StoreLocked
 from journeymap.journey.load import DefinitionError
@@ -25,25 +25,12 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 out = Console()
-err = Console(stderr=True)
-
-WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="The workspace folder.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ByOpt = Annotated[str | None, typer.Option("--by", help="Unit of analysis: person or account (default: the definition's).")]
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _print_json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _by(by: str | None) -> str | None:
     if by not in (None, "person", "account"):
-        _fail("--by must be person or account")
+        fail("--by must be person or account")
     return by
 
 
@@ -53,7 +40,7 @@ def init(directory: Path, force: Annotated[bool, typer.Option(help="Overwrite an
     try:
         ws = Workspace.init(directory, force=force)
     except FileExistsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     ws.close()
     out.print(f"Created workspace [bold]{directory}[/]: edit {directory / 'journeymap.yml'}, put exports in {directory / 'data'}, then run")
     out.print(f"  journeymap ingest '{directory}/data/*.csv' --workspace {directory}")
@@ -87,14 +74,14 @@ def ingest(
             reports = ws.ingest(paths, source=source, strict=strict, fmt=fmt, progress=on_progress)
             elapsed = time.perf_counter() - t0
     except StrictRejection as exc:
-        _fail(f"rejected (strict): {exc}")
+        fail(f"rejected (strict): {exc}")
     except (FileNotFoundError, IsADirectoryError, ValueError, DefinitionError, StoreLocked) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         ws.close()
     totals = {k: sum(getattr(r, k) for r in reports) for k in ("rows_read", "accepted", "duplicate", "rejected")}
     if as_json:
-        _print_json({"files": [r.as_dict() for r in reports], **totals, "seconds": round(elapsed, 3)})
+        print_json({"files": [r.as_dict() for r in reports], **totals, "seconds": round(elapsed, 3)})
         return
     table = Table("file", "rows", "accepted", "duplicate", "rejected", "seconds")
     for r in reports:
@@ -112,17 +99,14 @@ def ingest(
 @app.command()
 def rejects(workspace: WorkspaceOpt = Path("."), limit: int = 50, as_json: JsonOpt = False):
     """List dead letters: rejected rows with file, line, field and reason."""
-    ws = Workspace(workspace)
-    try:
+    with workspace_for(workspace) as ws:
         rows = ws.con.execute(
             "SELECT file, row_number, field, reason, detail FROM dead_letters ORDER BY file, row_number LIMIT ?", [limit]
         ).fetchall()
         total = ws.con.execute("SELECT count(*) FROM dead_letters").fetchall()[0][0]
-    finally:
-        ws.close()
     cols = ("file", "row", "field", "reason", "detail")
     if as_json:
-        _print_json({"total": total, "rejects": [dict(zip(cols, r, strict=True)) for r in rows]})
+        print_json({"total": total, "rejects": [dict(zip(cols, r, strict=True)) for r in rows]})
         return
     table = Table(*cols)
     for r in rows:
@@ -138,7 +122,7 @@ def validate(workspace: WorkspaceOpt = Path(".")):
     try:
         d = ws.definition
     except DefinitionError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.print(f"[green]ok[/] {ws.definition_path}: {len(d.stages)} stages, {len(d.touchpoints)} touchpoints, "
               f"{len(d.personas)} personas, {len(d.surveys)} surveys, {len(d.targets)} targets, {len(d.sources)} source mappings")
 
@@ -161,15 +145,10 @@ def transitions(
     as_json: JsonOpt = False,
 ):
     """Consecutive steps per unit (directly-follows edges), with starts, ends and the number of variants."""
-    ws = Workspace(workspace)
-    try:
+    with workspace_for(workspace) as ws:
         result = ws.transitions(level=level, by=_by(by), collapse_repeats=collapse_repeats)
-    except (ValueError, DefinitionError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    finally:
-        ws.close()
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     table = Table("from", "to", "count", "mean time")
     from journeymap.journey.durations import format_duration
@@ -190,19 +169,13 @@ def map_(
     """Compute the journey map: write it as one self-contained HTML file, or print it as JSON."""
     from journeymap.report import write_map_html
 
-    ws = Workspace(workspace)
-    try:
-        with err.status("computing the journey map", spinner="dots") as status:
-            model = ws.journey_map(level=_by(by), progress=lambda m: status.update(m))
-    except (ValueError, DefinitionError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    finally:
-        ws.close()
+    with workspace_for(workspace) as ws, err.status("computing the journey map", spinner="dots") as status:
+        model = ws.journey_map(level=_by(by), progress=lambda m: status.update(m))
     if out_file:
         write_map_html(model, out_file)
         err.print(f"wrote {out_file}")
     if as_json or not out_file:
-        _print_json(model)
+        print_json(model)
 
 
 @app.command()
@@ -217,7 +190,7 @@ def demo(
     try:
         summary = run_demo(out_dir, accounts=accounts, seed=seed, console=err)
     except StoreLocked as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for line in summary:
         out.print(line, highlight=False, soft_wrap=True)
 

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -14,38 +12,27 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from journeymap.cli.common import JsonOpt, WorkspaceOpt, fail, pct, print_json, workspace_for
 from journeymap.engine.paths import labelled_events, paths_result
 from journeymap.engine.variants import variants_result
-from journeymap.journey.load import DefinitionError
 from journeymap.workspace import Workspace
 
 __all__ = ["register"]
 
 SHOWN = 50  # table rows at most; --top makes the rest one 'other' row, --json has everything
 
-WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="The workspace folder.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ByOpt = Annotated[str | None, typer.Option("--by", help="Unit of analysis: person or account (default: the definition's).")]
 LevelOpt = Annotated[str, typer.Option("--level", help="event, stage or touchpoint.")]
 CollapseOpt = Annotated[bool, typer.Option("--collapse-repeats", help="Treat A,A,B as A,B.")]
 TopOpt = Annotated[int | None, typer.Option("--top", help="Keep the N most common paths; the rest is one 'other' bucket.")]
 
 
-def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
-
-
 def _events(ws: Workspace, level: str, by: str | None):
     if by not in (None, "person", "account"):
-        _fail("--by must be person or account")
+        fail("--by must be person or account")
     definition = ws.definition if level != "event" or ws.definition_path.exists() else None
     unit_level = by or (definition.analysis.level if definition else "person")
     return labelled_events(ws.engine, definition, level, unit_level)
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
 
 
 def paths(
@@ -61,27 +48,22 @@ def paths(
     as_json: JsonOpt = False,
 ):
     """Paths step by step from an anchor: Sankey-ready nodes (depth, label) and links, with 'end' and 'other' made explicit."""
-    ws = Workspace(workspace)
-    try:
+    with workspace_for(workspace) as ws:
         result = paths_result(_events(ws, level, by), start=start, end=end, before=before, depth=depth, top=top,
                               collapse_repeats=collapse_repeats)
-    except (ValueError, DefinitionError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    finally:
-        ws.close()
     if as_json:
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        print_json(result)
         return
     out = Console()
     table = Table("path", "units", "share of all units")
     for p in result["paths"][:SHOWN]:
-        table.add_row(" → ".join(p["path"]), f"{p['count']:,}", _pct(p["share"]))
+        table.add_row(" → ".join(p["path"]), f"{p['count']:,}", pct(p["share"]))
     out.print(table)
     if len(result["paths"]) > SHOWN:
         out.print(f"{len(result['paths']) - SHOWN:,} more paths: use --top N to bucket them as 'other', or --json")
     nodes = Table("depth", "step", "units", "share")
     for n in result["nodes"]:
-        nodes.add_row(str(n["depth"]), n["label"], f"{n['count']:,}", _pct(n["share"]))
+        nodes.add_row(str(n["depth"]), n["label"], f"{n['count']:,}", pct(n["share"]))
     out.print(nodes)
     out.print(f"{result['units']:,} of {result['units_total']:,} units in view, {len(result['links']):,} links")
 
@@ -96,15 +78,10 @@ def variants(
     as_json: JsonOpt = False,
 ):
     """Whole sequences (variants) with counts, share, median duration and, with --converted, converted vs dropped."""
-    ws = Workspace(workspace)
-    try:
+    with workspace_for(workspace) as ws:
         result = variants_result(_events(ws, level, by), converted=converted, top=top, collapse_repeats=collapse_repeats)
-    except (ValueError, DefinitionError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    finally:
-        ws.close()
     if as_json:
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        print_json(result)
         return
     from journeymap.journey.durations import format_duration
 
@@ -112,7 +89,7 @@ def variants(
     cols = ["variant", "units", "share", "median duration"] + (["converted", "dropped"] if converted else [])
     table = Table(*cols)
     for v in result["variants"][:SHOWN]:
-        row = [" → ".join(v["path"]), f"{v['count']:,}", _pct(v["share"]),
+        row = [" → ".join(v["path"]), f"{v['count']:,}", pct(v["share"]),
                "–" if v["median_seconds"] is None else format_duration(v["median_seconds"])]
         if converted:
             row += [f"{v['converted']:,}", f"{v['dropped']:,}"]

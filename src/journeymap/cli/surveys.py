@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,8 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from journeymap.journey.load import DefinitionError
-from journeymap.workspace import Workspace
+from journeymap.cli.common import JsonOpt, WorkspaceOpt, print_json, workspace_for
 
 
 def _cell(s: dict | None, kind: str) -> str:
@@ -30,24 +27,17 @@ def _cell(s: dict | None, kind: str) -> str:
 def register(app: typer.Typer) -> None:
     @app.command()
     def surveys(
-        workspace: Annotated[Path, typer.Option("--workspace", "-w", help="The workspace folder.")] = Path("."),
+        workspace: WorkspaceOpt = Path("."),
         group: Annotated[str, typer.Option(help="stage, touchpoint, persona or period.")] = "stage",
         interval: Annotated[str, typer.Option(help="For --group period: day, week, month, quarter, year.")] = "month",
         by: Annotated[str | None, typer.Option("--by", help="Unit of analysis: person or account.")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+        as_json: JsonOpt = False,
     ):
         """NPS, CSAT and CES with 95% confidence intervals, per stage, touchpoint, persona or period."""
-        err = Console(stderr=True)
-        ws = Workspace(workspace)
-        try:
+        with workspace_for(workspace) as ws:
             result = ws.surveys(group, interval, by)
-        except (ValueError, DefinitionError, FileNotFoundError) as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
-        finally:
-            ws.close()
         if as_json:
-            sys.stdout.write(json.dumps(result, indent=2) + "\n")
+            print_json(result)
             return
         table = Table(group, "NPS (95% CI)", "CSAT (95% CI)", "CES (95% CI)")
         for row in result["rows"]:
