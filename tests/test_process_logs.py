@@ -90,6 +90,8 @@ def test_receipt_log_has_the_published_shape(tmp_path, shared_data):
 def test_errors_are_clear_and_exit_non_zero(tmp_path):
     proc = run_cli("transitions", "--workspace", str(tmp_path), "--json", check=False)
     assert proc.returncode == 1 and "no events yet" in proc.stderr
+    nowhere = run_cli("map", "--workspace", str(tmp_path / "nowhere"), "--json", check=False)
+    assert nowhere.returncode == 1 and "no such workspace folder" in nowhere.stderr
     missing = run_cli("ingest", str(tmp_path / "nope.csv"), "--workspace", str(tmp_path), check=False)
     assert missing.returncode == 1 and "nope.csv: no such file" in missing.stderr
 

@@ -77,9 +77,13 @@ def open_store(workspace: str | Path, read_only: bool = False) -> duckdb.DuckDBP
     path = store_path(workspace)
     if read_only and not path.exists():
         raise FileNotFoundError(f"{path}: no store yet; run `journeymap ingest` first")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: no such workspace folder; create one with `journeymap init {path.parent}`")
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
         raise StoreLocked(_lock_message(path, str(exc))) from None
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")  # our own progress bars speak for us
