@@ -6,7 +6,6 @@ plain Python, with intervals as dates (the Monday of the week, the first of the 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import tempfile
 from pathlib import Path
@@ -17,32 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from cohort_data import ACCOUNT, at, write_workspace
 from journeymap.cli.cohorts import register
 from journeymap.engine.retention import parse_brackets, retention
 from journeymap.workspace import Workspace
 
-ACCOUNT = {"u1": "acme", "u2": "acme", "u3": "beta", "u4": "beta", "u5": ""}
-
-
-def write_workspace(base: Path, rows) -> Workspace:
-    """rows: (person, ts, event[, type]) in file order, which is seq order."""
-    path = base / "events.csv"
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["customer_id", "event", "ts", "account_id", "properties", "type", "message_id"])
-        for i, row in enumerate(rows):
-            who, ts, event = row[:3]
-            w.writerow([who, event, ts.isoformat() + "Z", ACCOUNT[who], "", row[3] if len(row) > 3 else "track", f"m{i}"])
-    ws = Workspace.init(base / "ws")
-    (report,) = ws.ingest([str(path)])
-    assert report.accepted == len(rows)
-    return ws
-
-
 # -- the worked example (docs/metrics/retention.md) ------------------------------------------------------------------
-
-def at(day: int, hour: int = 9) -> dt.datetime:
-    return dt.datetime(2024, 1, 1, hour) + dt.timedelta(days=day - 1)  # at(1) is Monday 2024-01-01
 
 
 EXAMPLE = [
