@@ -33,6 +33,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--window", default="14d")
     ap.add_argument("--steps", default="4,30", help="comma-separated funnel lengths")
+    ap.add_argument("--orders", default="ordered,strict,unordered,optional",
+                    help="which modes to time; optional = ordered with every odd step optional")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="jm-bench-funnel-"))
     try:
@@ -44,8 +46,9 @@ def main() -> None:
         print(f"{args.events:,} events ingested in {time.perf_counter() - t0:.1f} s; median of {args.runs} runs")
         base = None
         for n in (int(x) for x in args.steps.split(",")):
-            for order in ("ordered", "strict"):
-                o = funnel_options(EVENT_NAMES[:n], window=args.window, order=order)
+            for order in args.orders.split(","):
+                opt = list(range(1, n, 2)) if order == "optional" else []
+                o = funnel_options(EVENT_NAMES[:n], window=args.window, order="ordered" if opt else order, optional=opt)
                 times, result = [], None
                 for _ in range(args.runs):
                     t = time.perf_counter()
@@ -54,7 +57,7 @@ def main() -> None:
                 med = statistics.median(times)
                 base = base if base is not None or order != "ordered" else med
                 counts = [s["count"] for s in result["steps"]]
-                print(f"{n:>2} steps {order:<8} {med:7.2f} s  ({med / base:.1f}x the first ordered)  "
+                print(f"{n:>2} steps {order:<9} {med:7.2f} s  ({med / base:.1f}x the first ordered)  "
                       f"counts {counts[:5]}{'...' if n > 5 else ''} last {counts[-1]}")
         ws.close()
     finally:

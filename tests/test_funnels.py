@@ -177,6 +177,51 @@ def test_worked_example(ws_of):
     assert [b["count"] for b in hist] == [0, 0, 3, 0, 0, 0, 0, 0, 0, 0] and hist[2]["from_seconds"] == 300
 
 
+def test_optional_step_may_be_skipped_but_not_done_after_the_next_step(ws_of):
+    ws = ws_of([
+        ("p1", 0, "A"), ("p1", 60, "C"),                   # skips B
+        ("p2", 0, "A"), ("p2", 30, "B"), ("p2", 60, "C"),  # does all three
+        ("p3", 0, "A"), ("p3", 30, "C"), ("p3", 60, "B"),  # B after C is not B of this funnel
+        ("p4", 0, "A"), ("p4", 30, "B"),                   # B, never C
+    ])
+    r = funnel(ws.engine, funnel_options("A,B,C", window="1h", optional=[1]))
+    assert [(s["count"], s["conversion_from_previous"], s["avg_seconds_from_previous"], s["median_seconds_from_previous"],
+             s.get("optional", False)) for s in r["steps"]] == [
+        (4, 1.0, None, None, False), (2, 0.5, 30.0, 30.0, True), (3, 0.75, 50.0, 60.0, False)]
+    # Without --optional the same log converts only p2 (p3's B after C counts at step 1 then).
+    assert counts(ws, "A,B,C", window="1h") == [4, 3, 1]
+    # A skipped optional TO ends the exclusion interval at the next required step.
+    ws2 = ws_of([("p1", 0, "A"), ("p1", 30, "X"), ("p1", 60, "C"), ("p2", 0, "A"), ("p2", 90, "C"), ("p2", 120, "X")])
+    assert counts(ws2, "A,B,C", window="1h", optional=[1], exclude=["X:0:1"]) == [1, 0, 1]
+
+
+def test_strict_optional_step_is_taken_only_when_it_is_the_next_event(ws_of):
+    ws = ws_of([
+        ("p1", 0, "A"), ("p1", 10, "C"),
+        ("p2", 0, "A"), ("p2", 10, "B"), ("p2", 20, "C"),
+        ("p3", 0, "A"), ("p3", 10, "B"), ("p3", 20, "B"), ("p3", 30, "C"),  # the second B breaks it
+        ("p4", 0, "A"), ("p4", 10, "X"), ("p4", 20, "C"),
+    ])
+    assert counts(ws, "A,B,C", window="1h", order="strict", optional=[1]) == [4, 2, 2]
+
+
+def test_unordered_counts_any_k_steps_in_the_window(ws_of):
+    ws = ws_of([
+        ("p1", 0, "C"), ("p1", 60, "A"), ("p1", 120, "B"),  # all three, in another order
+        ("p2", 0, "B"), ("p2", 30, "B"),                    # one step twice is still one step
+        ("p3", 0, "A"), ("p3", 900, "C"),                   # 15 minutes apart: never together in a 10m window
+        ("p4", 0, "A"), ("p4", 0, "B"),                     # same timestamp
+    ])
+    r = funnel(ws.engine, funnel_options("A,B,C", window="10m", order="unordered"))
+    assert [s["count"] for s in r["steps"]] == [4, 2, 1]
+    assert r["steps"][1]["avg_seconds_from_previous"] == 30.0  # p1: 60 s, p4: 0 s
+    # A name listed twice needs two events of it; the entry is one of them.
+    ws2 = ws_of([("p5", 0, "A"), ("p5", 10, "B"), ("p5", 20, "A"), ("p6", 0, "B"), ("p6", 10, "A")])
+    assert counts(ws2, "A,A,B", window="10m", order="unordered") == [2, 2, 1]
+    # Totals: every step event starts an attempt; events before it never count, ties at its timestamp do.
+    assert counts(ws, "A,B,C", window="10m", order="unordered", count="totals") == [9, 4, 1]
+
+
 @pytest.mark.parametrize("kw, message", [
     ({"exclude": ["X:1:1"]}, "FROM (1) must be lower than TO (1)"),
     ({"exclude": ["X:2:1"]}, "must be lower"),
@@ -184,7 +229,11 @@ def test_worked_example(ws_of):
     ({"exclude": ["X:0"]}, "EVENT:FROM:TO"),
     ({"window": "fortnight"}, "not a duration"),
     ({"order": "sideways"}, "--order must be one of"),
-    ({"order": "unordered"}, "not implemented yet"),
+    ({"order": "unordered", "optional": [1]}, "no meaning with --order unordered"),
+    ({"order": "unordered", "window_from": "previous"}, "use --window-from entry"),
+    ({"optional": [0]}, "cannot be optional"),
+    ({"optional": [3]}, "there is no step 3"),
+    ({"optional": ["x"]}, "give a step number"),
     ({"count": "all"}, "--count must be one of"),
     ({"window_from": "start"}, "--window-from"),
     ({"attribution": "step:3"}, "--attribution"),
@@ -220,63 +269,119 @@ def test_cli(tmp_path):
 
 # -- brute-force reference ----------------------------------------------------------------------
 
+def _ordered_path(evs: list, start: int, o) -> dict[int, int]:
+    """Step -> position in evs. Required steps first, as if optional ones were not there; then each
+    optional step: its earliest event after the latest step done, before the next required step."""
+    W, tol, n = o.window_seconds, o.tolerance_seconds, len(o.steps)
+    req = [k for k in range(n) if k not in o.optional]
+    t0 = evs[start][0]
+    path = {0: start}
+
+    def earliest(k, after, bound):
+        anchor = t0 if o.window_from == "entry" else evs[path[max(j for j in req if j < k)]][0]
+        found = [j for j, c in enumerate(evs) if c[2] == o.steps[k] and j not in path.values()
+                 and c[0] >= after[0] - tol and c[0] >= t0 - tol and c[0] - anchor <= W
+                 and (bound is None or c[:2] < evs[bound][:2])]
+        return min(found, key=lambda j: evs[j][:2]) if found else None
+
+    for k in req[1:]:
+        j = earliest(k, evs[path[max(i for i in req if i < k)]], None)
+        if j is None:
+            break
+        path[k] = j
+    for k in sorted(o.optional):
+        p = max(i for i in req if i < k)
+        if p not in path:
+            continue
+        latest = path[max(i for i in path if p <= i < k)]
+        nxt = next((i for i in req if i > k), None)
+        j = earliest(k, evs[latest], path.get(nxt))
+        if j is not None:
+            path[k] = j
+    return path
+
+
+def _strict_path(evs: list, start: int, o) -> dict[int, int]:
+    """The very next event must be the next step; an optional step is taken when it is that event."""
+    req = [k for k in range(len(o.steps)) if k not in o.optional]
+    path, last = {0: start}, start
+    for k in range(1, len(o.steps)):
+        anchor = evs[start][0] if o.window_from == "entry" else evs[path[max(i for i in req if i < k)]][0]
+        j = last + 1
+        if j < len(evs) and evs[j][2] == o.steps[k] and evs[j][0] - anchor <= o.window_seconds:
+            path[k], last = j, j
+        elif k in req:
+            break
+    return path
+
+
+def _unordered_path(evs: list, start: int, o) -> dict[int, int]:
+    """Step k -> the k-th step event done: the entry, then per name the earliest others in the window."""
+    t0, tol = evs[start][0], o.tolerance_seconds
+    taken = [start]
+    for name in set(o.steps):
+        m = o.steps.count(name) - (evs[start][2] == name)
+        inside = sorted((j for j, c in enumerate(evs) if c[2] == name and j != start
+                         and c[0] >= t0 - tol and c[0] - t0 <= o.window_seconds), key=lambda j: evs[j][:2])
+        taken += inside[:m]
+    order = [start] + sorted(taken[1:], key=lambda j: evs[j][:2])
+    return dict(enumerate(order))
+
+
 def reference(rows: list[tuple], o, level: str) -> dict:
     """Pure Python, one event at a time: the rules of docs/metrics/funnels.md applied literally."""
     units: dict[str, list] = {}
     for i, r in enumerate(rows):
         who = r[0] if level == "person" else r[3]
         units.setdefault(who, []).append((r[1], i, r[2], r[4] if len(r) > 4 else None))
-    W, tol, n = o.window_seconds, o.tolerance_seconds, len(o.steps)
+    W, n = o.window_seconds, len(o.steps)
+    req = [k for k in range(n) if k not in o.optional]
+    prev_req = {k: max(i for i in req if i < k) for k in range(1, n)}
     lo = (o.date_from - T0.date()).days * 86400 if o.date_from else None
     hi = ((o.date_to - T0.date()).days + 1) * 86400 if o.date_to else None
-    chosen = []  # (unit, path of positions) of counted attempts
+    entry_names = set(o.steps) if o.order == "unordered" else {o.steps[0]}
+    walk = {"ordered": _ordered_path, "strict": _strict_path, "unordered": _unordered_path}[o.order]
+    chosen = []  # (unit's events, {step: position}) of counted attempts
     for evs in units.values():
         evs.sort()
         attempts = []
         for start, e in enumerate(evs):
-            if e[2] != o.steps[0] or (lo is not None and e[0] < lo) or (hi is not None and e[0] >= hi):
+            if e[2] not in entry_names or (lo is not None and e[0] < lo) or (hi is not None and e[0] >= hi):
                 continue
-            path = [start]
-            for k in range(1, n):
-                prev = evs[path[-1]]
-                anchor = evs[path[0]][0] if o.window_from == "entry" else prev[0]
-                if o.order == "strict":
-                    j = path[-1] + 1
-                    ok = j < len(evs) and evs[j][2] == o.steps[k] and evs[j][0] - anchor <= W
-                    if not ok:
-                        break
-                    path.append(j)
-                    continue
-                found = [j for j, c in enumerate(evs) if c[2] == o.steps[k] and j not in path
-                         and c[0] >= prev[0] - tol and c[0] >= evs[path[0]][0] - tol and c[0] - anchor <= W]
-                if not found:
-                    break
-                path.append(min(found, key=lambda j: evs[j][:2]))
+            path = walk(evs, start, o)
             removed = False
             for x in o.exclusions:
-                if len(path) <= x.from_step:
+                f, t = x.from_step, x.to_step
+                p = f if o.order == "unordered" or f in req else prev_req[f]
+                done_from = [i for i in path if p <= i <= f]
+                if not done_from:
                     continue
-                a = evs[path[x.from_step]][:2]
+                a = evs[path[max(done_from)]][:2]
+                nxt_t = next((i for i in req if i >= t), None) if o.order != "unordered" else t
+                to = path.get(t, path.get(nxt_t))
                 for j, c in enumerate(evs):
-                    if c[2] != x.event or j in path or c[:2] <= a:
+                    used = j in path.values() if o.order == "unordered" else any(
+                        path[i] == j for i in path if o.steps[i] == x.event)
+                    if c[2] != x.event or used or c[:2] <= a:
                         continue
-                    if len(path) > x.to_step:
-                        inside = c[:2] < evs[path[x.to_step]][:2]
+                    if to is not None:
+                        inside = c[:2] < evs[to][:2]
                     else:
-                        anchor = evs[path[0]][0] if o.window_from == "entry" else evs[path[-1]][0]
+                        last_req = max(i for i in path if p <= i < t and (o.order == "unordered" or i in req))
+                        anchor = evs[start][0] if o.window_from == "entry" else evs[path[last_req]][0]
                         inside = c[0] - anchor <= W
                     removed = removed or inside
             if not removed:
                 attempts.append(path)
         if o.count == "uniques" and attempts:
-            attempts = [min(attempts, key=lambda p: (-len(p), evs[p[0]][:2]))]
+            attempts = [min(attempts, key=lambda p: (-sum(k in p for k in req), -len(p), evs[p[0]][:2]))]
         chosen += [(evs, p) for p in attempts]
 
     def steps_of(group):
         out = []
         for k in range(n):
-            reach = [(evs, p) for evs, p in group if len(p) > k]
-            times = [evs[p[k]][0] - evs[p[k - 1]][0] for evs, p in reach] if k else []
+            reach = [(evs, p) for evs, p in group if k in p]
+            times = [evs[p[k]][0] - evs[p[prev_req[k]]][0] for evs, p in reach] if k else []
             out.append((len(reach), statistics.mean(times) if times else None,
                         statistics.median(times) if times else None))
         return out
@@ -286,7 +391,8 @@ def reference(rows: list[tuple], o, level: str) -> dict:
         groups: dict = {}
         for evs, p in chosen:
             k = o.attribution_step
-            props = evs[p[-1] if k is None else p[k]][3] if (k is None or len(p) > k) else None
+            at = p[max(p)] if k is None else p.get(k)
+            props = evs[at][3] if at is not None else None
             groups.setdefault((props or {}).get(o.breakdown), []).append((evs, p))
         result["groups"] = {v: steps_of(g) for v, g in groups.items()}
     return result
@@ -329,10 +435,15 @@ def logs_and_options(draw):
     if draw(st.booleans()):
         f = draw(st.integers(0, len(steps) - 2))
         excl = [f"{draw(st.sampled_from(['X', 'C']))}:{f}:{draw(st.integers(f + 1, len(steps) - 1))}"]
+    order = draw(st.sampled_from(["ordered", "ordered", "strict", "unordered"]))
+    optional = []
+    if order != "unordered" and len(steps) > 2 and draw(st.booleans()):
+        optional = draw(st.lists(st.integers(1, len(steps) - 1), min_size=1, max_size=2, unique=True))
     kw = dict(
         window=draw(st.sampled_from(["3m", "5m", "10m"])),
-        window_from=draw(st.sampled_from(["entry", "previous"])),
-        order=draw(st.sampled_from(["ordered", "ordered", "strict"])),
+        window_from="entry" if order == "unordered" else draw(st.sampled_from(["entry", "previous"])),
+        order=order,
+        optional=optional,
         count=draw(st.sampled_from(["uniques", "totals"])),
         exclude=excl,
         tolerance=draw(st.sampled_from(["0s", "0s", "1s", "2m"])),
@@ -344,7 +455,7 @@ def logs_and_options(draw):
     return rows, steps, kw
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=logs_and_options())
 def test_engine_agrees_with_reference(tmp_path_factory, case):
     """Every option at random, at person and account level, on one small ingested log."""
@@ -377,10 +488,15 @@ def test_identical_on_duckdb_and_spark(spark_session, tmp_path):
     t = ws.con.sql("SELECT * FROM journey_events").to_arrow_table()
     schema = pa.schema([f.with_type(pa.timestamp("us")) if pa.types.is_timestamp(f.type) else f for f in t.schema])
     pq.write_table(t.cast(schema), tmp_path / "journey_events.parquet")
-    # One funnel that takes most code paths (Spark spends seconds per funnel on one machine); the
-    # strict path (one equi-join per step) is not run here.
-    cases = [(funnel_options("signup,invite,pay,pay", window="1h", window_from="previous", tolerance="1m",
-                             exclude=["logout:0:2"], count="totals", attribution="last", breakdown="plan"), "account")]
+    # Few funnels, each taking many code paths: Spark spends seconds per funnel on one machine.
+    cases = [
+        (funnel_options("signup,invite,pay,pay", window="1h", window_from="previous", tolerance="1m",
+                        exclude=["logout:0:2"], count="totals", attribution="last", breakdown="plan"), "account"),
+        (funnel_options("signup,invite,pay", window="1h", order="strict", optional=[1]), "person"),
+        (funnel_options("signup,invite,logout,pay", window="1h", optional=[1, 2], exclude=["logout:0:1"]), "person"),
+        (funnel_options("pay,signup,invite", window="1h", order="unordered", tolerance="1s",
+                        breakdown="plan", attribution="step:1"), "account"),
+    ]
     try:
         on_duck = [funnel(ws.engine, o, level) for o, level in cases]
     finally:

@@ -19,7 +19,7 @@ out = Console()
 def _table(title: str, steps: list[dict]) -> Table:
     table = Table("#", "step", "count", "from previous", "from first", "mean time", "median time", title=title)
     for k, s in enumerate(steps):
-        table.add_row(str(k), s["name"], f"{s['count']:,}", pct(s["conversion_from_previous"]),
+        table.add_row(str(k), s["name"] + (" (optional)" if s.get("optional") else ""), f"{s['count']:,}", pct(s["conversion_from_previous"]),
                       pct(s["conversion_from_first"]), format_duration(s["avg_seconds_from_previous"]),
                       format_duration(s["median_seconds_from_previous"]))
     return table
@@ -31,7 +31,8 @@ def funnel(
     by: Annotated[str | None, typer.Option("--by", help="Unit of analysis: person or account (default: the definition's, else person).")] = None,
     window: Annotated[str, typer.Option(help="Conversion window: a number and s, m, h, d or w.")] = "14d",
     window_from: Annotated[str, typer.Option("--window-from", help="entry: from the step-1 event; previous: between consecutive steps.")] = "entry",
-    order: Annotated[str, typer.Option(help="ordered: other events may come between steps; strict: none may.")] = "ordered",
+    order: Annotated[str, typer.Option(help="ordered: other events may come between steps; strict: none may; unordered: step k counts units that did any k steps.")] = "ordered",
+    optional: Annotated[list[int] | None, typer.Option("--optional", help="Step number (from 0, never 0) a unit may skip. Repeatable.")] = None,
     exclude: Annotated[list[str] | None, typer.Option("--exclude", help="EVENT:FROM:TO (steps from 0): drop attempts with EVENT between those steps. Repeatable.")] = None,
     count: Annotated[str, typer.Option(help="uniques: units, by their furthest attempt; totals: attempts.")] = "uniques",
     breakdown: Annotated[str | None, typer.Option(help="A property to split the funnel by.")] = None,
@@ -49,7 +50,7 @@ def funnel(
     try:
         options = funnel_options(steps, window=window, window_from=window_from, order=order, count=count,
                                  exclude=exclude or [], tolerance=tolerance, date_from=date_from, date_to=date_to,
-                                 breakdown=breakdown, attribution=attribution)
+                                 breakdown=breakdown, attribution=attribution, optional=optional or [])
     except FunnelOptionError as exc:
         fail(str(exc))
     with workspace_for(workspace) as ws:

@@ -19,7 +19,7 @@ from journeymap.journey.durations import parse_duration
 __all__ = ["Exclusion", "FunnelOptionError", "FunnelOptions", "funnel_options"]
 
 WINDOW_FROM = ("entry", "previous")
-ORDERS = ("ordered", "strict")
+ORDERS = ("ordered", "strict", "unordered")
 COUNTS = ("uniques", "totals")
 
 
@@ -47,6 +47,18 @@ class FunnelOptions:
     date_to: dt.date | None = None
     breakdown: str | None = None
     attribution: str = "first"  # first | last | step:N
+    optional: frozenset[int] = frozenset()  # steps a unit may skip (never step 0)
+
+    @property
+    def required(self) -> tuple[int, ...]:
+        return tuple(k for k in range(len(self.steps)) if k not in self.optional)
+
+    def previous_required(self, k: int) -> int:
+        """The required step before step k: conversion and time are measured from it."""
+        return max(j for j in self.required if j < k)
+
+    def next_required(self, k: int) -> int | None:
+        return next((j for j in self.required if j > k), None)
 
     @property
     def attribution_step(self) -> int | None:
@@ -114,6 +126,7 @@ def funnel_options(
     date_to: str | dt.date | None = None,
     breakdown: str | None = None,
     attribution: str = "first",
+    optional: list[int] | tuple[int, ...] = (),
 ) -> FunnelOptions:
     """Validate raw options (CLI strings or Python values) into `FunnelOptions`."""
     if isinstance(steps, str):
@@ -124,8 +137,7 @@ def funnel_options(
     for name, value, allowed in (("--window-from", window_from, WINDOW_FROM), ("--order", order, ORDERS),
                                  ("--count", count, COUNTS)):
         if value not in allowed:
-            extra = " (unordered funnels are not implemented yet)" if value == "unordered" else ""
-            raise FunnelOptionError(f"{name} must be one of {', '.join(allowed)}, not {value!r}{extra}")
+            raise FunnelOptionError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
     window_seconds = _duration(window, "--window")
     if window_seconds <= 0:
         raise FunnelOptionError("--window must be positive")
@@ -139,9 +151,30 @@ def funnel_options(
                                     f" not {attribution!r}")
     if breakdown is not None and not breakdown:
         raise FunnelOptionError("--breakdown needs a property name")
+    opt = _optional(optional, len(steps))
+    if order == "unordered":
+        if opt:
+            raise FunnelOptionError("--optional has no meaning with --order unordered: step k already counts any k steps")
+        if window_from != "entry":
+            raise FunnelOptionError("--order unordered measures the window from the first step done: use --window-from entry")
     return FunnelOptions(
         steps=steps, window_seconds=window_seconds, window_from=window_from, order=order, count=count,
         exclusions=tuple(_exclusion(e, len(steps)) for e in exclude),
         tolerance_seconds=_duration(tolerance, "--tolerance"), date_from=d_from, date_to=d_to,
-        breakdown=breakdown, attribution=attribution,
+        breakdown=breakdown, attribution=attribution, optional=opt,
     )
+
+
+def _optional(steps: list[int] | tuple[int, ...], n_steps: int) -> frozenset[int]:
+    out = set()
+    for k in steps:
+        try:
+            k = int(k)
+        except (TypeError, ValueError):
+            raise FunnelOptionError(f"--optional {k!r}: give a step number (from 0)") from None
+        if k == 0:
+            raise FunnelOptionError("--optional 0: the first step starts the attempt and cannot be optional")
+        if not 0 < k < n_steps:
+            raise FunnelOptionError(f"--optional {k}: there is no step {k} (steps are 0 to {n_steps - 1})")
+        out.add(k)
+    return frozenset(out)

@@ -11,7 +11,6 @@ join of the attempts still alive with the events of that step, keeping the earli
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import ibis
@@ -19,6 +18,7 @@ import ibis.expr.types as ir
 
 from journeymap.engine.backends import Engine
 from journeymap.engine.funnel_options import FunnelOptions
+from journeymap.engine.funnel_unordered import in_entry_range, unordered_paths
 from journeymap.engine.unit_events import unit_events
 
 __all__ = ["HISTOGRAM_EDGES", "funnel", "funnel_attempts"]
@@ -41,69 +41,120 @@ def _numbered_events(engine: Engine, level: str, o: FunnelOptions) -> ir.Table:
 
 
 def _entries(ev: ir.Table, o: FunnelOptions) -> ir.Table:
-    first = ev.filter(ev.event == o.steps[0])
-    # The date range filters entry only: the attempt may convert after it ends.
-    if o.date_from is not None:
-        first = first.filter(first.ts >= ibis.timestamp(dt.datetime.combine(o.date_from, dt.time())))
-    if o.date_to is not None:
-        end = dt.datetime.combine(o.date_to + dt.timedelta(days=1), dt.time())
-        first = first.filter(first.ts < ibis.timestamp(end))
+    first = in_entry_range(ev.filter(ev.event == o.steps[0]), o)
     return first.select("unit_id", t_0=first.ts, r_0=first.r)
 
 
-def _next_step(engine: Engine, alive: ir.Table, ev: ir.Table, o: FunnelOptions, k: int) -> ir.Table:
-    """The attempts that reached step k-1, extended by `t_k`, `r_k`: the earliest event of step k
-    that may follow step k-1. Attempts with no such event drop out, so the table shrinks step by step."""
-    cand = ev.filter(ev.event == o.steps[k])
-    prev_t, prev_r = alive[f"t_{k - 1}"], alive[f"r_{k - 1}"]
-    anchor = alive.t_0 if o.window_from == "entry" else prev_t
+def _latest(a: ir.Table, k: int, p: int) -> tuple[ir.Expr, ir.Expr]:
+    """(ts, r) of the latest step done among p..k-1: optional steps between may have been skipped."""
+    done = [j for j in range(k - 1, p - 1, -1) if f"t_{j}" in a.columns]  # ordered: optional steps come later
+    ts, rs = [a[f"t_{j}"] for j in done], [a[f"r_{j}"] for j in done]
+    return (ibis.coalesce(*ts), ibis.coalesce(*rs)) if len(ts) > 1 else (ts[0], rs[0])
+
+
+def _step_predicates(alive: ir.Table, cand: ir.Table, o: FunnelOptions, k: int) -> list:
+    """Join conditions for an event of step k after the steps `alive` has done (see the rules)."""
+    p = o.previous_required(k)
+    last_t, last_r = _latest(alive, k, p)
+    anchor = alive.t_0 if o.window_from == "entry" else alive[f"t_{p}"]
     preds = [alive.unit_id == cand.unit_id, cand.ts.delta(anchor, unit="microsecond") <= int(o.window_seconds * US)]
     if o.order == "strict":
-        preds.append(cand.r == prev_r + 1)
-    else:
-        tol = -int(o.tolerance_seconds * US)
-        preds += [cand.ts.delta(prev_t, unit="microsecond") >= tol, cand.ts.delta(alive.t_0, unit="microsecond") >= tol]
-        # Each step consumes a distinct event: skip events already used by earlier steps of the same name.
-        preds += [cand.r != alive[f"r_{j}"] for j in range(k) if o.steps[j] == o.steps[k]]
-    pairs = alive.join(cand, preds).select(*[alive[c] for c in alive.columns], **{f"t_{k}": cand.ts, f"r_{k}": cand.r})
+        return [*preds, cand.r == last_r + 1]
+    tol = -int(o.tolerance_seconds * US)
+    preds += [cand.ts.delta(last_t, unit="microsecond") >= tol, cand.ts.delta(alive.t_0, unit="microsecond") >= tol]
+    # Each step consumes a distinct event: skip events other steps of the same name already use.
+    used = [alive[f"r_{j}"] for j in range(len(o.steps)) if j != k and o.steps[j] == o.steps[k] and f"r_{j}" in alive.columns]
+    return preds + [r.isnull() | (cand.r != r) for r in used]
+
+
+def _earliest(engine: Engine, pairs: ir.Table, k: int) -> ir.Table:
     w = ibis.window(group_by=[pairs.unit_id, pairs.r_0], order_by=[pairs[f"t_{k}"], pairs[f"r_{k}"]])
     pairs = pairs.mutate(_n=ibis.row_number().over(w))
     return engine.materialize(pairs.filter(pairs._n == 0).drop("_n"))
 
 
+def _next_step(engine: Engine, alive: ir.Table, ev: ir.Table, o: FunnelOptions, k: int) -> ir.Table:
+    """The attempts that reached the required step before k, extended by `t_k`, `r_k`: the earliest
+    event of step k that may follow. Attempts with no such event drop out, so the table shrinks."""
+    cand = ev.filter(ev.event == o.steps[k])
+    pairs = alive.join(cand, _step_predicates(alive, cand, o, k))
+    return _earliest(engine, pairs.select(*[alive[c] for c in alive.columns], **{f"t_{k}": cand.ts, f"r_{k}": cand.r}), k)
+
+
+def _fill_optional(engine: Engine, a: ir.Table, ev: ir.Table, o: FunnelOptions, k: int) -> ir.Table:
+    """Add `t_k`, `r_k` for optional step k: the earliest event of it after the latest step done and,
+    in ordered funnels, before the next required step's event. NULL when the unit skipped it."""
+    p = o.previous_required(k)
+    base = a.filter(a[f"r_{p}"].notnull())
+    cand = ev.filter(ev.event == o.steps[k])
+    preds = _step_predicates(base, cand, o, k)
+    nxt = o.next_required(k)
+    if o.order != "strict" and nxt is not None and f"r_{nxt}" in base.columns:
+        preds.append(base[f"r_{nxt}"].isnull() | (cand.r < base[f"r_{nxt}"]))
+    pairs = base.join(cand, preds).select(unit_id=base.unit_id, r_0=base.r_0, **{f"t_{k}": cand.ts, f"r_{k}": cand.r})
+    hit = _earliest(engine, pairs, k).rename(_u="unit_id", _a="r_0")
+    j = a.left_join(hit, [a.unit_id == hit._u, a.r_0 == hit._a])
+    return engine.materialize(j.select(*[a[c] for c in a.columns], hit[f"t_{k}"], hit[f"r_{k}"]))
+
+
 def _paths(engine: Engine, ev: ir.Table, o: FunnelOptions) -> ir.Table:
-    """Every attempt with its path: `t_k`, `r_k` for each step, NULL past the furthest step reached."""
-    n = len(o.steps)
-    layers = [engine.materialize(_entries(ev, o))]
-    for k in range(1, n):
-        layers.append(_next_step(engine, layers[-1], ev, o, k))
-    last = layers[-1]
+    """Every attempt with its path: `t_k`, `r_k` for each step, NULL for steps not done.
+
+    Required steps are matched first, as if the optional steps were not there (so skipping an
+    optional step never costs a conversion); optional steps are then filled in between. Strict
+    funnels need the optional steps in the chain, since the next step must be the very next event."""
+    n, req = len(o.steps), o.required
+    layers = [engine.materialize(_entries(ev, o))]  # layer i: attempts that reached required step req[i]
+    for i in range(1, len(req)):
+        if o.order == "strict":
+            for k in range(req[i - 1] + 1, req[i]):
+                layers[-1] = _fill_optional(engine, layers[-1], ev, o, k)
+        layers.append(_next_step(engine, layers[-1], ev, o, req[i]))
+    if o.order == "strict":
+        for k in range(req[-1] + 1, n):
+            layers[-1] = _fill_optional(engine, layers[-1], ev, o, k)
+    types = {"t": ev.ts.type(), "r": ev.r.type()}
+    cols = ["unit_id"] + [f"{x}_{k}" for k in range(n) for x in ("t", "r")]
     parts = []
-    for k, layer in enumerate(layers):
-        if k + 1 < n:  # attempts whose furthest step is k
-            nxt = layers[k + 1]
+    for i, layer in enumerate(layers):
+        if i + 1 < len(layers):  # attempts whose furthest required step is req[i]
+            nxt = layers[i + 1]
             layer = layer.anti_join(nxt, [layer.unit_id == nxt.unit_id, layer.r_0 == nxt.r_0])
-        pad = {c: ibis.null(last[c].type()) for c in last.columns if c not in layer.columns}
-        parts.append(layer.select(*[layer[c] if c in layer.columns else pad[c].name(c) for c in last.columns]))
-    return ibis.union(*parts)
+        parts.append(layer.select(*[layer[c] if c in layer.columns else ibis.null(types[c[0]]).name(c) for c in cols]))
+    a = ibis.union(*parts) if len(parts) > 1 else parts[0]
+    if o.order != "strict" and o.optional:
+        a = engine.materialize(a)
+        for k in sorted(o.optional):
+            a = _fill_optional(engine, a.drop(f"t_{k}", f"r_{k}"), ev, o, k)
+        a = a.select(*cols)
+    return a
 
 
 def _excluded(a: ir.Table, ev: ir.Table, o: FunnelOptions) -> ir.Table | None:
-    """(unit_id, r_0) of attempts with an excluded event between steps FROM and TO, inside the window."""
-    removed = []
+    """(unit_id, r_0) of attempts with an excluded event between steps FROM and TO, inside the window.
+
+    A skipped optional FROM starts the interval at the latest step done before it; a skipped
+    optional TO ends it at the next required step. Unordered funnels number steps in the order done."""
+    removed, n = [], len(o.steps)
     for x in o.exclusions:
         f, t = x.from_step, x.to_step
-        alive = a.filter(a[f"r_{f}"].notnull())
+        p = f if o.order == "unordered" else o.previous_required(f) if f in o.optional else f
+        tf, rf = _latest(a, f + 1, p)
+        alive = a.filter(rf.notnull())
+        tf, rf = _latest(alive, f + 1, p)
+        ends = [t] if o.order == "unordered" or t not in o.optional else [t, *([o.next_required(t)] if o.next_required(t) else [])]
+        tt = ibis.coalesce(*[alive[f"t_{j}"] for j in ends]) if len(ends) > 1 else alive[f"t_{t}"]
+        rt = ibis.coalesce(*[alive[f"r_{j}"] for j in ends]) if len(ends) > 1 else alive[f"r_{t}"]
         xe = ev.filter(ev.event == x.event)
-        tf, rf, tt, rt = alive[f"t_{f}"], alive[f"r_{f}"], alive[f"t_{t}"], alive[f"r_{t}"]
         after_from = (xe.ts > tf) | ((xe.ts == tf) & (xe.r > rf))
         before_to = (xe.ts < tt) | ((xe.ts == tt) & (xe.r < rt))
-        # Step TO never reached: the exclusion counts up to the deadline of the attempt's next step.
-        last_t = ibis.coalesce(*[alive[f"t_{j}"] for j in range(t - 1, f - 1, -1)]) if t - 1 > f else tf
+        # TO never reached: the exclusion counts up to the deadline of the attempt's next required step.
+        req_before = [j for j in range(t - 1, p - 1, -1) if o.order == "unordered" or j in o.required] or [p]
+        last_t = ibis.coalesce(*[alive[f"t_{j}"] for j in req_before]) if len(req_before) > 1 else alive[f"t_{req_before[0]}"]
         anchor = alive.t_0 if o.window_from == "entry" else last_t
         in_window = xe.ts.delta(anchor, unit="microsecond") <= int(o.window_seconds * US)
         preds = [alive.unit_id == xe.unit_id, after_from, ibis.ifelse(rt.notnull(), before_to, in_window)]
-        used = [alive[f"r_{j}"] for j in range(len(o.steps)) if o.steps[j] == x.event]
+        used = [alive[f"r_{j}"] for j in range(n) if o.order == "unordered" or o.steps[j] == x.event]
         preds += [r.isnull() | (xe.r != r) for r in used]
         hit = alive.join(xe, preds)
         removed.append(hit.select(_u=alive.unit_id, _a=alive.r_0))
@@ -118,16 +169,19 @@ def funnel_attempts(engine: Engine, o: FunnelOptions, level: str = "person") -> 
 
     With `count="uniques"` only each unit's furthest-reaching attempt remains (ties: earliest)."""
     ev = engine.materialize(_numbered_events(engine, level, o))
-    a = _paths(engine, ev, o)
+    a = unordered_paths(engine, ev, o) if o.order == "unordered" else _paths(engine, ev, o)
     removed = _excluded(a, ev, o)
     if removed is not None:
         a = a.anti_join(removed, [a.unit_id == removed._u, a.r_0 == removed._a])
     n = len(o.steps)
-    a = a.mutate(reached=sum(a[f"r_{k}"].notnull().cast("int64") for k in range(n)))
+    a = a.mutate(reached=sum(a[f"r_{k}"].notnull().cast("int64") for k in range(n)),
+                 _req=sum(a[f"r_{k}"].notnull().cast("int64") for k in o.required))
     if o.count == "uniques":
-        w = ibis.window(group_by=a.unit_id, order_by=[ibis.desc(a.reached), a.t_0, a.r_0])
+        # Furthest: most required steps, then most optional ones; ties go to the earliest attempt.
+        w = ibis.window(group_by=a.unit_id, order_by=[ibis.desc(a._req), ibis.desc(a.reached), a.t_0, a.r_0])
         a = a.mutate(_best=ibis.row_number().over(w))
         a = a.filter(a._best == 0).drop("_best")
+    a = a.drop("_req")
     if o.breakdown is not None:
         k = o.attribution_step
         r = a[f"r_{k}"] if k is not None else ibis.coalesce(*[a[f"r_{j}"] for j in range(n - 1, -1, -1)])
@@ -138,11 +192,11 @@ def funnel_attempts(engine: Engine, o: FunnelOptions, level: str = "person") -> 
     return a
 
 
-def _step_rows(names: tuple[str, ...], row: dict[str, Any]) -> list[dict[str, Any]]:
+def _step_rows(o: FunnelOptions, row: dict[str, Any]) -> list[dict[str, Any]]:
     out, first = [], row["c_0"]
-    for k, name in enumerate(names):
+    for k, name in enumerate(o.steps):
         count = int(row[f"c_{k}"])
-        prev = int(row[f"c_{k - 1}"]) if k else None
+        prev = int(row[f"c_{o.previous_required(k)}"]) if k else None
         out.append({
             "name": name,
             "count": count,
@@ -150,6 +204,7 @@ def _step_rows(names: tuple[str, ...], row: dict[str, Any]) -> list[dict[str, An
             "conversion_from_first": count / first if first else None,
             "avg_seconds_from_previous": None if k == 0 or row[f"m_{k}"] is None else float(row[f"m_{k}"]),
             "median_seconds_from_previous": None if k == 0 or row[f"p_{k}"] is None else float(row[f"p_{k}"]),
+            **({"optional": True} if k in o.optional else {}),
         })
     return out
 
@@ -164,18 +219,19 @@ def funnel(engine: Engine, o: FunnelOptions, level: str = "person") -> dict[str,
     n = len(o.steps)
     with engine.scope():
         a = engine.materialize(funnel_attempts(engine, o, level))
-        secs = {k: a[f"t_{k}"].delta(a[f"t_{k - 1}"], unit="microsecond").cast("float64") / US for k in range(1, n)}
+        secs = {k: a[f"t_{k}"].delta(a[f"t_{o.previous_required(k)}"], unit="microsecond").cast("float64") / US
+                for k in range(1, n)}
         aggs: dict[str, Any] = {f"c_{k}": a[f"r_{k}"].count() for k in range(n)}
         for k, s in secs.items():
             aggs[f"m_{k}"], aggs[f"p_{k}"] = s.mean(), s.median()
         (overall,) = engine.execute(a.aggregate(**aggs)).to_pylist()
-        result: dict[str, Any] = {"steps": _step_rows(o.steps, overall)}
+        result: dict[str, Any] = {"steps": _step_rows(o, overall)}
         result["histograms"] = _histograms(engine, a, secs, o.steps)
         if o.breakdown is not None:
             rows = engine.execute(a.group_by("value").aggregate(**aggs)).to_pylist()
             rows.sort(key=lambda r: (-int(r["c_0"]), r["value"] is None, r["value"] or ""))
             result["breakdown"] = o.breakdown
-            result["groups"] = [{"value": r["value"], "steps": _step_rows(o.steps, r)} for r in rows]
+            result["groups"] = [{"value": r["value"], "steps": _step_rows(o, r)} for r in rows]
     return result
 
 
