@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import datetime as dt
 from pathlib import Path
 
@@ -12,14 +13,15 @@ ACCOUNT = {"u1": "acme", "u2": "acme", "u3": "beta", "u4": "beta", "u5": ""}
 
 
 def write_workspace(base: Path, rows) -> Workspace:
-    """rows: (person, ts, event[, type]) in file order, which is seq order."""
+    """rows: (person, ts, event[, type[, traits]]) in file order, which is seq order."""
     path = base / "events.csv"
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["customer_id", "event", "ts", "account_id", "properties", "type", "message_id"])
+        w.writerow(["customer_id", "event", "ts", "account_id", "properties", "type", "message_id", "traits"])
         for i, row in enumerate(rows):
             who, ts, event = row[:3]
-            w.writerow([who, event, ts.isoformat() + "Z", ACCOUNT[who], "", row[3] if len(row) > 3 else "track", f"m{i}"])
+            traits = json.dumps(row[4]) if len(row) > 4 else ""
+            w.writerow([who, event, ts.isoformat() + "Z", ACCOUNT[who], "", row[3] if len(row) > 3 else "track", f"m{i}", traits])
     ws = Workspace.init(base / "ws")
     (report,) = ws.ingest([str(path)])
     assert report.accepted == len(rows)

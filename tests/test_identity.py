@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import networkx as nx
 import numpy as np
 import pyarrow as pa
+import duckdb
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -221,7 +222,7 @@ def test_persons_table(story):
     assert json.loads(ann[7]) == {"plan": "pro", "name": "Ann", "tags": ["a"]}
     assert persons["u:bob"][1] == "globex"
     assert persons["u:cy"][1] == "globex"  # one event each: the most recent account wins
-    assert persons["a:a9"][1:] == (None, T0 + timedelta(minutes=17), T0 + timedelta(minutes=17), 1, [], [], "{}")
+    assert persons["a:a9"][1:] == (None, T0 + timedelta(minutes=17), T0 + timedelta(minutes=17), 1, [], [], "{}", None)  # no createdAt trait
     assert sorted(rows(story, "SELECT id_type, id_value FROM identity_map WHERE person_id = 'u:ann'")) == [
         ("anonymous_id", "a1"), ("anonymous_id", "a2"), ("anonymous_id", "a3"),
         ("email", "ann@x.io"), ("user_id", "ann"),
@@ -236,8 +237,27 @@ def test_accounts_table(story):
     # Ann's 10 events, billing, Bob's and Cy's own acme events; persons with events counted there
     assert acme[1:5] == (T0, T0 + timedelta(minutes=14), 3, 13)
     assert json.loads(acme[5]) == {"industry": "saas", "size": 12}
-    assert accounts["initech"][3:] == (0, 1, "{}")
+    assert accounts["initech"][3:] == (0, 1, "{}", None)
     assert accounts["globex"][3:5] == (2, 3)
+
+
+@pytest.mark.parametrize("traits, created", [
+    ({"createdAt": "2024-03-01T10:00:00Z"}, datetime(2024, 3, 1, 10)),
+    ({"createdAt": "2024-03-01T10:00:00+02:00"}, datetime(2024, 3, 1, 8)),  # stored as UTC
+    ({"createdAt": "2024-03-01"}, datetime(2024, 3, 1)),  # no offset: UTC
+    ({"created_at": "2024-03-01 10:00:00"}, datetime(2024, 3, 1, 10)),
+    ({"createdAt": 1709287200}, datetime(2024, 3, 1, 10)),  # unix seconds
+    ({"createdAt": 1709287200000}, datetime(2024, 3, 1, 10)),  # unix milliseconds
+    ({"createdAt": "last tuesday"}, None),  # unreadable: lifecycle falls back to first_seen
+    ({"plan": "pro"}, None),
+])
+def test_created_at_trait(traits, created):
+    from journeymap.identity.profiles import created_at_sql
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    (got,) = con.execute(f"SELECT {created_at_sql('t')} FROM (SELECT ?::VARCHAR AS t)", [json.dumps(traits)]).fetchall()[0]
+    assert got == created
 
 
 def test_person_of(story, tmp_path_factory):

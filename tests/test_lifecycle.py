@@ -28,6 +28,7 @@ EXAMPLE = [
     ("u3", at(5), "signup"),
     ("u4", dt.datetime(2023, 12, 20), "identify", "identify"),
     ("u4", at(8), "signup"), ("u4", at(16), "use"), ("u4", at(25), "use"),
+    ("u5", at(10), "identify", "identify", {"createdAt": "2024-01-02T10:00:00-05:00"}),
     ("u5", at(10), "signup"), ("u5", at(11), "use"),
 ]
 
@@ -53,8 +54,9 @@ def test_worked_example(example):
     ]
     # History before the range still decides: nobody is new in it because they were seen before.
     assert _rows(lifecycle(example.engine, interval="week", date_from="2024-01-10"))[0] == ("2024-01-08", 2, 2, 0, -1, 2.0)
-    # By creation date u4 (identified in December) is not new in its first active week: it resurrects.
-    assert _rows(lifecycle(example.engine, interval="week", new_by="created_at"))[1] == ("2024-01-08", 1, 2, 1, -1, 2.0)
+    # By creation date u4 (first seen in December) and u5 (createdAt trait: Jan 2) are not new in their
+    # first active week: they resurrect.
+    assert _rows(lifecycle(example.engine, interval="week", new_by="created_at"))[1] == ("2024-01-08", 0, 2, 2, -1, 2.0)
     # Only "use" makes a unit active: u3 never is, and u4 is new in its first week with a use.
     assert _rows(lifecycle(example.engine, interval="week", event="use")) == [
         ("2024-01-01", 1, 0, 0, 0, None),
@@ -121,15 +123,27 @@ def unit_of(who: str, level: str) -> str | None:
     return who if level == "person" else (ACCOUNT[who] or None)
 
 
+def created_trait(rows, who: str) -> dt.datetime | None:
+    """The createdAt of the person's latest identify call that has one (file order breaks ties)."""
+    calls = [(r[1], i, r[4]["createdAt"]) for i, r in enumerate(rows) if r[0] == who and len(r) > 4 and "createdAt" in r[4]]
+    if not calls:
+        return None
+    text = max(calls)[2]
+    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
 def ref_lifecycle(rows, interval, level, event, new_by, date_from, date_to=None):
-    evs = [(unit_of(w, level), ts, ev) for w, ts, ev in rows if unit_of(w, level)]
+    traits = {r[0]: created_trait(rows, r[0]) for r in rows} if level == "person" else {}
+    calls = [(unit_of(r[0], level), r[1], r[2]) for r in rows if unit_of(r[0], level)]  # any kind: first_seen
+    evs = [(u, ts, ev) for u, ts, ev in calls if ev != "identify"]  # identify calls are never activity
     active: dict[str, set] = {}
     for u, ts, ev in evs:
         if event is None or ev == event:
             active.setdefault(u, set()).add(start_of(ts.date(), interval))
     if not active:
         return []
-    created = {u: start_of(min(ts for v, ts, _ in evs if v == u).date(), interval) for u in active}
+    created = {u: start_of((traits.get(u) or min(ts for v, ts, _ in calls if v == u)).date(), interval) for u in active}
     new_at = {u: (min(s) if new_by == "first_event" else created[u]) for u, s in active.items()}
     i = start_of(dt.date.fromisoformat(date_from), interval) if date_from else min(min(s) for s in active.values())
     end = start_of(dt.date.fromisoformat(date_to) if date_to else max(ts for _, ts, _ in evs).date(), interval)
@@ -149,6 +163,7 @@ def ref_lifecycle(rows, interval, level, event, new_by, date_from, date_to=None)
 
 
 def ref_stickiness(rows, interval, level, event):
+    rows = [r[:3] for r in rows if r[2] != "identify"]
     evs = [(unit_of(w, level), ts, ev) for w, ts, ev in rows if unit_of(w, level)]
     if not evs:
         return [], []
@@ -187,10 +202,17 @@ event_rows = st.lists(
               st.sampled_from(["a", "b"])),
     min_size=1, max_size=30,
 ).map(lambda xs: [(w, T0 + dt.timedelta(days=d, hours=h), e) for w, d, h, e in xs])
+# identify calls dating a person's profile: createdAt as UTC text, with an offset, or a bare date
+identify_rows = st.lists(
+    st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.integers(0, 100), st.integers(-60, 100),
+              st.sampled_from(["Z", "+02:00", ""])),
+    max_size=3,
+).map(lambda xs: [(w, T0 + dt.timedelta(days=d, hours=5), "identify", "identify",
+                   {"createdAt": (T0 + dt.timedelta(days=c, hours=1)).isoformat() + z}) for w, d, c, z in xs])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=event_rows, interval=st.sampled_from(["day", "week", "month", "quarter"]),
+@given(rows=st.tuples(event_rows, identify_rows).map(lambda t: t[0] + t[1]), interval=st.sampled_from(["day", "week", "month", "quarter"]),
        level=st.sampled_from(["person", "account"]), event=st.sampled_from([None, "a"]),
        date_from=st.sampled_from([None, "2024-03-01"]),
        date_to=st.sampled_from([None, "2024-04-10"]), sticky=st.sampled_from(["week", "month", "quarter"]))

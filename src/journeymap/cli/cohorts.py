@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def lifecycle(
         interval: IntervalOpt = "week", event: EventOpt = None,
-        new_by: Annotated[str, typer.Option("--new-by", help="first_event, or created_at (the profile's first_seen).")] = "first_event",
+        new_by: Annotated[str, typer.Option("--new-by", help="first_event, or created_at (the profile's createdAt trait, else its first event of any kind).")] = "first_event",
         date_from: FromOpt = None, date_to: ToOpt = None, by: ByOpt = "person",
         workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False,
     ):

@@ -3,8 +3,9 @@
 A unit is *active* in an interval when it did any event in it (or the `event` given). For each interval i:
 
 - **new**: active in i, and i is the unit's first active interval ever (``new_by="first_event"``), or
-  the interval of its creation date (``new_by="created_at"``: ``first_seen`` of table ``persons``, or of
-  ``accounts`` at account level: the unit's first event of any kind, identify calls included).
+  the interval of its creation date (``new_by="created_at"``: ``created_at`` of table ``persons``, or of
+  ``accounts`` at account level, read from the profile's createdAt trait; without one, ``first_seen``,
+  the unit's first event of any kind, identify calls included).
 - **returning**: active in i and in i-1, and not new.
 - **resurrecting**: active in i, not in i-1, and not new.
 - **dormant**: active in i-1 and not in i. Counted once per gap, in the first inactive interval, and
@@ -58,7 +59,9 @@ def lifecycle(engine: Engine, *, interval: str = "week", level: str = "person", 
     if new_by == "created_at":
         profiles = engine.table("persons" if level == "person" else "accounts")
         key = profiles.person_id if level == "person" else profiles.account_id
-        created = profiles.select(c_unit=key, new_idx=interval_index(profiles.first_seen, interval))
+        # The created_at trait when the profile has a readable one, else its first event of any kind.
+        born = ibis.coalesce(profiles.created_at, profiles.first_seen)
+        created = profiles.select(c_unit=key, new_idx=interval_index(born, interval))
         a = a.left_join(created, a.unit_id == created.c_unit).drop("c_unit")
     else:
         a = a.mutate(new_idx=a.first)

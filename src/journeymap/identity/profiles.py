@@ -20,6 +20,18 @@ _LATEST_TRAITS = """
 """
 
 
+def created_at_sql(traits: str) -> str:
+    """The profile's creation time from its `createdAt` (Segment's reserved trait) or `created_at`
+    trait, as naive UTC: ISO 8601 text (a missing offset means UTC), or unix seconds or milliseconds.
+    NULL when absent or unreadable, so callers fall back to the first event."""
+    raw = f"coalesce(json_extract_string({traits}, '$.createdAt'), json_extract_string({traits}, '$.created_at'))"
+    num = f"try_cast({raw} AS DOUBLE)"
+    return f"""coalesce(
+        timezone('UTC', try_cast({raw} AS TIMESTAMPTZ)),
+        CASE WHEN {num} >= 1e11 THEN timezone('UTC', to_timestamp({num} / 1000))
+             WHEN {num} > 0 THEN timezone('UTC', to_timestamp({num})) END)"""
+
+
 def build_lookup(con) -> None:
     """`_lookup`: the person of every raw identifier tuple (tuples naming nobody are absent)."""
     con.execute(f"""
@@ -68,7 +80,7 @@ def build_persons(con, salt: int) -> None:
         traits AS ({_LATEST_TRAITS.format(src=identify_calls)})
         SELECT s.person_id, a.account_id, s.first_seen, s.last_seen, s.events,
                coalesce(i.user_ids, []) AS user_ids, coalesce(i.emails, []) AS emails,
-               coalesce(t.traits, '{{}}') AS traits
+               coalesce(t.traits, '{{}}') AS traits, {created_at_sql('t.traits')} AS created_at
         FROM spans s
         LEFT JOIN main_account a USING (person_id)
         LEFT JOIN ids i USING (person_id)
@@ -107,7 +119,7 @@ def build_accounts(con) -> None:
         ),
         traits AS ({_LATEST_TRAITS.format(src=group_calls)})
         SELECT s.account_id, s.first_seen, s.last_seen, s.persons, s.events,
-               coalesce(t.traits, '{{}}') AS traits
+               coalesce(t.traits, '{{}}') AS traits, {created_at_sql('t.traits')} AS created_at
         FROM spans s LEFT JOIN traits t ON t.owner = s.account_id
         ORDER BY s.account_id
     """)
