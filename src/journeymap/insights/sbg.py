@@ -15,6 +15,7 @@ The residual value follows Fader & Hardie (2010), "Customer-Base Valuation in a 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -34,20 +35,38 @@ class ShiftedBetaGeometric:
     log_likelihood_: float
 
     def fit(self, alive_counts: ArrayLike) -> ShiftedBetaGeometric:
-        counts = _check_alive_counts(alive_counts)
-        churned = counts[:-1] - counts[1:]  # lost at the end of periods 1..n
-        survivors = counts[-1]
-        periods = np.arange(1, len(counts))
+        return self.fit_cohorts([alive_counts])
+
+    def fit_cohorts(self, cohorts: Sequence[ArrayLike]) -> ShiftedBetaGeometric:
+        """Pooled maximum likelihood over several cohorts, each observed for its own number of periods
+        (e.g. monthly acquisition cohorts: the oldest is seen longest). Each cohort's survivors are
+        right-censored at its last period; a cohort seen for no period yet adds nothing."""
+        parts = []
+        for i, alive in enumerate(cohorts):
+            counts = _check_alive_counts(alive, allow_flat=len(cohorts) > 1, name=f"cohort {i}" if len(cohorts) > 1 else None)
+            if counts.size >= 2:
+                parts.append((counts[:-1] - counts[1:], counts[-1], np.arange(1, len(counts))))  # lost at ends of 1..n
+        if not parts or all(churned.sum() == 0 for churned, _, _ in parts):
+            raise ValueError("alive_counts shows no churn at all: the sBG parameters are not identifiable")
 
         def neg_ll(log_params: np.ndarray) -> float:
             a, b = np.exp(log_params)
             log_b0 = betaln(a, b)
-            ll = np.sum(churned * (betaln(a + 1, b + periods - 1) - log_b0))
-            ll += survivors * (betaln(a, b + periods[-1]) - log_b0)
+            ll = 0.0
+            for churned, survivors, periods in parts:
+                ll += np.sum(churned * (betaln(a + 1, b + periods - 1) - log_b0))
+                ll += survivors * (betaln(a, b + periods[-1]) - log_b0)
             return -ll
 
+        # Start at alpha = 1 and the mean churn of the first period (alpha / (alpha + beta) = E[theta]):
+        # with low churn beta is large, and a start at (1, 1) can run out of evaluations before it gets there.
+        lost = sum(churned[0] for churned, _, _ in parts)
+        first = sum(churned[0] + (survivors if len(periods) == 1 else 0) for churned, survivors, periods in parts)
+        at_risk = sum(c.sum() + s for c, s, _ in parts)
+        p1 = min(max(lost / max(first, 1), 1.0 / at_risk), 0.5)
+        x0 = np.log([1.0, (1 - p1) / p1])
         # Nelder-Mead on log-params: two parameters, smooth surface, no gradients to get wrong.
-        res = minimize(neg_ll, x0=np.zeros(2), method="Nelder-Mead",
+        res = minimize(neg_ll, x0=x0, method="Nelder-Mead",
                        options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20_000, "maxfev": 40_000})
         if not res.success:
             raise RuntimeError(f"sBG fit did not converge: {res.message}")
@@ -134,19 +153,22 @@ class ShiftedBetaGeometric:
         return "ShiftedBetaGeometric()"
 
 
-def _check_alive_counts(alive_counts: ArrayLike) -> np.ndarray:
+def _check_alive_counts(alive_counts: ArrayLike, allow_flat: bool = False, name: str | None = None) -> np.ndarray:
+    """One cohort's counts. With several cohorts (`allow_flat`), a cohort may be a single count or show
+    no churn: the pooled fit decides identifiability."""
+    what = f"alive_counts ({name})" if name else "alive_counts"
     counts = np.asarray(alive_counts, dtype=float)
-    if counts.ndim != 1 or counts.size < 2:
-        raise ValueError("alive_counts must be a 1-D sequence of at least two counts (cohort size, then survivors)")
+    if counts.ndim != 1 or counts.size < (1 if allow_flat else 2):
+        raise ValueError(f"{what} must be a 1-D sequence of at least two counts (cohort size, then survivors)")
     if not np.all(np.isfinite(counts)) or np.any(counts != np.round(counts)):
-        raise ValueError("alive_counts must be whole numbers")
+        raise ValueError(f"{what} must be whole numbers")
     if counts[0] <= 0:
-        raise ValueError(f"alive_counts must start with a positive cohort size, got {counts[0]:g}")
+        raise ValueError(f"{what} must start with a positive cohort size, got {counts[0]:g}")
     if np.any(counts < 0):
-        raise ValueError("alive_counts must not be negative")
+        raise ValueError(f"{what} must not be negative")
     if np.any(np.diff(counts) > 0):
-        raise ValueError("alive_counts must be non-increasing: a cohort cannot gain customers")
-    if counts[-1] == counts[0]:
+        raise ValueError(f"{what} must be non-increasing: a cohort cannot gain customers")
+    if counts[-1] == counts[0] and not allow_flat:
         raise ValueError("alive_counts shows no churn at all: the sBG parameters are not identifiable")
     return counts
 

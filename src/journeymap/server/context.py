@@ -1,0 +1,77 @@
+"""What a read request needs: a verified read key, and the workspace read through the server's store.
+
+The server process holds the store's only writer connection (the loader thread uses it). Readers get
+their own DuckDB cursor on that same database, so they see committed data and never take a lock.
+
+    @router.get("/api/v1/revenue")
+    def revenue(ws: ReadWorkspace, key: ReadKey) -> dict:
+        return ws.revenue()
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from journeymap.server.keys import ApiKey
+from journeymap.workspace import Workspace
+
+READ_COOKIE = "jm_read"
+"""The web app keeps the read key the user signed in with in this cookie (HttpOnly, SameSite=Strict)."""
+
+
+def read_token(request: Request) -> str | None:
+    """A read key from `Authorization: Bearer KEY`, Basic auth (the user name), or the web app's cookie."""
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if scheme.lower() == "basic" and value.strip():
+        try:
+            user = base64.b64decode(value.strip(), validate=True).decode("utf-8").split(":", 1)[0]
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return user or None
+    return request.cookies.get(READ_COOKIE) or None
+
+
+def require_read(request: Request) -> ApiKey:
+    """401 unless the request carries a live read key (write keys do not read)."""
+    key = request.app.state.keys.verify(read_token(request), "read")
+    if key is None:
+        raise HTTPException(status_code=401, detail="a read key is required: Authorization: Bearer KEY "
+                                                    "(create one with `journeymap keys create --kind read`)",
+                            headers={"WWW-Authenticate": 'Bearer realm="journeymap"'})
+    return key
+
+
+class ServerWorkspace(Workspace):
+    """A Workspace whose connection is a cursor on the server's open store."""
+
+    def __init__(self, path, cursor):
+        super().__init__(path)
+        self._con = cursor
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+def read_workspace(request: Request) -> Iterator[Workspace]:
+    """The workspace for one request; 503 while the store is not open (starting up or shutting down)."""
+    con = request.app.state.runner.con
+    if con is None:
+        raise HTTPException(status_code=503, detail="the store is not open yet", headers={"Retry-After": "1"})
+    ws = ServerWorkspace(request.app.state.workspace, con.cursor())
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+ReadKey = Annotated[ApiKey, Depends(require_read)]
+ReadWorkspace = Annotated[Workspace, Depends(read_workspace)]
