@@ -37,6 +37,18 @@ def in_entry_range(t: ir.Table, o: FunnelOptions) -> ir.Table:
     return t
 
 
+def _best_entries(engine: Engine, entries: ir.Table, names: Counter) -> ir.Table:
+    """Each unit's furthest-reaching entry (ties: the earliest), found before any slot is joined.
+
+    An attempt does min(m_i, n_i - c_i) steps of name i: n_i - c_i counts the unit's events of that
+    name from its entry's time less the tolerance to the end of the window, the entry included. In
+    uniques mode without exclusions only this attempt can count, so only it is expanded."""
+    reach = sum(ibis.least(ibis.literal(m), entries[f"n_{i}"] - entries[f"c_{i}"]) for i, m in enumerate(names.values()))
+    w = ibis.window(group_by=entries.unit_id, order_by=[ibis.desc(reach), entries.ts, entries.r])
+    t = entries.mutate(_best=ibis.row_number().over(w))
+    return engine.materialize(t.filter(t._best == 0).drop("_best"))
+
+
 def unordered_paths(engine: Engine, ev: ir.Table, o: FunnelOptions) -> ir.Table:
     """Every attempt: unit_id, then `t_k`, `r_k` of the k-th step done (NULL past the last)."""
     names = Counter(o.steps)
@@ -46,10 +58,16 @@ def unordered_paths(engine: Engine, ev: ir.Table, o: FunnelOptions) -> ir.Table:
     fe = fe.mutate(q=ibis.row_number().over(ibis.window(group_by=[fe.unit_id, fe.event], order_by=[fe.ts, fe.r])) + 1)
     # c_i: the unit's events of name i more than `tol` before this one (RANGE frames include ties).
     before = ibis.window(group_by=fe.unit_id, order_by=fe._us, range=(None, -(tol + 1)))
-    fe = engine.materialize(fe.mutate(**{
-        f"c_{i}": ibis.coalesce((fe.event == name).cast("int64").sum().over(before), 0) for i, name in enumerate(names)}))
+    counts = {f"c_{i}": ibis.coalesce((fe.event == name).cast("int64").sum().over(before), 0) for i, name in enumerate(names)}
+    prune = o.count == "uniques" and not o.exclusions
+    if prune:  # n_i: the unit's events of name i up to the end of this one's window
+        upto = ibis.window(group_by=fe.unit_id, order_by=fe._us, range=(None, window))
+        counts |= {f"n_{i}": ibis.coalesce((fe.event == name).cast("int64").sum().over(upto), 0) for i, name in enumerate(names)}
+    fe = engine.materialize(fe.mutate(**counts))
 
     entries = in_entry_range(fe, o)
+    if prune:
+        entries = _best_entries(engine, entries, names)
     wanted = []  # per entry and step slot: which event of which name it takes
     for i, (name, m) in enumerate(names.items()):
         for j in range(1, m + 1):
