@@ -1,0 +1,52 @@
+"""`journeymap serve`: the tracking API (and, later, the JSON API and web app) in one process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from journeymap.cli.common import WorkspaceOpt, err, fail
+from journeymap.ingest.store import StoreLocked, open_store, store_path
+
+HOST_HELP = (
+    "Interface to listen on. The default, 127.0.0.1, is reachable from this machine only: the server has no TLS "
+    "and no authentication beyond API keys, so exposing it (0.0.0.0, ideally behind a TLS proxy) is a deliberate choice."
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        workspace: WorkspaceOpt = Path("."),
+        host: Annotated[str, typer.Option(help=HOST_HELP)] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+        rate_limit: Annotated[float, typer.Option(help="Events per second per write key; 0 turns the limit off.")] = 50_000.0,
+        burst: Annotated[float | None, typer.Option(help="Events a key may send at once (default: twice --rate-limit).")] = None,
+        stitch_seconds: Annotated[float, typer.Option(help="Re-stitch identity at most this often while events arrive.")] = 30.0,
+        keep_segments: Annotated[int, typer.Option(help="Loaded journal segments to keep in journal/loaded/ for debugging.")] = 0,
+        duckdb_threads: Annotated[int, typer.Option(
+            help="DuckDB threads (loads, stitching, and the API's queries: one database); 0 = one per core. "
+                 "1 keeps a load or stitch from taking every core from the requests.")] = 0,
+        log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    ):
+        """Serve the tracking API (Segment's HTTP API: /v1/track, /v1/batch, ...) for a workspace."""
+        import uvicorn
+
+        from journeymap.server.app import create_app
+
+        if not store_path(workspace).parent.is_dir():
+            fail(f"{workspace}: no such workspace folder; create one with `journeymap init {workspace}`")
+        try:
+            open_store(workspace).close()  # a clean "locked by pid N" now, rather than a failed startup later
+        except StoreLocked as exc:
+            fail(str(exc))
+        app_ = create_app(workspace, rate_limit=rate_limit, burst=burst, stitch_seconds=stitch_seconds,
+                          keep_segments=keep_segments, duckdb_threads=duckdb_threads or None)
+        err.print(f"journeymap: tracking API for {workspace} on http://{host}:{port}/v1/ (Ctrl+C stops)", highlight=False)
+        config = uvicorn.Config(app_, host=host, port=port, log_level=log_level, lifespan="on", access_log=False)
+        server = uvicorn.Server(config)
+        server.run()
+        if not server.started:
+            raise typer.Exit(1)

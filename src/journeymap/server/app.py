@@ -1,0 +1,84 @@
+"""The web app: `create_app(workspace)` builds the FastAPI app that `journeymap serve` runs.
+
+The lifespan opens the store (taking its writer lock), loads the API keys, recovers and replays the
+journal, and starts the journal writer and the loader thread; on shutdown it stops accepting, fsyncs
+what is pending, loads every remaining segment and closes the store. Other routers (the JSON API, the
+web app) are added with `app.include_router`; they find the workspace's parts on `app.state`:
+`workspace`, `keys` (a KeyRing: `verify(token, "read")`), `journal`, `runner` and `limiter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+
+from journeymap.ingest.journal import SEGMENT_BYTES, SEGMENT_SECONDS, Journal
+from journeymap.server.api import router as api_router
+from journeymap.server.keys import KeyRing
+from journeymap.server.ratelimit import RateLimiter
+from journeymap.server.runner import StoreRunner
+from journeymap.server.tracking import router as tracking_router
+from journeymap.server.web import router as web_router
+
+RATE_LIMIT = 50_000.0
+"""Events per second per write key (0 turns the limit off); the burst defaults to twice this."""
+
+
+def create_app(
+    workspace: str | Path,
+    *,
+    rate_limit: float = RATE_LIMIT,
+    burst: float | None = None,
+    segment_bytes: int = SEGMENT_BYTES,
+    segment_seconds: float = SEGMENT_SECONDS,
+    stitch_seconds: float = 30.0,
+    keep_segments: int = 0,
+    duckdb_threads: int | None = None,
+    routers: Iterable[APIRouter] = (),
+) -> FastAPI:
+    workspace = Path(workspace)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        runner = app.state.runner
+        journal = app.state.journal
+        con = runner.open()  # StoreLocked when another process writes the workspace
+        app.state.keys = KeyRing.load(con)
+        journal.open()  # truncates torn tails; every existing segment is closed and will be replayed
+        runner.start()
+        try:
+            yield
+        finally:
+            journal.close()
+            runner.stop()
+
+    app = FastAPI(title="journeymap", lifespan=lifespan, docs_url="/-/docs", openapi_url="/-/openapi.json", redoc_url=None)
+    runner_box: list[StoreRunner] = []
+    journal = Journal(workspace / "journal", segment_bytes, segment_seconds, on_rotate=lambda p: runner_box[0].wake(p))
+    runner = StoreRunner(workspace, journal, stitch_seconds=stitch_seconds, keep_segments=keep_segments,
+                         duckdb_threads=duckdb_threads)
+    runner_box.append(runner)
+    app.state.workspace = workspace
+    app.state.journal = journal
+    app.state.runner = runner
+    app.state.keys = KeyRing({})
+    app.state.limiter = RateLimiter(rate_limit, burst if burst is not None else 2 * rate_limit)
+
+    @app.get("/-/health")
+    def health() -> dict:
+        """Liveness and the state of the journal and the loader."""
+        return {
+            "ok": journal.accepting and runner.error is None,
+            "journal": dict(journal.stats, accepting=journal.accepting),
+            "loader": dict(runner.stats, error=None if runner.error is None else str(runner.error)),
+        }
+
+    app.include_router(tracking_router)
+    app.include_router(api_router)
+    app.include_router(web_router)
+    for router in routers:
+        app.include_router(router)
+    return app
