@@ -112,6 +112,9 @@ class Revenue(_Strict):
     reason: str | None = Field(None, description="Property path of the churn reason, on the churn event.")
     involuntary: Rule | None = Field(None, description="Churn events that are involuntary (failed payment).")
     plan: str | None = Field(None, description="Property path of the plan name.")
+    seats: str | None = Field(
+        None, description="Property path of the licensed seats (quantity) on MRR events; feeds seat utilisation."
+    )
 
 
 class Survey(_Strict):
@@ -134,6 +137,98 @@ class Survey(_Strict):
     @property
     def bounds(self) -> tuple[float, float]:
         return self.scale or {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}[self.kind]
+
+
+
+class VoiceSource(_Strict):
+    """Events that carry customer text (a survey comment, a ticket subject, a review, an interview), for
+    `journeymap voice` (docs/metrics/voice-of-customer.md)."""
+
+    match: Rule = Field(description="Events that carry the text.")
+    text: str = Field(description="Property path of the text.")
+    kind: Literal["survey", "ticket", "review", "interview", "other"] | None = Field(
+        None, description="What the text is; default: inferred from the event (source survey/support, a review, an interview).")
+    score: str | None = Field(None, description="Property path of a numeric score given with the text (optional).")
+
+HEALTH_COMPONENTS: dict[str, tuple[str, str]] = {
+    # component: (feature column in insights.features, default direction)
+    "recency": ("recency_days", "lower_is_better"),
+    "frequency": ("active_days_30d", "higher_is_better"),
+    "depth": ("key_features_90d", "higher_is_better"),
+    "adoption": ("key_feature_adoption", "higher_is_better"),
+    "trend": ("activity_trend", "higher_is_better"),
+    "utilisation": ("seat_utilisation", "higher_is_better"),
+    "support_load": ("tickets_90d", "lower_is_better"),
+    "support_effort": ("max_effort_90d", "lower_is_better"),
+    "nps": ("last_nps", "higher_is_better"),
+    "csat": ("last_csat", "higher_is_better"),
+    "ces": ("last_ces", "lower_is_better"),
+    "failed_payments": ("failed_payments_60d", "lower_is_better"),
+    "downgrades": ("downgrades_90d", "lower_is_better"),
+    "tenure": ("tenure_days", "higher_is_better"),
+}
+"""Named health components and the feature each one reads (docs/metrics/health-and-risk.md)."""
+
+
+class HealthComponent(_Strict):
+    """One part of the health score: a feature, its weight and which way is healthy."""
+
+    weight: float = Field(gt=0, description="Relative weight; weights are normalised to sum to 1.")
+    direction: Literal["higher_is_better", "lower_is_better"] | None = Field(
+        None, description="Which way is healthy; default: the named component's usual direction."
+    )
+    feature: str | None = Field(None, description="Feature column to read; default: the named component's feature.")
+
+
+class HealthSignals(_Strict):
+    """Which events the health and churn-risk features read. Defaults fit Segment-style product events
+    and the Zendesk and Stripe mappings that `journeymap demo` writes."""
+
+    usage: Rule = Field(default_factory=lambda: Rule(source=["product"]), description="Product usage events.")
+    ticket: Rule = Field(default_factory=lambda: Rule(event=["ticket_created"]), description="A support ticket opened.")
+    ticket_solved: Rule = Field(default_factory=lambda: Rule(event=["ticket_solved"]), description="A ticket solved.")
+    effort: str = Field("Effort score", description="Property path of the effort score (1-7) on solved tickets.")
+    high_effort: float = Field(5, description="Effort at or above this counts as a high-effort ticket.")
+    failed_payment: Rule = Field(default_factory=lambda: Rule(event=["payment_failed"]), description="A failed payment.")
+    early_touchpoints: list[str] | None = Field(
+        None, description="Touchpoints counted in the first week after milestones.start; default: those of the "
+                          "stages between the start milestone's stage and the value moment's stage.")
+    early_window: str = Field("7d", description="How long after milestones.start counts as the first week.")
+
+
+class Health(_Strict):
+    """The health score: weighted components (or weights learned from churn), bands and expansion signals."""
+
+    components: dict[str, HealthComponent] | None = Field(
+        None, description="Components by name; omit to learn weights from the churn model's logistic coefficients.")
+    bands: dict[str, float] = Field(
+        default_factory=lambda: {"red": 40.0, "yellow": 70.0, "green": 100.0},
+        description="Band name -> upper bound of the score (exclusive, the last inclusive), in ascending order.")
+    expansion_utilisation: float = Field(0.8, description="Seat utilisation at or above this flags expansion.")
+    expansion_trend: float = Field(1.2, description="Activity trend at or above this flags growing usage.")
+    expansion_min_active_days: int = Field(
+        8, description="Growing usage also needs this many active days in the last 30 (1 -> 2 events is not growth).")
+    signals: HealthSignals = Field(default_factory=HealthSignals)
+
+    @model_validator(mode="after")
+    def _known_components(self) -> Health:
+        for name, c in (self.components or {}).items():
+            if c.feature is None and name not in HEALTH_COMPONENTS:
+                raise ValueError(f"health.components.{name}: not a known component ({', '.join(HEALTH_COMPONENTS)}); "
+                                 "give `feature:` to use another feature column")
+        bounds = list(self.bands.values())
+        if not bounds or bounds != sorted(bounds) or bounds[-1] != 100:
+            raise ValueError("health.bands: upper bounds must ascend and the last must be 100")
+        parse_duration(self.signals.early_window)
+        return self
+
+    def component_list(self) -> list[tuple[str, str, str, float]]:
+        """(name, feature, direction, weight) per configured component."""
+        out = []
+        for name, c in (self.components or {}).items():
+            feature, direction = HEALTH_COMPONENTS.get(name, (None, "higher_is_better"))
+            out.append((name, c.feature or feature, c.direction or direction, c.weight))
+        return out
 
 
 _METRICS = (
@@ -216,7 +311,11 @@ class JourneyDefinition(_Strict):
     milestones: Milestones = Field(default_factory=Milestones)
     surveys: list[Survey] = Field(default_factory=list)
     revenue: Revenue | None = None
+    health: Health | None = None
     targets: list[Target] = Field(default_factory=list)
+    voice: list[VoiceSource] | None = Field(
+        None, description="Where customer text lives; default: survey comments plus comment/text/body/title/subject/"
+                          "description properties of any event (docs/metrics/voice-of-customer.md).")
 
     @model_validator(mode="after")
     def _references(self) -> JourneyDefinition:

@@ -1,0 +1,358 @@
+"""Point-in-time account features for health scores and churn risk.
+
+Every feature of an account at a scoring date `at` reads only events with `ts < at`, so the same
+features can be computed for past dates and used to train a model on what happened next
+(`tests/test_features.py` proves it: features at `at` do not change when every event at or after
+`at` is deleted). The work is done in the engine with Ibis expressions (DuckDB or Spark); only the
+aggregated table, one row per account, comes back to Python.
+
+Features (days are 86,400 s; "usage" is `health.signals.usage`, default `source: product`):
+
+=========================  ==================================================================
+recency_days               days since the last usage event (since the first event when none)
+active_days_30d / _90d     distinct UTC days with usage in the last 30 / 90 days
+activity_trend             (usage events last 30 days + 1) / (usage events the 30 days before + 1)
+key_features_90d           distinct key features (milestones.key_features) used in the last 90 days
+key_feature_adoption       share of key features ever used
+adopted_<feature>          1 when the key feature was ever used
+active_users_30d           distinct persons with usage in the last 30 days
+seats                      licensed seats on the last MRR event (`revenue.seats`; missing without it)
+seat_utilisation           active_users_30d / seats (missing without seats)
+tickets_90d                tickets opened in the last 90 days (`signals.ticket`)
+max_effort_90d / mean_…    max / mean effort score of tickets solved in the last 90 days
+high_effort_tickets_60d    tickets solved with effort >= `signals.high_effort` in the last 60 days
+high_effort_days_ago       days since the last such ticket was solved, capped at 90 (90 when none)
+last_nps / _csat / _ces    the latest answer of each survey kind (missing when none)
+sentiment                  hook: filled by `extra` feature functions, missing otherwise
+failed_payments_60d        failed payments in the last 60 days (`signals.failed_payment`)
+downgrades_90d             MRR events in the last 90 days that lowered a non-zero MRR
+mrr                        MRR in force (0 after a churn event); `paying` is mrr > 0
+tenure_days                days since the first MRR event that stated a positive MRR
+stage_<id>                 1 for the stage the account is in (its last stage hit), one-hot
+early_<touchpoint>         1 when the touchpoint happened within `signals.early_window` of the
+                           account's first milestones.start event (and before `at`)
+=========================  ==================================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from journeymap.engine.backends import Engine
+from journeymap.engine.rules import first_match, rule_expr
+from journeymap.engine.unit_events import IDENTITY_CALLS
+from journeymap.journey.definition import Health, HealthSignals, JourneyDefinition, Rule
+from journeymap.journey.durations import parse_duration
+
+DAY = dt.timedelta(days=1)
+HIGH_EFFORT_CAP = 90.0
+ExtraFeatures = Callable[[Engine, ir.Table, dt.datetime], ir.Table]
+"""A feature hook: (engine, events before `at`, at) -> a table with `unit_id` and more columns.
+Sentiment scores of comments plug in here; the columns join the feature table by account."""
+
+
+def signals(definition: JourneyDefinition) -> HealthSignals:
+    return (definition.health or Health()).signals
+
+
+def early_touchpoints(definition: JourneyDefinition) -> list[str]:
+    """Touchpoints that count in the first week: configured, or those of the stages between the start
+    milestone's stage and the value moment's stage (onboarding, in the demo)."""
+    configured = signals(definition).early_touchpoints
+    if configured is not None:
+        return list(configured)
+    ms = definition.milestones
+
+    def stage_of(rule: Rule | None) -> int | None:
+        names = set(_events(rule))
+        for i, s in enumerate(definition.stages):
+            if names & set(_events(s.entry)):
+                return i
+        return None
+
+    lo, hi = stage_of(ms.start), stage_of(ms.value_moment)
+    if lo is None or hi is None or hi <= lo + 1:
+        return []
+    between = {s.id for s in definition.stages[lo + 1:hi]}
+    return [t.id for t in definition.touchpoints if t.stage in between]
+
+
+def _events(rule: Rule | None) -> list[str]:
+    if rule is None:
+        return []
+    return list(rule.event or []) + [e for sub in rule.any or [] for e in _events(sub)]
+
+
+class FeatureBuilder:
+    """Holds the prepared (materialized) events of one store and computes features at any date.
+
+    Use inside `engine.scope()`: the prepared tables are released when the scope closes."""
+
+    def __init__(self, engine: Engine, definition: JourneyDefinition, extra: Iterable[ExtraFeatures] = ()):
+        self.engine, self.definition, self.extra = engine, definition, list(extra)
+        self.signals = signals(definition)
+        self.key_features = [f.id for f in definition.milestones.key_features]
+        self.early = early_touchpoints(definition)
+        self.stage_ids = [s.id for s in definition.stages]
+        self.events = engine.materialize(self._events())
+        self.revenue = engine.materialize(self._revenue()) if definition.revenue else None
+
+    # -- prepared tables ---------------------------------------------------------------------------
+
+    def _events(self) -> ir.Table:
+        e, d, sig = self.engine, self.definition, self.signals
+        ev = e.table("journey_events")
+        ev = ev.filter(ev.account_id.notnull(), ~ev.type.isin(IDENTITY_CALLS))
+        solved = rule_expr(e, ev, sig.ticket_solved)
+        effort = e.json_get(ev.properties, sig.effort).try_cast("float64")
+        survey_score = ibis.cases(
+            *[(rule_expr(e, ev, s.match), e.json_get(ev.properties, s.score).try_cast("float64")) for s in d.surveys],
+            else_=ibis.null("float64")) if d.surveys else ibis.null("float64")
+        survey_kind = first_match(e, ev, [(s.kind, s.match) for s in d.surveys])
+        churn_stages = [(s.id, s.entry) for s in d.stages if s.kind == "churn"]
+        churn = rule_expr(e, ev, d.revenue.churn) if d.revenue else (
+            first_match(e, ev, churn_stages).notnull() if churn_stages else ibis.literal(False))
+        tps = {t.id: t for t in d.touchpoints}
+        return ev.select(
+            unit_id=ev.account_id, person_id=ev.person_id, ts=ev.ts, seq=ev.seq, day=ev.ts.date(),
+            usage=rule_expr(e, ev, sig.usage),
+            key_feature=first_match(e, ev, [(f.id, f.match) for f in d.milestones.key_features]),
+            ticket=rule_expr(e, ev, sig.ticket),
+            effort=ibis.ifelse(solved, effort, ibis.null("float64")),
+            survey_kind=survey_kind, survey_score=survey_score,
+            failed=rule_expr(e, ev, sig.failed_payment),
+            start=rule_expr(e, ev, d.milestones.start) if d.milestones.start else ibis.literal(False),
+            early_tp=first_match(e, ev, [(t, tps[t].match) for t in self.early if t in tps]),
+            stage_hit=first_match(e, ev, [(s.id, s.entry) for s in d.stages]),
+            churn=churn,
+        )
+
+    def _revenue(self) -> ir.Table:
+        from journeymap.engine.revenue import revenue_events
+
+        r = self.definition.revenue
+        rev = revenue_events(self.engine, self.definition)
+        w = ibis.window(group_by=rev.unit_id, order_by=[rev.ts, rev.seq])
+        seats = self.engine.json_get(rev.properties, r.seats).try_cast("float64") if r.seats else ibis.null("float64")
+        return rev.select("unit_id", "ts", "seq", "churn", "mrr", prev_mrr=rev.mrr.lag().over(w), seats=seats)
+
+    def span(self) -> tuple[dt.datetime, dt.datetime]:
+        """The first and last event time in the store."""
+        row = self.engine.execute(self.events.aggregate(lo=self.events.ts.min(), hi=self.events.ts.max())).to_pylist()[0]
+        return row["lo"], row["hi"]
+
+    # -- features ----------------------------------------------------------------------------------
+
+    def at(self, at: dt.datetime) -> pd.DataFrame:
+        """One row per account with any event before `at`: unit_id and the features (module docstring)."""
+        at = as_datetime(at)
+        ev = self.events.filter(self.events.ts < _lit(at))
+
+        def since(days: int) -> ir.BooleanValue:
+            return ev.ts >= _lit(at - days * DAY)
+
+        u = ev.usage
+        aggs = {
+            "first_ts": ev.ts.min(),
+            "last_usage_ts": ev.ts.max(where=u),
+            "active_days_30d": ev.day.nunique(where=u & since(30)),
+            "active_days_90d": ev.day.nunique(where=u & since(90)),
+            "usage_30d": ev.count(where=u & since(30)),
+            "usage_prev_30d": ev.count(where=u & since(60) & ~since(30)),
+            "key_features_90d": ev.key_feature.nunique(where=since(90)),
+            "active_users_30d": ev.person_id.nunique(where=u & since(30)),
+            "tickets_90d": ev.count(where=ev.ticket & since(90)),
+            "max_effort_90d": ev.effort.max(where=since(90)),
+            "mean_effort_90d": ev.effort.mean(where=since(90)),
+            "high_effort_tickets_60d": ev.count(where=(ev.effort >= self.signals.high_effort) & since(60)),
+            "last_high_effort_ts": ev.ts.max(where=ev.effort >= self.signals.high_effort),
+            "failed_payments_60d": ev.count(where=ev.failed & since(60)),
+            "start_ts": ev.ts.min(where=ev.start),
+        }
+        aggs.update({f"adopted_{k}": ev.count(where=ev.key_feature == k) for k in self.key_features})
+        base = ev.group_by("unit_id").aggregate(**aggs)
+        parts = [self._last_surveys(ev), self._current_stage(ev), self._early(ev)]
+        if self.revenue is not None:
+            parts.append(self._billing(at))
+        parts += [f(self.engine, ev, at) for f in self.extra]
+        out = base
+        for i, p in enumerate(parts):
+            p = p.rename({f"_k{i}": "unit_id"})
+            out = out.left_join(p, out.unit_id == p[f"_k{i}"]).drop(f"_k{i}")
+        return self._finish(self.engine.execute(out).to_pandas(), at)
+
+    def _last_surveys(self, ev: ir.Table) -> ir.Table:
+        s = ev.filter(ev.survey_kind.notnull() & ev.survey_score.notnull())
+        s = s.mutate(_r=ibis.row_number().over(ibis.window(group_by=[s.unit_id, s.survey_kind],
+                                                           order_by=[ibis.desc(s.ts), ibis.desc(s.seq)])))
+        s = s.filter(s._r == 0)
+        kinds = ("nps", "csat", "ces")
+        return s.group_by("unit_id").aggregate(
+            **{f"last_{k}": s.survey_score.max(where=s.survey_kind == k) for k in kinds})
+
+    def _current_stage(self, ev: ir.Table) -> ir.Table:
+        h = ev.filter(ev.stage_hit.notnull())
+        h = h.mutate(_r=ibis.row_number().over(ibis.window(group_by=h.unit_id, order_by=[ibis.desc(h.ts), ibis.desc(h.seq)])))
+        return h.filter(h._r == 0).select("unit_id", stage=h.stage_hit)
+
+    def _early(self, ev: ir.Table) -> ir.Table:
+        window = dt.timedelta(seconds=parse_duration(self.signals.early_window))
+        starts = ev.filter(ev.start).group_by("unit_id").aggregate(_t0=ev.ts.min())
+        starts = starts.rename(_u="unit_id")
+        tp = ev.filter(ev.early_tp.notnull())
+        j = tp.join(starts, tp.unit_id == starts._u)
+        j = j.filter((j.ts >= j._t0) & (j.ts < j._t0 + ibis.interval(seconds=int(window.total_seconds()))))
+        aggs = {f"early_{t}": j.count(where=j.early_tp == t) for t in self.early} or {"_none": j.count()}
+        return j.group_by("unit_id").aggregate(**aggs)
+
+    def _billing(self, at: dt.datetime) -> ir.Table:
+        r = self.revenue.filter(self.revenue.ts < _lit(at))
+        last = r.mutate(_r=ibis.row_number().over(ibis.window(group_by=r.unit_id, order_by=[ibis.desc(r.ts), ibis.desc(r.seq)])))
+        last = last.filter(last._r == 0).select(_lu=last.unit_id, mrr=last.mrr)
+        down = (r.prev_mrr > 0) & (r.mrr > 0) & (r.mrr < r.prev_mrr) & (r.ts >= _lit(at - 90 * DAY))
+        seated = r.filter(r.seats.notnull())
+        seated = seated.mutate(_r=ibis.row_number().over(
+            ibis.window(group_by=seated.unit_id, order_by=[ibis.desc(seated.ts), ibis.desc(seated.seq)])))
+        seated = seated.filter(seated._r == 0).select(_su=seated.unit_id, seats=seated.seats)
+        g = r.group_by("unit_id").aggregate(customer_since=r.ts.min(where=r.mrr > 0), downgrades_90d=r.count(where=down))
+        g = g.left_join(last, g.unit_id == last._lu).drop("_lu")
+        g = g.left_join(seated, g.unit_id == seated._su).drop("_su")
+        return g
+
+    def _finish(self, df: pd.DataFrame, at: dt.datetime) -> pd.DataFrame:
+        def days(col: str) -> pd.Series:
+            return (pd.Timestamp(at) - pd.to_datetime(df[col])).dt.total_seconds() / 86400.0
+
+        out = pd.DataFrame({"unit_id": df["unit_id"].astype(str)})
+        out["recency_days"] = days("last_usage_ts").fillna(days("first_ts"))
+        for c in ("active_days_30d", "active_days_90d", "key_features_90d", "active_users_30d", "tickets_90d",
+                  "high_effort_tickets_60d", "failed_payments_60d"):
+            out[c] = df[c].fillna(0).astype(float)
+        out["activity_trend"] = (df["usage_30d"].fillna(0) + 1.0) / (df["usage_prev_30d"].fillna(0) + 1.0)
+        adopted = [f"adopted_{k}" for k in self.key_features]
+        for c in adopted:
+            out[c] = (df[c].fillna(0) > 0).astype(float)
+        out["key_feature_adoption"] = out[adopted].mean(axis=1) if adopted else np.nan
+        seats = df["seats"].astype(float) if "seats" in df else pd.Series(np.nan, index=df.index)
+        out["seats"] = seats
+        out["seat_utilisation"] = out["active_users_30d"] / seats.where(seats > 0)
+        out["high_effort_days_ago"] = days("last_high_effort_ts").fillna(HIGH_EFFORT_CAP).clip(upper=HIGH_EFFORT_CAP)
+        out["max_effort_90d"] = df["max_effort_90d"].astype(float)
+        out["mean_effort_90d"] = df["mean_effort_90d"].astype(float)
+        for k in ("nps", "csat", "ces"):
+            out[f"last_{k}"] = df[f"last_{k}"].astype(float)
+        out["sentiment"] = df["sentiment"].astype(float) if "sentiment" in df else np.nan
+        billing = "mrr" in df
+        out["downgrades_90d"] = df["downgrades_90d"].fillna(0).astype(float) if billing else 0.0
+        out["mrr"] = df["mrr"].fillna(0).astype(float) if billing else np.nan
+        out["tenure_days"] = days("customer_since") if billing else days("first_ts")
+        for s in self.stage_ids:
+            out[f"stage_{s}"] = (df["stage"] == s).astype(float)
+        for t in self.early:
+            out[f"early_{t}"] = (df[f"early_{t}"].fillna(0) > 0).astype(float)
+        for c in df.columns:  # columns from `extra` hooks
+            if c not in out and c not in _INTERNAL and not c.startswith(("adopted_", "early_", "last_")):
+                out[c] = df[c]
+        out["stage"] = df["stage"]
+        out["paying"] = out["mrr"] > 0 if billing else df["stage"].notna() & ~df["stage"].isin(self._terminal())
+        return out.sort_values("unit_id", ignore_index=True)
+
+    def _terminal(self) -> list[str]:
+        return [s.id for s in self.definition.stages if s.terminal]
+
+    # -- labels ------------------------------------------------------------------------------------
+
+    def churned_between(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+        """unit_id, churn_at: the first churn event in [start, end) per account (the revenue section's churn
+        event, or an event entering a terminal churn stage)."""
+        ev = self.events.filter(self.events.churn & (self.events.ts >= _lit(start)) & (self.events.ts < _lit(end)))
+        df = self.engine.execute(ev.group_by("unit_id").aggregate(churn_at=ev.ts.min())).to_pandas()
+        return df.assign(unit_id=df["unit_id"].astype(str))
+
+
+_INTERNAL = {"last_high_effort_ts", "first_ts", "last_usage_ts", "usage_30d", "usage_prev_30d", "start_ts", "customer_since", "stage", "_none"}
+NON_FEATURES = ("unit_id", "at", "stage", "paying", "churned", "churn_at")
+
+
+def feature_columns(df: pd.DataFrame) -> list[str]:
+    """The model inputs of a feature table: every column but ids, the stage label and outcomes."""
+    return [c for c in df.columns if c not in NON_FEATURES]
+
+
+def features_at(engine: Engine, definition: JourneyDefinition, at: dt.datetime | dt.date | str,
+                extra: Iterable[ExtraFeatures] = ()) -> pd.DataFrame:
+    """Features of every account with events before `at` (see the module docstring).
+
+    >>> features_at(ws.engine, ws.definition, "2026-06-01")  # doctest: +SKIP
+    """
+    with engine.scope():
+        return FeatureBuilder(engine, definition, extra).at(as_datetime(at))
+
+
+def monthly_dates(first: dt.datetime, last: dt.datetime, horizon_days: int, warmup_days: int = 60) -> list[dt.datetime]:
+    """Scoring dates: the 1st of each month from `warmup_days` after the first event, while the label
+    window [date, date + horizon) still closes before the last event.
+
+    >>> [d.date().isoformat() for d in monthly_dates(dt.datetime(2025, 1, 10), dt.datetime(2025, 8, 2), 90)]
+    ['2025-04-01', '2025-05-01']
+    """
+    out: list[dt.datetime] = []
+    earliest = first + dt.timedelta(days=warmup_days)
+    y, m = earliest.year, earliest.month
+    d = dt.datetime(y, m, 1)
+    if d < earliest:
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        d = dt.datetime(y, m, 1)
+    while d + dt.timedelta(days=horizon_days) <= last:
+        out.append(d)
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        d = dt.datetime(y, m, 1)
+    return out
+
+
+def snapshots(engine: Engine, definition: JourneyDefinition, horizon_days: int = 90,
+              dates: list[dt.datetime] | None = None, extra: Iterable[ExtraFeatures] = (),
+              progress: Callable[[str, float], None] | None = None) -> pd.DataFrame:
+    """Training rows: features of every account paying (active) at each scoring date, with `churned`
+    (a churn event in [at, at + horizon)) and `churn_at`. Default dates: `monthly_dates`."""
+    say = progress or (lambda _m, _f: None)
+    with engine.scope():
+        fb = FeatureBuilder(engine, definition, extra)
+        lo, hi = fb.span()
+        if lo is None:
+            raise ValueError("the store has no account events: churn risk needs accounts (analysis level account)")
+        dates = dates if dates is not None else monthly_dates(lo, hi, horizon_days)
+        if not dates:
+            raise ValueError(f"the data spans {lo:%Y-%m-%d} to {hi:%Y-%m-%d}: too short for a {horizon_days}-day horizon")
+        frames = []
+        for i, at in enumerate(dates):
+            say(f"features at {at:%Y-%m-%d}", i / len(dates))
+            f = fb.at(at)
+            f = f[f["paying"]].copy()
+            ch = fb.churned_between(at, at + horizon_days * DAY)
+            f = f.merge(ch, on="unit_id", how="left")
+            f["churned"] = f["churn_at"].notna().astype(int)
+            f.insert(1, "at", pd.Timestamp(at))
+            frames.append(f)
+        say("features done", 1.0)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _lit(value: dt.datetime) -> ir.TimestampValue:
+    return ibis.literal(value, type="timestamp")
+
+
+def as_datetime(value) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    raise TypeError(f"not a date: {value!r}")
