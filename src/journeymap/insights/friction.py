@@ -1,0 +1,384 @@
+"""Friction and delight moments, ranked by the customers and revenue at stake.
+
+Friction comes from six detectors: stage drop-offs before the customer stage, units stuck in a stage
+far longer than normal, high-effort support tickets, low-rated touchpoints (CSAT, CES, NPS by each
+survey's own thresholds), negative themes in customer text, and failed-payment loops. Delight from
+highly rated touchpoints, positive themes and fast progression. Every item says where it sits on the
+map (stage, touchpoint), how many units it touches, the MRR at stake and the evidence.
+
+MRR at stake = the sum, over the accounts touched, of the account's MRR when the moment first touched it
+(the MRR stated by its last revenue event up to then, 0 after a churn; engine/revenue.py); `mrr_now` is
+the same at the end of the data. `mrr_lost` adds the MRR of touched accounts that
+churned after they were first touched. Both lists rank by impact: the mean of units and MRR at stake, each
+as a share of the largest item's (`rank`). Definitions and worked example: docs/metrics/friction.md.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
+
+import ibis
+import numpy as np
+
+from journeymap.engine.annotate import annotated_events
+from journeymap.engine.backends import Engine
+from journeymap.engine.revenue import revenue_events
+from journeymap.engine.rules import rule_expr
+from journeymap.engine.stages import advancing, stage_order, visit_durations, visits, with_current_stage
+from journeymap.insights.sentiment import score_texts
+from journeymap.insights.themes import find_themes
+from journeymap.insights.voice import representative_quotes, text_rows
+from journeymap.journey.definition import HealthSignals, JourneyDefinition
+from journeymap.journey.durations import format_duration
+
+SLOW_P50_MULTIPLE = 2.0  # a visit is "stuck" beyond max(p90, 2 x median) of its stage's completed visits
+FAST_P50_FRACTION = 0.5  # delight: a completed visit that moved on to a later stage in under half the median
+MIN_ANSWERS = 5  # low or high answers a touchpoint needs before it is an item
+MIN_SHARE = 0.05  # ... and their share of the touchpoint's answers of that kind
+LOOP_DAYS, LOOP_FAILURES = 30, 2
+CHURN_WINDOW_DAYS = 90  # churn this soon after a touch counts as following it
+NEGATIVE_THEME, POSITIVE_THEME = -0.05, 0.2  # mean compound of a theme's texts
+
+
+# -- who is touched, and the revenue at stake ---------------------------------------------------------
+
+class Stakes:
+    """MRR per account over time (revenue events), churn, and the account of each unit."""
+
+    def __init__(self, engine: Engine, definition: JourneyDefinition, level: str, until: dt.datetime | None = None):
+        self.until = until
+        self.has_revenue = definition.revenue is not None
+        self.account: dict[str, str] = {}
+        self.history: dict[str, tuple[list[dt.datetime], list[float]]] = {}  # per account: event times, MRR after each
+        self.churned_at: dict[str, dt.datetime] = {}
+        self.lost: dict[str, float] = {}
+        if level == "person":
+            je = engine.table("journey_events")
+            je = je.filter(je.person_id.notnull() & je.account_id.notnull())
+            m = je.group_by(unit=je.person_id).aggregate(account=je.account_id.max())
+            self.account = {r["unit"]: r["account"] for r in engine.execute(m).to_pylist()}
+        if not self.has_revenue:
+            return
+        rev = revenue_events(engine, definition)
+        rows = engine.execute(rev.order_by(["unit_id", "ts", "seq"]).select("unit_id", "ts", "mrr", "churn")).to_pylist()
+        for r in rows:
+            times, values = self.history.setdefault(r["unit_id"], ([], []))
+            before = values[-1] if values else 0.0
+            times.append(r["ts"])
+            values.append(float(r["mrr"] or 0.0))
+            if r["churn"]:
+                self.churned_at[r["unit_id"]], self.lost[r["unit_id"]] = r["ts"], before
+            else:
+                self.churned_at.pop(r["unit_id"], None)
+                self.lost.pop(r["unit_id"], None)
+
+    def mrr_at(self, account: str, ts: dt.datetime | None) -> float:
+        """The account's MRR after its last revenue event at or before `ts` (None: the latest)."""
+        times, values = self.history.get(account, ((), ()))
+        if not times:
+            return 0.0
+        i = len(times) if ts is None else bisect.bisect_right(times, ts)
+        return values[i - 1] if i else 0.0
+
+    def base_loss(self) -> float:
+        """Revenue churn over CHURN_WINDOW_DAYS in the whole data: all MRR lost to churn / MRR-days in force
+        x the window. What any group of paying accounts loses in that window, friction or not."""
+        mrr_days = 0.0
+        for times, values in self.history.values():
+            ends = [*times[1:], max(self.until or times[-1], times[-1])]
+            mrr_days += sum(v * (e - t).total_seconds() / 86400 for t, e, v in zip(times, ends, values, strict=True))
+        return sum(self.lost.values()) / mrr_days * CHURN_WINDOW_DAYS if mrr_days else 0.0
+
+    def of(self, touches: Iterable[tuple[str, dt.datetime | None]]) -> dict:
+        """Stakes of a moment from its touches, (unit, time) pairs: units, accounts; mrr_at_stake (MRR of
+        each touched account at its first touch), mrr_now (its current MRR), paying_accounts (still paying);
+        churned_after and mrr_lost (accounts that churned within CHURN_WINDOW_DAYS after a touch, and the MRR
+        in force before that churn)."""
+        units: set[str] = set()
+        times: dict[str, list[dt.datetime | None]] = {}
+        for unit, ts in touches:
+            units.add(unit)
+            acct = self.account.get(unit) if self.account else unit
+            if acct is not None:
+                times.setdefault(acct, []).append(ts)
+        first = {a: min((t for t in ts if t is not None), default=None) for a, ts in times.items()}
+        window = dt.timedelta(days=CHURN_WINDOW_DAYS)
+        churned = [a for a, ts in times.items() if a in self.churned_at
+                   and any(t is None or t <= self.churned_at[a] <= t + window for t in ts)]
+        money = self.has_revenue
+        return {
+            "units": len(units), "accounts": len(first),
+            "mrr_at_stake": round(sum(self.mrr_at(a, ts) for a, ts in first.items()), 2) if money else None,
+            "mrr_now": round(sum(self.mrr_at(a, None) for a in first), 2) if money else None,
+            "paying_accounts": sum(self.mrr_at(a, None) > 0 for a in first),
+            "churned_after": len(churned),
+            "mrr_lost": round(sum(self.lost.get(a, 0.0) for a in churned), 2) if money else None,
+        }
+
+
+def _touches(rows: Iterable[dict], ts: str = "ts") -> list[tuple[str, dt.datetime | None]]:
+    return [(r["unit_id"], r.get(ts)) for r in rows]
+
+
+def _mode(values: Iterable[str | None]) -> str | None:
+    c = Counter(v for v in values if v is not None)
+    return c.most_common(1)[0][0] if c else None
+
+
+def _item(kind: str, title: str, stage: str | None, touchpoint: str | None, stakes: dict, sentence: str,
+          quotes: list[str] | None = None, **numbers) -> dict:
+    return {"kind": kind, "title": title, "stage": stage, "touchpoint": touchpoint, **stakes,
+            "evidence": {"sentence": sentence, **numbers, **({"quotes": quotes} if quotes is not None else {})}}
+
+
+# -- detectors ------------------------------------------------------------------------------------------
+
+def _before_customer(definition: JourneyDefinition) -> list[str]:
+    """Stages where stalling is friction: the progression up to (not including) the customer stage."""
+    prog = [s.id for s in definition.progression]
+    cs = definition.milestones.customer_stage
+    return prog[:prog.index(cs)] if cs in prog else prog[:-1]
+
+
+def drop_offs(engine: Engine, v, definition: JourneyDefinition, stakes: Stakes) -> list[dict]:
+    """Units that reached a stage before the customer stage and never moved on to a later one."""
+    stages = _before_customer(definition)
+    if not stages:
+        return []
+    vo = v.mutate(_order=stage_order(definition, v.stage), _adv=advancing(definition, v.stage))
+    first = vo.filter(vo.stage.isin(stages)).group_by(["unit_id", "stage", "_order"]).aggregate(
+        _first=vo.visit_no.min(), ts=vo.entered_at.min())
+    later = vo.filter(vo._adv).select(_u=vo.unit_id, _o=vo._order, _no=vo.visit_no)
+    j = first.left_join(later, [first.unit_id == later._u, later._o > first._order, later._no > first._first])
+    per = j.group_by(["unit_id", "stage", "ts"]).aggregate(_moved=j._u.count())
+    rows = engine.execute(per).to_pylist()
+    names = {s.id: s.name for s in definition.stages}
+    out = []
+    for sid in stages:
+        reached = [r for r in rows if r["stage"] == sid]
+        dropped = [r for r in reached if r["_moved"] == 0]
+        if not dropped:
+            continue
+        share = len(dropped) / len(reached)
+        out.append(_item("drop_off", f"{100 * share:.0f}% drop in {names[sid]}", sid, None, stakes.of(_touches(dropped)),
+                         f"{len(dropped):,} of {len(reached):,} units that reached {names[sid]} never moved on to a later stage.",
+                         reached=len(reached), dropped=len(dropped), drop_rate=round(share, 4)))
+    return out
+
+
+def _durations(engine: Engine, v, definition: JourneyDefinition, until) -> list[dict]:
+    terminal = [s.id for s in definition.stages if s.terminal]
+    vv = v.filter(~v.stage.isin(terminal)) if terminal else v
+    d = visit_durations(vv, until)
+    return engine.execute(d.select("unit_id", "stage", "entered_at", "seconds", "observed", "next_stage")).to_pylist()
+
+
+def slow_and_fast(durations: list[dict], definition: JourneyDefinition, stakes: Stakes) -> tuple[list[dict], list[dict]]:
+    """Stuck: a visit (open or closed) longer than max(p90, 2 x p50) of the stage's completed visits, in a
+    stage before the customer stage. Fast: a completed visit that moved on to a later stage in under half the
+    median (delight)."""
+    names = {s.id: s.name for s in definition.stages}
+    order = {s.id: i for i, s in enumerate(definition.stages)}
+    ahead = {s.id for s in definition.stages if not s.terminal or s.kind == "won"}
+    slow, fast = [], []
+    # Only the way in counts: a customer who comes back to an earlier stage is not stalling in it.
+    since: dict[str, dt.datetime] = {}
+    for d in durations:
+        if d["stage"] == definition.milestones.customer_stage and (d["unit_id"] not in since or d["entered_at"] < since[d["unit_id"]]):
+            since[d["unit_id"]] = d["entered_at"]
+    for sid in _before_customer(definition):
+        vis = [d for d in durations if d["stage"] == sid and (d["unit_id"] not in since or d["entered_at"] < since[d["unit_id"]])]
+        done = np.array([d["seconds"] for d in vis if d["observed"]], dtype=float)
+        if len(done) < 10:
+            continue
+        p50, p90 = float(np.median(done)), float(np.quantile(done, 0.9))
+        limit = max(p90, SLOW_P50_MULTIPLE * p50)
+        stuck = [d for d in vis if d["seconds"] > limit]
+        if stuck and limit > 0:
+            slow.append(_item(
+                "slow_stage", f"Stuck in {names[sid]} beyond {format_duration(limit)}", sid, None,
+                stakes.of(_touches(stuck, "entered_at")),
+                f"{len({d['unit_id'] for d in stuck}):,} units spent longer than {format_duration(limit)} in {names[sid]} "
+                f"(median {format_duration(p50)}, p90 {format_duration(p90)}); {sum(not d['observed'] for d in stuck):,} "
+                "visits are still open.", p50_seconds=p50, p90_seconds=p90, threshold_seconds=limit, visits=len(stuck)))
+        quick = [d for d in vis if d["observed"] and d["seconds"] < FAST_P50_FRACTION * p50 and d["next_stage"] in ahead
+                 and order.get(d["next_stage"], -1) > order[sid]]
+        if quick and p50 > 0:
+            fast.append(_item(
+                "fast_progression", f"Fast through {names[sid]}: under {format_duration(FAST_P50_FRACTION * p50)}", sid, None,
+                stakes.of(_touches(quick, "entered_at")),
+                f"{len({d['unit_id'] for d in quick}):,} units moved on from {names[sid]} in under half the median "
+                f"({format_duration(p50)}).", p50_seconds=p50, visits=len(quick)))
+    return slow, fast
+
+
+def survey_moments(engine: Engine, ac, definition: JourneyDefinition, stakes: Stakes) -> tuple[list[dict], list[dict]]:
+    """Per touchpoint and survey kind: units with low answers (NPS detractors, CSAT below satisfied_min,
+    CES at 5+ on 1-7, i.e. in the scale's top third) and with high ones (promoters, CSAT 5, CES 1-2)."""
+    from journeymap.engine.metrics import survey_answers
+
+    tp_names = {t.id: t.name for t in definition.touchpoints}
+    pooled = []
+    for s in definition.surveys:
+        ans = survey_answers(engine, ac, s)
+        lo, hi = s.bounds
+        third = (hi - lo) / 3
+        low = {"nps": ans.detractor == 1, "csat": ans.satisfied == 0, "ces": ans.score >= hi - third}[s.kind]
+        high = {"nps": ans.promoter == 1, "csat": ans.score >= hi, "ces": ans.score <= lo + third - 1e-9}[s.kind]
+        pooled.append(ans.select("unit_id", "ts", "touchpoint", "score", stage=ibis.coalesce(ans.stage_before, ans.current_stage),
+                                 kind=ibis.literal(s.kind), low=low, high=high))
+    if not pooled:
+        return [], []
+    u = pooled[0] if len(pooled) == 1 else ibis.union(*pooled, distinct=False)
+    rows = engine.execute(u.filter(u.touchpoint.notnull())).to_pylist()
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["touchpoint"], r["kind"]), []).append(r)
+    bad, good = [], []
+    for (tp, kind), answers in sorted(groups.items()):
+        n = len(answers)
+        mean = float(np.mean([a["score"] for a in answers]))
+        for side, out, word in (("low", bad, {"nps": "detractors", "csat": "unsatisfied", "ces": "high effort"}),
+                                ("high", good, {"nps": "promoters", "csat": "very satisfied", "ces": "very easy"})):
+            hits = [a for a in answers if a[side]]
+            if len(hits) < MIN_ANSWERS or len(hits) / n < MIN_SHARE:
+                continue
+            label = f"{tp_names.get(tp, tp)}: {len(hits) / n:.0%} {word[kind]} ({kind.upper()})"
+            out.append(_item(
+                "low_rated_touchpoint" if side == "low" else "high_rated_touchpoint", label, _mode(a["stage"] for a in hits), tp,
+                stakes.of(_touches(hits)),
+                f"{len(hits):,} of {n:,} {kind.upper()} answers at {tp_names.get(tp, tp)} are {word[kind]}; mean score {mean:.2f}.",
+                answers=n, hits=len(hits), share=round(len(hits) / n, 4), mean_score=round(mean, 4), survey=kind))
+    return bad, good
+
+
+def high_effort_tickets(engine: Engine, ac, signals: HealthSignals, stakes: Stakes) -> list[dict]:
+    """Units with a solved ticket whose effort score is at or above `health.signals.high_effort`."""
+    t = ac.filter(rule_expr(engine, ac, signals.ticket_solved))
+    t = t.mutate(_effort=engine.json_get(t.properties, signals.effort).try_cast("float64"))
+    t = t.filter(t._effort.notnull())
+    rows = engine.execute(t.select("unit_id", "ts", "touchpoint", "_effort",
+                                   stage=ibis.coalesce(t.stage_before, t.current_stage))).to_pylist()
+    hits = [r for r in rows if r["_effort"] >= signals.high_effort]
+    if not hits:
+        return []
+    everyone = stakes.of(_touches(rows))
+    touched = stakes.of(_touches(hits))
+    rest_acc = everyone["accounts"] - touched["accounts"]
+    rest_churn = everyone["churned_after"] - touched["churned_after"]
+    rate = touched["churned_after"] / touched["accounts"] if touched["accounts"] else 0.0
+    other = rest_churn / rest_acc if rest_acc > 0 else None
+    sentence = (f"{len(hits):,} of {len(rows):,} solved tickets with an effort score cost the customer "
+                f"{signals.high_effort:g}+ of 7; {touched['churned_after']:,} of {touched['accounts']:,} accounts churned within {CHURN_WINDOW_DAYS} days of one"
+                + (f" ({rate:.0%}, against {other:.0%} of accounts whose tickets were easier)." if other is not None else "."))
+    return [_item("high_effort_ticket", "High-effort support tickets", _mode(r["stage"] for r in hits),
+                  _mode(r["touchpoint"] for r in hits), touched, sentence, tickets=len(hits), rated_tickets=len(rows),
+                  churn_rate_after=round(rate, 4), churn_rate_other=round(other, 4) if other is not None else None)]
+
+
+def failed_payment_loops(engine: Engine, ac, signals: HealthSignals, stakes: Stakes) -> list[dict]:
+    """Units with >= LOOP_FAILURES failed payments within LOOP_DAYS days (`health.signals.failed_payment`)."""
+    f = ac.filter(rule_expr(engine, ac, signals.failed_payment))
+    rows = engine.execute(f.select("unit_id", "ts", "touchpoint", stage=ibis.coalesce(f.stage_before, f.current_stage))
+                          .order_by(["unit_id", "ts"])).to_pylist()
+    by_unit: dict[str, list[dict]] = {}
+    for r in rows:
+        by_unit.setdefault(r["unit_id"], []).append(r)
+    window = dt.timedelta(days=LOOP_DAYS)
+    loops: dict[str, dict] = {}
+    for unit, fails in by_unit.items():
+        for i in range(len(fails) - LOOP_FAILURES + 1):
+            if fails[i + LOOP_FAILURES - 1]["ts"] - fails[i]["ts"] <= window:
+                loops[unit] = fails[i]
+                break
+    if not loops:
+        return []
+    touched = stakes.of((u, r["ts"]) for u, r in loops.items())
+    in_loops = sum(len(by_unit[u]) for u in loops)
+    sentence = (f"{len(loops):,} units had {LOOP_FAILURES}+ failed payments within {LOOP_DAYS} days ({in_loops:,} failures); "
+                f"{touched['churned_after']:,} of their {touched['accounts']:,} accounts churned within {CHURN_WINDOW_DAYS} days, "
+                f"{touched['paying_accounts']:,} still pay.")
+    return [_item("failed_payment_loop", "Failed-payment loops", _mode(r["stage"] for r in loops.values()),
+                  _mode(r["touchpoint"] for r in loops.values()), touched, sentence, failures=in_loops,
+                  units_with_failures=len(by_unit))]
+
+
+def theme_moments(rows, stakes: Stakes, n_themes: int | None, seed: int) -> tuple[list[dict], list[dict]]:
+    """Themes whose texts' mean compound is negative (friction: units who wrote a negative text in it) or
+    clearly positive (delight: units who wrote a positive one)."""
+    if rows.num_rows == 0:
+        return [], []
+    d = rows.to_pylist()
+    texts = [r["text"] for r in d]
+    compound = score_texts(texts).compound
+    th = find_themes(texts, n_themes=n_themes, seed=seed)
+    bad, good = [], []
+    for t in th.themes:
+        idx = np.flatnonzero(th.assignment == t.index)
+        mean = float(np.nanmean(compound[idx]))
+        if mean <= NEGATIVE_THEME:
+            side, out, keep = "negative", bad, [i for i in idx if compound[i] <= -0.05]
+        elif mean >= POSITIVE_THEME:
+            side, out, keep = "positive", good, [i for i in idx if compound[i] >= 0.05]
+        else:
+            continue
+        if not keep:
+            continue
+        quotes = representative_quotes([texts[i] for i in keep], th.weight[keep])
+        out.append(_item(
+            "negative_theme" if side == "negative" else "positive_theme", f"'{t.label}' ({side})",
+            _mode(d[i]["stage"] for i in keep), _mode(d[i]["touchpoint"] for i in keep),
+            stakes.of(_touches(d[i] for i in keep)),
+            f"{len(idx):,} texts ({t.share:.0%} of all) are about '{t.label}', mean compound {mean:+.2f}; "
+            f"{len(keep):,} of them are {side}.", quotes, texts=int(len(idx)), mean_compound=round(mean, 4),
+            terms=[term for term, _ in t.terms[:6]]))
+    return bad, good
+
+
+# -- the report -------------------------------------------------------------------------------------
+
+def rank(items: list[dict], base_loss: float | None = None) -> list[dict]:
+    """Order by impact: the mean of shares of the largest item's value of units touched, MRR at stake and,
+    when `base_loss` is given (friction), excess MRR lost = MRR lost within CHURN_WINDOW_DAYS of the touch
+    beyond what the data's revenue churn over that window takes of the MRR at stake (base_loss x mrr_at_stake).
+    Writes `impact` and `rank`."""
+    keys = ["units", "mrr_at_stake"]
+    if base_loss is not None:
+        keys.append("excess_mrr_lost")
+        for i in items:
+            i["excess_mrr_lost"] = (round(max(0.0, (i["mrr_lost"] or 0.0) - base_loss * (i["mrr_at_stake"] or 0.0)), 2)
+                                    if i["mrr_lost"] is not None else None)
+    tops = {k: max((i[k] or 0.0 for i in items), default=0.0) or 1.0 for k in keys}
+    for i in items:
+        i["impact"] = round(sum((i[k] or 0.0) / top for k, top in tops.items()) / len(keys), 4)
+    items.sort(key=lambda i: (-i["impact"], -i["units"], i["title"]))
+    for n, i in enumerate(items, start=1):
+        i["rank"] = n
+    return items
+
+
+def friction(engine: Engine, definition: JourneyDefinition, level: str | None = None, n_themes: int | None = None,
+             seed: int = 0) -> dict:
+    """{"friction": [...], "delight": [...]} ranked by revenue at stake, then units. JSON-ready."""
+    level = level or definition.analysis.level
+    signals = definition.health.signals if definition.health else HealthSignals()
+    with engine.scope():
+        a = annotated_events(engine, definition, level)
+        v = engine.materialize(visits(a))
+        ac = with_current_stage(a, v)
+        until = engine.execute(a.aggregate(t=a.ts.max())).column("t")[0].as_py()
+        stakes = Stakes(engine, definition, level, until)
+        items = drop_offs(engine, v, definition, stakes)
+        slow, fast = slow_and_fast(_durations(engine, v, definition, until), definition, stakes) if until else ([], [])
+        low, high = survey_moments(engine, ac, definition, stakes)
+        tickets = high_effort_tickets(engine, ac, signals, stakes)
+        loops = failed_payment_loops(engine, ac, signals, stakes)
+        texts = text_rows(engine, definition, level, ac=ac)
+    neg, pos = theme_moments(texts, stakes, n_themes, seed)
+    bad = rank(items + slow + low + tickets + loops + neg, stakes.base_loss())
+    good = rank(fast + high + pos)
+    return {"level": level, "as_of": until.isoformat() if until else None, "has_revenue": stakes.has_revenue,
+            "churn_window_days": CHURN_WINDOW_DAYS, "base_loss": round(stakes.base_loss(), 4), "friction": bad, "delight": good}
