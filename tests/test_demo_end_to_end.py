@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli_json, run_cli
+from journeymap.insights.journey_map import emotion
 from journeymap.journey.load import load_definition
 
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -37,6 +38,14 @@ def test_demo_writes_a_map_and_a_queryable_workspace(demo):
         s = view["stages"][stage.id]
         assert s["reached"] == s["converted"] + s["dropped"]
         assert 0 <= s["in_stage"] <= s["reached"]  # units may come back to k after moving on
+    # The emotion lane blends survey scores with what customers wrote, weighted by counts.
+    adoption = view["stages"]["adoption"]
+    assert adoption["sentiment"]["n"] > 0 and -1 <= adoption["sentiment"]["mean_compound"] <= 1
+    answers = sum(x["n"] for x in adoption["surveys"].values())
+    survey_only = emotion(adoption["surveys"])
+    blended = (survey_only * answers + adoption["sentiment"]["mean_compound"] * adoption["sentiment"]["n"]) / (
+        answers + adoption["sentiment"]["n"])
+    assert adoption["emotion"] == pytest.approx(blended)
     # The HTML embeds the same model the JSON twin prints (the timestamp aside).
     embedded = json.loads(re.search(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1))
     embedded.pop("generated_at"), model.pop("generated_at")

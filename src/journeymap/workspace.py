@@ -142,6 +142,60 @@ class Workspace:
 
         return build_map(self.engine, self.definition, level, progress)
 
+    def risk(self, at=None, horizon_days: int = 90, model: str = "gbm", top: int | None = None, seed: int = 0,
+             progress=None) -> dict:
+        """Churn risk per paying account at `at` with reasons, and the model's held-out evaluation
+        (docs/metrics/health-and-risk.md)."""
+        from journeymap.insights.churn_model import risk_report
+        from journeymap.insights.features import as_datetime
+
+        at = as_datetime(at) if at is not None else None
+        return risk_report(self.engine, self.definition, at, horizon_days, model, top, seed, progress)
+
+    def health(self, at=None, horizon_days: int = 90, weights: str = "auto", progress=None) -> dict:
+        """Health score 0-100 per paying account, bands, the backtest and expansion signals."""
+        from journeymap.insights.features import as_datetime
+        from journeymap.insights.health import health_report
+
+        at = as_datetime(at) if at is not None else None
+        return health_report(self.engine, self.definition, at, horizon_days, weights, progress=progress)
+
+    def voice(self, level: str | None = None, by=None, n_themes: int | None = None, seed: int = 0) -> dict:
+        """Sentiment and themes of customer text per stage, touchpoint, persona, period and kind
+        (docs/metrics/voice-of-customer.md)."""
+        from journeymap.insights.voice import GROUPS, voice
+
+        return voice(self.engine, self.definition, level, by or GROUPS, n_themes=n_themes, seed=seed)
+
+    def add_interviews(self, directory: str | Path) -> dict:
+        """Ingest a folder of interview transcripts (.txt with an `email:` / `date:` header) as events."""
+        from journeymap.insights.interviews import add_interviews
+
+        return add_interviews(self, directory)
+
+    def friction(self, level: str | None = None) -> dict:
+        """Friction and delight moments ranked by units and MRR at stake (docs/metrics/friction.md)."""
+        from journeymap.insights.friction import friction
+
+        return friction(self.engine, self.definition, level)
+
+    def moments(self, level: str | None = None, within_days: float = 14, horizon_days: float = 90, min_units: int = 30,
+                population: str | None = None, exclude: list[str] | None = None, include: list[str] | None = None) -> dict:
+        """Moments of truth: early behaviours ranked by the retention that goes with them, and a suggested
+        activation definition (docs/metrics/moments-of-truth.md)."""
+        from journeymap.insights.moments import moments_of_truth
+
+        return moments_of_truth(self.engine, self.definition, level, within_days, horizon_days, min_units,
+                                exclude=exclude, include=include, population=population)
+
+    def clv(self, margin: float = 0.8, annual_discount: float = 0.10, spend=None,
+            touch_sources=("marketing", "crm")) -> dict:
+        """Lifetime value by persona and acquisition channel, and LTV:CAC with a spend file (docs/metrics/clv.md)."""
+        from journeymap.insights.lifetime_value import lifetime_value
+
+        return lifetime_value(self.engine, self.definition, margin=margin, annual_discount=annual_discount, spend=spend,
+                              touch_sources=touch_sources)
+
 
 class InputFileProgress:
     __slots__ = ("path", "done", "total")

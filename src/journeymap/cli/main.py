@@ -196,13 +196,19 @@ def demo(
 
 
 # Analyses that live in their own modules register their commands here.
+from journeymap.cli import clv as _clv  # noqa: E402
 from journeymap.cli import cohorts as _cohorts  # noqa: E402
 from journeymap.cli import funnel as _funnel  # noqa: E402
+from journeymap.cli import keys as _keys  # noqa: E402
+from journeymap.cli import moments as _moments  # noqa: E402
 from journeymap.cli import paths as _paths  # noqa: E402
 from journeymap.cli import revenue as _revenue  # noqa: E402
+from journeymap.cli import risk as _risk  # noqa: E402
+from journeymap.cli import serve as _serve  # noqa: E402
 from journeymap.cli import surveys as _surveys  # noqa: E402
+from journeymap.cli import voice as _voice  # noqa: E402
 
-for _module in (_funnel, _paths, _cohorts, _surveys, _revenue):
+for _module in (_funnel, _paths, _cohorts, _surveys, _revenue, _moments, _risk, _clv, _voice, _serve, _keys):
     _module.register(app)
 
 

@@ -15,6 +15,7 @@ from journeymap.engine.stages import funnel, stage_durations, visits, with_curre
 from journeymap.engine.survival import time_in_stage, time_in_stage_summary
 from journeymap.insights.pain_points import opportunities, pain_points
 from journeymap.insights.targets import evaluate
+from journeymap.insights.voice import blend_emotion, stage_sentiment
 from journeymap.journey.definition import JourneyDefinition
 
 ALL = "all"
@@ -55,11 +56,14 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
     if UNASSIGNED in present and definition.personas:
         personas.append({"id": UNASSIGNED, "name": "No persona", "description": "Units matching no persona rule"})
     durations = _time_in_stage(engine, v, definition, window["hi"])
+    say("scoring what customers wrote")
+    texts = stage_sentiment(engine, definition, level, ac=ac)
     views = {}
     for p in personas:
         say(f"computing view: {p['name']}")
         pick = (lambda t: t) if p["id"] == ALL else (lambda t, pid=p["id"]: t.filter(t.persona == pid))
-        views[p["id"]] = _view(engine, definition, pick(a), pick(v), pick(ac), durations, p["id"], window["hi"])
+        views[p["id"]] = _view(engine, definition, pick(a), pick(v), pick(ac), durations, p["id"], window["hi"],
+                               texts.get(p["id"], {}))
     return {
         "title": definition.name,
         "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -91,7 +95,8 @@ def _time_in_stage(engine: Engine, v, definition: JourneyDefinition, until) -> d
     return {(stage, ALL): s for stage, s in everyone.items()} | by_persona
 
 
-def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, persona: str, until) -> dict:
+def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, persona: str, until,
+          sentiment: dict[str, dict]) -> dict:
     n_units = engine.execute(a.select("unit_id").distinct().count().name("n").as_table()).column("n")[0].as_py()
     counts = funnel(engine, v, definition)
     stage_surveys = M.surveys_by(engine, ac, definition, "stage_before")
@@ -109,7 +114,9 @@ def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, pe
             "time_in_stage": tis,
             **contents[s.id],
             "surveys": surveys,
-            "emotion": emotion(surveys),
+            "sentiment": sentiment.get(s.id),
+            # The emotion lane: survey scores and the sentiment of what customers wrote, weighted by counts.
+            "emotion": blend_emotion(emotion(surveys), sum(x["n"] or 0 for x in surveys.values()), sentiment.get(s.id)),
         }
     cust = M.customers(engine, a, v, definition)
     view = {
