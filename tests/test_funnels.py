@@ -234,6 +234,8 @@ def test_unordered_counts_any_k_steps_in_the_window(ws_of):
     ({"optional": [0]}, "cannot be optional"),
     ({"optional": [3]}, "there is no step 3"),
     ({"optional": ["x"]}, "give a step number"),
+    ({"window": "99999999d"}, "at most 36500d"),
+    ({"date_to": "9999-12-31"}, "out of range"),
     ({"count": "all"}, "--count must be one of"),
     ({"window_from": "start"}, "--window-from"),
     ({"attribution": "step:3"}, "--attribution"),

@@ -21,6 +21,7 @@ __all__ = ["Exclusion", "FunnelOptionError", "FunnelOptions", "funnel_options"]
 WINDOW_FROM = ("entry", "previous")
 ORDERS = ("ordered", "strict", "unordered")
 COUNTS = ("uniques", "totals")
+MAX_DAYS = 36_500
 
 
 class FunnelOptionError(ValueError):
@@ -80,6 +81,8 @@ def _duration(text: str | float, name: str) -> float:
             raise FunnelOptionError(f"{name}: {exc}") from None
     if seconds < 0:
         raise FunnelOptionError(f"{name} must not be negative")
+    if seconds > MAX_DAYS * 86400:  # microsecond arithmetic in SQL overflows far beyond any real window
+        raise FunnelOptionError(f"{name} must be at most {MAX_DAYS}d")
     return seconds
 
 
@@ -87,9 +90,12 @@ def _date(text: str | dt.date | None, name: str) -> dt.date | None:
     if text is None or isinstance(text, dt.date):
         return text
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise FunnelOptionError(f"{name}: {text!r} is not a date (write YYYY-MM-DD)") from None
+    if not 1900 <= day.year <= 2200:
+        raise FunnelOptionError(f"{name}: {text!r} is out of range: years 1900 to 2200")
+    return day
 
 
 def _exclusion(text: str | Exclusion, n_steps: int) -> Exclusion:

@@ -70,6 +70,12 @@ def parse_day(text: str | dt.date | None, option: str) -> dt.date | None:
     if text is None or isinstance(text, dt.date):
         return text
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{option} must be a date like 2024-03-01, not {text!r}") from None
+    if not MIN_YEAR <= day.year <= MAX_YEAR:  # interval arithmetic past these overflows dates
+        raise ValueError(f"{option} {text!r} is out of range: years {MIN_YEAR} to {MAX_YEAR}")
+    return day
+
+
+MIN_YEAR, MAX_YEAR = 1900, 2200
