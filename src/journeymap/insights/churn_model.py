@@ -226,14 +226,16 @@ def risk_report(engine, definition, at: dt.datetime | None = None, horizon_days:
                 top: int | None = None, seed: int = 0, progress=None) -> dict:
     """Fit on monthly snapshots, then score every account paying at `at` (default: the day after the
     last event): {"at", "horizon_days", "accounts": [{unit_id, risk, mrr, stage, reasons}], "evaluation"}."""
-    from journeymap.insights.features import FeatureBuilder, snapshots
+    from journeymap.insights.features import FeatureBuilder, snapshots, text_sentiment
 
     say = progress or (lambda _m, _f: None)
-    snaps = snapshots(engine, definition, horizon_days, progress=lambda m, f: say(m, 0.8 * f))
+    say("scoring what customers wrote", 0.0)
+    extra = [f for f in [text_sentiment(engine, definition)] if f is not None]
+    snaps = snapshots(engine, definition, horizon_days, extra=extra, progress=lambda m, f: say(m, 0.8 * f))
     say("fitting the churn model", 0.8)
     fitted = ChurnModel(horizon_days=horizon_days, model=model, seed=seed).fit(snaps)
     with engine.scope():
-        fb = FeatureBuilder(engine, definition)
+        fb = FeatureBuilder(engine, definition, extra)
         at = at or _day_after(fb.span()[1])
         say(f"scoring accounts at {at:%Y-%m-%d}", 0.9)
         now = fb.at(at)

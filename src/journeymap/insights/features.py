@@ -23,7 +23,9 @@ max_effort_90d / mean_…    max / mean effort score of tickets solved in the la
 high_effort_tickets_60d    tickets solved with effort >= `signals.high_effort` in the last 60 days
 high_effort_days_ago       days since the last such ticket was solved, capped at 90 (90 when none)
 last_nps / _csat / _ces    the latest answer of each survey kind (missing when none)
-sentiment                  hook: filled by `extra` feature functions, missing otherwise
+sentiment                  mean VADER compound of the account's texts in the last 90 days (`text_sentiment`;
+                           risk passes it in, missing without texts)
+negative_texts_90d         of those texts, how many are negative (compound <= -0.05)
 failed_payments_60d        failed payments in the last 60 days (`signals.failed_payment`)
 downgrades_90d             MRR events in the last 90 days that lowered a non-zero MRR
 mrr                        MRR in force (0 after a churn event); `paying` is mrr > 0
@@ -248,6 +250,8 @@ class FeatureBuilder:
         for k in ("nps", "csat", "ces"):
             out[f"last_{k}"] = df[f"last_{k}"].astype(float)
         out["sentiment"] = df["sentiment"].astype(float) if "sentiment" in df else np.nan
+        if "negative_texts_90d" in df:
+            out["negative_texts_90d"] = df["negative_texts_90d"].fillna(0).astype(float)
         billing = "mrr" in df
         out["downgrades_90d"] = df["downgrades_90d"].fillna(0).astype(float) if billing else 0.0
         out["mrr"] = df["mrr"].fillna(0).astype(float) if billing else np.nan
@@ -356,3 +360,27 @@ def as_datetime(value) -> dt.datetime:
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day)
     raise TypeError(f"not a date: {value!r}")
+
+
+def text_sentiment(engine: Engine, definition: JourneyDefinition) -> ExtraFeatures | None:
+    """The `sentiment` features: VADER over every customer text (docs/metrics/voice-of-customer.md),
+    scored once; per scoring date only texts before it count. None when the workspace has no text.
+
+    sentiment            mean compound of the account's texts in the 90 days before the date (missing: none)
+    negative_texts_90d   of those, how many are negative (compound <= -0.05); 0 without texts
+    """
+    from journeymap.insights.sentiment import score_texts
+    from journeymap.insights.voice import text_rows
+
+    rows = text_rows(engine, definition, "account")
+    if rows.num_rows == 0:
+        return None
+    compound = score_texts(rows.column("text").to_pylist()).compound
+    scored = ibis.memtable(pd.DataFrame({"_u": rows.column("unit_id").to_pylist(), "_ts": rows.column("ts").to_pylist(),
+                                         "_c": compound}).dropna())
+
+    def features(engine: Engine, ev: ir.Table, at: dt.datetime) -> ir.Table:
+        t = scored.filter((scored._ts < at) & (scored._ts >= at - dt.timedelta(days=90)))
+        return t.group_by(unit_id=t._u).aggregate(sentiment=t._c.mean(), negative_texts_90d=t.count(where=t._c <= -0.05))
+
+    return features
