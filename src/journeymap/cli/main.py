@@ -165,12 +165,15 @@ def map_(
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the HTML journey map here.")] = None,
     by: ByOpt = None,
     as_json: JsonOpt = False,
+    no_insights: Annotated[bool, typer.Option(
+        "--no-insights", help="Skip friction, moments of truth, themes and accounts at risk (the slow part).")] = False,
 ):
     """Compute the journey map: write it as one self-contained HTML file, or print it as JSON."""
+    from journeymap.insights.journey_map import build_map
     from journeymap.report import write_map_html
 
     with workspace_for(workspace) as ws, err.status("computing the journey map", spinner="dots") as status:
-        model = ws.journey_map(level=_by(by), progress=lambda m: status.update(m))
+        model = build_map(ws.engine, ws.definition, _by(by), lambda m: status.update(m), insights=not no_insights)
     if out_file:
         write_map_html(model, out_file)
         err.print(f"wrote {out_file}")

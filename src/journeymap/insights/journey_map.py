@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 
 import ibis
+import numpy as np
 
 from journeymap.engine import metrics as M
 from journeymap.engine.annotate import annotated_events
@@ -36,15 +38,19 @@ def emotion(surveys: dict[str, dict]) -> float | None:
 
 def build_map(
     engine: Engine, definition: JourneyDefinition, level: str | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, insights: bool = True,
 ) -> dict:
-    """The journey map model of docs/map-json.md; the engine's cached tables are freed on return."""
+    """The journey map model of docs/map-json.md; the engine's cached tables are freed on return.
+
+    `insights=False` skips the placed insights (friction and delight, moments of truth, themes, accounts
+    at risk): their sections are null with a note. They roughly triple the build time."""
     level = level or definition.analysis.level
     with engine.scope():
-        return _build_map(engine, definition, level, progress or (lambda _msg: None))
+        return _build_map(engine, definition, level, progress or (lambda _msg: None), insights)
 
 
-def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: Callable[[str], None]) -> dict:
+def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: Callable[[str], None],
+               insights: bool = True) -> dict:
     say("annotating events")
     a = annotated_events(engine, definition, level)
     v = engine.materialize(visits(a))
@@ -58,12 +64,15 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
     durations = _time_in_stage(engine, v, definition, window["hi"])
     say("scoring what customers wrote")
     texts = stage_sentiment(engine, definition, level, ac=ac)
+    placed = (placed_insights(engine, definition, level, a, ac, [p["id"] for p in personas], say) if insights
+              else {p["id"]: _skipped() for p in personas})
     views = {}
     for p in personas:
         say(f"computing view: {p['name']}")
         pick = (lambda t: t) if p["id"] == ALL else (lambda t, pid=p["id"]: t.filter(t.persona == pid))
         views[p["id"]] = _view(engine, definition, pick(a), pick(v), pick(ac), durations, p["id"], window["hi"],
                                texts.get(p["id"], {}))
+        views[p["id"]].update(placed[p["id"]])
     return {
         "title": definition.name,
         "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -151,4 +160,244 @@ def _yoy(engine: Engine, ac, definition: JourneyDefinition, until) -> dict[str, 
         cur = scores.get("current", {}).get(kind)
         prev = scores.get("previous", {}).get(kind)
         out[kind] = (cur["score"] - prev["score"]) / abs(prev["score"]) if cur and prev and prev["score"] else None
+    return out
+
+
+# -- insights placed on the map (docs/map-json.md, "Insights on the map") ---------------------------------
+
+MOMENTS_SHOWN = 5  # ranked behaviours from insights.moments on the map
+THEMES_PER_STAGE = 3  # voice themes per stage, most texts first
+QUOTE_MAX_CHARS = 140  # the one quote shown per theme
+AT_RISK_SHARE = 0.10  # "high risk": a churn risk in the top decile of paying accounts
+AT_RISK_LISTED = 5  # accounts listed with reasons
+SECTIONS = ("friction", "delight", "moments_of_truth", "themes", "at_risk")
+
+
+def _skipped() -> dict:
+    note = "skipped: the map was built without insights (--no-insights)"
+    return {**{k: None for k in SECTIONS}, "insights_notes": {k: note for k in SECTIONS}}
+
+
+def _finite(x):
+    """JSON-safe: NaN and infinities become null, recursively (a NaN would break the map's JSON round trip)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _failed(what: str, e: Exception) -> str:
+    return f"{what} could not be computed: {type(e).__name__}: {e}"
+
+
+def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a, ac, persona_ids: list[str],
+                    say: Callable[[str], None]) -> dict[str, dict]:
+    """Per view id: friction, delight, moments_of_truth, themes, at_risk and insights_notes.
+
+    Friction, delight and moments of truth are computed for "all" only (each reruns its own analysis; per
+    persona they would multiply the cost); persona views carry them as null with a note. Themes and accounts
+    at risk are cut per persona from the same scored texts and the same churn model. A section that cannot be
+    computed on this workspace is empty or null with a note; it never fails the map."""
+    out = {pid: {**{k: None for k in SECTIONS}, "insights_notes": {}} for pid in persona_ids}
+    everyone = out[ALL]
+    for pid in persona_ids:
+        if pid != ALL:
+            for k in ("friction", "delight", "moments_of_truth"):
+                out[pid]["insights_notes"][k] = "computed for all customers only: see the All customers view"
+    say("ranking friction and delight")
+    try:
+        from journeymap.insights.friction import friction
+
+        f = friction(engine, definition, level)
+        everyone["friction"], everyone["delight"] = _finite(f["friction"]), _finite(f["delight"])
+        if not f["has_revenue"]:
+            everyone["insights_notes"]["friction"] = everyone["insights_notes"]["delight"] = (
+                "no revenue section in journeymap.yml: units only, no MRR at stake")
+    except Exception as e:  # noqa: BLE001 - an insight that cannot be computed must not fail the map
+        everyone["friction"], everyone["delight"] = [], []
+        everyone["insights_notes"]["friction"] = everyone["insights_notes"]["delight"] = _failed("friction", e)
+    say("finding moments of truth")
+    try:
+        everyone["moments_of_truth"] = _moments(engine, definition, level, ac)
+        if not everyone["moments_of_truth"]["items"]:
+            everyone["insights_notes"]["moments_of_truth"] = "no behaviour had enough units with and without it to rank"
+    except Exception as e:  # noqa: BLE001
+        everyone["insights_notes"]["moments_of_truth"] = _failed("moments of truth", e)
+    say("finding themes in what customers wrote")
+    try:
+        themes = _themes(engine, definition, level, ac, persona_ids)
+        for pid in persona_ids:
+            out[pid]["themes"] = themes.get(pid, {})
+            if not out[pid]["themes"]:
+                out[pid]["insights_notes"]["themes"] = "no customer texts (survey comments, tickets, reviews)"
+    except Exception as e:  # noqa: BLE001
+        for pid in persona_ids:
+            out[pid]["themes"] = {}
+            out[pid]["insights_notes"]["themes"] = _failed("themes", e)
+    say("scoring churn risk (the slowest part; skip with --no-insights)")
+    try:
+        risk = _at_risk(engine, definition, level, a, persona_ids)
+        for pid in persona_ids:
+            out[pid]["at_risk"] = risk.get(pid)
+            if risk.get(pid) is None:
+                out[pid]["insights_notes"]["at_risk"] = "accounts at risk per persona need the account level"
+    except Exception as e:  # noqa: BLE001 - most often: too little history or no revenue to fit the churn model
+        for pid in persona_ids:
+            out[pid]["insights_notes"]["at_risk"] = _failed("the churn model", e)
+    return out
+
+
+def behaviour_stage(engine: Engine, definition: JourneyDefinition, ac, behaviour: str) -> tuple[str | None, str | None]:
+    """Where a moments-of-truth behaviour sits on the map, and by which rule:
+
+    - "touchpoint": a touchpoint with a configured stage sits in that stage;
+    - "enters": an event that enters a stage (named by the stage's entry rule) sits in that stage;
+    - "most_units": otherwise the stage most units are in (current_stage) when they do it, counting each unit
+      once per stage over all the data; ties go to the earlier stage. (None, None) when nobody did it in a stage.
+    """
+    from journeymap.engine.rules import rule_expr
+    from journeymap.insights.moments import rule_events
+
+    kind, _, ident = behaviour.partition(":")
+    rule = None
+    if kind == "touchpoint":
+        tp = next((t for t in definition.touchpoints if t.id == ident), None)
+        if tp is None:
+            return None, None
+        if tp.stage:
+            return tp.stage, "touchpoint"
+        rule = tp.match
+    elif kind == "feature":
+        ft = next((f for f in definition.milestones.key_features if f.id == ident), None)
+        rule = ft.match if ft else None
+    elif kind == "milestone":
+        rule = definition.milestones.value_moment
+    elif kind == "event":
+        for s in definition.stages:
+            if ident in (rule_events(s.entry) or ()):
+                return s.id, "enters"
+    if kind != "event" and rule is None:
+        return None, None
+    hit = ac.filter(ac.event == ident) if kind == "event" else ac.filter(rule_expr(engine, ac, rule))
+    hit = hit.filter(hit.current_stage.notnull())
+    rows = engine.execute(hit.group_by(stage=hit.current_stage).aggregate(n=hit.unit_id.nunique())).to_pylist()
+    order = {s.id: i for i, s in enumerate(definition.stages)}
+    rows.sort(key=lambda r: (-r["n"], order.get(r["stage"], len(order))))
+    return (rows[0]["stage"], "most_units") if rows else (None, None)
+
+
+def _moments(engine: Engine, definition: JourneyDefinition, level: str, ac) -> dict:
+    from journeymap.insights.moments import moments_of_truth
+
+    m = moments_of_truth(engine, definition, level)
+    items = []
+    for r in [r for r in m["moments"] if r["ranked"]][:MOMENTS_SHOWN]:
+        stage, rule = behaviour_stage(engine, definition, ac, r["behaviour"])
+        items.append({
+            "rank": r.get("rank"), "behaviour": r["behaviour"], "kind": r["kind"], "name": r["name"],
+            "same_as": r["same_as"], "stage": stage, "placed_by": rule,
+            "reach": r["reach"], "units_with": r["units_with"], "units_without": r["units_without"],
+            "retention_with": r["retention_with"], "retention_without": r["retention_without"],
+            "lift": r["lift"], "lift_ci": r["lift_ci"], "difference": r["difference"], "difference_ci": r["difference_ci"],
+            "p_value": r["p_value"], "q_value": r["q_value"], "impact": r["impact"], "flags": r["flags"],
+        })
+    act = m["activation"]
+    return _finite({
+        "items": items,
+        "activation": {k: act[k] for k in ("behaviour", "name", "within_days", "definition")} if act else None,
+        "population": m["population"], "within_days": m["within_days"], "horizon_days": m["horizon_days"],
+        "outcome": m["outcome"], "units_analysed": m["units"]["analysed"], "retention": m["units"]["retention"],
+        "caveat": m["caveat"],
+    })
+
+
+def _short_quote(quotes: list[str]) -> str | None:
+    q = min(quotes, key=len) if quotes and len(quotes[0]) > QUOTE_MAX_CHARS else (quotes[0] if quotes else None)
+    return q if q is None or len(q) <= QUOTE_MAX_CHARS else q[: QUOTE_MAX_CHARS - 1].rstrip() + "…"
+
+
+def _themes(engine: Engine, definition: JourneyDefinition, level: str, ac, persona_ids: list[str]) -> dict[str, dict]:
+    """Per view id, per stage id: the top THEMES_PER_STAGE themes (insights.voice: the same themes and seed as
+    `journeymap voice`) by texts in the stage, with their mean sentiment and one short quote: the most
+    representative text of the theme in that stage whose own sentiment matches the theme's (any text if none)."""
+    from journeymap.insights.sentiment import label
+    from journeymap.insights.voice import representative_quotes, scored, text_rows
+
+    rows = text_rows(engine, definition, level, ac=ac)
+    if rows.num_rows == 0:
+        return {}
+    rows, _ = scored(rows)
+    cols = {c: rows.column(c).to_pylist() for c in ("stage", "persona", "theme", "compound", "text", "theme_weight")}
+    order = {s.id: i for i, s in enumerate(definition.stages)}
+    out = {}
+    for pid in persona_ids:
+        groups: dict[tuple[str, str], list[int]] = {}
+        totals: dict[str, int] = {}
+        for i, (stage, persona, theme) in enumerate(zip(cols["stage"], cols["persona"], cols["theme"], strict=True)):
+            if stage in order and (pid == ALL or persona == pid):
+                totals[stage] = totals.get(stage, 0) + 1
+                if theme is not None:
+                    groups.setdefault((stage, theme), []).append(i)
+        stages: dict[str, list[dict]] = {}
+        for (stage, theme), idx in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], -len(kv[1]), kv[0][1])):
+            if len(stages.setdefault(stage, [])) >= THEMES_PER_STAGE:
+                continue
+            c = [cols["compound"][i] for i in idx if cols["compound"][i] is not None and math.isfinite(cols["compound"][i])]
+            mean = round(sum(c) / len(c), 4) if c else None
+            mood = label(mean) if mean is not None else None
+            same = [i for i in idx if mood is not None and cols["compound"][i] is not None and label(cols["compound"][i]) == mood]
+            pick = same or idx
+            quotes = representative_quotes([cols["text"][i] for i in pick], [cols["theme_weight"][i] for i in pick], 3)
+            stages[stage].append({"theme": theme, "n": len(idx), "share": round(len(idx) / totals[stage], 4),
+                                  "mean_compound": mean, "sentiment": mood, "quote": _short_quote(quotes)})
+        out[pid] = _finite({k: v for k, v in stages.items() if v})
+    return out
+
+
+def _at_risk(engine: Engine, definition: JourneyDefinition, level: str, a, persona_ids: list[str]) -> dict:
+    """Per view id: paying accounts at high churn risk (insights.churn_model.risk_report, the default 90-day
+    gbm model) per stage with their MRR, and the AT_RISK_LISTED riskiest with reasons. "High risk" is a risk
+    at or above the top-decile cutoff over all paying accounts; persona views use the same cutoff. Persona
+    views need the account level (the unit is then the account); at the person level they are null."""
+    from journeymap.insights.churn_model import risk_report
+
+    r = risk_report(engine, definition)
+    accounts = r["accounts"]
+    risks = np.array([x["risk"] for x in accounts], dtype=float)
+    cutoff = float(np.quantile(risks, 1 - AT_RISK_SHARE)) if len(risks) else None
+    persona_of = {}
+    if level == "account":
+        persona_of = {x["unit_id"]: x["persona"] for x in engine.execute(a.select("unit_id", "persona").distinct()).to_pylist()}
+    ev = r["evaluation"]["model"]
+    out = {}
+    for pid in persona_ids:
+        if pid != ALL and level != "account":
+            out[pid] = None
+            continue
+        mine = [x for x in accounts if pid == ALL or persona_of.get(x["unit_id"]) == pid]
+        high = [x for x in mine if cutoff is not None and x["risk"] >= cutoff]
+        by_stage: dict[str, dict] = {}
+        for x in mine:  # an account with no stage counts in the totals only
+            if x["stage"] is None:
+                continue
+            s = by_stage.setdefault(x["stage"], {"paying": 0, "accounts": 0, "mrr": 0.0})
+            s["paying"] += 1
+            if cutoff is not None and x["risk"] >= cutoff:
+                s["accounts"] += 1
+                s["mrr"] = round(s["mrr"] + (x["mrr"] or 0.0), 2)
+        out[pid] = _finite({
+            "as_of": r["at"], "horizon_days": r["horizon_days"], "model": r["model"],
+            "rule": f"churn risk within {r['horizon_days']} days at or above the top-decile cutoff of all paying accounts",
+            "threshold": cutoff, "paying_accounts": len(mine), "accounts": len(high),
+            "mrr": round(sum(x["mrr"] or 0.0 for x in high), 2),
+            "mean_risk": float(np.mean([x["risk"] for x in mine])) if mine else None,
+            "roc_auc": ev.get("roc_auc"),
+            "by_stage": by_stage,
+            "top": [{"unit_id": x["unit_id"], "risk": x["risk"], "mrr": x["mrr"], "stage": x["stage"],
+                     "reasons": [{"feature": c["feature"], "text": c["text"]} for c in x["reasons"]]}
+                    for x in mine[:AT_RISK_LISTED]],
+        })
     return out

@@ -14,12 +14,15 @@ from markupsafe import Markup
 from journeymap.report.format import DASH, count, duration, humanize, percent
 from journeymap.report.svg import EmotionPoint, emotion_curve
 
-__all__ = ["Column", "Kpi", "MapContext", "StageCell", "ViewContext", "build_context", "severity_level"]
+__all__ = ["Column", "Kpi", "MapContext", "StageCell", "ViewContext", "build_context", "impact_level", "money",
+           "severity_level"]
 
 TOP_TOUCHPOINTS = 4
 TOP_CHANNELS = 3
 TOP_ACTIONS = 3
 SURVEY_KINDS = (("nps", "NPS"), ("csat", "CSAT"), ("ces", "CES"))
+FRICTION_PER_STAGE = 3  # friction items drawn in a stage's pain-points cell; the rest are counted
+DELIGHT_PER_STAGE = 2
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,12 @@ class StageCell:
     pain_points: list[dict[str, Any]] = field(default_factory=list)
     opportunities: list[dict[str, Any]] = field(default_factory=list)
     other_owners: list[str] = field(default_factory=list)
+    more_pain_points: int = 0
+    delight: list[dict[str, Any]] = field(default_factory=list)
+    more_delight: int = 0
+    moments: list[dict[str, Any]] = field(default_factory=list)
+    themes: list[dict[str, Any]] = field(default_factory=list)
+    at_risk: dict[str, Any] | None = None
 
     def get(self, key: str) -> Any:
         return self.data.get(key)
@@ -92,6 +101,10 @@ class ViewContext:
     churn: dict[str, Any]
     loose_pain_points: list[dict[str, Any]]
     loose_opportunities: list[dict[str, Any]]
+    pains_from_friction: bool = False
+    moments: dict[str, Any] | None = None
+    at_risk: dict[str, Any] | None = None
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,6 +133,40 @@ def severity_level(severity: float | None) -> str:
     if severity >= 0.15:
         return "medium"
     return "low"
+
+
+def impact_level(impact: float | None) -> str:
+    """How loud a friction item is drawn; impact is insights.friction's 0..1 score (1: the top item).
+
+    >>> impact_level(0.78), impact_level(0.3), impact_level(0.1), impact_level(None)
+    ('high', 'medium', 'low', 'low')
+    """
+    if impact is None:
+        return "low"
+    if impact >= 0.5:
+        return "high"
+    if impact >= 0.25:
+        return "medium"
+    return "low"
+
+
+def money(value: float | None) -> str:
+    """An MRR amount, short: thousands as k, millions as M; no currency (the data's own).
+
+    >>> money(248301.0), money(4129.0), money(585.4), money(0), money(None), money(1250000)
+    ('248k', '4.1k', '585', '0', '–', '1.25M')
+    """
+    if value is None:
+        return DASH
+    v = abs(value)
+    sign = "-" if value < 0 else ""
+    if v >= 1e6:
+        return f"{sign}{v / 1e6:.3g}M"
+    if v >= 9950:
+        return f"{sign}{v / 1e3:.0f}k"
+    if v >= 1e3:
+        return f"{sign}{v / 1e3:.1f}k"
+    return f"{sign}{v:.0f}"
 
 
 def _columns(stages: list[dict[str, Any]]) -> list[Column]:
@@ -186,10 +233,30 @@ def _place(view: dict[str, Any], columns: list[Column], cells: dict[str, StageCe
     once each: the engine may already list them with `source: "team"`.
     """
     loose_pains, loose_opps = [], []
-    for pain in sorted(view.get("pain_points") or [], key=lambda p: -(p.get("severity") or 0)):
-        item = {**pain, "level": severity_level(pain.get("severity")), "kind_label": humanize(pain.get("kind"))}
-        target = cells.get(pain.get("stage") or "")
-        (target.pain_points if target else loose_pains).append(item)
+    friction = view.get("friction") or []
+    if friction:  # ranked friction (insights.friction) replaces the simple pain points
+        for item in sorted(friction, key=lambda i: (i.get("rank") or 0)):
+            pain = _friction_item(item, "pain")
+            target = cells.get(item.get("stage") or "")
+            if target is None:
+                loose_pains.append(pain)
+            elif len(target.pain_points) < FRICTION_PER_STAGE:
+                target.pain_points.append(pain)
+            else:
+                target.more_pain_points += 1
+    else:
+        for pain in sorted(view.get("pain_points") or [], key=lambda p: -(p.get("severity") or 0)):
+            item = {**pain, "level": severity_level(pain.get("severity")), "kind_label": humanize(pain.get("kind"))}
+            target = cells.get(pain.get("stage") or "")
+            (target.pain_points if target else loose_pains).append(item)
+    for item in sorted(view.get("delight") or [], key=lambda i: (i.get("rank") or 0)):
+        target = cells.get(item.get("stage") or "")
+        if target is None:
+            continue
+        if len(target.delight) < DELIGHT_PER_STAGE:
+            target.delight.append(_friction_item(item, "delight"))
+        else:
+            target.more_delight += 1
     for column in columns:
         cell = cells[column.id]
         seen = set()
@@ -206,6 +273,60 @@ def _place(view: dict[str, Any], columns: list[Column], cells: dict[str, StageCe
             loose_opps.append({"title": opp["title"], "source": opp.get("source") or "data",
                                "stage": opp.get("stage")})
     return loose_pains, loose_opps
+
+
+def _friction_item(item: dict[str, Any], side: str) -> dict[str, Any]:
+    """A friction or delight item as a card: title, kind, rank, units and MRR at stake, the evidence sentence."""
+    evidence = item.get("evidence") or {}
+    quotes = evidence.get("quotes") or []
+    return {
+        **item, "level": impact_level(item.get("impact")) if side == "pain" else "delight",
+        "kind_label": humanize(item.get("kind")), "detail": evidence.get("sentence"),
+        "quote": quotes[0] if quotes else None, "from_friction": True,
+        "stakes": f"{count(item.get('units'))} units" + _mrr_at_stake(item.get("mrr_at_stake")),
+    }
+
+
+def _mrr_at_stake(mrr: float | None) -> str:
+    if mrr is None:  # no revenue data
+        return ""
+    return f" · MRR {money(mrr)} at stake" if mrr else " · no MRR at stake"
+
+
+def _moments(view: dict[str, Any], cells: dict[str, StageCell], columns: dict[str, Column]) -> dict[str, Any] | None:
+    """The moments-of-truth panel; each behaviour also becomes a marker in its stage's column."""
+    mot = view.get("moments_of_truth")
+    if not mot:
+        return None
+    items = []
+    for n, m in enumerate(mot.get("items") or [], start=1):
+        lo, hi = (m.get("lift_ci") or [None, None])[:2]
+        stage = m.get("stage")
+        item = {**m, "number": m.get("rank") or n, "label": humanize(m.get("name") or m.get("behaviour")),
+                "stage_name": columns[stage].name if stage in columns else humanize(stage) if stage else DASH,
+                "lift_text": DASH if m.get("lift") is None else f"×{m['lift']:.2f}",
+                "ci_text": "" if lo is None or hi is None else f"{lo:.2f}–{hi:.2f}"}
+        items.append(item)
+        if stage in cells:
+            cells[stage].moments.append(item)
+    return {**mot, "items": items}
+
+
+def _stage_insights(view: dict[str, Any], cells: dict[str, StageCell]) -> dict[str, Any] | None:
+    """Themes into their stage's voice cell, at-risk counts into its metrics cell; the at-risk panel."""
+    for stage, themes in (view.get("themes") or {}).items():
+        if stage in cells:
+            cells[stage].themes = [{**t, "label": t.get("theme") or DASH, "tone": t.get("sentiment") or "neutral"}
+                                   for t in themes]
+    risk = view.get("at_risk")
+    if not risk:
+        return None
+    for stage, numbers in (risk.get("by_stage") or {}).items():
+        if stage in cells:
+            cells[stage].at_risk = numbers
+    top = [{**a, "reason": "; ".join(r.get("text") or "" for r in (a.get("reasons") or [])[:2]) or DASH}
+           for a in risk.get("top") or []]
+    return {**risk, "top": top}
 
 
 def _owners(cell: StageCell) -> list[str]:
@@ -289,6 +410,8 @@ def _view(persona: dict[str, Any], view: dict[str, Any], columns: list[Column],
     cells = [_cell(column, stage_data.get(column.id) or {}) for column in columns]
     by_id = {cell.column.id: cell for cell in cells}
     loose_pains, loose_opps = _place(view, columns, by_id)
+    moments = _moments(view, by_id, {c.id: c for c in columns})
+    at_risk = _stage_insights(view, by_id)
     for cell in cells:
         cell.other_owners = _owners(cell)
     targets = _targets(view, {c.id: c for c in columns}, personas)
@@ -312,6 +435,10 @@ def _view(persona: dict[str, Any], view: dict[str, Any], columns: list[Column],
         churn=view.get("churn") or {},
         loose_pain_points=loose_pains,
         loose_opportunities=loose_opps,
+        pains_from_friction=bool(view.get("friction")),
+        moments=moments,
+        at_risk=at_risk,
+        notes=dict(view.get("insights_notes") or {}),
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from journeymap.report import format as fmt
-from journeymap.report.context import build_context
+from journeymap.report.context import build_context, money
 from journeymap.report.svg import bar, emotion_tone, stacked_bar
 
 __all__ = ["render_map_html", "write_map_html"]
@@ -34,6 +34,7 @@ def _environment() -> Environment:
         date_label=fmt.date_label,
         datetime_label=fmt.datetime_label,
         tone=emotion_tone,
+        money=money,
     )
     env.globals.update(bar=bar, stacked_bar=stacked_bar, unit_noun=fmt.unit_noun, DASH=fmt.DASH)
     return env
