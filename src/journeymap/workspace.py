@@ -108,8 +108,13 @@ class Workspace:
         )
 
     def refresh(self):
-        """Rebuild identity and the derived tables after events changed."""
-        return stitch(self.con)
+        """Rebuild identity and the derived tables after events changed (and their Parquet, on a Spark engine)."""
+        result = stitch(self.con)
+        if self.definition_path.exists() and self.definition.engine.backend == "spark":
+            from journeymap.engine.spark_backend import export_workspace
+
+            export_workspace(self)
+        return result
 
     # -- analyses --------------------------------------------------------------------------------
 
@@ -118,6 +123,10 @@ class Workspace:
         tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         if "journey_events" not in tables:
             raise FileNotFoundError(f"{self.path}: no events yet; run `journeymap ingest FILE --workspace {self.path}`")
+        if self.definition_path.exists() and self.definition.engine.backend == "spark":
+            from journeymap.engine.spark_backend import spark_engine_for
+
+            return spark_engine_for(self)  # the journey tables as Parquet, analyses on Spark (docs/spark.md)
         return duckdb_engine(self.con)
 
     def transitions(self, level: str = "event", by: str | None = None, collapse_repeats: bool = False) -> dict:
@@ -137,10 +146,10 @@ class Workspace:
 
         return {**mrr_bridge(self.engine, self.definition), "churn": churn_breakdown(self.engine, self.definition)}
 
-    def journey_map(self, level: str | None = None, progress=None) -> dict:
+    def journey_map(self, level: str | None = None, progress=None, insights: bool = True) -> dict:
         from journeymap.insights.journey_map import build_map
 
-        return build_map(self.engine, self.definition, level, progress)
+        return build_map(self.engine, self.definition, level, progress, insights=insights)
 
     def risk(self, at=None, horizon_days: int = 90, model: str = "gbm", top: int | None = None, seed: int = 0,
              progress=None) -> dict:

@@ -52,13 +52,17 @@ class Engine:
     def materialize(self, expr: ir.Table) -> ir.Table:
         """Compute once and reuse: every metric reads the annotated events many times.
 
-        DuckDB gets a named temp table written with plain SQL (Ibis 12's cache and create_table
-        emit a DROP that DuckDB 2.0 cannot parse); Spark caches the DataFrame. `release` frees both."""
-        if self.name != "duckdb":
-            cached = expr.cache()
-            self._cached.append(cached)
-            return cached
+        Each call gets its own name, so releasing an inner scope never drops what an outer one still
+        reads (Ibis's `cache()` shares one view between equal expressions). DuckDB gets a temp table
+        written with plain SQL (Ibis 12's cache and create_table emit a DROP that DuckDB 2.0 cannot
+        parse); Spark a cached DataFrame behind a temp view. `release` frees both."""
         name = f"_jm_cache_{id(self)}_{len(self._cached) + 1}"
+        if self.name != "duckdb":
+            session = self.backend._session
+            df = session.sql(self.backend.compile(expr)).cache()
+            df.createOrReplaceTempView(name)
+            self._cached.append((name, df))
+            return self.backend.table(name)
         sql = self.backend.compile(expr)
         self.backend.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
         self._cached.append(name)
@@ -71,7 +75,9 @@ class Engine:
             if isinstance(item, str):
                 self.backend.con.execute(f'DROP TABLE IF EXISTS "{item}"')
             else:
-                item.release()
+                name, df = item
+                self.backend._session.catalog.dropTempView(name)
+                df.unpersist()
 
     @contextmanager
     def scope(self) -> Iterator[Engine]:

@@ -1,0 +1,162 @@
+"""The Spark engine for a workspace: a session from `journeymap.yml`, the journey tables as Parquet.
+
+What runs where (first increment of issue 5, docs/spark.md): ingest and identity stay on DuckDB, in the
+workspace store; `export_journey_tables` then streams the derived tables (journey_events, persons,
+accounts) from DuckDB to Parquet in a *local* folder, and every analysis runs on Spark over those files.
+Spark itself reads any URI it can (`s3a://`, `hdfs://`, `abfss://`): point `engine.path` at one and
+put the files there yourself; this increment only writes locally.
+
+    engine: {backend: spark, master: "local[2]"}            # classic Spark in this process
+    engine: {backend: spark, remote: "sc://host:15002"}     # Spark Connect
+    engine: {backend: spark, master: "spark://h:7077", path: /shared/journey}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from journeymap.engine.backends import Engine, spark_engine
+from journeymap.journey.definition import EngineConfig
+
+if TYPE_CHECKING:
+    from journeymap.workspace import Workspace
+
+JOURNEY_TABLES = ("journey_events", "persons", "accounts")
+DEFAULT_FOLDER = Path("data") / "spark"  # under the workspace, beside the store
+_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+class SparkConfigError(ValueError):
+    """`engine:` in journeymap.yml cannot make a Spark session."""
+
+
+def _local_cores(master: str) -> int:
+    m = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\d+)?\])?", master.strip())
+    if not m:
+        return 0
+    return (os.cpu_count() or 2) if m.group(1) in (None, "*") else int(m.group(1))
+
+
+def spark_session_for(config: EngineConfig):
+    """A SparkSession for `engine:` of journeymap.yml: `master` (classic) or `remote` (Spark Connect), never both.
+
+    The session time zone is UTC (the Parquet timestamps carry no zone and mean UTC). A local master gets
+    few shuffle partitions (Spark's 200 spend small jobs on scheduling) and runs its Python workers with
+    this interpreter unless PYSPARK_PYTHON says otherwise. An existing session in this process is reused."""
+    if config.backend != "spark":
+        raise SparkConfigError(f"engine.backend is {config.backend!r}; a Spark session needs `engine: {{backend: spark}}`")
+    if config.master and config.remote:
+        raise SparkConfigError("engine.master and engine.remote are both set in journeymap.yml: "
+                               "use `master` for classic Spark or `remote` for Spark Connect, not both")
+    if not config.master and not config.remote:
+        raise SparkConfigError("engine.backend is spark but neither engine.master (e.g. \"local[2]\") nor "
+                               "engine.remote (e.g. \"sc://host:15002\") is set in journeymap.yml")
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise ImportError("engine.backend is spark in journeymap.yml but pyspark is not installed: "
+                          "pip install 'journeymap[spark]'") from exc
+    if config.remote:
+        try:
+            builder = SparkSession.builder.remote(config.remote)
+        except ImportError as exc:  # the Connect client's grpc/protobuf packages
+            raise ImportError(f"engine.remote is {config.remote!r} but the Spark Connect client is missing "
+                              f"({exc}): pip install 'journeymap[spark]' 'pyspark[connect]'") from exc
+        return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
+    builder = SparkSession.builder.master(config.master).config("spark.sql.session.timeZone", "UTC")
+    cores = _local_cores(config.master)
+    if cores:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.config("spark.sql.shuffle.partitions", str(max(2, cores))).config("spark.driver.memory", "2g")
+    session = builder.getOrCreate()
+    if cores:
+        session.conf.set("spark.sql.shuffle.partitions", str(max(2, cores)))  # also on a session that existed
+    session.conf.set("spark.sql.session.timeZone", "UTC")
+    return session
+
+
+def _select_list(con, table: str) -> str:
+    """Every column, timestamps as timestamp(us) without a zone in UTC (what Spark reads as wall time in UTC)."""
+    cols = []
+    for name, dtype in con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' "
+        "ORDER BY column_index", [table],
+    ).fetchall():
+        q = '"' + name.replace('"', '""') + '"'
+        if dtype == "TIMESTAMP WITH TIME ZONE":
+            cols.append(f"timezone('UTC', {q}) AS {q}")
+        elif dtype.startswith("TIMESTAMP") and dtype != "TIMESTAMP":  # _NS, _MS, _S
+            cols.append(f"CAST({q} AS TIMESTAMP) AS {q}")
+        else:
+            cols.append(q)
+    return ", ".join(cols)
+
+
+def export_journey_tables(con, path: str | Path) -> dict[str, str]:
+    """Write journey_events, persons and accounts from the DuckDB store `con` to `path/<table>.parquet`.
+
+    DuckDB streams each table with `COPY ... TO ... (FORMAT parquet)`: nothing passes through Python.
+    Each file is written beside its target and renamed over it, so a reader never sees half a file and
+    a second export replaces the first. `path` is a local folder (created if missing); Spark can read
+    from any URI, but this export writes only locally. Returns table name -> file path."""
+    if _URI.match(str(path)) and not str(path).startswith("file://"):
+        raise ValueError(f"engine.path {path!r}: the export writes to a local folder only; write the Parquet there "
+                         "yourself (the Spark engine reads any URI Spark can)")
+    folder = Path(str(path).removeprefix("file://"))
+    folder.mkdir(parents=True, exist_ok=True)
+    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
+    missing = [t for t in JOURNEY_TABLES if t not in present]
+    if missing:
+        raise FileNotFoundError(f"the store has no {', '.join(missing)} yet: ingest events (identity builds them) first")
+    out = {}
+    for table in JOURNEY_TABLES:
+        target = folder / f"{table}.parquet"
+        tmp = folder / f".{table}.parquet.{os.getpid()}.tmp"  # Spark skips names starting with a dot
+        literal = str(tmp).replace("'", "''")
+        con.execute(f"COPY (SELECT {_select_list(con, table)} FROM main.\"{table}\") TO '{literal}' "
+                    "(FORMAT parquet, COMPRESSION zstd)")
+        os.replace(tmp, target)
+        out[table] = str(target.resolve())
+    return out
+
+
+def export_folder(workspace: Workspace) -> str:
+    """Where the workspace's Parquet lives: `engine.path` (relative to the workspace) or data/spark/."""
+    configured = workspace.definition.engine.path
+    if configured and _URI.match(configured):
+        return configured
+    return str(workspace.path / (configured or DEFAULT_FOLDER))
+
+
+def export_workspace(workspace: Workspace) -> dict[str, str] | None:
+    """Export after ingest/refresh when the workspace's engine is Spark and its folder is local; else None."""
+    folder = export_folder(workspace)
+    if _URI.match(folder) and not folder.startswith("file://"):
+        return None
+    return export_journey_tables(workspace.con, folder)
+
+
+def spark_engine_for(workspace: Workspace) -> Engine:
+    """The Spark engine of a workspace whose journeymap.yml says `engine: {backend: spark, ...}`.
+
+    The tables are the Parquet that `refresh()` exported; missing local files are exported now."""
+    session = spark_session_for(workspace.definition.engine)
+    folder = export_folder(workspace)
+    if _URI.match(folder) and not folder.startswith("file://"):
+        tables = {t: f"{folder.rstrip('/')}/{t}.parquet" for t in JOURNEY_TABLES}
+    else:
+        local = Path(folder.removeprefix("file://"))
+        if all((local / f"{t}.parquet").is_file() for t in JOURNEY_TABLES):
+            tables = {t: str((local / f"{t}.parquet").resolve()) for t in JOURNEY_TABLES}
+        else:
+            tables = export_journey_tables(workspace.con, local)
+    for path in tables.values():
+        try:
+            session.catalog.refreshByPath(path)  # a re-export replaced the file under a cached listing
+        except Exception:  # noqa: BLE001 - best effort; not every Connect server implements it
+            pass
+    return spark_engine(session, tables)

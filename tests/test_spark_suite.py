@@ -1,0 +1,200 @@
+"""Differential suite: the same journey on DuckDB and on Spark (issue 5, docs/spark.md).
+
+One small simulated business (journeymap demo, 150 accounts) is ingested into a DuckDB workspace, its
+journey tables are exported to Parquet with `export_journey_tables`, and every analysis runs on both
+engines: counts must match exactly, percentiles exactly, means and rates within 1e-9 relative.
+Spark starts once for the whole module (the session-scoped `spark_session` fixture).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from journeymap.demo import simulate
+from journeymap.engine.backends import spark_engine
+from journeymap.engine.spark_backend import (
+    JOURNEY_TABLES,
+    SparkConfigError,
+    export_journey_tables,
+    spark_session_for,
+)
+from journeymap.journey.definition import EngineConfig
+from journeymap.workspace import Workspace
+
+pytestmark = pytest.mark.spark
+
+ACCOUNTS, SEED = 150, 5
+_EXACT_FLOAT = re.compile(r"(^|_)(p\d{1,2}|median|percentile)(_|$)")
+
+
+def same(duck, spark, path: str = "result") -> None:
+    """Walk nested dicts and lists: identical keys, lengths and types; ints, strings, None and
+    percentiles (keys like p50_seconds, median) exact; every other float within 1e-9 relative."""
+    if isinstance(duck, bool) or duck is None or isinstance(duck, str):
+        assert duck == spark, f"{path}: duckdb {duck!r} != spark {spark!r}"
+    elif isinstance(duck, dict):
+        assert isinstance(spark, dict), f"{path}: spark gave {type(spark).__name__}"
+        assert list(duck) == list(spark), f"{path}: keys {list(duck)} != {list(spark)}"
+        for k in duck:
+            same(duck[k], spark[k], f"{path}.{k}")
+    elif isinstance(duck, list | tuple):
+        assert isinstance(spark, list | tuple) and len(duck) == len(spark), f"{path}: lengths {len(duck)} != {len(spark)}"
+        for i, (x, y) in enumerate(zip(duck, spark, strict=True)):
+            same(x, y, f"{path}[{i}]")
+    elif isinstance(duck, float) or isinstance(spark, float):
+        assert isinstance(duck, float) and isinstance(spark, float), f"{path}: duckdb {duck!r} vs spark {spark!r}"
+        key = path.rsplit(".", 1)[-1].split("[", 1)[0]
+        if math.isnan(duck) or math.isnan(spark):
+            assert math.isnan(duck) and math.isnan(spark), f"{path}: {duck!r} != {spark!r}"
+        elif _EXACT_FLOAT.search(key):
+            assert duck == spark, f"{path} (a percentile): duckdb {duck!r} != spark {spark!r}"
+        else:
+            assert spark == pytest.approx(duck, rel=1e-9, abs=1e-12), f"{path}: duckdb {duck!r} != spark {spark!r}"
+    else:  # ints, dates, datetimes
+        assert type(duck) is type(spark) and duck == spark, f"{path}: duckdb {duck!r} != spark {spark!r}"
+
+
+def test_same_helper_tolerances():
+    same({"n": 3, "mean_seconds": 1.0, "p50_seconds": 2.5, "rows": [{"x": None}]},
+         {"n": 3, "mean_seconds": 1.0 + 1e-12, "p50_seconds": 2.5, "rows": [{"x": None}]})
+    for duck, spark in [({"n": 3}, {"n": 4}), ({"n": 3}, {"n": 3.0}), ({"p90": 2.5}, {"p90": 2.5 + 1e-12}),
+                        ({"mean": 1.0}, {"mean": 1.001}), ({"n": 3}, {"n": 3, "extra": 1}), ([1, 2], [1])]:
+        with pytest.raises(AssertionError):
+            same(duck, spark)
+
+
+# -- one small business, on both engines ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo business ingested into a DuckDB workspace (closed, so tests may copy its folder)."""
+    folder = tmp_path_factory.mktemp("spark_demo")
+    sim = simulate(folder, accounts=ACCOUNTS, seed=SEED)
+    with Workspace(sim.workspace) as ws:
+        for path, source in sim.files:
+            ws.ingest([str(path)], source=source, refresh=False)
+        ws.refresh()
+    return Path(sim.workspace)
+
+
+@pytest.fixture(scope="module")
+def duck(demo):
+    ws = Workspace(demo)
+    yield ws
+    ws.close()
+
+
+@pytest.fixture(scope="module")
+def tables(duck, tmp_path_factory):
+    return export_journey_tables(duck.con, tmp_path_factory.mktemp("parquet"))
+
+
+@pytest.fixture(scope="module")
+def spark(spark_session, tables):
+    return spark_engine(spark_session, tables)
+
+
+def test_export_is_parquet_with_plain_microsecond_timestamps_and_idempotent(duck, tables, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    assert set(tables) == set(JOURNEY_TABLES)
+    for name, path in tables.items():
+        schema = pq.read_schema(path)
+        stamps = [f for f in schema if pa.types.is_timestamp(f.type)]
+        assert all(f.type == pa.timestamp("us") for f in stamps), (name, schema)
+        assert pq.read_metadata(path).num_rows == duck.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+    assert any(pa.types.is_timestamp(f.type) for f in pq.read_schema(tables["journey_events"]))
+    first = export_journey_tables(duck.con, tmp_path / "again")
+    second = export_journey_tables(duck.con, tmp_path / "again")  # replaces, never appends
+    assert first == second and sorted(p.name for p in (tmp_path / "again").iterdir()) == sorted(
+        f"{t}.parquet" for t in JOURNEY_TABLES)
+    assert pq.read_table(second["journey_events"]).equals(pq.read_table(tables["journey_events"]))
+
+
+def test_session_config_errors_name_the_key():
+    with pytest.raises(SparkConfigError, match="engine.master and engine.remote"):
+        spark_session_for(EngineConfig(backend="spark", master="local[2]", remote="sc://h:15002"))
+    with pytest.raises(SparkConfigError, match="neither engine.master .* nor engine.remote"):
+        spark_session_for(EngineConfig(backend="spark"))
+    with pytest.raises(SparkConfigError, match="engine.backend"):
+        spark_session_for(EngineConfig(backend="duckdb", master="local[2]"))
+
+
+def _analyses():
+    from journeymap.engine.funnel_options import funnel_options
+    from journeymap.engine.funnels import funnel
+    from journeymap.engine.journey_paths import transitions_at
+    from journeymap.engine.lifecycle import lifecycle
+    from journeymap.engine.retention import retention
+    from journeymap.engine.revenue import churn_breakdown, mrr_bridge
+    from journeymap.engine.survey_report import survey_report
+
+    steps = funnel_options("signed_up,onboarding_step_completed,report_created", window="30d")
+    return {
+        "transitions_stage": lambda e, d: transitions_at(e, d, "stage", d.analysis.level),
+        "funnel_ordered_3_steps": lambda e, d: funnel(e, steps, "person"),
+        "retention_weekly": lambda e, d: retention(e, "signed_up", "dashboard_viewed", interval="week"),
+        "lifecycle_monthly": lambda e, d: lifecycle(e, interval="month", level="account"),
+        "surveys": lambda e, d: survey_report(e, d, d.analysis.level, "stage", "month"),
+        "revenue": lambda e, d: {**mrr_bridge(e, d), "churn": churn_breakdown(e, d)},
+    }
+
+
+@pytest.mark.parametrize("analysis", list(_analyses()))
+def test_analysis_identical_on_spark(duck, spark, analysis):
+    run = _analyses()[analysis]
+    on_duck = run(duck.engine, duck.definition)
+    on_spark = run(spark, duck.definition)
+    assert on_duck, analysis
+    same(on_duck, on_spark, analysis)
+
+
+def test_analyses_have_numbers(duck):
+    """The comparisons above mean something: every analysis has non-trivial output on this business."""
+    a = _analyses()
+    assert a["funnel_ordered_3_steps"](duck.engine, duck.definition)["steps"][2]["count"] > 0
+    assert len(a["transitions_stage"](duck.engine, duck.definition)["edges"]) > 5
+    assert a["retention_weekly"](duck.engine, duck.definition)["cohorts"]
+    assert a["revenue"](duck.engine, duck.definition)["churn"]
+
+
+@pytest.mark.skip(reason=(
+    "not portable yet: on Spark, Engine.materialize uses Ibis's expr.cache(), which shares one cached view between "
+    "identical expressions, so build_map's nested engine.scope() releases (DROP VIEW) a table that an outer step still "
+    "reads: TABLE_OR_VIEW_NOT_FOUND ibis_cached_*. It also took 208 s on this 150-account business (docs/spark.md)."))
+def test_journey_map_identical_on_spark(duck, spark):
+    from journeymap.insights.journey_map import build_map
+
+    on_duck = build_map(duck.engine, duck.definition)
+    on_spark = build_map(spark, duck.definition)
+    for m in (on_duck, on_spark):
+        m.pop("generated_at")
+    assert on_duck["views"]["all"]["units"] > 0
+    same(on_duck, on_spark, "map")
+
+
+# -- the engine from journeymap.yml ----------------------------------------------------------------
+
+def test_workspace_with_spark_config_runs_on_spark(demo, duck, spark_session, tmp_path):
+    """`engine: {backend: spark, master: "local[2]"}`: refresh exports the Parquet, `Workspace.engine` is Spark,
+    and its transitions equal the DuckDB workspace's."""
+    copy = tmp_path / "ws"
+    shutil.copytree(demo, copy, ignore=shutil.ignore_patterns("*.wal"))
+    config = yaml.safe_load((copy / "journeymap.yml").read_text())
+    config["engine"] = {"backend": "spark", "master": "local[2]"}
+    (copy / "journeymap.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    with Workspace(copy) as ws:
+        assert not (copy / "data" / "spark").exists()
+        ws.refresh()
+        assert sorted(p.name for p in (copy / "data" / "spark").glob("*.parquet")) == sorted(
+            f"{t}.parquet" for t in JOURNEY_TABLES)
+        engine = ws.engine
+        assert engine.name == "pyspark"
+        same(duck.transitions(level="stage"), ws.transitions(level="stage"), "transitions")
