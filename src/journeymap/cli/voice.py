@@ -27,6 +27,8 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
         by: Annotated[str, typer.Option(help="Group the table by stage, touchpoint, persona, period or kind.")] = "stage",
         themes: Annotated[int | None, typer.Option("--themes", help="Number of themes (default: chosen by coherence).")] = None,
+        themes_method: Annotated[str, typer.Option("--themes-method", help="tfidf (TF-IDF + NMF, default) or embeddings "
+                                                   "(sentence embeddings; needs `pip install 'journeymap[embeddings]'`).")] = "tfidf",
         seed: Annotated[int, typer.Option(help="Seed of the theme model: same texts + seed, same themes.")] = 0,
         level: Annotated[str | None, typer.Option("--level", help="person or account (default: the definition's).")] = None,
         as_json: JsonOpt = False,
@@ -41,7 +43,12 @@ def register(app: typer.Typer) -> None:
         if level not in (None, "person", "account"):
             fail("--level must be person or account")
         with workspace_for(workspace) as ws:
-            result = ws.voice(level=level, n_themes=themes, seed=seed)
+            if themes_method not in ("tfidf", "embeddings"):
+                fail(f"--themes-method must be tfidf or embeddings, not {themes_method!r}")
+            try:
+                result = ws.voice(level=level, n_themes=themes, seed=seed, method=themes_method)
+            except ImportError as exc:
+                fail(str(exc))
         if as_json:
             print_json(result)
             return

@@ -112,11 +112,15 @@ def _dedupe(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(out, schema=schema)
 
 
-def scored(rows: pa.Table, n_themes: int | None = None, seed: int = 0) -> tuple[pa.Table, list[dict]]:
-    """The rows plus compound, sentiment label, theme (label or null) and theme_weight; and the themes."""
+def scored(rows: pa.Table, n_themes: int | None = None, seed: int = 0, method: str = "tfidf") -> tuple[pa.Table, list[dict]]:
+    """The rows plus compound, sentiment label, theme (label or null) and theme_weight; and the themes.
+    `method`: tfidf (TF-IDF + NMF) or embeddings (the optional extra; docs/metrics/voice-of-customer.md)."""
+    from journeymap.insights.embedding_themes import themes_for  # imports torch only for method="embeddings"
+
     texts = rows.column("text").to_pylist()
     s = score_texts(texts)
-    th = find_themes(texts, n_themes=n_themes, seed=seed)
+    th = find_themes(texts, n_themes=n_themes, seed=seed) if method == "tfidf" else themes_for(
+        texts, method=method, n_themes=n_themes, seed=seed)
     labels = [t.label for t in th.themes]
     theme = [labels[a] if a >= 0 else None for a in th.assignment]
     out = rows.append_column("compound", pa.array(s.compound, type=pa.float64(), from_pandas=True))
@@ -216,7 +220,7 @@ def _order(definition: JourneyDefinition, by: str) -> list[str]:
 
 
 def voice(engine: Engine, definition: JourneyDefinition, level: str | None = None, by: Sequence[str] = GROUPS,
-          n_themes: int | None = None, seed: int = 0, quotes: int = QUOTES) -> dict:
+          n_themes: int | None = None, seed: int = 0, quotes: int = QUOTES, method: str = "tfidf") -> dict:
     """Sentiment and themes of every customer text, overall and per stage / touchpoint / persona / period / kind.
 
     JSON-ready: {"level", "n_texts", "sentiment", "themes": [...], "groups": {by: [rows]}}."""
@@ -228,10 +232,11 @@ def voice(engine: Engine, definition: JourneyDefinition, level: str | None = Non
     if rows.num_rows == 0:
         return {"level": level, "n_texts": 0, "sentiment": _sentiment_stats([]), "themes": [],
                 "groups": {b: [] for b in by}}
-    rows, themes = scored(rows, n_themes=n_themes, seed=seed)
+    rows, themes = scored(rows, n_themes=n_themes, seed=seed, method=method)
     compound = np.asarray(rows.column("compound").to_numpy(zero_copy_only=False), dtype=float)
     return {
         "level": level,
+        "themes_method": method,
         "n_texts": rows.num_rows,
         "units": len(set(rows.column("unit_id").to_pylist())),
         "sentiment": {"n": int((~np.isnan(compound)).sum()), **_sentiment_stats(compound)},
