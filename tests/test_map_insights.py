@@ -196,8 +196,16 @@ def test_a_tiny_workspace_without_revenue_surveys_or_texts_still_builds(tmp_path
         ws.ingest([str(path)])
         m = build_map(ws.engine, ws.definition)
         plain = build_map(ws.engine, ws.definition, insights=False)
+        # A period (March 1-6): u0-u5 visit, u1 and u3 sign up in it (u5 on the 7th), u1 buys on the 5th.
+        period = build_map(ws.engine, ws.definition, insights=False, date_from="2024-03-01", date_to="2024-03-06")
+        with pytest.raises(ValueError, match="after --to"):
+            build_map(ws.engine, ws.definition, date_from="2024-03-06", date_to="2024-03-01")
     finally:
         ws.close()
+    pv = period["views"]["all"]
+    assert period["period"] == {"from": "2024-03-01", "to": "2024-03-06"} and pv["units"] == 6
+    assert [pv["stages"][s]["reached"] for s in ("visit", "trial", "paid")] == [6, 2, 1]
+    assert period["data_window"]["to"].startswith("2024-03-06")
     view = m["views"]["all"]
     assert view["units"] == 12
     assert view["themes"] == {} and "no customer texts" in view["insights_notes"]["themes"]

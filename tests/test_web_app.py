@@ -6,6 +6,8 @@ every page via the nav, as a user would, and saves a screenshot of each (also co
 
 from __future__ import annotations
 
+import datetime as dt
+
 import re
 import shutil
 from importlib import resources
@@ -120,6 +122,19 @@ def test_funnel_twin_equals_the_python_api(site):
         bad = c.get("/app/funnel.json", params={"steps": "only_one"})
         assert bad.status_code == 400 and "at least two" in bad.json()["detail"]
         assert "at least two" in c.get("/app/funnel", params={"steps": "only_one"}).text
+
+
+def test_map_period_selector(site):
+    with _client(site) as c:
+        everything = c.get("/app/map.json").json()
+        recent = c.get("/app/map.json", params={"period": "30d"}).json()
+        end = dt.date.fromisoformat(everything["data_window"]["to"][:10])
+        assert recent["period"] == {"from": (end - dt.timedelta(days=29)).isoformat(), "to": end.isoformat()}
+        assert 0 < recent["events"] < everything["events"]
+        assert recent["views"]["all"]["units"] <= everything["views"]["all"]["units"]
+        page = c.get("/app/map", params={"period": "30d"}).text
+        assert '<option value="30d" selected>' in page and "only." in page
+        assert c.get("/app/map.json", params={"period": "fortnight"}).status_code == 400
 
 
 def test_settings_validates_a_posted_definition(site):

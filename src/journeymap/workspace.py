@@ -146,10 +146,12 @@ class Workspace:
 
         return {**mrr_bridge(self.engine, self.definition), "churn": churn_breakdown(self.engine, self.definition)}
 
-    def journey_map(self, level: str | None = None, progress=None, insights: bool = True) -> dict:
+    def journey_map(self, level: str | None = None, progress=None, insights: bool = True,
+                    date_from=None, date_to=None) -> dict:
         from journeymap.insights.journey_map import build_map
 
-        return build_map(self.engine, self.definition, level, progress, insights=insights)
+        return build_map(self.engine, self.definition, level, progress, insights=insights, date_from=date_from,
+                         date_to=date_to)
 
     def risk(self, at=None, horizon_days: int = 90, model: str = "gbm", top: int | None = None, seed: int = 0,
              progress=None) -> dict:

@@ -167,13 +167,19 @@ def map_(
     as_json: JsonOpt = False,
     no_insights: Annotated[bool, typer.Option(
         "--no-insights", help="Skip friction, moments of truth, themes and accounts at risk (the slow part).")] = False,
+    date_from: Annotated[str | None, typer.Option("--from", help="Map a period: first day (YYYY-MM-DD) whose events count.")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Last day (inclusive) whose events count.")] = None,
 ):
     """Compute the journey map: write it as one self-contained HTML file, or print it as JSON."""
     from journeymap.insights.journey_map import build_map
     from journeymap.report import write_map_html
 
     with workspace_for(workspace) as ws, err.status("computing the journey map", spinner="dots") as status:
-        model = build_map(ws.engine, ws.definition, _by(by), lambda m: status.update(m), insights=not no_insights)
+        try:
+            model = build_map(ws.engine, ws.definition, _by(by), lambda m: status.update(m), insights=not no_insights,
+                              date_from=date_from, date_to=date_to)
+        except ValueError as exc:
+            fail(str(exc))
     if out_file:
         write_map_html(model, out_file)
         err.print(f"wrote {out_file}")

@@ -39,20 +39,36 @@ def emotion(surveys: dict[str, dict]) -> float | None:
 def build_map(
     engine: Engine, definition: JourneyDefinition, level: str | None = None,
     progress: Callable[[str], None] | None = None, insights: bool = True,
+    date_from: dt.date | str | None = None, date_to: dt.date | str | None = None,
 ) -> dict:
     """The journey map model of docs/map-json.md; the engine's cached tables are freed on return.
 
     `insights=False` skips the placed insights (friction and delight, moments of truth, themes, accounts
-    at risk): their sections are null with a note. They roughly triple the build time."""
+    at risk): their sections are null with a note. They roughly triple the build time.
+    `date_from`/`date_to` (inclusive days, UTC) draw the map of a period: only events inside it count."""
     level = level or definition.analysis.level
+    period = _period(date_from, date_to)
     with engine.scope():
-        return _build_map(engine, definition, level, progress or (lambda _msg: None), insights)
+        return _build_map(engine, definition, level, progress or (lambda _msg: None), insights, period)
+
+
+def _period(date_from, date_to) -> tuple[dt.date | None, dt.date | None]:
+    from journeymap.engine.intervals import parse_day
+
+    lo, hi = parse_day(date_from, "--from"), parse_day(date_to, "--to")
+    if lo and hi and lo > hi:
+        raise ValueError(f"--from ({lo}) is after --to ({hi})")
+    return lo, hi
 
 
 def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: Callable[[str], None],
-               insights: bool = True) -> dict:
+               insights: bool = True, period: tuple = (None, None)) -> dict:
     say("annotating events")
     a = annotated_events(engine, definition, level)
+    if period[0] is not None:
+        a = a.filter(a.ts >= ibis.timestamp(dt.datetime.combine(period[0], dt.time())))
+    if period[1] is not None:
+        a = a.filter(a.ts < ibis.timestamp(dt.datetime.combine(period[1] + dt.timedelta(days=1), dt.time())))
     v = engine.materialize(visits(a))
     ac = engine.materialize(with_current_stage(a, v))
     window = engine.execute(a.aggregate(lo=a.ts.min(), hi=a.ts.max(), n=a.count())).to_pylist()[0]
@@ -73,11 +89,15 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
         views[p["id"]] = _view(engine, definition, pick(a), pick(v), pick(ac), durations, p["id"], window["hi"],
                                texts.get(p["id"], {}))
         views[p["id"]].update(placed[p["id"]])
+        if period != (None, None) and insights:
+            views[p["id"]]["insights_notes"]["period"] = (
+                "friction, delight, moments of truth and accounts at risk read all the data, not only the period")
     return {
         "title": definition.name,
         "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "level": level,
         "data_window": {"from": _iso(window["lo"]), "to": _iso(window["hi"])},
+        "period": {"from": _iso(period[0]), "to": _iso(period[1])},
         "events": int(window["n"]),
         "stages": [
             {"id": s.id, "name": s.name, "owner": s.owner, "terminal": s.terminal, "kind": s.kind,

@@ -324,8 +324,12 @@ router = APIRouter(prefix="/api/v1", tags=["JSON API"], route_class=CliRoute, de
 
 @router.get("/map", summary="The journey map", response_class=CliJSONResponse,
             description="The journey map as JSON (docs/map-json.md): what `journeymap map --json` prints.")
-def journey_map(key: ReadKey, ws: ReadWorkspace, request: Request, by: ByQ = None) -> Response:
-    return _analysis(request, ws, "map", {"by": by}, lambda: ws.journey_map(level=by))
+def journey_map(key: ReadKey, ws: ReadWorkspace, request: Request, by: ByQ = None,
+                date_from: Annotated[str | None, Query(alias="from", description="Map a period: first day (YYYY-MM-DD) whose events count.")] = None,
+                date_to: Annotated[str | None, Query(alias="to", description="Last day (inclusive) whose events count.")] = None) -> Response:
+    params = {"by": by, "date_from": date_from, "date_to": date_to}
+    _bounded(params, dates=("date_from", "date_to"))
+    return _analysis(request, ws, "map", params, lambda: ws.journey_map(level=by, date_from=date_from, date_to=date_to))
 
 
 @router.get("/definition", summary="The journey definition",

@@ -275,8 +275,9 @@ class Ctx:
     def cached(self, *key, compute: Callable[[], Any]) -> Any:
         return self.cache.get(self.ws, key, compute)
 
-    def journey_map(self, level: str | None = None) -> dict:
-        return self.cached("map", level, compute=lambda: self.ws.journey_map(level))
+    def journey_map(self, level: str | None = None, date_from: dt.date | None = None, date_to: dt.date | None = None) -> dict:
+        return self.cached("map", level, date_from, date_to,
+                           compute=lambda: self.ws.journey_map(level, date_from=date_from, date_to=date_to))
 
 
 def _plain(data: Any) -> Any:
@@ -313,11 +314,23 @@ def _entry_events(ctx: Ctx) -> list[str]:
 # -- pages: the journey map and a stage ----------------------------------------------------------
 
 
+PERIODS = {"all": None, "30d": 30, "90d": 90, "365d": 365}
+"""The map page's period selector: the last N days of data, ending on the day of the latest event."""
+
+
 def map_data(ctx: Ctx) -> dict:
     level = ctx.arg("level")
     if level not in (None, "person", "account"):
         raise UserError("level must be person or account")
-    return ctx.journey_map(level)
+    period = ctx.arg("period") or "all"
+    if period not in PERIODS:
+        raise UserError(f"period must be one of {', '.join(PERIODS)}")
+    if PERIODS[period] is None:
+        return ctx.journey_map(level)
+    (last,) = ctx.ws.con.execute("SELECT max(ts) FROM journey_events").fetchall()[0]
+    if last is None:
+        return ctx.journey_map(level)
+    return ctx.journey_map(level, last.date() - dt.timedelta(days=PERIODS[period] - 1), last.date())
 
 
 def _visits(ctx: Ctx, level: str | None):
