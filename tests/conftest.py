@@ -31,6 +31,32 @@ def shared_eval() -> Path:
     return path
 
 
+_DEMOS: dict = {}
+
+
+@pytest.fixture(scope="session")
+def ingested_demo(tmp_path_factory):
+    """`build(accounts, seed)`: the demo business simulated and ingested (store closed) once per run
+    for each size and seed; open it with `Workspace(out.workspace)` and close it when done."""
+    def build(accounts: int, seed: int):
+        if (accounts, seed) not in _DEMOS:
+            from journeymap.demo import simulate
+            from journeymap.workspace import Workspace
+
+            out = simulate(tmp_path_factory.mktemp(f"demo-{accounts}-{seed}") / "ws", accounts=accounts, seed=seed)
+            ws = Workspace(out.workspace)
+            try:
+                for path, mapping in out.files:
+                    ws.ingest([str(path)], source=mapping, refresh=False)
+                ws.refresh()
+            finally:
+                ws.close()
+            _DEMOS[accounts, seed] = out
+        return _DEMOS[accounts, seed]
+
+    return build
+
+
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the installed `journeymap` command as a user would, in a subprocess."""
     proc = subprocess.run(

@@ -8,7 +8,6 @@ import json
 import pytest
 
 from conftest import cli_json
-from journeymap.demo import simulate
 from journeymap.insights.friction import friction
 from journeymap.workspace import Workspace
 
@@ -90,12 +89,8 @@ def test_cli(ws):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = simulate(tmp_path_factory.mktemp("friction_demo") / "ws", accounts=1500, seed=7)
-    ws = Workspace(out.workspace)
-    for path, mapping in out.files:
-        ws.ingest([str(path)], source=mapping, refresh=False)
-    ws.refresh()
+def demo(ingested_demo):
+    ws = Workspace(ingested_demo(1500, 7).workspace)
     yield ws, friction(ws.engine, ws.definition)
     ws.close()
 

@@ -14,7 +14,6 @@ from html import unescape
 
 import pytest
 
-from journeymap.demo import simulate
 from journeymap.insights.friction import friction
 from journeymap.insights.journey_map import SECTIONS, build_map
 from journeymap.report import render_map_html
@@ -23,12 +22,8 @@ from journeymap.workspace import Workspace
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    sim = simulate(tmp_path_factory.mktemp("map-insights") / "ws", accounts=1500, seed=7)
-    ws = Workspace(sim.workspace)
-    for path, source in sim.files:
-        ws.ingest([str(path)], source=source, refresh=False)
-    ws.refresh()
+def demo(ingested_demo):
+    ws = Workspace(ingested_demo(1500, 7).workspace)
     yield ws
     ws.close()
 

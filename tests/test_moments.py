@@ -234,17 +234,9 @@ def test_matches_reference(rows, within, horizon, population):
 # -- the demo: the planted effect and the truth table ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(ingested_demo):
     """3,000 accounts: the churn effect needs customers with enough tenure; at 1,500 the interval straddles 1."""
-    from journeymap.demo import simulate
-
-    out = simulate(tmp_path_factory.mktemp("demo") / "ws", accounts=3000, seed=11)
-    ws = Workspace(out.workspace)
-    for path, mapping in out.files:
-        ws.ingest([str(path)], source=mapping, refresh=False)
-    ws.refresh()
-    ws.close()
-    return out
+    return ingested_demo(3000, 11)
 
 
 @pytest.fixture(scope="module")

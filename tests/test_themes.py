@@ -16,6 +16,8 @@ from journeymap.insights.themes import STOP_WORDS, TOKEN_PATTERN, _label, _trim,
 
 
 def label_words(label: str) -> list[str]:
+    """The terms of a label; a trailing "(n)" only tells apart themes that ran out of distinct terms."""
+    label = re.sub(r" \(\d+\)$", "", label)
     return [w for part in label.split(" / ") for w in part.split()]
 
 

@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import cli_json, run_cli
-from journeymap.demo import simulate
 from journeymap.insights.interviews import TranscriptError, parse_transcript, split_parts
 from journeymap.insights.sentiment import score_texts
 from journeymap.insights.voice import blend_emotion, representative_quotes, stage_sentiment, text_rows, voice
@@ -221,12 +220,9 @@ def test_cli_voice_and_interviews(ws, tmp_path):
 # -- the demo: negative sentiment sits where the demo plants pain ------------------------------------
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = simulate(tmp_path_factory.mktemp("voice_demo") / "ws", accounts=1500, seed=7)
+def demo(ingested_demo):
+    out = ingested_demo(1500, 7)
     ws = Workspace(out.workspace)
-    for path, mapping in out.files:
-        ws.ingest([str(path)], source=mapping, refresh=False)
-    ws.refresh()
     result = voice(ws.engine, ws.definition, seed=0)
     rows = text_rows(ws.engine, ws.definition)
     yield ws, out, result, rows
@@ -308,3 +304,17 @@ def test_real_nps_verbatims_sentiment_ranks_stages_like_the_scores(shared_eval, 
     assert by_sentiment[0] == by_score[0] and by_sentiment[-1] == by_score[-1] == "order"
     assert set(by_sentiment[:2]) == set(by_score[:2])
     assert stages["order"]["mean_compound"] - stages["equipment_received"]["mean_compound"] > 0.1
+
+
+def test_cli_errors_print_brackets_verbatim():
+    """Rich would read `[embeddings]` in an install hint as markup and drop it."""
+    import typer
+    from typer.testing import CliRunner
+
+    from journeymap.cli.common import fail
+
+    app = typer.Typer()
+    app.command("hint")(lambda: fail("pip install 'journeymap[embeddings]' (see [docs])"))
+    app.command("other")(lambda: None)
+    res = CliRunner().invoke(app, ["hint"])
+    assert res.exit_code == 1 and "pip install 'journeymap[embeddings]' (see [docs])" in res.output

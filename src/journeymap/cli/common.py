@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 
 from journeymap.ingest.store import StoreLocked
@@ -26,7 +27,7 @@ USER_ERRORS = (ValueError, DefinitionError, FileNotFoundError, IsADirectoryError
 
 
 def fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # messages quote [extras] and paths
     raise typer.Exit(1)
 
 
