@@ -479,17 +479,13 @@ def test_engine_agrees_with_reference(tmp_path_factory, case):
 
 @pytest.mark.spark
 def test_identical_on_duckdb_and_spark(spark_session, tmp_path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from journeymap.engine.backends import spark_engine
+    from journeymap.engine.spark_backend import export_journey_tables
 
     rows = WORKED + [("eve", 0, "signup", "acme"), ("fay", 20, "invite", "acme"), ("fay", 30, "pay", "acme"),
                      ("eve", 40, "invite", "acme"), ("eve", 50, "pay", "acme")]
     ws = make_ws(tmp_path / "w", rows)
-    t = ws.con.sql("SELECT * FROM journey_events").to_arrow_table()
-    schema = pa.schema([f.with_type(pa.timestamp("us")) if pa.types.is_timestamp(f.type) else f for f in t.schema])
-    pq.write_table(t.cast(schema), tmp_path / "journey_events.parquet")
+    tables = export_journey_tables(ws.con, tmp_path)
     # Few funnels, each taking many code paths: Spark spends seconds per funnel on one machine.
     cases = [
         (funnel_options("signup,invite,pay,pay", window="1h", window_from="previous", tolerance="1m",
@@ -503,6 +499,6 @@ def test_identical_on_duckdb_and_spark(spark_session, tmp_path):
         on_duck = [funnel(ws.engine, o, level) for o, level in cases]
     finally:
         ws.close()
-    spark = spark_engine(spark_session, {"journey_events": str(tmp_path / "journey_events.parquet")})
+    spark = spark_engine(spark_session, tables)
     on_spark = [funnel(spark, o, level) for o, level in cases]
     assert same(on_duck, on_spark), (on_duck, on_spark)

@@ -236,18 +236,10 @@ def test_matches_reference(rows, interval, level, event, date_from, date_to, sti
 
 @pytest.mark.spark
 def test_identical_on_spark(example, spark_session, tmp_path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from journeymap.engine.backends import spark_engine
+    from journeymap.engine.spark_backend import export_journey_tables
 
-    tables = {}
-    for name in ("journey_events", "persons", "accounts"):
-        t = example.con.sql(f"SELECT * FROM {name}").to_arrow_table()
-        schema = pa.schema([f.with_type(pa.timestamp("us")) if pa.types.is_timestamp(f.type) else f for f in t.schema])
-        tables[name] = str(tmp_path / f"{name}.parquet")
-        pq.write_table(t.cast(schema), tables[name])
-    spark = spark_engine(spark_session, tables)
+    spark = spark_engine(spark_session, export_journey_tables(example.con, tmp_path))
     kwargs = dict(interval="week", new_by="created_at", level="account")
     assert lifecycle(spark, **kwargs) == lifecycle(example.engine, **kwargs)
     assert stickiness(spark, interval="month") == stickiness(example.engine, interval="month")

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from cohort_data import ACCOUNT, at, write_workspace
 from journeymap.cli.cohorts import register
 from journeymap.engine.retention import parse_brackets, retention
-from journeymap.workspace import Workspace
+from journeymap.engine.spark_backend import export_journey_tables
 
 # -- the worked example (docs/metrics/retention.md) ------------------------------------------------------------------
 
@@ -212,25 +212,11 @@ def test_matches_reference(rows, interval, timing, level, ret, date_from, date_t
 
 # -- the same answers on Spark (lifecycle and stickiness: tests/test_lifecycle.py) ---------------------------------
 
-def export(ws: Workspace, folder: Path) -> dict[str, str]:
-    """The identity tables as Parquet with microsecond timestamps, for a Spark engine."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    tables = {}
-    for name in ("journey_events", "persons", "accounts"):
-        t = ws.con.sql(f"SELECT * FROM {name}").to_arrow_table()
-        schema = pa.schema([f.with_type(pa.timestamp("us")) if pa.types.is_timestamp(f.type) else f for f in t.schema])
-        tables[name] = str(folder / f"{name}.parquet")
-        pq.write_table(t.cast(schema), tables[name])
-    return tables
-
-
 @pytest.mark.spark
 def test_identical_on_spark(example, spark_session, tmp_path):
     from journeymap.engine.backends import spark_engine
 
-    spark = spark_engine(spark_session, export(example, tmp_path))
+    spark = spark_engine(spark_session, export_journey_tables(example.con, tmp_path))
     for kwargs in (dict(interval="week", mode="recurring"),
                    dict(interval="day", brackets="1-3,4-7", period="on_or_after", level="account")):
         assert retention(spark, "signup", "use", **kwargs) == retention(example.engine, "signup", "use", **kwargs), kwargs

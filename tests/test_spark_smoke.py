@@ -12,13 +12,11 @@ import csv
 import datetime as dt
 import json
 import random
-from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from journeymap.engine.backends import spark_engine
+from journeymap.engine.spark_backend import export_journey_tables
 from journeymap.insights.journey_map import build_map
 from journeymap.workspace import Workspace
 
@@ -168,17 +166,6 @@ def compare(duck, spark, path: str = "map") -> None:
         assert duck == spark, path  # ints, strings, None, and every p50/p90 in seconds
 
 
-def export(ws: Workspace, folder: Path) -> dict[str, str]:
-    """The identity tables as Parquet, timestamps in microseconds (what Spark reads)."""
-    tables = {}
-    for name in ("journey_events", "persons", "accounts"):
-        t = ws.con.sql(f"SELECT * FROM {name}").to_arrow_table()
-        schema = pa.schema([f.with_type(pa.timestamp("us")) if pa.types.is_timestamp(f.type) else f for f in t.schema])
-        tables[name] = str(folder / f"{name}.parquet")
-        pq.write_table(t.cast(schema), tables[name])
-    return tables
-
-
 @pytest.mark.spark
 def test_journey_map_is_identical_on_duckdb_and_spark(spark_session, tmp_path):
     rows = simulate(random.Random(11))
@@ -193,7 +180,7 @@ def test_journey_map_is_identical_on_duckdb_and_spark(spark_session, tmp_path):
         (report,) = ws.ingest([str(events)])
         assert report.accepted == len(rows)
         on_duck = ws.journey_map()
-        tables = export(ws, tmp_path)
+        tables = export_journey_tables(ws.con, tmp_path)
         definition = ws.definition
     # Few rows: 200 shuffle partitions would spend the test on scheduling.
     previous = spark_session.conf.get("spark.sql.shuffle.partitions")
