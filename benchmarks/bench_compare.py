@@ -24,8 +24,8 @@ printed, the tool's numbers are checked against journeymap's: every edge count, 
 values. Jobs:
 
 - `transitions`: event-level directly-follows edges (count, mean seconds), starts and ends, units =
-  stitched persons, ordered by ts then seq. `journeymap` runs `transitions()`'s edges, starts and
-  ends; `journeymap+variants` is the whole `transitions_result` (also the exact variant count).
+  stitched persons, ordered by ts then seq. `journeymap` runs `transition_counts` (edges, starts and
+  ends in one pass); `journeymap+variants` is the whole `transitions_result` (also the exact variant count).
 - `retention`: weekly first-time retention, start `event_00`, return `event_01`, calendar weeks.
 - `funnel`: a 4-step ordered funnel `event_00..event_03` in 14 days (journeymap and SQL only).
 
@@ -98,17 +98,15 @@ def jm_jobs(work: Path) -> tuple[dict, str]:
     from journeymap.engine.funnels import funnel
     from journeymap.engine.journey_paths import labelled_events
     from journeymap.engine.retention import retention
-    from journeymap.engine.transitions import transitions, transitions_result
+    from journeymap.engine.transitions import transition_counts, transitions_result
     from journeymap.workspace import Workspace
 
     ws = Workspace(work / "ws")
     engine = ws.engine
 
     def trans():
-        x = transitions(labelled_events(engine, None, "event", "person"))
-        e, s, n = (engine.execute(t).to_pylist() for t in (x.edges, x.starts, x.ends))
-        return dfg([(r["from"], r["to"], r["count"], r["mean_seconds"]) for r in e],
-                   {r["label"]: r["count"] for r in s}, {r["label"]: r["count"] for r in n})
+        r = transition_counts(labelled_events(engine, None, "event", "person"))
+        return dfg([(e["from"], e["to"], e["count"], e["mean_seconds"]) for e in r["edges"]], r["starts"], r["ends"])
 
     def trans_full():
         r = transitions_result(labelled_events(engine, None, "event", "person"))

@@ -109,21 +109,38 @@ def transitions_result(
     "ends": {label: count}, "variants": N}`. Only aggregates leave the engine. `con` is the backend
     to run on; by default the one `events` is bound to.
     """
-    x = transitions(events, unit, label, ts, seq, collapse_repeats=collapse_repeats)
     run = con.to_pyarrow if con is not None else (lambda e: e.to_pyarrow())
-    edges = [
-        {"from": r["from"], "to": r["to"], "count": int(r["count"]), "mean_seconds": float(r["mean_seconds"])}
-        for r in run(x.edges).to_pylist()
-    ]
+    result = transition_counts(events, unit, label, ts, seq, collapse_repeats=collapse_repeats, con=con)
+    variants = run(transitions(events, unit, label, ts, seq, collapse_repeats=collapse_repeats).variants)
+    return {**result, "variants": int(variants.as_py() if hasattr(variants, "as_py") else variants)}
 
-    def counts(expr: ir.Table) -> dict[str, int]:
-        rows = sorted(run(expr).to_pylist(), key=lambda r: (-r["count"], r["label"]))
-        return {r["label"]: int(r["count"]) for r in rows}
 
-    variants = run(x.variants)
-    return {
-        "edges": edges,
-        "starts": counts(x.starts),
-        "ends": counts(x.ends),
-        "variants": int(variants.as_py() if hasattr(variants, "as_py") else variants),
-    }
+def transition_counts(
+    events: ir.Table,
+    unit: str = "unit_id",
+    label: str = "label",
+    ts: str = "ts",
+    seq: str = "seq",
+    *,
+    collapse_repeats: bool = False,
+    con: Any = None,
+) -> dict[str, Any]:
+    """`{"edges", "starts", "ends"}` of `transitions_result` in one pass over the log: one group by
+    (label, next label), where a NULL next label is a unit's last event and position 0 its first."""
+    run = con.to_pyarrow if con is not None else (lambda e: e.to_pyarrow())
+    o = steps(events, unit, label, ts, seq, collapse_repeats)
+    micros = o._next_t.delta(o._t, unit="microsecond").cast("float64")
+    rows = run(o.group_by(["_l", "_next_l"]).aggregate(n=o.count(), first=o.count(where=o._pos == 0),
+                                                          mean_us=micros.mean())).to_pylist()
+    edges = sorted(({"from": r["_l"], "to": r["_next_l"], "count": int(r["n"]), "mean_seconds": float(r["mean_us"]) / 1e6}
+                    for r in rows if r["_next_l"] is not None), key=lambda e: (-e["count"], e["from"], e["to"]))
+    starts: dict[str, int] = {}
+    for r in rows:
+        if r["first"]:
+            starts[r["_l"]] = starts.get(r["_l"], 0) + int(r["first"])
+    ends = {r["_l"]: int(r["n"]) for r in rows if r["_next_l"] is None}
+
+    def ranked(counts: dict[str, int]) -> dict[str, int]:
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    return {"edges": edges, "starts": ranked(starts), "ends": ranked(ends)}
