@@ -103,7 +103,7 @@ def transitions_result(
     collapse_repeats: bool = False,
     con: Any = None,
 ) -> dict[str, Any]:
-    """Execute `transitions` and return the JSON contract.
+    """The JSON contract: `transition_counts` (one pass) plus the exact variant count of `transitions`.
 
     `{"edges": [{"from", "to", "count", "mean_seconds"}], "starts": {label: count},
     "ends": {label: count}, "variants": N}`. Only aggregates leave the engine. `con` is the backend
