@@ -62,12 +62,16 @@ def _anchors(ev: ir.Table, start: str, interval: str, mode: str) -> ir.Table:
     return ranked.filter(ranked.rn == 0).drop("rn")
 
 
-def _hits(ev: ir.Table, anchors: ir.Table, return_event: str, interval: str, rolling: bool, brackets) -> ir.Table:
+def _hits(ev: ir.Table, anchors: ir.Table, return_event: str, interval: str, rolling: bool, brackets,
+          mode: str) -> ir.Table:
     """(unit_id, cohort, p): p is the period of a return (calendar or rolling) or its whole days (brackets)."""
     r = ev.filter(ev.event == return_event)
     r = r.select(r_unit=r.unit_id, r_ts=r.ts, r_seq=r.seq, r_idx=interval_index(r.ts, interval))
     calendar = not rolling and not brackets
-    if calendar:  # only the last return of each interval can decide anything: keep one row per interval
+    if calendar and mode == "recurring":
+        # Only the last return of each interval can decide anything. With one anchor per unit per interval
+        # the join would otherwise grow as anchors x returns; with one anchor per unit (first_time) it
+        # cannot, and the extra sort cost more than it saved (docs/benchmarks.md).
         ranked = r.mutate(rn=ibis.row_number().over(group_by=[r.r_unit, r.r_idx], order_by=[r.r_ts.desc(), r.r_seq.desc()]))
         r = ranked.filter(ranked.rn == 0).drop("rn")
     a = anchors
@@ -103,22 +107,38 @@ def retention(engine: Engine, start: str, return_event: str, *, interval: str = 
         anchors = anchors.filter(anchors.cohort >= python_index(d_from, interval))
     if d_to:
         anchors = anchors.filter(anchors.cohort <= python_index(d_to, interval))
-    with engine.scope():
-        anchors = engine.materialize(anchors)
-        sizes = engine.execute(anchors.group_by("cohort").aggregate(size=anchors.count(), first=anchors.ts.min())
-                               .order_by("cohort")).to_pylist()
-        end = engine.execute(ev.aggregate(end=ev.ts.max())).to_pylist()[0]["end"]
-        hits = _hits(ev, anchors, return_event, interval, rolling, brackets)
-        if period == "on" and not brackets:
-            agg = hits.group_by(["cohort", "p"]).aggregate(n=hits.unit_id.nunique())
-        elif period == "on":
-            cases = [((hits.p >= lo) & (hits.p <= hi), i) for i, (lo, hi) in enumerate(brackets)]
-            b = hits.mutate(p=ibis.cases(*cases, else_=-1)).filter(lambda t: t.p >= 0)
-            agg = b.group_by(["cohort", "p"]).aggregate(n=b.unit_id.nunique())
+    # One statement, one round trip: cohort sizes, the latest event and the hit counts as one union
+    # (kind, cohort, p, n, at). A temp table of anchors and three queries cost twice the work (docs/benchmarks.md).
+    anchors = anchors.alias("jm_anchors")  # a named CTE: read twice, computed once
+    sizes = anchors.group_by("cohort").aggregate(n=anchors.count(), at=anchors.ts.min())
+    sizes = sizes.select(kind=ibis.literal("size"), cohort=sizes.cohort.cast("int64"), p=ibis.null("int64"),
+                         n=sizes.n.cast("int64"), at=sizes.at)
+    latest = ev.aggregate(at=ev.ts.max())
+    latest = latest.select(kind=ibis.literal("end"), cohort=ibis.null("int64"), p=ibis.null("int64"),
+                           n=ibis.null("int64"), at=latest.at)
+    hits = _hits(ev, anchors, return_event, interval, rolling, brackets, mode)
+    if period == "on" and not brackets:
+        agg = hits.group_by(["cohort", "p"]).aggregate(n=hits.unit_id.nunique())
+    elif period == "on":
+        cases = [((hits.p >= lo) & (hits.p <= hi), i) for i, (lo, hi) in enumerate(brackets)]
+        b = hits.mutate(p=ibis.cases(*cases, else_=-1)).filter(lambda t: t.p >= 0)
+        agg = b.group_by(["cohort", "p"]).aggregate(n=b.unit_id.nunique())
+    else:
+        last = hits.group_by(["unit_id", "cohort"]).aggregate(p=hits.p.max())
+        agg = last.group_by(["cohort", "p"]).aggregate(n=last.count())
+    agg = agg.select(kind=ibis.literal("hit"), cohort=agg.cohort.cast("int64"), p=agg.p.cast("int64"),
+                     n=agg.n.cast("int64"), at=ibis.null(latest.at.type()))
+    rows = engine.execute(ibis.union(sizes, latest, agg)).to_pylist()
+    end, sizes, hit_rows = None, [], []
+    for row in rows:
+        if row["kind"] == "end":
+            end = row["at"]
+        elif row["kind"] == "size":
+            sizes.append({"cohort": row["cohort"], "size": row["n"], "first": row["at"]})
         else:
-            last = hits.group_by(["unit_id", "cohort"]).aggregate(p=hits.p.max())
-            agg = last.group_by(["cohort", "p"]).aggregate(n=last.count())
-        rows = engine.execute(agg).to_pylist()
+            hit_rows.append(row)
+    sizes.sort(key=lambda s: s["cohort"])
+    rows = hit_rows
     counts: dict[int, dict[int, int]] = {}
     for row in rows:
         counts.setdefault(row["cohort"], {})[row["p"]] = row["n"]
