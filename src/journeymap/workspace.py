@@ -28,6 +28,8 @@ TEMPLATE = Path(__file__).parent / "journey" / "templates" / DEFINITION_FILE
 
 
 class Workspace:
+    spark_tables: dict[str, str] | None = None  # set by refresh() on a Spark workspace
+
     def __init__(self, path: str | Path = "."):
         self.path = Path(path)
         self._con = None
@@ -113,7 +115,7 @@ class Workspace:
         if self.definition_path.exists() and self.definition.engine.backend == "spark":
             from journeymap.engine.spark_backend import export_workspace
 
-            export_workspace(self)
+            self.spark_tables = export_workspace(self)  # table -> where its Parquet now lives
         return result
 
     # -- analyses --------------------------------------------------------------------------------

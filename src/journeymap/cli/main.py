@@ -73,6 +73,7 @@ def ingest(
             t0 = time.perf_counter()
             reports = ws.ingest(paths, source=source, strict=strict, fmt=fmt, progress=on_progress)
             elapsed = time.perf_counter() - t0
+            spark_tables = ws.spark_tables
     except StrictRejection as exc:
         fail(f"rejected (strict): {exc}")
     except (FileNotFoundError, IsADirectoryError, ValueError, DefinitionError, StoreLocked) as exc:
@@ -81,7 +82,8 @@ def ingest(
         ws.close()
     totals = {k: sum(getattr(r, k) for r in reports) for k in ("rows_read", "accepted", "duplicate", "rejected")}
     if as_json:
-        print_json({"files": [r.as_dict() for r in reports], **totals, "seconds": round(elapsed, 3)})
+        print_json({"files": [r.as_dict() for r in reports], **totals, "seconds": round(elapsed, 3),
+                    **({"spark_tables": spark_tables} if spark_tables else {})})
         return
     table = Table("file", "rows", "accepted", "duplicate", "rejected", "seconds")
     for r in reports:
@@ -89,6 +91,8 @@ def ingest(
     out.print(table)
     out.print(f"{totals['accepted']:,} accepted, {totals['duplicate']:,} duplicate, {totals['rejected']:,} rejected "
               f"in {elapsed:.1f} s")
+    if spark_tables:
+        out.print(f"journey tables for Spark: {', '.join(spark_tables.values())}", highlight=False)
     for r in reports:
         for s in r.samples[:5]:
             out.print(f"  [yellow]rejected[/] {s.describe(r.file)}", highlight=False)

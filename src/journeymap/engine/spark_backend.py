@@ -1,10 +1,12 @@
 """The Spark engine for a workspace: a session from `journeymap.yml`, the journey tables as Parquet.
 
-What runs where (first increment of issue 5, docs/spark.md): ingest and identity stay on DuckDB, in the
-workspace store; `export_journey_tables` then streams the derived tables (journey_events, persons,
-accounts) from DuckDB to Parquet in a *local* folder, and every analysis runs on Spark over those files.
-Spark itself reads any URI it can (`s3a://`, `hdfs://`, `abfss://`): point `engine.path` at one and
-put the files there yourself; this increment only writes locally.
+What runs where (docs/spark.md): validation, de-duplication, dead letters, the journal and identity
+stitching stay in the workspace store (DuckDB), the system of record. After each ingest the derived
+journey tables (journey_events, persons, accounts) are written as Parquet under `engine.path`:
+- a URI (`file:///...`, `s3a://`, `hdfs://`, `abfss://`, `gs://`): Spark writes it
+  (`write_journey_tables_with_spark`), the store's rows streamed to the session in Arrow batches;
+- a plain local folder: DuckDB's `COPY` writes it (`export_journey_tables`), faster and atomic.
+Every analysis then runs on Spark over those files.
 
     engine: {backend: spark, master: "local[2]"}            # classic Spark in this process
     engine: {backend: spark, remote: "sc://host:15002"}     # Spark Connect
@@ -101,11 +103,11 @@ def export_journey_tables(con, path: str | Path) -> dict[str, str]:
 
     DuckDB streams each table with `COPY ... TO ... (FORMAT parquet)`: nothing passes through Python.
     Each file is written beside its target and renamed over it, so a reader never sees half a file and
-    a second export replaces the first. `path` is a local folder (created if missing); Spark can read
-    from any URI, but this export writes only locally. Returns table name -> file path."""
+    a second export replaces the first. `path` is a local folder (created if missing; `file://` is
+    accepted here); other URIs are `write_journey_tables_with_spark`'s. Returns table name -> file path."""
     if _URI.match(str(path)) and not str(path).startswith("file://"):
-        raise ValueError(f"engine.path {path!r}: the export writes to a local folder only; write the Parquet there "
-                         "yourself (the Spark engine reads any URI Spark can)")
+        raise ValueError(f"engine.path {path!r} is a URI: write_journey_tables_with_spark writes there through Spark; "
+                         "this DuckDB export writes to a local folder")
     folder = Path(str(path).removeprefix("file://"))
     folder.mkdir(parents=True, exist_ok=True)
     present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
@@ -124,6 +126,53 @@ def export_journey_tables(con, path: str | Path) -> dict[str, str]:
     return out
 
 
+def _spark_target(folder: str, table: str) -> str:
+    return f"{folder.rstrip('/')}/{table}.parquet"
+
+
+def _frame(session, table):
+    """A DataFrame of an Arrow table whose zone-less timestamps stay TIMESTAMP_NTZ, as Spark reads them
+    from the DuckDB export (createDataFrame would make them session-zone TIMESTAMPs, written as INT96)."""
+    import pyarrow as pa
+    from pyspark.sql import functions as F
+
+    df = session.createDataFrame(table)
+    stamps = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
+    return df.withColumns({c: F.col(c).cast("timestamp_ntz") for c in stamps}) if stamps else df
+
+
+def write_journey_tables_with_spark(session, con, folder: str, batch_rows: int = 250_000) -> dict[str, str]:
+    """Write journey_events, persons and accounts from the store `con` to `folder/<table>.parquet` with Spark.
+
+    `folder` is any URI Spark can write (`file:///`, `s3a://`, `hdfs://`, ...). The store streams each
+    table in Arrow batches of `batch_rows` (never the whole table in Python); each batch becomes a
+    Spark DataFrame, the first written with mode overwrite (so a second write replaces the first), the
+    rest appended. Timestamps are sent as UTC wall time without a zone, as the DuckDB export writes them,
+    so both routes give Spark the same schema. Unlike the local export this is not atomic: a reader
+    during the write may see part of a table (Spark has no rename on object stores); analyses read
+    after `ingest` returns. Batches are small enough for Spark Connect's message limit."""
+    import pyarrow as pa
+
+    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
+    missing = [t for t in JOURNEY_TABLES if t not in present]
+    if missing:
+        raise FileNotFoundError(f"the store has no {', '.join(missing)} yet: ingest events (identity builds them) first")
+    out = {}
+    for table in JOURNEY_TABLES:
+        target = _spark_target(folder, table)
+        reader = con.sql(f"SELECT {_select_list(con, table)} FROM main.\"{table}\"").to_arrow_reader(batch_rows)
+        mode = "overwrite"
+        for batch in reader:
+            if batch.num_rows == 0:
+                continue
+            _frame(session, pa.Table.from_batches([batch])).write.mode(mode).parquet(target)
+            mode = "append"
+        if mode == "overwrite":  # an empty table still gets its schema, so readers find the columns
+            _frame(session, reader.schema.empty_table()).write.mode(mode).parquet(target)
+        out[table] = target
+    return out
+
+
 def export_folder(workspace: Workspace) -> str:
     """Where the workspace's Parquet lives: `engine.path` (relative to the workspace) or data/spark/."""
     configured = workspace.definition.engine.path
@@ -132,22 +181,24 @@ def export_folder(workspace: Workspace) -> str:
     return str(workspace.path / (configured or DEFAULT_FOLDER))
 
 
-def export_workspace(workspace: Workspace) -> dict[str, str] | None:
-    """Export after ingest/refresh when the workspace's engine is Spark and its folder is local; else None."""
+def export_workspace(workspace: Workspace) -> dict[str, str]:
+    """Write the journey tables after ingest/refresh on a Spark workspace: through Spark to a URI
+    (`engine.path: s3a://...` or `file:///...`), with DuckDB's COPY to a plain local folder."""
     folder = export_folder(workspace)
-    if _URI.match(folder) and not folder.startswith("file://"):
-        return None
+    if _URI.match(folder):
+        session = spark_session_for(workspace.definition.engine)
+        return write_journey_tables_with_spark(session, workspace.con, folder)
     return export_journey_tables(workspace.con, folder)
 
 
 def spark_engine_for(workspace: Workspace) -> Engine:
     """The Spark engine of a workspace whose journeymap.yml says `engine: {backend: spark, ...}`.
 
-    The tables are the Parquet that `refresh()` exported; missing local files are exported now."""
+    The tables are the Parquet that `refresh()` wrote; missing local files are exported now."""
     session = spark_session_for(workspace.definition.engine)
     folder = export_folder(workspace)
-    if _URI.match(folder) and not folder.startswith("file://"):
-        tables = {t: f"{folder.rstrip('/')}/{t}.parquet" for t in JOURNEY_TABLES}
+    if _URI.match(folder):
+        tables = {t: _spark_target(folder, t) for t in JOURNEY_TABLES}
     else:
         local = Path(folder.removeprefix("file://"))
         if all((local / f"{t}.parquet").is_file() for t in JOURNEY_TABLES):
