@@ -135,3 +135,20 @@ def test_alexa_sentiment_tracks_stars(shared_eval):
     assert rho >= 0.25
     low, mid, high = (s.compound[ok & np.isin(stars, g)].mean() for g in ([1, 2], [3], [4, 5]))
     assert low < mid < high
+
+
+def test_remembered_scores_equal_the_analyzer():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    texts = ["I love it", "terrible support, never again", "ok", "I love it", None, "  "]
+    sentiment._MEMO.clear()
+    first = sentiment.score_texts(texts)
+    second = sentiment.score_texts(texts)  # from memory
+    fresh = SentimentIntensityAnalyzer()
+    for i, t in enumerate(texts):
+        if t is None or not t.strip():
+            assert math.isnan(second.compound[i])
+        else:
+            assert second.compound[i] == first.compound[i] == fresh.polarity_scores(t)["compound"]
+            assert second.neg[i] == fresh.polarity_scores(t)["neg"]
+    assert len(sentiment._MEMO) == 3

@@ -159,3 +159,22 @@ def test_alexa_themes(shared_eval):
     # Measured: works great / love echo / easy set ... ; praise and setup dominate 5-star device reviews.
     assert any("great" in lab for lab in res.labels) and any("easy" in lab for lab in res.labels)
     assert res.n_unassigned >= 79  # the blank reviews
+
+
+def test_remembered_fit_equals_a_fresh_fit_and_is_a_copy():
+    """find_themes remembers recent fits: a second call gives the same themes as a fit from scratch,
+    and mutating one result never reaches the next caller."""
+    from journeymap.insights import themes as T
+
+    texts = ["slow export to csv", "export is slow", "love the dashboards", "dashboards are great",
+             "billing charged twice", "charged twice on my card", "csv export slow again"] * 3
+    T._MEMO.clear()
+    first = find_themes(texts, seed=1)
+    assert len(T._MEMO) == 1
+    fresh = T._find_themes(list(texts), None, 1, 2, 0.9, 5000, None, 10, 3)
+    first.assignment[:] = -7
+    first.themes[0].terms.clear()
+    again = find_themes(texts, seed=1)
+    assert [(t.label, t.terms) for t in again.themes] == [(t.label, t.terms) for t in fresh.themes] != []
+    assert again.assignment.tolist() == fresh.assignment.tolist()
+    assert find_themes(texts, seed=2) is not again and len(T._MEMO) == 2  # another seed is another key

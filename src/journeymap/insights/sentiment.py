@@ -64,16 +64,29 @@ class SentimentScores:
                 "labels": self.labels(), "n": len(self), "n_missing": self.n_missing}
 
 
+_MEMO: dict[str, tuple[float, float, float, float]] = {}
+_MEMO_MAX = 200_000  # texts; VADER is pure, and one map scores the same comments for friction, themes and risk
+
+
 def score_texts(texts: Iterable[str | None]) -> SentimentScores:
-    """Score every text with one shared analyzer; None / blank texts are NaN and counted as missing."""
+    """Score every text with one shared analyzer; None / blank texts are NaN and counted as missing.
+
+    Scores are remembered per text (bounded): VADER is a pure function of the text, and one journey map
+    scores the same comments three times (friction, themes, churn-risk features)."""
     analyzer = _analyzer()
     rows: list[tuple[float, float, float, float]] = []
     for text in texts:
         if _is_missing(text):
             rows.append((math.nan, math.nan, math.nan, math.nan))
-        else:
+            continue
+        row = _MEMO.get(text)
+        if row is None:
             s = analyzer.polarity_scores(text)
-            rows.append((s["compound"], s["pos"], s["neu"], s["neg"]))
+            row = (s["compound"], s["pos"], s["neu"], s["neg"])
+            if len(_MEMO) >= _MEMO_MAX:
+                _MEMO.clear()
+            _MEMO[text] = row
+        rows.append(row)
     arr = np.array(rows, dtype=float).reshape(-1, 4)
     return SentimentScores(compound=arr[:, 0], pos=arr[:, 1], neu=arr[:, 2], neg=arr[:, 3])
 

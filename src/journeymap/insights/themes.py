@@ -7,6 +7,8 @@ the theme with its largest weight; a theme is labelled by its heaviest terms. NM
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import math
 import re
 import warnings
@@ -163,6 +165,10 @@ def _quotes(texts: Sequence[str], column: np.ndarray, members: np.ndarray, n: in
     return out
 
 
+_MEMO: dict[tuple, ThemeResult] = {}
+_MEMO_MAX = 4  # results; one journey map fits the same comments twice (themes per stage, and friction)
+
+
 def find_themes(
     texts: Iterable[str | None],
     n_themes: int | None = None,
@@ -179,8 +185,22 @@ def find_themes(
     Never fails on small input: k is capped by the number of usable documents and terms, and input with
     no usable terms (empty, all stop words, all numbers) gives an empty result.
     `stop_words` replaces the default list (English stop words plus FILLER_WORDS).
+    The fit is deterministic, so the last few results are remembered (keyed by a digest of the texts and
+    every argument) and a copy is returned.
     """
     docs = [t if isinstance(t, str) else "" for t in texts]
+    digest = hashlib.sha256("\x1f".join(docs).encode("utf-8", "surrogatepass")).hexdigest()
+    key = (digest, len(docs), n_themes, seed, min_df, max_df, max_features,
+           None if stop_words is None else tuple(sorted(stop_words)), n_terms, n_quotes)
+    if key not in _MEMO:
+        if len(_MEMO) >= _MEMO_MAX:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[key] = _find_themes(docs, n_themes, seed, min_df, max_df, max_features, stop_words, n_terms, n_quotes)
+    return copy.deepcopy(_MEMO[key])
+
+
+def _find_themes(docs: list[str], n_themes, seed, min_df, max_df, max_features, stop_words, n_terms,
+                 n_quotes) -> ThemeResult:
     n_docs = len(docs)
     usable = [i for i, t in enumerate(docs) if t.strip()]
     if not usable or (n_themes is not None and n_themes < 1):
