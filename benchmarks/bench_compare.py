@@ -1,15 +1,26 @@
 """journeymap against the alternatives on one synthetic log (run on demand, never by tests).
 
-    .venv/bin/python benchmarks/bench_compare.py [--events 1000000] [--runs 3] [--jobs transitions,retention]
-        [--tools journeymap,sql,pandas,polars,pm4py] [--alt-python /tmp/benchenv/bin/python]
+    .venv/bin/python benchmarks/bench_compare.py [--events 1000000] [--runs 3]
+        [--jobs ingest,map,transitions,retention,funnel,funnel30,lifecycle,features]
+        [--tools journeymap,journeymap+identity,journeymap-no-insights,journeymap+variants,sql,pandas,polars,pm4py]
+        [--generator table|stream] [--alt-python /tmp/benchenv/bin/python]
 
-The log is `events.event_table(n)`, loaded once through a real Workspace (Parquet ingest, identity
-stitched). The tools then answer the same question on the same events:
+The measurements of the issue (median of 3, every job, every tool, one run on one log):
+
+    .venv/bin/python benchmarks/bench_compare.py --events 1000000 --runs 3 | tee compare-1m.txt
+    .venv/bin/python benchmarks/bench_compare.py --events 10000000 --runs 3 | tee compare-10m.txt
+    .venv/bin/python benchmarks/bench_scale.py --events 50000000 --set memory_limit=4GB --workdir /data/jm50  # 50M: RSS
+
+The log is `events.event_table(n)` (or, with `--generator stream`, `events.write_events`: the same rows
+up to 2M events), written to Parquet and loaded once through a real Workspace (Parquet ingest,
+identity stitched) whose journeymap.yml is benchmarks/bench_definition.py's (stages from event names,
+milestones, health signals). The tools then answer the same question on the same events:
 
 - `journeymap`: the Python API on the DuckDB engine (Workspace opened once, the analysis timed);
 - `sql`: hand-written DuckDB SQL on the same store (the floor);
 - `pandas`, `polars`: as an analyst would write them (sort, then shift within each unit), on the
-  store's events exported once to Parquet (unit_id, event, ts, seq) and read before timing;
+  store's events exported once to Parquet (unit_id, event, ts, seq; for `features` the accounts'
+  events with person, source and properties) and read before timing;
 - `pm4py`: its directly-follows discovery (`discover_dfg`), transitions only.
 
 pandas, polars and pm4py run with `--alt-python`, a throwaway virtual environment that is never a
@@ -19,18 +30,43 @@ dependency of journeymap (pm4py is AGPL):
 
 Every (tool, job) runs in a fresh subprocess that loads its input, times `--runs` runs of the
 analysis and reports its own peak RSS (VmHWM from /proc, load included). Before a time is
-printed, the tool's numbers are checked against journeymap's: every edge count, start and end count
-(and mean seconds to 1e-9 relative, where the tool gives them); every retention cohort's size and
-values. Jobs:
+printed, the tool's numbers are checked against journeymap's (journeymap runs first, as the reference).
+Jobs:
 
+- `ingest`: the Parquet file into a fresh, empty store per run (emptied untimed). `journeymap` is
+  `Workspace.ingest(refresh=False)` (projection, validation, de-duplication against the store, dead
+  letters, commit: what bench_ingest.py times); `journeymap+identity` adds the identity rebuild
+  (`refresh`, the default). `sql`: `CREATE TABLE events AS SELECT DISTINCT ON (message_id) ...` from
+  `read_parquet` onto the store's columns, then CHECKPOINT. `pandas`/`polars`: read, drop duplicate
+  message_ids, write Parquet (zstd). Checked: the row counts.
+- `map`: the full journey map, `Workspace.journey_map()` (`journeymap`, insights placed: friction,
+  moments of truth, themes, churn risk) and `journey_map(insights=False)` (`journeymap-no-insights`).
+  Nothing else computes a journey map; the check is that both builds agree on events, units and every
+  stage's reached / converted / dropped counts.
 - `transitions`: event-level directly-follows edges (count, mean seconds), starts and ends, units =
   stitched persons, ordered by ts then seq. `journeymap` runs `transition_counts` (edges, starts and
   ends in one pass); `journeymap+variants` is the whole `transitions_result` (also the exact variant count).
+  Checked: every edge count, start and end count (mean seconds to 1e-9 relative, where given).
 - `retention`: weekly first-time retention, start `event_00`, return `event_01`, calendar weeks.
-- `funnel`: a 4-step ordered funnel `event_00..event_03` in 14 days (journeymap and SQL only).
+  Checked: every cohort's size and values.
+- `funnel` / `funnel30`: a 4-step (`event_00..event_03`) and a 30-step (`event_00..event_29`) ordered
+  funnel in 14 days (journeymap and SQL only: an attempt-by-attempt ordered funnel is not something an
+  analyst writes in pandas). The 30-step floor is generated SQL, one join per step, CTEs MATERIALIZED.
+  journeymap also computes mean / median step times and histograms, the SQL counts only. Checked:
+  every step's count.
+- `lifecycle`: `engine.lifecycle.lifecycle(interval="month")` (persons; new / returning / resurrecting /
+  dormant per calendar month, docs/metrics/lifecycle.md). Checked: every month's five numbers and
+  quick ratio.
+- `features`: the churn model's point-in-time feature snapshot, `insights.features.features_at` for every
+  account at 2025-07-01 (what `snapshots` does once per scoring date). The floor (and pandas, polars)
+  computes the features that are not constant on this log: FEATURE_COLS (recency, active days 30/90,
+  activity trend, key features 90d, active users 30d, tickets 90d, failed payments 60d, adoption flags
+  and share, tenure, current stage); journeymap computes every feature (surveys, effort, early
+  touchpoints, ... are empty here). Checked: those columns of every account, floats to 1e-9 relative.
 
 This module imports only the standard library at the top: the workers import what they need, so
-the same file runs under both interpreters. Results: docs/benchmarks.md ("journeymap vs the alternatives").
+the same file runs under both interpreters (bench_scale.py reuses `jm_jobs`). Results:
+docs/benchmarks.md ("journeymap vs the alternatives").
 """
 
 from __future__ import annotations
@@ -56,12 +92,18 @@ DAY_US = 86_400_000_000
 START, RETURN = "event_00", "event_01"
 FUNNEL_STEPS = ["event_00", "event_01", "event_02", "event_03"]
 FUNNEL_WINDOW_S = 14 * 86400
+FUNNEL30_STEPS = [f"event_{i:02d}" for i in range(30)]
+LIFECYCLE_INTERVAL = "month"
+FEATURES_AT = dt.datetime(2025, 7, 1)  # the scoring date of the feature snapshot (the log spans 2024-2025)
+JOBS = ("ingest", "map", "transitions", "retention", "funnel", "funnel30", "lifecycle", "features")
 TOOLS = {  # tool -> jobs it takes part in
-    "journeymap": ("transitions", "retention", "funnel"),
+    "journeymap": JOBS,
+    "journeymap+identity": ("ingest",),
+    "journeymap-no-insights": ("map",),
     "journeymap+variants": ("transitions",),
-    "sql": ("transitions", "retention", "funnel"),
-    "pandas": ("transitions", "retention"),
-    "polars": ("transitions", "retention"),
+    "sql": ("ingest", "transitions", "retention", "funnel", "funnel30", "lifecycle", "features"),
+    "pandas": ("ingest", "transitions", "retention", "lifecycle", "features"),
+    "polars": ("ingest", "transitions", "retention", "lifecycle", "features"),
     "pm4py": ("transitions",),
 }
 ALT_TOOLS = ("pandas", "polars", "pm4py")
@@ -87,19 +129,81 @@ def dfg(edges, starts, ends) -> dict:
             "ends": {str(k): int(v) for k, v in sorted(ends.items())}}
 
 
+def month_start(idx: int) -> str:
+    return dt.date(idx // 12, idx % 12 + 1, 1).isoformat()
+
+
+def lifecycle_rows(got: dict[tuple[int, str], int], lo: int, hi: int) -> dict:
+    """journeymap's lifecycle intervals from counts per (month index, label), months lo..hi."""
+    out = []
+    for i in range(lo, hi + 1):
+        c = {k: int(got.get((i, k), 0)) for k in ("new", "returning", "resurrecting", "dormant")}
+        out.append([month_start(i), c["new"], c["returning"], c["resurrecting"], -c["dormant"],
+                    c["new"] + c["returning"] + c["resurrecting"],
+                    round((c["new"] + c["resurrecting"]) / c["dormant"], 6) if c["dormant"] else None])
+    return {"intervals": out}
+
+
+# Features the floor computes: the ones that are not constant on the synthetic log (no surveys, effort
+# scores, MRR or seats there; the early_* touchpoint flags are left out too). The check compares these
+# columns of every account, floats to 1e-9 relative.
+FEATURE_COLS = ["recency_days", "active_days_30d", "active_days_90d", "activity_trend", "key_features_90d",
+                "active_users_30d", "tickets_90d", "failed_payments_60d", "adopted_f02", "adopted_f03", "adopted_f04",
+                "key_feature_adoption", "tenure_days", "stage"]
+
+
+def feature_rows(rows) -> dict:
+    """rows: iterables of unit_id then FEATURE_COLS values; stage None when the account has no stage hit."""
+    out = []
+    for r in rows:
+        r = list(r)
+        vals = [None if v is None or (isinstance(v, float) and v != v) else (v if isinstance(v, str) else float(v))
+                for v in r[1:]]
+        out.append([str(r[0]), *vals])
+    return {"columns": FEATURE_COLS, "rows": sorted(out, key=lambda r: r[0])}
+
+
+def map_summary(m: dict) -> dict:
+    """What the map's two builds (with and without insights) must agree on: units, reached, converted,
+    dropped per stage and view."""
+    return {"events": m["events"], "views": {p: {"units": v["units"], "stages": {
+        s: [c["reached"], c["converted"], c["dropped"]] for s, c in v["stages"].items()}} for p, v in m["views"].items()}}
+
+
 # -- journeymap and the SQL floor (the journeymap venv) ------------------------------------------------
 
 
-def jm_jobs(work: Path) -> tuple[dict, str]:
+def jm_jobs(work: Path, job: str) -> tuple[dict, str]:
     import duckdb
     import ibis
 
     from journeymap.engine.funnel_options import funnel_options
     from journeymap.engine.funnels import funnel
     from journeymap.engine.journey_paths import labelled_events
+    from journeymap.engine.lifecycle import lifecycle
     from journeymap.engine.retention import retention
     from journeymap.engine.transitions import transition_counts, transitions_result
+    from journeymap.insights.features import features_at
     from journeymap.workspace import Workspace
+
+    versions = f"duckdb {duckdb.__version__}, ibis {ibis.__version__}"
+    if job == "ingest":  # a fresh workspace per run (setup, untimed), so every row is new
+        target = work / "ingest-journeymap"
+
+        def setup():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+
+        def ingest(refresh: bool):
+            w = Workspace(target)
+            reports = w.ingest([str(work / "events.parquet")], refresh=refresh)
+            w.close()
+            assert sum(r.rejected for r in reports) == 0
+            return {"rows": sum(r.accepted for r in reports)}
+
+        plain, stitched = (lambda: ingest(False)), (lambda: ingest(True))
+        plain.setup = stitched.setup = setup
+        return {("journeymap", "ingest"): plain, ("journeymap+identity", "ingest"): stitched}, versions
 
     ws = Workspace(work / "ws")
     engine = ws.engine
@@ -118,13 +222,25 @@ def jm_jobs(work: Path) -> tuple[dict, str]:
         r = retention(engine, START, RETURN, interval="week")
         return {"cohorts": [[c["start"], c["size"], c["values"]] for c in r["cohorts"]]}
 
-    def fun():
-        r = funnel(engine, funnel_options(FUNNEL_STEPS, window="14d", order="ordered"))
+    def fun(steps=FUNNEL_STEPS):
+        r = funnel(engine, funnel_options(steps, window="14d", order="ordered"))
         return {"counts": [s["count"] for s in r["steps"]]}
 
-    versions = f"duckdb {duckdb.__version__}, ibis {ibis.__version__}"
+    def life():
+        r = lifecycle(engine, interval=LIFECYCLE_INTERVAL)
+        return {"intervals": [[i["start"], i["new"], i["returning"], i["resurrecting"], i["dormant"], i["active"],
+                               i["quick_ratio"]] for i in r["intervals"]]}
+
+    def feats():
+        df = features_at(engine, ws.definition, FEATURES_AT)
+        return feature_rows(df[["unit_id", *FEATURE_COLS]].itertuples(index=False, name=None))
+
     return {("journeymap", "transitions"): trans, ("journeymap+variants", "transitions"): trans_full,
-            ("journeymap", "retention"): ret, ("journeymap", "funnel"): fun}, versions
+            ("journeymap", "retention"): ret, ("journeymap", "funnel"): fun,
+            ("journeymap", "funnel30"): lambda: fun(FUNNEL30_STEPS), ("journeymap", "lifecycle"): life,
+            ("journeymap", "features"): feats,
+            ("journeymap", "map"): lambda: map_summary(ws.journey_map()),
+            ("journeymap-no-insights", "map"): lambda: map_summary(ws.journey_map(insights=False))}, versions
 
 
 EVENTS_SQL = f"""SELECT person_id AS u, event AS l, ts AS t, seq AS s FROM journey_events
@@ -150,23 +266,108 @@ UNION ALL SELECT 'hit', cohort, p, count(DISTINCT u) FROM h GROUP BY cohort, p
 UNION ALL SELECT 'end', {WEEK.format('max(t)', DAY_US)}, NULL, NULL FROM ev"""
 
 
-def funnel_sql() -> str:
+def funnel_sql(steps=FUNNEL_STEPS, materialized: bool = False) -> str:
     """Ordered funnel: every event_00 starts an attempt (u, t0, s0); step k is the first event_0k strictly
     after step k-1 in (ts, seq) and within 14 days of the start; a unit counts at a step when any attempt
-    reaches it."""
-    ctes = [f"ev AS ({EVENTS_SQL})",
-            f"f0 AS (SELECT u, t AS t0, s AS s0, t AS lt, s AS ls FROM ev WHERE l = '{FUNNEL_STEPS[0]}')"]
-    for k in range(1, len(FUNNEL_STEPS)):
-        ctes.append(f"""f{k} AS (SELECT p.u, p.t0, p.s0, min(e.t) AS lt, arg_min(e.s, (e.t, e.s)) AS ls
-    FROM f{k - 1} p JOIN ev e ON e.u = p.u AND e.l = '{FUNNEL_STEPS[k]}'
+    reaches it. `materialized` (the 30-step floor) computes each CTE once: each step's attempts are read
+    by the next step and by the counts, and inlining them would redo every earlier step."""
+    m = " MATERIALIZED" if materialized else ""
+    names = ", ".join(f"'{x}'" for x in sorted(set(steps)))
+    ctes = [f"ev AS{m} (SELECT * FROM ({EVENTS_SQL}) WHERE l IN ({names}))" if materialized else f"ev AS ({EVENTS_SQL})",
+            f"f0 AS{m} (SELECT u, t AS t0, s AS s0, t AS lt, s AS ls FROM ev WHERE l = '{steps[0]}')"]
+    for k in range(1, len(steps)):
+        ctes.append(f"""f{k} AS{m} (SELECT p.u, p.t0, p.s0, min(e.t) AS lt, arg_min(e.s, (e.t, e.s)) AS ls
+    FROM f{k - 1} p JOIN ev e ON e.u = p.u AND e.l = '{steps[k]}'
       AND (e.t > p.lt OR (e.t = p.lt AND e.s > p.ls)) AND e.t <= p.t0 + INTERVAL {FUNNEL_WINDOW_S} SECOND
     GROUP BY p.u, p.t0, p.s0)""")
-    counts = " UNION ALL ".join(f"SELECT {k} AS k, count(DISTINCT u) AS n FROM f{k}" for k in range(len(FUNNEL_STEPS)))
+    counts = " UNION ALL ".join(f"SELECT {k} AS k, count(DISTINCT u) AS n FROM f{k}" for k in range(len(steps)))
     return "WITH " + ",\n".join(ctes) + "\n" + counts
 
 
-def sql_jobs(work: Path) -> tuple[dict, str]:
+MONTH = "(year({0}) * 12 + month({0}) - 1)::BIGINT"
+LIFECYCLE_SQL = f"""
+WITH ev AS ({EVENTS_SQL}),
+a AS (SELECT DISTINCT u, {MONTH.format('t')} AS idx FROM ev),
+b AS (SELECT idx, lag(idx) OVER w AS prev, lead(idx) OVER w AS nxt FROM a WINDOW w AS (PARTITION BY u ORDER BY idx)),
+lab AS (SELECT idx, CASE WHEN prev IS NULL THEN 'new' WHEN prev = idx - 1 THEN 'returning' ELSE 'resurrecting' END AS label FROM b
+        UNION ALL SELECT idx + 1, 'dormant' FROM b WHERE nxt IS NULL OR nxt > idx + 1)
+SELECT idx, label, count(*) AS n FROM lab GROUP BY ALL
+UNION ALL SELECT min(idx), 'lo', NULL FROM a
+UNION ALL SELECT {MONTH.format('max(t)')}, 'hi', NULL FROM ev"""
+
+
+def _in(names) -> str:
+    return "(" + ", ".join(f"'{x}'" for x in names) + ")"
+
+
+def features_sql() -> str:
+    """The floor of the feature snapshot at FEATURES_AT: one pass over the accounts' events before it, one
+    group by (bench_definition: usage = source product, tickets = source support, failed payments =
+    event_08 from billing, key features event_02..04, stages first match in definition order)."""
+    from bench_definition import KEY_FEATURES, STAGES
+
+    at = f"TIMESTAMP '{FEATURES_AT:%Y-%m-%d %H:%M:%S}'"
+
+    def since(days):
+        return f"t >= {at} - INTERVAL {days} DAY"
+
+    stage = "CASE " + " ".join(
+        f"WHEN l IN {_in(names)}" + (" AND TRY_CAST(json_extract_string(properties, '$.n') AS DOUBLE) >= 50" if cond else "")
+        + f" THEN '{sid}'" for sid, names, cond in STAGES) + " END"
+    kf = list(KEY_FEATURES.values())
+    adopted = ", ".join(f"(count(*) FILTER (WHERE l = '{e}') > 0)::DOUBLE AS adopted_{k}" for k, e in KEY_FEATURES.items())
+    days = f"(epoch_us({at}) - epoch_us({{}})) / 86400e6"
+    return f"""
+WITH ev AS (SELECT account_id AS u, person_id AS p, event AS l, source = 'product' AS usage, source, ts AS t, seq AS s,
+                   properties FROM journey_events
+            WHERE account_id IS NOT NULL AND type NOT IN {IDENTITY_CALLS} AND ts < {at}),
+g AS (SELECT u, min(t) AS first_ts, max(t) FILTER (WHERE usage) AS last_usage,
+        count(DISTINCT t::DATE) FILTER (WHERE usage AND {since(30)}) AS ad30,
+        count(DISTINCT t::DATE) FILTER (WHERE usage AND {since(90)}) AS ad90,
+        count(*) FILTER (WHERE usage AND {since(30)}) AS u30,
+        count(*) FILTER (WHERE usage AND {since(60)} AND NOT {since(30)}) AS up30,
+        count(DISTINCT l) FILTER (WHERE l IN {_in(kf)} AND {since(90)}) AS kf90,
+        count(DISTINCT p) FILTER (WHERE usage AND {since(30)}) AS au30,
+        count(*) FILTER (WHERE source = 'support' AND {since(90)}) AS tickets,
+        count(*) FILTER (WHERE l = 'event_08' AND source = 'billing' AND {since(60)}) AS failed,
+        {adopted},
+        arg_max({stage}, (t, s)) FILTER (WHERE ({stage}) IS NOT NULL) AS stage
+      FROM ev GROUP BY u)
+SELECT u, {days.format('coalesce(last_usage, first_ts)')}, ad30, ad90, (u30 + 1.0) / (up30 + 1.0), kf90, au30, tickets,
+       failed, {", ".join(f"adopted_{k}" for k in KEY_FEATURES)}, ({" + ".join(f"adopted_{k}" for k in KEY_FEATURES)}) / {len(KEY_FEATURES)},
+       {days.format('first_ts')}, stage
+FROM g"""
+
+
+def ingest_sql(src: Path) -> str:
+    """The ingest floor: project the file onto the store's columns, de-duplicate on message_id, write."""
+    return f"""CREATE TABLE events AS SELECT DISTINCT ON (message_id) message_id, ts::TIMESTAMP AS ts, event, 'track' AS type,
+    source, channel, customer_id AS user_id, NULL::VARCHAR AS anonymous_id, NULL::VARCHAR AS email,
+    NULL::VARCHAR AS previous_id, account_id, properties, NULL::VARCHAR AS traits, file_row_number AS seq
+FROM read_parquet('{src}', file_row_number = true)"""
+
+
+def sql_jobs(work: Path, job: str) -> tuple[dict, str]:
     import duckdb
+
+    if job == "ingest":
+        target = work / "ingest-sql"
+
+        def setup():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+
+        def ingest():
+            c = duckdb.connect(str(target / "floor.duckdb"))
+            c.execute("SET TimeZone = 'UTC'")
+            c.execute(ingest_sql(work / "events.parquet"))
+            rows = c.execute("SELECT count(*) FROM events").fetchone()[0]
+            c.execute("CHECKPOINT")
+            c.close()
+            return {"rows": rows}
+
+        ingest.setup = setup
+        return {("sql", "ingest"): ingest}, f"duckdb {duckdb.__version__}"
 
     con = duckdb.connect(str(work / "ws" / "journeymap.duckdb"), read_only=True)
 
@@ -192,20 +393,54 @@ def sql_jobs(work: Path) -> tuple[dict, str]:
                 end = c
         return {"cohorts": cohorts(sizes, counts, end)}
 
-    def fun():
-        rows = dict(con.execute(funnel_sql()).fetchall())
-        return {"counts": [int(rows[k]) for k in range(len(FUNNEL_STEPS))]}
+    def fun(steps=FUNNEL_STEPS, materialized=False):
+        rows = dict(con.execute(funnel_sql(steps, materialized)).fetchall())
+        return {"counts": [int(rows[k]) for k in range(len(steps))]}
 
-    return {("sql", "transitions"): trans, ("sql", "retention"): ret, ("sql", "funnel"): fun}, f"duckdb {duckdb.__version__}"
+    def life():
+        got, lo, hi = {}, None, None
+        for idx, label, n in con.execute(LIFECYCLE_SQL).fetchall():
+            if label == "lo":
+                lo = idx
+            elif label == "hi":
+                hi = idx
+            else:
+                got[(idx, label)] = n
+        return lifecycle_rows(got, lo, hi) if lo is not None else {"intervals": []}
+
+    def feats():
+        return feature_rows(con.execute(features_sql()).fetchall())
+
+    return {("sql", "transitions"): trans, ("sql", "retention"): ret, ("sql", "funnel"): fun,
+            ("sql", "funnel30"): lambda: fun(FUNNEL30_STEPS, True), ("sql", "lifecycle"): life,
+            ("sql", "features"): feats}, f"duckdb {duckdb.__version__}"
 
 
 # -- pandas, polars, pm4py (the throwaway venv) -------------------------------------------------------
 
 
-def pandas_jobs(work: Path) -> tuple[dict, str]:
+def pandas_jobs(work: Path, job: str) -> tuple[dict, str]:
+    import json as jsonlib
+
+    import numpy as np
     import pandas as pd
 
-    df = pd.read_parquet(work / "flat.parquet")
+    if job == "ingest":
+        target = work / "ingest-pandas"
+
+        def setup():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+
+        def ingest():
+            d = pd.read_parquet(work / "events.parquet").drop_duplicates("message_id")
+            d.to_parquet(target / "events.parquet", compression="zstd")
+            return {"rows": len(d)}
+
+        ingest.setup = setup
+        return {("pandas", "ingest"): ingest}, f"pandas {pd.__version__}"
+
+    df = pd.read_parquet(work / ("accounts.parquet" if job == "features" else "flat.parquet"))
     origin = pd.Timestamp(ORIGIN)
 
     def week(ts):
@@ -233,13 +468,92 @@ def pandas_jobs(work: Path) -> tuple[dict, str]:
         sizes = s.groupby("cohort").size().to_dict()
         return {"cohorts": cohorts(sizes, counts, week_of(df["ts"].max().to_pydatetime()))}
 
-    return {("pandas", "transitions"): trans, ("pandas", "retention"): ret}, f"pandas {pd.__version__}"
+    def life():
+        a = pd.DataFrame({"unit_id": df["unit_id"], "idx": (df["ts"].dt.year * 12 + df["ts"].dt.month - 1).astype("int64")})
+        a = a.drop_duplicates().sort_values(["unit_id", "idx"])
+        g = a.groupby("unit_id", sort=False)["idx"]
+        prev, nxt = g.shift(1), g.shift(-1)
+        label = np.select([prev.isna(), prev == a["idx"] - 1], ["new", "returning"], "resurrecting")
+        got = pd.DataFrame({"idx": a["idx"].to_numpy(), "label": label}).value_counts().to_dict()
+        dormant = (a.loc[nxt.isna() | (nxt > a["idx"] + 1), "idx"] + 1).value_counts()
+        got.update({(i, "dormant"): n for i, n in dormant.items()})
+        hi = df["ts"].max()
+        return lifecycle_rows(got, int(a["idx"].min()), hi.year * 12 + hi.month - 1)
+
+    def feats():
+        from bench_definition import KEY_FEATURES, STAGES
+
+        at = pd.Timestamp(FEATURES_AT)
+        d = df[df["ts"] < at]
+        t, usage = d["ts"], d["source"] == "product"
+
+        def since(days):
+            return t >= at - pd.Timedelta(days=days)
+
+        def per(mask, col, how):
+            sub = d.loc[mask]
+            return getattr(sub[col].groupby(sub["unit_id"]), how)()
+
+        out = pd.DataFrame({"first_ts": d.groupby("unit_id")["ts"].min()})
+        out["last_usage"] = per(usage, "ts", "max")
+        days = t.dt.floor("D")
+        u30 = d.loc[usage & since(30)]
+        out["ad30"] = days[u30.index].groupby(u30["unit_id"]).nunique()
+        u90 = d.loc[usage & since(90)]
+        out["ad90"] = days[u90.index].groupby(u90["unit_id"]).nunique()
+        out["u30"] = per(usage & since(30), "ts", "size")
+        out["up30"] = per(usage & since(60) & ~since(30), "ts", "size")
+        out["kf90"] = per(d["event"].isin(list(KEY_FEATURES.values())) & since(90), "event", "nunique")
+        out["au30"] = per(usage & since(30), "person_id", "nunique")
+        out["tickets"] = per((d["source"] == "support") & since(90), "ts", "size")
+        out["failed"] = per((d["event"] == "event_08") & (d["source"] == "billing") & since(60), "ts", "size")
+        for k, e in KEY_FEATURES.items():
+            out[f"adopted_{k}"] = per(d["event"] == e, "ts", "size")
+        out = out.fillna({c: 0 for c in out.columns if c not in ("first_ts", "last_usage")})
+        # The stage of each event (first matching stage in definition order), then each account's latest.
+        n = pd.Series(np.nan, index=d.index)
+        has = d["event"].eq("event_29") & d["properties"].notna()
+        n[has] = d.loc[has, "properties"].map(lambda x: jsonlib.loads(x).get("n"))
+        conds = [d["event"].isin(names) & ((n >= 50) if cond else True) for _, names, cond in STAGES]
+        stage = pd.Series(np.select(conds, [sid for sid, _, _ in STAGES], default=""), index=d.index)
+        hits = d.loc[stage != "", ["unit_id", "ts", "seq"]].assign(stage=stage[stage != ""])
+        out["stage"] = hits.sort_values(["unit_id", "ts", "seq"]).groupby("unit_id")["stage"].last()
+        res = pd.DataFrame(index=out.index)
+        res["recency_days"] = (at - out["last_usage"].fillna(out["first_ts"])).dt.total_seconds() / 86400
+        res["active_days_30d"], res["active_days_90d"] = out["ad30"], out["ad90"]
+        res["activity_trend"] = (out["u30"] + 1.0) / (out["up30"] + 1.0)
+        res["key_features_90d"], res["active_users_30d"] = out["kf90"], out["au30"]
+        res["tickets_90d"], res["failed_payments_60d"] = out["tickets"], out["failed"]
+        for k in KEY_FEATURES:
+            res[f"adopted_{k}"] = (out[f"adopted_{k}"] > 0).astype(float)
+        res["key_feature_adoption"] = res[[f"adopted_{k}" for k in KEY_FEATURES]].mean(axis=1)
+        res["tenure_days"] = (at - out["first_ts"]).dt.total_seconds() / 86400
+        res["stage"] = out["stage"].astype(object).where(out["stage"].notna(), None)
+        return feature_rows(res[FEATURE_COLS].itertuples(name=None))
+
+    return {("pandas", "transitions"): trans, ("pandas", "retention"): ret, ("pandas", "lifecycle"): life,
+            ("pandas", "features"): feats}, f"pandas {pd.__version__}"
 
 
-def polars_jobs(work: Path) -> tuple[dict, str]:
+def polars_jobs(work: Path, job: str) -> tuple[dict, str]:
     import polars as pl
 
-    df = pl.read_parquet(work / "flat.parquet")
+    if job == "ingest":
+        target = work / "ingest-polars"
+
+        def setup():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+
+        def ingest():
+            d = pl.read_parquet(work / "events.parquet").unique("message_id", keep="first", maintain_order=True)
+            d.write_parquet(target / "events.parquet", compression="zstd")
+            return {"rows": d.height}
+
+        ingest.setup = setup
+        return {("polars", "ingest"): ingest}, f"polars {pl.__version__}"
+
+    df = pl.read_parquet(work / ("accounts.parquet" if job == "features" else "flat.parquet"))
     origin = dt.datetime(1970, 1, 5)
 
     def week(col):
@@ -268,10 +582,64 @@ def polars_jobs(work: Path) -> tuple[dict, str]:
         sizes = dict(s.group_by("cohort").len().iter_rows())
         return {"cohorts": cohorts(sizes, counts, week_of(df["ts"].max()))}
 
-    return {("polars", "transitions"): trans, ("polars", "retention"): ret}, f"polars {pl.__version__}"
+    def life():
+        month = (pl.col("ts").dt.year().cast(pl.Int64) * 12 + pl.col("ts").dt.month().cast(pl.Int64) - 1)
+        a = (df.select("unit_id", idx=month).unique().sort("unit_id", "idx")
+             .with_columns(prev=pl.col("idx").shift(1).over("unit_id"), nxt=pl.col("idx").shift(-1).over("unit_id")))
+        idx, prev, nxt = pl.col("idx"), pl.col("prev"), pl.col("nxt")
+        lab = a.select(idx, label=pl.when(prev.is_null()).then(pl.lit("new")).when(prev == idx - 1)
+                       .then(pl.lit("returning")).otherwise(pl.lit("resurrecting")))
+        dormant = a.filter(nxt.is_null() | (nxt > idx + 1)).select(idx=idx + 1, label=pl.lit("dormant"))
+        got = {(i, lbl): n for i, lbl, n in pl.concat([lab, dormant]).group_by("idx", "label").len().iter_rows()}
+        hi = df["ts"].max()
+        return lifecycle_rows(got, a["idx"].min(), hi.year * 12 + hi.month - 1)
+
+    def feats():
+        from bench_definition import KEY_FEATURES, STAGES
+
+        at = FEATURES_AT
+        ts, ev = pl.col("ts"), pl.col("event")
+        usage = pl.col("source") == "product"
+
+        def since(days):
+            return ts >= at - dt.timedelta(days=days)
+
+        n = pl.col("properties").str.json_path_match("$.n").cast(pl.Float64, strict=False)
+        stage = pl.when(pl.lit(False)).then(pl.lit(None, pl.String))
+        for sid, names, cond in STAGES:
+            stage = stage.when(ev.is_in(names) & ((n >= 50).fill_null(False) if cond else True)).then(pl.lit(sid))
+        d = df.filter(ts < at).with_columns(stage=stage.otherwise(pl.lit(None, pl.String)))
+        g = d.group_by("unit_id").agg(
+            first_ts=ts.min(), last_usage=ts.filter(usage).max(),
+            ad30=ts.dt.date().filter(usage & since(30)).n_unique(),
+            ad90=ts.dt.date().filter(usage & since(90)).n_unique(),
+            u30=(usage & since(30)).sum(), up30=(usage & since(60) & ~since(30)).sum(),
+            kf90=ev.filter(ev.is_in(list(KEY_FEATURES.values())) & since(90)).n_unique(),
+            au30=pl.col("person_id").filter(usage & since(30)).n_unique(),
+            tickets=((pl.col("source") == "support") & since(90)).sum(),
+            failed=((ev == "event_08") & (pl.col("source") == "billing") & since(60)).sum(),
+            **{f"adopted_{k}": (ev == e).any().cast(pl.Float64) for k, e in KEY_FEATURES.items()},
+            stage=pl.col("stage").sort_by("ts", "seq").drop_nulls().last(),
+        )
+        days = 86_400_000_000.0
+        res = g.select(
+            "unit_id",
+            recency_days=(pl.lit(at) - pl.coalesce("last_usage", "first_ts")).dt.total_microseconds() / days,
+            active_days_30d="ad30", active_days_90d="ad90",
+            activity_trend=(pl.col("u30") + 1.0) / (pl.col("up30") + 1.0),
+            key_features_90d="kf90", active_users_30d="au30", tickets_90d="tickets", failed_payments_60d="failed",
+            **{f"adopted_{k}": f"adopted_{k}" for k in KEY_FEATURES},
+            key_feature_adoption=pl.mean_horizontal(*[f"adopted_{k}" for k in KEY_FEATURES]),
+            tenure_days=(pl.lit(at) - pl.col("first_ts")).dt.total_microseconds() / days,
+            stage="stage",
+        )
+        return feature_rows(res.iter_rows())
+
+    return {("polars", "transitions"): trans, ("polars", "retention"): ret, ("polars", "lifecycle"): life,
+            ("polars", "features"): feats}, f"polars {pl.__version__}"
 
 
-def pm4py_jobs(work: Path) -> tuple[dict, str]:
+def pm4py_jobs(work: Path, job: str) -> tuple[dict, str]:
     import pandas as pd
     import pm4py
 
@@ -290,12 +658,16 @@ def pm4py_jobs(work: Path) -> tuple[dict, str]:
 
 
 def worker(tool: str, job: str, work: Path, runs: int) -> None:
-    make = {"journeymap": jm_jobs, "journeymap+variants": jm_jobs, "sql": sql_jobs, "pandas": pandas_jobs,
+    make = {"journeymap": jm_jobs, "journeymap+variants": jm_jobs, "journeymap+identity": jm_jobs,
+            "journeymap-no-insights": jm_jobs, "sql": sql_jobs, "pandas": pandas_jobs,
             "polars": polars_jobs, "pm4py": pm4py_jobs}[tool]
-    fns, versions = make(work)
+    sys.path.insert(0, str(HERE))  # bench_definition
+    fns, versions = make(work, job)
     fn = fns[(tool, job)]
     times, result = [], None
     for _ in range(runs):
+        if hasattr(fn, "setup"):  # untimed: e.g. a fresh, empty target for ingest
+            fn.setup()
         t = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - t)
@@ -316,6 +688,16 @@ def peak_rss_mb() -> float:
 
 def same(job: str, ref: dict, got: dict) -> str | None:
     """None when `got` gives journeymap's numbers, else what differs."""
+    if job == "features":
+        if ref["columns"] != got["columns"] or len(ref["rows"]) != len(got["rows"]):
+            return f"features: {len(got['rows'])} accounts vs {len(ref['rows'])}"
+        for a, b in zip(ref["rows"], got["rows"]):
+            for col, x, y in zip(["unit_id", *ref["columns"]], a, b):
+                close = (x == y) if not (isinstance(x, float) and isinstance(y, float)) else \
+                    abs(x - y) <= 1e-9 * max(1.0, abs(x))
+                if not close:
+                    return f"features differ: account {a[0]}, {col}: {y!r} vs {x!r}"
+        return None
     if job != "transitions":
         return None if ref == got else f"{job} differs: {str(got)[:200]} vs {str(ref)[:200]}"
     for key in ("starts", "ends"):
@@ -334,7 +716,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--jobs", default="transitions,retention,funnel")
+    ap.add_argument("--jobs", default=",".join(JOBS), help=f"comma-separated, of {', '.join(JOBS)}")
+    ap.add_argument("--generator", choices=("table", "stream"), default="table",
+                    help="table: events.event_table(n) in memory (the log of the earlier figures); stream: "
+                         "events.write_events (constant memory; the same rows up to 2M events, other rows above)")
     ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--alt-python", default="/tmp/benchenv/bin/python", help="interpreter for pandas, polars and pm4py")
     ap.add_argument("--worker", nargs=3, metavar=("TOOL", "JOB", "WORKDIR"), help=argparse.SUPPRESS)
@@ -347,20 +732,29 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     sys.path.insert(0, str(HERE))
-    from events import event_table
+    from bench_definition import write_definition
+    from events import event_table, write_events
 
     from journeymap.workspace import Workspace
 
     work = Path(tempfile.mkdtemp(prefix="jm-bench-compare-"))
     try:
-        pq.write_table(event_table(args.events), work / "events.parquet", compression="zstd")
+        if args.generator == "stream":
+            write_events(work / "events.parquet", args.events)
+        else:
+            pq.write_table(event_table(args.events), work / "events.parquet", compression="zstd")
         ws = Workspace(work / "ws")
         ws.path.mkdir()
+        write_definition(ws.path)  # stages, milestones and health signals for `map` and `features`
         t0 = time.perf_counter()
         ws.ingest([str(work / "events.parquet")])
         # What the other tools read: the store's events of stitched persons, exported once.
         ws.con.execute(f"COPY (SELECT person_id AS unit_id, event, ts, seq FROM journey_events WHERE person_id IS NOT NULL "
                        f"AND type NOT IN {IDENTITY_CALLS}) TO '{work / 'flat.parquet'}' (FORMAT parquet)")
+        # ... and for `features`: the accounts' events with what the features read.
+        ws.con.execute(f"COPY (SELECT account_id AS unit_id, person_id, event, source, ts, seq, properties FROM journey_events "
+                       f"WHERE account_id IS NOT NULL AND type NOT IN {IDENTITY_CALLS}) TO '{work / 'accounts.parquet'}' "
+                       f"(FORMAT parquet)")
         ws.con.execute("CHECKPOINT")
         ws.close()
         print(f"{args.events:,} events ingested in {time.perf_counter() - t0:.1f} s; median of {args.runs} runs; "
@@ -378,14 +772,14 @@ def main() -> None:
                 p = subprocess.run([py, str(Path(__file__).resolve()), "--runs", str(args.runs), "--worker", tool, job, str(work)],
                                    capture_output=True, text=True)
                 if p.returncode != 0:
-                    print(f"{job:<12} {tool:<20} FAILED: {p.stderr.strip().splitlines()[-1:]}", flush=True)
+                    print(f"{job:<12} {tool:<20} FAILED: {p.stderr.strip().splitlines()[-3:]}", flush=True)
                     continue
                 out = json.loads(p.stdout.strip().splitlines()[-1])
                 versions[tool] = out["versions"]
                 med = statistics.median(out["times"])
                 if ref is None:
                     if tool != "journeymap":
-                        raise SystemExit("journeymap must run first: it is the reference")
+                        raise SystemExit(f"{job}: journeymap must run first: it is the reference")
                     ref, base, check = out["result"], med, "reference"
                 else:
                     diff = same(job, ref, out["result"])
