@@ -37,6 +37,10 @@ from journeymap.insights.reasons import healthy_reference, reason_codes
 
 MODELS = ("gbm", "logistic")
 ISOTONIC_MIN_CHURNERS = 1000
+# Rows (account x scoring date) a model is fitted or calibrated on at most: beyond this a uniform, seeded
+# sample. Boosting time grows with rows while held-out AUC stops moving long before; 10M synthetic events
+# give 2.4M rows (docs/metrics/health-and-risk.md). The held-out evaluation always uses every row.
+MAX_FIT_ROWS = 50_000
 
 
 @dataclass
@@ -180,8 +184,8 @@ class ChurnModel:
         self.features_ = cols
         self.split_ = time_split(snapshots["at"].unique(), self.horizon_days, self.test_dates, self.calibration_dates)
         at = snapshots["at"]
-        train = snapshots[at.isin(self.split_.train)]
-        cal = snapshots[at.isin(self.split_.calibration)]
+        train = _cap(snapshots[at.isin(self.split_.train)], self.seed)
+        cal = _cap(snapshots[at.isin(self.split_.calibration)], self.seed)
         test = snapshots[at.isin(self.split_.test)]
         y_tr, y_cal, y_te = train["churned"].to_numpy(), cal["churned"].to_numpy(), test["churned"].to_numpy()
         if y_tr.sum() == 0 or y_tr.sum() == len(y_tr):
@@ -197,7 +201,7 @@ class ChurnModel:
         self.evaluated_ = fitted["model"]
         self.logistic_ = fitted["logistic"]
         self.heldout_ = test[["unit_id", "at", *cols, "churned"]].assign(risk=fitted["model"].predict(test))
-        labelled = pd.concat([train, cal])
+        labelled = _cap(pd.concat([train, cal]), self.seed)
         self.reference_ = healthy_reference(labelled[cols], labelled["churned"])
         if self.refit:
             self.estimator_ = _Fitted(_estimator(self.model, self.seed, cols), cols, self._method(y_te), labelled,
@@ -222,10 +226,21 @@ class ChurnModel:
                 "split": self.split_.as_dict(), **self.evaluation_}
 
 
+def _cap(rows: pd.DataFrame, seed: int, limit: int | None = None) -> pd.DataFrame:
+    """At most `limit` (MAX_FIT_ROWS) rows: a uniform sample drawn with `seed`, kept in input order."""
+    limit = MAX_FIT_ROWS if limit is None else limit
+    return rows if len(rows) <= limit else rows.sample(n=limit, random_state=seed).sort_index()
+
+
 def risk_report(engine, definition, at: dt.datetime | None = None, horizon_days: int = 90, model: str = "gbm",
-                top: int | None = None, seed: int = 0, progress=None) -> dict:
+                top: int | None = None, seed: int = 0, progress=None, explain_top: int | None = None,
+                explain_by: dict | None = None) -> dict:
     """Fit on monthly snapshots, then score every account paying at `at` (default: the day after the
-    last event): {"at", "horizon_days", "accounts": [{unit_id, risk, mrr, stage, reasons}], "evaluation"}."""
+    last event): {"at", "horizon_days", "accounts": [{unit_id, risk, mrr, stage, reasons}], "evaluation"}.
+
+    Reasons cost one prediction per feature group per account. `explain_top` limits them to the riskiest
+    `explain_top` accounts, overall and within each group of `explain_by` (unit_id -> e.g. persona); the
+    others get `reasons: []`. Default: every account listed."""
     from journeymap.insights.features import FeatureBuilder, snapshots, text_sentiment
 
     say = progress or (lambda _m, _f: None)
@@ -243,13 +258,28 @@ def risk_report(engine, definition, at: dt.datetime | None = None, horizon_days:
     risk = fitted.predict_proba(now) if len(now) else np.zeros(0)
     order = np.argsort(-risk, kind="stable")[: top or len(now)]
     chosen = now.iloc[order].reset_index(drop=True)
-    reasons = fitted.reasons(chosen) if len(chosen) else []
+    explain = _explained(chosen["unit_id"].tolist(), explain_top, explain_by)
+    reasons = fitted.reasons(chosen.iloc[explain]) if explain else []
+    why = dict(zip(explain, reasons, strict=True))
     accounts = [{"unit_id": r.unit_id, "risk": float(risk[i]), "mrr": _num(r.mrr), "stage": r.stage,
-                 "reasons": reasons[k]} for k, (i, r) in enumerate(zip(order, chosen.itertuples(), strict=True))]
+                 "reasons": why.get(k, [])} for k, (i, r) in enumerate(zip(order, chosen.itertuples(), strict=True))]
     say("done", 1.0)
     return {"at": at.isoformat(), "horizon_days": horizon_days, "model": model, "paying_accounts": int(len(now)),
             "mean_risk": float(risk.mean()) if len(risk) else None, "accounts": accounts,
             "evaluation": fitted.evaluation()}
+
+
+def _explained(ranked: list, top: int | None, by: dict | None) -> list[int]:
+    """Positions in `ranked` (riskiest first) that get reasons: all, or the first `top` overall and per group."""
+    if top is None:
+        return list(range(len(ranked)))
+    keep, seen = set(range(min(top, len(ranked)))), {}
+    for k, unit in enumerate(ranked):
+        group = (by or {}).get(unit)
+        if group is not None and seen.get(group, 0) < top:
+            seen[group] = seen.get(group, 0) + 1
+            keep.add(k)
+    return sorted(keep)
 
 
 def _day_after(ts: dt.datetime) -> dt.datetime:

@@ -384,13 +384,14 @@ def _at_risk(engine: Engine, definition: JourneyDefinition, level: str, a, perso
     views need the account level (the unit is then the account); at the person level they are null."""
     from journeymap.insights.churn_model import risk_report
 
-    r = risk_report(engine, definition)
-    accounts = r["accounts"]
-    risks = np.array([x["risk"] for x in accounts], dtype=float)
-    cutoff = float(np.quantile(risks, 1 - AT_RISK_SHARE)) if len(risks) else None
     persona_of = {}
     if level == "account":
         persona_of = {x["unit_id"]: x["persona"] for x in engine.execute(a.select("unit_id", "persona").distinct()).to_pylist()}
+    # Reasons only for the accounts each view lists: explaining every paying account cost more than the fit.
+    r = risk_report(engine, definition, explain_top=AT_RISK_LISTED, explain_by=persona_of)
+    accounts = r["accounts"]
+    risks = np.array([x["risk"] for x in accounts], dtype=float)
+    cutoff = float(np.quantile(risks, 1 - AT_RISK_SHARE)) if len(risks) else None
     ev = r["evaluation"]["model"]
     out = {}
     for pid in persona_ids:
