@@ -36,6 +36,20 @@ def _text(v) -> str:
     return str(v)
 
 
+def _needs_key(cond: Condition) -> bool:
+    """True when the condition is false for an event without the property (so a text search can skip it)."""
+    op, arg = cond.operator
+    return op in ("gt", "gte", "lt", "lte", "contains", "eq", "in") or (op == "exists" and bool(arg))
+
+
+def _may_have_key(doc: ir.StringValue, path: str) -> ir.BooleanValue:
+    """A cheap necessary condition for `path` being in the JSON text `doc`: the quoted last key occurs in it,
+    or the text has a backslash (an escaped key would not match the plain search). Parsing JSON is the
+    costly part of a rule; the engines evaluate this first and parse only the rows it lets through."""
+    key = '"' + path.split(".")[-1] + '"'
+    return (doc.contains(key) | doc.contains("\\")).fill_null(False)
+
+
 def rule_expr(engine: Engine, t: ir.Table, rule: Rule, doc: str = "properties") -> ir.BooleanValue:
     parts: list[ir.BooleanValue] = []
     if rule.event:
@@ -45,7 +59,10 @@ def rule_expr(engine: Engine, t: ir.Table, rule: Rule, doc: str = "properties") 
     if rule.channel:
         parts.append(t.channel.isin(rule.channel).fill_null(False))
     for path, cond in rule.where.items():
-        parts.append(condition_expr(engine.json_get(t[doc], path), cond))
+        test = condition_expr(engine.json_get(t[doc], path), cond)
+        if _needs_key(cond):
+            test = _may_have_key(t[doc], path) & test
+        parts.append(test)
     if rule.any:
         alts = [rule_expr(engine, t, sub, doc) for sub in rule.any]
         parts.append(ibis.or_(*alts))
