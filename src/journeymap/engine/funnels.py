@@ -7,6 +7,11 @@ The cost grows linearly with the number of steps: the events of the funnel are f
 numbered once (`materialize`), every step-1 event starts an attempt, and each later step is one
 join of the attempts still alive with the events of that step, keeping the earliest match
 ("greedy earliest next match"), materialized before the next step. No k-way self-join.
+
+The attempts carry only what the next step reads (entry, latest step, a few event numbers), not
+every earlier step's columns; each step's (ts, r) is pivoted into one row per attempt at the end,
+after the furthest attempt of each unit is picked on the narrow per-step rows where it can be. Once
+no attempt is alive the remaining steps are not run (their columns are NULL, their counts 0).
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ def _numbered_events(engine: Engine, level: str, o: FunnelOptions) -> ir.Table:
     if o.order != "strict":
         ev = ev.filter(ev.event.isin(sorted(set(o.steps) | {x.event for x in o.exclusions})))
     w = ibis.window(group_by=ev.unit_id, order_by=[ev.ts, ev.seq, ev.event])
-    return ev.select("unit_id", "ts", "event", "properties", r=ibis.row_number().over(w))
+    props = ["properties"] if o.breakdown is not None else []  # only a breakdown reads them: a narrower sort
+    return ev.select("unit_id", "ts", "event", *props, r=ibis.row_number().over(w))
 
 
 def _entries(ev: ir.Table, o: FunnelOptions) -> ir.Table:
@@ -67,23 +73,16 @@ def _step_predicates(alive: ir.Table, cand: ir.Table, o: FunnelOptions, k: int) 
     return preds + [r.isnull() | (cand.r != r) for r in used]
 
 
-def _earliest(engine: Engine, pairs: ir.Table, k: int) -> ir.Table:
-    w = ibis.window(group_by=[pairs.unit_id, pairs.r_0], order_by=[pairs[f"t_{k}"], pairs[f"r_{k}"]])
-    pairs = pairs.mutate(_n=ibis.row_number().over(w))
-    return engine.materialize(pairs.filter(pairs._n == 0).drop("_n"))
-
-
-def _next_step(engine: Engine, alive: ir.Table, ev: ir.Table, o: FunnelOptions, k: int) -> ir.Table:
-    """The attempts that reached the required step before k, extended by `t_k`, `r_k`: the earliest
-    event of step k that may follow. Attempts with no such event drop out, so the table shrinks."""
-    cand = ev.filter(ev.event == o.steps[k])
-    pairs = alive.join(cand, _step_predicates(alive, cand, o, k))
-    return _earliest(engine, pairs.select(*[alive[c] for c in alive.columns], **{f"t_{k}": cand.ts, f"r_{k}": cand.r}), k)
+def _earliest(pairs: ir.Table, k: int) -> ir.Table:
+    """Per attempt (unit_id, r_0), the earliest candidate event. `r` numbers a unit's events in
+    (ts, seq, event) order, so the earliest is the smallest `r`, and its ts the smallest ts."""
+    return pairs.group_by(["unit_id", "r_0"]).aggregate(
+        **{f"t_{k}": pairs[f"t_{k}"].min(), f"r_{k}": pairs[f"r_{k}"].min()})
 
 
 def _fill_optional(engine: Engine, a: ir.Table, ev: ir.Table, o: FunnelOptions, k: int) -> ir.Table:
-    """Add `t_k`, `r_k` for optional step k: the earliest event of it after the latest step done and,
-    in ordered funnels, before the next required step's event. NULL when the unit skipped it."""
+    """Add `t_k`, `r_k` for optional step k of an ordered funnel: the earliest event of it after the
+    latest step done and before the next required step's event. NULL when the unit skipped it."""
     p = o.previous_required(k)
     base = a.filter(a[f"r_{p}"].notnull())
     cand = ev.filter(ev.event == o.steps[k])
@@ -92,42 +91,103 @@ def _fill_optional(engine: Engine, a: ir.Table, ev: ir.Table, o: FunnelOptions, 
     if o.order != "strict" and nxt is not None and f"r_{nxt}" in base.columns:
         preds.append(base[f"r_{nxt}"].isnull() | (cand.r < base[f"r_{nxt}"]))
     pairs = base.join(cand, preds).select(unit_id=base.unit_id, r_0=base.r_0, **{f"t_{k}": cand.ts, f"r_{k}": cand.r})
-    hit = _earliest(engine, pairs, k).rename(_u="unit_id", _a="r_0")
+    hit = _earliest(pairs, k).rename(_u="unit_id", _a="r_0")
     j = a.left_join(hit, [a.unit_id == hit._u, a.r_0 == hit._a])
     return engine.materialize(j.select(*[a[c] for c in a.columns], hit[f"t_{k}"], hit[f"r_{k}"]))
 
 
-def _paths(engine: Engine, ev: ir.Table, o: FunnelOptions) -> ir.Table:
+def _chain_step(s: ir.Table, ev: ir.Table, o: FunnelOptions, k: int, carry: set[int]) -> ir.Table:
+    """The attempts `s` after step k of the chain (every step in strict funnels, the required ones
+    otherwise). An attempt carries only what later steps read: unit_id, r_0, t_0, the latest step
+    done (`lt`, `lr`), in strict funnels the previous required step's ts (`pt`), and `u_j` (= r_j)
+    for the steps j whose event a later step of the same name must not reuse. Required steps keep the
+    attempts with a match (the table shrinks); optional steps (strict only) keep every attempt and
+    say in `hit` whether it took the step."""
+    strict = o.order == "strict"
+    cand = ev.filter(ev.event == o.steps[k])
+    keep = [c for c in s.columns if c not in ("lt", "lr", "pt", "hit")]
+    anchor = s.t_0 if o.window_from == "entry" else s.pt if strict else s.lt
+    preds = [s.unit_id == cand.unit_id, cand.ts.delta(anchor, unit="microsecond") <= int(o.window_seconds * US)]
+    if strict:  # the very next event of the unit: at most one candidate, no earliest to pick
+        preds.append(cand.r == s.lr + 1)
+        if k in o.optional:
+            j = s.left_join(cand, preds)
+            return j.select(*[s[c] for c in keep], lt=ibis.coalesce(cand.ts, s.lt), lr=ibis.coalesce(cand.r, s.lr),
+                            pt=s.pt, hit=cand.r.notnull())
+        j = s.join(cand, preds)
+        return j.select(*[s[c] for c in keep], lt=cand.ts, lr=cand.r, pt=cand.ts)
+    tol = -int(o.tolerance_seconds * US)
+    preds += [cand.ts.delta(s.lt, unit="microsecond") >= tol, cand.ts.delta(s.t_0, unit="microsecond") >= tol]
+    # Each step consumes a distinct event: skip events earlier steps of the same name use (all done).
+    preds += [cand.r != s[f"u_{j}"] for j in range(k) if f"u_{j}" in s.columns and o.steps[j] == o.steps[k]]
+    pairs = s.join(cand, preds).select(*[s[c] for c in keep], _t=cand.ts, _r=cand.r)
+    nxt = pairs.group_by(keep).aggregate(lt=pairs._t.min(), lr=pairs._r.min())  # the earliest (see `_earliest`)
+    return nxt.mutate(**{f"u_{k}": nxt.lr}) if k in carry else nxt
+
+
+def _paths(engine: Engine, ev: ir.Table, o: FunnelOptions) -> tuple[ir.Table, bool]:
     """Every attempt with its path: `t_k`, `r_k` for each step, NULL for steps not done.
 
     Required steps are matched first, as if the optional steps were not there (so skipping an
     optional step never costs a conversion); optional steps are then filled in between. Strict
-    funnels need the optional steps in the chain, since the next step must be the very next event."""
-    n, req = len(o.steps), o.required
-    layers = [engine.materialize(_entries(ev, o))]  # layer i: attempts that reached required step req[i]
-    for i in range(1, len(req)):
-        if o.order == "strict":
-            for k in range(req[i - 1] + 1, req[i]):
-                layers[-1] = _fill_optional(engine, layers[-1], ev, o, k)
-        layers.append(_next_step(engine, layers[-1], ev, o, req[i]))
-    if o.order == "strict":
-        for k in range(req[-1] + 1, n):
-            layers[-1] = _fill_optional(engine, layers[-1], ev, o, k)
+    funnels need the optional steps in the chain, since the next step must be the very next event.
+
+    The chain carries only a few columns per attempt; each step's (ts, r) is read back from its own
+    table and pivoted into one row per attempt at the end. Once no attempt is alive, later steps
+    are not run: their columns are NULL.
+
+    Returns the table and whether it already holds only each unit's furthest attempt: with
+    `count="uniques"`, no exclusion and no optional step to fill in afterwards, the attempt is chosen
+    on the narrow per-step table, before the pivot (same order as `funnel_attempts`: most required
+    steps, then most steps, then the earliest; `r_0` orders a unit's entries as (t_0, r_0) does)."""
+    n, strict = len(o.steps), o.order == "strict"
+    chain = list(range(n)) if strict else list(o.required)
+    # u_j: required steps whose event a later required step of the same name must skip (ordered).
+    carry = set() if strict else {j for i, j in enumerate(chain) if o.steps[j] in {o.steps[x] for x in chain[i + 1:]}}
+    e = _entries(ev, o)
+    s = e.select("unit_id", "r_0", "t_0", lt=e.t_0, lr=e.r_0, **({"pt": e.t_0} if strict else {}),
+                 **({"u_0": e.r_0} if 0 in carry else {}))
+    s = engine.materialize(s)
+    done = [(0, s)]  # (step, table whose rows took the step: lt, lr are its ts, r)
+    alive = engine.execute(s.count()).as_py() > 0
+    for k in chain[1:]:
+        if not alive:
+            break
+        s = engine.materialize(_chain_step(s, ev, o, k, carry))
+        if k in o.optional:  # strict only: every attempt goes on
+            done.append((k, s.filter(s.hit)))
+        else:
+            done.append((k, s))
+            alive = engine.execute(s.count()).as_py() > 0
     types = {"t": ev.ts.type(), "r": ev.r.type()}
     cols = ["unit_id"] + [f"{x}_{k}" for k in range(n) for x in ("t", "r")]
-    parts = []
-    for i, layer in enumerate(layers):
-        if i + 1 < len(layers):  # attempts whose furthest required step is req[i]
-            nxt = layers[i + 1]
-            layer = layer.anti_join(nxt, [layer.unit_id == nxt.unit_id, layer.r_0 == nxt.r_0])
-        parts.append(layer.select(*[layer[c] if c in layer.columns else ibis.null(types[c[0]]).name(c) for c in cols]))
-    a = ibis.union(*parts) if len(parts) > 1 else parts[0]
-    if o.order != "strict" and o.optional:
+    got = {k for k, _ in done}
+    chosen = o.count == "uniques" and not o.exclusions and (strict or not o.optional)
+    if len(done) == 1:  # entries only: one attempt per unit is picked later if need be
+        chosen = False
+        a = s.select("unit_id", t_0=s.t_0, r_0=s.r_0)
+    else:
+        parts = [t.select("unit_id", _a=t.r_0, _k=ibis.literal(k, "int64"), _t=t.lt, _r=t.lr) for k, t in done]
+        u = ibis.union(*parts)
+        if chosen:
+            g = u.group_by(["unit_id", "_a"]).aggregate(
+                _req=u._k.isin(list(o.required)).cast("int64").sum(), _n=u.count())
+            w = ibis.window(group_by=g.unit_id, order_by=[ibis.desc(g._req), ibis.desc(g._n), g._a])
+            g = g.mutate(_best=ibis.row_number().over(w))
+            g = g.filter(g._best == 0).select(_u=g.unit_id, _b=g._a)
+            u = u.semi_join(g, [u.unit_id == g._u, u._a == g._b])
+        aggs = {}
+        for k in sorted(got):
+            aggs[f"t_{k}"], aggs[f"r_{k}"] = u._t.max(where=u._k == k), u._r.max(where=u._k == k)
+        a = u.group_by(["unit_id", "_a"]).aggregate(**aggs)
+    a = a.select(*[a[c] if c in a.columns else ibis.null(types[c[0]]).name(c) for c in cols])
+    if not strict and o.optional:
         a = engine.materialize(a)
         for k in sorted(o.optional):
-            a = _fill_optional(engine, a.drop(f"t_{k}", f"r_{k}"), ev, o, k)
+            if o.previous_required(k) in got:  # else nobody reached the step before it: stays NULL
+                a = _fill_optional(engine, a.drop(f"t_{k}", f"r_{k}"), ev, o, k)
         a = a.select(*cols)
-    return a
+    return a, chosen
 
 
 def _excluded(a: ir.Table, ev: ir.Table, o: FunnelOptions) -> ir.Table | None:
@@ -169,14 +229,14 @@ def funnel_attempts(engine: Engine, o: FunnelOptions, level: str = "person") -> 
 
     With `count="uniques"` only each unit's furthest-reaching attempt remains (ties: earliest)."""
     ev = engine.materialize(_numbered_events(engine, level, o))
-    a = unordered_paths(engine, ev, o) if o.order == "unordered" else _paths(engine, ev, o)
+    a, chosen = (unordered_paths(engine, ev, o), False) if o.order == "unordered" else _paths(engine, ev, o)
     removed = _excluded(a, ev, o)
     if removed is not None:
         a = a.anti_join(removed, [a.unit_id == removed._u, a.r_0 == removed._a])
     n = len(o.steps)
     a = a.mutate(reached=sum(a[f"r_{k}"].notnull().cast("int64") for k in range(n)),
                  _req=sum(a[f"r_{k}"].notnull().cast("int64") for k in o.required))
-    if o.count == "uniques":
+    if o.count == "uniques" and not chosen:
         # Furthest: most required steps, then most optional ones; ties go to the earliest attempt.
         w = ibis.window(group_by=a.unit_id, order_by=[ibis.desc(a._req), ibis.desc(a.reached), a.t_0, a.r_0])
         a = a.mutate(_best=ibis.row_number().over(w))
@@ -226,7 +286,8 @@ def funnel(engine: Engine, o: FunnelOptions, level: str = "person") -> dict[str,
             aggs[f"m_{k}"], aggs[f"p_{k}"] = s.mean(), s.median()
         (overall,) = engine.execute(a.aggregate(**aggs)).to_pylist()
         result: dict[str, Any] = {"steps": _step_rows(o, overall)}
-        result["histograms"] = _histograms(engine, a, secs, o.steps)
+        # A step nobody reached has only empty bins: no need to scan for it.
+        result["histograms"] = _histograms(engine, a, secs, o.steps, {k for k in secs if overall[f"c_{k}"]})
         if o.breakdown is not None:
             rows = engine.execute(a.group_by("value").aggregate(**aggs)).to_pylist()
             rows.sort(key=lambda r: (-int(r["c_0"]), r["value"] is None, r["value"] or ""))
@@ -235,18 +296,23 @@ def funnel(engine: Engine, o: FunnelOptions, level: str = "person") -> dict[str,
     return result
 
 
-def _histograms(engine: Engine, a: ir.Table, secs: dict[int, ir.Expr], names: tuple[str, ...]) -> list[dict]:
+def _histograms(engine: Engine, a: ir.Table, secs: dict[int, ir.Expr], names: tuple[str, ...],
+                scan: set[int]) -> list[dict]:
     if not secs:
         return []
     parts = []
     for k, s in secs.items():
-        b = ibis.literal(0)
-        for i, edge in enumerate(HISTOGRAM_EDGES[1:], start=1):
-            b = ibis.ifelse(s >= edge, i, b)
+        if k not in scan:
+            continue
+        # The last edge reached, as one flat CASE (a nested one costs more to build and compile).
+        b = ibis.cases(*[(s >= edge, i) for i, edge in reversed(list(enumerate(HISTOGRAM_EDGES[1:], start=1)))], else_=0)
         sub = a.filter(a[f"r_{k}"].notnull())
         parts.append(sub.select(step=ibis.literal(k), bin=b.cast("int64").name("bin")))
-    u = ibis.union(*parts) if len(parts) > 1 else parts[0]
-    counts = {(r["step"], r["bin"]): int(r["n"]) for r in engine.execute(u.group_by(["step", "bin"]).aggregate(n=u.count())).to_pylist()}
+    counts = {}
+    if parts:
+        u = ibis.union(*parts) if len(parts) > 1 else parts[0]
+        rows = engine.execute(u.group_by(["step", "bin"]).aggregate(n=u.count())).to_pylist()
+        counts = {(r["step"], r["bin"]): int(r["n"]) for r in rows}
     edges = [*HISTOGRAM_EDGES, None]
     return [{"step": k, "name": names[k], "bins": [
         {"from_seconds": edges[i], "to_seconds": edges[i + 1], "count": counts.get((k, i), 0)}
