@@ -19,7 +19,7 @@ from journeymap.demo import simulate
 from journeymap.engine.backends import duckdb_engine
 from journeymap.engine.spark_backend import JOURNEY_TABLES, export_journey_tables, write_journey_tables_with_spark
 from journeymap.workspace import Workspace
-from test_spark_suite import same
+from spark_compare import same
 
 pytestmark = pytest.mark.spark
 

@@ -153,11 +153,22 @@ class FeatureBuilder:
 
     def at(self, at: dt.datetime) -> pd.DataFrame:
         """One row per account with any event before `at`: unit_id and the features (module docstring)."""
-        at = as_datetime(at)
-        ev = self.events.filter(self.events.ts < _lit(at))
+        return self.at_dates([at])[0]
+
+    def at_dates(self, dates: list[dt.datetime]) -> list[pd.DataFrame]:
+        """`at(d)` for each date, computed in one query: the events are joined to a small table of the dates
+        (`_d`, the date's position, and its cut-offs), every aggregate and window is per (`_d`, unit_id), and
+        the result is split per date in Python. The same rows and values as one `at` per date; on Spark one
+        query instead of one per date (each costs seconds of job overhead however small the data)."""
+        dates = [as_datetime(d) for d in dates]
+        if not dates:
+            return []
+        cut = _cutoffs(dates)
+        ev = self.events.cross_join(cut).filter(self.events.ts < cut._at)
+        keys = ["_d", "unit_id"]
 
         def since(days: int) -> ir.BooleanValue:
-            return ev.ts >= _lit(at - days * DAY)
+            return ev.ts >= ev[f"_a{days}"]
 
         u = ev.usage
         aggs = {
@@ -178,53 +189,59 @@ class FeatureBuilder:
             "start_ts": ev.ts.min(where=ev.start),
         }
         aggs.update({f"adopted_{k}": ev.count(where=ev.key_feature == k) for k in self.key_features})
-        base = ev.group_by("unit_id").aggregate(**aggs)
+        base = ev.group_by(keys).aggregate(**aggs)
         parts = [self._last_surveys(ev), self._current_stage(ev), self._early(ev)]
         if self.revenue is not None:
-            parts.append(self._billing(at))
-        parts += [f(self.engine, ev, at) for f in self.extra]
+            parts.append(self._billing(cut))
+        for f in self.extra:  # a hook sees one date at a time: its tables, one per date, are stacked
+            per_date = [f(self.engine, self.events.filter(self.events.ts < _lit(at)), at).mutate(_d=ibis.literal(i, "int64"))
+                        for i, at in enumerate(dates)]
+            parts.append(per_date[0] if len(per_date) == 1 else ibis.union(*per_date, distinct=False))
         out = base
         for i, p in enumerate(parts):
-            p = p.rename({f"_k{i}": "unit_id"})
-            out = out.left_join(p, out.unit_id == p[f"_k{i}"]).drop(f"_k{i}")
-        return self._finish(self.engine.execute(out).to_pandas(), at)
+            p = p.rename({f"_j{i}": "_d", f"_k{i}": "unit_id"})
+            out = out.left_join(p, [out._d == p[f"_j{i}"], out.unit_id == p[f"_k{i}"]]).drop(f"_j{i}", f"_k{i}")
+        df = self.engine.execute(out).to_pandas()
+        return [self._finish(df[df["_d"] == i].drop(columns="_d").reset_index(drop=True), at) for i, at in enumerate(dates)]
 
     def _last_surveys(self, ev: ir.Table) -> ir.Table:
         s = ev.filter(ev.survey_kind.notnull() & ev.survey_score.notnull())
-        s = s.mutate(_r=ibis.row_number().over(ibis.window(group_by=[s.unit_id, s.survey_kind],
+        s = s.mutate(_r=ibis.row_number().over(ibis.window(group_by=[s._d, s.unit_id, s.survey_kind],
                                                            order_by=[ibis.desc(s.ts), ibis.desc(s.seq)])))
         s = s.filter(s._r == 0)
         kinds = ("nps", "csat", "ces")
-        return s.group_by("unit_id").aggregate(
+        return s.group_by(["_d", "unit_id"]).aggregate(
             **{f"last_{k}": s.survey_score.max(where=s.survey_kind == k) for k in kinds})
 
     def _current_stage(self, ev: ir.Table) -> ir.Table:
         h = ev.filter(ev.stage_hit.notnull())
-        h = h.mutate(_r=ibis.row_number().over(ibis.window(group_by=h.unit_id, order_by=[ibis.desc(h.ts), ibis.desc(h.seq)])))
-        return h.filter(h._r == 0).select("unit_id", stage=h.stage_hit)
+        h = h.mutate(_r=ibis.row_number().over(ibis.window(group_by=[h._d, h.unit_id],
+                                                           order_by=[ibis.desc(h.ts), ibis.desc(h.seq)])))
+        return h.filter(h._r == 0).select("_d", "unit_id", stage=h.stage_hit)
 
     def _early(self, ev: ir.Table) -> ir.Table:
         window = dt.timedelta(seconds=parse_duration(self.signals.early_window))
-        starts = ev.filter(ev.start).group_by("unit_id").aggregate(_t0=ev.ts.min())
-        starts = starts.rename(_u="unit_id")
+        starts = ev.filter(ev.start).group_by(["_d", "unit_id"]).aggregate(_t0=ev.ts.min())
+        starts = starts.rename(_sd="_d", _u="unit_id")
         tp = ev.filter(ev.early_tp.notnull())
-        j = tp.join(starts, tp.unit_id == starts._u)
+        j = tp.join(starts, [tp._d == starts._sd, tp.unit_id == starts._u])
         j = j.filter((j.ts >= j._t0) & (j.ts < j._t0 + ibis.interval(seconds=int(window.total_seconds()))))
         aggs = {f"early_{t}": j.count(where=j.early_tp == t) for t in self.early} or {"_none": j.count()}
-        return j.group_by("unit_id").aggregate(**aggs)
+        return j.group_by(["_d", "unit_id"]).aggregate(**aggs)
 
-    def _billing(self, at: dt.datetime) -> ir.Table:
-        r = self.revenue.filter(self.revenue.ts < _lit(at))
-        last = r.mutate(_r=ibis.row_number().over(ibis.window(group_by=r.unit_id, order_by=[ibis.desc(r.ts), ibis.desc(r.seq)])))
-        last = last.filter(last._r == 0).select(_lu=last.unit_id, mrr=last.mrr)
-        down = (r.prev_mrr > 0) & (r.mrr > 0) & (r.mrr < r.prev_mrr) & (r.ts >= _lit(at - 90 * DAY))
+    def _billing(self, cut: ir.Table) -> ir.Table:
+        r = self.revenue.cross_join(cut).filter(self.revenue.ts < cut._at)
+        by = [r._d, r.unit_id]
+        last = r.mutate(_r=ibis.row_number().over(ibis.window(group_by=by, order_by=[ibis.desc(r.ts), ibis.desc(r.seq)])))
+        last = last.filter(last._r == 0).select(_ld=last._d, _lu=last.unit_id, mrr=last.mrr)
+        down = (r.prev_mrr > 0) & (r.mrr > 0) & (r.mrr < r.prev_mrr) & (r.ts >= r._a90)
         seated = r.filter(r.seats.notnull())
         seated = seated.mutate(_r=ibis.row_number().over(
-            ibis.window(group_by=seated.unit_id, order_by=[ibis.desc(seated.ts), ibis.desc(seated.seq)])))
-        seated = seated.filter(seated._r == 0).select(_su=seated.unit_id, seats=seated.seats)
-        g = r.group_by("unit_id").aggregate(customer_since=r.ts.min(where=r.mrr > 0), downgrades_90d=r.count(where=down))
-        g = g.left_join(last, g.unit_id == last._lu).drop("_lu")
-        g = g.left_join(seated, g.unit_id == seated._su).drop("_su")
+            ibis.window(group_by=[seated._d, seated.unit_id], order_by=[ibis.desc(seated.ts), ibis.desc(seated.seq)])))
+        seated = seated.filter(seated._r == 0).select(_sd=seated._d, _su=seated.unit_id, seats=seated.seats)
+        g = r.group_by(["_d", "unit_id"]).aggregate(customer_since=r.ts.min(where=r.mrr > 0), downgrades_90d=r.count(where=down))
+        g = g.left_join(last, [g._d == last._ld, g.unit_id == last._lu]).drop("_ld", "_lu")
+        g = g.left_join(seated, [g._d == seated._sd, g.unit_id == seated._su]).drop("_sd", "_su")
         return g
 
     def _finish(self, df: pd.DataFrame, at: dt.datetime) -> pd.DataFrame:
@@ -278,6 +295,21 @@ class FeatureBuilder:
         ev = self.events.filter(self.events.churn & (self.events.ts >= _lit(start)) & (self.events.ts < _lit(end)))
         df = self.engine.execute(ev.group_by("unit_id").aggregate(churn_at=ev.ts.min())).to_pandas()
         return df.assign(unit_id=df["unit_id"].astype(str))
+
+    def churned_within(self, dates: list[dt.datetime], horizon_days: int) -> list[pd.DataFrame]:
+        """`churned_between(d, d + horizon)` for each date, in one query."""
+        dates = [as_datetime(d) for d in dates]
+        if not dates:
+            return []
+        cut = _cutoffs(dates, horizon_days)
+        ch = self.events.filter(self.events.churn)
+        ev = ch.cross_join(cut).filter((ch.ts >= cut._at) & (ch.ts < cut._end))
+        df = self.engine.execute(ev.group_by(["_d", "unit_id"]).aggregate(churn_at=ev.ts.min())).to_pandas()
+        out = []
+        for i in range(len(dates)):
+            part = df[df["_d"] == i].drop(columns="_d").reset_index(drop=True)
+            out.append(part.assign(unit_id=part["unit_id"].astype(str)))
+        return out
 
 
 _INTERNAL = {"last_high_effort_ts", "first_ts", "last_usage_ts", "usage_30d", "usage_prev_30d", "start_ts", "customer_since", "stage", "_none"}
@@ -335,11 +367,10 @@ def snapshots(engine: Engine, definition: JourneyDefinition, horizon_days: int =
         if not dates:
             raise ValueError(f"the data spans {lo:%Y-%m-%d} to {hi:%Y-%m-%d}: too short for a {horizon_days}-day horizon")
         frames = []
-        for i, at in enumerate(dates):
-            say(f"features at {at:%Y-%m-%d}", i / len(dates))
-            f = fb.at(at)
+        say(f"features at {len(dates)} dates, {dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}", 0.0)
+        features, churned = fb.at_dates(dates), fb.churned_within(dates, horizon_days)  # one query each
+        for at, f, ch in zip(dates, features, churned, strict=True):
             f = f[f["paying"]].copy()
-            ch = fb.churned_between(at, at + horizon_days * DAY)
             f = f.merge(ch, on="unit_id", how="left")
             f["churned"] = f["churn_at"].notna().astype(int)
             f.insert(1, "at", pd.Timestamp(at))
@@ -350,6 +381,16 @@ def snapshots(engine: Engine, definition: JourneyDefinition, horizon_days: int =
 
 def _lit(value: dt.datetime) -> ir.TimestampValue:
     return ibis.literal(value, type="timestamp")
+
+
+def _cutoffs(dates: list[dt.datetime], horizon_days: int | None = None) -> ir.Table:
+    """One row per scoring date: `_d` (its position), `_at`, `_a30` / `_a60` / `_a90` (30, 60, 90 days
+    before) and, with a horizon, `_end` (`_at` + horizon). Computed here, so no engine does date arithmetic."""
+    rows = {"_d": list(range(len(dates))), "_at": dates, **{f"_a{n}": [d - n * DAY for d in dates] for n in (30, 60, 90)}}
+    if horizon_days is not None:
+        rows["_end"] = [d + horizon_days * DAY for d in dates]
+    schema = {"_d": "int64", **{k: "timestamp" for k in rows if k != "_d"}}
+    return ibis.memtable(pd.DataFrame(rows), schema=schema)
 
 
 def as_datetime(value) -> dt.datetime:

@@ -111,11 +111,12 @@ class Stakes:
         money = self.has_revenue
         return {
             "units": len(units), "accounts": len(first),
-            "mrr_at_stake": round(sum(self.mrr_at(a, ts) for a, ts in first.items()), 2) if money else None,
-            "mrr_now": round(sum(self.mrr_at(a, None) for a in first), 2) if money else None,
+            # summed in account order: a float sum depends on its order, and the touches come in the engine's
+            "mrr_at_stake": round(sum(self.mrr_at(a, first[a]) for a in sorted(first)), 2) if money else None,
+            "mrr_now": round(sum(self.mrr_at(a, None) for a in sorted(first)), 2) if money else None,
             "paying_accounts": sum(self.mrr_at(a, None) > 0 for a in first),
             "churned_after": len(churned),
-            "mrr_lost": round(sum(self.lost.get(a, 0.0) for a in churned), 2) if money else None,
+            "mrr_lost": round(sum(self.lost.get(a, 0.0) for a in sorted(churned)), 2) if money else None,
         }
 
 
@@ -124,8 +125,14 @@ def _touches(rows: Iterable[dict], ts: str = "ts") -> list[tuple[str, dt.datetim
 
 
 def _mode(values: Iterable[str | None]) -> str | None:
+    """The most common value; a tie goes to the smallest value, so the answer never depends on the order in
+    which the engine returned the rows (DuckDB and Spark return unordered rows in different orders).
+
+    >>> _mode(["retention", "adoption", None, "adoption", "retention"])
+    'adoption'
+    """
     c = Counter(v for v in values if v is not None)
-    return c.most_common(1)[0][0] if c else None
+    return min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] if c else None
 
 
 def _item(kind: str, title: str, stage: str | None, touchpoint: str | None, stakes: dict, sentence: str,
@@ -282,8 +289,8 @@ def high_effort_tickets(engine: Engine, ac, signals: HealthSignals, stakes: Stak
 def failed_payment_loops(engine: Engine, ac, signals: HealthSignals, stakes: Stakes) -> list[dict]:
     """Units with >= LOOP_FAILURES failed payments within LOOP_DAYS days (`health.signals.failed_payment`)."""
     f = ac.filter(rule_expr(engine, ac, signals.failed_payment))
-    rows = engine.execute(f.select("unit_id", "ts", "touchpoint", stage=ibis.coalesce(f.stage_before, f.current_stage))
-                          .order_by(["unit_id", "ts"])).to_pylist()
+    rows = engine.execute(f.select("unit_id", "ts", "seq", "touchpoint", stage=ibis.coalesce(f.stage_before, f.current_stage))
+                          .order_by(["unit_id", "ts", "seq"])).to_pylist()  # seq: ties in ts in input order
     by_unit: dict[str, list[dict]] = {}
     for r in rows:
         by_unit.setdefault(r["unit_id"], []).append(r)

@@ -61,7 +61,8 @@ def account_lifetimes(engine: Engine, definition: JourneyDefinition, touch_sourc
         t = first.join(first_mrr, "unit_id").left_join(ended, "unit_id").drop("unit_id_right")
         t = t.left_join(channel, t.unit_id == channel.c_unit).drop("c_unit")
         t = t.left_join(who, t.unit_id == who.p_unit).drop("p_unit")
-        rows = engine.execute(t).to_pylist()
+        # in account order: the engine returns rows in any order, and the segment means (float sums) depend on it
+        rows = sorted(engine.execute(t).to_pylist(), key=lambda r: r["unit_id"])
         last = engine.execute(mm.aggregate(m=mm.month.max())).to_pylist()[0]["m"]
     out = [{"account": r["unit_id"], "first": _month_index(r["first"]), "first_mrr": float(r["first_mrr"]),
             "ended": _month_index(r["ended"]) if r["ended"] is not None else None,
