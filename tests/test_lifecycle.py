@@ -74,6 +74,23 @@ def test_stickiness_worked_example(example):
     assert s["dau_mau"] == [{"month": "2024-01-01", "days": 25, "avg_dau": 0.56, "mau": 5, "dau_mau": 0.112}]
 
 
+@pytest.mark.parametrize("fn, kwargs", [
+    (lifecycle, {"interval": "week"}), (lifecycle, {"interval": "month", "event": "use", "new_by": "created_at"}),
+    (lifecycle, {"interval": "day", "level": "account", "date_from": "2024-01-05", "date_to": "2024-01-20"}),
+    (stickiness, {"interval": "week"}), (stickiness, {"interval": "month", "event": "use", "level": "account"}),
+])
+def test_one_statement(example, monkeypatch, fn, kwargs):
+    """Each answer is one query (one round trip, no temp table): the range's ends come back with the counts."""
+    from journeymap.engine.backends import Engine
+
+    calls = []
+    execute = Engine.execute
+    monkeypatch.setattr(Engine, "execute", lambda self, expr: calls.append(expr) or execute(self, expr))
+    monkeypatch.setattr(Engine, "materialize", lambda self, expr: pytest.fail("materialized"))
+    assert fn(example.engine, **kwargs)["intervals"]
+    assert len(calls) == 1
+
+
 @pytest.mark.parametrize("fn, kwargs, message", [
     (lifecycle, {"interval": "fortnight"}, "--interval"), (lifecycle, {"new_by": "signup"}, "--new-by"),
     (lifecycle, {"level": "team"}, "--by"), (lifecycle, {"date_from": "2024-13-01"}, "--from"),

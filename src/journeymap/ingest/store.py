@@ -2,6 +2,11 @@
 
 DuckDB allows one writer process per file. Every writer opens the store through `open_store`, which
 takes the file lock DuckDB itself holds; a second writer gets `StoreLocked` naming the holder's pid.
+
+Every connection `open_store` opens gets the store settings (memory_limit, threads, temp_directory,
+preserve_insertion_order: docs/store.md): the `store:` section of the workspace's journeymap.yml, each
+key overridden by its environment variable (JOURNEYMAP_MEMORY_LIMIT, ...). A bad value raises
+`StoreSettingError` (or the definition's `DefinitionError`) naming the key, where it came from and the value.
 """
 
 from __future__ import annotations
@@ -9,10 +14,19 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 STORE_FILE = "journeymap.duckdb"
+DEFINITION_FILE = "journeymap.yml"  # the workspace's journey definition, read here for its `store:` section
+
+SETTINGS = ("memory_limit", "threads", "temp_directory", "preserve_insertion_order")
+ENV = {key: f"JOURNEYMAP_{key.upper()}" for key in SETTINGS}
+"""The environment variable that overrides each setting: JOURNEYMAP_MEMORY_LIMIT, JOURNEYMAP_THREADS, ..."""
+
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*([kmgt]i?b|b|bytes|%)\s*$", re.IGNORECASE)
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 DDL = """
 CREATE TABLE IF NOT EXISTS events (
@@ -72,8 +86,114 @@ def store_path(workspace: str | Path) -> Path:
     return Path(workspace) / STORE_FILE
 
 
-def open_store(workspace: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open (and create) the store. Sessions run in UTC so naive timestamps mean UTC everywhere."""
+class StoreSettingError(ValueError):
+    """A store setting (journeymap.yml `store:` or a JOURNEYMAP_* environment variable) is not valid."""
+
+
+def check_setting(key: str, value: Any) -> Any:
+    """`value` as the store setting `key` takes it; ValueError naming the key and the value when it is not valid.
+
+    memory_limit: a size with its unit (`4GB`, `512MiB`, `1.5GB`) or a share of RAM (`50%`); threads: a
+    whole number, at least 1; temp_directory: a folder; preserve_insertion_order: true or false."""
+    if key == "memory_limit":
+        if isinstance(value, str) and _MEMORY.match(value):
+            return value.strip()
+        raise ValueError(f"memory_limit must be a size with its unit such as 4GB, 512MiB or 50%, not {value!r}")
+    if key == "threads":
+        number = value
+        if isinstance(value, str) and value.strip().isdigit():
+            number = int(value)
+        if isinstance(number, int) and not isinstance(number, bool) and number >= 1:
+            return number
+        raise ValueError(f"threads must be a whole number of at least 1, not {value!r}")
+    if key == "temp_directory":
+        if isinstance(value, str) and value.strip():
+            return value
+        raise ValueError(f"temp_directory must be a folder path, not {value!r}")
+    if key == "preserve_insertion_order":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError(f"preserve_insertion_order must be true or false, not {value!r}")
+    raise ValueError(f"unknown store setting {key!r}: one of {', '.join(SETTINGS)}")
+
+
+def store_settings(workspace: str | Path, configured: dict | None = None) -> dict[str, tuple[Any, str]]:
+    """The settings the store opens with: setting -> (value, where it came from), only those set.
+
+    `configured` is the definition's `store:` section as a dict; None reads it from the workspace's
+    journeymap.yml (none when there is no file). Each JOURNEYMAP_* variable that is set and not empty
+    overrides its key. A relative temp_directory is under the workspace when it comes from journeymap.yml
+    and under the current folder when it comes from the environment."""
+    workspace = Path(workspace)
+    if configured is None:
+        configured = _configured(workspace / DEFINITION_FILE)
+    out: dict[str, tuple[Any, str]] = {}
+    for key, value in configured.items():
+        if value is not None:
+            if key == "temp_directory":
+                value = str((workspace / value).absolute())  # an absolute path stays as it is
+            out[key] = (value, f"{DEFINITION_FILE} store.{key}")
+    for key, var in ENV.items():
+        text = os.environ.get(var, "")
+        if text.strip():
+            try:
+                value = check_setting(key, text)
+            except ValueError as exc:
+                raise StoreSettingError(f"environment variable {var}={text!r}: {exc}") from None
+            out[key] = (str(Path(value).absolute()) if key == "temp_directory" else value, f"environment variable {var}")
+    return out
+
+
+def _configured(path: Path) -> dict:
+    """The `store:` section of journeymap.yml, validated; {} without the file or the section.
+
+    Only this section is validated here, so a store opens whatever else the file says (the rest is
+    checked where the definition is used); a file that is not YAML raises its DefinitionError."""
+    if not path.exists():
+        return {}
+    import yaml
+    from pydantic import ValidationError
+
+    from journeymap.journey.definition import StoreConfig
+    from journeymap.journey.load import DefinitionError, load_definition
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        load_definition(path)  # raises the DefinitionError that names the line and column
+        raise
+    section = data.get("store") if isinstance(data, dict) else None
+    if section is None:
+        return {}
+    try:
+        return StoreConfig.model_validate(section).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        problems = [("store" + "".join(f".{p}" for p in err["loc"]), err["msg"].removeprefix("Value error, "))
+                    for err in exc.errors()]
+        raise DefinitionError(str(path), problems) from None
+
+
+def apply_settings(con: duckdb.DuckDBPyConnection, settings: dict[str, tuple[Any, str]]) -> None:
+    """SET each setting on the connection (they are database-wide in DuckDB)."""
+    for key, (value, origin) in settings.items():
+        try:
+            if key == "temp_directory":
+                Path(value).mkdir(parents=True, exist_ok=True)  # DuckDB would only find out when it spills
+            con.execute(f"SET {key} = ?", [value])
+        except (duckdb.Error, OSError) as exc:
+            raise StoreSettingError(f"{origin}: {key} = {value!r} cannot be used: {exc}") from None
+
+
+def open_store(workspace: str | Path, read_only: bool = False,
+               settings: dict[str, tuple[Any, str]] | None = None) -> duckdb.DuckDBPyConnection:
+    """Open (and create) the store. Sessions run in UTC so naive timestamps mean UTC everywhere.
+
+    `settings` (from `store_settings`) default to the workspace's: journeymap.yml `store:`, then the
+    environment. They are checked before the file is opened, so a bad value never takes the lock."""
+    if settings is None:
+        settings = store_settings(workspace)
     path = store_path(workspace)
     if read_only and not path.exists():
         raise FileNotFoundError(f"{path}: no store yet; run `journeymap ingest` first")
@@ -87,6 +207,11 @@ def open_store(workspace: str | Path, read_only: bool = False) -> duckdb.DuckDBP
         raise StoreLocked(_lock_message(path, str(exc))) from None
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")  # our own progress bars speak for us
+    try:
+        apply_settings(con, settings)
+    except BaseException:
+        con.close()
+        raise
     if not read_only:
         con.execute(DDL)
     return con

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from journeymap.events.schema import SOURCES
 from journeymap.ingest.mapping import SourceMapping
+from journeymap.ingest.store import check_setting
 from journeymap.journey.durations import parse_duration
 from journeymap.journey.rules import Condition, Rule
 
@@ -293,6 +294,27 @@ class EngineConfig(_Strict):
     path: str | None = Field(None, description="Spark: where the event Parquet lives.")
 
 
+class StoreConfig(_Strict):
+    """DuckDB settings for every connection to the workspace store; JOURNEYMAP_* environment variables
+    override each key (docs/store.md). Unset keys keep DuckDB's defaults."""
+
+    memory_limit: str | None = Field(
+        None, description="Most memory DuckDB may use before it spills to temp_directory: 4GB, 512MiB, 50%. "
+                          "DuckDB's default is 80% of RAM. Env: JOURNEYMAP_MEMORY_LIMIT.")
+    threads: int | None = Field(None, description="DuckDB worker threads (default: all cores). Env: JOURNEYMAP_THREADS.")
+    temp_directory: str | None = Field(
+        None, description="Where DuckDB spills, relative to the workspace (default: journeymap.duckdb.tmp next to "
+                          "the store). Env: JOURNEYMAP_TEMP_DIRECTORY.")
+    preserve_insertion_order: bool | None = Field(
+        None, description="false lets DuckDB reorder results without ORDER BY and use less memory; DuckDB's "
+                          "default, true, is kept unless set (docs/store.md). Env: JOURNEYMAP_PRESERVE_INSERTION_ORDER.")
+
+    @field_validator("memory_limit", "threads", "temp_directory", "preserve_insertion_order", mode="before")
+    @classmethod
+    def _setting(cls, value: Any, info) -> Any:
+        return None if value is None else check_setting(info.field_name, value)
+
+
 class Analysis(_Strict):
     level: Literal["person", "account"] = "person"
     timezone: str = "UTC"
@@ -304,6 +326,7 @@ class JourneyDefinition(_Strict):
     name: str = "Customer journey"
     analysis: Analysis = Field(default_factory=Analysis)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
     sources: dict[str, SourceMapping] = Field(default_factory=dict)
     stages: list[Stage] = Field(min_length=1)
     touchpoints: list[Touchpoint] = Field(default_factory=list)

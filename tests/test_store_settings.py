@@ -1,0 +1,162 @@
+"""Store settings (docs/store.md): journeymap.yml `store:` and JOURNEYMAP_* environment variables, SET on
+every connection the store opens. Real DuckDB files, read back with current_setting()."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from journeymap.ingest.store import ENV, StoreSettingError, open_store, store_path
+from journeymap.journey.load import DefinitionError
+from journeymap.workspace import Workspace
+
+STORE_YML = """
+store:
+  memory_limit: 512MiB
+  threads: 1
+  temp_directory: .journeymap/tmp
+  preserve_insertion_order: false
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_env(monkeypatch):
+    for var in ENV.values():
+        monkeypatch.delenv(var, raising=False)
+
+
+def setting(con, key: str):
+    return con.execute(f"SELECT current_setting('{key}')").fetchone()[0]
+
+
+def workspace(tmp_path: Path, store_yml: str = STORE_YML) -> Path:
+    ws = Workspace.init(tmp_path / "ws")
+    ws.close()
+    with (ws.definition_path).open("a", encoding="utf-8") as f:
+        f.write(store_yml)
+    return ws.path
+
+
+def test_yml_settings_take_effect(tmp_path):
+    path = workspace(tmp_path)
+    with Workspace(path) as ws:
+        con = ws.con
+        assert setting(con, "memory_limit") == "512.0 MiB"
+        assert setting(con, "threads") == 1
+        assert setting(con, "temp_directory") == str((path / ".journeymap" / "tmp").absolute())
+        assert setting(con, "preserve_insertion_order") is False
+        assert (path / ".journeymap" / "tmp").is_dir()
+        assert ws.definition.store.threads == 1  # the whole definition accepts the section too
+    con = open_store(path, read_only=True)  # read-only connections get them as well
+    try:
+        assert setting(con, "memory_limit") == "512.0 MiB" and setting(con, "threads") == 1
+    finally:
+        con.close()
+
+
+def test_nothing_set_keeps_duckdb_defaults(tmp_path):
+    ref = duckdb.connect()
+    with Workspace.init(tmp_path / "ws") as ws:
+        for key in ("memory_limit", "threads", "preserve_insertion_order"):
+            assert setting(ws.con, key) == setting(ref, key), key
+        assert setting(ws.con, "preserve_insertion_order") is True
+
+
+def test_environment_overrides_yml_key_by_key(tmp_path, monkeypatch):
+    path = workspace(tmp_path)
+    monkeypatch.setenv("JOURNEYMAP_MEMORY_LIMIT", "256MiB")
+    monkeypatch.setenv("JOURNEYMAP_THREADS", "2")
+    monkeypatch.setenv("JOURNEYMAP_TEMP_DIRECTORY", str(tmp_path / "spill"))
+    monkeypatch.setenv("JOURNEYMAP_PRESERVE_INSERTION_ORDER", "")  # empty: not set
+    with Workspace(path) as ws:
+        assert setting(ws.con, "memory_limit") == "256.0 MiB"
+        assert setting(ws.con, "threads") == 2
+        assert setting(ws.con, "temp_directory") == str(tmp_path / "spill")
+        assert setting(ws.con, "preserve_insertion_order") is False  # from journeymap.yml
+
+
+def test_environment_without_a_definition(tmp_path, monkeypatch):
+    folder = tmp_path / "bare"
+    folder.mkdir()  # a store with no journeymap.yml, as the server and `journeymap ingest` may open
+    monkeypatch.setenv("JOURNEYMAP_MEMORY_LIMIT", "1GB")
+    monkeypatch.setenv("JOURNEYMAP_THREADS", "1")
+    monkeypatch.setenv("JOURNEYMAP_PRESERVE_INSERTION_ORDER", "false")
+    con = open_store(folder)
+    try:
+        assert setting(con, "memory_limit") == "953.6 MiB"  # 1GB = 10^9 bytes
+        assert setting(con, "threads") == 1
+        assert setting(con, "preserve_insertion_order") is False
+    finally:
+        con.close()
+    assert store_path(folder).exists()
+
+
+@pytest.mark.parametrize("yml, key, value", [
+    ("store:\n  memory_limit: lots\n", "store.memory_limit", "'lots'"),
+    ("store:\n  memory_limit: 4XB\n", "store.memory_limit", "'4XB'"),
+    ("store:\n  threads: 0\n", "store.threads", "0"),
+    ("store:\n  threads: many\n", "store.threads", "'many'"),
+    ("store:\n  preserve_insertion_order: maybe\n", "store.preserve_insertion_order", "'maybe'"),
+    ("store:\n  memory: 4GB\n", "store.memory", "Extra inputs are not permitted"),
+])
+def test_bad_yml_value_names_key_and_value(tmp_path, yml, key, value):
+    path = workspace(tmp_path, yml)
+    with pytest.raises(DefinitionError) as err:
+        _ = Workspace(path).con
+    assert f"{key}: " in str(err.value) and value in str(err.value) and "journeymap.yml" in str(err.value)
+    with pytest.raises(DefinitionError) as err:  # the whole definition says the same
+        _ = Workspace(path).definition
+    assert key in str(err.value) and value in str(err.value)
+    assert not (path / ".journeymap").exists()
+
+
+@pytest.mark.parametrize("var, text", [
+    ("JOURNEYMAP_MEMORY_LIMIT", "lots"), ("JOURNEYMAP_MEMORY_LIMIT", "4"), ("JOURNEYMAP_THREADS", "0"),
+    ("JOURNEYMAP_THREADS", "two"), ("JOURNEYMAP_PRESERVE_INSERTION_ORDER", "maybe"),
+])
+def test_bad_environment_value_names_variable_and_value(tmp_path, monkeypatch, var, text):
+    path = workspace(tmp_path)
+    monkeypatch.setenv(var, text)
+    with pytest.raises(StoreSettingError) as err:
+        open_store(path)
+    assert f"{var}={text!r}" in str(err.value)
+    monkeypatch.delenv(var)
+    open_store(path).close()  # the failed open left no lock behind
+
+
+def test_an_unusable_value_names_the_key(tmp_path, monkeypatch):
+    path = workspace(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("JOURNEYMAP_TEMP_DIRECTORY", str(blocker / "tmp"))
+    with pytest.raises(StoreSettingError) as err:
+        open_store(path)
+    assert f"environment variable JOURNEYMAP_TEMP_DIRECTORY: temp_directory = '{blocker / 'tmp'}'" in str(err.value)
+    monkeypatch.delenv("JOURNEYMAP_TEMP_DIRECTORY")
+    open_store(path).close()  # the failed open released the file
+
+
+def test_other_definition_problems_do_not_stop_the_store(tmp_path):
+    path = workspace(tmp_path, "")
+    path.joinpath("journeymap.yml").write_text("stages: 3\nstore:\n  threads: 1\n")
+    with Workspace(path) as ws:
+        assert setting(ws.con, "threads") == 1  # the store opens; the definition is reported where it is used
+        with pytest.raises(DefinitionError):
+            _ = ws.definition
+
+
+def test_settings_let_a_query_spill(tmp_path, monkeypatch):
+    """A sort several times larger than memory_limit finishes by spilling to temp_directory (with
+    temp_directory '' DuckDB fails it: "Out of Memory Error ... 61.0 MiB used")."""
+    monkeypatch.setenv("JOURNEYMAP_MEMORY_LIMIT", "64MB")
+    monkeypatch.setenv("JOURNEYMAP_THREADS", "1")
+    path = workspace(tmp_path)
+    with Workspace(path) as ws:
+        n = ws.con.execute("""
+            SELECT count(*) FROM (SELECT i, md5(i::VARCHAR) || md5((i + 1)::VARCHAR) AS s
+                                  FROM range(3000000) t(i) ORDER BY s)
+        """).fetchone()[0]
+        assert n == 3_000_000
+        assert setting(ws.con, "memory_limit") == "61.0 MiB"
