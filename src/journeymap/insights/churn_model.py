@@ -250,7 +250,7 @@ def risk_report(engine, definition, at: dt.datetime | None = None, horizon_days:
     say("fitting the churn model", 0.8)
     fitted = ChurnModel(horizon_days=horizon_days, model=model, seed=seed).fit(snaps)
     with engine.scope():
-        fb = FeatureBuilder(engine, definition, extra)
+        fb = FeatureBuilder(engine, definition, extra, materialize=False)
         at = at or _day_after(fb.span()[1])
         say(f"scoring accounts at {at:%Y-%m-%d}", 0.9)
         now = fb.at(at)

@@ -96,14 +96,18 @@ class FeatureBuilder:
 
     Use inside `engine.scope()`: the prepared tables are released when the scope closes."""
 
-    def __init__(self, engine: Engine, definition: JourneyDefinition, extra: Iterable[ExtraFeatures] = ()):
+    def __init__(self, engine: Engine, definition: JourneyDefinition, extra: Iterable[ExtraFeatures] = (),
+                 materialize: bool = True):
         self.engine, self.definition, self.extra = engine, definition, list(extra)
         self.signals = signals(definition)
         self.key_features = [f.id for f in definition.milestones.key_features]
         self.early = early_touchpoints(definition)
         self.stage_ids = [s.id for s in definition.stages]
-        self.events = engine.materialize(self._events())
-        self.revenue = engine.materialize(self._revenue()) if definition.revenue else None
+        # Materialized when read many times (snapshots: every date's labels); a single `at` reads the events
+        # once, and writing ~15 derived columns of every event to a temp table cost more than the query.
+        keep = engine.materialize if materialize else (lambda t: t)
+        self.events = keep(self._events())
+        self.revenue = keep(self._revenue()) if definition.revenue else None
 
     # -- prepared tables ---------------------------------------------------------------------------
 
@@ -328,7 +332,7 @@ def features_at(engine: Engine, definition: JourneyDefinition, at: dt.datetime |
     >>> features_at(ws.engine, ws.definition, "2026-06-01")  # doctest: +SKIP
     """
     with engine.scope():
-        return FeatureBuilder(engine, definition, extra).at(as_datetime(at))
+        return FeatureBuilder(engine, definition, extra, materialize=False).at(as_datetime(at))
 
 
 def monthly_dates(first: dt.datetime, last: dt.datetime, horizon_days: int, warmup_days: int = 60) -> list[dt.datetime]:

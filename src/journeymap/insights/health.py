@@ -165,7 +165,7 @@ def health_report(engine, definition: JourneyDefinition, at: dt.datetime | None 
     say("backtesting the health score", 0.85)
     bt = backtest(snaps, components, health.bands, split.test)
     with engine.scope():
-        fb = FeatureBuilder(engine, definition)
+        fb = FeatureBuilder(engine, definition, materialize=False)
         if at is None:
             last = fb.span()[1]
             at = dt.datetime(last.year, last.month, last.day) + dt.timedelta(days=1)
