@@ -220,3 +220,17 @@ def test_stage_visits_spark_matches_duckdb(spark_session, tmp_path):
         on_spark = durations(spark.read_parquet(path), until)
         assert visit_rows(spark, on_spark) == visit_rows(duck, on_duck)
         assert summaries(spark, on_spark) == summaries(duck, on_duck)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 8).map(float), st.booleans(), st.integers(1, 5)), min_size=1, max_size=25))
+def test_weighted_rows_equal_the_visits_they_stand_for(rows):
+    """The map sends (duration, observed, count) groups; the estimate equals the one on every visit."""
+    d = [x for x, _, k in rows for _ in range(k)]
+    e = [o for _, o, k in rows for _ in range(k)]
+    grouped = time_in_stage_summary([x for x, _, _ in rows], [o for _, o, _ in rows], [k for _, _, k in rows])
+    assert grouped == time_in_stage_summary(d, e)
+    a = kaplan_meier([x for x, _, _ in rows], [o for _, o, _ in rows], [k for _, _, k in rows])
+    b = kaplan_meier(d, e)
+    assert a.times_.tolist() == b.times_.tolist() and a.survival_.tolist() == b.survival_.tolist()
+    assert (a.n, a.censored) == (b.n, b.censored)

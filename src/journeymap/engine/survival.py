@@ -63,40 +63,47 @@ class KaplanMeier:
         return np.concatenate([[1.0], self.survival_])[idx]
 
 
-def kaplan_meier(durations: Sequence[float], observed: Sequence[bool]) -> KaplanMeier:
-    """Fit Kaplan-Meier to durations (seconds) and whether each visit was seen to end."""
+def kaplan_meier(durations: Sequence[float], observed: Sequence[bool], weights: Sequence[float] | None = None) -> KaplanMeier:
+    """Fit Kaplan-Meier to durations (seconds) and whether each visit was seen to end.
+
+    `weights` (whole numbers) say how many identical visits a row stands for, so the engine can send
+    (duration, observed, count) groups instead of every visit; the estimate is the same."""
     d = np.asarray(durations, dtype=float)
     e = np.asarray(observed, dtype=bool)
-    if d.shape != e.shape or d.ndim != 1:
-        raise ValueError("durations and observed must be 1-d and of equal length")
+    w = np.ones(d.shape, dtype=float) if weights is None else np.asarray(weights, dtype=float)
+    if d.shape != e.shape or d.shape != w.shape or d.ndim != 1:
+        raise ValueError("durations, observed and weights must be 1-d and of equal length")
     if d.size and (np.isnan(d).any() or (d < 0).any()):
         raise ValueError("durations must be non-negative numbers")
     times, inverse = np.unique(d, return_inverse=True)
-    ended = np.bincount(inverse, weights=e, minlength=times.size)
-    leaving = np.bincount(inverse, minlength=times.size)
+    ended = np.bincount(inverse, weights=w * e, minlength=times.size)
+    leaving = np.bincount(inverse, weights=w, minlength=times.size)
+    total = w.sum()
     # At risk at t: visits lasting >= t; a visit censored at t is still at risk at t (the usual tie rule).
-    at_risk = d.size - (np.cumsum(leaving) - leaving)
+    at_risk = total - (np.cumsum(leaving) - leaving)
     step = ended > 0
     survival = np.cumprod(1 - ended[step] / at_risk[step])
-    return KaplanMeier(times[step], survival, int(d.size), int(d.size - e.sum()))
+    return KaplanMeier(times[step], survival, int(total), int(total - (w * e).sum()))
 
 
-def time_in_stage_summary(durations: Iterable[float], observed: Iterable[bool]) -> dict[str, Any]:
+def time_in_stage_summary(durations: Iterable[float], observed: Iterable[bool],
+                          weights: Sequence[float] | None = None) -> dict[str, Any]:
     """The map's `time_in_stage` block; p50/p90 are None where censoring hides them.
 
     `observed_p50_seconds` is the naive median of finished visits only (the same quantile rule, so it
     equals `p50_seconds` when nothing is censored); the gap between the two shows the censoring bias.
     With no visits every key is still there (`n` 0, the rest None or 0): the block has one shape.
-    Accepts lists, numpy or pyarrow arrays.
+    Accepts lists, numpy or pyarrow arrays; `weights` as in `kaplan_meier`.
 
     >>> time_in_stage_summary([], [])
     {'p50_seconds': None, 'p90_seconds': None, 'n': 0, 'censored': 0, 'observed_p50_seconds': None}
     """
     d = np.asarray(list(durations) if not hasattr(durations, "__array__") else durations, dtype=float)
     e = np.asarray(list(observed) if not hasattr(observed, "__array__") else observed, dtype=bool)
-    km = kaplan_meier(d, e)
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    km = kaplan_meier(d, e, w)
     finished = d[e]
-    naive = kaplan_meier(finished, np.ones(finished.size, dtype=bool))
+    naive = kaplan_meier(finished, np.ones(finished.size, dtype=bool), None if w is None else w[e])
     return {
         "p50_seconds": km.quantile(0.5),
         "p90_seconds": km.quantile(0.9),

@@ -8,13 +8,14 @@ from collections.abc import Callable
 
 import ibis
 import numpy as np
+import pyarrow.compute as pc
 
 from journeymap.engine import metrics as M
 from journeymap.engine.annotate import annotated_events
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import UNASSIGNED
-from journeymap.engine.stages import funnel, stage_durations, visits, with_current_stage
-from journeymap.engine.survival import time_in_stage, time_in_stage_summary
+from journeymap.engine.stages import funnel, stage_duration_counts, visits, with_current_stage
+from journeymap.engine.survival import time_in_stage_summary
 from journeymap.insights.pain_points import opportunities, pain_points
 from journeymap.insights.targets import evaluate
 from journeymap.insights.voice import blend_emotion, stage_sentiment
@@ -114,14 +115,28 @@ def _iso(ts) -> str | None:
 
 
 def _time_in_stage(engine: Engine, v, definition: JourneyDefinition, until) -> dict:
-    """Kaplan-Meier summaries keyed by (stage, persona id), "all" included, from one fetch of the visits."""
+    """Kaplan-Meier summaries keyed by (stage, persona id), "all" included, from one fetch of the visits'
+    distinct (stage, persona, seconds, observed) with their counts, read as Arrow and numpy (no row objects)."""
     if until is None:
         return {}
-    d = stage_durations(engine, v, definition, until).to_pydict()
-    stages, personas = d["stage"], d["persona"]
-    everyone = time_in_stage(stages, d["seconds"], d["observed"])
-    by_persona = time_in_stage(list(zip(stages, personas, strict=True)), d["seconds"], d["observed"])
-    return {(stage, ALL): s for stage, s in everyone.items()} | by_persona
+    t = stage_duration_counts(engine, v, definition, until)
+    if t.num_rows == 0:
+        return {}
+    stage = pc.dictionary_encode(t.column("stage")).combine_chunks()
+    persona = pc.dictionary_encode(t.column("persona").fill_null(UNASSIGNED)).combine_chunks()
+    s_code, p_code = stage.indices.to_numpy(), persona.indices.to_numpy()
+    s_name, p_name = stage.dictionary.to_pylist(), persona.dictionary.to_pylist()
+    secs = t.column("seconds").to_numpy()
+    seen = t.column("observed").to_numpy(zero_copy_only=False).astype(bool)
+    n = t.column("n").to_numpy()
+    out = {}
+    for code, key in ((s_code, lambda c: (s_name[c], ALL)),
+                      (s_code * len(p_name) + p_code, lambda c: (s_name[c // len(p_name)], p_name[c % len(p_name)]))):
+        order = np.argsort(code, kind="stable")
+        bounds = np.flatnonzero(np.diff(code[order])) + 1
+        for idx in np.split(order, bounds):
+            out[key(int(code[idx[0]]))] = time_in_stage_summary(secs[idx], seen[idx], n[idx])
+    return out
 
 
 def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, persona: str, until,
