@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -24,7 +23,6 @@ from spark_compare import same
 
 import journeymap.insights.features as features_module
 import journeymap.insights.friction as friction_module
-from journeymap.demo import simulate
 from journeymap.engine.backends import spark_engine
 from journeymap.engine.spark_backend import export_journey_tables
 from journeymap.insights.churn_model import risk_report
@@ -41,19 +39,9 @@ ACCOUNTS, SEED = 60, 7
 SECONDS: dict[str, float] = {}  # insight -> seconds on Spark, printed at the end of the module (pytest -s)
 
 
-def business(folder: Path, accounts: int, seed: int) -> Path:
-    """The demo business simulated and ingested into a DuckDB workspace (closed)."""
-    sim = simulate(folder, accounts=accounts, seed=seed)
-    with Workspace(sim.workspace) as ws:
-        for path, source in sim.files:
-            ws.ingest([str(path)], source=source, refresh=False)
-        ws.refresh()
-    return Path(sim.workspace)
-
-
 @pytest.fixture(scope="module")
-def duck(tmp_path_factory):
-    ws = Workspace(business(tmp_path_factory.mktemp("spark_insights"), ACCOUNTS, SEED))
+def duck(ingested_demo):
+    ws = Workspace(ingested_demo(ACCOUNTS, SEED).workspace)
     yield ws
     ws.close()
 
@@ -160,10 +148,10 @@ def test_voice_identical_on_spark(duck, spark):
 
 
 @pytest.fixture
-def tied(spark_session, tables, tmp_path_factory):
+def tied(spark_session, tables, tmp_path_factory, ingested_demo):
     """Another business (60 accounts, seed 3) where friction items' stages are ties between stages. Its
     tables replace the session's views (they are per session), so the module's business is put back after."""
-    ws = Workspace(business(tmp_path_factory.mktemp("spark_insights_tied"), 60, 3))
+    ws = Workspace(ingested_demo(60, 3).workspace)
     try:
         yield ws, spark_engine(spark_session, export_journey_tables(ws.con, tmp_path_factory.mktemp("parquet_tied")))
     finally:

@@ -15,7 +15,6 @@ import pytest
 import yaml
 from spark_compare import same
 
-from journeymap.demo import simulate
 from journeymap.engine.backends import spark_engine
 from journeymap.engine.spark_backend import (
     JOURNEY_TABLES,
@@ -43,15 +42,9 @@ def test_same_helper_tolerances():
 # -- one small business, on both engines ---------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(ingested_demo):
     """The demo business ingested into a DuckDB workspace (closed, so tests may copy its folder)."""
-    folder = tmp_path_factory.mktemp("spark_demo")
-    sim = simulate(folder, accounts=ACCOUNTS, seed=SEED)
-    with Workspace(sim.workspace) as ws:
-        for path, source in sim.files:
-            ws.ingest([str(path)], source=source, refresh=False)
-        ws.refresh()
-    return Path(sim.workspace)
+    return Path(ingested_demo(ACCOUNTS, SEED).workspace)
 
 
 @pytest.fixture(scope="module")
