@@ -125,23 +125,25 @@ def visit_durations(v: ir.Table, observed_until: dt.datetime) -> ir.Table:
     return v.mutate(seconds=end.delta(v.entered_at, unit="microsecond").cast("float64") / 1e6, observed=observed)
 
 
+def _stay_durations(v: ir.Table, definition: JourneyDefinition, observed_until) -> tuple[ir.Table, list[str]]:
+    """Visits to non-terminal stages with seconds and observed, and the columns the estimate reads.
+
+    Terminal stages are outcomes: nobody leaves them, so they have no time in stage."""
+    terminal = [s.id for s in definition.stages if s.terminal]
+    d = visit_durations(v.filter(~v.stage.isin(terminal)) if terminal else v, observed_until)
+    return d, ["stage", *(["persona"] if "persona" in d.columns else []), "seconds", "observed"]
+
+
 def stage_duration_counts(engine: Engine, v: ir.Table, definition: JourneyDefinition, observed_until) -> pa.Table:
     """`stage_durations` grouped: stage, persona, seconds, observed and `n`, the visits alike in all four.
 
     What Kaplan-Meier needs, in as many rows as there are distinct durations rather than visits: the
     visits of 50M events would not fit in Python, their distinct durations per stage are far fewer."""
-    terminal = [s.id for s in definition.stages if s.terminal]
-    vv = v.filter(~v.stage.isin(terminal)) if terminal else v
-    d = visit_durations(vv, observed_until)
-    keys = ["stage", *(["persona"] if "persona" in d.columns else []), "seconds", "observed"]
+    d, keys = _stay_durations(v, definition, observed_until)
     return engine.execute(d.group_by(keys).aggregate(n=d.count()).order_by(keys))
 
 
 def stage_durations(engine: Engine, v: ir.Table, definition: JourneyDefinition, observed_until) -> pa.Table:
-    """Per visit to a non-terminal stage: stage, persona, seconds in stage and whether the exit was observed.
-
-    Terminal stages are outcomes: nobody leaves them, so they have no time in stage."""
-    terminal = [s.id for s in definition.stages if s.terminal]
-    vv = v.filter(~v.stage.isin(terminal)) if terminal else v
-    d = visit_durations(vv, observed_until)
-    return engine.execute(d.select("stage", *(["persona"] if "persona" in d.columns else []), "seconds", "observed"))
+    """Per visit to a non-terminal stage: stage, persona, seconds in stage and whether the exit was observed."""
+    d, keys = _stay_durations(v, definition, observed_until)
+    return engine.execute(d.select(*keys))
