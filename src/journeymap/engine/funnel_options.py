@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from journeymap.errors import OptionError
 from journeymap.journey.durations import parse_duration
 
 __all__ = ["Exclusion", "FunnelOptionError", "FunnelOptions", "funnel_options"]
@@ -24,7 +25,7 @@ COUNTS = ("uniques", "totals")
 MAX_DAYS = 36_500
 
 
-class FunnelOptionError(ValueError):
+class FunnelOptionError(OptionError):
     """An option the funnel cannot run with; the message says which and why."""
 
 

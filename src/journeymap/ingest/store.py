@@ -18,6 +18,8 @@ from typing import Any
 
 import duckdb
 
+from journeymap.errors import UserError, WorkspaceError
+
 STORE_FILE = "journeymap.duckdb"
 DEFINITION_FILE = "journeymap.yml"  # the workspace's journey definition, read here for its `store:` section
 
@@ -78,7 +80,7 @@ FROM events e JOIN loads l ON l.load_id = e.seq // 10000000000;
 """
 
 
-class StoreLocked(RuntimeError):
+class StoreLocked(WorkspaceError):
     """Another process holds the workspace's store for writing."""
 
 
@@ -86,7 +88,7 @@ def store_path(workspace: str | Path) -> Path:
     return Path(workspace) / STORE_FILE
 
 
-class StoreSettingError(ValueError):
+class StoreSettingError(UserError):
     """A store setting (journeymap.yml `store:` or a JOURNEYMAP_* environment variable) is not valid."""
 
 

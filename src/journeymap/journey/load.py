@@ -9,17 +9,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from journeymap.errors import DefinitionError
 from journeymap.journey.definition import JourneyDefinition
 
+__all__ = ["DefinitionError", "json_schema", "load_definition", "parse_definition"]
 
-class DefinitionError(ValueError):
-    """The journey definition is not valid. `problems` lists (key path, message) pairs."""
-
-    def __init__(self, path: str, problems: list[tuple[str, str]]):
-        self.path = path
-        self.problems = problems
-        lines = "\n".join(f"  {key}: {msg}" for key, msg in problems)
-        super().__init__(f"{path} is not a valid journey definition:\n{lines}")
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:

@@ -1,0 +1,126 @@
+"""The one error hierarchy: every error journeymap raises on purpose, and how each surface shows it.
+
+The CLI, the JSON API and the web app map an error to an exit code, an HTTP status and a message by its
+*type*, never by its text:
+
+==================  =========  ======  ===========================================================
+class               exit code  HTTP    meaning
+==================  =========  ======  ===========================================================
+OptionError         2          422     an option of an analysis is out of bounds or malformed
+DefinitionError     1          409     journeymap.yml is invalid (each problem has its key path)
+InputError          1          400     a file or request body cannot be read as given
+WorkspaceError      1          409     the workspace cannot serve this now (missing, locked)
+NotEnoughData       3          409     the data cannot support the answer; says what to add
+InternalError       70         500     a bug: anything else, reported with a pointer to report it
+==================  =========  ======  ===========================================================
+
+Every class but InternalError is also a ``ValueError`` (``WorkspaceError`` a ``RuntimeError`` too), so
+callers written against the standard exceptions keep working.
+
+>>> e = OptionError("--window must be positive", option="window")
+>>> (e.exit_code, e.http_status, e.option, str(e))
+(2, 422, 'window', '--window must be positive')
+>>> n = NotEnoughData("no churn is defined", add="a `churn:` section in journeymap.yml")
+>>> str(n)
+'no churn is defined: add a `churn:` section in journeymap.yml'
+>>> problem(InternalError("boom"))
+{'error': 'internal', 'detail': 'boom'}
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DefinitionError",
+    "InputError",
+    "InternalError",
+    "JourneymapError",
+    "NotEnoughData",
+    "OptionError",
+    "UserError",
+    "WorkspaceError",
+    "problem",
+]
+
+
+class JourneymapError(Exception):
+    """Base of every error journeymap raises on purpose."""
+
+    exit_code = 1
+    http_status = 500
+    kind = "error"
+
+
+class UserError(JourneymapError, ValueError):
+    """Something the user can fix; the message says what and how."""
+
+    http_status = 400
+    kind = "user"
+
+
+class OptionError(UserError):
+    """An analysis option is malformed or out of bounds. `option` names it (the parameter's field name)."""
+
+    exit_code = 2
+    http_status = 422
+    kind = "option"
+
+    def __init__(self, message: str, option: str | None = None):
+        super().__init__(message)
+        self.option = option
+
+
+class DefinitionError(UserError):
+    """journeymap.yml is invalid: `problems` lists (key path, message) pairs."""
+
+    http_status = 409
+    kind = "definition"
+
+    def __init__(self, path, problems: list[tuple[str, str]]):
+        self.path, self.problems = path, problems
+        lines = "\n".join(f"  {key}: {msg}" for key, msg in problems)
+        super().__init__(f"{path} is not a valid journey definition:\n{lines}")
+
+
+class InputError(UserError):
+    """A file, row or request body cannot be read as given; the message names the file, row and field."""
+
+    kind = "input"
+
+
+class WorkspaceError(UserError, RuntimeError):
+    """The workspace cannot serve the request now: it does not exist, or another process holds it."""
+
+    http_status = 409
+    kind = "workspace"
+
+
+class NotEnoughData(JourneymapError, ValueError):
+    """The data cannot support the answer. `add` says what to add (data, or a section of journeymap.yml)."""
+
+    exit_code = 3
+    http_status = 409
+    kind = "not_enough_data"
+
+    def __init__(self, message: str, add: str | None = None):
+        self.reason, self.add = message, add
+        super().__init__(f"{message}: add {add}" if add else message)
+
+
+class InternalError(JourneymapError):
+    """A bug: an error nobody meant to raise. Surfaces wrap unexpected exceptions in it."""
+
+    exit_code = 70  # EX_SOFTWARE
+    http_status = 500
+    kind = "internal"
+
+
+def problem(exc: JourneymapError) -> dict:
+    """The JSON body every surface answers an error with: its kind and a one-line detail."""
+    body = {"error": exc.kind, "detail": str(exc)}
+    if isinstance(exc, OptionError) and exc.option:
+        body["option"] = exc.option
+    if isinstance(exc, DefinitionError):
+        body["problems"] = [{"key": k, "message": m} for k, m in exc.problems]
+    if isinstance(exc, NotEnoughData) and exc.add:
+        body["add"] = exc.add
+    return body
