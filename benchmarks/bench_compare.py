@@ -57,7 +57,7 @@ Jobs:
 - `lifecycle`: `engine.lifecycle.lifecycle(interval="month")` (persons; new / returning / resurrecting /
   dormant per calendar month, docs/metrics/lifecycle.md). Checked: every month's five numbers and
   quick ratio.
-- `features`: the churn model's point-in-time feature snapshot, `insights.features.features_at` for every
+- `features`: the churn model's point-in-time feature snapshot, `insights.risk.features.features_at` for every
   account at 2025-07-01 (what `snapshots` does once per scoring date). The floor (and pandas, polars)
   computes the features that are not constant on this log: FEATURE_COLS (recency, active days 30/90,
   activity trend, key features 90d, active users 30d, tickets 90d, failed payments 60d, adoption flags
@@ -183,7 +183,7 @@ def jm_jobs(work: Path, job: str) -> tuple[dict, str]:
     from journeymap.engine.lifecycle import lifecycle
     from journeymap.engine.retention import retention
     from journeymap.engine.transitions import transition_counts, transitions_result
-    from journeymap.insights.features import features_at
+    from journeymap.insights.risk.features import features_at
     from journeymap.workspace import Workspace
 
     versions = f"duckdb {duckdb.__version__}, ibis {ibis.__version__}"

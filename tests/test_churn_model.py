@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from journeymap.demo import simulate
-from journeymap.insights.churn_model import ChurnModel, evaluate, time_split
-from journeymap.insights.features import snapshots
-from journeymap.insights.reasons import describe, reason_codes
+from journeymap.insights.risk.churn_model import ChurnModel, evaluate, time_split
+from journeymap.insights.risk.features import snapshots
+from journeymap.insights.risk.reasons import describe, reason_codes
 from journeymap.workspace import Workspace
 
 HORIZON = 90
@@ -143,7 +143,7 @@ def test_evaluate_on_known_numbers():
 
 
 def test_workspace_risk_lists_accounts_with_reasons(demo, monkeypatch, demo_snapshots):
-    import journeymap.insights.features as features
+    import journeymap.insights.risk.features as features
 
     ws, truth = demo
     monkeypatch.setattr(features, "snapshots", lambda *a, **k: demo_snapshots)  # computed once per session
@@ -160,7 +160,7 @@ def test_workspace_risk_lists_accounts_with_reasons(demo, monkeypatch, demo_snap
 
 
 def test_fit_rows_are_capped_by_a_seeded_uniform_sample():
-    from journeymap.insights.churn_model import _cap
+    from journeymap.insights.risk.churn_model import _cap
 
     rows = pd.DataFrame({"x": np.arange(1000), "churned": np.arange(1000) % 7 == 0})
     assert _cap(rows, seed=0, limit=2000) is rows
@@ -173,7 +173,7 @@ def test_fit_rows_are_capped_by_a_seeded_uniform_sample():
 def test_fit_on_a_capped_sample_still_beats_recency(demo_snapshots, monkeypatch):
     """With the cap far below the demo's training rows the model still learns: the cap trades a little
     accuracy for bounded time, never the ranking."""
-    from journeymap.insights import churn_model
+    from journeymap.insights.risk import churn_model
 
     monkeypatch.setattr(churn_model, "MAX_FIT_ROWS", 800)
     m = ChurnModel(horizon_days=HORIZON, model="gbm", seed=0).fit(demo_snapshots)
@@ -184,7 +184,7 @@ def test_fit_on_a_capped_sample_still_beats_recency(demo_snapshots, monkeypatch)
 
 
 def test_reasons_for_the_listed_accounts_only():
-    from journeymap.insights.churn_model import _explained
+    from journeymap.insights.risk.churn_model import _explained
 
     ranked = ["a1", "a2", "a3", "a4", "a5", "a6"]
     assert _explained(ranked, None, None) == [0, 1, 2, 3, 4, 5]

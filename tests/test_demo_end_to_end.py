@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli_json, run_cli
-from journeymap.insights.journey_map import emotion
+from journeymap.insights.map.journey_map import emotion
 from journeymap.journey.load import load_definition
 
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

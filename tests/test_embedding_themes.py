@@ -17,8 +17,8 @@ import sys
 import numpy as np
 import pytest
 
-from journeymap.insights import embedding_themes as et
-from journeymap.insights.themes import STOP_WORDS, TOKEN_PATTERN, ThemeResult
+from journeymap.insights.voice import embedding_themes as et
+from journeymap.insights.voice.themes import STOP_WORDS, TOKEN_PATTERN, ThemeResult
 
 
 

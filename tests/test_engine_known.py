@@ -303,7 +303,7 @@ def test_targets(journey_map):
 
 def test_an_answer_that_enters_a_stage_rates_the_stage_it_came_from(tmp_path):
     """A promoter's NPS answer is advocacy's entry rule; the score belongs to onboarding, where they were."""
-    from journeymap.insights.journey_map import build_map
+    from journeymap.insights.map.journey_map import build_map
 
     ws = Workspace(tmp_path / "ws")
     ws.path.mkdir()

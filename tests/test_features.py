@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from journeymap.demo import simulate
 from journeymap.engine.backends import duckdb_engine
-from journeymap.insights.features import FeatureBuilder, early_touchpoints, features_at, monthly_dates, snapshots
+from journeymap.insights.risk.features import FeatureBuilder, early_touchpoints, features_at, monthly_dates, snapshots
 from journeymap.journey.load import load_definition
 from journeymap.workspace import Workspace
 

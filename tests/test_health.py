@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from conftest import cli_json
-from journeymap.insights.churn_model import time_split
-from journeymap.insights.health import backtest, band, configured_components, expansion_signals, learned_components, score
+from journeymap.insights.risk.churn_model import time_split
+from journeymap.insights.risk.health import backtest, band, configured_components, expansion_signals, learned_components, score
 from journeymap.journey.definition import Health
 from test_churn_model import HORIZON, demo, demo_snapshots  # noqa: F401  (session fixtures, built once)
 from test_features import small_demo  # noqa: F401
@@ -80,7 +80,7 @@ def test_configured_weights_from_the_demo_definition(demo, demo_snapshots):  # n
 
 
 def test_workspace_health(demo, demo_snapshots, monkeypatch):  # noqa: F811
-    import journeymap.insights.features as features
+    import journeymap.insights.risk.features as features
 
     ws, truth = demo
     monkeypatch.setattr(features, "snapshots", lambda *a, **k: demo_snapshots)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import cli_json, run_cli
-from journeymap.insights.lifetime_value import cohort_counts, observed_survival, read_spend
-from journeymap.insights.sbg import ShiftedBetaGeometric
+from journeymap.insights.value.clv import cohort_counts, observed_survival, read_spend
+from journeymap.insights.value.sbg import ShiftedBetaGeometric
 from journeymap.workspace import Workspace
 
 DEFINITION = {
@@ -52,7 +52,7 @@ def test_cohorts_by_hand(tmp_path):
                 ("b1", 2, 1, 5000, "seo"), ("b2", 2, None, 5000, "seo"), ("z", 4, None, 100, "seo")]
     ws = build(tmp_path, accounts)
     try:
-        from journeymap.insights.lifetime_value import account_lifetimes
+        from journeymap.insights.value.clv import account_lifetimes
 
         rows, last = account_lifetimes(ws.engine, ws.definition)
         by = {r["account"]: r for r in rows}

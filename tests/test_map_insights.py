@@ -15,7 +15,7 @@ from html import unescape
 import pytest
 
 from journeymap.insights.friction import friction
-from journeymap.insights.journey_map import SECTIONS, build_map
+from journeymap.insights.map.journey_map import SECTIONS, build_map
 from journeymap.report import render_map_html
 from journeymap.report.context import money
 from journeymap.workspace import Workspace

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import pearsonr, spearmanr
 
-from journeymap.insights import sentiment
-from journeymap.insights.sentiment import label, score_texts
+from journeymap.insights.voice import sentiment
+from journeymap.insights.voice.sentiment import label, score_texts
 
 # Table 4 of Hutto & Gilbert (2014): Pearson r of VADER's compound score vs the mean of 20 human raters.
 PAPER_R = {"tweets": 0.881, "amazonReviewSnippets": 0.565, "nytEditorialSnippets": 0.492, "movieReviewSnippets": 0.451}

@@ -21,16 +21,16 @@ import pandas as pd
 import pytest
 from spark_compare import same
 
-import journeymap.insights.features as features_module
+import journeymap.insights.risk.features as features_module
 import journeymap.insights.friction as friction_module
 from journeymap.engine.backends import spark_engine
 from journeymap.engine.spark_backend import export_journey_tables
-from journeymap.insights.churn_model import risk_report
+from journeymap.insights.risk.churn_model import risk_report
 from journeymap.insights.friction import friction
-from journeymap.insights.health import health_report
-from journeymap.insights.lifetime_value import lifetime_value
+from journeymap.insights.risk.health import health_report
+from journeymap.insights.value.clv import lifetime_value
 from journeymap.insights.moments import moments_of_truth
-from journeymap.insights.voice import GROUPS, voice
+from journeymap.insights.voice.texts import GROUPS, voice
 from journeymap.workspace import Workspace
 
 pytestmark = pytest.mark.spark

@@ -17,7 +17,7 @@ import pytest
 
 from journeymap.engine.backends import spark_engine
 from journeymap.engine.spark_backend import export_journey_tables
-from journeymap.insights.journey_map import build_map
+from journeymap.insights.map.journey_map import build_map
 from journeymap.workspace import Workspace
 
 T0 = dt.datetime(2023, 1, 2, 9, 0)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from journeymap.insights.themes import STOP_WORDS, TOKEN_PATTERN, _label, _trim, find_themes
+from journeymap.insights.voice.themes import STOP_WORDS, TOKEN_PATTERN, _label, _trim, find_themes
 
 
 def label_words(label: str) -> list[str]:
@@ -164,7 +164,7 @@ def test_alexa_themes(shared_eval):
 def test_remembered_fit_equals_a_fresh_fit_and_is_a_copy():
     """find_themes remembers recent fits: a second call gives the same themes as a fit from scratch,
     and mutating one result never reaches the next caller."""
-    from journeymap.insights import themes as T
+    from journeymap.insights.voice import themes as T
 
     texts = ["slow export to csv", "export is slow", "love the dashboards", "dashboards are great",
              "billing charged twice", "charged twice on my card", "csv export slow again"] * 3

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import cli_json, run_cli
-from journeymap.insights.interviews import TranscriptError, parse_transcript, split_parts
-from journeymap.insights.sentiment import score_texts
-from journeymap.insights.voice import blend_emotion, representative_quotes, stage_sentiment, text_rows, voice
+from journeymap.insights.voice.interviews import TranscriptError, parse_transcript, split_parts
+from journeymap.insights.voice.sentiment import score_texts
+from journeymap.insights.voice.texts import blend_emotion, representative_quotes, stage_sentiment, text_rows, voice
 from journeymap.workspace import Workspace
 
 T0 = dt.datetime(2025, 1, 1)

@@ -150,7 +150,7 @@ class Workspace:
 
     def journey_map(self, level: str | None = None, progress=None, insights: bool = True,
                     date_from=None, date_to=None) -> dict:
-        from journeymap.insights.journey_map import build_map
+        from journeymap.insights.map.journey_map import build_map
 
         return build_map(self.engine, self.definition, level, progress, insights=insights, date_from=date_from,
                          date_to=date_to)
@@ -159,16 +159,16 @@ class Workspace:
              progress=None) -> dict:
         """Churn risk per paying account at `at` with reasons, and the model's held-out evaluation
         (docs/metrics/health-and-risk.md)."""
-        from journeymap.insights.churn_model import risk_report
-        from journeymap.insights.features import as_datetime
+        from journeymap.insights.risk.churn_model import risk_report
+        from journeymap.insights.risk.features import as_datetime
 
         at = as_datetime(at) if at is not None else None
         return risk_report(self.engine, self.definition, at, horizon_days, model, top, seed, progress)
 
     def health(self, at=None, horizon_days: int = 90, weights: str = "auto", progress=None) -> dict:
         """Health score 0-100 per paying account, bands, the backtest and expansion signals."""
-        from journeymap.insights.features import as_datetime
-        from journeymap.insights.health import health_report
+        from journeymap.insights.risk.features import as_datetime
+        from journeymap.insights.risk.health import health_report
 
         at = as_datetime(at) if at is not None else None
         return health_report(self.engine, self.definition, at, horizon_days, weights, progress=progress)
@@ -177,13 +177,13 @@ class Workspace:
               method: str = "tfidf") -> dict:
         """Sentiment and themes of customer text per stage, touchpoint, persona, period and kind
         (docs/metrics/voice-of-customer.md)."""
-        from journeymap.insights.voice import GROUPS, voice
+        from journeymap.insights.voice.texts import GROUPS, voice
 
         return voice(self.engine, self.definition, level, by or GROUPS, n_themes=n_themes, seed=seed, method=method)
 
     def add_interviews(self, directory: str | Path) -> dict:
         """Ingest a folder of interview transcripts (.txt with an `email:` / `date:` header) as events."""
-        from journeymap.insights.interviews import add_interviews
+        from journeymap.insights.voice.interviews import add_interviews
 
         return add_interviews(self, directory)
 
@@ -205,7 +205,7 @@ class Workspace:
     def clv(self, margin: float = 0.8, annual_discount: float = 0.10, spend=None,
             touch_sources=("marketing", "crm")) -> dict:
         """Lifetime value by persona and acquisition channel, and LTV:CAC with a spend file (docs/metrics/clv.md)."""
-        from journeymap.insights.lifetime_value import lifetime_value
+        from journeymap.insights.value.clv import lifetime_value
 
         return lifetime_value(self.engine, self.definition, margin=margin, annual_discount=annual_discount, spend=spend,
                               touch_sources=touch_sources)

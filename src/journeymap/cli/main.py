@@ -175,7 +175,7 @@ def map_(
     date_to: Annotated[str | None, typer.Option("--to", help="Last day (inclusive) whose events count.")] = None,
 ):
     """Compute the journey map: write it as one self-contained HTML file, or print it as JSON."""
-    from journeymap.insights.journey_map import build_map
+    from journeymap.insights.map.journey_map import build_map
     from journeymap.report import write_map_html
 
     with workspace_for(workspace) as ws, err.status("computing the journey map", spinner="dots") as status:

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         """Sentiment (VADER) and themes of survey comments, tickets, reviews and interviews, tied to the
         journey: per stage, touchpoint, persona, period (month) or kind, with representative quotes.
         JSON has every grouping."""
-        from journeymap.insights.voice import GROUPS
+        from journeymap.insights.voice.texts import GROUPS
 
         if by not in GROUPS:
             fail(f"--by must be one of {', '.join(GROUPS)}")

@@ -1,7 +1,14 @@
-"""Insights on top of the journey map; customer-lifetime-value models load lazily.
+"""Insights on top of the journey map, one subpackage per concern.
 
-The CLV models (sBG, BG/NBD, Gamma-Gamma, BG/BB) need scipy, so they are imported on first attribute access
-(PEP 562 ``__getattr__``) rather than when ``journeymap.insights`` is imported.
+- ``value``: lifetime value (sBG, BG/NBD, Gamma-Gamma, BG/BB models; CLV by persona and channel).
+- ``risk``: point-in-time features, churn risk with reason codes, health scores.
+- ``voice``: voice of the customer (sentiment, themes, texts tied to the journey, interviews).
+- ``map``: the journey map's assembly (``build_map``, pain points, targets).
+- ``friction`` and ``moments``: friction and delight ranked by what is at stake; moments of truth.
+
+Data flows one way: insights import engine, journey, identity, ingest, events and errors, never workspace,
+report, server or cli. This package imports none of its subpackages; it only re-exports the four CLV models,
+lazily (PEP 562 ``__getattr__``), because they need scipy and ``import journeymap.insights`` stays cheap.
 """
 
 from __future__ import annotations
@@ -10,19 +17,19 @@ import importlib
 from typing import TYPE_CHECKING
 
 _LAZY = {
-    "ShiftedBetaGeometric": "journeymap.insights.sbg",
-    "BetaGeometricNBD": "journeymap.insights.bgnbd",
-    "GammaGamma": "journeymap.insights.gamma_gamma",
-    "BetaGeometricBetaBinomial": "journeymap.insights.bgbb",
+    "ShiftedBetaGeometric": "journeymap.insights.value.sbg",
+    "BetaGeometricNBD": "journeymap.insights.value.bgnbd",
+    "GammaGamma": "journeymap.insights.value.gamma_gamma",
+    "BetaGeometricBetaBinomial": "journeymap.insights.value.bgbb",
 }
 
 __all__ = ["BetaGeometricBetaBinomial", "BetaGeometricNBD", "GammaGamma", "ShiftedBetaGeometric"]
 
 if TYPE_CHECKING:
-    from journeymap.insights.bgbb import BetaGeometricBetaBinomial
-    from journeymap.insights.bgnbd import BetaGeometricNBD
-    from journeymap.insights.gamma_gamma import GammaGamma
-    from journeymap.insights.sbg import ShiftedBetaGeometric
+    from journeymap.insights.value.bgbb import BetaGeometricBetaBinomial
+    from journeymap.insights.value.bgnbd import BetaGeometricNBD
+    from journeymap.insights.value.gamma_gamma import GammaGamma
+    from journeymap.insights.value.sbg import ShiftedBetaGeometric
 
 
 def __getattr__(name: str):

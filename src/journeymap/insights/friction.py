@@ -28,9 +28,9 @@ from journeymap.engine.backends import Engine
 from journeymap.engine.revenue import revenue_events
 from journeymap.engine.rules import rule_expr
 from journeymap.engine.stages import advancing, stage_order, visit_durations, visits, with_current_stage
-from journeymap.insights.sentiment import score_texts
-from journeymap.insights.themes import find_themes
-from journeymap.insights.voice import representative_quotes, text_rows
+from journeymap.insights.voice.sentiment import score_texts
+from journeymap.insights.voice.themes import find_themes
+from journeymap.insights.voice.texts import representative_quotes, text_rows
 from journeymap.journey.definition import HealthSignals, JourneyDefinition
 from journeymap.journey.durations import format_duration
 

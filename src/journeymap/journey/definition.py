@@ -152,7 +152,7 @@ class VoiceSource(_Strict):
     score: str | None = Field(None, description="Property path of a numeric score given with the text (optional).")
 
 HEALTH_COMPONENTS: dict[str, tuple[str, str]] = {
-    # component: (feature column in insights.features, default direction)
+    # component: (feature column in insights.risk.features, default direction)
     "recency": ("recency_days", "lower_is_better"),
     "frequency": ("active_days_30d", "higher_is_better"),
     "depth": ("key_features_90d", "higher_is_better"),

@@ -30,7 +30,7 @@ from journeymap.engine.backends import Engine
 from journeymap.engine.personas import units
 from journeymap.engine.revenue import monthly_mrr, revenue_events
 from journeymap.engine.unit_events import unit_events
-from journeymap.insights.sbg import ShiftedBetaGeometric
+from journeymap.insights.value.sbg import ShiftedBetaGeometric
 from journeymap.journey.definition import JourneyDefinition
 
 TOUCH_SOURCES = ("marketing", "crm")

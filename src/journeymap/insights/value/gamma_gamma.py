@@ -13,7 +13,7 @@ from numpy.typing import ArrayLike
 from scipy.optimize import minimize
 from scipy.special import gammaln
 
-from journeymap.insights.bgnbd import BetaGeometricNBD, check_rfm
+from journeymap.insights.value.bgnbd import BetaGeometricNBD, check_rfm
 
 # Periods of the time unit of (recency, T) in one month, as lifelines/lifetimes define them.
 PERIODS_PER_MONTH = {"D": 30.0, "W": 4.345, "M": 1.0, "H": 30.0 * 24}

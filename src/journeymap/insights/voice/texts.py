@@ -21,8 +21,8 @@ from journeymap.engine.annotate import annotated_events
 from journeymap.engine.backends import Engine
 from journeymap.engine.rules import rule_expr
 from journeymap.engine.stages import visits, with_current_stage
-from journeymap.insights.sentiment import label, score_texts
-from journeymap.insights.themes import find_themes
+from journeymap.insights.voice.sentiment import label, score_texts
+from journeymap.insights.voice.themes import find_themes
 from journeymap.journey.definition import JourneyDefinition, VoiceSource
 from journeymap.journey.rules import Rule
 
@@ -115,7 +115,7 @@ def _dedupe(rows: list[dict]) -> pa.Table:
 def scored(rows: pa.Table, n_themes: int | None = None, seed: int = 0, method: str = "tfidf") -> tuple[pa.Table, list[dict]]:
     """The rows plus compound, sentiment label, theme (label or null) and theme_weight; and the themes.
     `method`: tfidf (TF-IDF + NMF) or embeddings (the optional extra; docs/metrics/voice-of-customer.md)."""
-    from journeymap.insights.embedding_themes import themes_for  # imports torch only for method="embeddings"
+    from journeymap.insights.voice.embedding_themes import themes_for  # imports torch only for method="embeddings"
 
     texts = rows.column("text").to_pylist()
     s = score_texts(texts)

@@ -32,8 +32,8 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from journeymap.insights.features import feature_columns
-from journeymap.insights.reasons import healthy_reference, reason_codes
+from journeymap.insights.risk.features import feature_columns
+from journeymap.insights.risk.reasons import healthy_reference, reason_codes
 
 MODELS = ("gbm", "logistic")
 ISOTONIC_MIN_CHURNERS = 1000
@@ -241,7 +241,7 @@ def risk_report(engine, definition, at: dt.datetime | None = None, horizon_days:
     Reasons cost one prediction per feature group per account. `explain_top` limits them to the riskiest
     `explain_top` accounts, overall and within each group of `explain_by` (unit_id -> e.g. persona); the
     others get `reasons: []`. Default: every account listed."""
-    from journeymap.insights.features import FeatureBuilder, snapshots, text_sentiment
+    from journeymap.insights.risk.features import FeatureBuilder, snapshots, text_sentiment
 
     say = progress or (lambda _m, _f: None)
     say("scoring what customers wrote", 0.0)

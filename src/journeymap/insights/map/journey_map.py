@@ -16,9 +16,9 @@ from journeymap.engine.backends import Engine
 from journeymap.engine.personas import UNASSIGNED
 from journeymap.engine.stages import funnel, stage_duration_counts, visits, with_current_stage
 from journeymap.engine.survival import time_in_stage_summary
-from journeymap.insights.pain_points import opportunities, pain_points
-from journeymap.insights.targets import evaluate
-from journeymap.insights.voice import blend_emotion, stage_sentiment
+from journeymap.insights.map.pain_points import opportunities, pain_points
+from journeymap.insights.map.targets import evaluate
+from journeymap.insights.voice.texts import blend_emotion, stage_sentiment
 from journeymap.journey.definition import JourneyDefinition
 
 ALL = "all"
@@ -355,11 +355,11 @@ def _short_quote(quotes: list[str]) -> str | None:
 
 
 def _themes(engine: Engine, definition: JourneyDefinition, level: str, ac, persona_ids: list[str]) -> dict[str, dict]:
-    """Per view id, per stage id: the top THEMES_PER_STAGE themes (insights.voice: the same themes and seed as
+    """Per view id, per stage id: the top THEMES_PER_STAGE themes (insights.voice.texts: the same themes and seed as
     `journeymap voice`) by texts in the stage, with their mean sentiment and one short quote: the most
     representative text of the theme in that stage whose own sentiment matches the theme's (any text if none)."""
-    from journeymap.insights.sentiment import label
-    from journeymap.insights.voice import representative_quotes, scored, text_rows
+    from journeymap.insights.voice.sentiment import label
+    from journeymap.insights.voice.texts import representative_quotes, scored, text_rows
 
     rows = text_rows(engine, definition, level, ac=ac)
     if rows.num_rows == 0:
@@ -393,11 +393,11 @@ def _themes(engine: Engine, definition: JourneyDefinition, level: str, ac, perso
 
 
 def _at_risk(engine: Engine, definition: JourneyDefinition, level: str, a, persona_ids: list[str]) -> dict:
-    """Per view id: paying accounts at high churn risk (insights.churn_model.risk_report, the default 90-day
+    """Per view id: paying accounts at high churn risk (insights.risk.churn_model.risk_report, the default 90-day
     gbm model) per stage with their MRR, and the AT_RISK_LISTED riskiest with reasons. "High risk" is a risk
     at or above the top-decile cutoff over all paying accounts; persona views use the same cutoff. Persona
     views need the account level (the unit is then the account); at the person level they are null."""
-    from journeymap.insights.churn_model import risk_report
+    from journeymap.insights.risk.churn_model import risk_report
 
     persona_of = {}
     if level == "account":

@@ -1,6 +1,6 @@
 """The health score: 0 (about to leave) to 100 (healthy), from weighted components.
 
-Each component reads one point-in-time feature (`insights.features`). Its score s_i is the
+Each component reads one point-in-time feature (`insights.risk.features`). Its score s_i is the
 account's percentile rank among the accounts scored at the same date (ties share the mean rank),
 turned so that 1 is the healthy end (`direction`); an account with no value (no survey answer, no
 tickets) scores 0.5 on that component. The weighted mean
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from journeymap.insights.churn_model import logistic_pipeline, time_split
+from journeymap.insights.risk.churn_model import logistic_pipeline, time_split
 from journeymap.journey.definition import HEALTH_COMPONENTS, Health, JourneyDefinition
 
 MAX_SHARE, MIN_SHARE = 0.35, 0.02
@@ -148,7 +148,7 @@ def health_report(engine, definition: JourneyDefinition, at: dt.datetime | None 
     """Score every account paying at `at` (default: the day after the last event) and backtest the score.
 
     weights: "config" (the definition's health.components), "learned", or "auto" (config when given)."""
-    from journeymap.insights.features import FeatureBuilder, snapshots
+    from journeymap.insights.risk.features import FeatureBuilder, snapshots
 
     say = progress or (lambda _m, _f: None)
     health = definition.health or Health()

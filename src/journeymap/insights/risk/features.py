@@ -414,8 +414,8 @@ def text_sentiment(engine: Engine, definition: JourneyDefinition) -> ExtraFeatur
     sentiment            mean compound of the account's texts in the 90 days before the date (missing: none)
     negative_texts_90d   of those, how many are negative (compound <= -0.05); 0 without texts
     """
-    from journeymap.insights.sentiment import score_texts
-    from journeymap.insights.voice import text_rows
+    from journeymap.insights.voice.sentiment import score_texts
+    from journeymap.insights.voice.texts import text_rows
 
     rows = text_rows(engine, definition, "account")
     if rows.num_rows == 0:
