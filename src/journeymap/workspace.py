@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 from journeymap.engine.backends import Engine, duckdb_engine
+from journeymap.errors import NotEnoughData
 from journeymap.identity import stitch
 from journeymap.ingest.files import expand
 from journeymap.ingest.loader import LoadReport, Loader
@@ -124,91 +125,79 @@ class Workspace:
     def engine(self) -> Engine:
         tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         if "journey_events" not in tables:
-            raise FileNotFoundError(f"{self.path}: no events yet; run `journeymap ingest FILE --workspace {self.path}`")
+            raise NotEnoughData(f"{self.path}: no events yet",
+                                add=f"events: run `journeymap ingest FILE --workspace {self.path}`")
         if self.definition_path.exists() and self.definition.engine.backend == "spark":
             from journeymap.engine.spark_backend import spark_engine_for
 
             return spark_engine_for(self)  # the journey tables as Parquet, analyses on Spark (docs/spark.md)
         return duckdb_engine(self.con)
 
-    def transitions(self, level: str = "event", by: str | None = None, collapse_repeats: bool = False) -> dict:
-        from journeymap.engine.journey_paths import transitions_at
+    def run(self, name: str, progress=None, **options) -> dict:
+        """Run the analysis `name` of the registry (journeymap.analyses) with its options, as the CLI's
+        `journeymap NAME --json` and the API's /api/v1/NAME do: the same defaults, checks and result.
 
-        definition = self.definition if level != "event" or self.definition_path.exists() else None
-        unit_level = by or (definition.analysis.level if definition else "person")
-        return transitions_at(self.engine, definition, level, unit_level, collapse_repeats)
+        >>> ws.run("funnel", steps="signed_up,report_created", window="30d")   # doctest: +SKIP
+        """
+        from journeymap.analyses import get
 
-    def surveys(self, group: str = "stage", interval: str = "month", by: str | None = None) -> dict:
-        from journeymap.engine.survey_report import survey_report
+        return get(name)(self, options, progress)
 
-        return survey_report(self.engine, self.definition, by or self.definition.analysis.level, group, interval)
+    # One method per analysis of the registry; options and defaults are the registry's (`journeymap NAME --help`).
 
-    def revenue(self) -> dict:
-        from journeymap.engine.revenue import churn_breakdown, mrr_bridge
+    def journey_map(self, progress=None, **options) -> dict:
+        return self.run("map", progress, **options)
 
-        return {**mrr_bridge(self.engine, self.definition), "churn": churn_breakdown(self.engine, self.definition)}
+    def transitions(self, **options) -> dict:
+        return self.run("transitions", **options)
 
-    def journey_map(self, level: str | None = None, progress=None, insights: bool = True,
-                    date_from=None, date_to=None) -> dict:
-        from journeymap.insights.map.journey_map import build_map
+    def paths(self, **options) -> dict:
+        return self.run("paths", **options)
 
-        return build_map(self.engine, self.definition, level, progress, insights=insights, date_from=date_from,
-                         date_to=date_to)
+    def variants(self, **options) -> dict:
+        return self.run("variants", **options)
 
-    def risk(self, at=None, horizon_days: int = 90, model: str = "gbm", top: int | None = None, seed: int = 0,
-             progress=None) -> dict:
-        """Churn risk per paying account at `at` with reasons, and the model's held-out evaluation
-        (docs/metrics/health-and-risk.md)."""
-        from journeymap.insights.risk.churn_model import risk_report
-        from journeymap.insights.risk.features import as_datetime
+    def funnel(self, **options) -> dict:
+        return self.run("funnel", **options)
 
-        at = as_datetime(at) if at is not None else None
-        return risk_report(self.engine, self.definition, at, horizon_days, model, top, seed, progress)
+    def retention(self, **options) -> dict:
+        return self.run("retention", **options)
 
-    def health(self, at=None, horizon_days: int = 90, weights: str = "auto", progress=None) -> dict:
-        """Health score 0-100 per paying account, bands, the backtest and expansion signals."""
-        from journeymap.insights.risk.features import as_datetime
-        from journeymap.insights.risk.health import health_report
+    def lifecycle(self, **options) -> dict:
+        return self.run("lifecycle", **options)
 
-        at = as_datetime(at) if at is not None else None
-        return health_report(self.engine, self.definition, at, horizon_days, weights, progress=progress)
+    def stickiness(self, **options) -> dict:
+        return self.run("stickiness", **options)
 
-    def voice(self, level: str | None = None, by=None, n_themes: int | None = None, seed: int = 0,
-              method: str = "tfidf") -> dict:
-        """Sentiment and themes of customer text per stage, touchpoint, persona, period and kind
-        (docs/metrics/voice-of-customer.md)."""
-        from journeymap.insights.voice.texts import GROUPS, voice
+    def surveys(self, **options) -> dict:
+        return self.run("surveys", **options)
 
-        return voice(self.engine, self.definition, level, by or GROUPS, n_themes=n_themes, seed=seed, method=method)
+    def revenue(self, **options) -> dict:
+        return self.run("revenue", **options)
+
+    def moments(self, **options) -> dict:
+        return self.run("moments", **options)
+
+    def risk(self, progress=None, **options) -> dict:
+        return self.run("risk", progress, **options)
+
+    def health(self, progress=None, **options) -> dict:
+        return self.run("health", progress, **options)
+
+    def clv(self, **options) -> dict:
+        return self.run("clv", **options)
+
+    def voice(self, **options) -> dict:
+        return self.run("voice", **options)
+
+    def friction(self, **options) -> dict:
+        return self.run("friction", **options)
 
     def add_interviews(self, directory: str | Path) -> dict:
         """Ingest a folder of interview transcripts (.txt with an `email:` / `date:` header) as events."""
         from journeymap.insights.voice.interviews import add_interviews
 
         return add_interviews(self, directory)
-
-    def friction(self, level: str | None = None) -> dict:
-        """Friction and delight moments ranked by units and MRR at stake (docs/metrics/friction.md)."""
-        from journeymap.insights.friction import friction
-
-        return friction(self.engine, self.definition, level)
-
-    def moments(self, level: str | None = None, within_days: float = 14, horizon_days: float = 90, min_units: int = 30,
-                population: str | None = None, exclude: list[str] | None = None, include: list[str] | None = None) -> dict:
-        """Moments of truth: early behaviours ranked by the retention that goes with them, and a suggested
-        activation definition (docs/metrics/moments-of-truth.md)."""
-        from journeymap.insights.moments import moments_of_truth
-
-        return moments_of_truth(self.engine, self.definition, level, within_days, horizon_days, min_units,
-                                exclude=exclude, include=include, population=population)
-
-    def clv(self, margin: float = 0.8, annual_discount: float = 0.10, spend=None,
-            touch_sources=("marketing", "crm")) -> dict:
-        """Lifetime value by persona and acquisition channel, and LTV:CAC with a spend file (docs/metrics/clv.md)."""
-        from journeymap.insights.value.clv import lifetime_value
-
-        return lifetime_value(self.engine, self.definition, margin=margin, annual_discount=annual_discount, spend=spend,
-                              touch_sources=touch_sources)
 
 
 class InputFileProgress:

@@ -1,8 +1,14 @@
-"""What every command shares: its options, opening a workspace, failing cleanly, printing JSON."""
+"""What every command shares: its options, opening a workspace, failing cleanly, printing JSON, progress.
+
+Errors are shown by type (journeymap.errors): a JourneymapError prints its message and exits with its
+`exit_code` (2 a bad option, 3 not enough data, 1 any other user error); an unexpected exception is an
+internal error (exit 70) with a one-line summary, and its traceback only with JOURNEYMAP_DEBUG=1.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,11 +16,12 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.markup import escape
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from journeymap.ingest.store import StoreLocked
-from journeymap.journey.load import DefinitionError
+from journeymap.analyses.base import finite
+from journeymap.errors import InternalError, JourneymapError
 from journeymap.workspace import Workspace
 
 err = Console(stderr=True)
@@ -22,29 +29,58 @@ err = Console(stderr=True)
 WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="The workspace folder.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
-USER_ERRORS = (ValueError, DefinitionError, FileNotFoundError, IsADirectoryError, StoreLocked)
-"""Errors that are the user's to fix: printed as one line, exit code 1, no traceback."""
+LEGACY_USER_ERRORS = (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+"""Errors raised with a user-facing message by modules not yet on journeymap.errors: exit 1, no traceback."""
 
 
-def fail(message: str) -> NoReturn:
+def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # messages quote [extras] and paths
-    raise typer.Exit(1)
+    raise typer.Exit(code)
+
+
+def fail_with(exc: BaseException) -> NoReturn:
+    """Show an error by its type and exit with its code."""
+    if isinstance(exc, JourneymapError):
+        fail(str(exc), exc.exit_code)
+    if isinstance(exc, LEGACY_USER_ERRORS):
+        fail(str(exc), 1)
+    if os.environ.get("JOURNEYMAP_DEBUG"):
+        raise exc
+    internal = InternalError(f"{type(exc).__name__}: {exc}")
+    fail(f"internal error ({internal}); this is a bug: please report it, with the output of the same command "
+         "run with JOURNEYMAP_DEBUG=1", internal.exit_code)
 
 
 @contextmanager
 def workspace_for(path: Path) -> Iterator[Workspace]:
-    """The workspace, closed afterwards; a user error inside the block becomes `fail`."""
+    """The workspace, closed afterwards; an error inside the block is shown by `fail_with`."""
     ws = Workspace(path)
     try:
         yield ws
-    except USER_ERRORS as exc:
-        fail(str(exc))
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - every error leaves as a message and an exit code
+        fail_with(exc)
     finally:
         ws.close()
 
 
+@contextmanager
+def progress_for(name: str, quiet: bool = False):
+    """A progress bar on stderr for a slow analysis: `progress(message, fraction or None)`."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
+                  transient=True, disable=quiet or not err.is_terminal) as bar:
+        task = bar.add_task(name, total=1.0)
+
+        def progress(message: str, fraction: float | None = None) -> None:
+            bar.update(task, description=message, **({"completed": fraction} if fraction is not None else {}))
+
+        yield progress
+
+
 def print_json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """JSON for scripts: never a bare NaN (json.dumps would write one), dates as ISO text."""
+    sys.stdout.write(json.dumps(finite(data), indent=2, default=str, allow_nan=False) + "\n")
 
 
 def pct(x: float | None) -> str:

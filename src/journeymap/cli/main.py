@@ -25,13 +25,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 out = Console()
-ByOpt = Annotated[str | None, typer.Option("--by", help="Unit of analysis: person or account (default: the definition's).")]
-
-
-def _by(by: str | None) -> str | None:
-    if by not in (None, "person", "account"):
-        fail("--by must be person or account")
-    return by
 
 
 @app.command()
@@ -140,58 +133,6 @@ def schema():
 
 
 @app.command()
-def transitions(
-    workspace: WorkspaceOpt = Path("."),
-    level: Annotated[str, typer.Option(help="event, stage or touchpoint.")] = "event",
-    by: ByOpt = None,
-    collapse_repeats: Annotated[bool, typer.Option(help="Treat A,A,B as A,B.")] = False,
-    top: Annotated[int, typer.Option(help="Rows to show in the table (JSON has all).")] = 20,
-    as_json: JsonOpt = False,
-):
-    """Consecutive steps per unit (directly-follows edges), with starts, ends and the number of variants."""
-    with workspace_for(workspace) as ws:
-        result = ws.transitions(level=level, by=_by(by), collapse_repeats=collapse_repeats)
-    if as_json:
-        print_json(result)
-        return
-    table = Table("from", "to", "count", "mean time")
-    from journeymap.journey.durations import format_duration
-
-    for e in result["edges"][:top]:
-        table.add_row(str(e["from"]), str(e["to"]), f"{e['count']:,}", format_duration(e["mean_seconds"]))
-    out.print(table)
-    out.print(f"{len(result['edges']):,} edges, {result['variants']:,} variants, {sum(result['starts'].values()):,} units")
-
-
-@app.command("map")
-def map_(
-    workspace: WorkspaceOpt = Path("."),
-    out_file: Annotated[Path | None, typer.Option("--out", help="Write the HTML journey map here.")] = None,
-    by: ByOpt = None,
-    as_json: JsonOpt = False,
-    no_insights: Annotated[bool, typer.Option(
-        "--no-insights", help="Skip friction, moments of truth, themes and accounts at risk (the slow part).")] = False,
-    date_from: Annotated[str | None, typer.Option("--from", help="Map a period: first day (YYYY-MM-DD) whose events count.")] = None,
-    date_to: Annotated[str | None, typer.Option("--to", help="Last day (inclusive) whose events count.")] = None,
-):
-    """Compute the journey map: write it as one self-contained HTML file, or print it as JSON."""
-    from journeymap.insights.map.journey_map import build_map
-    from journeymap.report import write_map_html
-
-    with workspace_for(workspace) as ws, err.status("computing the journey map", spinner="dots") as status:
-        try:
-            model = build_map(ws.engine, ws.definition, _by(by), lambda m: status.update(m), insights=not no_insights,
-                              date_from=date_from, date_to=date_to)
-        except ValueError as exc:
-            fail(str(exc))
-    if out_file:
-        write_map_html(model, out_file)
-        err.print(f"wrote {out_file}")
-    if as_json or not out_file:
-        print_json(model)
-
-
-@app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo workspace.")] = Path("journeymap-demo"),
     accounts: Annotated[int, typer.Option(help="Accounts to simulate.")] = 5000,
@@ -208,20 +149,15 @@ def demo(
         out.print(line, highlight=False, soft_wrap=True)
 
 
-# Analyses that live in their own modules register their commands here.
-from journeymap.cli import clv as _clv  # noqa: E402
-from journeymap.cli import cohorts as _cohorts  # noqa: E402
-from journeymap.cli import funnel as _funnel  # noqa: E402
+# Every analysis of the registry is a command generated from its description (cli/commands.py); the
+# commands that are not analyses (serve, keys, interviews) register themselves.
 from journeymap.cli import keys as _keys  # noqa: E402
-from journeymap.cli import moments as _moments  # noqa: E402
-from journeymap.cli import paths as _paths  # noqa: E402
-from journeymap.cli import revenue as _revenue  # noqa: E402
-from journeymap.cli import risk as _risk  # noqa: E402
 from journeymap.cli import serve as _serve  # noqa: E402
-from journeymap.cli import surveys as _surveys  # noqa: E402
 from journeymap.cli import voice as _voice  # noqa: E402
+from journeymap.cli.commands import add_analysis_commands  # noqa: E402
 
-for _module in (_funnel, _paths, _cohorts, _surveys, _revenue, _moments, _risk, _clv, _voice, _serve, _keys):
+add_analysis_commands(app)
+for _module in (_voice, _serve, _keys):
     _module.register(app)
 
 

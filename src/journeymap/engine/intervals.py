@@ -16,6 +16,7 @@ import datetime as dt
 
 import ibis
 import ibis.expr.types as ir
+from journeymap.errors import OptionError
 
 INTERVALS = ("day", "week", "month", "quarter")
 ROLLING_DAYS = {"day": 1, "week": 7, "month": 30, "quarter": 90}
@@ -25,7 +26,7 @@ DAY_US = 86_400 * 10**6
 
 def check(interval: str) -> str:
     if interval not in INTERVALS:
-        raise ValueError(f"--interval must be one of {', '.join(INTERVALS)}, not {interval!r}")
+        raise OptionError(f"--interval must be one of {', '.join(INTERVALS)}, not {interval!r}")
     return interval
 
 
@@ -72,9 +73,9 @@ def parse_day(text: str | dt.date | None, option: str) -> dt.date | None:
     try:
         day = dt.date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{option} must be a date like 2024-03-01, not {text!r}") from None
+        raise OptionError(f"{option} must be a date like 2024-03-01, not {text!r}") from None
     if not MIN_YEAR <= day.year <= MAX_YEAR:  # interval arithmetic past these overflows dates
-        raise ValueError(f"{option} {text!r} is out of range: years {MIN_YEAR} to {MAX_YEAR}")
+        raise OptionError(f"{option} {text!r} is out of range: years {MIN_YEAR} to {MAX_YEAR}")
     return day
 
 

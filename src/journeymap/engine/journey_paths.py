@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
+from journeymap.errors import OptionError
 from journeymap.engine.annotate import annotated_events
 from journeymap.engine.backends import Engine
 from journeymap.engine.stages import visits
@@ -18,10 +19,10 @@ def labelled_events(engine: Engine, definition: JourneyDefinition | None, level:
     """unit_id, label, ts, seq at one level of the map. Stage labels are stage visits (entries);
     touchpoint labels are NULL for events that map to no touchpoint."""
     if level not in LEVELS:
-        raise ValueError(f"--level must be one of {', '.join(LEVELS)}, not {level!r}")
+        raise OptionError(f"--level must be one of {', '.join(LEVELS)}, not {level!r}")
     if definition is None:
         if level != "event":
-            raise ValueError(f"--level {level} needs a journey definition (journeymap.yml)")
+            raise OptionError(f"--level {level} needs a journey definition (journeymap.yml)")
         # No journey defined yet: event-level paths need only the events.
         ev = unit_events(engine, unit_level)
         return ev.select("unit_id", label=ev.event, ts=ev.ts, seq=ev.seq)

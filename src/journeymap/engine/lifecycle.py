@@ -23,6 +23,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
+from journeymap.errors import OptionError
 from journeymap.engine.backends import Engine
 from journeymap.engine.intervals import INTERVALS, check, index_to_start, interval_index, parse_day, python_index
 from journeymap.engine.unit_events import unit_events
@@ -43,7 +44,7 @@ def _events(engine: Engine, level: str, event: str | None) -> tuple[ir.Table, ir
 def _check_range(date_from, date_to):
     d_from, d_to = parse_day(date_from, "--from"), parse_day(date_to, "--to")
     if d_from and d_to and d_from > d_to:
-        raise ValueError("--from must not be after --to")
+        raise OptionError("--from must not be after --to")
     return d_from, d_to
 
 
@@ -61,7 +62,7 @@ def lifecycle(engine: Engine, *, interval: str = "week", level: str = "person", 
     """``{"intervals": [{"start", "new", "returning", "resurrecting", "dormant", "active", "quick_ratio"}]}``."""
     check(interval)
     if new_by not in NEW_BY:
-        raise ValueError(f"--new-by must be one of {', '.join(NEW_BY)}, not {new_by!r}")
+        raise OptionError(f"--new-by must be one of {', '.join(NEW_BY)}, not {new_by!r}")
     ev, act = _events(engine, level, event)
     a = act.select(unit_id=act.unit_id, idx=interval_index(act.ts, interval)).distinct()
     w = ibis.window(group_by=a.unit_id, order_by=a.idx)
@@ -129,7 +130,7 @@ def stickiness(engine: Engine, *, interval: str = "week", level: str = "person",
     months at both ends are not diluted."""
     check(interval)
     if interval == "day":
-        raise ValueError("stickiness counts active days per interval: --interval must be week, month or quarter")
+        raise OptionError("stickiness counts active days per interval: --interval must be week, month or quarter")
     ev, act = _events(engine, level, event)
     # One statement, one round trip, as lifecycle: the active unit-days a named CTE, read by both
     # distributions and, without --event (then they are all the events), for the first and last event day.

@@ -25,6 +25,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from journeymap.errors import OptionError
 from journeymap.engine.journey_paths import LEVELS, labelled_events
 from journeymap.engine.transitions import steps
 
@@ -51,9 +52,9 @@ def path_steps(
     """The steps each unit shows in the view: `_u`, `_d` (depth), `_l` (label), including the
     explicit `end` (and, with `before`, `start`) markers. See docs/metrics/paths.md."""
     if before is not None and (start is not None or end is not None):
-        raise ValueError("--before cannot be combined with --start or --end")
+        raise OptionError("--before cannot be combined with --start or --end")
     if depth is not None and depth < 0:
-        raise ValueError("--depth must be 0 or more")
+        raise OptionError("--depth must be 0 or more")
     o = steps(events, "unit_id", "label", "ts", "seq", collapse_repeats).select("_u", "_l", _rel=ibis._._pos)
     anchor = before if before is not None else start
     if anchor is not None:
@@ -113,7 +114,7 @@ def paths_result(
     `events` has unit_id, label, ts, seq. Only aggregates leave the engine.
     """
     if top is not None and top < 0:
-        raise ValueError("--top must be 0 or more")
+        raise OptionError("--top must be 0 or more")
     run = con.to_pyarrow if con is not None else (lambda e: e.to_pyarrow())
     s = path_steps(events, start=start, end=end, before=before, depth=depth, collapse_repeats=collapse_repeats)
     labelled = events.filter(events.label.notnull(), events.ts.notnull(), events.seq.notnull())

@@ -29,6 +29,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
+from journeymap.errors import OptionError
 from journeymap.engine.backends import Engine
 from journeymap.engine.intervals import DAY_US, ROLLING_DAYS, check, index_to_start, interval_index, parse_day, python_index
 from journeymap.engine.unit_events import unit_events
@@ -47,9 +48,9 @@ def parse_brackets(text: str | list | None) -> list[tuple[int, int]] | None:
         try:
             lo, hi = (int(x) for x in item.split("-")) if isinstance(item, str) else (int(item[0]), int(item[1]))
         except (ValueError, TypeError, IndexError):
-            raise ValueError(f"--brackets must look like 1-3,4-7,8-14 (days), not {text!r}") from None
+            raise OptionError(f"--brackets must look like 1-3,4-7,8-14 (days), not {text!r}") from None
         if lo < 0 or hi < lo or (pairs and lo <= pairs[-1][1]):
-            raise ValueError(f"--brackets must be ascending, non-overlapping day ranges lo-hi with 0 <= lo <= hi: {text!r}")
+            raise OptionError(f"--brackets must be ascending, non-overlapping day ranges lo-hi with 0 <= lo <= hi: {text!r}")
         pairs.append((lo, hi))
     return pairs
 
@@ -94,13 +95,13 @@ def retention(engine: Engine, start: str, return_event: str, *, interval: str = 
     whose interval contains or lies between them; they never change who is first-time."""
     check(interval)
     if mode not in MODES:
-        raise ValueError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+        raise OptionError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     if period not in PERIODS:
-        raise ValueError(f"--period must be one of {', '.join(PERIODS)}, not {period!r}")
+        raise OptionError(f"--period must be one of {', '.join(PERIODS)}, not {period!r}")
     brackets = parse_brackets(brackets)
     d_from, d_to = parse_day(date_from, "--from"), parse_day(date_to, "--to")
     if d_from and d_to and d_from > d_to:
-        raise ValueError("--from must not be after --to")
+        raise OptionError("--from must not be after --to")
     ev = unit_events(engine, level)
     anchors = _anchors(ev, start, interval, mode)
     if d_from:

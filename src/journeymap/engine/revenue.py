@@ -23,6 +23,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
+from journeymap.errors import NotEnoughData
 from journeymap.engine.annotate import annotated_events
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import UNASSIGNED, units
@@ -36,7 +37,8 @@ CATEGORIES = ("new", "reactivation", "expansion", "contraction", "churned")
 
 def _config(definition: JourneyDefinition) -> Revenue:
     if definition.revenue is None:
-        raise ValueError("journeymap.yml has no `revenue:` section: say which events state MRR (docs/metrics/revenue.md)")
+        raise NotEnoughData("journeymap.yml has no `revenue:` section, so MRR is unknown",
+                            add="a `revenue:` section saying which events state MRR (docs/metrics/revenue.md)")
     return definition.revenue
 
 

@@ -7,6 +7,7 @@ period before, per kind, so a trend reads directly.
 
 from __future__ import annotations
 
+from journeymap.errors import NotEnoughData, OptionError
 from journeymap.engine.annotate import annotated_events
 from journeymap.engine.backends import Engine
 from journeymap.engine.metrics import KINDS, surveys_by
@@ -21,11 +22,11 @@ def survey_report(
     engine: Engine, definition: JourneyDefinition, level: str, group: str = "stage", interval: str = "month"
 ) -> dict:
     if group not in GROUPS:
-        raise ValueError(f"--group must be one of {', '.join(GROUPS)}")
+        raise OptionError(f"--group must be one of {', '.join(GROUPS)}")
     if interval not in INTERVALS:
-        raise ValueError(f"--interval must be one of {', '.join(INTERVALS)}")
+        raise OptionError(f"--interval must be one of {', '.join(INTERVALS)}")
     if not definition.surveys:
-        raise ValueError("journeymap.yml defines no surveys: add them under `surveys:` (see docs/journey-definition.md)")
+        raise NotEnoughData("journeymap.yml defines no surveys", add="them under `surveys:` (see docs/journey-definition.md)")
     with engine.scope():
         a = annotated_events(engine, definition, level)
         ac = with_current_stage(a, visits(a))

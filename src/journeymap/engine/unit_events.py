@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
+from journeymap.errors import OptionError
 from journeymap.engine.backends import Engine
 
 IDENTITY_CALLS = ("identify", "group", "alias")
@@ -19,7 +20,7 @@ def unit_events(engine: Engine, level: str = "person") -> ir.Table:
     """At person level a unit is a stitched person; at account level an account converts, retains
     or churns when any of its persons does, because their events all carry its account_id."""
     if level not in LEVELS:
-        raise ValueError(f"--by must be one of {', '.join(LEVELS)}, not {level!r}")
+        raise OptionError(f"--by must be one of {', '.join(LEVELS)}, not {level!r}")
     ev = engine.table("journey_events")
     unit = ev.person_id if level == "person" else ev.account_id
     ev = ev.filter(unit.notnull(), ~ev.type.isin(IDENTITY_CALLS))

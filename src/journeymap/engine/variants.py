@@ -23,6 +23,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from journeymap.errors import OptionError
 from journeymap.engine.paths import OTHER
 from journeymap.engine.transitions import steps
 
@@ -59,7 +60,7 @@ def variants_result(
     `other` row so that counts sum to the units and shares to 1.
     """
     if top is not None and top < 0:
-        raise ValueError("--top must be 0 or more")
+        raise OptionError("--top must be 0 or more")
     run = con.to_pyarrow if con is not None else (lambda e: e.to_pyarrow())
     u = per_unit(events, converted, collapse_repeats)
     # Rank distinct paths by units (most first), then by the labels themselves (array order is

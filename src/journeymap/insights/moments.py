@@ -41,6 +41,7 @@ import ibis
 import ibis.expr.types as ir
 from scipy import stats
 
+from journeymap.errors import OptionError
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import units
 from journeymap.engine.rules import first_match, rule_expr
@@ -454,15 +455,15 @@ def moments_of_truth(engine: Engine, definition: JourneyDefinition, level: str |
     level = level or definition.analysis.level
     population = population or ("customers" if definition.milestones.customer_stage else "started")
     if population not in POPULATIONS:
-        raise ValueError(f"--population must be one of {', '.join(POPULATIONS)}, not {population!r}")
+        raise OptionError(f"--population must be one of {', '.join(POPULATIONS)}, not {population!r}")
     if population == "customers" and not definition.milestones.customer_stage:
-        raise ValueError("--population customers needs milestones.customer_stage in journeymap.yml")
+        raise OptionError("--population customers needs milestones.customer_stage in journeymap.yml")
     if level not in LEVELS:
-        raise ValueError(f"--by must be one of {', '.join(LEVELS)}, not {level!r}")
+        raise OptionError(f"--by must be one of {', '.join(LEVELS)}, not {level!r}")
     if not 0 < within_days <= horizon_days:
-        raise ValueError(f"--within ({within_days:g} days) must be positive and at most --horizon ({horizon_days:g} days)")
+        raise OptionError(f"--within ({within_days:g} days) must be positive and at most --horizon ({horizon_days:g} days)")
     if min_units < 1:
-        raise ValueError("--min-units must be at least 1")
+        raise OptionError("--min-units must be at least 1")
     with engine.scope():
         prep = prepare(engine, definition, level, horizon_days, population)
         counts = window_counts(engine, prep, None, within_days, horizon_days)

@@ -10,6 +10,7 @@ import ibis
 import numpy as np
 import pyarrow.compute as pc
 
+from journeymap.errors import OptionError
 from journeymap.engine import metrics as M
 from journeymap.engine.annotate import annotated_events
 from journeymap.engine.backends import Engine
@@ -40,17 +41,20 @@ def emotion(surveys: dict[str, dict]) -> float | None:
 def build_map(
     engine: Engine, definition: JourneyDefinition, level: str | None = None,
     progress: Callable[[str], None] | None = None, insights: bool = True,
-    date_from: dt.date | str | None = None, date_to: dt.date | str | None = None,
+    date_from: dt.date | str | None = None, date_to: dt.date | str | None = None, panels: dict | None = None,
 ) -> dict:
     """The journey map model of docs/map-json.md; the engine's cached tables are freed on return.
 
     `insights=False` skips the placed insights (friction and delight, moments of truth, themes, accounts
     at risk): their sections are null with a note. They roughly triple the build time.
-    `date_from`/`date_to` (inclusive days, UTC) draw the map of a period: only events inside it count."""
+    `date_from`/`date_to` (inclusive days, UTC) draw the map of a period: only events inside it count.
+    `panels` holds the options of the analyses the map places ({"moments": {...}, "risk": {...}}, keyword
+    arguments of moments_of_truth and risk_report): the registry passes its defaults, so the map's panels
+    and `journeymap moments` / `risk` give one number per fact."""
     level = level or definition.analysis.level
     period = _period(date_from, date_to)
     with engine.scope():
-        return _build_map(engine, definition, level, progress or (lambda _msg: None), insights, period)
+        return _build_map(engine, definition, level, progress or (lambda _msg: None), insights, period, panels or {})
 
 
 def _period(date_from, date_to) -> tuple[dt.date | None, dt.date | None]:
@@ -58,12 +62,12 @@ def _period(date_from, date_to) -> tuple[dt.date | None, dt.date | None]:
 
     lo, hi = parse_day(date_from, "--from"), parse_day(date_to, "--to")
     if lo and hi and lo > hi:
-        raise ValueError(f"--from ({lo}) is after --to ({hi})")
+        raise OptionError(f"--from ({lo}) is after --to ({hi})")
     return lo, hi
 
 
 def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: Callable[[str], None],
-               insights: bool = True, period: tuple = (None, None)) -> dict:
+               insights: bool = True, period: tuple = (None, None), panels: dict | None = None) -> dict:
     say("annotating events")
     a = annotated_events(engine, definition, level)
     if period[0] is not None:
@@ -81,7 +85,7 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
     durations = _time_in_stage(engine, v, definition, window["hi"])
     say("scoring what customers wrote")
     texts = stage_sentiment(engine, definition, level, ac=ac)
-    placed = (placed_insights(engine, definition, level, a, ac, [p["id"] for p in personas], say) if insights
+    placed = (placed_insights(engine, definition, level, a, ac, [p["id"] for p in personas], say, panels) if insights
               else {p["id"]: _skipped() for p in personas})
     views = {}
     for p in personas:
@@ -229,7 +233,7 @@ def _failed(what: str, e: Exception) -> str:
 
 
 def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a, ac, persona_ids: list[str],
-                    say: Callable[[str], None]) -> dict[str, dict]:
+                    say: Callable[[str], None], panels: dict | None = None) -> dict[str, dict]:
     """Per view id: friction, delight, moments_of_truth, themes, at_risk and insights_notes.
 
     Friction, delight and moments of truth are computed for "all" only (each reruns its own analysis; per
@@ -256,7 +260,7 @@ def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a
         everyone["insights_notes"]["friction"] = everyone["insights_notes"]["delight"] = _failed("friction", e)
     say("finding moments of truth")
     try:
-        everyone["moments_of_truth"] = _moments(engine, definition, level, ac)
+        everyone["moments_of_truth"] = _moments(engine, definition, level, ac, (panels or {}).get("moments", {}))
         if not everyone["moments_of_truth"]["items"]:
             everyone["insights_notes"]["moments_of_truth"] = "no behaviour had enough units with and without it to rank"
     except Exception as e:  # noqa: BLE001
@@ -274,7 +278,7 @@ def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a
             out[pid]["insights_notes"]["themes"] = _failed("themes", e)
     say("scoring churn risk (the slowest part; skip with --no-insights)")
     try:
-        risk = _at_risk(engine, definition, level, a, persona_ids)
+        risk = _at_risk(engine, definition, level, a, persona_ids, (panels or {}).get("risk", {}))
         for pid in persona_ids:
             out[pid]["at_risk"] = risk.get(pid)
             if risk.get(pid) is None:
@@ -324,10 +328,10 @@ def behaviour_stage(engine: Engine, definition: JourneyDefinition, ac, behaviour
     return (rows[0]["stage"], "most_units") if rows else (None, None)
 
 
-def _moments(engine: Engine, definition: JourneyDefinition, level: str, ac) -> dict:
+def _moments(engine: Engine, definition: JourneyDefinition, level: str, ac, options: dict | None = None) -> dict:
     from journeymap.insights.moments import moments_of_truth
 
-    m = moments_of_truth(engine, definition, level)
+    m = moments_of_truth(engine, definition, level, **(options or {}))
     items = []
     for r in [r for r in m["moments"] if r["ranked"]][:MOMENTS_SHOWN]:
         stage, rule = behaviour_stage(engine, definition, ac, r["behaviour"])
@@ -392,7 +396,8 @@ def _themes(engine: Engine, definition: JourneyDefinition, level: str, ac, perso
     return out
 
 
-def _at_risk(engine: Engine, definition: JourneyDefinition, level: str, a, persona_ids: list[str]) -> dict:
+def _at_risk(engine: Engine, definition: JourneyDefinition, level: str, a, persona_ids: list[str],
+             options: dict | None = None) -> dict:
     """Per view id: paying accounts at high churn risk (insights.risk.churn_model.risk_report, the default 90-day
     gbm model) per stage with their MRR, and the AT_RISK_LISTED riskiest with reasons. "High risk" is a risk
     at or above the top-decile cutoff over all paying accounts; persona views use the same cutoff. Persona
@@ -403,7 +408,7 @@ def _at_risk(engine: Engine, definition: JourneyDefinition, level: str, a, perso
     if level == "account":
         persona_of = {x["unit_id"]: x["persona"] for x in engine.execute(a.select("unit_id", "persona").distinct()).to_pylist()}
     # Reasons only for the accounts each view lists: explaining every paying account cost more than the fit.
-    r = risk_report(engine, definition, explain_top=AT_RISK_LISTED, explain_by=persona_of)
+    r = risk_report(engine, definition, explain_top=AT_RISK_LISTED, explain_by=persona_of, **(options or {}))
     accounts = r["accounts"]
     risks = np.array([x["risk"] for x in accounts], dtype=float)
     cutoff = float(np.quantile(risks, 1 - AT_RISK_SHARE)) if len(risks) else None

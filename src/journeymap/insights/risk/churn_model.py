@@ -32,6 +32,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from journeymap.errors import NotEnoughData
 from journeymap.insights.risk.features import feature_columns
 from journeymap.insights.risk.reasons import healthy_reference, reason_codes
 
@@ -189,7 +190,8 @@ class ChurnModel:
         test = snapshots[at.isin(self.split_.test)]
         y_tr, y_cal, y_te = train["churned"].to_numpy(), cal["churned"].to_numpy(), test["churned"].to_numpy()
         if y_tr.sum() == 0 or y_tr.sum() == len(y_tr):
-            raise ValueError("the training dates have no churn (or only churn): nothing to learn from")
+            raise NotEnoughData("the training dates have no churn (or only churn): nothing to learn from",
+                                add="more history: accounts that churned (and stayed) before the held-out dates")
         method = self._method(y_cal)
         self.calibration_method_ = method
         fitted = {
@@ -243,6 +245,9 @@ def risk_report(engine, definition, at: dt.datetime | None = None, horizon_days:
     others get `reasons: []`. Default: every account listed."""
     from journeymap.insights.risk.features import FeatureBuilder, snapshots, text_sentiment
 
+    if definition.revenue is None:
+        raise NotEnoughData("journeymap.yml defines no churn, so there is nothing to learn risk from",
+                            add="a `revenue:` section with its `churn:` rule (docs/metrics/revenue.md)")
     say = progress or (lambda _m, _f: None)
     say("scoring what customers wrote", 0.0)
     extra = [f for f in [text_sentiment(engine, definition)] if f is not None]

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from journeymap.errors import NotEnoughData
 from journeymap.insights.risk.churn_model import logistic_pipeline, time_split
 from journeymap.journey.definition import HEALTH_COMPONENTS, Health, JourneyDefinition
 
@@ -46,7 +47,11 @@ def learned_components(train: pd.DataFrame, seed: int = 0) -> list[dict]:
     coefficient pointing the other way (a collinear or noisy feature) is clipped to weight 0."""
     named = [(n, f, d) for n, (f, d) in HEALTH_COMPONENTS.items() if f in train and train[f].notna().any()]
     features = [f for _, f, _ in named]
-    model = logistic_pipeline(seed).fit(train[features], train["churned"].to_numpy())
+    y = train["churned"].to_numpy()
+    if y.sum() in (0, len(y)):  # scikit-learn would say "needs samples of at least 2 classes"
+        raise NotEnoughData("the training dates have no churn (or only churn): health weights cannot be learned from them",
+                            add="`health.components` weights to journeymap.yml, or more history with churned accounts")
+    model = logistic_pipeline(seed).fit(train[features], y)
     coef = model[-1].coef_[0][: len(features)]  # missing-value indicators come after the features
     # risk rises as the feature moves away from healthy: +coef when lower is better, -coef when higher is
     toward_risk = np.array([c if d == "lower_is_better" else -c for (_, _, d), c in zip(named, coef, strict=True)])
@@ -150,12 +155,15 @@ def health_report(engine, definition: JourneyDefinition, at: dt.datetime | None 
     weights: "config" (the definition's health.components), "learned", or "auto" (config when given)."""
     from journeymap.insights.risk.features import FeatureBuilder, snapshots
 
+    if definition.revenue is None:
+        raise NotEnoughData("journeymap.yml defines no churn, so there is nothing to backtest health against",
+                            add="a `revenue:` section with its `churn:` rule (docs/metrics/revenue.md)")
     say = progress or (lambda _m, _f: None)
     health = definition.health or Health()
     if weights not in ("auto", "config", "learned"):
         raise ValueError(f"weights must be auto, config or learned, not {weights!r}")
     if weights == "config" and not health.components:
-        raise ValueError("journeymap.yml has no health.components: use learned weights or add them (docs/journey-definition.md)")
+        raise NotEnoughData("journeymap.yml has no health.components", add="them (docs/journey-definition.md), or use --weights learned")
     source = "config" if weights == "config" or (weights == "auto" and health.components) else "learned"
     snaps = snapshots(engine, definition, horizon_days, progress=lambda m, f: say(m, 0.8 * f))
     split = time_split(snaps["at"].unique(), horizon_days)

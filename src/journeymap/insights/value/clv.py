@@ -26,6 +26,7 @@ from pathlib import Path
 
 import ibis
 
+from journeymap.errors import InputError, NotEnoughData, OptionError
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import units
 from journeymap.engine.revenue import monthly_mrr, revenue_events
@@ -135,22 +136,22 @@ def read_spend(path: str | Path) -> dict[str, tuple[float, set[int] | None]]:
         reader = csv.DictReader(fh)
         missing = {"channel", "spend"} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f"{path}: the header needs columns {', '.join(sorted(missing))} (has {reader.fieldnames})")
+            raise InputError(f"{path}: the header needs columns {', '.join(sorted(missing))} (has {reader.fieldnames})")
         for line, row in enumerate(reader, start=2):
             try:
                 amount = float(row["spend"])
             except (TypeError, ValueError):
-                raise ValueError(f"{path}:{line}: field spend: {row['spend']!r} is not a number") from None
+                raise InputError(f"{path}:{line}: field spend: {row['spend']!r} is not a number") from None
             if amount < 0 or not math.isfinite(amount):
-                raise ValueError(f"{path}:{line}: field spend: must be a finite amount >= 0")
+                raise InputError(f"{path}:{line}: field spend: must be a finite amount >= 0")
             if not row["channel"]:
-                raise ValueError(f"{path}:{line}: field channel: empty")
+                raise InputError(f"{path}:{line}: field channel: empty")
             spend[row["channel"]] += amount
             if row.get("month"):
                 try:
                     m = dt.date.fromisoformat(row["month"] + "-01")
                 except ValueError:
-                    raise ValueError(f"{path}:{line}: field month: {row['month']!r} is not YYYY-MM") from None
+                    raise InputError(f"{path}:{line}: field month: {row['month']!r} is not YYYY-MM") from None
                 months[row["channel"]].add(_month_index(m))
     return {c: (s, months.get(c) or None) for c, s in spend.items()}
 
@@ -159,9 +160,9 @@ def lifetime_value(engine: Engine, definition: JourneyDefinition, *, margin: flo
                    spend: str | Path | None = None, touch_sources=TOUCH_SOURCES) -> dict:
     """The JSON of `journeymap clv` (docs/metrics/clv.md)."""
     if not 0 < margin <= 1:
-        raise ValueError(f"--margin must be in (0, 1], not {margin}")
+        raise OptionError(f"--margin must be in (0, 1], not {margin}")
     if annual_discount < 0:
-        raise ValueError("--discount must not be negative")
+        raise OptionError("--discount must not be negative")
     spend_by = read_spend(spend) if spend else None
     d = (1 + annual_discount) ** (1 / 12) - 1
     accounts, last = account_lifetimes(engine, definition, touch_sources)
@@ -170,7 +171,7 @@ def lifetime_value(engine: Engine, definition: JourneyDefinition, *, margin: flo
     pooled = _fit(cohorts, errors) if cohorts else None
     if pooled is None:
         why = errors[0] if errors else "no paying account has a complete month yet"
-        raise ValueError(f"lifetime value cannot be estimated from {len(accounts)} paying accounts: {why}")
+        raise NotEnoughData(f"lifetime value cannot be estimated from {len(accounts)} paying accounts: {why}")
     observed = observed_survival(cohorts)
     result = {
         "period": "month", "margin": margin, "annual_discount_rate": annual_discount, "monthly_discount_rate": round(d, 8),

@@ -17,6 +17,7 @@ import ibis
 import numpy as np
 import pyarrow as pa
 
+from journeymap.errors import OptionError
 from journeymap.engine.annotate import annotated_events
 from journeymap.engine.backends import Engine
 from journeymap.engine.rules import rule_expr
@@ -227,7 +228,7 @@ def voice(engine: Engine, definition: JourneyDefinition, level: str | None = Non
     level = level or definition.analysis.level
     for b in by:
         if b not in GROUPS:
-            raise ValueError(f"--by must be one of {', '.join(GROUPS)}, not {b!r}")
+            raise OptionError(f"--by must be one of {', '.join(GROUPS)}, not {b!r}")
     rows = text_rows(engine, definition, level)
     if rows.num_rows == 0:
         return {"level": level, "n_texts": 0, "sentiment": _sentiment_stats([]), "themes": [],

@@ -1,0 +1,49 @@
+"""`map`: the journey map (docs/map-json.md). Its panels run with the registry's defaults of the analyses
+they place (moments of truth, accounts at risk), so the map and `journeymap moments` / `risk` agree."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from journeymap.analyses.accounts import RiskParams
+from journeymap.analyses.base import Analysis, Day, Field, Output, Params, UnitField, days, unit_of
+from journeymap.analyses.insights import MomentsParams
+
+
+class MapParams(Params):
+    by: Literal["person", "account"] | None = UnitField()
+    date_from: Day = Field(None, alias="from", description="Map a period: first day (YYYY-MM-DD) whose events count.")
+    date_to: Day = Field(None, alias="to", description="Last day (inclusive) whose events count.")
+    insights: bool = Field(True, description="Place friction, moments of truth, themes and accounts at risk on the map "
+                                             "(the slow part).")
+
+
+class MapOutput(Output):
+    title: str = Field(description="The journey's name.")
+    generated_at: str = Field(description="When the map was computed (UTC).")
+    level: str = Field(description="The unit of analysis used.")
+    data_window: dict = Field(description="First and last event in view.")
+    period: dict = Field(description="--from and --to.")
+    events: int = Field(description="Events in view.")
+    stages: list[dict] = Field(description="The stages in journey order.")
+    personas: list[dict] = Field(description="The views: all customers, then each persona present.")
+    views: dict = Field(description="Per view: the stage lanes, metrics, targets and placed insights (docs/map-json.md).")
+
+
+def panels() -> dict:
+    """The options of the analyses the map places: the registry's defaults."""
+    risk = RiskParams()
+    return {"moments": MomentsParams().engine_options(),
+            "risk": {"horizon_days": round(days(risk.horizon)), "model": risk.model}}
+
+
+def _map(ws, p: MapParams, progress=None) -> dict:
+    from journeymap.insights.map import build_map
+
+    say = (lambda message: progress(message, None)) if progress else None
+    return build_map(ws.engine, ws.definition, unit_of(ws, p.by), say, insights=p.insights, date_from=p.date_from,
+                     date_to=p.date_to, panels=panels())
+
+
+MAP = Analysis("map", "The journey map: stages, touchpoints, metrics against targets, and the insights placed on "
+               "it.", MapParams, _map, MapOutput, "docs/map-json.md", slow=True)
