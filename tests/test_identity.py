@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import importlib
 import itertools
 import json
@@ -343,11 +342,6 @@ def test_union_find_matches_networkx(count, links):
     graph.add_edges_from(links)
     for component in nx.connected_components(graph):
         assert {int(roots[node]) for node in component} == {min(component)}
-
-
-@pytest.mark.parametrize("module", [components, stitch_module], ids=lambda module: module.__name__)
-def test_doctests(module):
-    assert doctest.testmod(module).failed == 0
 
 
 def test_public_api():

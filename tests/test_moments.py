@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import doctest
 import json
 import math
 import tempfile
@@ -18,7 +17,6 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from conftest import cli_json, run_cli
-from journeymap.insights import moments as moments_module
 from journeymap.insights.moments import bh_qvalues, holm, katz_interval, moments_of_truth, newcombe_interval
 from journeymap.workspace import Workspace
 
@@ -145,7 +143,6 @@ def test_bad_options(example):
 # -- statistics ------------------------------------------------------------------------------------------------------
 
 def test_statistics_by_hand():
-    assert doctest.testmod(moments_module).failed == 0
     # Newcombe's own example (1998, Table II, 56/70 vs 48/80): -> 0.0524 to 0.3339.
     assert newcombe_interval(56, 70, 48, 80) == pytest.approx((0.0524, 0.3339), abs=1e-4)
     # Katz: log RR 0.2877 +- 1.96 * sqrt(1/80 - 1/100 + 1/60 - 1/100).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 import re
 import shutil
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 import journeymap.report as report
-from journeymap.report import context, format, html, render_map_html, svg, write_map_html
+from journeymap.report import render_map_html, write_map_html
 
 DAY = 86400.0
 HOUR = 3600.0
@@ -180,12 +179,6 @@ def text(fragment: str) -> str:
 
 def test_api_is_pinned() -> None:
     assert report.__all__ == ["render_map_html", "write_map_html"]
-
-
-@pytest.mark.parametrize("module", [format, svg, context, html])
-def test_docstring_examples(module: object) -> None:
-    result = doctest.testmod(module)  # type: ignore[arg-type]
-    assert result.failed == 0
 
 
 def test_every_stage_is_a_column_in_order(page: str) -> None:

@@ -1,11 +1,25 @@
-"""A workspace: a folder with `journeymap.yml`, a `data/` folder and one DuckDB store.
+r"""A workspace: a folder with `journeymap.yml`, a `data/` folder and one DuckDB store.
 
-This is the Python API:
+This is the Python API (here on a three-event export in a temporary folder):
 
-    >>> ws = Workspace.init("acme")                       # doctest: +SKIP
-    >>> ws.ingest(["exports/*.csv"], source="crm")          # doctest: +SKIP
-    >>> ws.transitions(level="stage")                       # doctest: +SKIP
-    >>> ws.journey_map()                                    # doctest: +SKIP
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> export = Path(folder.name, "events.csv")
+    >>> _ = export.write_text("customer_id,event,ts\n"
+    ...                       "ann,pricing_viewed,2025-03-01T09:00:00\n"
+    ...                       "ann,signup_completed,2025-03-01T09:05:00\n"
+    ...                       "bob,pricing_viewed,2025-03-02T10:00:00\n")
+    >>> with Workspace.init(Path(folder.name, "acme")) as ws:    # journeymap.yml from the template
+    ...     [(r.accepted, r.rejected) for r in ws.ingest([str(export)])]
+    ...     ws.transitions(level="stage")
+    ...     model = ws.journey_map(insights=False)                # the dict documented in docs/map-json.md
+    [(3, 0)]
+    {'edges': [{'from': 'evaluation', 'to': 'onboarding', 'count': 1, 'mean_seconds': 300.0}],
+     'starts': {'evaluation': 2}, 'ends': {'evaluation': 1, 'onboarding': 1}, 'variants': 2}
+    >>> model["events"], [stage["id"] for stage in model["stages"]]
+    (3, ['discovery', 'evaluation', 'onboarding', 'adoption', 'churned'])
+    >>> folder.cleanup()
 """
 
 from __future__ import annotations

@@ -54,7 +54,9 @@ def revenue_events(engine: Engine, definition: JourneyDefinition) -> ir.Table:
 
 
 def month_starts(first: dt.date, last: dt.date) -> list[dt.date]:
-    """>>> month_starts(dt.date(2024, 11, 5), dt.date(2025, 1, 2))
+    """The first day of every month from `first`'s to `last`'s.
+
+    >>> month_starts(dt.date(2024, 11, 5), dt.date(2025, 1, 2))
     [datetime.date(2024, 11, 1), datetime.date(2024, 12, 1), datetime.date(2025, 1, 1)]
     """
     out, y, m = [], first.year, first.month

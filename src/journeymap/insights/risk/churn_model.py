@@ -158,8 +158,23 @@ def evaluate(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict:
 class ChurnModel:
     """Churn within `horizon_days` of a scoring date, scikit-learn style.
 
-    >>> model = ChurnModel(horizon_days=90, model="gbm").fit(snapshots(ws.engine, ws.definition))  # doctest: +SKIP
-    >>> model.evaluation_["model"]["roc_auc"]                                                       # doctest: +SKIP
+    On a workspace the rows come from `features.snapshots(ws.engine, ws.definition, horizon_days)`;
+    here, nine monthly dates of 100 accounts whose churn grows with `recency_days`:
+
+    >>> rng = np.random.default_rng(0)
+    >>> at = np.repeat(pd.date_range("2025-01-01", periods=9, freq="MS"), 100)
+    >>> recency = rng.exponential(10, len(at))
+    >>> rows = pd.DataFrame({"unit_id": np.tile([f"acct{i}" for i in range(100)], 9), "at": at, "recency_days": recency,
+    ...                      "churned": (rng.random(len(at)) < 1 / (1 + np.exp(3 - recency / 8))).astype(int)})
+    >>> model = ChurnModel(horizon_days=60, model="gbm").fit(rows)
+    >>> model.split_.as_dict()["test"]          # held out: the last 3 dates; train and calibrate on labels closed before
+    ['2025-07-01', '2025-08-01', '2025-09-01']
+    >>> {name: round(e["roc_auc"], 2) for name, e in model.evaluation_.items()}
+    {'model': 0.78, 'logistic': 0.77, 'recency_only': 0.77}
+    >>> model.predict_proba(pd.DataFrame({"recency_days": [1.0, 40.0]})).round(2)
+    array([0.06, 0.83])
+    >>> model.reasons(pd.DataFrame({"recency_days": [40.0]}))[0][0]["text"]
+    'no product activity for 40 days (typical 7)'
 
     Fitted attributes: `features_`, `split_`, `evaluation_` (model, logistic, recency_only on the
     held-out dates), `heldout_` (held-out rows with `risk`), `reference_` (healthy reference values),

@@ -329,7 +329,36 @@ def features_at(engine: Engine, definition: JourneyDefinition, at: dt.datetime |
                 extra: Iterable[ExtraFeatures] = ()) -> pd.DataFrame:
     """Features of every account with events before `at` (see the module docstring).
 
-    >>> features_at(ws.engine, ws.definition, "2026-06-01")  # doctest: +SKIP
+    Two accounts: `a` pays 100 a month and creates reports; `b` paid 50 and cancelled.
+
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from journeymap.workspace import Workspace
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> ws = Workspace(folder.name)
+    >>> _ = ws.definition_path.write_text(json.dumps({
+    ...     "analysis": {"level": "account"},
+    ...     "stages": [{"id": "trial", "name": "Trial", "entry": "signed_up"},
+    ...                {"id": "paying", "name": "Paying", "entry": "plan_changed"},
+    ...                {"id": "churned", "name": "Churned", "entry": "cancelled", "terminal": True, "kind": "churn"}],
+    ...     "milestones": {"key_features": [{"id": "reports", "name": "Reports", "match": "report_created"}]},
+    ...     "revenue": {"match": {"event": "plan_changed"}, "mrr": "mrr", "churn": "cancelled"}}))
+    >>> _ = Path(folder.name, "events.csv").write_text('''user_id,account_id,event,ts,source,properties
+    ... a1,a,signed_up,2026-03-01T12:00:00,product,{}
+    ... a1,a,plan_changed,2026-03-02T12:00:00,billing,"{""mrr"": 100}"
+    ... a1,a,report_created,2026-05-20T12:00:00,product,{}
+    ... b1,b,signed_up,2026-03-01T12:00:00,product,{}
+    ... b1,b,plan_changed,2026-03-02T12:00:00,billing,"{""mrr"": 50}"
+    ... b1,b,cancelled,2026-04-15T12:00:00,billing,{}
+    ... ''')
+    >>> _ = ws.ingest([str(Path(folder.name, "events.csv"))])
+    >>> f = features_at(ws.engine, ws.definition, "2026-06-01").set_index("unit_id")
+    >>> f.loc["a", ["recency_days", "active_days_30d", "adopted_reports", "mrr", "paying", "tenure_days", "stage"]].to_dict()
+    {'recency_days': 11.5, 'active_days_30d': 1.0, 'adopted_reports': 1.0, 'mrr': 100.0, 'paying': True,
+     'tenure_days': 90.5, 'stage': 'paying'}
+    >>> f.loc["b", ["recency_days", "mrr", "paying", "stage"]].to_dict()      # its last usage is the sign-up
+    {'recency_days': 91.5, 'mrr': 0.0, 'paying': False, 'stage': 'churned'}
+    >>> ws.close(); folder.cleanup()
     """
     with engine.scope():
         return FeatureBuilder(engine, definition, extra, materialize=False).at(as_datetime(at))
