@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from journeymap.errors import DefinitionError
 from journeymap.journey.definition import JourneyDefinition
 
-__all__ = ["DefinitionError", "json_schema", "load_definition", "parse_definition"]
+__all__ = ["DefinitionError", "json_schema", "load_definition", "parse_definition", "parse_text", "problems"]
 
 
 
@@ -41,19 +41,49 @@ def parse_definition(data: Any, path: str = "journeymap.yml") -> JourneyDefiniti
         raise DefinitionError(path, problems) from None
 
 
+def parse_text(text: str, path: str = "journeymap.yml") -> JourneyDefinition:
+    """A definition from YAML text; DefinitionError names the line and column of a YAML error, or each key.
+
+    >>> parse_text("stages: [").name
+    Traceback (most recent call last):
+    ...
+    journeymap.errors.DefinitionError: journeymap.yml is not a valid journey definition:
+      line 1, column 10: expected the node content, but found '<stream end>'
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise DefinitionError(path, [(where, str(getattr(exc, "problem", None) or exc))]) from None
+    except RecursionError:
+        raise DefinitionError(path, [("(file)", "nested too deeply")]) from None
+    try:
+        return parse_definition(data, path)
+    except RecursionError:
+        raise DefinitionError(path, [("(file)", "nested too deeply")]) from None
+
+
+def problems(text: str) -> list[dict]:
+    """The one formatter of a definition's problems, for every surface: `[{"key", "message"}]`, empty when valid.
+
+    >>> problems("stages: 3")[0]["key"]
+    'stages'
+    """
+    try:
+        parse_text(text)
+    except DefinitionError as exc:
+        return [{"key": k, "message": m} for k, m in exc.problems]
+    return []
+
+
 def load_definition(path: str | Path) -> JourneyDefinition:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DefinitionError(str(path), [("(file)", "not found; run `journeymap init DIR` to create one")]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise DefinitionError(str(path), [(where, str(getattr(exc, "problem", exc)))]) from None
-    return parse_definition(data, str(path))
+    return parse_text(text, str(path))
 
 
 def json_schema() -> str:

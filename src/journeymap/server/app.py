@@ -13,10 +13,14 @@ from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 
 from journeymap.ingest.journal import SEGMENT_BYTES, SEGMENT_SECONDS, Journal
 from journeymap.server.api import router as api_router
+from journeymap.server.cache import AnalysisCache, definition_stamp
+from journeymap.server.encoding import JSONAnswer
 from journeymap.server.keys import KeyRing
 from journeymap.server.ratelimit import RateLimiter
 from journeymap.server.runner import StoreRunner
@@ -66,6 +70,16 @@ def create_app(
     app.state.runner = runner
     app.state.keys = KeyRing({})
     app.state.limiter = RateLimiter(rate_limit, burst if burst is not None else 2 * rate_limit)
+    # The one cache of analysis results (API and web app): valid until the next stitch or a new journeymap.yml.
+    app.state.cache = AnalysisCache(lambda: (runner.stats["stitches"], definition_stamp(workspace / "journeymap.yml")))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONAnswer:
+        """A request FastAPI itself cannot read (a body over its limit): one line, as every error."""
+        if not request.url.path.startswith(("/api/", "/app")):
+            return await request_validation_exception_handler(request, exc)
+        lines = [f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+        return JSONAnswer({"error": "input", "detail": "; ".join(lines) or "invalid request"}, status_code=422)
 
     @app.get("/-/health")
     def health() -> dict:

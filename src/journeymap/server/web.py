@@ -19,7 +19,6 @@ import math
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
@@ -27,14 +26,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import yaml
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, PackageLoader
 
+from journeymap.analyses import Params, get
+from journeymap.analyses.base import options as option_list
+from journeymap.analyses.base import unit_of
+from journeymap.errors import JourneymapError, NotEnoughData, OptionError, problem
+from journeymap.journey.load import problems as definition_problems
 from journeymap.report.context import build_context
 from journeymap.report.html import _environment as _report_environment
 from journeymap.server.context import READ_COOKIE, ReadKey, ReadWorkspace, read_token
+from journeymap.server.encoding import JSONAnswer, plain
 from journeymap.workspace import Workspace
 
 __all__ = ["router", "PAGES"]
@@ -54,10 +58,6 @@ TIMELINE_LIMIT = 1500
 STUCK_SHOWN = 25
 COLORS = {"positive": "#2d7a57", "negative": "#b0463d", "accent": "#1f3a68", "accent2": "#3e68ad", "warning": "#a86f12",
           "muted": "#9aa4b2", "teal": "#3a8a8c"}
-
-
-class UserError(ValueError):
-    """A parameter the user can fix: the page shows it beside the form, the JSON twin answers 400."""
 
 
 # -- static files, templates -------------------------------------------------------------------
@@ -184,73 +184,15 @@ def root() -> RedirectResponse:
     return RedirectResponse("/app/", status_code=307)
 
 
-# -- the analysis cache --------------------------------------------------------------------------
-
-
-class AnalysisCache:
-    """Results of slow analyses (the map, risk, health, voice) by name and parameters, valid until a
-    load finishes or journeymap.yml changes. One computation per key at a time."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._items: dict[tuple, Any] = {}
-        self._busy: dict[tuple, threading.Lock] = {}
-        self._version: tuple | None = None
-
-    def get(self, ws: Workspace, key: tuple, compute: Callable[[], Any]) -> Any:
-        version = _data_version(ws)
-        with self._lock:
-            if version != self._version:
-                self._items.clear()
-                self._version = version
-            if key in self._items:
-                return self._items[key]
-            busy = self._busy.setdefault(key, threading.Lock())
-        with busy:
-            with self._lock:
-                if key in self._items and self._version == version:
-                    return self._items[key]
-            value = compute()
-            with self._lock:
-                if self._version == version:
-                    self._items[key] = value
-        return value
-
-    def peek(self, ws: Workspace, key: tuple) -> Any:
-        with self._lock:
-            return self._items.get(key) if self._version == _data_version(ws) else None
-
-
-def _data_version(ws: Workspace) -> tuple:
-    try:
-        loads = ws.con.execute("SELECT coalesce(max(load_id), 0), count(*) FROM loads WHERE status = 'completed'").fetchone()
-    except Exception:  # noqa: BLE001 - an empty store has no loads table yet
-        loads = (0, 0)
-    try:
-        mtime = ws.definition_path.stat().st_mtime_ns
-    except FileNotFoundError:
-        mtime = 0
-    return (*loads, mtime)
-
-
-def _cache(request: Request) -> AnalysisCache:
-    state = request.app.state
-    if not hasattr(state, "web_cache"):
-        with _CACHE_LOCK:
-            if not hasattr(state, "web_cache"):
-                state.web_cache = AnalysisCache()
-    return state.web_cache
-
-
-_CACHE_LOCK = threading.Lock()
+# -- what a page's data function gets ----------------------------------------------------------------------
 
 
 class Ctx:
-    """What a page's data function gets: the workspace, the query, the cache."""
+    """What a page's data function gets: the workspace, the query, and the server's one cache (server/cache.py)."""
 
     def __init__(self, request: Request, ws: Workspace):
         self.request, self.ws, self.query = request, ws, request.query_params
-        self.cache = _cache(request)
+        self.cache = request.app.state.cache
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         value = self.query.get(name)
@@ -262,35 +204,26 @@ class Ctx:
     def flag(self, name: str) -> bool:
         return self.query.get(name, "").lower() in ("1", "true", "on", "yes")
 
-    @property
-    def level(self) -> str:
-        return self.ws.definition.analysis.level if self.ws.definition_path.exists() else "person"
-
-    def by(self) -> str:
-        by = self.arg("by", self.level)
-        if by not in ("person", "account"):
-            raise UserError("by must be person or account")
-        return by
-
     def cached(self, *key, compute: Callable[[], Any]) -> Any:
-        return self.cache.get(self.ws, key, compute)
+        return self.cache.get(("web", *key), compute)
 
-    def journey_map(self, level: str | None = None, date_from: dt.date | None = None, date_to: dt.date | None = None) -> dict:
-        return self.cached("map", level, date_from, date_to,
-                           compute=lambda: self.ws.journey_map(level, date_from=date_from, date_to=date_to))
+    def options(self, name: str) -> Params:
+        """The analysis's options from the page's query string (empty fields left out), checked by its
+        parameter model: the defaults, bounds and messages of the CLI and the API."""
+        from journeymap.server.api import raw_options
 
+        analysis = get(name)
+        return analysis.validate(raw_options(analysis.params, self.query, strict=False, surface="web"))
 
-def _plain(data: Any) -> Any:
-    """JSON-safe: dates as ISO text, NaN as null."""
-    return json.loads(json.dumps(data, default=_json_default), parse_constant=lambda _c: None)
+    def run(self, name: str, **options) -> dict:
+        """An analysis of the registry through the cache the JSON API uses: one computation for both."""
+        from journeymap.server.api import run_cached
 
+        analysis = get(name)
+        return run_cached(self.request, self.ws, analysis, analysis.validate(options))
 
-def _json_default(x: Any) -> Any:
-    if isinstance(x, dt.datetime | dt.date):
-        return x.isoformat()
-    if hasattr(x, "item"):
-        return x.item()
-    return str(x)
+    def journey_map(self, by: str | None = None, date_from: dt.date | None = None, date_to: dt.date | None = None) -> dict:
+        return self.run("map", by=by, date_from=date_from, date_to=date_to)
 
 
 def _event_names(ctx: Ctx) -> list[str]:
@@ -319,18 +252,16 @@ PERIODS = {"all": None, "30d": 30, "90d": 90, "365d": 365}
 
 
 def map_data(ctx: Ctx) -> dict:
-    level = ctx.arg("level")
-    if level not in (None, "person", "account"):
-        raise UserError("level must be person or account")
+    p = ctx.options("map")
     period = ctx.arg("period") or "all"
     if period not in PERIODS:
-        raise UserError(f"period must be one of {', '.join(PERIODS)}")
-    if PERIODS[period] is None:
-        return ctx.journey_map(level)
-    (last,) = ctx.ws.con.execute("SELECT max(ts) FROM journey_events").fetchall()[0]
-    if last is None:
-        return ctx.journey_map(level)
-    return ctx.journey_map(level, last.date() - dt.timedelta(days=PERIODS[period] - 1), last.date())
+        raise OptionError(f"--period must be one of {', '.join(PERIODS)}, not {period!r}", option="period")
+    date_from, date_to = p.date_from, p.date_to
+    if PERIODS[period] is not None and not (date_from or date_to):
+        (last,) = ctx.ws.con.execute("SELECT max(ts) FROM journey_events").fetchall()[0]
+        if last is not None:
+            date_from, date_to = (last.date() - dt.timedelta(days=PERIODS[period] - 1)).isoformat(), last.date().isoformat()
+    return ctx.run("map", by=p.by, date_from=date_from, date_to=date_to, insights=p.insights)
 
 
 def _visits(ctx: Ctx, level: str | None):
@@ -338,7 +269,7 @@ def _visits(ctx: Ctx, level: str | None):
     from journeymap.engine.stages import visits
 
     engine = ctx.ws.engine
-    return engine, visits(annotated_events(engine, ctx.ws.definition, level or ctx.level))
+    return engine, visits(annotated_events(engine, ctx.ws.definition, unit_of(ctx.ws, level)))
 
 
 def _stuck(ctx: Ctx, stage_id: str, as_of: str | None) -> dict:
@@ -365,7 +296,7 @@ def stage_data(ctx: Ctx, stage_id: str) -> dict:
         raise HTTPException(404, f"no stage {stage_id!r}; stages: {', '.join(s['id'] for s in model['stages'])}")
     names = {s["id"]: s["name"] for s in model["stages"]}
     view = model["views"]["all"]["stages"].get(stage_id, {})
-    flows = ctx.cached("transitions", compute=lambda: ctx.ws.transitions(level="stage"))
+    flows = ctx.run("transitions", level="stage")
     entries = sorted(({"from": e["from"], "name": names.get(e["from"], e["from"]), "units": e["count"],
                        "mean_seconds": e.get("mean_seconds")} for e in flows["edges"] if e["to"] == stage_id),
                      key=lambda r: -r["units"])
@@ -382,7 +313,7 @@ def stage_data(ctx: Ctx, stage_id: str) -> dict:
     touchpoints = [{**d, "units": seen.get(d["id"], {}).get("units"), "events": seen.get(d["id"], {}).get("events")}
                    for d in defined]
     touchpoints += [t for t in view.get("touchpoints") or [] if t["id"] not in {d["id"] for d in defined}]
-    voice = ctx.cached("voice", compute=lambda: ctx.ws.voice())
+    voice = ctx.run("voice")
     themes = next((g for g in voice["groups"].get("stage", []) if g["value"] == stage_id), None)
     return {"stage": meta, "level": model["level"], "as_of": model["data_window"].get("to"), "metrics": view,
             "entries": entries, "exits": exits, "touchpoints": touchpoints, "surveys": view.get("surveys") or {},
@@ -393,31 +324,48 @@ def stage_data(ctx: Ctx, stage_id: str) -> dict:
 # -- funnel, paths, retention, lifecycle ---------------------------------------------------------
 
 
-def funnel_data(ctx: Ctx) -> dict:
-    from journeymap.engine.funnel_options import FunnelOptionError, funnel_options
-    from journeymap.engine.funnels import funnel
+EVENT_FIELDS = frozenset({"steps", "start", "end", "before", "return", "event", "converted"})
+"""Form fields that take event (or stage) names: the page offers the known names."""
 
-    defaults = _entry_events(ctx)
-    form = {"steps": ctx.arg("steps", ",".join(defaults)), "window": ctx.arg("window", "90d"),
-            "window_from": ctx.arg("window_from", "entry"), "order": ctx.arg("order", "ordered"),
-            "exclude": ", ".join(ctx.args("exclude")), "count": ctx.arg("count", "uniques"),
-            "optional": ", ".join(ctx.args("optional")), "breakdown": ctx.arg("breakdown"),
-            "attribution": ctx.arg("attribution", "first"), "from": ctx.arg("from"), "to": ctx.arg("to"),
-            "tolerance": ctx.arg("tolerance", "0s"), "by": ctx.by()}
-    try:
-        optional = [int(x) for x in ctx.args("optional")]
-    except ValueError:
-        raise UserError("optional: step numbers (the first step is 0), comma-separated") from None
-    try:
-        options = funnel_options(form["steps"], window=form["window"], window_from=form["window_from"], order=form["order"],
-                                 count=form["count"], exclude=ctx.args("exclude"), tolerance=form["tolerance"],
-                                 date_from=form["from"], date_to=form["to"], breakdown=form["breakdown"],
-                                 attribution=form["attribution"], optional=optional)
-    except FunnelOptionError as exc:
-        raise UserError(str(exc)) from None
-    result = funnel(ctx.ws.engine, options, form["by"])
-    result.pop("histograms", None)  # as the CLI: the contract is steps (and groups)
-    return {"options": form, "events": _event_names(ctx), "result": result}
+
+def form_fields(ctx: Ctx, name: str, params: Params) -> list[dict]:
+    """The page's form, one field per option of the analysis as the registry describes it (kind, choices, help),
+    valued as the analysis ran; the unit shows the one it resolved to."""
+    analysis = get(name)
+    values = params.model_dump(by_alias=True, mode="json")
+    fields = []
+    for o in option_list(analysis.params):
+        extra = analysis.params.model_fields[o.name].json_schema_extra or {}
+        if "web" not in extra.get("surfaces", ("web",)):
+            continue
+        value = values[o.key]
+        if o.name == "by":
+            value = unit_of(ctx.ws, value)
+        elif o.kind == "list":
+            value = ", ".join(map(str, value))
+        fields.append({**o.as_dict(), "value": value, "label": o.key.replace("_", " ").capitalize(),
+                       "events": o.key in EVENT_FIELDS})
+    return fields
+
+
+def analysis_page(ctx: Ctx, name: str, prefill: dict | None = None) -> dict:
+    """Run an analysis from the page's form: the registry's options and defaults; `prefill` suggests values for
+    required options the form left empty (names from the data). Data: options, form, events, result."""
+    from journeymap.server.api import raw_options, run_cached
+
+    analysis = get(name)
+    raw = raw_options(analysis.params, ctx.query, strict=False, surface="web")
+    params = analysis.validate({**{k: v for k, v in (prefill or {}).items() if v}, **raw})
+    result = run_cached(ctx.request, ctx.ws, analysis, params)
+    options = params.model_dump(by_alias=True, mode="json")
+    if "by" in options:
+        options["by"] = unit_of(ctx.ws, params.by)
+    return {"options": options, "form": form_fields(ctx, name, params), "events": _event_names(ctx), "result": result}
+
+
+def funnel_data(ctx: Ctx) -> dict:
+    entry = _entry_events(ctx)
+    return analysis_page(ctx, "funnel", {"steps": ",".join(entry) if len(entry) > 1 else None})
 
 
 def funnel_charts(data: dict) -> list[dict]:
@@ -441,23 +389,7 @@ def funnel_charts(data: dict) -> list[dict]:
 
 
 def paths_data(ctx: Ctx) -> dict:
-    from journeymap.engine.paths import labelled_events, paths_result
-
-    level = ctx.arg("level", "stage")
-    if level not in ("event", "stage", "touchpoint"):
-        raise UserError("level must be event, stage or touchpoint")
-    by = ctx.by()
-    try:
-        depth = int(ctx.arg("depth", "5"))
-        top = int(ctx.arg("top", "12"))
-    except ValueError:
-        raise UserError("depth and top must be whole numbers") from None
-    form = {"level": level, "by": by, "start": ctx.arg("start"), "end": ctx.arg("end"), "before": ctx.arg("before"),
-            "depth": depth, "top": top, "collapse_repeats": ctx.flag("collapse_repeats")}
-    definition = ctx.ws.definition if level != "event" or ctx.ws.definition_path.exists() else None
-    result = paths_result(labelled_events(ctx.ws.engine, definition, level, by), start=form["start"], end=form["end"],
-                          before=form["before"], depth=depth, top=top, collapse_repeats=form["collapse_repeats"])
-    return {"options": form, "events": _event_names(ctx), "result": result}
+    return analysis_page(ctx, "paths")
 
 
 def paths_charts(data: dict) -> list[dict]:
@@ -498,26 +430,17 @@ def paths_charts(data: dict) -> list[dict]:
 
 
 def retention_data(ctx: Ctx) -> dict:
-    from journeymap.engine.retention import retention
-
     names = _event_names(ctx)
+    if not names:
+        raise NotEnoughData("no events yet: retention needs a start and a return event", add="events")
     entry = _entry_events(ctx)
-    start_default = entry[min(2, len(entry) - 1)] if entry else (names[0] if names else None)
-    form = {"start": ctx.arg("start", start_default), "return": ctx.arg("return", names[0] if names else None),
-            "interval": ctx.arg("interval", "month"), "mode": ctx.arg("mode", "first_time"), "period": ctx.arg("period", "on"),
-            "rolling": ctx.flag("rolling"), "brackets": ctx.arg("brackets"), "from": ctx.arg("from"), "to": ctx.arg("to"),
-            "by": ctx.by()}
-    if not form["start"] or not form["return"]:
-        raise UserError("no events yet: retention needs a start and a return event")
-    result = retention(ctx.ws.engine, start=form["start"], return_event=form["return"], interval=form["interval"],
-                       mode=form["mode"], period=form["period"], rolling=form["rolling"], brackets=form["brackets"],
-                       level=form["by"], date_from=form["from"], date_to=form["to"])
+    data = analysis_page(ctx, "retention", {"start": entry[min(2, len(entry) - 1)] if entry else names[0],
+                                            "return": names[0]})
+    result, rolling = data["result"], data["options"]["rolling"]
     width = max((len(c["values"]) for c in result["cohorts"]), default=0)
     heads = [f"{a}-{b}d" if isinstance(a, int) else f"{a}d" for a, b in ((x if isinstance(x, list | tuple) and len(x) == 2
                                                                           else (x, None)) for x in result["brackets"])]
-    if not heads:
-        heads = [f"{'R' if form['rolling'] else 'P'}{k}" for k in range(width)]
-    return {"options": form, "events": names, "periods": heads, "result": result}
+    return {**data, "periods": heads or [f"{'R' if rolling else 'P'}{k}" for k in range(width)]}
 
 
 def retention_charts(data: dict) -> list[dict]:
@@ -540,13 +463,7 @@ def retention_charts(data: dict) -> list[dict]:
 
 
 def lifecycle_data(ctx: Ctx) -> dict:
-    from journeymap.engine.lifecycle import lifecycle
-
-    form = {"interval": ctx.arg("interval", "month"), "event": ctx.arg("event"), "new_by": ctx.arg("new_by", "first_event"),
-            "from": ctx.arg("from"), "to": ctx.arg("to"), "by": ctx.by()}
-    result = lifecycle(ctx.ws.engine, interval=form["interval"], event=form["event"], new_by=form["new_by"], level=form["by"],
-                       date_from=form["from"], date_to=form["to"])
-    return {"options": form, "events": _event_names(ctx), "result": result}
+    return analysis_page(ctx, "lifecycle")
 
 
 def lifecycle_charts(data: dict) -> list[dict]:
@@ -572,7 +489,7 @@ def _pct(x: float | None) -> str:
 
 
 def revenue_data(ctx: Ctx) -> dict:
-    result = ctx.cached("revenue", compute=lambda: ctx.ws.revenue())
+    result = ctx.run("revenue")
     last = next((m for m in reversed(result["months"]) if m.get("grr") is not None), None)
     return {**result, "latest": last}
 
@@ -621,11 +538,11 @@ def accounts_data(ctx: Ctx) -> dict:
     notes: list[str] = []
     risk = health = None
     try:
-        risk = ctx.cached("risk", compute=lambda: ctx.ws.risk(top=None))
+        risk = ctx.run("risk", top=0)
     except Exception as exc:  # noqa: BLE001 - the page degrades to what can be computed, and says why
         notes.append(f"Churn risk is not available: the model could not be fitted on this data ({type(exc).__name__}: {exc}).")
     try:
-        health = ctx.cached("health", compute=lambda: ctx.ws.health())
+        health = ctx.run("health")
     except Exception as exc:  # noqa: BLE001
         notes.append(f"Health scores are not available ({type(exc).__name__}: {exc}).")
     names = _account_names(ctx)
@@ -679,7 +596,7 @@ def account_data(ctx: Ctx, account_id: str) -> dict:
     timeline = [{"ts": r[0].isoformat(), "source": r[1], "event": r[2], "channel": r[3], "person": r[4] or emails.get(r[5]),
                  "details": _details(r[6])} for r in rows]
     scores = None
-    listing = ctx.cache.peek(ctx.ws, ("accounts_rows",))
+    listing = ctx.cache.peek(("web", "accounts_rows"))
     if listing:
         scores = next((a for a in listing if a["account_id"] == account_id), None)
     return {"account_id": account_id, "traits": json.loads(meta[1]) if meta[1] else {}, "persons_count": meta[2],
@@ -709,7 +626,7 @@ def _details(properties: str | None) -> list[list[str]]:
 
 
 def voice_data(ctx: Ctx) -> dict:
-    result = ctx.cached("voice", compute=lambda: ctx.ws.voice())
+    result = ctx.run("voice")
     names = {s.id: s.name for s in ctx.ws.definition.stages}
     order = {s.id: i for i, s in enumerate(ctx.ws.definition.stages)}
     stages = sorted(result["groups"].get("stage", []), key=lambda g: order.get(g["value"], 99))
@@ -733,23 +650,6 @@ def voice_charts(data: dict) -> list[dict]:
         "xaxis": {"tickformat": ".0%", "title": "share of texts"}, "yaxis": {"autorange": "reversed"}}}]
 
 
-def validate_definition(text: str) -> list[dict]:
-    """Problems in a journey definition's YAML text, each with its key path (journeymap.journey.load's messages)."""
-    from journeymap.journey.load import DefinitionError, parse_definition
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        return [{"key": where, "message": str(getattr(exc, "problem", exc))}]
-    try:
-        parse_definition(data, "journeymap.yml")
-    except DefinitionError as exc:
-        return [{"key": k, "message": m} for k, m in exc.problems]
-    return []
-
-
 def settings_data(ctx: Ctx, text: str | None = None) -> dict:
     from journeymap.server.keys import list_keys
 
@@ -757,8 +657,8 @@ def settings_data(ctx: Ctx, text: str | None = None) -> dict:
             for k in _list(list_keys, ctx.ws.con)]
     current = ctx.ws.definition_path.read_text(encoding="utf-8") if ctx.ws.definition_path.exists() else ""
     checked = text if text is not None else current
-    return {"keys": _plain(keys), "definition_path": str(ctx.ws.definition_path), "definition": checked,
-            "submitted": text is not None, "problems": validate_definition(checked)}
+    return {"keys": plain(keys), "definition_path": str(ctx.ws.definition_path), "definition": checked,
+            "submitted": text is not None, "problems": definition_problems(checked)}
 
 
 def _list(fn, con) -> list:
@@ -794,17 +694,27 @@ PAGES = (
 ACTIVE = {"stage": "map", "account": "accounts"}
 
 
-def _build(page: Page, request: Request, ws: Workspace) -> tuple[dict, str | None]:
+def _build(page: Page, request: Request, ws: Workspace) -> tuple[dict, JourneymapError | None]:
+    """The page's data, or the error that stopped it (typed: its status and message come from journeymap.errors)."""
     ctx = Ctx(request, ws)
     try:
         data = page.build(ctx, **request.path_params)
-    except ValueError as exc:  # UserError, and the engines' checks of their options (FileNotFoundError: no events yet)
-        return {}, str(exc)
-    except FileNotFoundError as exc:
-        return {}, str(exc)
+    except HTTPException:
+        raise
+    except JourneymapError as exc:
+        return {}, exc
+    except (ValueError, FileNotFoundError) as exc:  # modules not yet on journeymap.errors: a user's to fix
+        return {}, UserFacing(str(exc))
     if page.name == "accounts":
-        ctx.cache.get(ws, ("accounts_rows",), lambda: data["accounts"])
-    return _plain(data), None
+        ctx.cache.get(("web", "accounts_rows"), lambda: data["accounts"])
+    return plain(data), None
+
+
+class UserFacing(JourneymapError):
+    """An error raised as a plain ValueError by a module not yet on journeymap.errors."""
+
+    http_status = 400
+    kind = "user"
 
 
 def _render(page: Page, request: Request, data: dict, error: str | None, standalone: bool, slide: bool = False) -> str:
@@ -836,7 +746,8 @@ def _page_route(page: Page):
         if not _signed_in(request):
             return _to_login(request)
         data, error = _build(page, request, ws)
-        return HTMLResponse(_render(page, request, data, error, False), status_code=400 if error else 200)
+        return HTMLResponse(_render(page, request, data, error and str(error), False),
+                            status_code=error.http_status if error else 200)
 
     return endpoint
 
@@ -845,8 +756,8 @@ def _json_route(page: Page):
     def endpoint(request: Request, ws: ReadWorkspace, _key: ReadKey) -> Response:
         data, error = _build(page, request, ws)
         if error:
-            return Response(json.dumps({"detail": error}), status_code=400, media_type="application/json")
-        return Response(json.dumps(data), media_type="application/json")
+            return JSONAnswer(problem(error), status_code=error.http_status)
+        return JSONAnswer(data)
 
     return endpoint
 
@@ -855,7 +766,7 @@ def _export_route(page: Page, fmt: str):
     def endpoint(request: Request, ws: ReadWorkspace, _key: ReadKey) -> Response:
         data, error = _build(page, request, ws)
         if error:
-            raise HTTPException(400, error)
+            return JSONAnswer(problem(error), status_code=error.http_status)
         html = _render(page, request, data, None, True, slide=fmt == "png" and page.name == "map")
         stem = page.name if not request.path_params else f"{page.name}-{next(iter(request.path_params.values()))}"
         if fmt == "html":
@@ -896,7 +807,7 @@ async def settings_check(request: Request, ws: ReadWorkspace) -> Response:
     if not _signed_in(request):
         return _to_login(request)
     form = await _form(request)
-    data = _plain(settings_data(Ctx(request, ws), str(form.get("definition") or "")))
+    data = plain(settings_data(Ctx(request, ws), str(form.get("definition") or "")))
     page = next(p for p in PAGES if p.name == "settings")
     return HTMLResponse(_render(page, request, data, None, False), status_code=200)
 
@@ -908,8 +819,8 @@ async def settings_check_json(request: Request, _key: ReadKey) -> dict:
         text = (await _form(request)).get("definition") or ""
     else:
         text = (await request.body()).decode("utf-8", errors="replace")
-    problems = validate_definition(text)
-    return {"valid": not problems, "problems": problems}
+    found = definition_problems(text)
+    return {"valid": not found, "problems": found}
 
 
 def _register() -> None:
