@@ -21,7 +21,7 @@ from journeymap.ingest.files import expand
 from journeymap.ingest.loader import LoadReport, Loader
 from journeymap.ingest.store import open_store
 from journeymap.journey.definition import JourneyDefinition
-from journeymap.journey.load import load_definition
+from journeymap.journey.load import load_definition, store_settings_for
 
 DEFINITION_FILE = "journeymap.yml"
 TEMPLATE = Path(__file__).parent / "journey" / "templates" / DEFINITION_FILE
@@ -58,7 +58,7 @@ class Workspace:
     @property
     def con(self):
         if self._con is None:
-            self._con = open_store(self.path)
+            self._con = open_store(self.path, settings=store_settings_for(self.path))
         return self._con
 
     def close(self) -> None:
