@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 from journeymap.engine.backends import Engine, duckdb_engine
+from journeymap.engine.spark_backend import export_workspace, spark_engine_for
 from journeymap.identity import stitch
 from journeymap.ingest.files import expand
 from journeymap.ingest.loader import LoadReport, Loader
@@ -113,9 +114,8 @@ class Workspace:
         """Rebuild identity and the derived tables after events changed (and their Parquet, on a Spark engine)."""
         result = stitch(self.con)
         if self.definition_path.exists() and self.definition.engine.backend == "spark":
-            from journeymap.engine.spark_backend import export_workspace
-
-            self.spark_tables = export_workspace(self)  # table -> where its Parquet now lives
+            # table -> where its Parquet now lives
+            self.spark_tables = export_workspace(self.con, self.path, self.definition.engine)
         return result
 
     # -- analyses --------------------------------------------------------------------------------
@@ -126,9 +126,8 @@ class Workspace:
         if "journey_events" not in tables:
             raise FileNotFoundError(f"{self.path}: no events yet; run `journeymap ingest FILE --workspace {self.path}`")
         if self.definition_path.exists() and self.definition.engine.backend == "spark":
-            from journeymap.engine.spark_backend import spark_engine_for
-
-            return spark_engine_for(self)  # the journey tables as Parquet, analyses on Spark (docs/spark.md)
+            # the journey tables as Parquet, analyses on Spark (docs/spark.md)
+            return spark_engine_for(self.con, self.path, self.definition.engine)
         return duckdb_engine(self.con)
 
     def transitions(self, level: str = "event", by: str | None = None, collapse_repeats: bool = False) -> dict:
