@@ -184,7 +184,7 @@ class Workspace:
         """Ingest a folder of interview transcripts (.txt with an `email:` / `date:` header) as events."""
         from journeymap.insights.interviews import add_interviews
 
-        return add_interviews(self, directory)
+        return add_interviews(directory, self.path / "data" / "interviews", self.ingest)
 
     def friction(self, level: str | None = None) -> dict:
         """Friction and delight moments ranked by units and MRR at stake (docs/metrics/friction.md)."""
