@@ -8,8 +8,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from journeymap.ingest.journal import Journal
 from journeymap.ingest.store import ENV, StoreSettingError, open_store, store_path
-from journeymap.journey.load import DefinitionError
+from journeymap.journey.load import DefinitionError, store_settings_for
+from journeymap.server.runner import StoreRunner
 from journeymap.workspace import Workspace
 
 STORE_YML = """
@@ -49,7 +51,8 @@ def test_yml_settings_take_effect(tmp_path):
         assert setting(con, "preserve_insertion_order") is False
         assert (path / ".journeymap" / "tmp").is_dir()
         assert ws.definition.store.threads == 1  # the whole definition accepts the section too
-    con = open_store(path, read_only=True)  # read-only connections get them as well
+    # read-only connections get them as well (open_store reads no journeymap.yml: the caller passes them)
+    con = open_store(path, read_only=True, settings=store_settings_for(path))
     try:
         assert setting(con, "memory_limit") == "512.0 MiB" and setting(con, "threads") == 1
     finally:
@@ -75,6 +78,16 @@ def test_environment_overrides_yml_key_by_key(tmp_path, monkeypatch):
         assert setting(ws.con, "threads") == 2
         assert setting(ws.con, "temp_directory") == str(tmp_path / "spill")
         assert setting(ws.con, "preserve_insertion_order") is False  # from journeymap.yml
+
+
+def test_the_server_runner_gets_them(tmp_path):
+    path = workspace(tmp_path)
+    runner = StoreRunner(path, Journal(path / "journal"))
+    runner.open()
+    try:
+        assert setting(runner.con, "memory_limit") == "512.0 MiB" and setting(runner.con, "threads") == 1
+    finally:
+        runner.stop()
 
 
 def test_environment_without_a_definition(tmp_path, monkeypatch):

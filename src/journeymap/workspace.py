@@ -30,13 +30,14 @@ from functools import cached_property
 from pathlib import Path
 
 from journeymap.engine.backends import Engine, duckdb_engine
+from journeymap.engine.spark_backend import export_workspace, spark_engine_for
 from journeymap.errors import NotEnoughData
 from journeymap.identity import stitch
 from journeymap.ingest.files import expand
 from journeymap.ingest.loader import LoadReport, Loader
 from journeymap.ingest.store import open_store
 from journeymap.journey.definition import JourneyDefinition
-from journeymap.journey.load import load_definition
+from journeymap.journey.load import load_definition, store_settings_for
 
 DEFINITION_FILE = "journeymap.yml"
 TEMPLATE = Path(__file__).parent / "journey" / "templates" / DEFINITION_FILE
@@ -73,7 +74,7 @@ class Workspace:
     @property
     def con(self):
         if self._con is None:
-            self._con = open_store(self.path)
+            self._con = open_store(self.path, settings=store_settings_for(self.path))
         return self._con
 
     def close(self) -> None:
@@ -128,9 +129,8 @@ class Workspace:
         """Rebuild identity and the derived tables after events changed (and their Parquet, on a Spark engine)."""
         result = stitch(self.con)
         if self.definition_path.exists() and self.definition.engine.backend == "spark":
-            from journeymap.engine.spark_backend import export_workspace
-
-            self.spark_tables = export_workspace(self)  # table -> where its Parquet now lives
+            # table -> where its Parquet now lives
+            self.spark_tables = export_workspace(self.con, self.path, self.definition.engine)
         return result
 
     # -- analyses --------------------------------------------------------------------------------
@@ -142,9 +142,8 @@ class Workspace:
             raise NotEnoughData(f"{self.path}: no events yet",
                                 add=f"events: run `journeymap ingest FILE --workspace {self.path}`")
         if self.definition_path.exists() and self.definition.engine.backend == "spark":
-            from journeymap.engine.spark_backend import spark_engine_for
-
-            return spark_engine_for(self)  # the journey tables as Parquet, analyses on Spark (docs/spark.md)
+            # the journey tables as Parquet, analyses on Spark (docs/spark.md)
+            return spark_engine_for(self.con, self.path, self.definition.engine)
         return duckdb_engine(self.con)
 
     def run(self, name: str, progress=None, **options) -> dict:
@@ -211,7 +210,7 @@ class Workspace:
         """Ingest a folder of interview transcripts (.txt with an `email:` / `date:` header) as events."""
         from journeymap.insights.voice.interviews import add_interviews
 
-        return add_interviews(self, directory)
+        return add_interviews(directory, self.path / "data" / "interviews", self.ingest)
 
 
 class InputFileProgress:

@@ -9,6 +9,7 @@ import typer
 
 from journeymap.cli.common import WorkspaceOpt, err, fail
 from journeymap.ingest.store import StoreLocked, open_store, store_path
+from journeymap.journey.load import store_settings_for
 
 HOST_HELP = (
     "Interface to listen on. The default, 127.0.0.1, is reachable from this machine only: the server has no TLS "
@@ -39,7 +40,8 @@ def register(app: typer.Typer) -> None:
         if not store_path(workspace).parent.is_dir():
             fail(f"{workspace}: no such workspace folder; create one with `journeymap init {workspace}`")
         try:
-            open_store(workspace).close()  # a clean "locked by pid N" now, rather than a failed startup later
+            # a clean "locked by pid N" (or bad store setting) now, rather than a failed startup later
+            open_store(workspace, settings=store_settings_for(workspace)).close()
         except StoreLocked as exc:
             fail(str(exc))
         app_ = create_app(workspace, rate_limit=rate_limit, burst=burst, stitch_seconds=stitch_seconds,

@@ -19,13 +19,9 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from journeymap.engine.backends import Engine, spark_engine
 from journeymap.journey.definition import EngineConfig
-
-if TYPE_CHECKING:
-    from journeymap.workspace import Workspace
 
 JOURNEY_TABLES = ("journey_events", "persons", "accounts")
 DEFAULT_FOLDER = Path("data") / "spark"  # under the workspace, beside the store
@@ -173,30 +169,33 @@ def write_journey_tables_with_spark(session, con, folder: str, batch_rows: int =
     return out
 
 
-def export_folder(workspace: Workspace) -> str:
+# The functions below take what they need of a workspace (its store connection `con`, its folder
+# `workspace_path`, its `engine:` config) rather than the Workspace, which sits above the engine layer.
+
+def export_folder(config: EngineConfig, workspace_path: str | Path) -> str:
     """Where the workspace's Parquet lives: `engine.path` (relative to the workspace) or data/spark/."""
-    configured = workspace.definition.engine.path
+    configured = config.path
     if configured and _URI.match(configured):
         return configured
-    return str(workspace.path / (configured or DEFAULT_FOLDER))
+    return str(Path(workspace_path) / (configured or DEFAULT_FOLDER))
 
 
-def export_workspace(workspace: Workspace) -> dict[str, str]:
+def export_workspace(con, workspace_path: str | Path, config: EngineConfig) -> dict[str, str]:
     """Write the journey tables after ingest/refresh on a Spark workspace: through Spark to a URI
     (`engine.path: s3a://...` or `file:///...`), with DuckDB's COPY to a plain local folder."""
-    folder = export_folder(workspace)
+    folder = export_folder(config, workspace_path)
     if _URI.match(folder):
-        session = spark_session_for(workspace.definition.engine)
-        return write_journey_tables_with_spark(session, workspace.con, folder)
-    return export_journey_tables(workspace.con, folder)
+        session = spark_session_for(config)
+        return write_journey_tables_with_spark(session, con, folder)
+    return export_journey_tables(con, folder)
 
 
-def spark_engine_for(workspace: Workspace) -> Engine:
+def spark_engine_for(con, workspace_path: str | Path, config: EngineConfig) -> Engine:
     """The Spark engine of a workspace whose journeymap.yml says `engine: {backend: spark, ...}`.
 
     The tables are the Parquet that `refresh()` wrote; missing local files are exported now."""
-    session = spark_session_for(workspace.definition.engine)
-    folder = export_folder(workspace)
+    session = spark_session_for(config)
+    folder = export_folder(config, workspace_path)
     if _URI.match(folder):
         tables = {t: _spark_target(folder, t) for t in JOURNEY_TABLES}
     else:
@@ -204,7 +203,7 @@ def spark_engine_for(workspace: Workspace) -> Engine:
         if all((local / f"{t}.parquet").is_file() for t in JOURNEY_TABLES):
             tables = {t: str((local / f"{t}.parquet").resolve()) for t in JOURNEY_TABLES}
         else:
-            tables = export_journey_tables(workspace.con, local)
+            tables = export_journey_tables(con, local)
     for path in tables.values():
         try:
             session.catalog.refreshByPath(path)  # a re-export replaced the file under a cached listing

@@ -4,9 +4,10 @@ DuckDB allows one writer process per file. Every writer opens the store through 
 takes the file lock DuckDB itself holds; a second writer gets `StoreLocked` naming the holder's pid.
 
 Every connection `open_store` opens gets the store settings (memory_limit, threads, temp_directory,
-preserve_insertion_order: docs/store.md): the `store:` section of the workspace's journeymap.yml, each
-key overridden by its environment variable (JOURNEYMAP_MEMORY_LIMIT, ...). A bad value raises
-`StoreSettingError` (or the definition's `DefinitionError`) naming the key, where it came from and the value.
+preserve_insertion_order: docs/store.md): what the caller configured, each key overridden by its
+environment variable (JOURNEYMAP_MEMORY_LIMIT, ...). The caller reads the configuration: the store sits
+below the journey layer and never reads journeymap.yml itself (`journey.load.store_settings_for` does,
+for a workspace). A bad value raises `StoreSettingError` naming the key, where it came from and the value.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ import duckdb
 from journeymap.errors import UserError, WorkspaceError
 
 STORE_FILE = "journeymap.duckdb"
-DEFINITION_FILE = "journeymap.yml"  # the workspace's journey definition, read here for its `store:` section
+DEFINITION_FILE = "journeymap.yml"  # names where configured settings came from in error messages
 
 SETTINGS = ("memory_limit", "threads", "temp_directory", "preserve_insertion_order")
 ENV = {key: f"JOURNEYMAP_{key.upper()}" for key in SETTINGS}
 """The environment variable that overrides each setting: JOURNEYMAP_MEMORY_LIMIT, JOURNEYMAP_THREADS, ..."""
+
+StoreSettings = dict[str, tuple[Any, str]]
+"""What a store connection is SET to: setting -> (value, where it came from); `store_settings` makes one."""
 
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*([kmgt]i?b|b|bytes|%)\s*$", re.IGNORECASE)
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
@@ -121,18 +125,16 @@ def check_setting(key: str, value: Any) -> Any:
     raise ValueError(f"unknown store setting {key!r}: one of {', '.join(SETTINGS)}")
 
 
-def store_settings(workspace: str | Path, configured: dict | None = None) -> dict[str, tuple[Any, str]]:
+def store_settings(workspace: str | Path, configured: dict | None = None) -> StoreSettings:
     """The settings the store opens with: setting -> (value, where it came from), only those set.
 
-    `configured` is the definition's `store:` section as a dict; None reads it from the workspace's
-    journeymap.yml (none when there is no file). Each JOURNEYMAP_* variable that is set and not empty
-    overrides its key. A relative temp_directory is under the workspace when it comes from journeymap.yml
-    and under the current folder when it comes from the environment."""
+    `configured` is the workspace's journeymap.yml `store:` section as a dict of checked values (the
+    caller reads it: `journey.load.store_settings_for`); None is none. Each JOURNEYMAP_* variable that is
+    set and not empty overrides its key. A relative temp_directory is under the workspace when it comes
+    from journeymap.yml and under the current folder when it comes from the environment."""
     workspace = Path(workspace)
-    if configured is None:
-        configured = _configured(workspace / DEFINITION_FILE)
-    out: dict[str, tuple[Any, str]] = {}
-    for key, value in configured.items():
+    out: StoreSettings = {}
+    for key, value in (configured or {}).items():
         if value is not None:
             if key == "temp_directory":
                 value = str((workspace / value).absolute())  # an absolute path stays as it is
@@ -148,36 +150,7 @@ def store_settings(workspace: str | Path, configured: dict | None = None) -> dic
     return out
 
 
-def _configured(path: Path) -> dict:
-    """The `store:` section of journeymap.yml, validated; {} without the file or the section.
-
-    Only this section is validated here, so a store opens whatever else the file says (the rest is
-    checked where the definition is used); a file that is not YAML raises its DefinitionError."""
-    if not path.exists():
-        return {}
-    import yaml
-    from pydantic import ValidationError
-
-    from journeymap.journey.definition import StoreConfig
-    from journeymap.journey.load import DefinitionError, load_definition
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
-        load_definition(path)  # raises the DefinitionError that names the line and column
-        raise
-    section = data.get("store") if isinstance(data, dict) else None
-    if section is None:
-        return {}
-    try:
-        return StoreConfig.model_validate(section).model_dump(exclude_none=True)
-    except ValidationError as exc:
-        problems = [("store" + "".join(f".{p}" for p in err["loc"]), err["msg"].removeprefix("Value error, "))
-                    for err in exc.errors()]
-        raise DefinitionError(str(path), problems) from None
-
-
-def apply_settings(con: duckdb.DuckDBPyConnection, settings: dict[str, tuple[Any, str]]) -> None:
+def apply_settings(con: duckdb.DuckDBPyConnection, settings: StoreSettings) -> None:
     """SET each setting on the connection (they are database-wide in DuckDB)."""
     for key, (value, origin) in settings.items():
         try:
@@ -189,11 +162,12 @@ def apply_settings(con: duckdb.DuckDBPyConnection, settings: dict[str, tuple[Any
 
 
 def open_store(workspace: str | Path, read_only: bool = False,
-               settings: dict[str, tuple[Any, str]] | None = None) -> duckdb.DuckDBPyConnection:
+               settings: StoreSettings | None = None) -> duckdb.DuckDBPyConnection:
     """Open (and create) the store. Sessions run in UTC so naive timestamps mean UTC everywhere.
 
-    `settings` (from `store_settings`) default to the workspace's: journeymap.yml `store:`, then the
-    environment. They are checked before the file is opened, so a bad value never takes the lock."""
+    `settings` (from `store_settings`, or `journey.load.store_settings_for` for a workspace's
+    journeymap.yml) default to the environment's alone. They are checked before the file is opened,
+    so a bad value never takes the lock."""
     if settings is None:
         settings = store_settings(workspace)
     path = store_path(workspace)

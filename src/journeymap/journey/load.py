@@ -10,10 +10,11 @@ import yaml
 from pydantic import ValidationError
 
 from journeymap.errors import DefinitionError
-from journeymap.journey.definition import JourneyDefinition
+from journeymap.ingest.store import DEFINITION_FILE, StoreSettings, store_settings
+from journeymap.journey.definition import JourneyDefinition, StoreConfig
 
-__all__ = ["DefinitionError", "json_schema", "load_definition", "parse_definition", "parse_text", "problems"]
-
+__all__ = ["DefinitionError", "json_schema", "load_definition", "parse_definition", "parse_text", "problems",
+           "store_settings_for"]
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
@@ -84,6 +85,35 @@ def load_definition(path: str | Path) -> JourneyDefinition:
     except FileNotFoundError:
         raise DefinitionError(str(path), [("(file)", "not found; run `journeymap init DIR` to create one")]) from None
     return parse_text(text, str(path))
+
+
+def store_settings_for(workspace: str | Path) -> StoreSettings:
+    """The settings the workspace's store opens with (docs/store.md): its journeymap.yml `store:` section,
+    then the JOURNEYMAP_* environment variables. Pass them to `open_store`, which reads no journeymap.yml."""
+    return store_settings(workspace, _store_section(Path(workspace) / DEFINITION_FILE))
+
+
+def _store_section(path: Path) -> dict:
+    """The `store:` section of journeymap.yml, validated; {} without the file or the section.
+
+    Only this section is validated here, so a store opens whatever else the file says (the rest is
+    checked where the definition is used); a file that is not YAML raises its DefinitionError."""
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        load_definition(path)  # raises the DefinitionError that names the line and column
+        raise
+    section = data.get("store") if isinstance(data, dict) else None
+    if section is None:
+        return {}
+    try:
+        return StoreConfig.model_validate(section).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        problems = [("store" + "".join(f".{p}" for p in err["loc"]), err["msg"].removeprefix("Value error, "))
+                    for err in exc.errors()]
+        raise DefinitionError(str(path), problems) from None
 
 
 def json_schema() -> str:

@@ -12,11 +12,14 @@ from journeymap.report import format as fmt
 from journeymap.report.context import build_context, money
 from journeymap.report.svg import bar, emotion_tone, stacked_bar
 
-__all__ = ["render_map_html", "write_map_html"]
+__all__ = ["render_map_html", "template_environment", "write_map_html"]
 
 
 @cache
-def _environment() -> Environment:
+def template_environment() -> Environment:
+    """The Jinja environment of the map's templates, with the filters and globals they use.
+
+    One shared, cached instance: the web app builds on it with `.overlay(loader=...)`, never by changing it."""
     env = Environment(
         loader=PackageLoader("journeymap.report", "templates"),
         autoescape=select_autoescape(["html", "html.j2"], default_for_string=True),
@@ -52,7 +55,7 @@ def render_map_html(model: dict[str, Any]) -> str:
     >>> html.startswith("<!doctype html>"), "Trial" in html, "http" in html
     (True, True, False)
     """
-    return _environment().get_template("map.html.j2").render(map=build_context(model))
+    return template_environment().get_template("map.html.j2").render(map=build_context(model))
 
 
 def write_map_html(model: dict[str, Any], path: str | Path) -> Path:

@@ -24,6 +24,7 @@ from journeymap.ingest.files import InputFile
 from journeymap.ingest.journal import Journal
 from journeymap.ingest.loader import Loader
 from journeymap.ingest.store import open_store
+from journeymap.journey.load import store_settings_for
 
 log = logging.getLogger("journeymap.server")
 
@@ -70,7 +71,7 @@ class StoreRunner:
 
     def open(self) -> duckdb.DuckDBPyConnection:
         """Take the store's writer lock (raises StoreLocked) before anything is accepted."""
-        self.con = open_store(self.workspace)
+        self.con = open_store(self.workspace, settings=store_settings_for(self.workspace))
         if self.duckdb_threads:
             # A database-wide setting: it also limits the queries other routers run on cursors of this store.
             self.con.execute(f"SET threads = {int(self.duckdb_threads)}")

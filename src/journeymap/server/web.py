@@ -36,7 +36,7 @@ from journeymap.analyses.base import unit_of
 from journeymap.errors import JourneymapError, NotEnoughData, OptionError, problem
 from journeymap.journey.load import problems as definition_problems
 from journeymap.report.context import build_context
-from journeymap.report.html import _environment as _report_environment
+from journeymap.report.html import template_environment
 from journeymap.server.context import READ_COOKIE, ReadKey, ReadWorkspace, read_token
 from journeymap.server.encoding import JSONAnswer, plain
 from journeymap.workspace import Workspace
@@ -115,8 +115,8 @@ def _runs(timeline: list[dict], min_run: int = 3) -> list[dict]:
 
 @cache
 def _env() -> Environment:
-    env = _report_environment().overlay(loader=ChoiceLoader([PackageLoader("journeymap.server", "templates"),
-                                                             PackageLoader("journeymap.report", "templates")]))
+    env = template_environment().overlay(loader=ChoiceLoader([PackageLoader("journeymap.server", "templates"),
+                                                              PackageLoader("journeymap.report", "templates")]))
     env.filters.update(money=_money, num=_num, urlq=lambda s: quote(str(s), safe=""), runs=_runs)
     return env
 

@@ -23,6 +23,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,9 +148,12 @@ def write_interviews(directory: str | Path, out_dir: str | Path) -> tuple[Path, 
     return out, len(files)
 
 
-def add_interviews(ws, directory: str | Path) -> dict:
-    """Load a folder of transcripts into a workspace through the ingest path; returns the load report."""
-    path, n = write_interviews(directory, ws.path / "data" / "interviews")
-    reports = ws.ingest([str(path)])
+def add_interviews(directory: str | Path, out_dir: Path, ingest: Callable[[list[str]], list]) -> dict:
+    """Load a folder of transcripts through the ingest path; returns the load report.
+
+    The events file goes to `out_dir`; `ingest` loads it (the workspace passes its own `ingest`, which
+    this layer below it does not import)."""
+    path, n = write_interviews(directory, out_dir)
+    reports = ingest([str(path)])
     r = reports[0]
     return {"transcripts": n, "file": str(path), "accepted": r.accepted, "duplicate": r.duplicate, "rejected": r.rejected}
