@@ -11,13 +11,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cohort_data import ACCOUNT, at, write_workspace
-from journeymap.cli.cohorts import register
+from journeymap.cli.main import app as cli_app
 from journeymap.engine.lifecycle import lifecycle, stickiness
 
 
@@ -102,8 +101,7 @@ def test_invalid_options(example, fn, kwargs, message):
 
 
 def test_cli(example, tmp_path):
-    app = typer.Typer()
-    register(app)
+    app = cli_app
     run = CliRunner().invoke
     res = run(app, ["lifecycle", "-w", str(example.path), "--json"])
     assert res.exit_code == 0, res.output
@@ -111,7 +109,7 @@ def test_cli(example, tmp_path):
     res = run(app, ["stickiness", "-w", str(example.path), "--by", "account"])
     assert res.exit_code == 0 and "DAU/MAU" in res.stdout
     res = run(app, ["lifecycle", "-w", str(example.path), "--new-by", "birthday"])
-    assert res.exit_code == 1 and "--new-by" in res.stderr
+    assert res.exit_code == 2 and "--new-by" in res.stderr
     res = run(app, ["stickiness", "-w", str(tmp_path / "nowhere")])
     assert res.exit_code == 1 and "not a workspace" in res.stderr
 

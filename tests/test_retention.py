@@ -11,13 +11,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cohort_data import ACCOUNT, at, write_workspace
-from journeymap.cli.cohorts import register
+from journeymap.cli.main import app as cli_app
 from journeymap.engine.retention import parse_brackets, retention
 from journeymap.engine.spark_backend import export_journey_tables
 
@@ -90,8 +89,7 @@ def test_invalid_options(example, kwargs, message):
 
 
 def test_cli(example):
-    app = typer.Typer()
-    register(app)
+    app = cli_app
     run = CliRunner().invoke
     res = run(app, ["retention", "-w", str(example.path), "--start", "signup", "--return", "use", "--json"])
     assert res.exit_code == 0, res.output
@@ -100,7 +98,7 @@ def test_cli(example):
     res = run(app, ["retention", "-w", str(example.path), "--start", "signup", "--return", "use"])
     assert res.exit_code == 0 and "2024-01-01" in res.stdout
     res = run(app, ["retention", "-w", str(example.path), "--start", "signup", "--return", "use", "--mode", "x"])
-    assert res.exit_code == 1 and "--mode" in res.stderr
+    assert res.exit_code == 2 and "--mode" in res.stderr
 
 
 # -- brute-force reference -------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
 import math
 import types
 import typing
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Analysis", "Day", "Duration", "Field", "MAX_DAYS", "MAX_INT", "Option", "Output", "Params", "RowsView", "Unit", "UnitField", "choices",
-    "commas", "days", "finite", "flag", "options", "unit_of", "validate",
+    "commas", "days", "finite", "to_json", "flag", "options", "unit_of", "validate",
 ]
 
 MAX_INT = 1_000_000_000  # counts and offsets: larger values mean nothing and overflow SQL integers
@@ -280,6 +281,25 @@ class RowsView(Params):
     """The view option of analyses printed as one long table."""
 
     rows: int = Field(20, ge=0, le=MAX_INT, description="Rows to show in the table (0: all; JSON has all).")
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, dt.datetime | dt.date):
+        return x.isoformat()
+    if hasattr(x, "item"):  # numpy scalars
+        return x.item()
+    return str(x)
+
+
+def to_json(data: Any, indent: int | None = None) -> str:
+    """The one JSON encoding of results, for the CLI's --json and the server: ISO dates, NaN as null.
+
+    >>> to_json({"at": dt.date(2026, 1, 2), "x": float("nan")})
+    '{"at": "2026-01-02", "x": null}'
+    """
+    separators = None if indent else (", ", ": ")
+    return json.dumps(finite(data), default=_json_default, allow_nan=False, indent=indent, ensure_ascii=False,
+                      separators=separators)
 
 
 # -- the analysis ------------------------------------------------------------------------------------------

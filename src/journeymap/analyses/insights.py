@@ -20,7 +20,7 @@ class SurveysParams(Params):
 
 class SurveysOutput(Output):
     group: str = Field(description="--group.")
-    interval: str = Field(description="--interval.")
+    interval: str | None = Field(description="--interval, with --group period.")
     rows: list[dict] = Field(description="Per group value: NPS, CSAT and CES with n and 95% intervals.")
 
 

@@ -55,7 +55,7 @@ class PathsOutput(Output):
     options: dict = Field(description="The options the paths were computed with.")
     units_total: int = Field(description="Units with any step.")
     units: int = Field(description="Units in view (that reach the anchor).")
-    reached: int | None = Field(None, description="Units that reach --end.")
+    reached: list[dict] = Field(description="Units still on a path at each depth: depth, units.")
     paths: list[dict] = Field(description="Whole paths from the anchor: path, count, share.")
     nodes: list[dict] = Field(description="Sankey nodes: depth, label, count, share.")
     links: list[dict] = Field(description="Sankey links: depth, from, to, count.")

@@ -17,7 +17,8 @@ import typer
 
 from journeymap.analyses import REGISTRY, Analysis
 from journeymap.analyses.base import Option, options, validate
-from journeymap.cli.common import JsonOpt, WorkspaceOpt, print_json, progress_for, workspace_for
+from journeymap.cli.common import JsonOpt, WorkspaceOpt, fail_with, print_json, progress_for, workspace_for
+from journeymap.errors import JourneymapError
 
 __all__ = ["add_analysis_commands"]
 
@@ -28,7 +29,7 @@ def _help(o: Option) -> str:
         text += f" One of: {', '.join(map(str, o.choices))}."
     if o.required:
         return text + " [required]"
-    if o.default not in (None, [], False):
+    if o.default is not None and o.default is not False and o.default != []:  # 0 is a default worth saying
         shown = ",".join(map(str, o.default)) if isinstance(o.default, list) else o.default
         text += f" [default: {shown}]"
     return text
@@ -81,9 +82,12 @@ def command_for(analysis: Analysis, render: Callable[..., None], extra: list[ins
     def command(**kwargs) -> None:
         workspace, as_json = kwargs.pop("workspace"), kwargs.pop("as_json")
         extras = {p.name: kwargs.pop(p.name) for p in extra}
-        with workspace_for(workspace) as ws:
+        try:  # options are checked before the workspace is opened
             params = validate(analysis.params, _given(analysis.params, opts, kwargs))
             view = validate(analysis.view, _given(analysis.view, view_opts, kwargs)) if analysis.view else None
+        except JourneymapError as exc:
+            fail_with(exc)
+        with workspace_for(workspace) as ws:
             with progress_for(analysis.name, quiet=as_json or not analysis.slow) as progress:
                 result = analysis(ws, params, progress)
         if after is not None:  # the command prints its own output (the map: HTML and/or JSON)

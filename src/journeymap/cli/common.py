@@ -7,7 +7,6 @@ internal error (exit 70) with a one-line summary, and its traceback only with JO
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -20,9 +19,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from journeymap.analyses.base import finite
-from journeymap.errors import InternalError, JourneymapError
-from journeymap.workspace import Workspace
+from journeymap.analyses.base import to_json
+from journeymap.errors import InternalError, JourneymapError, WorkspaceError
+from journeymap.ingest.store import STORE_FILE
+from journeymap.workspace import DEFINITION_FILE, Workspace
 
 err = Console(stderr=True)
 
@@ -54,6 +54,8 @@ def fail_with(exc: BaseException) -> NoReturn:
 @contextmanager
 def workspace_for(path: Path) -> Iterator[Workspace]:
     """The workspace, closed afterwards; an error inside the block is shown by `fail_with`."""
+    if not (path / STORE_FILE).exists() and not (path / DEFINITION_FILE).exists():
+        fail_with(WorkspaceError(f"{path} is not a workspace; create one with `journeymap init {path}`"))
     ws = Workspace(path)
     try:
         yield ws
@@ -79,8 +81,8 @@ def progress_for(name: str, quiet: bool = False):
 
 
 def print_json(data) -> None:
-    """JSON for scripts: never a bare NaN (json.dumps would write one), dates as ISO text."""
-    sys.stdout.write(json.dumps(finite(data), indent=2, default=str, allow_nan=False) + "\n")
+    """JSON for scripts, encoded as the server encodes it (analyses.base.to_json): ISO dates, never a bare NaN."""
+    sys.stdout.write(to_json(data, indent=2) + "\n")
 
 
 def pct(x: float | None) -> str:

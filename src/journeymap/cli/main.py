@@ -149,6 +149,20 @@ def demo(
         out.print(line, highlight=False, soft_wrap=True)
 
 
+@app.command()
+def analyses(as_json: JsonOpt = False):
+    """List the analyses: each with what it answers, its unit of analysis, options and definition."""
+    from journeymap.analyses.catalog import catalog
+
+    if as_json:
+        print_json({"analyses": catalog("cli")})
+        return
+    table = Table("analysis", "what it answers", "options")
+    for a in catalog("cli"):
+        table.add_row(a["name"], a["summary"], " ".join(o["flag"] for o in a["options"]))
+    out.print(table)
+
+
 # Every analysis of the registry is a command generated from its description (cli/commands.py); the
 # commands that are not analyses (serve, keys, interviews) register themselves.
 from journeymap.cli import keys as _keys  # noqa: E402

@@ -26,13 +26,14 @@ from pydantic import BaseModel
 
 from journeymap.analyses import REGISTRY, Analysis
 from journeymap.analyses.base import MAX_INT, Field, Params, validate
+from journeymap.analyses.catalog import catalog
 from journeymap.errors import InternalError, JourneymapError, NotEnoughData, OptionError, problem
 from journeymap.journey.load import problems
 from journeymap.server.context import ReadKey, ReadWorkspace
 from journeymap.server.encoding import JSONAnswer
 from journeymap.workspace import Workspace
 
-__all__ = ["answer_error", "catalog", "router"]
+__all__ = ["answer_error", "router", "run_cached"]
 
 MAX_DEFINITION_BYTES = 1_000_000
 
@@ -151,18 +152,11 @@ def _add_analyses() -> None:
             openapi_extra={"parameters": _openapi_parameters(analysis.params)}, operation_id=f"analysis_{analysis.name}")
 
 
-def catalog() -> list[dict]:
-    """The registry as data: every analysis with its options, defaults, bounds and help."""
-    return [{"name": a.name, "summary": a.summary, "doc": a.doc, "unit": a.unit, "slow": a.slow,
-             "options": [o.as_dict() for o in a.options if "api" in _surfaces(a.params, o.name)],
-             "example": a.example} for a in REGISTRY]
-
-
 @router.get("/analyses", summary="The analyses",
             description="Every analysis with its options (name, flag, kind, default, bounds, help): the registry the CLI, "
                         "this API and the web app are generated from.")
 def analyses(key: ReadKey) -> Response:
-    return JSONAnswer({"analyses": catalog()})
+    return JSONAnswer({"analyses": catalog("api")})
 
 
 _add_analyses()

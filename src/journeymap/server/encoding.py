@@ -1,33 +1,23 @@
 """The one JSON encoder of the server: what the CLI's `--json` prints, compact, never a bare NaN.
 
 >>> dumps({"a": float("nan"), "when": __import__("datetime").date(2026, 1, 2)})
-b'{"a":null,"when":"2026-01-02"}'
+b'{"a": null, "when": "2026-01-02"}'
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from journeymap.analyses.base import finite
+from journeymap.analyses.base import to_json
 
 __all__ = ["JSONAnswer", "dumps", "plain"]
 
 
-def _default(x: Any) -> Any:
-    if isinstance(x, dt.datetime | dt.date):
-        return x.isoformat()
-    if hasattr(x, "item"):  # numpy scalars
-        return x.item()
-    return str(x)
-
-
 def dumps(data: Any) -> bytes:
-    return json.dumps(finite(data), default=_default, allow_nan=False, ensure_ascii=False,
-                      separators=(",", ":")).encode("utf-8")
+    return to_json(data).encode("utf-8")
 
 
 def plain(data: Any) -> Any:

@@ -1,0 +1,284 @@
+"""The registry is the one description of every analysis: the CLI, the JSON API, the web app and the Python
+API accept the same options with the same defaults, say the same thing about a bad value, and return the
+same numbers on the demo. The README's table of analyses is the registry's."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import click
+import pytest
+import typer
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from journeymap.analyses import REGISTRY, get
+from journeymap.analyses.base import options
+from journeymap.analyses.catalog import markdown
+from journeymap.cli.main import app as cli_app
+from journeymap.server.app import create_app
+from journeymap.server.keys import create_key
+from journeymap.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = [a.name for a in REGISTRY]
+PAGES = {"funnel": "/app/funnel", "paths": "/app/paths", "retention": "/app/retention", "lifecycle": "/app/lifecycle"}
+"""Analyses with a page whose form is the analysis's options (the others' pages read their results)."""
+SURFACE_FLAGS = {"--workspace", "-w", "--json", "--help"}
+METHOD = {"map": "journey_map"}
+
+
+def _surfaces(analysis, name: str) -> tuple[str, ...]:
+    extra = analysis.params.model_fields[name].json_schema_extra or {}
+    return tuple(extra.get("surfaces", ("cli", "api", "web", "python")))
+
+
+def _strict_json(text: str):
+    """JSON as a strict parser reads it: a bare NaN or Infinity fails."""
+    def refuse(constant):
+        raise AssertionError(f"bare {constant} in JSON output")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def workspace(ingested_demo, tmp_path_factory) -> Path:
+    """A copy of the 300-account demo (the server writes a journal into it)."""
+    target = tmp_path_factory.mktemp("registry") / "ws"
+    shutil.copytree(ingested_demo(300, 7).workspace, target)
+    return target
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(cli_app, list(args))
+
+
+@pytest.fixture(scope="module")
+def cli_results(workspace) -> dict[str, dict]:
+    """Every analysis through the CLI with only its example options: the registry's defaults."""
+    out = {}
+    for a in REGISTRY:
+        args = [a.name, "-w", str(workspace), "--json"]
+        for key, value in a.example.items():
+            args += [f"--{key.replace('_', '-')}", str(value)]
+        res = _cli(*args)
+        assert res.exit_code == 0, (a.name, res.output)
+        out[a.name] = _strict_json(res.stdout)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(workspace, cli_results):
+    """The server in-process (ASGI) on the same copy, after the CLI runs: it holds the store while it runs."""
+    ws = Workspace(workspace)
+    _, token = create_key(ws.con, "read", "registry-test")
+    ws.close()
+    with TestClient(create_app(workspace)) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        client.cookies.set("jm_read", token)
+        yield client
+
+
+def _api(server, name: str, params: dict):
+    return server.get(f"/api/v1/{name}", params=params)
+
+
+def _comparable(name: str, result: dict) -> dict:
+    result = dict(result)
+    if name == "map":
+        result.pop("generated_at")
+    return result
+
+
+# -- one set of options ---------------------------------------------------------------------------------
+
+
+def _click_command(name: str) -> click.Command:
+    return typer.main.get_command(cli_app).commands[name]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cli_flags_are_the_registry_options(name):
+    analysis = get(name)
+    command = _click_command(name)
+    flags = {f for p in command.params for f in (*p.opts, *p.secondary_opts)}
+    want = {o.flag for o in analysis.options if "cli" in _surfaces(analysis, o.name)}
+    view = {o.flag for o in options(analysis.view)} if analysis.view else set()
+    extra = {"--out", "--no-insights"} if name == "map" else set()  # the map's HTML file; --insights' negation
+    assert flags - SURFACE_FLAGS == want | view | extra
+    for p in command.params:  # a flag never carries a default of its own: the registry's applies
+        if p.name in {o.name for o in analysis.options} and not p.is_flag:
+            assert p.default is None, (name, p.name)
+    for o in analysis.options:  # the help says the registry's default
+        help_text = next(p.help for p in command.params if o.flag in p.opts or o.flag in p.secondary_opts)
+        if o.kind not in ("bool", "list") and o.default is not None:
+            assert f"[default: {o.default}]" in help_text, (name, o.flag)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_api_parameters_are_the_registry_options(server, name):
+    analysis = get(name)
+    spec = server.get("/-/openapi.json").json()
+    params = {p["name"]: p for p in spec["paths"][f"/api/v1/{name}"]["get"]["parameters"]}
+    want = {o.key: o for o in analysis.options if "api" in _surfaces(analysis, o.name)}
+    assert set(params) == set(want)
+    for key, o in want.items():
+        assert params[key]["required"] == o.required
+        assert params[key]["schema"].get("default") == o.default, (name, key)
+        assert params[key]["description"] == o.help
+
+
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_web_form_is_the_registry_options(server, name):
+    analysis = get(name)
+    example = {k: v for k, v in analysis.example.items()}
+    twin = server.get(f"{PAGES[name]}.json", params=example)
+    assert twin.status_code == 200, twin.text
+    form = {f["name"]: f for f in twin.json()["form"]}
+    want = {o.key: o for o in analysis.options if "web" in _surfaces(analysis, o.name)}
+    assert set(form) == set(want)
+    for key, o in want.items():
+        assert form[key]["default"] == o.default and form[key]["help"] == o.help, (name, key)
+    html = server.get(PAGES[name], params=example).text
+    for key in want:
+        assert f'name="{key}"' in html, (name, key)
+
+
+def test_python_api_has_every_analysis():
+    for a in REGISTRY:
+        assert callable(getattr(Workspace, METHOD.get(a.name, a.name))), a.name
+
+
+# -- one default and one number ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cli_api_and_web_return_the_same_numbers(server, cli_results, name):
+    """The same analysis with no options but its example: CLI == API (each computed afresh) == web twin."""
+    analysis = get(name)
+    got = _api(server, name, analysis.example)
+    assert got.status_code == 200, got.text
+    api = _strict_json(got.text)
+    assert _comparable(name, api) == _comparable(name, cli_results[name])
+    if name in PAGES:
+        web = server.get(f"{PAGES[name]}.json", params=analysis.example).json()["result"]
+        assert web == api
+    if name == "map":
+        web = server.get("/app/map.json").json()
+        assert _comparable(name, web) == _comparable(name, api)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_follow_their_schema(cli_results, name):
+    get(name).output.model_validate(cli_results[name])  # top-level keys documented, none undeclared
+
+
+@pytest.mark.parametrize("name", [a.name for a in REGISTRY if a.unit == "by" and not a.slow])
+def test_the_unit_defaults_to_the_definitions_level(workspace, name):
+    """No --by means the definition's analysis.level (the demo's is account), for every analysis."""
+    analysis = get(name)
+    with Workspace(workspace) as ws:
+        level = ws.definition.analysis.level
+        default = ws.run(name, **analysis.example)
+        explicit = ws.run(name, **analysis.example, by=level)
+        other = ws.run(name, **analysis.example, by="person" if level == "account" else "account")
+    assert level == "account"
+    assert default == explicit
+    assert default != other  # the unit matters here, so equality above is not vacuous
+
+
+def test_slow_analyses_report_the_definitions_level(cli_results):
+    for name in ("map", "moments", "voice", "friction"):
+        assert cli_results[name]["level"] == "account", name
+
+
+# -- one message for a bad value ------------------------------------------------------------------------------
+
+
+def _bad_values():
+    """A bad value for every option that can have one, per analysis: (name, key, value)."""
+    out = []
+    for a in REGISTRY:
+        for o in a.options:
+            if "api" not in _surfaces(a, o.name):
+                continue
+            if o.kind == "choice":
+                out.append((a.name, o.key, "nonsense"))
+            elif o.kind in ("int", "float"):
+                out.append((a.name, o.key, "many"))
+                if o.ge is not None:
+                    out.append((a.name, o.key, str(o.ge - 1)))
+            elif o.name in ("window", "within", "horizon", "tolerance"):
+                out.append((a.name, o.key, "soon"))
+            elif o.name in ("date_from", "date_to", "at"):
+                out.append((a.name, o.key, "0001-01-01"))
+    return out
+
+
+@pytest.mark.parametrize(("name", "key", "value"), _bad_values())
+def test_a_bad_value_gets_one_message_everywhere(server, workspace, name, key, value):
+    analysis = get(name)
+    params = {**analysis.example, key: value}
+    api = _api(server, name, params)
+    assert api.status_code == 422, api.text
+    body = api.json()
+    assert body["error"] == "option" and body["detail"].startswith(f"--{key.replace('_', '-')}")
+    args = [name, "--workspace", str(workspace)]
+    for k, v in params.items():
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    cli = _cli(*args)
+    assert cli.exit_code == 2
+    assert " ".join(cli.stderr.split()).endswith(" ".join(body["detail"].split()))
+    if name in PAGES:
+        web = server.get(f"{PAGES[name]}.json", params=params)
+        assert web.status_code == 422 and web.json()["detail"] == body["detail"]
+
+
+def test_an_unknown_option_is_named_with_a_suggestion(server, workspace):
+    got = _api(server, "funnel", {"steps": "a,b", "windw": "3d"})
+    assert got.status_code == 422
+    assert got.json()["detail"] == "no option --windw (did you mean --window or --window-from?)"
+
+
+def test_not_enough_data_says_what_to_add(tmp_path):
+    """health on a workspace whose definition has no churn: not scikit-learn's "needs samples of at least 2
+    classes", but which part of journeymap.yml to add (exit 3, HTTP 409)."""
+    ws = Workspace.init(tmp_path / "w")
+    export = tmp_path / "e.csv"
+    export.write_text("customer_id,account_id,event,ts\n" + "".join(
+        f"u{i},a{i},signed_up,2025-0{1 + i % 9}-0{1 + i % 9}T10:00:00\n" for i in range(40)))
+    ws.ingest([str(export)])
+    ws.close()
+    for name in ("health", "risk"):
+        res = _cli(name, "-w", str(ws.path))
+        assert res.exit_code == 3, res.output
+        text = " ".join(res.stderr.split())
+        assert "`revenue:` section" in text and "churn" in text and "samples" not in text
+
+
+# -- the docs are the registry's ------------------------------------------------------------------------------
+
+
+def test_readme_table_is_the_registry():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- analyses:start[^>]*-->\n(.*?)\n<!-- analyses:end -->", readme, re.S)
+    assert block, "README.md lost its generated table of analyses"
+    assert block.group(1) == markdown(), "README's table differs: paste journeymap.analyses.catalog.markdown()"
+
+
+def test_every_analysis_has_its_definition_page():
+    for a in REGISTRY:
+        assert (ROOT / a.doc).is_file(), a.doc
+
+
+def test_the_registry_lists_itself_the_same_on_cli_and_api(server):
+    cli = _strict_json(_cli("analyses", "--json").stdout)["analyses"]
+    api = server.get("/api/v1/analyses").json()["analyses"]
+    assert [a["name"] for a in cli] == [a["name"] for a in api] == NAMES
+    for c, a in zip(cli, api, strict=True):
+        cli_opts = {o["name"]: o["default"] for o in c["options"]}
+        api_opts = {o["name"]: o["default"] for o in a["options"]}
+        assert {k: v for k, v in cli_opts.items() if k in api_opts} == api_opts
