@@ -98,11 +98,10 @@ def test_workspace_health(demo, demo_snapshots, monkeypatch):  # noqa: F811
     assert all(truth.loc[a["unit_id"], "became_customer"] for a in flagged)
 
 
-def test_cli_health_and_risk(small_demo, monkeypatch):  # noqa: F811
+def test_cli_health_and_risk(small_demo, monkeypatch, capsys):  # noqa: F811
     from typer.testing import CliRunner
 
     from journeymap.cli.main import app
-    from journeymap.workspace import Workspace
 
     risk = cli_json("risk", "--workspace", str(small_demo), "--top", "5", "--horizon", "60d")  # the real command
     assert risk["horizon_days"] == 60 and len(risk["accounts"]) == 5
@@ -115,13 +114,13 @@ def test_cli_health_and_risk(small_demo, monkeypatch):  # noqa: F811
     assert health["at"] == "2026-09-01T00:00:00" and health["weights"]["source"] == "config"
     assert {"accounts", "bands", "backtest", "expansion"} <= set(health)
     bad = runner.invoke(app, ["health", "--workspace", str(small_demo), "--at", "yesterday"])
-    assert bad.exit_code == 1 and "YYYY-MM-DD" in bad.output
-    # the tables print what the JSON holds (rendered from the results above)
-    monkeypatch.setattr(Workspace, "risk", lambda self, **kw: risk)
-    monkeypatch.setattr(Workspace, "health", lambda self, **kw: health)
-    table = runner.invoke(app, ["risk", "--workspace", str(small_demo)])
-    assert table.exit_code == 0, table.output
-    assert "recency_only" in table.output and "ROC-AUC" in table.output and risk["accounts"][0]["unit_id"] in table.output
-    table = runner.invoke(app, ["health", "--workspace", str(small_demo)])
-    assert table.exit_code == 0, table.output
-    assert "ROC-AUC" in table.output and "expansion signals" in table.output and "red" in table.output
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+    # the tables print what the JSON holds (the commands' renderers, on the results above)
+    from journeymap.analyses import get
+    from journeymap.cli import render
+
+    render.risk(risk, get("risk").validate({}), None)
+    render.health(health, get("health").validate({}), get("health").view())
+    table = capsys.readouterr().out
+    assert "recency_only" in table and "ROC-AUC" in table and risk["accounts"][0]["unit_id"] in table
+    assert "expansion signals" in table and "red" in table

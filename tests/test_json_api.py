@@ -46,6 +46,8 @@ ENDPOINTS = [
     ("/moments", {}),
     ("/voice", {}),
     ("/friction", {}),
+    ("/clv", {}),
+    ("/analyses", {}),
     ("/accounts", {"limit": 5}),
     ("/accounts/{account}/timeline", {"limit": 5}),
     ("/definition", {}),
@@ -187,7 +189,7 @@ def test_openapi_declares_bearer_auth_and_every_endpoint(demo):
     assert funnel["order"]["schema"]["enum"] == ["ordered", "strict", "unordered"]
     problem = paths["/api/v1/funnel"]["get"]["responses"]["422"]["content"]["application/json"]["schema"]
     assert problem == {"$ref": "#/components/schemas/Problem"}
-    assert spec["components"]["schemas"]["Problem"]["properties"] == {"detail": {"type": "string", "title": "Detail"}}
+    assert {"error", "detail", "option", "add", "problems"} == set(spec["components"]["schemas"]["Problem"]["properties"])
     assert {"steps", "window", "window_from", "exclude", "optional", "from", "to", "tolerance", "by"} <= set(funnel)
 
 
@@ -233,9 +235,10 @@ def test_bad_funnel_option_is_422_with_the_cli_message(demo):
         funnel_options(FUNNEL["steps"], exclude=["X:1:1"])
     got = demo.get("/funnel", **FUNNEL, exclude="X:1:1")
     assert got.status_code == 422
-    assert got.json() == {"detail": str(expected.value)} == {"detail": "exclusion 'X:1:1': FROM (1) must be lower than TO (1)"}
+    assert got.json()["detail"] == str(expected.value) == "exclusion 'X:1:1': FROM (1) must be lower than TO (1)"
+    assert got.json()["error"] == "option"
     cli = CliRunner().invoke(cli_app, ["funnel", "--steps", FUNNEL["steps"], "--exclude", "X:1:1", "-w", str(demo.copy)])
-    assert cli.exit_code == 1 and " ".join(cli.stderr.split()).endswith(got.json()["detail"])
+    assert cli.exit_code == 2 and " ".join(cli.stderr.split()).endswith(got.json()["detail"])
 
 
 @pytest.mark.parametrize(("path", "params", "message"), [
@@ -248,14 +251,14 @@ def test_bad_funnel_option_is_422_with_the_cli_message(demo):
     ("/funnel", {**FUNNEL, "breakdown": "billing."},
      "--breakdown 'billing.': write a property name or a dotted path of them, with no empty key and no double quote"),
     ("/funnel", {**FUNNEL, "window": "99999999999999999999d"}, "--window must be at most 36500d"),
-    ("/funnel", {**FUNNEL, "from": "0001-01-01"}, "--from '0001-01-01' is out of range: years 1900 to 2200"),
-    ("/stickiness", {"to": "9999-12-31"}, "--to '9999-12-31' is out of range: years 1900 to 2200"),
+    ("/funnel", {**FUNNEL, "from": "0001-01-01"}, "--from: '0001-01-01' is out of range: years 1900 to 2200"),
+    ("/stickiness", {"to": "9999-12-31"}, "--to: '9999-12-31' is out of range: years 1900 to 2200"),
     ("/retention", {"start": "a", "return": "b", "brackets": "0-99999999999999999999"}, "--brackets: days must be at most 36500"),
     ("/health", {"horizon": "1000000000000d"}, "--horizon must be at most 36500d"),
-    ("/map", {"by": "team"}, "--by must be person or account"),
+    ("/map", {"by": "team"}, "--by must be person or account, not 'team'"),
     ("/retention", {"start": "a", "return": "b", "brackets": "7-1"},
      "--brackets must be ascending, non-overlapping day ranges lo-hi with 0 <= lo <= hi: '7-1'"),
-    ("/risk", {"at": "yesterday"}, "--at 'yesterday' is not a date: write YYYY-MM-DD"),
+    ("/risk", {"at": "yesterday"}, "--at: 'yesterday' is not a date (write YYYY-MM-DD)"),
     ("/risk", {"horizon": "12h"}, "--horizon must be at least 1d"),
     ("/moments", {"within": "0d"}, "--within must be positive"),
     ("/paths", {"before": "x", "start": "y"}, "--before cannot be combined with --start or --end"),
@@ -265,7 +268,7 @@ def test_bad_funnel_option_is_422_with_the_cli_message(demo):
 def test_bad_parameters_are_422_with_a_clear_message(demo, path, params, message):
     got = demo.get(path, **params)
     assert got.status_code == 422, got.text
-    assert got.json() == {"detail": message}
+    assert got.json()["detail"] == message and got.json()["error"] == "option"
 
 
 def test_analyses_that_cannot_run_are_409(tmp_path):

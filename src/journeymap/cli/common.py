@@ -21,8 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from journeymap.analyses.base import to_json
 from journeymap.errors import InternalError, JourneymapError, WorkspaceError
-from journeymap.ingest.store import STORE_FILE
-from journeymap.workspace import DEFINITION_FILE, Workspace
+from journeymap.workspace import Workspace
 
 err = Console(stderr=True)
 
@@ -54,8 +53,8 @@ def fail_with(exc: BaseException) -> NoReturn:
 @contextmanager
 def workspace_for(path: Path) -> Iterator[Workspace]:
     """The workspace, closed afterwards; an error inside the block is shown by `fail_with`."""
-    if not (path / STORE_FILE).exists() and not (path / DEFINITION_FILE).exists():
-        fail_with(WorkspaceError(f"{path} is not a workspace; create one with `journeymap init {path}`"))
+    if not path.is_dir():
+        fail_with(WorkspaceError(f"{path}: no such workspace folder; create one with `journeymap init {path}`"))
     ws = Workspace(path)
     try:
         yield ws

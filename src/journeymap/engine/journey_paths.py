@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from journeymap.errors import OptionError
+from journeymap.errors import NotEnoughData, OptionError
 from journeymap.engine.annotate import annotated_events
 from journeymap.engine.backends import Engine
 from journeymap.engine.stages import visits
@@ -22,7 +22,8 @@ def labelled_events(engine: Engine, definition: JourneyDefinition | None, level:
         raise OptionError(f"--level must be one of {', '.join(LEVELS)}, not {level!r}")
     if definition is None:
         if level != "event":
-            raise OptionError(f"--level {level} needs a journey definition (journeymap.yml)")
+            raise NotEnoughData(f"--level {level} needs a journey definition (journeymap.yml)",
+                                add="one with stages and touchpoints: `journeymap init DIR` writes an example")
         # No journey defined yet: event-level paths need only the events.
         ev = unit_events(engine, unit_level)
         return ev.select("unit_id", label=ev.event, ts=ev.ts, seq=ev.seq)

