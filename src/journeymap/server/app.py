@@ -25,7 +25,7 @@ from journeymap.server.keys import KeyRing
 from journeymap.server.ratelimit import RateLimiter
 from journeymap.server.runner import StoreRunner
 from journeymap.server.tracking import router as tracking_router
-from journeymap.server.web import router as web_router
+from journeymap.server.views import router as web_router
 
 RATE_LIMIT = 50_000.0
 """Events per second per write key (0 turns the limit off); the burst defaults to twice this."""

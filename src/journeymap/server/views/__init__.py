@@ -1,0 +1,81 @@
+"""The web app under `/app`: server-rendered pages over the Python API, each with a JSON twin.
+
+Every page `/app/X` has `/app/X.json` (exactly the data the page renders) and exports of the same
+view: `/app/X.html` (one self-contained file, CSS, JS and the Plotly bundle inline), `/app/X.png` and
+`/app/X.pdf` (rendered from that file by headless chromium; 501 when chromium is not installed).
+Pages need a read key: `/app/login` takes one and keeps it in the READ_COOKIE cookie; a page
+request without one is redirected there, a JSON or export request is answered 401.
+
+Plotly is served from the plotly package (`/app/static/plotly.min.js`), never from a CDN, so the app
+works offline. Analyses are cached per workspace until new data is loaded or the definition changes.
+See docs/web-app.md.
+
+This package holds one module per page group (map, funnel, paths, retention, revenue, accounts, voice,
+settings), each with its data and charts functions and its `Page` entries; base.py what they share,
+auth.py sign-in, exports.py the exports and static files. Here: the page table and the routes.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from journeymap.errors import problem
+from journeymap.server.context import ReadKey, ReadWorkspace
+from journeymap.server.encoding import JSONAnswer
+from journeymap.server.views import accounts, auth, exports, funnel, paths, retention, revenue, settings, voice
+from journeymap.server.views import map as journey_map
+from journeymap.server.views.auth import _signed_in, _to_login
+from journeymap.server.views.base import NAV, Page, _build, _render
+
+__all__ = ["router", "PAGES", "NAV"]
+
+router = APIRouter()
+pages = APIRouter(prefix="/app", include_in_schema=False)
+pages.include_router(exports.router)  # the static files
+pages.include_router(auth.router)  # sign-in and out
+pages.include_router(settings.router)  # the settings form's POSTs
+
+PAGES = (*journey_map.PAGES, *funnel.PAGES, *paths.PAGES, *retention.PAGES, *revenue.PAGES, *accounts.PAGES, *voice.PAGES,
+         *settings.PAGES)
+"""Every page in the order of NAV, a page's deep-dive after it: path, template, data function, title, charts."""
+
+
+@router.get("/", include_in_schema=False)
+def root() -> RedirectResponse:
+    return RedirectResponse("/app/", status_code=307)
+
+
+def _page_route(page: Page):
+    def endpoint(request: Request, ws: ReadWorkspace) -> Response:
+        if not _signed_in(request):
+            return _to_login(request)
+        data, error = _build(page, request, ws)
+        return HTMLResponse(_render(page, request, data, error and str(error), False),
+                            status_code=error.http_status if error else 200)
+
+    return endpoint
+
+
+def _json_route(page: Page):
+    def endpoint(request: Request, ws: ReadWorkspace, _key: ReadKey) -> Response:
+        data, error = _build(page, request, ws)
+        if error:
+            return JSONAnswer(problem(error), status_code=error.http_status)
+        return JSONAnswer(data)
+
+    return endpoint
+
+
+def _register() -> None:
+    for page in PAGES:
+        for fmt in ("html", "png", "pdf"):
+            pages.add_api_route(f"{page.path}.{fmt}", exports._export_route(page, fmt), methods=["GET"])
+        pages.add_api_route(f"{page.path}.json", _json_route(page), methods=["GET"])
+        pages.add_api_route(page.path, _page_route(page), methods=["GET"])
+        if page.name == "map":
+            pages.add_api_route("/", _page_route(page), methods=["GET"])
+
+
+_register()
+router.include_router(pages)
