@@ -25,8 +25,13 @@ from journeymap.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = [a.name for a in REGISTRY]
-PAGES = {"funnel": "/app/funnel", "paths": "/app/paths", "retention": "/app/retention", "lifecycle": "/app/lifecycle"}
-"""Analyses with a page whose form is the analysis's options (the others' pages read their results)."""
+DEDICATED = {"funnel": "/app/funnel", "paths": "/app/paths", "retention": "/app/retention", "lifecycle": "/app/lifecycle"}
+"""Analyses with a page of their own whose form is the analysis's options (with charts)."""
+
+
+def _pages(name: str) -> list[str]:
+    """The web app's pages that run the analysis from a form: /app/analyses/NAME for every analysis."""
+    return [f"/app/analyses/{name}", *([DEDICATED[name]] if name in DEDICATED else [])]
 SURFACE_FLAGS = {"--workspace", "-w", "--json", "--help"}
 METHOD = {"map": "journey_map"}
 
@@ -131,20 +136,20 @@ def test_api_parameters_are_the_registry_options(server, name):
         assert params[key]["description"] == o.help
 
 
-@pytest.mark.parametrize("name", sorted(PAGES))
+@pytest.mark.parametrize("name", NAMES)
 def test_web_form_is_the_registry_options(server, name):
     analysis = get(name)
-    example = {k: v for k, v in analysis.example.items()}
-    twin = server.get(f"{PAGES[name]}.json", params=example)
-    assert twin.status_code == 200, twin.text
-    form = {f["name"]: f for f in twin.json()["form"]}
     want = {o.key: o for o in analysis.options if "web" in _surfaces(analysis, o.name)}
-    assert set(form) == set(want)
-    for key, o in want.items():
-        assert form[key]["default"] == o.default and form[key]["help"] == o.help, (name, key)
-    html = server.get(PAGES[name], params=example).text
-    for key in want:
-        assert f'name="{key}"' in html, (name, key)
+    for page in _pages(name):
+        twin = server.get(f"{page}.json", params=analysis.example)
+        assert twin.status_code == 200, twin.text
+        form = {f["name"]: f for f in twin.json()["form"]}
+        assert set(form) == set(want), page
+        for key, o in want.items():
+            assert form[key]["default"] == o.default and form[key]["help"] == o.help, (page, key)
+        html = server.get(page, params=analysis.example).text
+        for key in want:
+            assert f'name="{key}"' in html, (page, key)
 
 
 def test_python_api_has_every_analysis():
@@ -163,9 +168,9 @@ def test_cli_api_and_web_return_the_same_numbers(server, cli_results, name):
     assert got.status_code == 200, got.text
     api = _strict_json(got.text)
     assert _comparable(name, api) == _comparable(name, cli_results[name])
-    if name in PAGES:
-        web = server.get(f"{PAGES[name]}.json", params=analysis.example).json()["result"]
-        assert web == api
+    for page in _pages(name):
+        web = server.get(f"{page}.json", params=analysis.example).json()["result"]
+        assert web == api, page
     if name == "map":
         web = server.get("/app/map.json").json()
         assert _comparable(name, web) == _comparable(name, api)
@@ -232,9 +237,9 @@ def test_a_bad_value_gets_one_message_everywhere(server, workspace, name, key, v
     cli = _cli(*args)
     assert cli.exit_code == 2
     assert " ".join(cli.stderr.split()).endswith(" ".join(body["detail"].split()))
-    if name in PAGES:
-        web = server.get(f"{PAGES[name]}.json", params=params)
-        assert web.status_code == 422 and web.json()["detail"] == body["detail"]
+    for page in _pages(name):
+        web = server.get(f"{page}.json", params=params)
+        assert web.status_code == 422 and web.json()["detail"] == body["detail"], page
 
 
 def test_an_unknown_option_is_named_with_a_suggestion(server, workspace):
@@ -282,3 +287,25 @@ def test_the_registry_lists_itself_the_same_on_cli_and_api(server):
         cli_opts = {o["name"]: o["default"] for o in c["options"]}
         api_opts = {o["name"]: o["default"] for o in a["options"]}
         assert {k: v for k, v in cli_opts.items() if k in api_opts} == api_opts
+
+
+def test_a_library_error_is_an_internal_error_never_an_answer(workspace, monkeypatch):
+    """A ValueError from inside a library is a bug (exit 70, "please report"); one journeymap raised for the
+    user keeps its message and exit 1."""
+    import journeymap.engine.revenue as revenue
+
+    def library_fails(*_a, **_k):
+        return int("a library's ValueError")  # raised inside int(): not journeymap's frame
+
+    monkeypatch.setattr(revenue, "mrr_bridge", library_fails)
+    res = _cli("revenue", "-w", str(workspace))
+    assert res.exit_code == 70 and "internal error" in res.stderr and "report" in res.stderr
+
+    def ours(*_a, **_k):
+        from journeymap.journey.durations import parse_duration
+
+        return parse_duration("soon")  # journeymap's own ValueError, worded for the user
+
+    monkeypatch.setattr(revenue, "mrr_bridge", ours)
+    res = _cli("revenue", "-w", str(workspace))
+    assert res.exit_code == 1 and "is not a duration" in res.stderr and "internal" not in res.stderr

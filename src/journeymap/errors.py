@@ -41,6 +41,7 @@ __all__ = [
     "UserError",
     "WorkspaceError",
     "problem",
+    "raised_by_journeymap",
 ]
 
 
@@ -122,6 +123,28 @@ class InternalError(JourneymapError):
     exit_code = 70  # EX_SOFTWARE
     http_status = 500
     kind = "internal"
+
+
+_PACKAGE = __file__.rsplit("/", 1)[0]
+
+
+def raised_by_journeymap(exc: BaseException) -> bool:
+    """Whether journeymap's own code raised `exc` (the innermost frame is in this package), as opposed to a
+    library deep inside a call: a plain ValueError of ours carries a message written for the user, a
+    library's ("needs samples of at least 2 classes") is a bug to report, never an answer.
+
+    >>> try:
+    ...     int("x")
+    ... except ValueError as exc:
+    ...     raised_by_journeymap(exc)
+    False
+    """
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename.startswith(_PACKAGE)
 
 
 def problem(exc: JourneymapError) -> dict:

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from journeymap.analyses.base import to_json
-from journeymap.errors import InternalError, JourneymapError, WorkspaceError
+from journeymap.errors import InternalError, JourneymapError, WorkspaceError, raised_by_journeymap
 from journeymap.workspace import Workspace
 
 err = Console(stderr=True)
@@ -29,7 +29,8 @@ WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="The works
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 LEGACY_USER_ERRORS = (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
-"""Errors raised with a user-facing message by modules not yet on journeymap.errors: exit 1, no traceback."""
+"""Errors raised with a user-facing message by modules not yet on journeymap.errors (exit 1, no traceback):
+a ValueError only when journeymap raised it; a library's is an internal error (errors.raised_by_journeymap)."""
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -41,7 +42,7 @@ def fail_with(exc: BaseException) -> NoReturn:
     """Show an error by its type and exit with its code."""
     if isinstance(exc, JourneymapError):
         fail(str(exc), exc.exit_code)
-    if isinstance(exc, LEGACY_USER_ERRORS):
+    if isinstance(exc, LEGACY_USER_ERRORS) and (raised_by_journeymap(exc) or isinstance(exc, OSError)):
         fail(str(exc), 1)
     if os.environ.get("JOURNEYMAP_DEBUG"):
         raise exc

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from journeymap.analyses import REGISTRY, Analysis
 from journeymap.analyses.base import MAX_INT, Field, Params, validate
 from journeymap.analyses.catalog import catalog
-from journeymap.errors import InternalError, JourneymapError, NotEnoughData, OptionError, problem
+from journeymap.errors import InternalError, JourneymapError, NotEnoughData, OptionError, problem, raised_by_journeymap
 from journeymap.journey.load import problems
 from journeymap.server.context import ReadKey, ReadWorkspace
 from journeymap.server.encoding import JSONAnswer
@@ -44,7 +44,8 @@ MAX_DEFINITION_BYTES = 1_000_000
 def answer_error(exc: BaseException) -> JSONAnswer:
     """An error as every /api/v1 answer words it: its type decides the status."""
     if not isinstance(exc, JourneymapError):
-        if isinstance(exc, FileNotFoundError | IsADirectoryError | ValueError):  # modules not yet on journeymap.errors
+        legacy = isinstance(exc, OSError) or isinstance(exc, ValueError) and raised_by_journeymap(exc)
+        if legacy:  # a message for the user from a module not yet on journeymap.errors
             return JSONAnswer({"error": "workspace", "detail": str(exc)}, status_code=409)
         exc = InternalError(f"internal error ({type(exc).__name__}: {exc}); this is a bug, please report it")
     return JSONAnswer(problem(exc), status_code=exc.http_status)

@@ -18,7 +18,7 @@ from jinja2 import ChoiceLoader, Environment, PackageLoader
 from journeymap.analyses import Params, get
 from journeymap.analyses.base import options as option_list
 from journeymap.analyses.base import unit_of
-from journeymap.errors import JourneymapError
+from journeymap.errors import JourneymapError, raised_by_journeymap
 from journeymap.report.context import build_context
 from journeymap.report.html import template_environment
 from journeymap.server.encoding import plain
@@ -27,7 +27,7 @@ from journeymap.workspace import Workspace
 NAV = (("map", "Journey map", "/app/map"), ("funnel", "Funnel", "/app/funnel"), ("paths", "Paths", "/app/paths"),
        ("retention", "Retention", "/app/retention"), ("lifecycle", "Lifecycle", "/app/lifecycle"),
        ("revenue", "Churn & revenue", "/app/revenue"), ("accounts", "Accounts", "/app/accounts"),
-       ("voice", "Voice", "/app/voice"), ("settings", "Settings", "/app/settings"))
+       ("voice", "Voice", "/app/voice"), ("analyses", "All analyses", "/app/analyses"), ("settings", "Settings", "/app/settings"))
 COLORS = {"positive": "#2d7a57", "negative": "#b0463d", "accent": "#1f3a68", "accent2": "#3e68ad", "warning": "#a86f12",
           "muted": "#9aa4b2", "teal": "#3a8a8c"}
 
@@ -207,7 +207,7 @@ class Page:
         self.name, self.path, self.template, self.build, self.title, self.charts = name, path, template, build, title, charts
 
 
-ACTIVE = {"stage": "map", "account": "accounts"}
+ACTIVE = {"stage": "map", "account": "accounts", "analysis": "analyses"}
 
 
 def _build(page: Page, request: Request, ws: Workspace) -> tuple[dict, JourneymapError | None]:
@@ -219,8 +219,10 @@ def _build(page: Page, request: Request, ws: Workspace) -> tuple[dict, Journeyma
         raise
     except JourneymapError as exc:
         return {}, exc
-    except (ValueError, FileNotFoundError) as exc:  # modules not yet on journeymap.errors: a user's to fix
-        return {}, UserFacing(str(exc))
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, OSError) or raised_by_journeymap(exc):  # a module not yet on journeymap.errors
+            return {}, UserFacing(str(exc))
+        raise  # a library's error is a bug: 500, never shown as an answer
     if page.name == "accounts":
         ctx.cache.get(("web", "accounts_rows"), lambda: data["accounts"])
     return plain(data), None
