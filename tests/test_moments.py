@@ -312,8 +312,8 @@ def test_cli(demo):
     got = cli_json("moments", "--workspace", ws, "--horizon", "180d", "--within", "2w")
     assert got["within_days"] == 14 and got["horizon_days"] == 180
     assert _row(got, "event:integration_connected")["rank"] <= 3
-    table = run_cli("moments", "--workspace", ws, "--top", "5").stdout
+    table = run_cli("moments", "--workspace", ws, "--rows", "5").stdout
     assert "Moments of truth" in table and "correlation, not causation" in table
     assert "Suggested activation" in table and "right-censored" in table
     bad = run_cli("moments", "--workspace", ws, "--by", "team", check=False)
-    assert bad.returncode == 1 and "--by" in bad.stderr
+    assert bad.returncode == 2 and "--by" in bad.stderr

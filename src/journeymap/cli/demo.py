@@ -34,7 +34,7 @@ def run_demo(out_dir: Path, accounts: int = 5000, seed: int = 42, console: Conso
             ws.refresh()
             timings["identity"] = time.perf_counter() - t
             t = time.perf_counter()
-            model = ws.journey_map(progress=lambda m: status.update(m))
+            model = ws.journey_map(progress=lambda m, _frac=None: status.update(m))
             timings["map"] = time.perf_counter() - t
         t = time.perf_counter()
         html = write_map_html(model, Path(out_dir) / "journey-map.html")
