@@ -11,7 +11,8 @@ from journeymap.engine.funnel_options import FunnelOptions, funnel_options
 
 
 class FunnelParams(Params):
-    steps: str = Field(description="Comma-separated event names, e.g. 'signup,invite,pay'.")
+    steps: str = Field(description="Comma-separated event names, e.g. 'signup,invite,pay'.",
+                       json_schema_extra={"pattern": r"^\s*[^,\s][^,]*(,\s*[^,\s][^,]*)+$"})  # documented, checked below
     by: Literal["person", "account"] | None = UnitField()
     window: Duration = Field("14d", description="Conversion window: a number and s, m, h, d or w.")
     window_from: Literal["entry", "previous"] = Field(
