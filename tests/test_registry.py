@@ -37,8 +37,7 @@ METHOD = {"map": "journey_map"}
 
 
 def _surfaces(analysis, name: str) -> tuple[str, ...]:
-    extra = analysis.params.model_fields[name].json_schema_extra or {}
-    return tuple(extra.get("surfaces", ("cli", "api", "web", "python")))
+    return next(o.surfaces for o in analysis.options if o.name == name)
 
 
 def _strict_json(text: str):

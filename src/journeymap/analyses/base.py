@@ -159,6 +159,9 @@ def _bare(annotation: Any) -> Any:
             return annotation
 
 
+SURFACES = ("cli", "api", "web", "python")
+
+
 @dataclass(frozen=True)
 class Option:
     """One option as every surface shows it."""
@@ -173,6 +176,7 @@ class Option:
     choices: tuple | None = None
     ge: float | None = None
     le: float | None = None
+    surfaces: tuple[str, ...] = SURFACES  # where it is offered: a file path is the CLI's and Python's only
 
     def as_dict(self) -> dict:
         return {"name": self.key, "flag": self.flag, "kind": self.kind, "default": self.default, "required": self.required,
@@ -192,9 +196,14 @@ def _kind(annotation: Any) -> str:
     return {bool: "bool", int: "int", float: "float"}.get(bare, "text")
 
 
-def options(model: type[Params]) -> tuple[Option, ...]:
+def options(model: type[Params], surface: str | None = None) -> tuple[Option, ...]:
+    """The model's options as every surface shows them; with `surface`, those it offers
+    (`Field(..., json_schema_extra={"surfaces": [...]})` narrows an option to some)."""
     out = []
     for name, info in model.model_fields.items():
+        surfaces = tuple((info.json_schema_extra or {}).get("surfaces", SURFACES))
+        if surface is not None and surface not in surfaces:
+            continue
         ge = le = None
         for m in info.metadata:
             ge = getattr(m, "ge", ge)
@@ -202,7 +211,8 @@ def options(model: type[Params]) -> tuple[Option, ...]:
         default = None if info.is_required() else info.get_default(call_default_factory=True)
         out.append(Option(name=name, key=info.alias or name, flag=flag(name, info), kind=_kind(info.annotation),
                           default=list(default) if isinstance(default, tuple) else default, required=info.is_required(),
-                          help=info.description or "", choices=choices(info.annotation), ge=ge, le=le))
+                          help=info.description or "", choices=choices(info.annotation), ge=ge, le=le,
+                          surfaces=surfaces))
     return tuple(out)
 
 

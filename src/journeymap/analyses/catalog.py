@@ -6,21 +6,16 @@
 
 from __future__ import annotations
 
-from journeymap.analyses import REGISTRY, Analysis
+from journeymap.analyses import REGISTRY
 from journeymap.analyses.base import options
 
 __all__ = ["catalog", "markdown"]
 
 
-def _surfaces(analysis: Analysis, name: str) -> tuple[str, ...]:
-    extra = analysis.params.model_fields[name].json_schema_extra or {}
-    return tuple(extra.get("surfaces", ("cli", "api", "web", "python")))
-
-
 def catalog(surface: str = "api") -> list[dict]:
     """Every analysis with its options (name, flag, kind, default, bounds, help) as `surface` offers them."""
     return [{"name": a.name, "summary": a.summary, "doc": a.doc, "unit": a.unit, "slow": a.slow,
-             "options": [o.as_dict() for o in a.options if surface in _surfaces(a, o.name)],
+             "options": [o.as_dict() for o in options(a.params, surface)],
              "view_options": [o.as_dict() for o in options(a.view)] if a.view and surface == "cli" else [],
              "example": a.example} for a in REGISTRY]
 

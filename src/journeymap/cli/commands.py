@@ -52,12 +52,7 @@ def _parameter(o: Option, surface: str = "cli") -> inspect.Parameter:
 
 
 def _cli_options(model) -> list[Option]:
-    return [o for o in options(model) if "cli" in _surfaces(model, o)]
-
-
-def _surfaces(model, o: Option) -> tuple[str, ...]:
-    extra = model.model_fields[o.name].json_schema_extra or {}
-    return tuple(extra.get("surfaces", ("cli", "api", "web", "python")))
+    return list(options(model, "cli"))
 
 
 def _given(model, opts: list[Option], kwargs: dict) -> dict:

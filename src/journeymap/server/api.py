@@ -25,7 +25,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
 from journeymap.analyses import REGISTRY, Analysis
-from journeymap.analyses.base import MAX_INT, Field, Params, validate
+from journeymap.analyses.base import MAX_INT, Field, Params, options, validate
 from journeymap.analyses.catalog import catalog
 from journeymap.errors import InternalError, JourneymapError, NotEnoughData, OptionError, problem, raised_by_journeymap
 from journeymap.journey.load import problems
@@ -77,23 +77,19 @@ router = APIRouter(prefix="/api/v1", tags=["JSON API"], default_response_class=J
 # -- options from the query string -----------------------------------------------------------------
 
 
-def _surfaces(model: type[Params], name: str) -> tuple[str, ...]:
-    extra = model.model_fields[name].json_schema_extra or {}
-    return tuple(extra.get("surfaces", ("cli", "api", "web", "python")))
-
-
 def raw_options(model: type[Params], query, *, strict: bool = True, surface: str = "api") -> dict[str, Any]:
     """Raw option values from a query string (a Starlette QueryParams): a repeated key or a list option is a
     list. `strict`: unknown keys are kept, so validation names them; else (a web form, whose page has controls
     of its own) they and empty fields are left out."""
     fields = {(info.alias or name): name for name, info in model.model_fields.items()}
+    offered = {o.name for o in options(model, surface)}
     raw: dict[str, Any] = {}
     for key in dict.fromkeys(query.keys()):
         name = fields.get(key)
         values = query.getlist(key) if strict else [v for v in query.getlist(key) if v.strip()]
         if name is None and not strict or not values:
             continue
-        if name is not None and surface not in _surfaces(model, name):
+        if name is not None and name not in offered:
             raise OptionError(f"--{key.replace('_', '-')} is an option of the CLI and the Python API only", option=name)
         listed = name is not None and typing.get_origin(model.model_fields[name].annotation) is list
         raw[key] = values if listed or len(values) > 1 else values[0]
@@ -109,10 +105,8 @@ def _openapi_parameters(model: type[Params]) -> list[dict]:
     schema = model.model_json_schema(by_alias=True)
     required = set(schema.get("required", []))
     out = []
-    for name, info in model.model_fields.items():
-        if "api" not in _surfaces(model, name):
-            continue
-        key = info.alias or name
+    for o in options(model, "api"):
+        key = o.key
         prop = dict(schema["properties"][key])
         description = prop.pop("description", "")
         prop.pop("title", None)

@@ -169,10 +169,7 @@ def form_fields(ctx: Ctx, name: str, params: Params) -> list[dict]:
     analysis = get(name)
     values = params.model_dump(by_alias=True, mode="json")
     fields = []
-    for o in option_list(analysis.params):
-        extra = analysis.params.model_fields[o.name].json_schema_extra or {}
-        if "web" not in extra.get("surfaces", ("web",)):
-            continue
+    for o in option_list(analysis.params, "web"):
         value = values[o.key]
         if o.name == "by":
             value = unit_of(ctx.ws, value)
