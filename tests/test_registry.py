@@ -118,6 +118,7 @@ def test_cli_flags_are_the_registry_options(name):
             assert p.default is None, (name, p.name)
     for o in analysis.options:  # the help says the registry's default
         help_text = next(p.help for p in command.params if o.flag in p.opts or o.flag in p.secondary_opts)
+        help_text = help_text.replace("\\[", "[")  # Rich markup escaped, so [brackets] print as written
         if o.kind not in ("bool", "list") and o.default is not None:
             assert f"[default: {o.default}]" in help_text, (name, o.flag)
 
@@ -149,6 +150,12 @@ def test_web_form_is_the_registry_options(server, name):
         html = server.get(page, params=analysis.example).text
         for key in want:
             assert f'name="{key}"' in html, (page, key)
+
+
+def test_help_prints_brackets_as_written():
+    """Rich would read `journeymap[embeddings]` in a help text as markup and drop it."""
+    res = CliRunner().invoke(cli_app, ["voice", "--help"], env={"COLUMNS": "300"})
+    assert "pip install 'journeymap[embeddings]'" in res.stdout and "[default: tfidf]" in res.stdout
 
 
 def test_python_api_has_every_analysis():

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from journeymap.analyses import REGISTRY, Analysis
 from journeymap.analyses.base import Option, options, validate
@@ -24,6 +25,11 @@ __all__ = ["add_analysis_commands"]
 
 
 def _help(o: Option) -> str:
+    """The option's help as Typer shows it: Rich markup escaped (`journeymap[embeddings]` stays whole)."""
+    return escape(_plain_help(o))
+
+
+def _plain_help(o: Option) -> str:
     text = o.help
     if o.choices and o.kind != "bool":
         text += f" One of: {', '.join(map(str, o.choices))}."
@@ -38,10 +44,10 @@ def _help(o: Option) -> str:
 def _parameter(o: Option, surface: str = "cli") -> inspect.Parameter:
     if o.kind == "bool":
         decl = o.flag if not o.default else f"{o.flag}/--no-{o.flag[2:]}"
-        annotation: Any = Annotated[bool, typer.Option(decl, help=o.help)]
+        annotation: Any = Annotated[bool, typer.Option(decl, help=escape(o.help))]
         default = bool(o.default)
     elif o.kind == "list":
-        text = _help(o) if "Repeatable" in o.help else _help(o) + " Repeatable."
+        text = _help(o) if "Repeatable" in o.help else escape(_plain_help(o) + " Repeatable.")
         annotation = Annotated[list[str] | None, typer.Option(o.flag, help=text, metavar="TEXT", show_default=False)]
         default = None
     else:
