@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from journeymap.demo import simulate
 from journeymap.engine.spark_backend import export_journey_tables
 from journeymap.workspace import Workspace
 from test_spark_suite import same
@@ -77,13 +76,10 @@ def connect_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def small_business(tmp_path_factory):
+def small_business(tmp_path_factory, ingested_demo):
+    """The 60-account demo (seed 7) that test_spark_insights.py compares too, built once per run."""
     folder = tmp_path_factory.mktemp("connect_demo")
-    sim = simulate(folder, accounts=60, seed=7)
-    ws = Workspace(sim.workspace)
-    for path, source in sim.files:
-        ws.ingest([str(path)], source=source, refresh=False)
-    ws.refresh()
+    ws = Workspace(ingested_demo(60, 7).workspace)
     yield ws, export_journey_tables(ws.con, folder / "parquet")
     ws.close()
 
