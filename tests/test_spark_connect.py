@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SPARK_TEST_JAVA_OPTIONS
 from journeymap.engine.spark_backend import export_journey_tables
 from journeymap.workspace import Workspace
 from test_spark_suite import same
@@ -59,7 +60,8 @@ def connect_server(tmp_path_factory):
     cmd = [str(home / "bin" / "spark-submit"), "--class", SERVER_CLASS, "--master", "local[2]",
            "--conf", f"spark.connect.grpc.binding.port={port}", "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
            "--conf", "spark.sql.session.timeZone=UTC", "--conf", "spark.sql.shuffle.partitions=2",
-           "--conf", "spark.ui.enabled=false", "--driver-memory", "1g", "spark-internal"]
+           "--conf", "spark.ui.enabled=false", "--driver-memory", "1g",
+           "--driver-java-options", SPARK_TEST_JAVA_OPTIONS, "spark-internal"]
     env = {**os.environ, "SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable}
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
