@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,19 +35,39 @@ def shared_eval() -> Path:
     return path
 
 
-_DEMOS: dict = {}
+_SIMULATED: dict = {}
+_INGESTED: dict = {}
+
+
+def _simulated(factory: pytest.TempPathFactory, accounts: int, seed: int):
+    if (accounts, seed) not in _SIMULATED:
+        from journeymap.demo import simulate
+
+        folder = factory.mktemp(f"demo-{accounts}-{seed}") / "ws"
+        started = time.perf_counter()
+        out = simulate(folder, accounts=accounts, seed=seed)
+        _SIMULATED[accounts, seed] = (out, time.perf_counter() - started)
+    return _SIMULATED[accounts, seed]
+
+
+@pytest.fixture(scope="session")
+def simulated_demo(tmp_path_factory):
+    """`build(accounts, seed)` -> (DemoOutput, seconds `simulate` took): the demo business simulated once per
+    run for each size and seed. Its files (data/, truth/, journeymap.yml) are never changed afterwards;
+    `ingested_demo` of the same size and seed adds the store beside them. Read them, never write there."""
+    return lambda accounts, seed: _simulated(tmp_path_factory, accounts, seed)
 
 
 @pytest.fixture(scope="session")
 def ingested_demo(tmp_path_factory):
     """`build(accounts, seed)`: the demo business simulated and ingested (store closed) once per run
-    for each size and seed; open it with `Workspace(out.workspace)` and close it when done."""
+    for each size and seed; open it with `Workspace(out.workspace)` and close it when done. A test that
+    changes the workspace (keys, events, a served journal) works on `demo_copy` instead."""
     def build(accounts: int, seed: int):
-        if (accounts, seed) not in _DEMOS:
-            from journeymap.demo import simulate
+        if (accounts, seed) not in _INGESTED:
             from journeymap.workspace import Workspace
 
-            out = simulate(tmp_path_factory.mktemp(f"demo-{accounts}-{seed}") / "ws", accounts=accounts, seed=seed)
+            out, _ = _simulated(tmp_path_factory, accounts, seed)
             ws = Workspace(out.workspace)
             try:
                 for path, mapping in out.files:
@@ -51,14 +75,34 @@ def ingested_demo(tmp_path_factory):
                 ws.refresh()
             finally:
                 ws.close()
-            _DEMOS[accounts, seed] = out
-        return _DEMOS[accounts, seed]
+            _INGESTED[accounts, seed] = out
+        return _INGESTED[accounts, seed]
 
     return build
 
 
+def copy_demo(out, dest: Path):
+    """A copy of a built demo workspace folder (its store closed) at `dest`, as a DemoOutput whose paths
+    point into the copy: copying the DuckDB file takes a fraction of a second, rebuilding takes many."""
+    src = Path(out.workspace)
+    shutil.copytree(src, dest)
+    moved = lambda p: dest / Path(p).relative_to(src)  # noqa: E731
+    return dataclasses.replace(out, workspace=dest, definition=moved(out.definition), truth=moved(out.truth),
+                               files=[(moved(p), m) for p, m in out.files])
+
+
+@pytest.fixture(scope="session")
+def demo_copy(ingested_demo, tmp_path_factory):
+    """`copy(accounts, seed)`: a fresh copy of `ingested_demo(accounts, seed)` for a test or fixture that changes it."""
+    def copy(accounts: int, seed: int):
+        return copy_demo(ingested_demo(accounts, seed), tmp_path_factory.mktemp(f"demo-copy-{accounts}-{seed}") / "ws")
+
+    return copy
+
+
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the installed `journeymap` command as a user would, in a subprocess."""
+    """Run the installed `journeymap` command as a user would, in a subprocess (1-2 s of imports each: use
+    `invoke_cli` unless the process itself matters, e.g. its exit status, output streams or a lock's pid)."""
     proc = subprocess.run(
         [sys.executable, "-m", "journeymap", *args], capture_output=True, text=True, timeout=600,
         env={**os.environ, "COLUMNS": "200"},
@@ -70,6 +114,55 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def cli_json(*args: str):
     return json.loads(run_cli(*args, "--json").stdout)
+
+
+def invoke_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`journeymap ARGS` in this process through typer's CliRunner, on the app the installed command runs
+    (`journeymap.cli.main:app`), with the same terminal width as `run_cli`: the same exit status, stdout and
+    stderr, without starting Python. An unexpected exception is exit status 1, its traceback in stderr."""
+    import traceback
+
+    from typer.testing import CliRunner
+
+    from journeymap.cli.main import app
+
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, list(args), prog_name="journeymap")
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    proc = subprocess.CompletedProcess(["journeymap", *args], result.exit_code, result.stdout, stderr)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"journeymap {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def invoke_json(*args: str):
+    """`cli_json`, in this process (`invoke_cli`)."""
+    return json.loads(invoke_cli(*args, "--json").stdout)
+
+
+@contextmanager
+def serve_in_process(workspace: str | Path, **options) -> Iterator:
+    """The app `journeymap serve` runs (`create_app`, with serve's defaults unless `options` say otherwise), in
+    this process through starlette's TestClient (an httpx.Client over ASGI, no socket). The lifespan runs as
+    in the server: on entry the store is opened and locked, the keys loaded, the journal replayed and the
+    loader started; on exit the journal is flushed and loaded and the store closed. Like a plain
+    httpx.Client it follows no redirects; an exception in the app fails the test with its traceback.
+    Tests that need the process or the socket (kill -9, a lock held by another pid, a body that never ends,
+    a browser, schemathesis's CLI) use test_tracking_api.Server, the real `journeymap serve`."""
+    from fastapi.testclient import TestClient
+
+    from journeymap.server.app import create_app
+
+    with TestClient(create_app(workspace, **options), base_url="http://testserver", follow_redirects=False) as client:
+        yield client
+
+
+SPARK_TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+"""For the test JVMs only (this session's and the Spark Connect server's): the quick C1 compiler alone and
+one GC thread. The tests run many small, short-lived queries on two shared cores, where C2's compile
+threads and a parallel GC cost more than they give back: the Spark tests take about a third less time
+(test_spark_suite.py + test_lifecycle.py: 132 s -> 96 s). JIT tiers change no result."""
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +180,7 @@ def spark_session():
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "2")  # the default 200 makes tiny tests crawl
         .config("spark.driver.memory", "2g")
+        .config("spark.driver.extraJavaOptions", SPARK_TEST_JAVA_OPTIONS)
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("OFF")

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from journeymap.demo import simulate
 from journeymap.insights.risk.churn_model import ChurnModel, evaluate, time_split
 from journeymap.insights.risk.features import snapshots
 from journeymap.insights.risk.reasons import describe, reason_codes
@@ -20,16 +19,12 @@ _BUILT: dict = {}  # shared with test_health.py, which imports these fixtures: t
 
 
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory):
+def demo(ingested_demo):
     """The demo at its default size (5,000 accounts, seed 42): smaller runs hold too few churners in the
     held-out months for the planted effects to stand out of the noise (docs/metrics/health-and-risk.md)."""
     if "demo" not in _BUILT:
-        sim = simulate(tmp_path_factory.mktemp("risk-demo") / "ws", accounts=5000, seed=42)
-        ws = Workspace(sim.workspace)
-        for path, source in sim.files:
-            ws.ingest([str(path)], source=source, refresh=False)
-        ws.refresh()
-        _BUILT["demo"] = (ws, pd.read_parquet(sim.truth).set_index("account_id"))
+        sim = ingested_demo(5000, 42)
+        _BUILT["demo"] = (Workspace(sim.workspace), pd.read_parquet(sim.truth).set_index("account_id"))
     return _BUILT["demo"]
 
 

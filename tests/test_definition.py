@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import invoke_cli
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.durations import parse_duration
 from journeymap.journey.load import DefinitionError, load_definition, parse_definition
@@ -85,18 +85,18 @@ def test_durations(text, seconds):
 
 def test_cli_init_validate_and_schema(tmp_path):
     ws = tmp_path / "acme"
-    run_cli("init", str(ws))
+    invoke_cli("init", str(ws))
     assert (ws / "journeymap.yml").exists() and (ws / "data").is_dir() and (ws / "journeymap.duckdb").exists()
-    again = run_cli("init", str(ws), check=False)
+    again = invoke_cli("init", str(ws), check=False)
     assert again.returncode == 1 and "exists" in again.stderr
-    ok = run_cli("validate", "--workspace", str(ws))
+    ok = invoke_cli("validate", "--workspace", str(ws))
     assert "5 stages" in ok.stdout
     broken = yaml.safe_load((ws / "journeymap.yml").read_text())
     broken["stages"][1]["entry"] = {}
     (ws / "journeymap.yml").write_text(yaml.safe_dump(broken))
-    bad = run_cli("validate", "--workspace", str(ws), check=False)
+    bad = invoke_cli("validate", "--workspace", str(ws), check=False)
     assert bad.returncode == 1
     assert "stages[1].entry: a rule needs at least one of" in bad.stderr
-    schema = json.loads(run_cli("schema").stdout)
+    schema = json.loads(invoke_cli("schema").stdout)
     assert schema == JourneyDefinition.model_json_schema()
     assert "stages" in schema["required"]

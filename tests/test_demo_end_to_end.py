@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_json, run_cli
+from conftest import cli_json, invoke_json, run_cli
 from journeymap.insights.map.journey_map import emotion
 from journeymap.journey.load import load_definition
 
@@ -50,7 +50,7 @@ def test_demo_writes_a_map_and_a_queryable_workspace(demo):
     embedded = json.loads(re.search(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1))
     embedded.pop("generated_at"), model.pop("generated_at")
     assert embedded == json.loads(json.dumps(model))
-    rejects = cli_json("rejects", "--workspace", str(demo))
+    rejects = invoke_json("rejects", "--workspace", str(demo))
     assert rejects["total"] > 0  # the simulator plants bad rows; they are kept, with reasons
     assert {r["reason"] for r in rejects["rejects"]} <= {"missing_identity", "bad_timestamp", "bad_json", "missing_event"}
 
@@ -61,7 +61,7 @@ def test_demo_map_reads_well_in_a_real_browser(demo, tmp_path):
     if chromium is None:
         pytest.skip("chromium is not on PATH (apt-get install chromium); the browser test needs a real browser")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    model = cli_json("map", "--workspace", str(demo))
+    model = invoke_json("map", "--workspace", str(demo))
     persona = next(p["id"] for p in model["personas"] if p["id"] != "all")
     first = model["stages"][0]["id"]
     requests: list[str] = []

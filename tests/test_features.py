@@ -15,7 +15,6 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from journeymap.demo import simulate
 from journeymap.engine.backends import duckdb_engine
 from journeymap.insights.risk.features import FeatureBuilder, early_touchpoints, features_at, monthly_dates, snapshots
 from journeymap.journey.load import load_definition
@@ -121,20 +120,10 @@ def test_early_touchpoints_default_to_the_stages_between_start_and_value():
 
 # -- no leakage, on the demo ----------------------------------------------------------------------------
 
-_BUILT: dict = {}  # shared with test_health.py, which imports the fixture: built once per run
-
-
 @pytest.fixture(scope="session")
-def small_demo(tmp_path_factory):
+def small_demo(ingested_demo):
     """A 1,500-account demo workspace (closed), for the tests that only need a real store."""
-    if "small" not in _BUILT:
-        sim = simulate(tmp_path_factory.mktemp("risk-demo-small") / "ws", accounts=1500, seed=42)
-        with Workspace(sim.workspace) as ws:
-            for path, source in sim.files:
-                ws.ingest([str(path)], source=source, refresh=False)
-            ws.refresh()
-        _BUILT["small"] = sim.workspace
-    return _BUILT["small"]
+    return ingested_demo(1500, 42).workspace
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import cli_json
+from conftest import invoke_json
 from journeymap.insights.friction import friction
 from journeymap.workspace import Workspace
 
@@ -84,7 +84,7 @@ def test_person_level_counts_each_account_once(ws):
 def test_cli(ws):
     path = str(ws.path)
     ws.close()
-    result = cli_json("friction", "--workspace", path)
+    result = invoke_json("friction", "--workspace", path)
     assert {i["kind"] for i in result["friction"]} >= {"failed_payment_loop", "high_effort_ticket"}
 
 

@@ -1,4 +1,6 @@
-"""The JSON API over a real socket: `journeymap serve` in a subprocess on a simulated business, driven with httpx.
+"""The JSON API: the app `journeymap serve` runs, served in this process (conftest.serve_in_process: lifespan and
+all, requests through ASGI) on a simulated business, driven with httpx. The real `journeymap serve` on a real
+socket answers the 409 test here, and schemathesis's run (test_api_schemathesis.py).
 
 Expected answers come from the real CLI (`--json`, run in-process) on a copy of the workspace made before the
 server started: the server holds the store, and the copy has the same data, definition and keys.
@@ -19,8 +21,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from conftest import serve_in_process
 from journeymap.cli.main import app as cli_app
-from journeymap.demo import simulate
 from journeymap.engine.funnel_options import FunnelOptionError, funnel_options
 from journeymap.journey.load import load_definition
 from journeymap.server.keys import create_key
@@ -56,28 +58,28 @@ ENDPOINTS = [
 
 
 class Demo:
-    """A served demo workspace, a copy of it for the CLI, and the tokens of a read and a write key."""
+    """A demo workspace with the tokens of a read and a write key, and a copy of it for the CLI; `serve` it."""
 
-    def __init__(self, root: Path):
-        self.workspace = root / "ws"
-        self.copy = root / "cli"
-        sim = simulate(self.workspace, accounts=600, seed=3)
-        with Workspace(sim.workspace) as ws:
-            for path, source in sim.files:
-                ws.ingest([str(path)], source=source, refresh=False)
-            ws.refresh()
+    def __init__(self, sim):
+        """`sim`: a fresh copy of the 600-account demo (seed 3), ingested (conftest's demo_copy)."""
+        self.workspace = Path(sim.workspace)
+        self.copy = self.workspace.parent / "cli"
+        with Workspace(self.workspace) as ws:
             _, self.read = create_key(ws.con, "read", "analyst")
             _, self.write = create_key(ws.con, "write", "website")
             ws.con.execute("CHECKPOINT")
         self.copy.mkdir()
         for name in ("journeymap.yml", "journeymap.duckdb"):
             shutil.copy2(self.workspace / name, self.copy / name)
-        self.server = Server(self.workspace).start(timeout=60)
-        self.url = f"{self.server.url}/api/v1"
-        self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.read}"}, timeout=300)
+        self.url = "/api/v1"
+        self.http: httpx.Client | None = None  # the served app: requests carry only the headers they are given
 
     def get(self, path: str, **params) -> httpx.Response:
-        return self.client.get(path, params=params)
+        return self.http.get(f"{self.url}{path}", params=params, headers={"Authorization": f"Bearer {self.read}"})
+
+    def post(self, path: str, **kwargs) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.read}", **kwargs.pop("headers", {})}
+        return self.http.post(f"{self.url}{path}", headers=headers, **kwargs)
 
     def cli(self, *args: str) -> dict:
         """What `journeymap ARGS --workspace COPY --json` prints, parsed."""
@@ -92,39 +94,27 @@ class Demo:
         finally:
             con.close()
 
-    def stop(self) -> None:
-        self.client.close()
-        self.server.stop()  # asserts a clean shutdown and no traceback in the server's log
 
-
-_DEMO: dict[str, Demo] = {}
-
-
-def demo_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Demo:
-    """One served demo for the whole session (test_api_schemathesis.py uses it too), stopped at the end."""
-    if "demo" not in _DEMO:
-        _DEMO["demo"] = Demo(tmp_path_factory.mktemp("json-api"))
-
-    def stop() -> None:  # each module's session fixture registers this; the first one at session end stops it
-        if "demo" in _DEMO:
-            _DEMO.pop("demo").stop()
-
-    request.addfinalizer(stop)
-    return _DEMO["demo"]
-
-
-@pytest.fixture(scope="session")
-def demo(request, tmp_path_factory) -> Demo:
-    return demo_server(request, tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def account(demo) -> str:
+def busiest_account(demo: Demo) -> str:
     """An account whose events come from at least three sources."""
     rows = demo.sql("SELECT account_id FROM journey_events WHERE account_id IS NOT NULL GROUP BY account_id "
                     "HAVING count(DISTINCT source) >= 3 ORDER BY count(*) DESC, account_id LIMIT 1")
     assert rows, "the demo has no account with events from three sources"
     return rows[0][0]
+
+
+@pytest.fixture(scope="module")
+def demo(demo_copy):
+    """The demo served in-process for this module; its clean shutdown (journal flushed, store closed) is checked on exit."""
+    d = Demo(demo_copy(600, 3))
+    with serve_in_process(d.workspace) as http:
+        d.http = http
+        yield d
+
+
+@pytest.fixture(scope="module")
+def account(demo) -> str:
+    return busiest_account(demo)
 
 
 def finite(x):
@@ -147,7 +137,7 @@ def test_slow_analyses_run_concurrently_in_the_threadpool(demo):
     """The model-based analyses at once, each on its own cursor, while the event loop stays free."""
     with ThreadPoolExecutor(len(HEAVY)) as pool:
         futures = [pool.submit(demo.get, path) for path in HEAVY]
-        health = httpx.get(f"{demo.server.url}/-/health", timeout=5)  # answered while they compute
+        health = demo.http.get("/-/health")  # answered while they compute
         answers = [f.result() for f in futures]
     assert health.status_code == 200
     assert [a.status_code for a in answers] == [200] * len(HEAVY), [a.text[:200] for a in answers]
@@ -168,14 +158,14 @@ def test_every_endpoint_answers_a_read_key_and_only_a_read_key(demo, account, pa
     assert ok.headers["content-type"].startswith("application/json")
     assert isinstance(ok.json(), dict)
     for headers in ({}, {"Authorization": f"Bearer {demo.write}"}, {"Authorization": "Bearer jm_r_nope"}):
-        denied = httpx.get(f"{demo.url}{path}", params=params, headers=headers)
+        denied = demo.http.get(f"{demo.url}{path}", params=params, headers=headers)
         assert denied.status_code == 401, (headers, denied.text)
         assert "read key" in denied.json()["detail"]
-    assert httpx.post(f"{demo.url}/definition/validate", content="name: x").status_code == 401
+    assert demo.http.post(f"{demo.url}/definition/validate", content="name: x").status_code == 401
 
 
 def test_openapi_declares_bearer_auth_and_every_endpoint(demo):
-    spec = httpx.get(f"{demo.server.url}/-/openapi.json").json()
+    spec = demo.http.get("/-/openapi.json").json()
     assert spec["components"]["securitySchemes"]["readKey"] == {
         "type": "http", "scheme": "bearer", "description": spec["components"]["securitySchemes"]["readKey"]["description"]}
     paths = {p: ops for p, ops in spec["paths"].items() if p.startswith("/api/v1")}
@@ -272,6 +262,7 @@ def test_bad_parameters_are_422_with_a_clear_message(demo, path, params, message
 
 
 def test_analyses_that_cannot_run_are_409(tmp_path):
+    """Over a real socket, on the real `journeymap serve`: the JSON API's smoke test of the installed server."""
     ws = Workspace.init(tmp_path / "empty")
     _, token = create_key(ws.con, "read", "analyst")
     ws.close()
@@ -327,8 +318,8 @@ def test_account_timeline_is_every_event_in_time_order_across_sources(demo, acco
 def test_definition_and_its_validation(demo):
     assert demo.get("/definition").json() == load_definition(demo.copy / "journeymap.yml").model_dump(mode="json")
     text = (demo.copy / "journeymap.yml").read_text()
-    post = lambda body: demo.client.post("/definition/validate", content=body.encode(),  # noqa: E731
-                                         headers={"content-type": "application/yaml"})
+    post = lambda body: demo.post("/definition/validate", content=body.encode(),  # noqa: E731
+                                  headers={"content-type": "application/yaml"})
     assert post(text).json() == {"valid": True, "problems": []}
     data = yaml.safe_load(text)
     data["analysis"]["level"] = "team"

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import cli_json, run_cli
+from conftest import invoke_cli, invoke_json
 from journeymap.insights.value.clv import cohort_counts, observed_survival, read_spend
 from journeymap.insights.value.sbg import ShiftedBetaGeometric
 from journeymap.workspace import Workspace
@@ -105,14 +105,14 @@ def test_spend_file_gives_cac_and_ltv_to_cac(tmp_path):
     ws.close()
     spend = tmp_path / "spend.csv"
     spend.write_text("channel,spend,month\nads,4000,2024-01\nads,4000,2024-02\nseo,1000,\n")
-    out = cli_json("clv", "-w", str(ws.path), "--spend", str(spend))
+    out = invoke_json("clv", "-w", str(ws.path), "--spend", str(spend))
     cac = {r["channel"]: r for r in out["cac"]}
     ads_new = sum(1 for i in range(40) if i % 6 in (0, 1))  # acquired in the spend's months only
     assert cac["ads"]["new_accounts"] == ads_new and cac["ads"]["cac"] == pytest.approx(8000 / ads_new, abs=0.01)
     assert cac["seo"]["new_accounts"] == 20 and cac["seo"]["cac"] == pytest.approx(50.0)
     clv = {s["value"]: s["clv"] for s in out["segments"]["channel"]}
     assert cac["seo"]["ltv_cac"] == pytest.approx(clv["seo"] / 50.0, rel=1e-3)
-    assert "LTV:CAC" in run_cli("clv", "-w", str(ws.path), "--spend", str(spend)).stdout
+    assert "LTV:CAC" in invoke_cli("clv", "-w", str(ws.path), "--spend", str(spend)).stdout
 
 
 @pytest.mark.parametrize("text, message", [
@@ -132,5 +132,5 @@ def test_bad_spend_file_names_file_line_and_field(tmp_path, text, message):
 def test_no_churn_yet_is_a_clear_error(tmp_path):
     ws = build(tmp_path, [(f"n{i}", i % 3, None, 5000, "ads") for i in range(10)])
     ws.close()
-    res = run_cli("clv", "-w", str(ws.path), check=False)
+    res = invoke_cli("clv", "-w", str(ws.path), check=False)
     assert res.returncode == 3 and "cannot be estimated from 10 paying accounts" in res.stderr and "no churn" in res.stderr

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from conftest import cli_json, run_cli
+from conftest import invoke_cli, invoke_json
 from journeymap.insights.moments import bh_qvalues, holm, katz_interval, moments_of_truth, newcombe_interval
 from journeymap.workspace import Workspace
 
@@ -309,11 +309,11 @@ def test_activation_suggestion_follows_its_rule(demo_results):
 
 def test_cli(demo):
     ws = str(demo.workspace)
-    got = cli_json("moments", "--workspace", ws, "--horizon", "180d", "--within", "2w")
+    got = invoke_json("moments", "--workspace", ws, "--horizon", "180d", "--within", "2w")
     assert got["within_days"] == 14 and got["horizon_days"] == 180
     assert _row(got, "event:integration_connected")["rank"] <= 3
-    table = run_cli("moments", "--workspace", ws, "--rows", "5").stdout
+    table = invoke_cli("moments", "--workspace", ws, "--rows", "5").stdout
     assert "Moments of truth" in table and "correlation, not causation" in table
     assert "Suggested activation" in table and "right-censored" in table
-    bad = run_cli("moments", "--workspace", ws, "--by", "team", check=False)
+    bad = invoke_cli("moments", "--workspace", ws, "--by", "team", check=False)
     assert bad.returncode == 2 and "--by" in bad.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_json, run_cli
+from conftest import invoke_cli, invoke_json, run_cli
 
 MAPPING = """
 sources:
@@ -61,12 +61,12 @@ def _workspace(tmp_path: Path) -> Path:
 def test_running_example_matches_its_published_dfg(tmp_path, shared_data):
     ws = _workspace(tmp_path)
     log = shared_data / "process_logs" / "running-example.csv"
-    loaded = cli_json("ingest", str(log), "--source", "log", "--workspace", str(ws))
+    loaded = invoke_json("ingest", str(log), "--source", "log", "--workspace", str(ws))
     assert (loaded["accepted"], loaded["rejected"]) == (42, 0)
-    again = cli_json("ingest", str(log), "--source", "log", "--workspace", str(ws))
+    again = invoke_json("ingest", str(log), "--source", "log", "--workspace", str(ws))
     assert (again["accepted"], again["duplicate"]) == (0, 42)
 
-    result = cli_json("transitions", "--workspace", str(ws), "--level", "event")
+    result = invoke_json("transitions", "--workspace", str(ws), "--level", "event")
     starts, ends, edges = read_dfg(shared_data / "process_logs" / "running-example.dfg")
     assert {(e["from"], e["to"]): e["count"] for e in result["edges"]} == edges
     assert len(result["edges"]) == 16
@@ -78,9 +78,9 @@ def test_running_example_matches_its_published_dfg(tmp_path, shared_data):
 
 def test_receipt_log_has_the_published_shape(tmp_path, shared_data):
     ws = _workspace(tmp_path)
-    loaded = cli_json("ingest", str(shared_data / "process_logs" / "receipt.csv"), "--source", "log", "--workspace", str(ws))
+    loaded = invoke_json("ingest", str(shared_data / "process_logs" / "receipt.csv"), "--source", "log", "--workspace", str(ws))
     assert (loaded["accepted"], loaded["rejected"]) == (8577, 0)
-    result = cli_json("transitions", "--workspace", str(ws), "--level", "event")
+    result = invoke_json("transitions", "--workspace", str(ws), "--level", "event")
     assert sum(result["starts"].values()) == 1434  # cases
     assert sum(e["count"] for e in result["edges"]) + 1434 == 8577  # events
     assert result["variants"] == 116
@@ -88,16 +88,16 @@ def test_receipt_log_has_the_published_shape(tmp_path, shared_data):
 
 
 def test_errors_are_clear_and_exit_non_zero(tmp_path):
-    proc = run_cli("transitions", "--workspace", str(tmp_path), "--json", check=False)
+    proc = run_cli("transitions", "--workspace", str(tmp_path), "--json", check=False)  # the installed command's exit status
     assert proc.returncode == 3 and "no events yet" in proc.stderr  # not enough data
-    nowhere = run_cli("map", "--workspace", str(tmp_path / "nowhere"), "--json", check=False)
+    nowhere = invoke_cli("map", "--workspace", str(tmp_path / "nowhere"), "--json", check=False)
     assert nowhere.returncode == 1 and "no such workspace folder" in nowhere.stderr
-    missing = run_cli("ingest", str(tmp_path / "nope.csv"), "--workspace", str(tmp_path), check=False)
+    missing = invoke_cli("ingest", str(tmp_path / "nope.csv"), "--workspace", str(tmp_path), check=False)
     assert missing.returncode == 1 and "nope.csv: no such file" in missing.stderr
 
 
 @pytest.mark.parametrize("level", ["stage", "touchpoint"])
 def test_other_levels_need_a_definition(tmp_path, level):
-    proc = run_cli("transitions", "--workspace", str(tmp_path), "--level", level, check=False)
+    proc = invoke_cli("transitions", "--workspace", str(tmp_path), "--level", level, check=False)
     assert proc.returncode == 1  # a definition error: journeymap.yml is missing
     assert "journeymap.yml" in proc.stderr

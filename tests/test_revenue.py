@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import cli_json
+from conftest import invoke_json
 from journeymap.engine.revenue import churn_breakdown, mrr_bridge
 from journeymap.workspace import Workspace
 
@@ -135,7 +135,7 @@ def test_known_bridge(tmp_path):
     assert churn["by_stage"] == [{"value": "paying", "churns": 2, "accounts": 2, "mrr_lost": 70.0}]
     assert churn["by_persona"] == [{"value": "unassigned", "churns": 2, "accounts": 2, "mrr_lost": 70.0}]
     ws.close()
-    assert cli_json("revenue", "--workspace", str(ws.path))["months"][2]["end"] == 170.0
+    assert invoke_json("revenue", "--workspace", str(ws.path))["months"][2]["end"] == 170.0
 
 
 events = st.lists(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from journeymap.demo import simulate
+from conftest import SPARK_TEST_JAVA_OPTIONS
 from journeymap.engine.spark_backend import export_journey_tables
 from journeymap.workspace import Workspace
 from test_spark_suite import same
@@ -60,7 +60,8 @@ def connect_server(tmp_path_factory):
     cmd = [str(home / "bin" / "spark-submit"), "--class", SERVER_CLASS, "--master", "local[2]",
            "--conf", f"spark.connect.grpc.binding.port={port}", "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
            "--conf", "spark.sql.session.timeZone=UTC", "--conf", "spark.sql.shuffle.partitions=2",
-           "--conf", "spark.ui.enabled=false", "--driver-memory", "1g", "spark-internal"]
+           "--conf", "spark.ui.enabled=false", "--driver-memory", "1g",
+           "--driver-java-options", SPARK_TEST_JAVA_OPTIONS, "spark-internal"]
     env = {**os.environ, "SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable}
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -77,13 +78,10 @@ def connect_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def small_business(tmp_path_factory):
+def small_business(tmp_path_factory, ingested_demo):
+    """The 60-account demo (seed 7) that test_spark_insights.py compares too, built once per run."""
     folder = tmp_path_factory.mktemp("connect_demo")
-    sim = simulate(folder, accounts=60, seed=7)
-    ws = Workspace(sim.workspace)
-    for path, source in sim.files:
-        ws.ingest([str(path)], source=source, refresh=False)
-    ws.refresh()
+    ws = Workspace(ingested_demo(60, 7).workspace)
     yield ws, export_journey_tables(ws.con, folder / "parquet")
     ws.close()
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import cli_json, run_cli
+from conftest import invoke_cli, invoke_json
 from journeymap.engine.survey_report import survey_report
 from journeymap.workspace import Workspace
 
@@ -68,7 +68,7 @@ def test_by_persona_and_by_period_with_change(ws):
 def test_cli(ws):
     path = str(ws.path)
     ws.close()
-    result = cli_json("surveys", "--workspace", path, "--group", "persona")
+    result = invoke_json("surveys", "--workspace", path, "--group", "persona")
     assert [r["value"] for r in result["rows"]] == ["smb", "ent"]
-    bad = run_cli("surveys", "--workspace", path, "--group", "planet", check=False)
+    bad = invoke_cli("surveys", "--workspace", path, "--group", "planet", check=False)
     assert bad.returncode == 2 and "--group must be one of" in bad.stderr

