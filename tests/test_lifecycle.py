@@ -111,7 +111,7 @@ def test_cli(example, tmp_path):
     res = run(app, ["lifecycle", "-w", str(example.path), "--new-by", "birthday"])
     assert res.exit_code == 2 and "--new-by" in res.stderr
     res = run(app, ["stickiness", "-w", str(tmp_path / "nowhere")])
-    assert res.exit_code == 1 and "no such workspace folder" in res.stderr
+    assert res.exit_code == 1 and "no such workspace folder" in " ".join(res.stderr.split())
 
 
 # -- brute-force references ------------------------------------------------------------------------------------------

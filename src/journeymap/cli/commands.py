@@ -41,7 +41,7 @@ def _plain_help(o: Option) -> str:
     return text
 
 
-def _parameter(o: Option, surface: str = "cli") -> inspect.Parameter:
+def _parameter(o: Option) -> inspect.Parameter:
     if o.kind == "bool":
         decl = o.flag if not o.default else f"{o.flag}/--no-{o.flag[2:]}"
         annotation: Any = Annotated[bool, typer.Option(decl, help=escape(o.help))]
