@@ -12,11 +12,16 @@ COLLAPSE_HELP = "Treat A,A,B as A,B."
 TOP_HELP = "Keep the N most common; the rest is one 'other' bucket."
 
 
+def _definition(ws, level: str):
+    """The journey definition the level needs: events need none; stages and touchpoints do."""
+    return ws.definition if level != "event" or ws.definition_path.exists() else None
+
+
 def labelled(ws, level: str, by: str | None):
-    """The unit's steps at `level` (events need no journey definition; stages and touchpoints do)."""
+    """The unit's steps at `level`."""
     from journeymap.engine.journey_paths import labelled_events
 
-    definition = ws.definition if level != "event" or ws.definition_path.exists() else None
+    definition = _definition(ws, level)  # a missing journeymap.yml is said before a missing event
     return labelled_events(ws.engine, definition, level, unit_of(ws, by))
 
 
@@ -34,10 +39,10 @@ class TransitionsOutput(Output):
 
 
 def _transitions(ws, p: TransitionsParams, progress=None) -> dict:
-    from journeymap.engine.transitions import transitions_result
+    from journeymap.engine.journey_paths import transitions_at
 
-    return transitions_result(labelled(ws, p.level, p.by), unit="unit_id", label="label", ts="ts", seq="seq",
-                              collapse_repeats=p.collapse_repeats)
+    definition = _definition(ws, p.level)  # as in labelled(): journeymap.yml is checked first
+    return transitions_at(ws.engine, definition, p.level, unit_of(ws, p.by), p.collapse_repeats)
 
 
 class PathsParams(Params):

@@ -116,19 +116,18 @@ class Ctx:
     def args(self, name: str) -> list[str]:
         return [p.strip() for v in self.query.getlist(name) for p in v.split(",") if p.strip()]
 
-    def flag(self, name: str) -> bool:
-        return self.query.get(name, "").lower() in ("1", "true", "on", "yes")
-
     def cached(self, *key, compute: Callable[[], Any]) -> Any:
         return self.cache.get(("web", *key), compute)
 
-    def options(self, name: str) -> Params:
+    def options(self, name: str, prefill: dict | None = None) -> Params:
         """The analysis's options from the page's query string (empty fields left out), checked by its
-        parameter model: the defaults, bounds and messages of the CLI and the API."""
+        parameter model: the defaults, bounds and messages of the CLI and the API. `prefill` suggests values
+        for options the form left empty."""
         from journeymap.server.api import raw_options
 
         analysis = get(name)
-        return analysis.validate(raw_options(analysis.params, self.query, strict=False, surface="web"))
+        raw = raw_options(analysis.params, self.query, strict=False, surface="web")
+        return analysis.validate({**{k: v for k, v in (prefill or {}).items() if v}, **raw})
 
     def run(self, name: str, **options) -> dict:
         """An analysis of the registry through the cache the JSON API uses: one computation for both."""
@@ -183,12 +182,10 @@ def form_fields(ctx: Ctx, name: str, params: Params) -> list[dict]:
 def analysis_page(ctx: Ctx, name: str, prefill: dict | None = None) -> dict:
     """Run an analysis from the page's form: the registry's options and defaults; `prefill` suggests values for
     required options the form left empty (names from the data). Data: options, form, events, result."""
-    from journeymap.server.api import raw_options, run_cached
+    from journeymap.server.api import run_cached
 
-    analysis = get(name)
-    raw = raw_options(analysis.params, ctx.query, strict=False, surface="web")
-    params = analysis.validate({**{k: v for k, v in (prefill or {}).items() if v}, **raw})
-    result = run_cached(ctx.request, ctx.ws, analysis, params)
+    params = ctx.options(name, prefill)
+    result = run_cached(ctx.request, ctx.ws, get(name), params)
     options = params.model_dump(by_alias=True, mode="json")
     if "by" in options:
         options["by"] = unit_of(ctx.ws, params.by)
