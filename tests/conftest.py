@@ -39,43 +39,81 @@ _SIMULATED: dict = {}
 _INGESTED: dict = {}
 
 
+@contextmanager
+def _built_once(factory: pytest.TempPathFactory, name: str, build) -> Iterator:
+    """`build(folder)`'s result, made once per run however many xdist workers ask: under the run's shared
+    temp root (each worker's own root's parent), the first worker to take the lock builds and pickles the
+    result, the others wait for it and read it. Without xdist the root is this process's own."""
+    import fcntl
+    import pickle
+
+    root = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent / "shared"
+    root.mkdir(parents=True, exist_ok=True)
+    done = root / f"{name}.pickle"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                folder = root / name
+                folder.mkdir()
+                result = build(folder)
+                done.write_bytes(pickle.dumps(result))
+            yield pickle.loads(done.read_bytes())
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _simulated(factory: pytest.TempPathFactory, accounts: int, seed: int):
     if (accounts, seed) not in _SIMULATED:
         from journeymap.demo import simulate
 
-        folder = factory.mktemp(f"demo-{accounts}-{seed}") / "ws"
-        started = time.perf_counter()
-        out = simulate(folder, accounts=accounts, seed=seed)
-        _SIMULATED[accounts, seed] = (out, time.perf_counter() - started)
+        def build(folder: Path):
+            started = time.perf_counter()
+            out = simulate(folder / "ws", accounts=accounts, seed=seed)
+            return out, time.perf_counter() - started
+
+        with _built_once(factory, f"demo-{accounts}-{seed}", build) as result:
+            _SIMULATED[accounts, seed] = result
     return _SIMULATED[accounts, seed]
 
 
 @pytest.fixture(scope="session")
 def simulated_demo(tmp_path_factory):
     """`build(accounts, seed)` -> (DemoOutput, seconds `simulate` took): the demo business simulated once per
-    run for each size and seed. Its files (data/, truth/, journeymap.yml) are never changed afterwards;
-    `ingested_demo` of the same size and seed adds the store beside them. Read them, never write there."""
+    run for each size and seed (once across xdist workers too). Its files (data/, truth/, journeymap.yml)
+    are never changed afterwards; `ingested_demo` of the same size and seed adds the store beside them.
+    Read them, never write there."""
     return lambda accounts, seed: _simulated(tmp_path_factory, accounts, seed)
 
 
 @pytest.fixture(scope="session")
 def ingested_demo(tmp_path_factory):
     """`build(accounts, seed)`: the demo business simulated and ingested (store closed) once per run
-    for each size and seed; open it with `Workspace(out.workspace)` and close it when done. A test that
+    for each size and seed (once across xdist workers, each of which then reads its own copy); open it with `Workspace(out.workspace)` and close it when done. A test that
     changes the workspace (keys, events, a served journal) works on `demo_copy` instead."""
     def build(accounts: int, seed: int):
         if (accounts, seed) not in _INGESTED:
             from journeymap.workspace import Workspace
 
             out, _ = _simulated(tmp_path_factory, accounts, seed)
-            ws = Workspace(out.workspace)
-            try:
-                for path, mapping in out.files:
-                    ws.ingest([str(path)], source=mapping, refresh=False)
-                ws.refresh()
-            finally:
-                ws.close()
-            _INGESTED[accounts, seed] = out
+
+            def ingest(folder: Path):
+                ingested = copy_demo(out, folder / "ws")  # the simulated files stay as simulate wrote them
+                ws = Workspace(ingested.workspace)
+                try:
+                    for path, mapping in ingested.files:
+                        ws.ingest([str(path)], source=mapping, refresh=False)
+                    ws.refresh()
+                finally:
+                    ws.close()
+                return ingested
+
+            with _built_once(tmp_path_factory, f"ingested-{accounts}-{seed}", ingest) as shared:
+                # A workspace is opened by one process at a time: each xdist worker reads its own copy.
+                _INGESTED[accounts, seed] = shared if not os.environ.get("PYTEST_XDIST_WORKER") else copy_demo(
+                    shared, tmp_path_factory.mktemp(f"ingested-{accounts}-{seed}") / "ws")
         return _INGESTED[accounts, seed]
 
     return build
@@ -186,3 +224,12 @@ def spark_session():
     spark.sparkContext.setLogLevel("OFF")
     yield spark
     spark.stop()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under xdist (`make test` runs `-n auto --dist loadgroup`), every Spark test goes to one worker: one
+    JVM for the run instead of one per worker, each of which would take a core and a gigabyte to start."""
+    for item in items:
+        if item.get_closest_marker("spark"):
+            item.add_marker(pytest.mark.xdist_group("spark"))

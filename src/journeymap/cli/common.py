@@ -34,7 +34,8 @@ a ValueError only when journeymap raised it; a library's is an internal error (e
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # messages quote [extras] and paths
+    # soft_wrap: a long path is never cut mid-word by a newline, so it can be copied from the terminal whole.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # messages quote [extras] and paths
     raise typer.Exit(code)
 
 
