@@ -203,6 +203,18 @@ threads and a parallel GC cost more than they give back: the Spark tests take ab
 (test_spark_suite.py + test_lifecycle.py: 132 s -> 96 s). JIT tiers change no result."""
 
 
+SPARK_TEST_CONF = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.sql.adaptive.enabled": "false",
+}
+"""For the test Spark sessions only (local and Connect): evaluate expressions interpreted instead of compiling
+Java for each query, and plan once without adaptive re-optimisation. The tests run hundreds of distinct
+queries over a few thousand rows, where Janino's compile and AQE's re-planning cost far more than they save
+(test_spark_smoke.py: 117 s -> 83 s). Spark's own test suite runs both modes for equal results; the engine
+comparison is about our SQL's meaning, which neither changes. Production sessions keep Spark's defaults."""
+
+
 @pytest.fixture(scope="session")
 def spark_session():
     """One local Spark session for the whole run: it takes seconds to start."""
@@ -219,6 +231,7 @@ def spark_session():
         .config("spark.sql.shuffle.partitions", "2")  # the default 200 makes tiny tests crawl
         .config("spark.driver.memory", "2g")
         .config("spark.driver.extraJavaOptions", SPARK_TEST_JAVA_OPTIONS)
+        .config(map=SPARK_TEST_CONF)
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("OFF")

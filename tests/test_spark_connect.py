@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SPARK_TEST_JAVA_OPTIONS
+from conftest import SPARK_TEST_CONF, SPARK_TEST_JAVA_OPTIONS
 from journeymap.engine.spark_backend import export_journey_tables
 from journeymap.workspace import Workspace
 from test_spark_suite import same
@@ -61,6 +61,7 @@ def connect_server(tmp_path_factory):
            "--conf", f"spark.connect.grpc.binding.port={port}", "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
            "--conf", "spark.sql.session.timeZone=UTC", "--conf", "spark.sql.shuffle.partitions=2",
            "--conf", "spark.ui.enabled=false", "--driver-memory", "1g",
+           *[arg for k, v in SPARK_TEST_CONF.items() for arg in ("--conf", f"{k}={v}")],
            "--driver-java-options", SPARK_TEST_JAVA_OPTIONS, "spark-internal"]
     env = {**os.environ, "SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable}
     with log.open("w") as out:
