@@ -122,12 +122,40 @@ def test_same_message_id_with_other_content_is_a_conflict(ws, tmp_path):
     assert [e["event"] for e in _events(ws)] == ["login"]
 
 
-def test_duplicate_within_one_file_keeps_the_first(ws, tmp_path):
+def test_identical_rows_are_separate_events_and_a_repeated_id_keeps_the_first(ws, tmp_path):
     f = _write(tmp_path / "d.csv", [HEADER, GOOD[0], GOOD[0], "u1,other,2024-01-01T10:00:00Z,,,,product,,dup,",
-                                    "u1,other2,2024-01-01T10:00:00Z,,,,product,,dup,"])
+                                    "u1,other2,2024-01-01T10:00:00Z,,,,product,,dup,", GOOD[0]])
     (r,) = ws.ingest([str(f)])
-    assert (r.accepted, r.duplicate, r.rejected) == (2, 1, 1)
-    assert [e["event"] for e in _events(ws)] == ["signup", "other"]
+    # Three identical rows without an id are three events (a log repeats rows; two clicks share a second);
+    # a message_id given twice with other content is one event and a conflict.
+    assert (r.accepted, r.duplicate, r.rejected) == (4, 0, 1)
+    assert [e["event"] for e in _events(ws)] == ["signup", "signup", "other", "signup"]
+    assert len({e["message_id"] for e in _events(ws)}) == 4
+    (again,) = ws.ingest([str(f)])  # the same file again derives the same ids: nothing is added
+    assert (again.accepted, again.duplicate, again.rejected) == (0, 4, 1)
+    assert len(_events(ws)) == 4
+
+
+def test_a_repeat_in_a_later_batch_is_its_own_event(ws, tmp_path, monkeypatch):
+    """Occurrences count across the file's read batches, not within one: with tiny batches the repeats of a
+    row land in different batches, and all are kept; loading the file again (with other batch sizes) adds
+    nothing, and a second file with the same rows is the same events."""
+    from journeymap.ingest import readers
+
+    rows = [f"u{i % 3},click,2024-01-0{1 + i % 2}T10:00:00Z,,,,product,web,," for i in range(60)]
+    f = _write(tmp_path / "clicks.csv", [HEADER, *rows])
+    monkeypatch.setattr(readers, "BATCH_BYTES", 256)  # a few rows per batch
+    (r,) = ws.ingest([str(f)])
+    assert r.accepted == 60 and r.duplicate == 0
+    monkeypatch.setattr(readers, "BATCH_BYTES", 8 << 20)
+    (again,) = ws.ingest([str(f)])
+    assert (again.accepted, again.duplicate) == (0, 60)
+    counts = ws.con.execute("SELECT user_id, ts::DATE::VARCHAR, count(*) FROM events GROUP BY ALL ORDER BY ALL").fetchall()
+    expected = {}
+    for i in range(60):
+        key = (f"u{i % 3}", f"2024-01-0{1 + i % 2}")
+        expected[key] = expected.get(key, 0) + 1
+    assert counts == sorted((*k, v) for k, v in expected.items())
 
 
 def test_strict_fails_the_file_and_keeps_earlier_files(ws, tmp_path):
@@ -315,7 +343,8 @@ def test_every_row_is_accounted_for_and_reingest_is_idempotent(tmp_path_factory,
             return u not in ("guest", "") and e != "" and t in ("2024-01-01T00:00:00Z", "2024-01-01 00:00:00") \
                 and p in ("", '{"a": 1}')
         assert r1.rejected == sum(not valid(*row) for row in rows)
-        distinct = {(u, e, p) for u, e, t, p in rows if valid(u, e, t, p)}
-        assert r1.accepted == len(distinct)  # both timestamp spellings are the same instant
+        # Every valid row is an event, identical ones included (both timestamp spellings are one instant,
+        # so such rows are identical too); none is a duplicate of another row of the same file.
+        assert (r1.accepted, r1.duplicate) == (sum(valid(*row) for row in rows), 0)
         (r2,) = ws.ingest([str(f)])
         assert (r2.accepted, r2.duplicate) == (0, r1.accepted + r1.duplicate)

@@ -101,3 +101,39 @@ def test_other_levels_need_a_definition(tmp_path, level):
     proc = invoke_cli("transitions", "--workspace", str(tmp_path), "--level", level, check=False)
     assert proc.returncode == 1  # a definition error: journeymap.yml is missing
     assert "journeymap.yml" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["running-example", "receipt", "helpdesk", "bpic2012"])
+def test_canonical_eval_logs_give_the_direct_count(tmp_path, shared_eval, name):
+    """Each real log in ../shared/eval/canonical, ingested as is: `transitions` equals a count straight from
+    the file. The Helpdesk log repeats 127 of its rows exactly (same case, activity and second); each
+    repeat is an event of its own, so its self-loops are counted too."""
+    import csv
+    import datetime as dt
+    import gzip
+    from collections import Counter
+
+    path = shared_eval / "canonical" / f"{name}.csv.gz"
+    with gzip.open(path, "rt", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    cases: dict[str, list] = {}
+    for i, r in enumerate(rows):  # a case's events by time, ties in file order (journeymap's seq)
+        cases.setdefault(r["customer_id"], []).append((dt.datetime.fromisoformat(r["ts"]), i, r["event"]))
+    starts, ends, edges, variants = Counter(), Counter(), Counter(), set()
+    for events in cases.values():
+        names = [e for _, _, e in sorted(events)]
+        starts[names[0]] += 1
+        ends[names[-1]] += 1
+        edges.update(zip(names, names[1:]))
+        variants.add(tuple(names))
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    loaded = invoke_json("ingest", str(path), "--workspace", str(ws))
+    assert (loaded["accepted"], loaded["duplicate"], loaded["rejected"]) == (len(rows), 0, 0)
+    result = invoke_json("transitions", "--workspace", str(ws), "--level", "event")
+    assert {(e["from"], e["to"]): e["count"] for e in result["edges"]} == dict(edges)
+    assert (result["starts"], result["ends"], result["variants"]) == (dict(starts), dict(ends), len(variants))
+    if name == "helpdesk":
+        repeated = len(rows) - len({tuple(r.values()) for r in rows})
+        assert repeated == 127  # the log's own repeats (shared/eval/README.md), each kept

@@ -1,6 +1,8 @@
 """The idempotent loader: raw batches -> canonical, validated, de-duplicated rows in `events`.
 
 Each batch is projected and validated in DuckDB (vectorised; no per-row Python), then
+  - a row without a message_id gets one derived from its content and its occurrence number among the
+    file's identical rows (`_number_repeats`), so repeats inside a file are kept and a re-ingest adds nothing,
   - the first row per message_id (input order) is appended to `events`,
   - a repeat with the same content counts as a duplicate (re-ingesting a file adds nothing),
   - a repeat with different content goes to dead letters as a conflict,
@@ -90,6 +92,7 @@ class Loader:
         report = LoadReport(str(f.path), load_id)
         t0 = time.perf_counter()
         con.execute("CREATE OR REPLACE TEMP TABLE _dl_pending AS SELECT * FROM dead_letters LIMIT 0")
+        con.execute("CREATE OR REPLACE TEMP TABLE _occurrences (h UBIGINT, n BIGINT)")  # per file: _number_repeats
         state = ReadState()
         sql: str | None = None
         pending = 0  # rows written since the last commit
@@ -140,10 +143,12 @@ class Loader:
             con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE _batch AS
                 SELECT * EXCLUDE (message_id),  -- kept once, as _message_id: every column copied costs
-                       coalesce(message_id, 'jm-' || md5({_FINGERPRINT})) AS _message_id,
+                       coalesce(message_id, 'jm-' || _fp) AS _message_id,
                        {load_id} * {SEQ_PER_LOAD} + _row * 8 + _spec AS seq
-                FROM ({validation_sql(f"({sql})")})
+                FROM (SELECT *, CASE WHEN message_id IS NULL THEN md5({_FINGERPRINT}) END AS _fp
+                      FROM ({validation_sql(f"({sql})")}))
             """)
+            self._number_repeats()
             # The raw row is looked up only for rejected rows: serialising every row costs more than the rest.
             raw = "r._line" if is_json else "to_json(r)::VARCHAR"
             self._dead_letter(
@@ -159,6 +164,35 @@ class Loader:
                 con.unregister("_rawin")
             except duckdb.TransactionException:
                 pass  # the statement that failed aborted the transaction; its error is the one to see
+
+    def _number_repeats(self) -> None:
+        """Give the n-th of a file's identical rows without a message_id (n > 1) an id of its own.
+
+        A derived id is md5 of the row's content (`_fp`) for its first occurrence in the file, as it was
+        before occurrences were counted (so stores loaded earlier stay idempotent), and md5(content, n)
+        for the n-th: repeats inside a file are separate events (a log repeats rows, two clicks fall in
+        one second), while loading the same file again derives the same ids and adds nothing.
+        Occurrences count across the file's batches: `_occurrences` holds the 64-bit hash of every
+        fingerprint seen so far with its count. Most batches repeat nothing, and then only two small
+        aggregates run; the window numbers just the rows whose content was seen more than once."""
+        con = self.con
+        con.execute("CREATE OR REPLACE TEMP TABLE _mine AS "
+                    "SELECT hash(_fp) AS h, count(*) AS n FROM _batch WHERE _fp IS NOT NULL GROUP BY 1")
+        repeats = con.execute("""
+            CREATE OR REPLACE TEMP TABLE _repeats AS
+            SELECT m.h, coalesce(o.before, 0) AS before
+            FROM _mine m LEFT JOIN (SELECT h, sum(n) AS before FROM _occurrences SEMI JOIN _mine USING (h) GROUP BY h) o
+              USING (h)
+            WHERE m.n > 1 OR o.before IS NOT NULL
+        """).fetchall()[0][0]
+        con.execute("INSERT INTO _occurrences SELECT h, n FROM _mine")
+        if repeats:
+            con.execute("""
+                UPDATE _batch SET _message_id = 'jm-' || md5(_batch._fp || '#' || r.nth)
+                FROM (SELECT b.seq, row_number() OVER (PARTITION BY b._fp ORDER BY b._row, b._spec) + rp.before AS nth
+                      FROM _batch b JOIN _repeats rp ON hash(b._fp) = rp.h) r
+                WHERE _batch.seq = r.seq AND r.nth > 1
+            """)
 
     def _insert_new(self, load_id: int, report: LoadReport) -> None:
         """Append the batch's valid rows whose message_id is new; count repeats, dead-letter conflicts."""
