@@ -187,3 +187,23 @@ def test_reasons_for_the_listed_accounts_only():
     persona = {"a1": "smb", "a2": "smb", "a3": "smb", "a4": "ent", "a5": "ent", "a6": "ent"}
     assert _explained(ranked, 1, persona) == [0, 3]  # a1 overall and for smb, a4 for ent
     assert _explained(ranked, 2, persona) == [0, 1, 3, 4]
+
+
+def test_the_calibration_reported_is_the_one_applied(demo_snapshots):
+    """When the calibration dates hold no churn nothing can be calibrated: the evaluation says "none" (it
+    said "sigmoid", the method it would have used) and the render says uncalibrated."""
+    from rich.console import Console
+
+    from journeymap.cli.render import print_evaluation
+
+    m = ChurnModel(horizon_days=HORIZON, model="logistic", seed=0).fit(demo_snapshots)
+    assert m.evaluation()["calibration"] in ("sigmoid", "isotonic")
+    snaps = demo_snapshots.copy()
+    snaps["churned"] = snaps["churned"].mask(snaps["at"].isin(m.split_.calibration), False).astype(snaps["churned"].dtype)
+    ev = ChurnModel(horizon_days=HORIZON, model="logistic", seed=0).fit(snaps).evaluation()
+    assert ev["calibration"] == "none"
+    assert ev["scoring_calibration"] in ("sigmoid", "isotonic")  # calibrated on the held-out dates, which churn
+    console = Console(width=300, record=True)
+    print_evaluation(console, ev)
+    shown = " ".join(console.export_text().split())  # the title wraps to the table's width
+    assert "uncalibrated: no calibration date had both churned and retained accounts" in shown

@@ -230,7 +230,9 @@ def clv(result: dict, params, view) -> None:
 def print_evaluation(out: Console, ev: dict) -> None:
     t = Table("held-out", "ROC-AUC", "PR-AUC", "Brier", "rows", "churned", title=(
         f"{ev['horizon_days']}-day churn, held out {', '.join(ev['split']['test'])} "
-        f"(trained to {ev['split']['train'][-1]}, calibrated {ev['calibration']})"))
+        f"(trained to {ev['split']['train'][-1]}, "
+        + ("uncalibrated: no calibration date had both churned and retained accounts)" if ev["calibration"] == "none"
+           else f"calibrated {ev['calibration']})")))
     for name in ("model", "logistic", "recency_only"):
         e = ev[name]
         label = ev["estimator"] if name == "model" else name

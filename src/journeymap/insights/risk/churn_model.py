@@ -127,8 +127,11 @@ class _Fitted:
         base.fit(X_fit[columns], y_fit)
         if X_cal is not None and len(X_cal) and 0 < y_cal.sum() < len(y_cal):
             self.model = CalibratedClassifierCV(FrozenEstimator(base), method=method).fit(X_cal[columns], y_cal)
+            self.calibration = method
         else:
+            # No calibration slice with both outcomes: the classifier's own probabilities, said as such.
             self.model = base
+            self.calibration = "none"
         self.base = base
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -208,7 +211,6 @@ class ChurnModel:
             raise NotEnoughData("the training dates have no churn (or only churn): nothing to learn from",
                                 add="more history: accounts that churned (and stayed) before the held-out dates")
         method = self._method(y_cal)
-        self.calibration_method_ = method
         fitted = {
             "model": _Fitted(_estimator(self.model, self.seed, cols), cols, method, train, y_tr, cal, y_cal),
             "logistic": _Fitted(logistic_pipeline(self.seed), cols, method, train, y_tr, cal, y_cal),
@@ -216,6 +218,7 @@ class ChurnModel:
         }
         self.evaluation_ = {name: evaluate(y_te, f.predict(test)) for name, f in fitted.items()}
         self.evaluated_ = fitted["model"]
+        self.calibration_method_ = self.evaluated_.calibration  # what was applied, not what was chosen
         self.logistic_ = fitted["logistic"]
         self.heldout_ = test[["unit_id", "at", *cols, "churned"]].assign(risk=fitted["model"].predict(test))
         labelled = _cap(pd.concat([train, cal]), self.seed)
@@ -237,9 +240,14 @@ class ChurnModel:
         return reason_codes(est.predict, X[self.features_], self.reference_, top=top)
 
     def evaluation(self) -> dict:
-        """{"horizon_days", "estimator" (gbm or logistic), "calibration" (sigmoid or isotonic), "split",
-        "model", "logistic", "recency_only"}: the last three are `evaluate` on the held-out dates."""
+        """{"horizon_days", "estimator" (gbm or logistic), "calibration", "scoring_calibration", "split",
+        "model", "logistic", "recency_only"}: the last three are `evaluate` on the held-out dates.
+
+        "calibration" is what the evaluated model actually applied: sigmoid, isotonic, or none when its
+        calibration dates held no churn (or only churn); "scoring_calibration" the same for the model that
+        scores accounts (refitted one slice later, calibrated on the held-out dates)."""
         return {"horizon_days": self.horizon_days, "estimator": self.model, "calibration": self.calibration_method_,
+                "scoring_calibration": self.estimator_.calibration,
                 "split": self.split_.as_dict(), **self.evaluation_}
 
 
