@@ -21,8 +21,11 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from journeymap.analyses.base import unit_of
+from journeymap.engine.annotate import annotated_events
 from journeymap.engine.funnel_options import funnel_options
 from journeymap.engine.funnels import funnel
+from journeymap.engine.stages import visits
 from journeymap.ingest.store import open_store
 from journeymap.journey.load import load_definition
 from journeymap.server.keys import create_key
@@ -52,6 +55,8 @@ def site(demo_copy):
     with Workspace(sim.workspace) as ws:
         options = funnel_options(FUNNEL["steps"], window=FUNNEL["window"])
         expected = funnel(ws.engine, options, FUNNEL["by"])
+        stage_visits = ws.engine.execute(visits(annotated_events(ws.engine, ws.definition, unit_of(ws, None)))
+                                         .select("unit_id", "stage", "entered_at", "entry_seq")).to_pylist()
     con = open_store(sim.workspace)
     _, token = create_key(con, "read", "web tests")
     _, write_token = create_key(con, "write", "not a reader")
@@ -59,7 +64,7 @@ def site(demo_copy):
     server = Server(Path(sim.workspace)).start(timeout=60)
     try:
         yield {"url": server.url, "token": token, "write_token": write_token, "workspace": Path(sim.workspace),
-               "funnel": expected, "root": root}
+               "funnel": expected, "root": root, "visits": stage_visits}
     finally:
         server.stop()
 
@@ -123,6 +128,30 @@ def test_funnel_twin_equals_the_python_api(site):
         bad = c.get("/app/funnel.json", params={"steps": "only_one"})
         assert bad.status_code == 422 and "at least two" in bad.json()["detail"]  # an option error, as in the API
         assert "at least two" in c.get("/app/funnel", params={"steps": "only_one"}).text
+
+
+def test_stage_deep_dive_counts_units_where_they_come_from_and_go(site):
+    """Entries and exits count units, not visits: a unit that enters onboarding twice from discovery is one
+    unit. Checked against a count straight from the visits (each unit's stage visits in time order)."""
+    by_unit: dict = {}
+    for r in site["visits"]:
+        by_unit.setdefault(r["unit_id"], []).append(r)
+    came, went = {}, {}
+    for unit, rows in by_unit.items():
+        rows.sort(key=lambda r: (r["entered_at"], r["entry_seq"]))
+        for i, r in enumerate(rows):
+            if r["stage"] == "onboarding":
+                came.setdefault(rows[i - 1]["stage"] if i else None, set()).add(unit)
+                went.setdefault(rows[i + 1]["stage"] if i + 1 < len(rows) else None, set()).add(unit)
+    visits_in = sum(1 for r in site["visits"] if r["stage"] == "onboarding")
+    units_in = len({r["unit_id"] for r in site["visits"] if r["stage"] == "onboarding"})
+    assert visits_in > units_in  # the demo re-enters onboarding: visits and units differ
+    with _client(site) as c:
+        data = c.get("/app/stages/onboarding.json").json()
+    assert {e["from"]: e["units"] for e in data["entries"]} == {k: len(v) for k, v in came.items()}
+    assert {e["to"]: e["units"] for e in data["exits"]} == {k: len(v) for k, v in went.items()}
+    named = [e["name"] for e in data["entries"] + data["exits"] if e["from" if "from" in e else "to"] is None]
+    assert named == ["(journey starts here)"] * (None in came) + ["(no later stage yet)"] * (None in went)
 
 
 def test_map_period_selector(site):

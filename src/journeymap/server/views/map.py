@@ -54,6 +54,28 @@ def _stuck(ctx: Ctx, stage_id: str, as_of: str | None) -> dict:
     return ctx.cached("stuck", stage_id, compute=compute)
 
 
+def _flows(ctx: Ctx, stage_id: str) -> dict:
+    """Where the stage's visits come from and go to, counted in units (a unit that enters twice from the
+    same stage is one unit), with the mean time from entering the previous stage (entries) or this one
+    (exits). A NULL neighbour is the journey's start, or no later stage yet."""
+    import ibis
+
+    def compute() -> dict:
+        engine, v = _visits(ctx, None)
+        w = ibis.window(group_by=v.unit_id, order_by=[v.entered_at, v.entry_seq])
+        t = v.mutate(prev=v.stage.lag().over(w), prev_at=v.entered_at.lag().over(w),
+                     next=v.stage.lead().over(w), next_at=v.entered_at.lead().over(w))
+        here = t.filter(t.stage == stage_id)
+        seconds = lambda a, b: b.delta(a, unit="microsecond").cast("float64").mean() / 1e6  # noqa: E731
+        entries = engine.execute(here.group_by(here.prev.name("neighbour")).aggregate(
+            units=here.unit_id.nunique(), mean_seconds=seconds(here.prev_at, here.entered_at))).to_pylist()
+        exits = engine.execute(here.group_by(here.next.name("neighbour")).aggregate(
+            units=here.unit_id.nunique(), mean_seconds=seconds(here.entered_at, here.next_at))).to_pylist()
+        return {"entries": entries, "exits": exits}
+
+    return ctx.cached("flows", stage_id, compute=compute)
+
+
 def stage_data(ctx: Ctx, stage_id: str) -> dict:
     model = ctx.journey_map()
     meta = next((s for s in model["stages"] if s["id"] == stage_id), None)
@@ -61,17 +83,15 @@ def stage_data(ctx: Ctx, stage_id: str) -> dict:
         raise HTTPException(404, f"no stage {stage_id!r}; stages: {', '.join(s['id'] for s in model['stages'])}")
     names = {s["id"]: s["name"] for s in model["stages"]}
     view = model["views"]["all"]["stages"].get(stage_id, {})
-    flows = ctx.run("transitions", level="stage")
-    entries = sorted(({"from": e["from"], "name": names.get(e["from"], e["from"]), "units": e["count"],
-                       "mean_seconds": e.get("mean_seconds")} for e in flows["edges"] if e["to"] == stage_id),
-                     key=lambda r: -r["units"])
-    if flows["starts"].get(stage_id):
-        entries.append({"from": None, "name": "(journey starts here)", "units": flows["starts"][stage_id], "mean_seconds": None})
-    exits = sorted(({"to": e["to"], "name": names.get(e["to"], e["to"]), "units": e["count"],
-                     "mean_seconds": e.get("mean_seconds")} for e in flows["edges"] if e["from"] == stage_id),
-                   key=lambda r: -r["units"])
-    if flows["ends"].get(stage_id):
-        exits.append({"to": None, "name": "(no later stage yet)", "units": flows["ends"][stage_id], "mean_seconds": None})
+    flows = _flows(ctx, stage_id)
+
+    def side(rows: list[dict], key: str, none: str) -> list[dict]:
+        named = [{key: r["neighbour"], "name": names.get(r["neighbour"], r["neighbour"]) if r["neighbour"] else none,
+                  "units": int(r["units"]), "mean_seconds": r["mean_seconds"] if r["neighbour"] else None} for r in rows]
+        return sorted(named, key=lambda r: (r[key] is None, -r["units"], r["name"]))
+
+    entries = side(flows["entries"], "from", "(journey starts here)")
+    exits = side(flows["exits"], "to", "(no later stage yet)")
     defined = [{"id": t.id, "name": t.name, "channel": t.channel, "owner": t.owner}
                for t in ctx.ws.definition.touchpoints if t.stage == stage_id]
     seen = {t["id"]: t for t in view.get("touchpoints") or []}
