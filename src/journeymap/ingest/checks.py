@@ -71,17 +71,17 @@ def check_canonical_columns(file: str, columns: list[str], anonymous: bool = Fal
     """A canonical CSV or Parquet file (no mapping) needs a time column, an event (or type) column and
     an identifier column; raise InputError naming what is absent, with the file's closest column."""
     have = set(columns)
-    needs = [("a time", CANONICAL_ALIASES["ts"]), ("an event", ("event", "type"))]
+    needs = [("time", CANONICAL_ALIASES["ts"]), ("event", ("event", "type"))]
     if not anonymous:
         ids = tuple(a for f in ("user_id", "anonymous_id", "email", "account_id") for a in CANONICAL_ALIASES[f])
-        needs.append(("an identifier", ids))
+        needs.append(("identifier", ids))
     problems = []
     for what, names in needs:
         if have.intersection(names):
             continue
         near = next(((c, n) for n in names for c in [closest(n, columns)] if c), None)
         hint = f" ({near[0]!r} is close to {near[1]!r}: rename it)" if near else ""
-        problems.append(f"no {what} column ({' or '.join(names)}){hint}")
+        problems.append(f"no {what} column ({', '.join(names[:-1])} or {names[-1]}){hint}")
     if problems:
         raise InputError(f"{file}: {'; '.join(problems)}; name the columns so, or map them under `sources:` in "
                          f"journeymap.yml and pass --source. The file's columns: {_listing(columns)}")
