@@ -110,7 +110,7 @@ sources:
     f.write_text("".join(json.dumps({"uid": f"u{i}", "whenn": "2024-01-01T00:00:00Z", "name": "signup", "plan": "pro"})
                          + "\n" for i in range(5)))
     code, out, err = _ingest(ws_dir, str(f), "--source", "app")
-    assert code == 1 and out["files"][0]["status"] == "failed"
+    assert code == 1 and (out["files"][0]["status"], out["files"][0]["rows_read"]) == ("failed", 0)
     assert "'when' (sources.app.fields.ts; did you mean 'whenn'?)" in " ".join(err.split())
     assert "occurs in the first 5 records" in " ".join(err.split())
     # A key only `traits`/`properties` name may be left out of every record: a warning, and the file loads.
@@ -171,6 +171,13 @@ def test_a_latin1_export_is_transcoded(ws_dir, tmp_path):
     # The table names what was guessed, and how to override it.
     proc = invoke_cli("ingest", str(f), "-w", str(ws_dir))
     assert "with encoding cp1252 (from its first lines; --delimiter and --encoding override)" in " ".join(proc.stdout.split())
+    # Excel's "Unicode text": UTF-16 with a byte-order mark, tab-separated.
+    f = tmp_path / "excel.csv"
+    f.write_bytes("customer_id\tevent\tts\towner\nu2\tsignup\t2024-01-01\tZoë\n".encode("utf-16"))
+    code, out, err = _ingest(ws_dir, str(f))
+    assert code == 0, err
+    r = out["files"][0]
+    assert (r["accepted"], r["delimiter"], r["encoding"]) == (1, "tab", "utf-16")
 
 
 def test_non_utf8_bytes_past_the_sample_fail_naming_file_line_and_option(ws_dir, tmp_path):

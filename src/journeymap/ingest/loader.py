@@ -168,6 +168,7 @@ class Loader:
         state = ReadState()
         sql: str | None = None
         pending = 0  # rows written since the last commit
+        self._committed = (0, 0, 0, 0, Counter())  # the counts as of the last commit: what a failure keeps
         con.execute("BEGIN TRANSACTION")
         try:
             if f.size == 0:
@@ -197,6 +198,9 @@ class Loader:
         except BaseException as exc:
             con.execute("ROLLBACK")
             report.seconds = time.perf_counter() - t0
+            # Rows committed before the failure (every COMMIT_ROWS) stay; the report counts only those.
+            report.rows_read, report.accepted, report.duplicate, report.rejected, report.reasons = self._committed
+            report.samples = report.samples[: report.rejected]
             self._finish(report, "failed")
             if isinstance(exc, FILE_ERRORS):
                 report.status, report.error = FAILED, failure_message(f, report.dialect, exc)
@@ -386,6 +390,7 @@ class Loader:
         )
         con.execute("COMMIT")
         con.execute("DELETE FROM _dl_pending")
+        self._committed = (report.rows_read, report.accepted, report.duplicate, report.rejected, Counter(report.reasons))
 
     def _finish(self, report: LoadReport, status: str) -> None:
         self.con.execute(

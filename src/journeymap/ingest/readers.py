@@ -84,7 +84,8 @@ def prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.R
 
 
 def read_batches(f: InputFile, state: ReadState, dialect: Dialect | None = None) -> Iterator[pa.RecordBatch]:
-    dialect = dialect or Dialect(delimiter="\t" if f.path.suffixes[0:1] == [".tsv"] else ",")
+    if dialect is None or (f.format == "csv" and dialect.delimiter is None):
+        dialect = Dialect(delimiter="\t" if f.path.suffixes[0:1] == [".tsv"] else ",")
     if f.format == "parquet":
         yield from _parquet(f, state)
     elif f.format == "csv":

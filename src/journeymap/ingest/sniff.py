@@ -28,14 +28,15 @@ NAMES = {",": ",", ";": ";", "\t": "tab", "|": "|"}
 
 @dataclass(frozen=True)
 class Dialect:
-    delimiter: str = ","
+    delimiter: str | None = ","  # None: not a CSV file
     encoding: str = "utf-8"
     delimiter_sniffed: bool = False
     encoding_detected: bool = False
 
     def describe(self) -> dict:
-        """What the file's report says: the delimiter (CSV only) and encoding used, and whether they were guessed."""
-        return {"delimiter": NAMES.get(self.delimiter, self.delimiter), "encoding": self.encoding}
+        """What the file's report says: the delimiter (CSV only) and the encoding it was read with."""
+        d = {"delimiter": NAMES.get(self.delimiter, self.delimiter)} if self.delimiter else {}
+        return {**d, "encoding": self.encoding}
 
 
 def sample(f: InputFile, n: int = SAMPLE_BYTES) -> tuple[bytes, bool]:
@@ -103,10 +104,10 @@ def sniff_delimiter(text: str) -> str | None:
     return guess if guess in fitting else fitting[0]
 
 
-def sniff(f: InputFile, delimiter: str | None = None, encoding: str | None = None) -> Dialect:
-    """The file's dialect: what the user gave, the rest from the file's first bytes."""
+def sniff(f: InputFile, delimiter: str | None = None, encoding: str | None = None) -> Dialect | None:
+    """The file's dialect: what the user gave, the rest from the file's first bytes (None for Parquet)."""
     if f.format == "parquet":
-        return Dialect()
+        return None
     data, complete = sample(f)
     detected = encoding is None
     if encoding is None:
@@ -121,7 +122,11 @@ def sniff(f: InputFile, delimiter: str | None = None, encoding: str | None = Non
                 text = text.rsplit("\n", 1)[0]  # the last line may be cut
             found = sniff_delimiter(text.lstrip("\ufeff"))
             delimiter, sniffed = (found, True) if found else (",", False)
-    return Dialect(delimiter or ",", encoding, sniffed, detected and encoding != "utf-8")
+    if f.format != "csv":
+        delimiter = None
+    elif delimiter is None:
+        delimiter = ","
+    return Dialect(delimiter, encoding, sniffed, detected and encoding != "utf-8")
 
 
 def first_bad_line(f: InputFile, encoding: str) -> tuple[int, bytes] | None:
