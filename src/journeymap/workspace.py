@@ -35,11 +35,13 @@ from journeymap.errors import InputError, NotEnoughData, OptionError
 from journeymap.identity import stitch
 from journeymap.ingest.files import expand
 from journeymap.ingest.loader import TOO_MANY_REJECTS, FileFailed, LoadReport, Loader
+from journeymap.ingest.mapping import parse_delimiter, parse_encoding
 from journeymap.ingest.store import open_store
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.load import load_definition, store_settings_for
 
 DEFINITION_FILE = "journeymap.yml"
+TEMPLATE = Path(__file__).parent / "journey" / "templates" / DEFINITION_FILE
 DEFAULT_MAX_REJECT_RATE = 0.5
 """A file with more than this share of its rows rejected is reported as a failure (its good rows stay)."""
 
@@ -58,7 +60,6 @@ def _option(parse, value: str | None, name: str) -> str | None:
         return None if value is None else parse(value)
     except ValueError as exc:
         raise OptionError(f"--{name}: {exc}", option=name) from None
-TEMPLATE = Path(__file__).parent / "journey" / "templates" / DEFINITION_FILE
 
 
 class Workspace:
@@ -124,8 +125,6 @@ class Workspace:
 
         Identity is rebuilt afterwards; pass refresh=False when loading several batches of files and
         call `refresh()` once at the end."""
-        from journeymap.ingest.mapping import parse_delimiter, parse_encoding
-
         mapping, override = self._mapping(source)
         delimiter = _option(parse_delimiter, delimiter, "delimiter")
         encoding = _option(parse_encoding, encoding, "encoding")
