@@ -14,9 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from journeymap.events.reasons import Reason
-from journeymap.ingest.loader import StrictRejection
 from journeymap.ingest.store import StoreLocked, open_store
-from journeymap.workspace import Workspace
+from journeymap.workspace import IngestFailed, Workspace
 
 HEADER = "customer_id,event,ts,account_id,anonymous_id,email,source,channel,message_id,properties"
 GOOD = [
@@ -108,7 +107,7 @@ def test_every_bad_row_is_a_dead_letter_naming_file_line_field_and_reason(ws, tm
 
 def test_rejection_samples_read_well(ws, tmp_path):
     f = _write(tmp_path / "bad.csv", [HEADER, "u3,,2024-01-02,,,,product,,,"])
-    (r,) = ws.ingest([str(f)])
+    (r,) = ws.ingest([str(f)], max_reject_rate=None)
     assert r.samples[0].describe(str(f)) == f"{f}, line 2, field event: missing_event (empty)"
 
 
@@ -158,14 +157,16 @@ def test_a_repeat_in_a_later_batch_is_its_own_event(ws, tmp_path, monkeypatch):
     assert counts == sorted((*k, v) for k, v in expected.items())
 
 
-def test_strict_fails_the_file_and_keeps_earlier_files(ws, tmp_path):
+def test_strict_fails_the_file_and_keeps_the_other_files(ws, tmp_path):
     good = _write(tmp_path / "1-good.csv", [HEADER, *GOOD])
     bad = _write(tmp_path / "2-bad.csv", [HEADER, "u7,login,2024-01-02,,,,product,,,", "u3,,2024-01-02,,,,product,,,"])
-    with pytest.raises(StrictRejection, match=r"2-bad.csv, line 3, field event: missing_event"):
-        ws.ingest([str(good), str(bad)], strict=True)
-    assert ws.con.execute("SELECT count(*) FROM events").fetchone()[0] == 3  # nothing of the bad file
+    later = _write(tmp_path / "3-later.csv", [HEADER, "u8,login,2024-01-05,,,,product,,,"])
+    with pytest.raises(IngestFailed, match=r"2-bad.csv, line 3, field event: missing_event") as caught:
+        ws.ingest([str(good), str(bad), str(later)], strict=True)
+    assert [r.status for r in caught.value.reports] == ["loaded", "failed", "loaded"]
+    assert ws.con.execute("SELECT count(*) FROM events").fetchone()[0] == 4  # nothing of the bad file
     statuses = ws.con.execute("SELECT file, status FROM loads ORDER BY load_id").fetchall()
-    assert statuses == [(str(good), "completed"), (str(bad), "failed")]
+    assert statuses == [(str(good), "completed"), (str(bad), "failed"), (str(later), "completed")]
 
 
 def _canonical_table() -> pa.Table:
@@ -335,7 +336,7 @@ def test_every_row_is_accounted_for_and_reingest_is_idempotent(tmp_path_factory,
     f = _write(base / "e.csv", lines)
     with Workspace(base / "ws") as ws:
         ws.path.mkdir()
-        (r1,) = ws.ingest([str(f)])
+        (r1,) = ws.ingest([str(f)], max_reject_rate=None)
         assert r1.rows_read == len(rows)
         assert r1.accepted + r1.duplicate + r1.rejected == len(rows)
         # Reference: a row is valid when it has a person, an event and a sane, real timestamp.
@@ -346,5 +347,5 @@ def test_every_row_is_accounted_for_and_reingest_is_idempotent(tmp_path_factory,
         # Every valid row is an event, identical ones included (both timestamp spellings are one instant,
         # so such rows are identical too); none is a duplicate of another row of the same file.
         assert (r1.accepted, r1.duplicate) == (sum(valid(*row) for row in rows), 0)
-        (r2,) = ws.ingest([str(f)])
+        (r2,) = ws.ingest([str(f)], max_reject_rate=None)
         assert (r2.accepted, r2.duplicate) == (0, r1.accepted + r1.duplicate)

@@ -31,16 +31,35 @@ from pathlib import Path
 
 from journeymap.engine.backends import Engine, duckdb_engine
 from journeymap.engine.spark_backend import export_workspace, spark_engine_for
-from journeymap.errors import NotEnoughData
+from journeymap.errors import InputError, NotEnoughData, OptionError
 from journeymap.identity import stitch
 from journeymap.ingest.files import expand
-from journeymap.ingest.loader import LoadReport, Loader
+from journeymap.ingest.loader import TOO_MANY_REJECTS, FileFailed, LoadReport, Loader
+from journeymap.ingest.mapping import parse_delimiter, parse_encoding
 from journeymap.ingest.store import open_store
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.load import load_definition, store_settings_for
 
 DEFINITION_FILE = "journeymap.yml"
 TEMPLATE = Path(__file__).parent / "journey" / "templates" / DEFINITION_FILE
+DEFAULT_MAX_REJECT_RATE = 0.5
+"""A file with more than this share of its rows rejected is reported as a failure (its good rows stay)."""
+
+
+class IngestFailed(InputError):
+    """Some files were not loaded, or had too many rows rejected; `reports` has every file's report."""
+
+    def __init__(self, reports: list[LoadReport]):
+        self.reports = reports
+        bad = [r for r in reports if not r.ok]
+        super().__init__(f"{len(bad)} of {len(reports)} files did not load cleanly: " + "; ".join(r.error for r in bad))
+
+
+def _option(parse, value: str | None, name: str) -> str | None:
+    try:
+        return None if value is None else parse(value)
+    except ValueError as exc:
+        raise OptionError(f"--{name}: {exc}", option=name) from None
 
 
 class Workspace:
@@ -93,21 +112,47 @@ class Workspace:
     def ingest(
         self, paths: list[str], source: str | None = None, strict: bool = False,
         fmt: str | None = None, progress: Callable[[InputFileProgress], None] | None = None,
-        refresh: bool = True,
+        refresh: bool = True, max_reject_rate: float | None = DEFAULT_MAX_REJECT_RATE,
+        delimiter: str | None = None, encoding: str | None = None, raise_on_failure: bool = True,
     ) -> list[LoadReport]:
         """Load files; `source` names a mapping under `sources:` or a canonical source (product, crm, ...).
+
+        Every file is tried and gets its report: a file that cannot be loaded is `failed` (its `error`
+        says why) and the next one is loaded all the same; a file whose rejected share is over
+        `max_reject_rate` (None: no limit) is `too_many_rejects` (its accepted rows stay loaded). Then,
+        unless `raise_on_failure` is False, IngestFailed (with every report) is raised when a file is not
+        `loaded`. `delimiter` and `encoding` override the mapping's and what the files' first bytes say.
 
         Identity is rebuilt afterwards; pass refresh=False when loading several batches of files and
         call `refresh()` once at the end."""
         mapping, override = self._mapping(source)
+        delimiter = _option(parse_delimiter, delimiter, "delimiter")
+        encoding = _option(parse_encoding, encoding, "encoding")
+        if max_reject_rate is not None and not 0 <= max_reject_rate <= 1:
+            raise OptionError(f"--max-reject-rate must be between 0 and 1 (or 0% and 100%), not {max_reject_rate}",
+                              option="max_reject_rate")
         files = expand(paths, fmt or (mapping.format if mapping else None))
         loader = Loader(self.con, strict=strict)
         reports = []
         for f in files:
             cb = (lambda done, f=f: progress(InputFileProgress(f.path, done, f.size))) if progress else None
-            reports.append(loader.load(f, mapping, source_name=source, source_override=override, progress=cb))
+            try:
+                report = loader.load(f, mapping, source_name=source, source_override=override, progress=cb,
+                                     delimiter=delimiter, encoding=encoding)
+            except FileFailed as exc:
+                report = exc.report
+            if report.ok and max_reject_rate is not None and report.reject_rate > max_reject_rate:
+                report.status = TOO_MANY_REJECTS
+                report.error = (
+                    f"{report.file}: {report.reject_rate:.1%} of its rows were rejected, over --max-reject-rate "
+                    f"{max_reject_rate:.0%}; most common: {report.top_reason()}. The {report.accepted:,} accepted rows "
+                    f"are loaded; see `journeymap rejects --workspace {self.path}`"
+                )
+            reports.append(report)
         if refresh:
             self.refresh()
+        if raise_on_failure and any(not r.ok for r in reports):
+            raise IngestFailed(reports)
         return reports
 
     def _mapping(self, source: str | None):

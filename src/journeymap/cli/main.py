@@ -9,14 +9,15 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from journeymap.cli.common import JsonOpt, WorkspaceOpt, err, fail, print_json, workspace_for
-from journeymap.ingest.loader import StrictRejection
+from journeymap.cli.common import JsonOpt, WorkspaceOpt, err, fail, fail_with, print_json, workspace_for
+from journeymap.errors import JourneymapError, OptionError
 from journeymap.ingest.store import StoreLocked
 from journeymap.journey.load import DefinitionError
-from journeymap.workspace import Workspace
+from journeymap.workspace import DEFAULT_MAX_REJECT_RATE, Workspace
 
 app = typer.Typer(
     help="journeymap: a living, data-driven customer journey map from your product, CRM, billing, support and survey data.",
@@ -39,6 +40,21 @@ def init(directory: Path, force: Annotated[bool, typer.Option(help="Overwrite an
     out.print(f"  journeymap ingest '{directory}/data/*.csv' --workspace {directory}")
 
 
+def _rate(value: str | None) -> float | None:
+    """`50%`, `0.5` or `none` as a fraction (None: no limit)."""
+    if value is None or value.strip().lower() in ("none", "off"):
+        return None
+    text = value.strip()
+    try:
+        rate = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0 <= rate <= 1:
+        fail_with(OptionError(f"--max-reject-rate takes a share such as 50% or 0.5 (or none), not {value!r}",
+                              option="max_reject_rate"))
+    return rate
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Files or globs: CSV, JSON Lines or Parquet, optionally .gz.")],
@@ -46,9 +62,19 @@ def ingest(
     source: Annotated[str | None, typer.Option(help="A mapping under sources: in journeymap.yml, or a canonical source name.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="csv, jsonl or parquet when the name does not say.")] = None,
     strict: Annotated[bool, typer.Option(help="Fail a file on its first rejected row and keep nothing of it.")] = False,
+    max_reject_rate: Annotated[str, typer.Option(
+        help="A file with a larger share of rejected rows fails the command (its accepted rows stay loaded): "
+             "50%, 0.2 or none.")] = f"{DEFAULT_MAX_REJECT_RATE:.0%}",
+    delimiter: Annotated[str | None, typer.Option(
+        help="CSV delimiter (, ; | or tab); default: the mapping's, else sniffed from the first lines.")] = None,
+    encoding: Annotated[str | None, typer.Option(
+        help="Text encoding (utf-8, cp1252, latin-1, utf-16...); default: the mapping's, else UTF-8, or "
+             "cp1252/latin-1 when the first bytes are not UTF-8.")] = None,
     as_json: JsonOpt = False,
 ):
-    """Load event files. Bad rows go to dead letters; re-ingesting a file adds nothing."""
+    """Load event files. Bad rows go to dead letters; re-ingesting a file adds nothing. Each file is loaded or
+    fails on its own; the command exits 1 when a file failed or had too many rows rejected."""
+    rate = _rate(max_reject_rate)
     ws = Workspace(workspace)
     reports = []
     try:
@@ -64,33 +90,50 @@ def ingest(
                 bar.update(tasks[p.path], completed=p.done)
 
             t0 = time.perf_counter()
-            reports = ws.ingest(paths, source=source, strict=strict, fmt=fmt, progress=on_progress)
+            reports = ws.ingest(paths, source=source, strict=strict, fmt=fmt, progress=on_progress,
+                                max_reject_rate=rate, delimiter=delimiter, encoding=encoding, raise_on_failure=False)
             elapsed = time.perf_counter() - t0
             spark_tables = ws.spark_tables
-    except StrictRejection as exc:
-        fail(f"rejected (strict): {exc}")
+    except JourneymapError as exc:
+        fail_with(exc)
     except (FileNotFoundError, IsADirectoryError, ValueError, DefinitionError, StoreLocked) as exc:
         fail(str(exc))
     finally:
         ws.close()
     totals = {k: sum(getattr(r, k) for r in reports) for k in ("rows_read", "accepted", "duplicate", "rejected")}
+    failed = [r for r in reports if not r.ok]
     if as_json:
         print_json({"files": [r.as_dict() for r in reports], **totals, "seconds": round(elapsed, 3),
-                    **({"spark_tables": spark_tables} if spark_tables else {})})
-        return
-    table = Table("file", "rows", "accepted", "duplicate", "rejected", "seconds")
-    for r in reports:
-        table.add_row(r.file, f"{r.rows_read:,}", f"{r.accepted:,}", f"{r.duplicate:,}", f"{r.rejected:,}", f"{r.seconds:.2f}")
-    out.print(table)
-    out.print(f"{totals['accepted']:,} accepted, {totals['duplicate']:,} duplicate, {totals['rejected']:,} rejected "
-              f"in {elapsed:.1f} s")
-    if spark_tables:
-        out.print(f"journey tables for Spark: {', '.join(spark_tables.values())}", highlight=False)
-    for r in reports:
-        for s in r.samples[:5]:
-            out.print(f"  [yellow]rejected[/] {s.describe(r.file)}", highlight=False)
-        if r.rejected > 5:
-            out.print(f"  … {r.rejected - 5:,} more in {r.file}; see `journeymap rejects --workspace {workspace}`")
+                    "failed": len(failed), **({"spark_tables": spark_tables} if spark_tables else {})})
+    else:
+        table = Table("file", "status", "rows", "accepted", "duplicate", "rejected", "seconds")
+        for r in reports:
+            status = {"loaded": "[green]loaded[/]", "failed": "[red]failed[/]"}.get(r.status, f"[yellow]{r.status}[/]")
+            table.add_row(r.file, status, f"{r.rows_read:,}", f"{r.accepted:,}", f"{r.duplicate:,}", f"{r.rejected:,}",
+                          f"{r.seconds:.2f}")
+        out.print(table)
+        out.print(f"{totals['accepted']:,} accepted, {totals['duplicate']:,} duplicate, {totals['rejected']:,} rejected "
+                  f"in {elapsed:.1f} s" + (f"; {len(failed)} of {len(reports)} files failed" if failed else ""))
+        if spark_tables:
+            out.print(f"journey tables for Spark: {', '.join(spark_tables.values())}", highlight=False)
+        for r in reports:
+            d = r.dialect
+            sniffed = d is not None and d.delimiter_sniffed and d.delimiter != ","
+            if d is not None and (sniffed or d.encoding_detected):
+                said = [f"delimiter {d.describe()['delimiter']!r}" if sniffed else "",
+                        f"encoding {d.encoding}" if d.encoding_detected else ""]
+                out.print(f"  [cyan]read[/] {r.file} with {' and '.join(x for x in said if x)} (from its first lines; "
+                          "--delimiter and --encoding override)", highlight=False, soft_wrap=True)
+            for w in r.warnings:
+                out.print(f"  [yellow]warning[/] {w}", highlight=False, soft_wrap=True)
+            for s in r.samples[:5]:
+                out.print(f"  [yellow]rejected[/] {s.describe(r.file)}", highlight=False)
+            if r.rejected > 5:
+                out.print(f"  … {r.rejected - 5:,} more in {r.file}; see `journeymap rejects --workspace {workspace}`")
+    for r in failed:
+        err.print(f"[bold red]error:[/] {escape(r.error or r.status)}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -9,24 +9,32 @@ Each batch is projected and validated in DuckDB (vectorised; no per-row Python),
   - rejected rows go to dead letters with file, line, field and reason.
 Rows, dead letters and the load's counts commit together, every COMMIT_ROWS rows and at the end.
 A bad row never stops the run; with `strict` it fails the file instead, and nothing of it is kept.
+
+Before any row is loaded the file's dialect is read (`sniff`: delimiter and encoding) and every column
+the mapping names is checked against the file (`checks`). A file that cannot be loaded raises
+FileFailed, which carries the file's report and a message naming the file and what to do.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 
+from journeymap.errors import InputError
 from journeymap.events.reasons import Reason
 from journeymap.events.validate import is_json_object, rejection_columns, validation_sql
+from journeymap.ingest.checks import check_canonical_columns, check_mapping_columns
 from journeymap.ingest.files import InputFile
 from journeymap.ingest.mapping import SourceMapping
 from journeymap.ingest.projection import projection_sql
-from journeymap.ingest.readers import ReadState, prefetch, read_batches
+from journeymap.ingest.readers import ReadState, columns, prefetch, read_batches
+from journeymap.ingest.sniff import Dialect, first_bad_line, sniff
 
 SCAN_CHUNK = 64 * 1024
 COMMIT_ROWS = 2_000_000  # a crash loses at most this many uncommitted rows of a file, never committed ones
@@ -47,6 +55,11 @@ class Rejection:
         return f"{file}, {where}, field {self.field or '-'}: {self.reason} ({self.detail or Reason(self.reason).description})"
 
 
+LOADED, FAILED, TOO_MANY_REJECTS = "loaded", "failed", "too_many_rejects"
+"""A file's status: loaded; failed (nothing of it, or only its rows committed before the failure, is
+kept: `error` says why); too many of its rows rejected (what was accepted is loaded)."""
+
+
 @dataclass
 class LoadReport:
     file: str
@@ -57,16 +70,74 @@ class LoadReport:
     rejected: int = 0
     seconds: float = 0.0
     samples: list[Rejection] = field(default_factory=list)
+    status: str = LOADED
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    dialect: Dialect | None = None
+    reasons: Counter = field(default_factory=Counter)  # (reason, field) -> rejected rows
+
+    @property
+    def reject_rate(self) -> float:
+        """Rejected events over every event the file gave (accepted, duplicate or rejected)."""
+        total = self.accepted + self.duplicate + self.rejected
+        return self.rejected / total if total else 0.0
+
+    def top_reason(self) -> str | None:
+        """The most common rejection, as `reason on field (N rows)`."""
+        if not self.reasons:
+            return None
+        (reason, fld), n = self.reasons.most_common(1)[0]
+        return f"{reason} on {fld or '-'} ({n:,} row{'s' if n != 1 else ''})"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == LOADED
 
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("file", "load_id", "rows_read", "accepted", "duplicate", "rejected")}
         d["seconds"] = round(self.seconds, 3)
         d["rejections"] = [r.__dict__ for r in self.samples]
+        d["status"], d["error"], d["warnings"] = self.status, self.error, self.warnings
+        d["reject_rate"] = round(self.reject_rate, 4)
+        d["reject_reasons"] = [{"reason": r, "field": f, "count": n} for (r, f), n in self.reasons.most_common()]
+        if self.dialect is not None:
+            d.update(self.dialect.describe())
         return d
 
 
 class StrictRejection(ValueError):
     """A row was rejected while loading with strict on; nothing of the file was kept."""
+
+
+class FileFailed(InputError):
+    """A file could not be loaded; `report` is its report (status failed), the message says why."""
+
+    def __init__(self, report: LoadReport, message: str):
+        super().__init__(message)
+        self.report = report
+
+
+def failure_message(f: InputFile, dialect: Dialect | None, exc: BaseException) -> str:
+    """What went wrong with a file, for the user: the file, the line where known, and what to pass."""
+    name = str(f.path)
+    text = str(exc)
+    if isinstance(exc, (InputError, StrictRejection)):
+        return text if text.startswith(name) else f"{name}: {text}"
+    if "invalid UTF8" in text or isinstance(exc, UnicodeDecodeError):
+        encoding = dialect.encoding if dialect else "utf-8"
+        bad = first_bad_line(f, encoding)
+        where = f"line {bad[0]} has bytes that are not {encoding} ({bad[1].hex(' ')})" if bad else f"not {encoding} text"
+        return (f"{name}: {where}; pass --encoding (e.g. --encoding cp1252 for a Windows or Latin-1 export) or set "
+                "`encoding:` in the source mapping")
+    if text.strip() == "Empty CSV file":
+        return f"{name}: the file is empty (not even a header line)"
+    if isinstance(exc, OSError) and not isinstance(exc, pa.ArrowException):
+        return f"{name}: cannot be read: {exc.strerror or text}"
+    return f"{name}: cannot be read as {f.format}{' (gzip)' if f.compression else ''}: {text}"
+
+
+FILE_ERRORS = (InputError, StrictRejection, pa.ArrowException, OSError, UnicodeError, EOFError)
+"""What fails one file (and not the others): the file or a row of it is bad, never the store."""
 
 
 class Loader:
@@ -82,7 +153,11 @@ class Loader:
         source_name: str | None = None,
         source_override: str | None = None,
         progress: Callable[[int], None] | None = None,
+        delimiter: str | None = None,
+        encoding: str | None = None,
     ) -> LoadReport:
+        """Load one file. `delimiter` and `encoding` override the mapping's, which override what the file's
+        first bytes say. Raises FileFailed (with the report) when the file cannot be loaded."""
         con = self.con
         load_id = con.execute("SELECT nextval('load_ids')").fetchall()[0][0]
         con.execute(
@@ -96,13 +171,22 @@ class Loader:
         state = ReadState()
         sql: str | None = None
         pending = 0  # rows written since the last commit
+        self._committed = (0, 0, 0, 0, Counter())  # the counts as of the last commit: what a failure keeps
         con.execute("BEGIN TRANSACTION")
         try:
-            for batch in prefetch(read_batches(f, state, mapping.delimiter if mapping else ",")):
+            if f.size == 0:
+                raise InputError(f"{f.path}: the file is empty (0 bytes)")
+            report.dialect = sniff(f, delimiter or (mapping.delimiter if mapping else None),
+                                   encoding or (mapping.encoding if mapping else None))
+            if f.format != "jsonl":
+                self._check_columns(f, mapping, source_name, columns(f, report.dialect), None, report)
+            for batch in prefetch(read_batches(f, state, report.dialect)):
                 report.rows_read += batch.num_rows
                 if sql is None:
+                    if f.format == "jsonl":
+                        self._check_columns(f, mapping, source_name, *self._json_keys(batch), report)
                     sql = projection_sql(mapping, None if f.format == "jsonl" else batch.schema, source_override,
-                                         trim=f.format == "csv")
+                                         trim=f.format == "csv", file_name=f.path.name)
                 self._load_batch(batch, sql, f.format == "jsonl", load_id, str(f.path), report)
                 self._stage_malformed(state, load_id, str(f.path), report)
                 pending += batch.num_rows
@@ -114,14 +198,42 @@ class Loader:
                     con.execute("BEGIN TRANSACTION")
             self._stage_malformed(state, load_id, str(f.path), report)
             self._commit(report)  # with strict, _dead_letter has already raised on the first rejection
-        except BaseException:
+        except BaseException as exc:
             con.execute("ROLLBACK")
             report.seconds = time.perf_counter() - t0
+            # Rows committed before the failure (every COMMIT_ROWS) stay; the report counts only those.
+            report.rows_read, report.accepted, report.duplicate, report.rejected, report.reasons = self._committed
+            report.samples = report.samples[: report.rejected]
             self._finish(report, "failed")
+            if isinstance(exc, FILE_ERRORS):
+                report.status, report.error = FAILED, failure_message(f, report.dialect, exc)
+                raise FileFailed(report, report.error) from exc
             raise
         report.seconds = time.perf_counter() - t0
         self._finish(report, "completed")
         return report
+
+    def _check_columns(self, f: InputFile, mapping: SourceMapping | None, source_name: str | None,
+                       cols: list[str] | None, records: int | None, report: LoadReport) -> None:
+        if cols is None or records == 0:
+            return
+        if mapping is not None and mapping.mapped_columns():
+            report.warnings += check_mapping_columns(str(f.path), mapping, source_name, cols, records)
+        elif records is None:  # canonical CSV or Parquet: its header must name the canonical fields
+            check_canonical_columns(str(f.path), cols, anonymous=bool(mapping and mapping.anonymous))
+
+    def _json_keys(self, batch: pa.RecordBatch) -> tuple[list[str], int]:
+        """The keys of the JSON objects in a batch of lines, and how many objects there were."""
+        self.con.register("_keys_in", pa.Table.from_batches([batch]))
+        try:
+            ok = is_json_object("_line")
+            keys, n = self.con.execute(
+                f"SELECT list_sort(list_distinct(flatten(list(json_keys(_line))))), count(*) FROM _keys_in "
+                f"WHERE trim(_line) <> '' AND {ok}"
+            ).fetchall()[0]
+        finally:
+            self.con.unregister("_keys_in")
+        return keys or [], n
 
     # -- one batch -------------------------------------------------------------------------------
 
@@ -280,6 +392,11 @@ class Loader:
         added = con.execute("SELECT count(*) FROM _dl_pending").fetchall()[0][0] - before
         if added:
             report.rejected += added
+            for reason, fld, n in con.execute(
+                f"SELECT reason, field, count(*) FROM (SELECT * FROM _dl_pending ORDER BY rowid OFFSET {before}) "
+                "GROUP BY ALL"
+            ).fetchall():
+                report.reasons[reason, fld] += n
             if len(report.samples) < self.keep_samples:
                 rows = con.execute(
                     f"SELECT row_number, field, reason, detail FROM _dl_pending ORDER BY rowid "
@@ -307,6 +424,7 @@ class Loader:
         )
         con.execute("COMMIT")
         con.execute("DELETE FROM _dl_pending")
+        self._committed = (report.rows_read, report.accepted, report.duplicate, report.rejected, Counter(report.reasons))
 
     def _finish(self, report: LoadReport, status: str) -> None:
         self.con.execute(

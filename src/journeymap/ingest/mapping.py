@@ -16,6 +16,11 @@ A field is a column name, or an object with one of `column` / `value` (a constan
 `map` (translate values), `prefix`, `format` (timestamps: iso, unix, unix_ms or a strptime pattern)
 and `default`. A row can give several events with `events:` (each with its own event and ts, and
 `when:` naming a column that must be non-empty), as a ticket export has created and solved times.
+
+Every column a mapping names must be in the file: `journeymap ingest` refuses a file up front, naming
+the mapping key and the column, with the closest column of the file (`journeymap.ingest.checks`).
+`anonymous: true` loads rows that name no person (a survey panel): each such row becomes its own
+anonymous respondent, with an `anonymous_id` derived from the file name, the line and the row.
 """
 
 from __future__ import annotations
@@ -65,7 +70,17 @@ class SourceMapping(BaseModel):
 
     source: str = Field("other", description=f"The canonical source of these rows: {', '.join(SOURCES)}.")
     format: Literal["csv", "jsonl", "parquet"] | None = Field(None, description="Default: from the file name.")
-    delimiter: str = ","
+    delimiter: str | None = Field(
+        None, description="CSV delimiter (one character, or 'tab'); default: sniffed from the first lines among , ; tab |."
+    )
+    encoding: str | None = Field(
+        None, description="Text encoding (utf-8, cp1252, latin-1, utf-16...); default: UTF-8, or cp1252/latin-1 "
+                          "when the first bytes are not UTF-8."
+    )
+    anonymous: bool = Field(
+        False, description="Rows with no user_id, anonymous_id or email each become their own anonymous person "
+                           "(anonymous_id derived from the file name, the line and the row), e.g. a survey panel."
+    )
     timezone: str = Field("UTC", description="How to read timestamps that carry no offset.")
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
     events: list[EventSpec] | None = None
@@ -81,6 +96,16 @@ class SourceMapping(BaseModel):
             if name not in CANONICAL_FIELDS:
                 raise ValueError(f"unknown canonical field {name!r}; fields are {', '.join(CANONICAL_FIELDS)}")
         return value
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        return None if value is None else parse_delimiter(value)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        return None if value is None else parse_encoding(value)
 
     @model_validator(mode="after")
     def _event_and_ts(self) -> SourceMapping:
@@ -98,6 +123,35 @@ class SourceMapping(BaseModel):
                 ts=self.fields.get("ts", FieldSpec(column="ts")),
             )
         ]
+
+    def mapped_columns(self) -> list[tuple[str, str]]:
+        """(key under this source in journeymap.yml, column) for every column the mapping reads, in key order.
+
+        A mapping with fields but no event or ts field reads the columns `event` and `ts`; those are
+        listed too, as `fields.event (default)` (not `event` when the mapping maps `type`: identify and
+        group rows need no event). A mapping with neither fields nor events reads the
+        canonical columns, whichever the file has: it names none."""
+        out: list[tuple[str, str]] = []
+        if self.fields or self.events:
+            for name, spec in self.fields.items():
+                if spec.column:
+                    out.append((f"fields.{name}", spec.column))
+            if not self.events:
+                for name in ("event", "ts"):
+                    if name not in self.fields and not (name == "event" and "type" in self.fields):
+                        out.append((f"fields.{name} (default)", name))
+        for i, ev in enumerate(self.events or []):
+            for name in ("event", "ts"):
+                spec = getattr(ev, name)
+                if spec.column:
+                    out.append((f"events[{i}].{name}", spec.column))
+            if ev.when:
+                out.append((f"events[{i}].when", ev.when))
+            out += [(f"events[{i}].properties", c) for c in ev.properties or []]
+        if isinstance(self.properties, list):
+            out += [("properties", c) for c in self.properties]
+        out += [("traits", c) for c in self.traits]
+        return out
 
     def used_columns(self) -> set[str]:
         cols = {f.column for f in self.fields.values() if f.column}
@@ -122,3 +176,34 @@ CANONICAL_ALIASES: dict[str, tuple[str, ...]] = {
     "traits": ("traits",),
 }
 """The columns the canonical (and Segment-shaped) input may use for each field, in order of preference."""
+
+
+def parse_delimiter(value: str) -> str:
+    """One character; `tab` and `\\t` name the tab.
+
+    >>> parse_delimiter("tab"), parse_delimiter(";")
+    ('\\t', ';')
+    """
+    value = {"tab": "\t", "\\t": "\t", "\t": "\t"}.get(value.lower() if len(value) > 1 else value, value)
+    if len(value) != 1 or value in "\r\n\"":
+        raise ValueError(f"the delimiter must be one character (such as , ; | or tab), not {value!r}")
+    return value
+
+
+def parse_encoding(value: str) -> str:
+    """A text encoding Python knows, by its canonical name.
+
+    >>> parse_encoding("Latin1"), parse_encoding("windows-1252")
+    ('iso8859-1', 'cp1252')
+    """
+    import codecs
+    import difflib
+    import encodings
+
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        known = sorted(set(encodings.aliases.aliases.values()) | {"utf-8", "utf-16", "latin-1", "cp1252"})
+        close = difflib.get_close_matches(value.lower().replace("-", "_"), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else " (such as utf-8, cp1252, latin-1 or utf-16)"
+        raise ValueError(f"unknown encoding {value!r}{hint}") from None

@@ -2,6 +2,9 @@
 
 The SQL is built once per file (per batch schema) and runs over each batch registered as `_raw`.
 Placeholder identifiers become NULL here, so they can neither identify nor merge anyone downstream.
+Rows whose `type` is a Segment call other than track (identify, group, page, screen, alias) and that
+carry no event name get the name the tracking API gives that call (`identify`, `group`, `page_viewed`,
+...), and an identify row without an email takes its traits' email, as the tracking API does.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import pyarrow as pa
 from journeymap.events.schema import CANONICAL_FIELDS, PLACEHOLDER_IDS
 from journeymap.events.validate import is_json_object
 from journeymap.ingest.mapping import CANONICAL_ALIASES, FieldSpec, SourceMapping
+from journeymap.ingest.segment import EVENT_NAMES
 
 _ID_FIELDS = ("user_id", "anonymous_id", "email", "previous_id", "account_id")
 _PLACEHOLDERS = "(" + ", ".join("'" + p.replace("'", "''") + "'" for p in sorted(PLACEHOLDER_IDS)) + ")"
@@ -184,11 +188,13 @@ def _spec_text(spec: Spec, cols) -> str:
 
 
 def projection_sql(
-    mapping: SourceMapping | None, schema: pa.Schema | None, source_override: str | None, trim: bool = True
+    mapping: SourceMapping | None, schema: pa.Schema | None, source_override: str | None, trim: bool = True,
+    file_name: str = "",
 ) -> str:
     """SQL over `_raw` giving canonical text columns, `ts`, `ts_raw`, `_row` and `_spec`.
 
-    For JSON Lines (`schema` None) `_raw` must hold only rows whose `_line` is a JSON object."""
+    For JSON Lines (`schema` None) `_raw` must hold only rows whose `_line` is a JSON object.
+    `file_name` is part of the anonymous id of a row that names nobody, with `anonymous: true`."""
     cols = JsonColumns() if schema is None else TabularColumns(schema, trim)
     mapping, specs, used = _resolve(mapping, cols)
     common: dict[str, str] = {}
@@ -199,6 +205,18 @@ def projection_sql(
     source = source_override or mapping.source
     common["source"] = f"coalesce(lower({_spec_text(specs['source'], cols)}), {lit(source)})" if "source" in specs else lit(source)
     common["traits"] = _spec_text(specs["traits"], cols) if "traits" in specs else cols.pick(mapping.traits) if mapping.traits else "NULL::VARCHAR"
+    if "type" in specs or "type" in mapping.fields:
+        # Segment's identify: the email among the traits (the traits are validated later, so only read when valid).
+        traits = common["traits"]
+        common["email"] = (
+            f"coalesce({common['email']}, CASE WHEN {common['type']} = 'identify' AND {is_json_object(traits)} "
+            f"THEN NULLIF(json_extract_string({traits}, '$.email'), '') END)"
+        )
+    calls = " ".join(f"WHEN {lit(call)} THEN {lit(name)}" for call, name in EVENT_NAMES.items())
+    raw_text = "_line" if schema is None else "to_json(_raw)::VARCHAR"
+    anon = (
+        f", {lit(file_name + ':')} || _row || ':' || left(md5({raw_text}), 12) AS _anon" if mapping.anonymous else ""
+    )
 
     selects = []
     for i, ev in enumerate(mapping.event_specs()):
@@ -221,15 +239,27 @@ def projection_sql(
         else:
             props = cols.pick(list(mapping.properties))
         # An empty object and no properties are the same thing, whatever the format.
-        fields = dict(common, event=_spec_text(event_spec, cols), properties=f"NULLIF({props}, '{{}}')")
+        event = _spec_text(event_spec, cols)
+        if "type" in specs or "type" in mapping.fields:
+            # A call other than track needs no event name: the call names it, as the tracking API does.
+            event = f"coalesce({event}, CASE {common['type']} {calls} END)"
+        fields = dict(common, event=event, properties=f"NULLIF({props}, '{{}}')")
         body = ", ".join(f"{expr} AS {name}" for name, expr in fields.items())
         where = f"WHERE {cols.clean(cols.text(ev.when))} IS NOT NULL" if ev.when and cols.has(ev.when) else ""
         if ev.when and not cols.has(ev.when):
             where = "WHERE FALSE"
-        selects.append(f"SELECT _row, {i} AS _spec, {ts} AS ts, {ts_raw} AS ts_raw, {body} FROM _raw {where}")
+        selects.append(f"SELECT _row, {i} AS _spec, {ts} AS ts, {ts_raw} AS ts_raw, {body}{anon} FROM _raw {where}")
     # Placeholder identifiers become NULL once each field is computed (an outer select, so each
     # field expression is evaluated once).
     ids = ", ".join(
         f"CASE WHEN lower({n}) IN {_PLACEHOLDERS} THEN NULL ELSE {n} END AS {n}" for n in _ID_FIELDS
     )
-    return f"SELECT * REPLACE ({ids}) FROM (\n" + "\nUNION ALL\n".join(selects) + "\n)"
+    sql = f"SELECT * REPLACE ({ids}) FROM (\n" + "\nUNION ALL\n".join(selects) + "\n)"
+    if mapping.anonymous:
+        # A row that names no person is its own anonymous respondent: file name, line and a hash of the row,
+        # so re-ingesting the file gives the same ids (and adds nothing), and equal rows stay distinct.
+        sql = (
+            "SELECT * EXCLUDE (_anon) REPLACE (CASE WHEN user_id IS NULL AND anonymous_id IS NULL AND email IS NULL "
+            f"THEN _anon ELSE anonymous_id END AS anonymous_id) FROM ({sql})"
+        )
+    return sql

@@ -2,7 +2,9 @@
 
 `_row` is what a dead letter reports: for CSV and JSON Lines the 1-based physical line (the header
 is line 1), for Parquet the 1-based row. CSV values are read as text, never type-guessed, so a
-stray value cannot fail a whole column; the mapping decides how to parse each field.
+stray value cannot fail a whole column; the mapping decides how to parse each field. Text files are
+read in the dialect (delimiter, encoding) that `sniff` found or the user gave; a non-UTF-8 encoding
+is transcoded while reading.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from journeymap.ingest.files import InputFile
+from journeymap.ingest.sniff import Dialect
 
 BATCH_BYTES = 8 << 20  # CSV block size: about 50-100k rows per batch
 PARQUET_BATCH_ROWS = 512_000
@@ -80,13 +83,46 @@ def prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.R
         t.join(timeout=5)
 
 
-def read_batches(f: InputFile, state: ReadState, delimiter: str = ",") -> Iterator[pa.RecordBatch]:
+def read_batches(f: InputFile, state: ReadState, dialect: Dialect | None = None) -> Iterator[pa.RecordBatch]:
+    if dialect is None or (f.format == "csv" and dialect.delimiter is None):
+        dialect = Dialect(delimiter="\t" if f.path.suffixes[0:1] == [".tsv"] else ",")
     if f.format == "parquet":
         yield from _parquet(f, state)
     elif f.format == "csv":
-        yield from _csv(f, state, delimiter if f.path.suffixes[0:1] != [".tsv"] else "\t")
+        yield from _csv(f, state, dialect)
     else:
-        yield from _lines(f, state)
+        yield from _lines(f, state, dialect)
+
+
+def columns(f: InputFile, dialect: Dialect) -> list[str] | None:
+    """The columns of a CSV or Parquet file as the batches name them (`_row` aside); None for JSON Lines,
+    whose keys are known row by row."""
+    if f.format == "parquet":
+        return pq.ParquetFile(f.path).schema_arrow.names
+    if f.format == "csv":
+        return _renamed(_header(f, ReadState(), dialect))
+    return None
+
+
+def _encoding(dialect: Dialect) -> str:
+    # pyarrow reads UTF-8 natively; any other name makes it transcode through Python's codec.
+    return "utf8" if dialect.encoding.replace("-", "").lower() == "utf8" else dialect.encoding
+
+
+def _header(f: InputFile, state: ReadState, dialect: Dialect) -> list[str]:
+    with _open(f, state) as stream:
+        # Only the header: every column is then read as text.
+        return pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(block_size=1 << 16, encoding=_encoding(dialect)),
+            parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter, invalid_row_handler=lambda row: "skip"),
+            convert_options=pacsv.ConvertOptions(include_columns=[]),
+        ).schema.names
+
+
+def _renamed(names: list[str]) -> list[str]:
+    # Exports from pandas start with an unnamed index column; SQL needs a name for it.
+    return [n if n.strip() else f"column_{i + 1}" for i, n in enumerate(names)]
 
 
 def _parquet(f: InputFile, state: ReadState) -> Iterator[pa.RecordBatch]:
@@ -133,7 +169,7 @@ def _line_numbers(start: int, n: int, skipped: set[int]) -> tuple[pa.Array, int]
     return pa.array(out, pa.int64()), line
 
 
-def _csv(f: InputFile, state: ReadState, delimiter: str) -> Iterator[pa.RecordBatch]:
+def _csv(f: InputFile, state: ReadState, dialect: Dialect) -> Iterator[pa.RecordBatch]:
     skipped: set[int] = set()
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -145,24 +181,16 @@ def _csv(f: InputFile, state: ReadState, delimiter: str) -> Iterator[pa.RecordBa
             state.malformed.append(Malformed(row.number, row.text, detail))
         return "skip"
 
-    with _open(f, state) as stream:
-        # Only the header: every column is then read as text.
-        header = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(block_size=1 << 16),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda row: "skip"),
-            convert_options=pacsv.ConvertOptions(include_columns=[]),
-        ).schema
-    names = header.names
-    # Exports from pandas start with an unnamed index column; SQL needs a name for it.
-    renamed = [n if n.strip() else f"column_{i + 1}" for i, n in enumerate(names)]
+    names = _header(f, state, dialect)
+    renamed = _renamed(names)
     state.bytes_read = 0
     with _open(f, state) as stream:
         reader = pacsv.open_csv(
             stream,
-            read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, use_threads=False),  # threads lose line numbers
+            read_options=pacsv.ReadOptions(  # threads lose line numbers
+                block_size=BATCH_BYTES, use_threads=False, encoding=_encoding(dialect)),
             parse_options=pacsv.ParseOptions(
-                delimiter=delimiter, newlines_in_values=False, ignore_empty_lines=False, invalid_row_handler=on_invalid
+                delimiter=dialect.delimiter, newlines_in_values=False, ignore_empty_lines=False, invalid_row_handler=on_invalid
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names}, strings_can_be_null=True, quoted_strings_can_be_null=False
@@ -176,12 +204,12 @@ def _csv(f: InputFile, state: ReadState, delimiter: str) -> Iterator[pa.RecordBa
             yield batch.append_column("_row", rows)
 
 
-def _lines(f: InputFile, state: ReadState) -> Iterator[pa.RecordBatch]:
+def _lines(f: InputFile, state: ReadState, dialect: Dialect) -> Iterator[pa.RecordBatch]:
     """JSON Lines as raw text, one record per line; the loader parses them in DuckDB, row by row."""
     with _open(f, state) as stream:
         reader = pacsv.open_csv(
             stream,
-            read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, column_names=["_line"]),
+            read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, column_names=["_line"], encoding=_encoding(dialect)),
             parse_options=pacsv.ParseOptions(
                 delimiter="\x1e", quote_char=False, escape_char=False, ignore_empty_lines=False,
                 invalid_row_handler=lambda row: "skip",
