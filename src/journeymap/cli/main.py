@@ -46,6 +46,8 @@ def ingest(
     source: Annotated[str | None, typer.Option(help="A mapping under sources: in journeymap.yml, or a canonical source name.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="csv, jsonl or parquet when the name does not say.")] = None,
     strict: Annotated[bool, typer.Option(help="Fail a file on its first rejected row and keep nothing of it.")] = False,
+    replace: Annotated[bool, typer.Option(help="Replace the earlier loads of the same file and source (after fixing a "
+                                               "mapping): they are removed only once the new load has committed.")] = False,
     as_json: JsonOpt = False,
 ):
     """Load event files. Bad rows go to dead letters; re-ingesting a file adds nothing."""
@@ -64,7 +66,7 @@ def ingest(
                 bar.update(tasks[p.path], completed=p.done)
 
             t0 = time.perf_counter()
-            reports = ws.ingest(paths, source=source, strict=strict, fmt=fmt, progress=on_progress)
+            reports = ws.ingest(paths, source=source, strict=strict, fmt=fmt, progress=on_progress, replace=replace)
             elapsed = time.perf_counter() - t0
             spark_tables = ws.spark_tables
     except StrictRejection as exc:
@@ -166,12 +168,13 @@ def analyses(as_json: JsonOpt = False):
 # Every analysis of the registry is a command generated from its description (cli/commands.py); the
 # commands that are not analyses (serve, keys, interviews) register themselves.
 from journeymap.cli import keys as _keys  # noqa: E402
+from journeymap.cli import loads as _loads  # noqa: E402
 from journeymap.cli import serve as _serve  # noqa: E402
 from journeymap.cli import voice as _voice  # noqa: E402
 from journeymap.cli.commands import add_analysis_commands  # noqa: E402
 
 add_analysis_commands(app)
-for _module in (_voice, _serve, _keys):
+for _module in (_loads, _voice, _serve, _keys):
     _module.register(app)
 
 

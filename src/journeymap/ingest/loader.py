@@ -7,6 +7,7 @@ Each batch is projected and validated in DuckDB (vectorised; no per-row Python),
   - rejected rows go to dead letters with file, line, field and reason.
 Rows, dead letters and the load's counts commit together, every COMMIT_ROWS rows and at the end.
 A bad row never stops the run; with `strict` it fails the file instead, and nothing of it is kept.
+A load that replaces earlier ones (`replacing`) also commits once, at the end, with their removal.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pyarrow as pa
 from journeymap.events.reasons import Reason
 from journeymap.events.validate import is_json_object, rejection_columns, validation_sql
 from journeymap.ingest.files import InputFile
-from journeymap.ingest.mapping import SourceMapping
+from journeymap.ingest.mapping import SourceMapping, mapping_hash
 from journeymap.ingest.projection import projection_sql
 from journeymap.ingest.readers import ReadState, prefetch, read_batches
 
@@ -55,11 +56,13 @@ class LoadReport:
     rejected: int = 0
     seconds: float = 0.0
     samples: list[Rejection] = field(default_factory=list)
+    replaced: list[dict] = field(default_factory=list)  # the earlier loads it replaced (ingest --replace)
 
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("file", "load_id", "rows_read", "accepted", "duplicate", "rejected")}
         d["seconds"] = round(self.seconds, 3)
         d["rejections"] = [r.__dict__ for r in self.samples]
+        d["replaced"] = self.replaced
         return d
 
 
@@ -80,12 +83,17 @@ class Loader:
         source_name: str | None = None,
         source_override: str | None = None,
         progress: Callable[[int], None] | None = None,
+        replacing: Callable[[int], None] | None = None,
     ) -> LoadReport:
+        """Load one file. `replacing(load_id)` removes the loads this one replaces (ingest/loads.py): it runs
+        inside this load's transaction before any row, and the load then commits once, at the end, so the
+        earlier loads are gone exactly when this one is complete; a failure rolls both back."""
         con = self.con
         load_id = con.execute("SELECT nextval('load_ids')").fetchall()[0][0]
         con.execute(
-            "INSERT INTO loads (load_id, source_name, file, started_at, status) VALUES (?, ?, ?, now()::TIMESTAMP, 'started')",
-            [load_id, source_name, str(f.path)],
+            "INSERT INTO loads (load_id, source_name, file, started_at, status, mapping_hash) "
+            "VALUES (?, ?, ?, now()::TIMESTAMP, 'started', ?)",
+            [load_id, source_name, str(f.path), mapping_hash(mapping)],
         )
         report = LoadReport(str(f.path), load_id)
         t0 = time.perf_counter()
@@ -95,6 +103,8 @@ class Loader:
         pending = 0  # rows written since the last commit
         con.execute("BEGIN TRANSACTION")
         try:
+            if replacing is not None:
+                replacing(load_id)
             for batch in prefetch(read_batches(f, state, mapping.delimiter if mapping else ",")):
                 report.rows_read += batch.num_rows
                 if sql is None:
@@ -105,7 +115,7 @@ class Loader:
                 pending += batch.num_rows
                 if progress:
                     progress(state.bytes_read)
-                if not self.strict and pending >= COMMIT_ROWS:
+                if not self.strict and replacing is None and pending >= COMMIT_ROWS:
                     self._commit(report)
                     pending = 0
                     con.execute("BEGIN TRANSACTION")

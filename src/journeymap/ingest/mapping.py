@@ -20,6 +20,8 @@ and `default`. A row can give several events with `events:` (each with its own e
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -122,3 +124,22 @@ CANONICAL_ALIASES: dict[str, tuple[str, ...]] = {
     "traits": ("traits",),
 }
 """The columns the canonical (and Segment-shaped) input may use for each field, in order of preference."""
+
+
+def mapping_hash(mapping: SourceMapping | None) -> str | None:
+    """A short hash of what a mapping says (12 hex digits of SHA-256), stored with each load (`loads.mapping_hash`)
+    so `journeymap loads` shows which version of a mapping loaded a file; None for canonical files.
+
+    Key order in journeymap.yml does not change it; any change to a field, a map or the events does.
+
+    >>> a = SourceMapping(source="crm", fields={"user_id": "contact", "ts": "created"})
+    >>> b = SourceMapping(fields={"ts": "created", "user_id": "contact"}, source="crm")
+    >>> mapping_hash(a) == mapping_hash(b), len(mapping_hash(a)), mapping_hash(None)
+    (True, 12, None)
+    >>> mapping_hash(a) == mapping_hash(SourceMapping(source="crm", fields={"user_id": "owner", "ts": "created"}))
+    False
+    """
+    if mapping is None:
+        return None
+    text = json.dumps(mapping.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
