@@ -27,13 +27,33 @@ app = typer.Typer(
 out = Console()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from journeymap import __version__
+
+        typer.echo(f"journeymap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_print_version, is_eager=True,
+                                          help="Print journeymap's version and exit.")] = False,
+) -> None:
+    pass
+
+
 @app.command()
-def init(directory: Path, force: Annotated[bool, typer.Option(help="Overwrite an existing journeymap.yml.")] = False):
+def init(
+    directory: Annotated[Path, typer.Argument(help="The workspace folder; created when missing.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing journeymap.yml (data/ and the store are kept).")] = False,
+):
     """Create a workspace: journeymap.yml with a commented example journey, and a data folder."""
     try:
         ws = Workspace.init(directory, force=force)
-    except FileExistsError as exc:
-        fail(str(exc))
+    except FileExistsError:
+        fail(f"{directory / 'journeymap.yml'} exists: pass --force to overwrite it with the template "
+             f"(`journeymap init {directory} --force`; data/ and the store are kept)")
     ws.close()
     out.print(f"Created workspace [bold]{directory}[/]: edit {directory / 'journeymap.yml'}, put exports in {directory / 'data'}, then run")
     out.print(f"  journeymap ingest '{directory}/data/*.csv' --workspace {directory}")
@@ -46,7 +66,7 @@ def ingest(
     source: Annotated[str | None, typer.Option(help="A mapping under sources: in journeymap.yml, or a canonical source name.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="csv, jsonl or parquet when the name does not say.")] = None,
     strict: Annotated[bool, typer.Option(help="Fail a file on its first rejected row and keep nothing of it.")] = False,
-    replace: Annotated[bool, typer.Option(help="Replace the earlier loads of the same file and source (after fixing a "
+    replace: Annotated[bool, typer.Option("--replace", help="Replace the earlier loads of the same file and source (after fixing a "
                                                "mapping): they are removed only once the new load has committed.")] = False,
     as_json: JsonOpt = False,
 ):

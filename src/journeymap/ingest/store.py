@@ -179,7 +179,7 @@ def open_store(workspace: str | Path, read_only: bool = False,
         settings = store_settings(workspace)
     path = store_path(workspace)
     if read_only and not path.exists():
-        raise FileNotFoundError(f"{path}: no store yet; run `journeymap ingest` first")
+        raise FileNotFoundError(f"{path}: no store yet; run `journeymap ingest FILE --workspace {path.parent}` first")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path.parent}: no such workspace folder; create one with `journeymap init {path.parent}`")
     try:
