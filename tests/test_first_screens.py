@@ -106,7 +106,7 @@ def test_serve_prints_where_the_web_app_is(tmp_path):
         log = server.log.read_text()
     finally:
         server.stop()
-    assert f"{server.url}/app" in log and f"{server.url}/api/v1/" in log and f"{server.url}/v1/" in log
+    assert f"{server.url}/app/" in log and f"{server.url}/api/v1/" in log and f"{server.url}/v1/" in log
     assert f"journeymap keys create --kind read --name NAME --workspace {ws}" in log
 
 
@@ -114,8 +114,8 @@ def test_serve_on_every_interface_shows_an_address_a_browser_opens():
     from journeymap.cli.serve import addresses
 
     lines = "\n".join(addresses(Path("acme"), "0.0.0.0", 8000))
-    assert "http://127.0.0.1:8000/app" in lines and "listening on 0.0.0.0" in lines
-    assert "http://[::1]:8000/app" in "\n".join(addresses(Path("acme"), "::", 8000))
+    assert "http://127.0.0.1:8000/app/" in lines and "listening on 0.0.0.0" in lines
+    assert "http://[::1]:8000/app/" in "\n".join(addresses(Path("acme"), "::", 8000))
 
 
 # -- hints name the whole command ----------------------------------------------------------------------------------

@@ -28,10 +28,14 @@ out = Console()
 
 
 def _print_version(value: bool) -> None:
+    """The installed package's version (the package root, which says the same, is above this layer)."""
     if value:
-        from journeymap import __version__
+        from importlib.metadata import PackageNotFoundError, version
 
-        typer.echo(f"journeymap {__version__}")
+        try:
+            typer.echo(f"journeymap {version('journeymap')}")
+        except PackageNotFoundError:
+            fail("journeymap is not installed as a package, so it has no version: `pip install -e .` installs it")
         raise typer.Exit()
 
 

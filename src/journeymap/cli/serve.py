@@ -25,7 +25,7 @@ def addresses(workspace: Path, host: str, port: int) -> list[str]:
     everywhere = f" (listening on {host or 'every interface'})" if shown != host else ""
     return [
         f"journeymap: serving {workspace} on {base}{everywhere}; Ctrl+C stops",
-        f"  web app       {base}/app   (sign in with a read key: `journeymap keys create --kind read --name NAME "
+        f"  web app       {base}/app/  (sign in with a read key: `journeymap keys create --kind read --name NAME "
         f"--workspace {workspace}`)",
         f"  JSON API      {base}/api/v1/",
         f"  tracking API  {base}/v1/",
