@@ -246,3 +246,17 @@ def test_a_failed_replacing_load_keeps_the_earlier_one(acme, tmp_path):
             ws.ingest([str(leads)], source="leads", strict=True, replace=True)
         assert [d["status"] for d in ws.loads()] == ["completed", "failed", "failed"]
     assert _events(acme) == before
+
+
+def test_when_a_later_file_fails_the_journey_has_the_files_before_it(acme, tmp_path):
+    """Files commit one by one: when the second fails, the first one's replacement is already in the events, and
+    identity and the journey tables are rebuilt to match (they would still hold the replaced rows)."""
+    a = _write(tmp_path / "a.csv", ["customer_id,event,ts", "ann,signup,2024-01-01T09:00:00Z"])
+    b = _write(tmp_path / "b.csv", ["customer_id,event,ts", "bob,signup,2024-01-02T09:00:00Z"])
+    invoke_cli("ingest", str(a), str(b), "-w", str(acme))
+    _write(a, ["customer_id,event,ts", "cid,signup,2024-01-01T09:00:00Z"])
+    _write(b, ["customer_id,event,ts", "bob,signup,never"])
+    failed = invoke_cli("ingest", str(a), str(b), "--replace", "--strict", "-w", str(acme), check=False)
+    assert failed.returncode == 1
+    assert _events(acme) == [("bob", "signup"), ("cid", "signup")]  # a.csv replaced; b.csv's load kept
+    assert _table(acme, "SELECT person_id FROM persons ORDER BY 1") == [("u:bob",), ("u:cid",)]

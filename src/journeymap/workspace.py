@@ -107,20 +107,23 @@ class Workspace:
         files = expand(paths, fmt or (mapping.format if mapping else None))
         loader = Loader(self.con, strict=strict)
         reports = []
-        for f in files:
-            cb = (lambda done, f=f: progress(InputFileProgress(f.path, done, f.size))) if progress else None
-            replaced: list[dict] = []
-            earlier = earlier_loads(self.con, f.path, source) if replace else []
+        try:
+            for f in files:
+                cb = (lambda done, f=f: progress(InputFileProgress(f.path, done, f.size))) if progress else None
+                replaced: list[dict] = []
+                earlier = earlier_loads(self.con, f.path, source) if replace else []
 
-            def replacing(new_id: int, earlier=earlier, replaced=replaced) -> None:
-                replaced.extend(unload_in_transaction(self.con, old, replaced_by=new_id) for old in earlier)
+                def replacing(new_id: int, earlier=earlier, replaced=replaced) -> None:
+                    replaced.extend(unload_in_transaction(self.con, old, replaced_by=new_id) for old in earlier)
 
-            report = loader.load(f, mapping, source_name=source, source_override=override, progress=cb,
-                                 replacing=replacing if earlier else None)
-            report.replaced = replaced
-            reports.append(report)
-        if refresh:
-            self.refresh()
+                report = loader.load(f, mapping, source_name=source, source_override=override, progress=cb,
+                                     replacing=replacing if earlier else None)
+                report.replaced = replaced
+                reports.append(report)
+        finally:
+            # also when a later file fails: the files loaded (or replaced) before it are in the journey
+            if refresh and reports:
+                self.refresh()
         return reports
 
     def _mapping(self, source: str | None):
