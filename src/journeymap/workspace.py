@@ -35,7 +35,8 @@ from journeymap.errors import InputError, NotEnoughData, OptionError
 from journeymap.identity import stitch
 from journeymap.ingest.files import expand
 from journeymap.ingest.loader import TOO_MANY_REJECTS, FileFailed, LoadReport, Loader
-from journeymap.ingest.mapping import parse_delimiter, parse_encoding
+from journeymap.ingest.loads import UnknownLoad, earlier_loads, list_loads, unload, unload_in_transaction
+from journeymap.ingest.mapping import mapping_hash, parse_delimiter, parse_encoding
 from journeymap.ingest.store import open_store
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.load import load_definition, store_settings_for
@@ -114,6 +115,7 @@ class Workspace:
         fmt: str | None = None, progress: Callable[[InputFileProgress], None] | None = None,
         refresh: bool = True, max_reject_rate: float | None = DEFAULT_MAX_REJECT_RATE,
         delimiter: str | None = None, encoding: str | None = None, raise_on_failure: bool = True,
+        replace: bool = False,
     ) -> list[LoadReport]:
         """Load files; `source` names a mapping under `sources:` or a canonical source (product, crm, ...).
 
@@ -124,7 +126,9 @@ class Workspace:
         `loaded`. `delimiter` and `encoding` override the mapping's and what the files' first bytes say.
 
         Identity is rebuilt afterwards; pass refresh=False when loading several batches of files and
-        call `refresh()` once at the end."""
+        call `refresh()` once at the end. With replace=True each file replaces the earlier loads of the same
+        file and source (after a mapping is fixed, say): they are unloaded in the new load's transaction, so
+        they are gone only once it has committed (ingest/loads.py); `report.replaced` says what was removed."""
         mapping, override = self._mapping(source)
         delimiter = _option(parse_delimiter, delimiter, "delimiter")
         encoding = _option(parse_encoding, encoding, "encoding")
@@ -134,23 +138,34 @@ class Workspace:
         files = expand(paths, fmt or (mapping.format if mapping else None))
         loader = Loader(self.con, strict=strict)
         reports = []
-        for f in files:
-            cb = (lambda done, f=f: progress(InputFileProgress(f.path, done, f.size))) if progress else None
-            try:
-                report = loader.load(f, mapping, source_name=source, source_override=override, progress=cb,
-                                     delimiter=delimiter, encoding=encoding)
-            except FileFailed as exc:
-                report = exc.report
-            if report.ok and max_reject_rate is not None and report.reject_rate > max_reject_rate:
-                report.status = TOO_MANY_REJECTS
-                report.error = (
-                    f"{report.file}: {report.reject_rate:.1%} of its rows were rejected, over --max-reject-rate "
-                    f"{max_reject_rate:.0%}; most common: {report.top_reason()}. The {report.accepted:,} accepted rows "
-                    f"are loaded; see `journeymap rejects --workspace {self.path}`"
-                )
-            reports.append(report)
-        if refresh:
-            self.refresh()
+        try:
+            for f in files:
+                cb = (lambda done, f=f: progress(InputFileProgress(f.path, done, f.size))) if progress else None
+                replaced: list[dict] = []
+                earlier = earlier_loads(self.con, f.path, source) if replace else []
+
+                def replacing(new_id: int, earlier=earlier, replaced=replaced) -> None:
+                    replaced.extend(unload_in_transaction(self.con, old, replaced_by=new_id) for old in earlier)
+
+                try:
+                    report = loader.load(f, mapping, source_name=source, source_override=override, progress=cb,
+                                         delimiter=delimiter, encoding=encoding,
+                                         replacing=replacing if earlier else None)
+                except FileFailed as exc:
+                    report = exc.report
+                report.replaced = replaced if report.ok else []  # a failed load rolled its replacing back
+                if report.ok and max_reject_rate is not None and report.reject_rate > max_reject_rate:
+                    report.status = TOO_MANY_REJECTS
+                    report.error = (
+                        f"{report.file}: {report.reject_rate:.1%} of its rows were rejected, over --max-reject-rate "
+                        f"{max_reject_rate:.0%}; most common: {report.top_reason()}. The {report.accepted:,} accepted "
+                        f"rows are loaded; see `journeymap rejects --workspace {self.path}`"
+                    )
+                reports.append(report)
+        finally:
+            # also when a later file fails: the files loaded (or replaced) before it are in the journey
+            if refresh and reports:
+                self.refresh()
         if raise_on_failure and any(not r.ok for r in reports):
             raise IngestFailed(reports)
         return reports
@@ -169,6 +184,36 @@ class Workspace:
             f"--source {source!r} is neither a mapping in {self.definition_path} ({', '.join(known) or 'none'}) "
             f"nor a canonical source ({', '.join(SOURCES)})"
         )
+
+    def loads(self) -> list[dict]:
+        """Every load of this workspace, oldest first (`journeymap loads`): load_id, file, source, mapping_hash,
+        rows_read, accepted, duplicate, rejected, status (started, completed, failed, unloaded), started_at,
+        finished_at, unloaded_at, replaced_by, and mapping_changed: whether the source's mapping in
+        journeymap.yml now hashes differently (None when the load used no mapping, or it is gone)."""
+        current = {}
+        if self.definition_path.exists():
+            try:
+                current = {name: mapping_hash(m) for name, m in self.definition.sources.items()}
+            except ValueError:  # an invalid journeymap.yml: `journeymap validate` says why; the list still shows
+                current = {}
+        out = list_loads(self.con)
+        for d in out:
+            now = current.get(d["source"]) if d["mapping_hash"] is not None else None
+            d["mapping_changed"] = None if now is None else now != d["mapping_hash"]
+        return out
+
+    def unload(self, load_id: int, refresh: bool = True) -> dict:
+        """Remove one load's events and dead letters, mark it unloaded, and rebuild identity and the journey
+        tables (`journeymap unload`). Returns {load_id, file, source, events, dead_letters, later}: `later` lists
+        the loads after it that reported duplicates or rejections, whose rows identical to this load's were
+        never stored twice and leave with it; re-ingesting their files restores them (ingest/loads.py)."""
+        try:
+            removed = unload(self.con, int(load_id))
+        except UnknownLoad as exc:
+            raise UnknownLoad(f"{self.path}: {exc}; `journeymap loads --workspace {self.path}` lists the loads") from None
+        if refresh:
+            self.refresh()
+        return removed
 
     def refresh(self):
         """Rebuild identity and the derived tables after events changed (and their Parquet, on a Spark engine)."""

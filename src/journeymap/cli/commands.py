@@ -76,7 +76,8 @@ def _given(model, opts: list[Option], kwargs: dict) -> dict:
 
 def command_for(analysis: Analysis, render: Callable[..., None], extra: list[inspect.Parameter] = (),
                 after: Callable[..., None] | None = None) -> Callable[..., None]:
-    """A Typer command for `analysis`; `render(result, params, view)` prints the table."""
+    """A Typer command for `analysis`; `render(result, params, view)` prints the table, or
+    `after(result, params, as_json=, workspace=, **extra options)` prints what the command prints instead."""
     opts = _cli_options(analysis.params)
     view_opts = _cli_options(analysis.view) if analysis.view else []
 
@@ -92,7 +93,7 @@ def command_for(analysis: Analysis, render: Callable[..., None], extra: list[ins
             with progress_for(analysis.name, quiet=as_json or not analysis.slow) as progress:
                 result = analysis(ws, params, progress)
         if after is not None:  # the command prints its own output (the map: HTML and/or JSON)
-            after(result, params, as_json=as_json, **extras)
+            after(result, params, as_json=as_json, workspace=workspace, **extras)
         elif as_json:
             print_json(result)
         elif render is not None:

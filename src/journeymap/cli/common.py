@@ -25,6 +25,26 @@ from journeymap.workspace import Workspace
 
 err = Console(stderr=True)
 
+
+def _flags_without_a_type() -> None:
+    """Typer's Rich help writes a type after every option, `<bool>` after flags too (`--json <bool>`), as if a
+    flag took a value; none does, and Typer's plain help already leaves it out (TyperOption.get_help_record), so
+    the Rich help shows no type for a flag either. Typers that do not write one have nothing to change."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "flags_untyped", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.flags_untyped = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_without_a_type()
+
 WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="The workspace folder.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

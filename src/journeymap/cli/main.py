@@ -28,13 +28,37 @@ app = typer.Typer(
 out = Console()
 
 
+def _print_version(value: bool) -> None:
+    """The installed package's version (the package root, which says the same, is above this layer)."""
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"journeymap {version('journeymap')}")
+        except PackageNotFoundError:
+            fail("journeymap is not installed as a package, so it has no version: `pip install -e .` installs it")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_print_version, is_eager=True,
+                                          help="Print journeymap's version and exit.")] = False,
+) -> None:
+    pass
+
+
 @app.command()
-def init(directory: Path, force: Annotated[bool, typer.Option(help="Overwrite an existing journeymap.yml.")] = False):
+def init(
+    directory: Annotated[Path, typer.Argument(help="The workspace folder; created when missing.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing journeymap.yml (data/ and the store are kept).")] = False,
+):
     """Create a workspace: journeymap.yml with a commented example journey, and a data folder."""
     try:
         ws = Workspace.init(directory, force=force)
-    except FileExistsError as exc:
-        fail(str(exc))
+    except FileExistsError:
+        fail(f"{directory / 'journeymap.yml'} exists: pass --force to overwrite it with the template "
+             f"(`journeymap init {directory} --force`; data/ and the store are kept)")
     ws.close()
     out.print(f"Created workspace [bold]{directory}[/]: edit {directory / 'journeymap.yml'}, put exports in {directory / 'data'}, then run")
     out.print(f"  journeymap ingest '{directory}/data/*.csv' --workspace {directory}")
@@ -70,6 +94,8 @@ def ingest(
     encoding: Annotated[str | None, typer.Option(
         help="Text encoding (utf-8, cp1252, latin-1, utf-16...); default: the mapping's, else UTF-8, or "
              "cp1252/latin-1 when the first bytes are not UTF-8.")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace the earlier loads of the same file and source (after fixing a "
+                                               "mapping): they are removed only once the new load has committed.")] = False,
     as_json: JsonOpt = False,
 ):
     """Load event files. Bad rows go to dead letters; re-ingesting a file adds nothing. Each file is loaded or
@@ -91,7 +117,8 @@ def ingest(
 
             t0 = time.perf_counter()
             reports = ws.ingest(paths, source=source, strict=strict, fmt=fmt, progress=on_progress,
-                                max_reject_rate=rate, delimiter=delimiter, encoding=encoding, raise_on_failure=False)
+                                max_reject_rate=rate, delimiter=delimiter, encoding=encoding, raise_on_failure=False,
+                                replace=replace)
             elapsed = time.perf_counter() - t0
             spark_tables = ws.spark_tables
     except JourneymapError as exc:
@@ -209,12 +236,13 @@ def analyses(as_json: JsonOpt = False):
 # Every analysis of the registry is a command generated from its description (cli/commands.py); the
 # commands that are not analyses (serve, keys, interviews) register themselves.
 from journeymap.cli import keys as _keys  # noqa: E402
+from journeymap.cli import loads as _loads  # noqa: E402
 from journeymap.cli import serve as _serve  # noqa: E402
 from journeymap.cli import voice as _voice  # noqa: E402
 from journeymap.cli.commands import add_analysis_commands  # noqa: E402
 
 add_analysis_commands(app)
-for _module in (_voice, _serve, _keys):
+for _module in (_loads, _voice, _serve, _keys):
     _module.register(app)
 
 

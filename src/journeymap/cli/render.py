@@ -47,18 +47,30 @@ def _rows(items: list, view) -> list:
 # -- the map -----------------------------------------------------------------------------------------------
 
 
-def _map_output(result: dict, params, as_json: bool, out_file: Path | None) -> None:
+MAP_FILE = "journey-map.html"
+
+
+def _map_output(result: dict, params, as_json: bool, workspace: Path, out_file: Path | None) -> None:
+    """--out writes the HTML there, --json prints the JSON (both: both); neither writes WORKSPACE/journey-map.html
+    and prints its path, as `journeymap demo` does: a terminal is no place for the map's JSON."""
     from journeymap.report import write_map_html
 
+    if out_file is None and not as_json:
+        out_file = workspace / MAP_FILE
+        write_map_html(result, out_file)
+        _out().print(f"wrote {out_file}: open it in a browser (--json prints the map as JSON, --out FILE writes it "
+                     "elsewhere)", highlight=False, soft_wrap=True)
+        return
     if out_file:
         write_map_html(result, out_file)
-        err.print(f"wrote {out_file}", highlight=False)
-    if as_json or not out_file:
+        err.print(f"wrote {out_file}", highlight=False, soft_wrap=True)
+    if as_json:
         print_json(result)
 
 
 OUT_OPTION = inspect.Parameter("out_file", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-    Path | None, typer.Option("--out", help="Write the HTML journey map here (one self-contained file).")])
+    Path | None, typer.Option("--out", help="Write the HTML journey map here (one self-contained file); without --out "
+                                            f"or --json it goes to WORKSPACE/{MAP_FILE}.")])
 
 
 # -- paths --------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`journeymap serve`: the tracking API (and, later, the JSON API and web app) in one process."""
+"""`journeymap serve`: the web app, the JSON API and the tracking API in one process."""
 
 from __future__ import annotations
 
@@ -17,6 +17,21 @@ HOST_HELP = (
 )
 
 
+def addresses(workspace: Path, host: str, port: int) -> list[str]:
+    """What `serve` prints on start: where the web app, the JSON API and the tracking API are. A server on every
+    interface (0.0.0.0, ::) is shown at this machine's loopback address, which a browser here can open."""
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+    base = f"http://{shown}:{port}"
+    everywhere = f" (listening on {host or 'every interface'})" if shown != host else ""
+    return [
+        f"journeymap: serving {workspace} on {base}{everywhere}; Ctrl+C stops",
+        f"  web app       {base}/app/  (sign in with a read key: `journeymap keys create --kind read --name NAME "
+        f"--workspace {workspace}`)",
+        f"  JSON API      {base}/api/v1/",
+        f"  tracking API  {base}/v1/",
+    ]
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
@@ -32,7 +47,8 @@ def register(app: typer.Typer) -> None:
                  "1 keeps a load or stitch from taking every core from the requests.")] = 0,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
     ):
-        """Serve the tracking API (Segment's HTTP API: /v1/track, /v1/batch, ...) for a workspace."""
+        """Serve a workspace: the web app (/app), the JSON API (/api/v1/) and the tracking API (Segment's HTTP API:
+        /v1/track, /v1/batch, ...). The addresses are printed on start."""
         import uvicorn
 
         from journeymap.server.app import create_app
@@ -46,7 +62,8 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         app_ = create_app(workspace, rate_limit=rate_limit, burst=burst, stitch_seconds=stitch_seconds,
                           keep_segments=keep_segments, duckdb_threads=duckdb_threads or None)
-        err.print(f"journeymap: tracking API for {workspace} on http://{host}:{port}/v1/ (Ctrl+C stops)", highlight=False)
+        for line in addresses(workspace, host, port):
+            err.print(line, highlight=False, soft_wrap=True)
         config = uvicorn.Config(app_, host=host, port=port, log_level=log_level, lifespan="on", access_log=False)
         server = uvicorn.Server(config)
         server.run()

@@ -13,6 +13,7 @@ A bad row never stops the run; with `strict` it fails the file instead, and noth
 Before any row is loaded the file's dialect is read (`sniff`: delimiter and encoding) and every column
 the mapping names is checked against the file (`checks`). A file that cannot be loaded raises
 FileFailed, which carries the file's report and a message naming the file and what to do.
+A load that replaces earlier ones (`replacing`) also commits once, at the end, with their removal.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from journeymap.events.reasons import Reason
 from journeymap.events.validate import is_json_object, rejection_columns, validation_sql
 from journeymap.ingest.checks import check_canonical_columns, check_mapping_columns
 from journeymap.ingest.files import InputFile
-from journeymap.ingest.mapping import SourceMapping
+from journeymap.ingest.mapping import SourceMapping, mapping_hash
 from journeymap.ingest.projection import projection_sql
 from journeymap.ingest.readers import ReadState, columns, prefetch, read_batches
 from journeymap.ingest.sniff import Dialect, first_bad_line, sniff
@@ -92,6 +93,7 @@ class LoadReport:
     @property
     def ok(self) -> bool:
         return self.status == LOADED
+    replaced: list[dict] = field(default_factory=list)  # the earlier loads it replaced (ingest --replace)
 
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("file", "load_id", "rows_read", "accepted", "duplicate", "rejected")}
@@ -102,6 +104,7 @@ class LoadReport:
         d["reject_reasons"] = [{"reason": r, "field": f, "count": n} for (r, f), n in self.reasons.most_common()]
         if self.dialect is not None:
             d.update(self.dialect.describe())
+        d["replaced"] = self.replaced
         return d
 
 
@@ -155,14 +158,20 @@ class Loader:
         progress: Callable[[int], None] | None = None,
         delimiter: str | None = None,
         encoding: str | None = None,
+        replacing: Callable[[int], None] | None = None,
     ) -> LoadReport:
         """Load one file. `delimiter` and `encoding` override the mapping's, which override what the file's
-        first bytes say. Raises FileFailed (with the report) when the file cannot be loaded."""
+        first bytes say. Raises FileFailed (with the report) when the file cannot be loaded.
+
+        `replacing(load_id)` removes the loads this one replaces (ingest/loads.py): it runs inside this
+        load's transaction after the file's checks and before any row, and the load then commits once, at
+        the end, so the earlier loads are gone exactly when this one is complete; a failure rolls both back."""
         con = self.con
         load_id = con.execute("SELECT nextval('load_ids')").fetchall()[0][0]
         con.execute(
-            "INSERT INTO loads (load_id, source_name, file, started_at, status) VALUES (?, ?, ?, now()::TIMESTAMP, 'started')",
-            [load_id, source_name, str(f.path)],
+            "INSERT INTO loads (load_id, source_name, file, started_at, status, mapping_hash) "
+            "VALUES (?, ?, ?, now()::TIMESTAMP, 'started', ?)",
+            [load_id, source_name, str(f.path), mapping_hash(mapping)],
         )
         report = LoadReport(str(f.path), load_id)
         t0 = time.perf_counter()
@@ -180,6 +189,8 @@ class Loader:
                                    encoding or (mapping.encoding if mapping else None))
             if f.format != "jsonl":
                 self._check_columns(f, mapping, source_name, columns(f, report.dialect), None, report)
+            if replacing is not None:
+                replacing(load_id)
             for batch in prefetch(read_batches(f, state, report.dialect)):
                 report.rows_read += batch.num_rows
                 if sql is None:
@@ -192,7 +203,7 @@ class Loader:
                 pending += batch.num_rows
                 if progress:
                     progress(state.bytes_read)
-                if not self.strict and pending >= COMMIT_ROWS:
+                if not self.strict and replacing is None and pending >= COMMIT_ROWS:
                     self._commit(report)
                     pending = 0
                     con.execute("BEGIN TRANSACTION")

@@ -25,6 +25,8 @@ anonymous respondent, with an `anonymous_id` derived from the file name, the lin
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -207,3 +209,20 @@ def parse_encoding(value: str) -> str:
         close = difflib.get_close_matches(value.lower().replace("-", "_"), known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else " (such as utf-8, cp1252, latin-1 or utf-16)"
         raise ValueError(f"unknown encoding {value!r}{hint}") from None
+def mapping_hash(mapping: SourceMapping | None) -> str | None:
+    """A short hash of what a mapping says (12 hex digits of SHA-256), stored with each load (`loads.mapping_hash`)
+    so `journeymap loads` shows which version of a mapping loaded a file; None for canonical files.
+
+    Key order in journeymap.yml does not change it; any change to a field, a map or the events does.
+
+    >>> a = SourceMapping(source="crm", fields={"user_id": "contact", "ts": "created"})
+    >>> b = SourceMapping(fields={"ts": "created", "user_id": "contact"}, source="crm")
+    >>> mapping_hash(a) == mapping_hash(b), len(mapping_hash(a)), mapping_hash(None)
+    (True, 12, None)
+    >>> mapping_hash(a) == mapping_hash(SourceMapping(source="crm", fields={"user_id": "owner", "ts": "created"}))
+    False
+    """
+    if mapping is None:
+        return None
+    text = json.dumps(mapping.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -62,8 +62,15 @@ CREATE TABLE IF NOT EXISTS loads (
     accepted     BIGINT DEFAULT 0,
     duplicate    BIGINT DEFAULT 0,
     rejected     BIGINT DEFAULT 0,
-    status       VARCHAR NOT NULL      -- started, completed, failed
+    status       VARCHAR NOT NULL,     -- started, completed, failed; unloaded once undone (ingest/loads.py)
+    mapping_hash VARCHAR,              -- the source mapping the rows went through (mapping.mapping_hash); NULL: none
+    unloaded_at  TIMESTAMP,            -- when `journeymap unload` (or ingest --replace) removed its rows
+    replaced_by  BIGINT                -- the load that replaced it (ingest --replace)
 );
+-- Stores made before these columns existed get them when next opened for writing.
+ALTER TABLE loads ADD COLUMN IF NOT EXISTS mapping_hash VARCHAR;
+ALTER TABLE loads ADD COLUMN IF NOT EXISTS unloaded_at TIMESTAMP;
+ALTER TABLE loads ADD COLUMN IF NOT EXISTS replaced_by BIGINT;
 CREATE TABLE IF NOT EXISTS dead_letters (
     load_id      BIGINT NOT NULL,
     file         VARCHAR,
@@ -172,7 +179,7 @@ def open_store(workspace: str | Path, read_only: bool = False,
         settings = store_settings(workspace)
     path = store_path(workspace)
     if read_only and not path.exists():
-        raise FileNotFoundError(f"{path}: no store yet; run `journeymap ingest` first")
+        raise FileNotFoundError(f"{path}: no store yet; run `journeymap ingest FILE --workspace {path.parent}` first")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path.parent}: no such workspace folder; create one with `journeymap init {path.parent}`")
     try:

@@ -43,7 +43,7 @@ def require_read(request: Request) -> ApiKey:
     key = request.app.state.keys.verify(read_token(request), "read")
     if key is None:
         raise HTTPException(status_code=401, detail="a read key is required: Authorization: Bearer KEY "
-                                                    "(create one with `journeymap keys create --kind read`)",
+                                                    "(create one with `journeymap keys create --kind read --name NAME`)",
                             headers={"WWW-Authenticate": 'Bearer realm="journeymap"'})
     return key
 

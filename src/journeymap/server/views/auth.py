@@ -33,7 +33,7 @@ def _login_page(request: Request, error: str | None, next_url: str, status: int 
 
 @router.get("/login")
 def login_form(request: Request, next: str | None = None) -> HTMLResponse:
-    """The sign-in form: paste a read key (`journeymap keys create --kind read`)."""
+    """The sign-in form: paste a read key (`journeymap keys create --kind read --name NAME`)."""
     return _login_page(request, None, _safe_next(next))
 
 
@@ -44,7 +44,7 @@ async def login(request: Request) -> Response:
     next_url = _safe_next(str(form.get("next") or ""))
     if request.app.state.keys.verify(token, "read") is None:
         return _login_page(request, "That is not a live read key. Create one with "
-                                    "`journeymap keys create --kind read` (write keys cannot read).", next_url, 401)
+                                    "`journeymap keys create --kind read --name NAME` (write keys cannot read).", next_url, 401)
     response = RedirectResponse(next_url, status_code=303)
     response.set_cookie(READ_COOKIE, token, httponly=True, samesite="strict", path="/")
     return response
