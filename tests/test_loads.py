@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import invoke_cli, invoke_json
-from journeymap.ingest.loader import StrictRejection
 from journeymap.ingest.store import open_store
-from journeymap.workspace import Workspace
+from journeymap.workspace import IngestFailed, Workspace
 
 MAPPING = """
 sources:
@@ -238,12 +237,13 @@ def test_a_failed_replacing_load_keeps_the_earlier_one(acme, tmp_path):
     before = _events(acme)
     _write(leads, [*LEADS[:3], "l3,SQL,not a time"])  # a broken export, loaded with --strict
     failed = invoke_cli("ingest", str(leads), "--source", "leads", "--replace", "--strict", "-w", str(acme), check=False)
-    assert failed.returncode == 1 and "rejected (strict)" in failed.stderr
+    assert failed.returncode == 1 and "leads.csv, line 4, field ts: bad_timestamp" in failed.stderr
     assert _events(acme) == before
     with Workspace(acme) as ws:
         assert [(d["load_id"], d["status"]) for d in ws.loads()] == [(1, "completed"), (2, "failed")]
-        with pytest.raises(StrictRejection):
+        with pytest.raises(IngestFailed, match="line 4, field ts: bad_timestamp") as caught:
             ws.ingest([str(leads)], source="leads", strict=True, replace=True)
+        assert [r.replaced for r in caught.value.reports] == [[]]  # the failed load replaced nothing
         assert [d["status"] for d in ws.loads()] == ["completed", "failed", "failed"]
     assert _events(acme) == before
 
