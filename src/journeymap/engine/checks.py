@@ -395,7 +395,8 @@ def name_findings(engine: Engine, names: dict[str, list[str]], labels: ir.Table 
         ev = _events(engine)
         t = ev.group_by("event").aggregate(n=ev.count()).rename(label="event")
     else:
-        t = labels.filter(labels.label.notnull()).group_by("label").aggregate(n=labels.count())
+        t = labels.filter(labels.label.notnull())
+        t = t.group_by("label").aggregate(n=t.count())
     present = [r["label"] for r in engine.execute(t.order_by(ibis.desc("n"))).to_pylist()]
     if not present:
         return []
