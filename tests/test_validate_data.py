@@ -308,4 +308,7 @@ def test_olist_personas_known_only_on_won_deals_are_reported(shared_eval, tmp_pa
     # ... and the map it warns about does show 100% conversion for each such persona
     model = invoke_json("map", "--workspace", str(ws), "--no-insights")
     assert model["warnings"] == report["warnings"]
-    assert [model["views"][p]["stages"]["mql"]["conversion_rate"] for p in ("online", "offline", "industry")] == [1.0] * 3
+    for persona in ("online", "offline", "industry"):
+        stages = model["views"][persona]["stages"]
+        assert stages["won"]["share_of_units"] == 1.0
+        assert stages["mql"]["conversion_rate"] > 0.99  # one deal's won_date precedes its first contact
