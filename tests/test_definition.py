@@ -43,7 +43,7 @@ def test_the_init_template_is_a_valid_definition():
         ({"touchpoints": [{"id": "tp", "name": "TP", "match": "x", "stage": "nowhere"}]}, "(top level)",
          "touchpoints[0] (tp): unknown stage 'nowhere'"),
         ({"targets": [{"metric": "nps", "value": 40}]}, "targets[0]", "needs op"),
-        ({"targets": [{"metric": "ttv_p50", "op": "<=", "value": "3 days"}]}, "targets[0]", "is not a duration"),
+        ({"targets": [{"metric": "ttv_p50", "op": "<=", "value": "3 days"}]}, "targets[0].value", "is not a duration"),
         ({"targets": [{"metric": "conversion", "op": ">=", "value": "30%"}]}, "targets[0]", "needs stage"),
         ({"targets": [{"metric": "ces", "change": "-15%"}]}, "targets[0]", "needs baseline"),
         ({"targets": [{"metric": "happiness", "op": ">=", "value": 1}]}, "targets[0].metric", "Input should be"),

@@ -37,7 +37,7 @@ from journeymap.ingest.files import expand
 from journeymap.ingest.loader import TOO_MANY_REJECTS, FileFailed, LoadReport, Loader
 from journeymap.ingest.loads import UnknownLoad, earlier_loads, list_loads, unload, unload_in_transaction
 from journeymap.ingest.mapping import mapping_hash, parse_delimiter, parse_encoding
-from journeymap.ingest.store import open_store
+from journeymap.ingest.store import STORE_FILE, open_store
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.load import load_definition, store_settings_for
 
@@ -235,6 +235,25 @@ class Workspace:
             # the journey tables as Parquet, analyses on Spark (docs/spark.md)
             return spark_engine_for(self.con, self.path, self.definition.engine)
         return duckdb_engine(self.con)
+
+    def has_events(self) -> bool:
+        """Whether the store holds journey events (without creating a store where there is none)."""
+        if self._con is None and not (self.path / STORE_FILE).exists():
+            return False
+        tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        return "journey_events" in tables and bool(
+            self.con.execute("SELECT count(*) FROM (SELECT 1 FROM journey_events LIMIT 1)").fetchone()[0])
+
+    def check(self, level: str | None = None) -> list[dict]:
+        """journeymap.yml checked against the data (engine.checks.definition_findings): each warning as
+        {"key", "message", "suggestion"}; none without events. Counted in the store's DuckDB whatever the
+        engine: the checks are aggregates over the whole store."""
+        from journeymap.engine.checks import definition_findings
+
+        definition = self.definition  # a DefinitionError first
+        if not self.has_events():
+            return []
+        return [f.as_dict() for f in definition_findings(duckdb_engine(self.con), definition, level)]
 
     def run(self, name: str, progress=None, **options) -> dict:
         """Run the analysis `name` of the registry (journeymap.analyses) with its options, as the CLI's

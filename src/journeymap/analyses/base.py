@@ -359,3 +359,12 @@ class Output(BaseModel):
     are described in the analysis's doc page."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+WARNINGS_HELP = ("Names given that never occur in the data (or, for the map, parts of journeymap.yml the data does "
+                 "not bear out): each {key, message, suggestion}, the suggestion naming the closest that occur.")
+
+
+def warnings_of(findings) -> list[dict]:
+    """engine.checks findings as the `warnings` of an analysis's output."""
+    return [f.as_dict() for f in findings]

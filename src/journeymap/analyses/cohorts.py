@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import field_validator, model_validator
 
-from journeymap.analyses.base import MAX_DAYS, Analysis, Day, Field, Output, Params, UnitField, unit_of
+from journeymap.analyses.base import (MAX_DAYS, WARNINGS_HELP, Analysis, Day, Field, Output, Params, UnitField, unit_of,
+                                      warnings_of)
 
 Interval = Literal["day", "week", "month", "quarter"]
 INTERVAL_HELP = "day, week (Monday, UTC), month or quarter."
@@ -59,14 +60,18 @@ class RetentionOutput(Output):
     brackets: list = Field(description="The day brackets, when given.")
     by: str = Field(description="The unit of analysis used.")
     cohorts: list[dict] = Field(description="Per cohort: start, size, values[k] retained in period k, rates[k].")
+    warnings: list[dict] = Field([], description=WARNINGS_HELP)
 
 
 def _retention(ws, p: RetentionParams, progress=None) -> dict:
+    from journeymap.engine.checks import name_findings
     from journeymap.engine.retention import retention
 
-    return retention(ws.engine, start=p.start, return_event=p.return_event, interval=p.interval, mode=p.mode,
-                     period=p.period, rolling=p.rolling, brackets=p.brackets, level=unit_of(ws, p.by),
-                     date_from=p.date_from, date_to=p.date_to)
+    engine = ws.engine
+    result = retention(engine, start=p.start, return_event=p.return_event, interval=p.interval, mode=p.mode,
+                       period=p.period, rolling=p.rolling, brackets=p.brackets, level=unit_of(ws, p.by),
+                       date_from=p.date_from, date_to=p.date_to)
+    return {**result, "warnings": warnings_of(name_findings(engine, {"start": [p.start], "return": [p.return_event]}))}
 
 
 class LifecycleParams(_Period):
@@ -87,13 +92,17 @@ class LifecycleOutput(Output):
     by: str = Field(description="The unit of analysis used.")
     intervals: list[dict] = Field(description="Per interval: start, new, returning, resurrecting, dormant, active, "
                                               "quick_ratio.")
+    warnings: list[dict] = Field([], description=WARNINGS_HELP)
 
 
 def _lifecycle(ws, p: LifecycleParams, progress=None) -> dict:
+    from journeymap.engine.checks import name_findings
     from journeymap.engine.lifecycle import lifecycle
 
-    return lifecycle(ws.engine, interval=p.interval, event=p.event, new_by=p.new_by, level=unit_of(ws, p.by),
-                     date_from=p.date_from, date_to=p.date_to)
+    engine = ws.engine
+    result = lifecycle(engine, interval=p.interval, event=p.event, new_by=p.new_by, level=unit_of(ws, p.by),
+                       date_from=p.date_from, date_to=p.date_to)
+    return {**result, "warnings": warnings_of(name_findings(engine, {"event": [p.event] if p.event else []}))}
 
 
 class StickinessParams(_Period):
@@ -111,13 +120,17 @@ class StickinessOutput(Output):
     by: str = Field(description="The unit of analysis used.")
     intervals: list[dict] = Field(description="Per interval: start, units, distribution[k-1] units active on k days.")
     dau_mau: list[dict] = Field(description="Per month: days, avg_dau, mau, dau_mau.")
+    warnings: list[dict] = Field([], description=WARNINGS_HELP)
 
 
 def _stickiness(ws, p: StickinessParams, progress=None) -> dict:
+    from journeymap.engine.checks import name_findings
     from journeymap.engine.lifecycle import stickiness
 
-    return stickiness(ws.engine, interval=p.interval, event=p.event, level=unit_of(ws, p.by), date_from=p.date_from,
-                      date_to=p.date_to)
+    engine = ws.engine
+    result = stickiness(engine, interval=p.interval, event=p.event, level=unit_of(ws, p.by), date_from=p.date_from,
+                        date_to=p.date_to)
+    return {**result, "warnings": warnings_of(name_findings(engine, {"event": [p.event] if p.event else []}))}
 
 
 RETENTION = Analysis("retention", "Cohort retention: of the units that did --start, how many did --return in each "

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from journeymap.analyses.base import Analysis, Day, Duration, Field, Output, Params, UnitField, commas, unit_of
+from journeymap.analyses.base import (WARNINGS_HELP, Analysis, Day, Duration, Field, Output, Params, UnitField, commas,
+                                      unit_of, warnings_of)
 from journeymap.engine.funnel_options import FunnelOptions, funnel_options
 
 
@@ -51,13 +52,19 @@ class FunnelOutput(Output):
     steps: list[dict] = Field(description="Per step: name, count, conversion from previous and first, mean and median time.")
     breakdown: str | None = Field(None, description="The property the funnel is split by.")
     groups: list[dict] | None = Field(None, description="With a breakdown: the steps per value.")
+    warnings: list[dict] = Field([], description=WARNINGS_HELP)
 
 
 def run(ws, p: FunnelParams, progress=None) -> dict:
+    from journeymap.engine.checks import name_findings
     from journeymap.engine.funnels import funnel
 
-    result = funnel(ws.engine, p.compiled(), unit_of(ws, p.by))
+    options = p.compiled()
+    engine = ws.engine
+    result = funnel(engine, options, unit_of(ws, p.by))
     result.pop("histograms", None)  # the Python engine API's; the contract is steps (and groups)
+    names = {"steps": list(options.steps), "exclude": [e.event for e in options.exclusions]}
+    result["warnings"] = warnings_of(name_findings(engine, names))
     return result
 
 

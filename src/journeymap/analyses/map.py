@@ -28,6 +28,8 @@ class MapOutput(Output):
     stages: list[dict] = Field(description="The stages in journey order.")
     personas: list[dict] = Field(description="The views: all customers, then each persona present.")
     views: dict = Field(description="Per view: the stage lanes, metrics, targets and placed insights (docs/map-json.md).")
+    warnings: list[dict] = Field([], description="journeymap.yml checked against the data, as `journeymap validate` "
+                                                 "does: each {key, message, suggestion} (docs/journey-definition.md).")
 
 
 def panels() -> dict:
@@ -41,8 +43,13 @@ def _map(ws, p: MapParams, progress=None) -> dict:
     from journeymap.insights.map import build_map
 
     say = (lambda message: progress(message, None)) if progress else None
-    return build_map(ws.engine, ws.definition, unit_of(ws, p.by), say, insights=p.insights, date_from=p.date_from,
-                     date_to=p.date_to, panels=panels())
+    level = unit_of(ws, p.by)
+    if say:
+        say("checking journeymap.yml against the data")
+    warnings = ws.check(level)  # what `journeymap validate` says, at the map's unit
+    result = build_map(ws.engine, ws.definition, level, say, insights=p.insights, date_from=p.date_from,
+                       date_to=p.date_to, panels=panels())
+    return {**result, "warnings": warnings}
 
 
 MAP = Analysis("map", "The journey map: stages, touchpoints, metrics against targets, and the insights placed on "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from journeymap.analyses.base import MAX_INT, Analysis, RowsView, Field, Output, Params, UnitField, unit_of
+from journeymap.analyses.base import (MAX_INT, WARNINGS_HELP, Analysis, Field, Output, Params, RowsView, UnitField, unit_of,
+                                      warnings_of)
 
 Level = Literal["event", "stage", "touchpoint"]
 LEVEL_HELP = "What a step is: event, stage or touchpoint."
@@ -64,13 +65,26 @@ class PathsOutput(Output):
     paths: list[dict] = Field(description="Whole paths from the anchor: path, count, share.")
     nodes: list[dict] = Field(description="Sankey nodes: depth, label, count, share.")
     links: list[dict] = Field(description="Sankey links: depth, from, to, count.")
+    warnings: list[dict] = Field([], description=WARNINGS_HELP)
 
 
 def _paths(ws, p: PathsParams, progress=None) -> dict:
     from journeymap.engine.paths import paths_result
 
-    return paths_result(labelled(ws, p.level, p.by), start=p.start, end=p.end, before=p.before, depth=p.depth,
-                        top=p.top, collapse_repeats=p.collapse_repeats)
+    t = labelled(ws, p.level, p.by)
+    result = paths_result(t, start=p.start, end=p.end, before=p.before, depth=p.depth, top=p.top,
+                          collapse_repeats=p.collapse_repeats)
+    names = {k: [v] for k, v in (("start", p.start), ("end", p.end), ("before", p.before)) if v}
+    return {**result, "warnings": _label_warnings(ws, t, p.level, names)}
+
+
+def _label_warnings(ws, t, level: str, names: dict[str, list[str]]) -> list[dict]:
+    """Labels given that never occur at `level` (event names, stage or touchpoint ids), with the closest that do."""
+    from journeymap.engine.checks import name_findings
+
+    if not names:
+        return []
+    return warnings_of(name_findings(ws.engine, names, labels=t, what=level))
 
 
 class VariantsParams(Params):
@@ -86,13 +100,15 @@ class VariantsOutput(Output):
     distinct: int = Field(description="Distinct sequences.")
     converted_label: str | None = Field(None, description="The --converted label.")
     variants: list[dict] = Field(description="Sequences: path, count, share, median_seconds (and converted, dropped).")
+    warnings: list[dict] = Field([], description=WARNINGS_HELP)
 
 
 def _variants(ws, p: VariantsParams, progress=None) -> dict:
     from journeymap.engine.variants import variants_result
 
-    return variants_result(labelled(ws, p.level, p.by), converted=p.converted, top=p.top,
-                           collapse_repeats=p.collapse_repeats)
+    t = labelled(ws, p.level, p.by)
+    result = variants_result(t, converted=p.converted, top=p.top, collapse_repeats=p.collapse_repeats)
+    return {**result, "warnings": _label_warnings(ws, t, p.level, {"converted": [p.converted]} if p.converted else {})}
 
 
 TRANSITIONS = Analysis("transitions", "Consecutive steps per unit (directly-follows edges), with starts, ends and the "

@@ -18,7 +18,8 @@ from rich.markup import escape
 
 from journeymap.analyses import REGISTRY, Analysis
 from journeymap.analyses.base import Option, options, validate
-from journeymap.cli.common import JsonOpt, WorkspaceOpt, fail_with, print_json, progress_for, workspace_for
+from journeymap.cli.common import (JsonOpt, WorkspaceOpt, fail_with, print_json, print_warnings, progress_for,
+                                    workspace_for)
 from journeymap.errors import JourneymapError
 
 __all__ = ["add_analysis_commands"]
@@ -92,6 +93,8 @@ def command_for(analysis: Analysis, render: Callable[..., None], extra: list[ins
         with workspace_for(workspace) as ws:
             with progress_for(analysis.name, quiet=as_json or not analysis.slow) as progress:
                 result = analysis(ws, params, progress)
+        if not as_json:  # with --json they are in the output's `warnings`
+            print_warnings(result.get("warnings") or [])
         if after is not None:  # the command prints its own output (the map: HTML and/or JSON)
             after(result, params, as_json=as_json, workspace=workspace, **extras)
         elif as_json:

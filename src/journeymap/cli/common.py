@@ -106,5 +106,13 @@ def print_json(data) -> None:
     sys.stdout.write(to_json(data, indent=2) + "\n")
 
 
+def print_warnings(warnings: list[dict]) -> None:
+    """One line on stderr per warning ({"key", "message", "suggestion"}), as every command shows them."""
+    for w in warnings:
+        hint = f" ({w['suggestion']})" if w.get("suggestion") else ""
+        err.print(f"[yellow]warning:[/] {escape(w['key'])}: {escape(w['message'])}{escape(hint)}", highlight=False,
+                  soft_wrap=True)
+
+
 def pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"

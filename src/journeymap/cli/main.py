@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from journeymap.cli.common import JsonOpt, WorkspaceOpt, err, fail, fail_with, print_json, workspace_for
+from journeymap.cli.common import (JsonOpt, WorkspaceOpt, err, fail, fail_with, print_json, print_warnings,
+                                    workspace_for)
 from journeymap.errors import JourneymapError, OptionError
 from journeymap.ingest.store import StoreLocked
 from journeymap.journey.load import DefinitionError
@@ -183,15 +184,31 @@ def rejects(workspace: WorkspaceOpt = Path("."), limit: int = 50, as_json: JsonO
 
 
 @app.command()
-def validate(workspace: WorkspaceOpt = Path(".")):
-    """Check journeymap.yml; errors name the key and the problem."""
+def validate(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):
+    """Check journeymap.yml, then (with events) against the data: errors name the key and the problem;
+    warnings name the key of a rule, persona or stage the data does not bear out, with "did you mean"."""
     ws = Workspace(workspace)
     try:
         d = ws.definition
     except DefinitionError as exc:
+        if as_json:
+            print_json({"ok": False, "errors": [{"key": k, "message": m} for k, m in exc.problems], "warnings": []})
+            raise typer.Exit(exc.exit_code) from None
         fail(str(exc))
+    try:
+        warnings = ws.check()
+    except Exception as exc:  # noqa: BLE001 - a locked store or a bad workspace: said as any command says it
+        fail_with(exc)
+    finally:
+        ws.close()
+    if as_json:
+        print_json({"ok": True, "errors": [], "warnings": warnings})
+        return
+    print_warnings(warnings)
+    said = f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''} (above)" if warnings else ""
     out.print(f"[green]ok[/] {ws.definition_path}: {len(d.stages)} stages, {len(d.touchpoints)} touchpoints, "
-              f"{len(d.personas)} personas, {len(d.surveys)} surveys, {len(d.targets)} targets, {len(d.sources)} source mappings")
+              f"{len(d.personas)} personas, {len(d.surveys)} surveys, {len(d.targets)} targets, "
+              f"{len(d.sources)} source mappings{said}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -25,6 +25,14 @@ def _duckdb_json_get(doc: str, path: str) -> str: ...
 def _spark_json_get(doc: str, path: str) -> str: ...
 
 
+@ibis.udf.scalar.builtin(name="json_keys")
+def _duckdb_json_keys(doc: str, path: str) -> list[str]: ...
+
+
+@ibis.udf.scalar.builtin(name="json_object_keys")
+def _spark_json_keys(doc: str) -> list[str]: ...
+
+
 @dataclass
 class Engine:
     """An Ibis backend plus the builtins that differ between engines."""
@@ -45,6 +53,14 @@ class Engine:
         if self.name == "duckdb":
             return _duckdb_json_get(doc, "$" + "".join(f".{k}" if k.isidentifier() else f'."{k}"' for k in keys))
         return _spark_json_get(doc, "$" + "".join(f".{k}" if k.isidentifier() else f"['{k}']" for k in keys))
+
+    def json_keys(self, doc: ir.StringValue, path: str | None = None) -> ir.ArrayValue:
+        """The keys of the JSON object in `doc` (at the dotted `path`, when given): NULL or empty otherwise."""
+        if path:
+            doc = self.json_get(doc, path)  # an object's value comes back as its JSON text
+        if self.name == "duckdb":
+            return _duckdb_json_keys(doc, "$")
+        return _spark_json_keys(doc)
 
     def execute(self, expr: ir.Expr) -> pa.Table:
         return expr.to_pyarrow()

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import ibis
 import ibis.expr.types as ir
 
 from journeymap.engine.backends import Engine
 from journeymap.engine.rules import condition_expr
-from journeymap.journey.definition import JourneyDefinition
+from journeymap.journey.definition import JourneyDefinition, Persona
 
 UNASSIGNED = "unassigned"
 
 
-def units(engine: Engine, definition: JourneyDefinition, level: str) -> ir.Table:
-    """One row per unit: `unit_id`, `persona`. Person traits fall back to their account's traits."""
+def unit_traits(engine: Engine, level: str) -> tuple[ir.Table, Callable[[str], ir.StringValue]]:
+    """One row per unit (`unit_id`, `_own` and `_fallback` traits as JSON text) and `trait(key)`, a trait's
+    value as text: the unit's own, else (for a person) their account's."""
     accounts = engine.table("accounts")
     if level == "account":
         base = accounts.select(unit_id=accounts.account_id, _own=accounts.traits, _fallback=ibis.null("string"))
@@ -26,9 +29,18 @@ def units(engine: Engine, definition: JourneyDefinition, level: str) -> ir.Table
     def trait(key: str) -> ir.StringValue:
         return ibis.coalesce(engine.json_get(base._own, key), engine.json_get(base._fallback, key))
 
-    cases = []
-    for persona in definition.personas:
-        conds = [condition_expr(trait(k), c) for k, c in persona.traits.items()]
-        cases.append((ibis.and_(*conds) if conds else ibis.literal(True), ibis.literal(persona.id)))
+    return base, trait
+
+
+def persona_expr(persona: Persona, trait: Callable[[str], ir.StringValue]) -> ir.BooleanValue:
+    """Whether a unit's traits satisfy every condition of `persona` (regardless of the personas before it)."""
+    conds = [condition_expr(trait(k), c) for k, c in persona.traits.items()]
+    return ibis.and_(*conds) if conds else ibis.literal(True)
+
+
+def units(engine: Engine, definition: JourneyDefinition, level: str) -> ir.Table:
+    """One row per unit: `unit_id`, `persona`. Person traits fall back to their account's traits."""
+    base, trait = unit_traits(engine, level)
+    cases = [(persona_expr(p, trait), ibis.literal(p.id)) for p in definition.personas]
     persona = ibis.cases(*cases, else_=ibis.literal(UNASSIGNED)) if cases else ibis.literal(UNASSIGNED)
     return base.select(base.unit_id, persona=persona)

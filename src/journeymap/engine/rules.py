@@ -50,23 +50,29 @@ def _may_have_key(doc: ir.StringValue, path: str) -> ir.BooleanValue:
     return (doc.contains(key) | doc.contains("\\")).fill_null(False)
 
 
-def rule_expr(engine: Engine, t: ir.Table, rule: Rule, doc: str = "properties") -> ir.BooleanValue:
-    parts: list[ir.BooleanValue] = []
+def rule_parts(engine: Engine, t: ir.Table, rule: Rule, doc: str = "properties") -> list[tuple[str, ir.BooleanValue]]:
+    """The rule's parts in order, each `(name, expression)`: `event`, `source`, `channel`, `where.PATH` per
+    condition, `any`. The rule holds when all do (`rule_expr`); checks count them one by one."""
+    parts: list[tuple[str, ir.BooleanValue]] = []
     if rule.event:
-        parts.append(t.event.isin(rule.event))
+        parts.append(("event", t.event.isin(rule.event)))
     if rule.source:
-        parts.append(t.source.isin(rule.source))
+        parts.append(("source", t.source.isin(rule.source)))
     if rule.channel:
-        parts.append(t.channel.isin(rule.channel).fill_null(False))
+        parts.append(("channel", t.channel.isin(rule.channel).fill_null(False)))
     for path, cond in rule.where.items():
         test = condition_expr(engine.json_get(t[doc], path), cond)
         if _needs_key(cond):
             test = _may_have_key(t[doc], path) & test
-        parts.append(test)
+        parts.append((f"where.{path}", test))
     if rule.any:
         alts = [rule_expr(engine, t, sub, doc) for sub in rule.any]
-        parts.append(ibis.or_(*alts))
-    return ibis.and_(*parts)
+        parts.append(("any", ibis.or_(*alts)))
+    return parts
+
+
+def rule_expr(engine: Engine, t: ir.Table, rule: Rule, doc: str = "properties") -> ir.BooleanValue:
+    return ibis.and_(*[expr for _, expr in rule_parts(engine, t, rule, doc)])
 
 
 def first_match(engine: Engine, t: ir.Table, named_rules: list[tuple[str, Rule]]) -> ir.StringValue:

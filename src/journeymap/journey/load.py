@@ -31,7 +31,7 @@ def parse_definition(data: Any, path: str = "journeymap.yml") -> JourneyDefiniti
     if not isinstance(data, dict):
         raise DefinitionError(path, [("(top level)", "expected a mapping of keys such as stages, touchpoints")])
     try:
-        return JourneyDefinition.model_validate(data)
+        definition = JourneyDefinition.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -40,6 +40,10 @@ def parse_definition(data: Any, path: str = "journeymap.yml") -> JourneyDefiniti
             msg = err["msg"].removeprefix("Value error, ")
             problems.append((_key_path(loc), msg))
         raise DefinitionError(path, problems) from None
+    out_of_range = definition.value_problems()
+    if out_of_range:
+        raise DefinitionError(path, out_of_range)
+    return definition
 
 
 def parse_text(text: str, path: str = "journeymap.yml") -> JourneyDefinition:

@@ -1,7 +1,8 @@
 """Future-state targets against the current state.
 
 Units: rate metrics (conversion, churn_rate, adoption, reached, csat) are compared in percent, so
-`csat >= 87%` and `csat >= 87` mean the same; durations are seconds or strings like `3d`; NPS is in
+`csat >= 87%` and `csat >= 0.87` mean the same (a value out of range is a DefinitionError, checked when
+the definition loads: `Target.value_problem`); durations are seconds or strings like `3d`; NPS is in
 points; CES is the 1-7 mean. A relative target (`change: -15%`, `baseline: yoy`) compares the last
 365 days of data with the 365 before.
 """
@@ -10,11 +11,10 @@ from __future__ import annotations
 
 import operator
 
-from journeymap.journey.definition import Target
+from journeymap.journey.definition import DURATION_METRICS, RATE_METRICS, Target
 from journeymap.journey.durations import format_duration
 
-PERCENT_METRICS = {"conversion", "churn_rate", "adoption", "reached", "csat"}
-DURATION_METRICS = {"ttv_p50", "ttv_p90", "time_in_stage_p50", "time_in_stage_p90"}
+PERCENT_METRICS = RATE_METRICS
 _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 
 
