@@ -38,6 +38,11 @@ def test_demo_writes_a_map_and_a_queryable_workspace(demo):
         s = view["stages"][stage.id]
         assert s["reached"] == s["converted"] + s["dropped"]
         assert 0 <= s["in_stage"] <= s["reached"]  # units may come back to k after moving on
+    # The last stage ends the journey: no drop or conversion rate there (it showed "Drop 100%"); every
+    # stage before it that anyone reached has both.
+    *before, last = definition.progression
+    assert (view["stages"][last.id]["drop_rate"], view["stages"][last.id]["conversion_rate"]) == (None, None)
+    assert all(view["stages"][s.id]["drop_rate"] is not None for s in before if view["stages"][s.id]["reached"])
     # The emotion lane blends survey scores with what customers wrote, weighted by counts.
     adoption = view["stages"]["adoption"]
     assert adoption["sentiment"]["n"] > 0 and -1 <= adoption["sentiment"]["mean_compound"] <= 1

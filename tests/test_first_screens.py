@@ -62,6 +62,7 @@ def test_help_shows_no_type_after_a_flag():
         assert "--help" in text and "<bool>" not in text, path
     assert "--no-force" not in invoke_cli("init", "--help").stdout
     assert "--no-replace" not in invoke_cli("ingest", "--help").stdout
+    assert "--no-strict" not in invoke_cli("ingest", "--help").stdout
     # options that take a value still say which
     assert re.search(r"--workspace\s+-w\s+<path>", invoke_cli("map", "--help").stdout)
 

@@ -203,6 +203,8 @@ def test_replace_after_fixing_a_mapping_does_not_double_the_data(acme, tmp_path)
         (report,) = ws.ingest([str(leads)], source="leads", replace=True)
     assert (report.accepted, [r["load_id"] for r in report.replaced]) == (4, [2])
     assert len(_events(acme)) == 4
+    shown = invoke_cli("ingest", str(leads), "--source", "leads", "--replace", "-w", str(acme)).stdout
+    assert f"replaced load 3 of {leads}: 4 events and 0 dead letters removed" in " ".join(shown.split())
 
 
 def test_replace_drops_the_old_dead_letters(acme, tmp_path):

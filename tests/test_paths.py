@@ -360,10 +360,14 @@ def test_cli_paths_and_variants_json(running, cli):
     events = labelled_events(ws.engine, ws.definition, "event", "person")
     res = cli("paths", "-w", str(ws.path), "--start", "register request", "--depth", "2", "--top", "2", "--json")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout) == paths_result(events, start="register request", depth=2, top=2)
+    shown = json.loads(res.stdout)
+    assert shown.pop("warnings") == []  # every name given occurs (the analysis checks; the engine only counts)
+    assert shown == paths_result(events, start="register request", depth=2, top=2)
     res = cli("variants", "-w", str(ws.path), "--converted", "pay compensation", "--top", "2", "--json")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout) == variants_result(events, converted="pay compensation", top=2)
+    shown = json.loads(res.stdout)
+    assert shown.pop("warnings", []) == []
+    assert shown == variants_result(events, converted="pay compensation", top=2)
     res = cli("variants", "-w", str(ws.path), "--level", "stage", "--by", "account", "--json")
     assert res.exit_code == 0 and json.loads(res.stdout)["units"] == 0  # no stage matches these activities
 

@@ -86,7 +86,7 @@ def ingest(
     workspace: WorkspaceOpt = Path("."),
     source: Annotated[str | None, typer.Option(help="A mapping under sources: in journeymap.yml, or a canonical source name.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="csv, jsonl or parquet when the name does not say.")] = None,
-    strict: Annotated[bool, typer.Option(help="Fail a file on its first rejected row and keep nothing of it.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail a file on its first rejected row and keep nothing of it.")] = False,
     max_reject_rate: Annotated[str, typer.Option(
         help="A file with a larger share of rejected rows fails the command (its accepted rows stay loaded): "
              "50%, 0.2 or none.")] = f"{DEFAULT_MAX_REJECT_RATE:.0%}",
@@ -152,6 +152,9 @@ def ingest(
                         f"encoding {d.encoding}" if d.encoding_detected else ""]
                 out.print(f"  [cyan]read[/] {r.file} with {' and '.join(x for x in said if x)} (from its first lines; "
                           "--delimiter and --encoding override)", highlight=False, soft_wrap=True)
+            for old in r.replaced:
+                out.print(f"  [cyan]replaced[/] load {old['load_id']} of {r.file}: {old['events']:,} events and "
+                          f"{old['dead_letters']:,} dead letters removed", highlight=False, soft_wrap=True)
             for w in r.warnings:
                 out.print(f"  [yellow]warning[/] {w}", highlight=False, soft_wrap=True)
             for s in r.samples[:5]:

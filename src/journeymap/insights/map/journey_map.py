@@ -150,14 +150,18 @@ def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, pe
     stage_surveys = M.surveys_by(engine, ac, definition, "stage_before")
     contents = M.stage_contents(engine, ac, definition)
     stages = {}
+    # The last stage that counts as progress ends the journey: nobody can move on from it, so its
+    # "conversion" and "drop" are not rates (units there have arrived; a 100% drop would read as a loss).
+    advancing = [s.id for s in definition.stages if not s.terminal or s.kind == "won"]
     for s in definition.stages:
         c = counts[s.id]
+        rated = bool(c["reached"]) and not s.terminal and s.id != advancing[-1]
         tis = durations.get((s.id, persona)) or time_in_stage_summary([], [])
         surveys = stage_surveys.get(s.id, {})
         stages[s.id] = {
             "reached": c["reached"], "converted": c["converted"], "dropped": c["dropped"], "in_stage": c["in_stage"],
-            "conversion_rate": c["converted"] / c["reached"] if c["reached"] and not s.terminal else None,
-            "drop_rate": c["dropped"] / c["reached"] if c["reached"] and not s.terminal else None,
+            "conversion_rate": c["converted"] / c["reached"] if rated else None,
+            "drop_rate": c["dropped"] / c["reached"] if rated else None,
             "share_of_units": c["reached"] / n_units if n_units else None,
             "time_in_stage": tis,
             **contents[s.id],
