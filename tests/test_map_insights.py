@@ -217,3 +217,14 @@ def test_a_tiny_workspace_without_revenue_surveys_or_texts_still_builds(tmp_path
     assert all(view[k] is None for k in SECTIONS) and set(view["insights_notes"]) == set(SECTIONS)
     assert view["pain_points"] is not None
     assert 'class="panel panel--moments"' not in render_map_html(plain)
+
+
+def test_the_web_app_leaves_the_maps_formatting_alone():
+    """The web app's templates overlay the map's Jinja environment with their own money and number filters;
+    the map's HTML (`map --out`, exports) keeps its own in a process that has served pages too."""
+    from journeymap.report.html import template_environment
+    from journeymap.server.views.base import _env
+
+    web = _env()
+    assert web.filters["money"] is not money
+    assert template_environment().filters["money"] is money

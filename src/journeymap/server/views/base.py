@@ -80,7 +80,9 @@ def _runs(timeline: list[dict], min_run: int = 3) -> list[dict]:
 def _env() -> Environment:
     env = template_environment().overlay(loader=ChoiceLoader([PackageLoader("journeymap.server", "templates"),
                                                               PackageLoader("journeymap.report", "templates")]))
-    env.filters.update(money=_money, num=_num, urlq=lambda s: quote(str(s), safe=""), runs=_runs)
+    # An overlay shares its parent's filters dict: updating it in place would change the map's own
+    # formatting (its HTML export) in every process that ever served a page. The web app gets a copy.
+    env.filters = {**env.filters, "money": _money, "num": _num, "urlq": lambda s: quote(str(s), safe=""), "runs": _runs}
     return env
 
 
