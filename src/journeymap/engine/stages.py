@@ -35,9 +35,14 @@ def stage_order(definition: JourneyDefinition, stage: ir.StringValue) -> ir.Inte
     return ibis.cases(*[(stage == s.id, i) for i, s in enumerate(definition.stages)], else_=ibis.null("int64"))
 
 
+def advancing_ids(definition: JourneyDefinition) -> list[str]:
+    """The stages whose entry is progress, in definition order: every non-terminal stage and "won" outcomes."""
+    return [s.id for s in definition.stages if not s.terminal or s.kind == "won"]
+
+
 def advancing(definition: JourneyDefinition, stage: ir.StringValue) -> ir.BooleanValue:
     """Moving into a later non-terminal stage, or into a "won" outcome, is progress."""
-    ids = [s.id for s in definition.stages if not s.terminal or s.kind == "won"]
+    ids = advancing_ids(definition)
     return stage.isin(ids) if ids else ibis.literal(False)
 
 

@@ -15,7 +15,7 @@ from journeymap.engine import metrics as M
 from journeymap.engine.annotate import annotated_events
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import UNASSIGNED
-from journeymap.engine.stages import funnel, stage_duration_counts, visits, with_current_stage
+from journeymap.engine.stages import advancing_ids, funnel, stage_duration_counts, visits, with_current_stage
 from journeymap.engine.survival import time_in_stage_summary
 from journeymap.insights.map.pain_points import opportunities, pain_points
 from journeymap.insights.map.targets import evaluate
@@ -152,10 +152,10 @@ def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, pe
     stages = {}
     # The last stage that counts as progress ends the journey: nobody can move on from it, so its
     # "conversion" and "drop" are not rates (units there have arrived; a 100% drop would read as a loss).
-    advancing = [s.id for s in definition.stages if not s.terminal or s.kind == "won"]
+    journey_end = (advancing_ids(definition) or [None])[-1]
     for s in definition.stages:
         c = counts[s.id]
-        rated = bool(c["reached"]) and not s.terminal and s.id != advancing[-1]
+        rated = bool(c["reached"]) and not s.terminal and s.id != journey_end
         tis = durations.get((s.id, persona)) or time_in_stage_summary([], [])
         surveys = stage_surveys.get(s.id, {})
         stages[s.id] = {
