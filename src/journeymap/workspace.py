@@ -32,7 +32,6 @@ from pathlib import Path
 from journeymap.engine.backends import Engine, duckdb_engine
 from journeymap.engine.spark_backend import export_workspace, spark_engine_for
 from journeymap.errors import InputError, NotEnoughData, OptionError
-from journeymap.identity import stitch
 from journeymap.ingest.files import expand
 from journeymap.ingest.loader import TOO_MANY_REJECTS, FileFailed, LoadReport, Loader
 from journeymap.ingest.loads import UnknownLoad, earlier_loads, list_loads, unload, unload_in_transaction
@@ -40,6 +39,8 @@ from journeymap.ingest.mapping import mapping_hash, parse_delimiter, parse_encod
 from journeymap.ingest.store import STORE_FILE, open_store
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.load import load_definition, store_settings_for
+from journeymap.state import RefreshResult, current_tables, refresh
+from journeymap.state import status as state_status
 
 DEFINITION_FILE = "journeymap.yml"
 TEMPLATE = Path(__file__).parent / "journey" / "templates" / DEFINITION_FILE
@@ -215,13 +216,20 @@ class Workspace:
             self.refresh()
         return removed
 
-    def refresh(self):
-        """Rebuild identity and the derived tables after events changed (and their Parquet, on a Spark engine)."""
-        result = stitch(self.con)
-        if self.definition_path.exists() and self.definition.engine.backend == "spark":
-            # table -> where its Parquet now lives
-            self.spark_tables = export_workspace(self.con, self.path, self.definition.engine)
+    def refresh(self) -> RefreshResult:
+        """Rebuild identity and fold the new events into the journey state (journeymap.state), after events
+        changed; on a Spark engine, export the journey tables as Parquet instead of folding."""
+        definition = self.definition if self.definition_path.exists() else None
+        spark = definition is not None and definition.engine.backend == "spark"
+        result = refresh(self.con, None if spark else definition)
+        if spark:  # table -> where its Parquet now lives
+            self.spark_tables = export_workspace(self.con, self.path, definition.engine)
         return result
+
+    def state(self) -> list[dict]:
+        """Per level, whether the journey state is current and its size (`journeymap state`)."""
+        definition = self.definition if self.definition_path.exists() else None
+        return state_status(self.con, definition)
 
     # -- analyses --------------------------------------------------------------------------------
 
@@ -234,7 +242,10 @@ class Workspace:
         if self.definition_path.exists() and self.definition.engine.backend == "spark":
             # the journey tables as Parquet, analyses on Spark (docs/spark.md)
             return spark_engine_for(self.con, self.path, self.definition.engine)
-        return duckdb_engine(self.con)
+        engine = duckdb_engine(self.con)
+        if self.definition_path.exists():  # the journey tables the state holds, when they are current
+            engine.journey = current_tables(self.con, self.definition)
+        return engine
 
     def has_events(self) -> bool:
         """Whether the store holds journey events (without creating a store where there is none)."""

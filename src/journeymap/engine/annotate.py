@@ -2,21 +2,44 @@
 
 Built once per analysis and cached; every metric reads it. Identity calls (identify, group, alias) are
 left out: they say who someone is, not what they did.
+
+`annotate` is the one definition of it. The journey state (journeymap.state) keeps it, with the stage
+visits and each event's current stage, folded in as events arrive; `journey_tables` reads the state's
+tables when the engine was given them and computes them otherwise, so both give the same rows.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import ibis.expr.types as ir
 
 from journeymap.engine.backends import Engine
-from journeymap.engine.personas import units
+from journeymap.engine.personas import UNASSIGNED, units
 from journeymap.engine.rules import first_match
+from journeymap.engine.stages import visits, with_current_stage
 from journeymap.engine.unit_events import unit_events
 from journeymap.journey.definition import JourneyDefinition
 
+ANNOTATED_COLUMNS = ("unit_id", "ts", "seq", "event", "source", "channel", "stage_hit", "touchpoint", "properties",
+                     "persona")
 
-def annotated_events(engine: Engine, definition: JourneyDefinition, level: str) -> ir.Table:
+
+def annotation_key(definition: JourneyDefinition) -> str:
+    """A digest of what the annotation reads from the definition (stage entries, touchpoints, personas):
+    journey tables computed under another key are stale."""
+    parts = {name: [item.model_dump(mode="json") for item in getattr(definition, name)]
+             for name in ("stages", "touchpoints", "personas")}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def annotate(engine: Engine, definition: JourneyDefinition, level: str, only: ir.Table | None = None) -> ir.Table:
+    """The annotated events as an expression (not computed); `only` (a table with `unit_id`) keeps
+    the events of those units alone, filtered before anything else reads them."""
     ev = unit_events(engine, level)
+    if only is not None:
+        ev = ev.filter(ev.unit_id.isin(only.unit_id))
     ev = ev.mutate(
         stage_hit=first_match(engine, ev, [(s.id, s.entry) for s in definition.stages]),
         touchpoint=first_match(engine, ev, [(t.id, t.match) for t in definition.touchpoints]),
@@ -24,8 +47,32 @@ def annotated_events(engine: Engine, definition: JourneyDefinition, level: str) 
     u = units(engine, definition, level)
     u = u.select(_unit=u.unit_id, persona=u.persona)
     ev = ev.left_join(u, ev.unit_id == u._unit)
-    ev = ev.select(
-        "unit_id", "ts", "seq", "event", "source", "channel", "stage_hit", "touchpoint", "properties",
-        persona=ev.persona.fill_null("unassigned"),
-    )
-    return engine.materialize(ev)
+    return ev.select(*ANNOTATED_COLUMNS[:-1], persona=ev.persona.fill_null(UNASSIGNED))
+
+
+def annotated_events(engine: Engine, definition: JourneyDefinition, level: str) -> ir.Table:
+    """The annotated events, computed once (or read from the journey state)."""
+    state = engine.journey.get((level, annotation_key(definition)))
+    if state is not None:
+        return engine.table(state["events"]).select(*ANNOTATED_COLUMNS)
+    return engine.materialize(annotate(engine, definition, level))
+
+
+def journey_visits(engine: Engine, definition: JourneyDefinition, level: str) -> ir.Table:
+    """The stage visits (engine.stages.visits of the annotated events), from the journey state when current."""
+    state = engine.journey.get((level, annotation_key(definition)))
+    if state is not None:
+        return engine.table(state["visits"])
+    return visits(annotated_events(engine, definition, level))
+
+
+def journey_tables(engine: Engine, definition: JourneyDefinition, level: str) -> tuple[ir.Table, ir.Table, ir.Table]:
+    """(annotated events, stage visits, events with current_stage and stage_before): from the journey
+    state when the engine has it for this level and definition, else computed and kept for the scope."""
+    state = engine.journey.get((level, annotation_key(definition)))
+    if state is not None:
+        ac = engine.table(state["events"])
+        return ac.select(*ANNOTATED_COLUMNS), engine.table(state["visits"]), ac
+    a = engine.materialize(annotate(engine, definition, level))
+    v = engine.materialize(visits(a))
+    return a, v, engine.materialize(with_current_stage(a, v))

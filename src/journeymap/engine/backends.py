@@ -40,6 +40,10 @@ class Engine:
     backend: Any
     name: str  # duckdb | pyspark
     _cached: list = field(default_factory=list, repr=False)
+    journey: dict = field(default_factory=dict, repr=False)
+    """Journey tables already computed, by (level, annotation key): {"events": table, "visits": table}.
+    The workspace sets it from the journey state when the state is current (journeymap.state); the
+    engine reads them instead of annotating the events again (engine.annotate.journey_tables)."""
 
     def table(self, name: str) -> ir.Table:
         return self.backend.table(name)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import ibis.expr.types as ir
 
 from journeymap.errors import NotEnoughData, OptionError
-from journeymap.engine.annotate import annotated_events
+from journeymap.engine.annotate import annotated_events, journey_visits
 from journeymap.engine.backends import Engine
-from journeymap.engine.stages import visits
 from journeymap.engine.transitions import transitions_result
 from journeymap.engine.unit_events import unit_events
 from journeymap.journey.definition import JourneyDefinition
@@ -27,10 +26,10 @@ def labelled_events(engine: Engine, definition: JourneyDefinition | None, level:
         # No journey defined yet: event-level paths need only the events.
         ev = unit_events(engine, unit_level)
         return ev.select("unit_id", label=ev.event, ts=ev.ts, seq=ev.seq)
-    a = annotated_events(engine, definition, unit_level)
     if level == "stage":
-        v = visits(a)
+        v = journey_visits(engine, definition, unit_level)
         return v.select("unit_id", label=v.stage, ts=v.entered_at, seq=v.entry_seq)
+    a = annotated_events(engine, definition, unit_level)
     if level == "touchpoint":
         return a.select("unit_id", label=a.touchpoint, ts=a.ts, seq=a.seq)
     return a.select("unit_id", label=a.event, ts=a.ts, seq=a.seq)

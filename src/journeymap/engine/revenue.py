@@ -24,11 +24,10 @@ import ibis
 import ibis.expr.types as ir
 
 from journeymap.errors import NotEnoughData
-from journeymap.engine.annotate import annotated_events
+from journeymap.engine.annotate import journey_tables
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import UNASSIGNED, units
 from journeymap.engine.rules import rule_expr
-from journeymap.engine.stages import visits, with_current_stage
 from journeymap.engine.unit_events import unit_events
 from journeymap.journey.definition import JourneyDefinition, Revenue
 
@@ -141,8 +140,7 @@ def churn_breakdown(engine: Engine, definition: JourneyDefinition) -> dict:
         # The account's persona, and the stage it was in just before the churn event.
         u = units(engine, definition, "account")
         u = u.select(_acct=u.unit_id, persona=u.persona)
-        a = annotated_events(engine, definition, "account")
-        ac = with_current_stage(a, visits(a))
+        ac = journey_tables(engine, definition, "account")[2]
         before = ac.select(_u=ac.unit_id, _seq=ac.seq, stage=ac.stage_before)
         ch = ch.left_join(u, ch.unit_id == u._acct)
         ch = ch.left_join(before, [ch.unit_id == before._u, ch.seq == before._seq])

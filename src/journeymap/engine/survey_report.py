@@ -8,10 +8,9 @@ period before, per kind, so a trend reads directly.
 from __future__ import annotations
 
 from journeymap.errors import NotEnoughData, OptionError
-from journeymap.engine.annotate import annotated_events
+from journeymap.engine.annotate import journey_tables
 from journeymap.engine.backends import Engine
 from journeymap.engine.metrics import KINDS, surveys_by
-from journeymap.engine.stages import visits, with_current_stage
 from journeymap.journey.definition import JourneyDefinition
 
 GROUPS = {"stage": "stage_before", "touchpoint": "touchpoint", "persona": "persona", "period": "_period"}
@@ -28,8 +27,7 @@ def survey_report(
     if not definition.surveys:
         raise NotEnoughData("journeymap.yml defines no surveys", add="them under `surveys:` (see docs/journey-definition.md)")
     with engine.scope():
-        a = annotated_events(engine, definition, level)
-        ac = with_current_stage(a, visits(a))
+        ac = journey_tables(engine, definition, level)[2]
         if group == "period":
             unit = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}[interval]
             ac = ac.mutate(_period=ac.ts.truncate(unit).cast("date").cast("string"))

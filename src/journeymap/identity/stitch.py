@@ -89,6 +89,9 @@ def _rebuild(con: duckdb.DuckDBPyConnection) -> dict:
     build_resolved(con)
     build_journey_events(con, salt)
     build_accounts(con)
+    # Readers of the journey state compare this with the version the state was folded at (journeymap.state).
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('journey.version', "
+                "(SELECT (coalesce(max(value::BIGINT), 0) + 1)::VARCHAR FROM meta WHERE key = 'journey.version'))")
 
     events, unresolved = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE person_id IS NULL) FROM journey_events"

@@ -23,11 +23,11 @@ from collections.abc import Iterable
 import ibis
 import numpy as np
 
-from journeymap.engine.annotate import annotated_events
+from journeymap.engine.annotate import journey_tables
 from journeymap.engine.backends import Engine
 from journeymap.engine.revenue import revenue_events
 from journeymap.engine.rules import rule_expr
-from journeymap.engine.stages import advancing, stage_order, visit_durations, visits, with_current_stage
+from journeymap.engine.stages import advancing, stage_order, visit_durations
 from journeymap.insights.voice.sentiment import score_texts
 from journeymap.insights.voice.themes import find_themes
 from journeymap.insights.voice.texts import representative_quotes, text_rows
@@ -373,9 +373,7 @@ def friction(engine: Engine, definition: JourneyDefinition, level: str | None = 
     level = level or definition.analysis.level
     signals = definition.health.signals if definition.health else HealthSignals()
     with engine.scope():
-        a = annotated_events(engine, definition, level)
-        v = engine.materialize(visits(a))
-        ac = with_current_stage(a, v)
+        a, v, ac = journey_tables(engine, definition, level)
         until = engine.execute(a.aggregate(t=a.ts.max())).column("t")[0].as_py()
         stakes = Stakes(engine, definition, level, until)
         items = drop_offs(engine, v, definition, stakes)

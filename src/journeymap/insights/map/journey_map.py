@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from journeymap.errors import OptionError
 from journeymap.engine import metrics as M
-from journeymap.engine.annotate import annotated_events
+from journeymap.engine.annotate import annotated_events, journey_tables
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import UNASSIGNED
 from journeymap.engine.stages import advancing_ids, funnel, stage_duration_counts, visits, with_current_stage
@@ -69,13 +69,16 @@ def _period(date_from, date_to) -> tuple[dt.date | None, dt.date | None]:
 def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: Callable[[str], None],
                insights: bool = True, period: tuple = (None, None), panels: dict | None = None) -> dict:
     say("annotating events")
-    a = annotated_events(engine, definition, level)
-    if period[0] is not None:
-        a = a.filter(a.ts >= ibis.timestamp(dt.datetime.combine(period[0], dt.time())))
-    if period[1] is not None:
-        a = a.filter(a.ts < ibis.timestamp(dt.datetime.combine(period[1] + dt.timedelta(days=1), dt.time())))
-    v = engine.materialize(visits(a))
-    ac = engine.materialize(with_current_stage(a, v))
+    if period == (None, None):
+        a, v, ac = journey_tables(engine, definition, level)
+    else:  # a period's visits start inside it: computed from its events
+        a = annotated_events(engine, definition, level)
+        if period[0] is not None:
+            a = a.filter(a.ts >= ibis.timestamp(dt.datetime.combine(period[0], dt.time())))
+        if period[1] is not None:
+            a = a.filter(a.ts < ibis.timestamp(dt.datetime.combine(period[1] + dt.timedelta(days=1), dt.time())))
+        v = engine.materialize(visits(a))
+        ac = engine.materialize(with_current_stage(a, v))
     window = engine.execute(a.aggregate(lo=a.ts.min(), hi=a.ts.max(), n=a.count())).to_pylist()[0]
     present = {r["persona"] for r in engine.execute(a.select("persona").distinct()).to_pylist()}
     personas = [{"id": ALL, "name": "All customers", "description": None}]

@@ -18,10 +18,9 @@ import numpy as np
 import pyarrow as pa
 
 from journeymap.errors import OptionError
-from journeymap.engine.annotate import annotated_events
+from journeymap.engine.annotate import journey_tables
 from journeymap.engine.backends import Engine
 from journeymap.engine.rules import rule_expr
-from journeymap.engine.stages import visits, with_current_stage
 from journeymap.insights.voice.sentiment import label, score_texts
 from journeymap.insights.voice.themes import find_themes
 from journeymap.journey.definition import JourneyDefinition, VoiceSource
@@ -71,8 +70,7 @@ def text_rows(engine: Engine, definition: JourneyDefinition, level: str | None =
     sources = voice_sources(definition)
     with engine.scope():
         if ac is None:
-            a = annotated_events(engine, definition, level)
-            ac = with_current_stage(a, visits(a))
+            ac = journey_tables(engine, definition, level)[2]
         # Windows over all events run once: keep only the events any source matches, then fan out.
         hits = engine.materialize(ac.filter(ibis.or_(*[rule_expr(engine, ac, s.match) for s in sources])))
         parts = []

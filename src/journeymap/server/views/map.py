@@ -30,11 +30,10 @@ def map_data(ctx: Ctx) -> dict:
 
 
 def _visits(ctx: Ctx, level: str | None):
-    from journeymap.engine.annotate import annotated_events
-    from journeymap.engine.stages import visits
+    from journeymap.engine.annotate import journey_visits
 
     engine = ctx.ws.engine
-    return engine, visits(annotated_events(engine, ctx.ws.definition, unit_of(ctx.ws, level)))
+    return engine, journey_visits(engine, ctx.ws.definition, unit_of(ctx.ws, level))
 
 
 def _stuck(ctx: Ctx, stage_id: str, as_of: str | None) -> dict:

@@ -1,0 +1,24 @@
+"""A refresh: identity stitched from the events, then the journey state folded in (state.fold)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from journeymap.identity import stitch
+from journeymap.identity.stitch import StitchResult
+from journeymap.journey.definition import JourneyDefinition
+from journeymap.state.fold import FoldReport, fold
+
+
+@dataclass
+class RefreshResult:
+    stitch: StitchResult
+    state: FoldReport | None
+    """None without a journey definition: there is nothing to fold the events into."""
+
+
+def refresh(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None) -> RefreshResult:
+    stitched = stitch(con)
+    return RefreshResult(stitched, fold(con, definition) if definition is not None else None)

@@ -1,0 +1,189 @@
+"""The journey state folded in batch by batch equals the state rebuilt from scratch, and what the engine
+computes from the events directly.
+
+Hypothesis draws event logs (the reference test's vocabulary: stage rules, touchpoints, personas from
+identify and group traits, many ties in time), shuffles them (arrival order is not time order, so most
+batches bring late events), cuts them into batches, and loads each batch through a real workspace,
+which stitches and folds after every batch. Some rows carry only an anonymous id until an identify call
+links it to the customer, so identity merges join units after the fact; a batch may also be unloaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from journeymap.engine.annotate import journey_tables
+from journeymap.engine.backends import duckdb_engine
+from journeymap.state.fold import fold, tables
+from journeymap.workspace import Workspace
+from test_engine_reference import DEFINITION, Row, event_logs
+
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if os.environ.get("JOURNEYMAP_SHRINK") else [])
+LEVELS = ("person", "account")
+
+
+def write_batch(rows: list[tuple[Row, bool]], path: Path) -> Path:
+    """Canonical CSV; a row flagged anonymous names only `anon-<customer>` (identify rows name both)."""
+    cols = ["customer_id", "anonymous_id", "event", "ts", "account_id", "source", "channel", "message_id",
+            "properties", "type", "traits"]
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        for r, anonymous in rows:
+            customer = "" if anonymous and r.type != "identify" else (r.customer or "")
+            anon = f"anon-{r.customer}" if r.customer and (anonymous or r.type == "identify") else ""
+            w.writerow([customer, anon, r.event, r.ts.isoformat() + "Z", r.account or "", r.source, r.channel or "",
+                        f"m{r.idx}", json.dumps(r.props) if r.props else "", r.type,
+                        json.dumps(r.traits) if r.traits is not None else ""])
+    return path
+
+
+def rows_of(con, sql: str) -> list[tuple]:
+    return sorted(con.execute(sql).fetchall(), key=repr)
+
+
+def state_rows(con, level: str) -> dict[str, list[tuple]]:
+    t = tables(level)
+    return {name: rows_of(con, f"SELECT * EXCLUDE (signature) FROM {t[name]}" if name == "units"
+                          else f"SELECT * FROM {t[name]}") for name in ("events", "visits", "units")}
+
+
+def direct_rows(con, definition, level: str) -> dict[str, list[tuple]]:
+    """What the engine computes from the journey events, with no state at all."""
+    engine = duckdb_engine(con)
+    assert engine.journey == {}
+    with engine.scope():
+        a, v, ac = journey_tables(engine, definition, level)
+        events = rows_of(con, f"SELECT * FROM ({engine.backend.compile(ac)})")
+        visits = rows_of(con, f"SELECT * FROM ({engine.backend.compile(v)})")
+        units = rows_of(con, f"SELECT unit_id, any_value(persona), count(*) FROM ({engine.backend.compile(a)}) "
+                             "GROUP BY unit_id")
+    return {"events": events, "visits": visits, "units": units}
+
+
+@settings(max_examples=25, deadline=None, phases=PHASES,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(rows=event_logs(), data=st.data())
+def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
+    order = data.draw(st.permutations(range(len(rows))), label="arrival order")
+    anonymous = data.draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows)), label="anonymous rows")
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(rows) - 1)), max_size=4), label="batch cuts"))
+    unload = data.draw(st.booleans(), label="unload the first batch at the end")
+    batches = [order[i:j] for i, j in zip([0, *cuts], [*cuts, len(rows)], strict=True) if order[i:j]]
+    base = tmp_path_factory.mktemp("fold")
+    with Workspace(base / "ws") as ws:
+        ws.path.mkdir()
+        (ws.path / "journeymap.yml").write_text(json.dumps(DEFINITION))  # JSON is YAML
+        for n, batch in enumerate(batches):
+            path = write_batch([(rows[i], anonymous[i]) for i in batch], base / f"batch{n}.csv")
+            ws.ingest([str(path)], max_reject_rate=None)
+        if unload and len(batches) > 1:
+            ws.unload(ws.loads()[0]["load_id"])
+        assert all(row["current"] for row in ws.state())
+        folded = {level: state_rows(ws.con, level) for level in LEVELS}
+        direct = {level: direct_rows(ws.con, ws.definition, level) for level in LEVELS}
+        report = fold(ws.con, ws.definition, rebuild=True)
+        assert [lv.mode for lv in report.levels] == ["rebuild", "rebuild"]
+        for level in LEVELS:
+            rebuilt = state_rows(ws.con, level)
+            assert folded[level] == rebuilt, level
+            assert folded[level]["events"] == direct[level]["events"], level
+            assert folded[level]["visits"] == direct[level]["visits"], level
+            assert [(u, p, n) for u, p, n in folded[level]["units"]] == direct[level]["units"], level
+
+
+def test_a_fold_recomputes_only_the_units_whose_events_changed(tmp_path):
+    """Two persons; a late event for one of them re-folds that person alone, and an unchanged store folds
+    nothing. An identity merge re-folds both persons it joins."""
+    ws = Workspace.init(tmp_path / "ws")
+    (ws.path / "journeymap.yml").write_text(json.dumps(DEFINITION))
+    ws.__dict__.pop("definition", None)
+    first = tmp_path / "a.csv"
+    first.write_text("customer_id,anonymous_id,event,ts,source,message_id\n"
+                     "ann,,signup_completed,2024-01-02T00:00:00Z,product,m1\n"
+                     "bob,,signup_completed,2024-01-02T00:00:00Z,product,m2\n"
+                     ",anon-cy,pricing_viewed,2024-01-01T00:00:00Z,product,m3\n")
+    with ws:
+        ws.ingest([str(first)])
+        late = tmp_path / "b.csv"
+        late.write_text("customer_id,event,ts,source,message_id\n"
+                        "ann,pricing_viewed,2024-01-01T00:00:00Z,product,m4\n")
+        ws.ingest([str(late)])
+        report = fold(ws.con, ws.definition)
+        assert [(lv.level, lv.mode, lv.changed_units) for lv in report.levels] == [
+            ("person", "unchanged", 0), ("account", "unchanged", 0)]
+        # The late event made ann's first stage evaluation, before onboarding.
+        assert ws.con.execute("SELECT stage, visit_no FROM state_visits_person WHERE unit_id = 'u:ann' "
+                              "ORDER BY visit_no").fetchall() == [("evaluation", 1), ("onboarding", 2)]
+        merge = tmp_path / "c.csv"
+        merge.write_text("customer_id,anonymous_id,event,ts,source,message_id,type\n"
+                         "cy,anon-cy,identify,2024-01-03T00:00:00Z,product,m5,identify\n"
+                         "cy,,signup_completed,2024-01-03T00:00:00Z,product,m6,track\n")
+        refreshed = ws.ingest([str(merge)], refresh=False)
+        assert refreshed[0].accepted == 2
+        result = ws.refresh()
+        person = result.state.levels[0]
+        # the anonymous unit leaves and u:cy arrives with its events: two units changed, ann and bob did not
+        assert (person.mode, person.changed_units, person.units) == ("fold", 2, 3)
+        assert ws.con.execute("SELECT stage FROM state_visits_person WHERE unit_id = 'u:cy' ORDER BY visit_no"
+                              ).fetchall() == [("evaluation",), ("onboarding",)]
+
+
+def test_a_changed_definition_is_rebuilt_and_stale_state_is_not_read(tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    events = tmp_path / "e.csv"
+    events.write_text("customer_id,event,ts\nann,pricing_viewed,2025-03-01T09:00:00\n"
+                      "ann,signup_completed,2025-03-01T09:05:00\n")
+    with ws:
+        ws.ingest([str(events)])
+        assert all(row["current"] for row in ws.state())
+        assert ws.engine.journey  # the analyses read the state
+        text = ws.definition_path.read_text()
+        ws.definition_path.write_text(text.replace("signup_completed", "signup_done", 1))
+        ws.__dict__.pop("definition", None)
+        stale = ws.state()
+        assert [r["stale_because"] for r in stale] == ["journeymap.yml's stages, touchpoints or personas changed since"] * 2
+        assert ws.engine.journey == {}  # computed from the events instead
+        report = ws.refresh().state
+        assert [(lv.mode, lv.reason) for lv in report.levels] == [
+            ("rebuild", "journeymap.yml's stages, touchpoints or personas changed")] * 2
+
+
+def test_an_interrupted_fold_leaves_the_previous_state(tmp_path, monkeypatch):
+    """The fold and its meta keys commit together: when it dies after the person level was written and
+    before the account level was, the store still holds the previous state (marked stale), and the next
+    fold completes it."""
+    import journeymap.state.fold as fold_module
+
+    ws = Workspace.init(tmp_path / "ws")
+    events = tmp_path / "e.csv"
+    events.write_text("customer_id,event,ts\nann,pricing_viewed,2025-03-01T09:00:00\n")
+    with ws:
+        ws.ingest([str(events)])
+        before = {lv: state_rows(ws.con, lv) for lv in LEVELS}
+        more = tmp_path / "f.csv"
+        more.write_text("customer_id,event,ts\nbob,signup_completed,2025-03-02T09:00:00\n")
+        real = fold_module._fold_level
+
+        def dies_at_the_account_level(con, engine, definition, level, *rest):
+            if level == "account":
+                raise KeyboardInterrupt("killed")
+            return real(con, engine, definition, level, *rest)
+
+        monkeypatch.setattr(fold_module, "_fold_level", dies_at_the_account_level)
+        with pytest.raises(KeyboardInterrupt):
+            ws.ingest([str(more)])
+        monkeypatch.undo()
+        assert {lv: state_rows(ws.con, lv) for lv in LEVELS} == before
+        assert [row["stale_because"] for row in ws.state()] == ["events arrived since"] * 2
+        assert ws.engine.journey == {}
+        assert [lv.mode for lv in fold(ws.con, ws.definition).levels] == ["fold", "unchanged"]  # no accounts here
+        assert all(row["current"] for row in ws.state())
+        assert ws.con.execute("SELECT count(*) FROM state_units_person").fetchone()[0] == 2
