@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from conftest import invoke_json, serve_in_process
+from conftest import invoke_cli, invoke_json, serve_in_process
 from journeymap.ingest.store import open_store
 from journeymap.journey import load
 from journeymap.journey.load import DefinitionError, json_schema
@@ -258,3 +258,12 @@ def test_the_real_server_answers_a_preflight(tmp_path):
     assert pre.status_code == 204 and pre.headers["access-control-allow-origin"] == SHOP
     assert deep.status_code == 400 and deep.json()["code"] == "invalid_request"
     assert invoke_json("rejects", "--workspace", str(ws))["rejects"] == []
+
+
+def test_serve_refuses_a_bad_cors_origin_in_one_line(tmp_path):
+    ws, _ = quick_workspace(tmp_path / "ws")
+    (ws / "journeymap.yml").write_text("server:\n  cors_origins: ['https://shop.example.com/checkout']\n")
+    proc = invoke_cli("serve", "--workspace", str(ws), "--port", "1", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert "server.cors_origins[0]" in said and "did you mean 'https://shop.example.com'?" in said

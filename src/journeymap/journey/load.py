@@ -111,8 +111,9 @@ def _store_section(path: Path) -> dict:
 def _section(path: Path, name: str, model: type[BaseModel]) -> dict:
     """One section of journeymap.yml, validated by `model` (None keys left out); {} without the file or the section.
 
-    Only this section is validated here, so a store opens whatever else the file says (the rest is
-    checked where the definition is used); a file that is not YAML raises its DefinitionError."""
+    Only this section is validated here, so a store opens (and a server starts) whatever else the file says
+    (the rest is checked where the definition is used); a file that is not YAML raises its DefinitionError,
+    and a bad value one whose key path starts with `name` (`server.cors_origins[1]`)."""
     if not path.exists():
         return {}
     try:
