@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from journeymap.cli.common import WorkspaceOpt, err, fail
+from journeymap.cli.common import WorkspaceOpt, err, fail, fail_with
+from journeymap.errors import JourneymapError
 from journeymap.ingest.store import StoreLocked, open_store, store_path
 from journeymap.journey.load import store_settings_for
 
@@ -56,12 +57,15 @@ def register(app: typer.Typer) -> None:
         if not store_path(workspace).parent.is_dir():
             fail(f"{workspace}: no such workspace folder; create one with `journeymap init {workspace}`")
         try:
-            # a clean "locked by pid N" (or bad store setting) now, rather than a failed startup later
+            # a clean "locked by pid N" (or bad store or server setting in journeymap.yml) now, rather than a
+            # failed startup later
             open_store(workspace, settings=store_settings_for(workspace)).close()
+            app_ = create_app(workspace, rate_limit=rate_limit, burst=burst, stitch_seconds=stitch_seconds,
+                              keep_segments=keep_segments, duckdb_threads=duckdb_threads or None)
         except StoreLocked as exc:
             fail(str(exc))
-        app_ = create_app(workspace, rate_limit=rate_limit, burst=burst, stitch_seconds=stitch_seconds,
-                          keep_segments=keep_segments, duckdb_threads=duckdb_threads or None)
+        except JourneymapError as exc:
+            fail_with(exc)
         for line in addresses(workspace, host, port):
             err.print(line, highlight=False, soft_wrap=True)
         config = uvicorn.Config(app_, host=host, port=port, log_level=log_level, lifespan="on", access_log=False)

@@ -5,7 +5,8 @@ Each batch is projected and validated in DuckDB (vectorised; no per-row Python),
     file's identical rows (`_number_repeats`), so repeats inside a file are kept and a re-ingest adds nothing,
   - the first row per message_id (input order) is appended to `events`,
   - a repeat with the same content counts as a duplicate (re-ingesting a file adds nothing),
-  - a repeat with different content goes to dead letters as a conflict,
+  - a repeat with different content goes to dead letters as a conflict (content without `ts` for the rows
+    the caller names as timed by their arrival: `arrival_ts`),
   - rejected rows go to dead letters with file, line, field and reason.
 Rows, dead letters and the load's counts commit together, every COMMIT_ROWS rows and at the end.
 A bad row never stops the run; with `strict` it fails the file instead, and nothing of it is kept.
@@ -41,6 +42,7 @@ SCAN_CHUNK = 64 * 1024
 COMMIT_ROWS = 2_000_000  # a crash loses at most this many uncommitted rows of a file, never committed ones
 SEQ_PER_LOAD = 10_000_000_000  # seq = load_id * SEQ_PER_LOAD + line * 8 + spec: input order, globally (store.py's event_lineage)
 _CONTENT = "event, type, source, channel, user_id, anonymous_id, email, previous_id, account_id, properties, traits, ts"
+_LOOSE_CONTENT = _CONTENT.removesuffix(", ts")
 _FINGERPRINT = " || chr(31) || ".join(f"coalesce({c}::VARCHAR, chr(0))" for c in _CONTENT.split(", "))
 
 
@@ -144,10 +146,15 @@ FILE_ERRORS = (InputError, StrictRejection, pa.ArrowException, OSError, UnicodeE
 
 
 class Loader:
-    def __init__(self, con: duckdb.DuckDBPyConnection, strict: bool = False, keep_samples: int = 20):
+    def __init__(self, con: duckdb.DuckDBPyConnection, strict: bool = False, keep_samples: int = 20,
+                 arrival_ts: str | None = None):
+        """`arrival_ts` names a table whose `message_id` column lists the rows whose `ts` depends on when
+        they arrived (the tracking API's clock-skew correction uses the server's receive time): a repeat
+        of such a row compares its content without `ts`, so a client's retry is a duplicate, not a conflict."""
         self.con = con
         self.strict = strict
         self.keep_samples = keep_samples
+        self.arrival_ts = arrival_ts
 
     def load(
         self,
@@ -335,24 +342,31 @@ class Loader:
             report.accepted += valid
             return
         # Repeats are rare: only now is the content compared, by hashing both sides in this query.
+        # A row whose ts came from its arrival time (`arrival_ts`) is compared without ts (`loose`).
+        loose = f"_message_id IN (SELECT message_id FROM {self.arrival_ts})" if self.arrival_ts else "false"
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _resolved AS
-            WITH b AS (SELECT *, hash({_CONTENT}) AS content_hash FROM _batch WHERE _check IS NULL),
+            WITH b AS (SELECT *, hash({_CONTENT}) AS content_hash, hash({_LOOSE_CONTENT}) AS loose_hash,
+                              {loose} AS _loose
+                       FROM _batch WHERE _check IS NULL),
             firsts AS (
-                SELECT _message_id, min(seq) AS first_seq, arg_min(content_hash, seq) AS first_hash
+                SELECT _message_id, min(seq) AS first_seq, arg_min(content_hash, seq) AS first_hash,
+                       arg_min(loose_hash, seq) AS first_loose
                 FROM b GROUP BY _message_id
             ),
             stored AS (
-                SELECT e.message_id AS _message_id, any_value(hash({_CONTENT})) AS stored_hash
+                SELECT e.message_id AS _message_id, any_value(hash({_CONTENT})) AS stored_hash,
+                       any_value(hash({_LOOSE_CONTENT})) AS stored_loose
                 FROM events e SEMI JOIN firsts f ON e.message_id = f._message_id
                 GROUP BY e.message_id
             )
-            SELECT b.*,
+            SELECT b.* EXCLUDE (loose_hash, _loose),
                    CASE
                      WHEN st.stored_hash IS NOT NULL THEN
-                       CASE WHEN st.stored_hash = b.content_hash THEN 'duplicate' ELSE 'conflict' END
+                       CASE WHEN st.stored_hash = b.content_hash OR (b._loose AND st.stored_loose = b.loose_hash)
+                            THEN 'duplicate' ELSE 'conflict' END
                      WHEN b.seq = f.first_seq THEN 'new'
-                     WHEN b.content_hash = f.first_hash THEN 'duplicate'
+                     WHEN b.content_hash = f.first_hash OR (b._loose AND b.loose_hash = f.first_loose) THEN 'duplicate'
                      ELSE 'conflict'
                    END AS _status
             FROM b JOIN firsts f USING (_message_id) LEFT JOIN stored st USING (_message_id)

@@ -16,8 +16,10 @@ fields, conflicts) is checked by the loader's SQL validation, as for files, and 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import accumulate
 from json.encoder import c_make_encoder, encode_basestring
 
 from journeymap.events.reasons import Reason
@@ -29,10 +31,21 @@ MAX_DEPTH = 10
 """Nesting depth of an event: the event object is level 1, its properties level 2, and so on."""
 MAX_KEYS = 1000
 """Object keys plus array items in one event, at every level together."""
+MAX_BODY_DEPTH = 100
+"""Nesting depth of a whole request body (a batch is level 1, its array level 2, an event level 3): a body
+deeper than this is refused with 400 before it is parsed, as Python's parser recurses once per level.
+Events deeper than MAX_DEPTH but within this are rejected one by one (`too_deep`)."""
 
 TOO_DEEP = "too_deep"
 TOO_MANY_KEYS = "too_many_keys"
 """Reasons only the tracking API gives (the loader never sees such events)."""
+
+ARRIVAL_TIMED = "originalTimestamp"
+"""The journal line's mark of an event whose `ts` depends on when the server received it (clock-skew
+corrected, or no time given): a retry of it arrives later with the same content, and the loader compares
+such a repeat without `ts` (Loader's `arrival_ts`). The key is one of `ts`'s aliases, after `ts` itself,
+so a journal line read as a plain canonical file still takes its time from `ts`, and the mark never
+becomes a property."""
 
 CALLS = ("track", "identify", "group", "page", "screen", "alias")
 EVENT_NAMES = {"identify": "identify", "group": "group", "page": "page_viewed", "screen": "screen_viewed", "alias": "alias"}
@@ -84,18 +97,27 @@ def parse_time(value, field: str) -> datetime | None:
     dt = _parse_iso(value)
     if dt is None:
         raise Rejected(Reason.BAD_TIMESTAMP.value, "ts", f"{field}: cannot parse {value[:40]!r}")
+    if dt is _OUT_OF_RANGE:
+        raise Rejected(Reason.ABSURD_TIMESTAMP.value, "ts", f"{field}: {value[:40]!r} is out of range in UTC")
     return dt
 
 
+_OUT_OF_RANGE = object()
+"""What `_parse_iso` gives for a time that parses but has no UTC equivalent (0001-01-01T00:00:00+14:00)."""
+
+
 @lru_cache(maxsize=4096)
-def _parse_iso(value: str) -> datetime | None:
+def _parse_iso(value: str) -> datetime | object | None:
     """Cached: a batch's sentAt, and timestamps at the same millisecond, repeat."""
     try:
         dt = datetime.fromisoformat(value.strip())
     except ValueError:
         return None
     if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
+        try:
+            dt = dt.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # before year 1 or after year 9999 once the offset is applied
+            return _OUT_OF_RANGE
     return dt
 
 
@@ -107,14 +129,23 @@ def event_time(ev: dict, received: datetime, batch_sent_at=None) -> datetime:
     ...            received=datetime(2024, 1, 1, 0, 5))
     datetime.datetime(2024, 1, 1, 0, 4, 50)
     """
+    return _event_time(ev, received, batch_sent_at)[0]
+
+
+def _event_time(ev: dict, received: datetime, batch_sent_at=None) -> tuple[datetime, bool]:
+    """`event_time`, and whether it depends on the arrival time (skew-corrected, or receivedAt itself)."""
     original = parse_time(ev.get("originalTimestamp"), "originalTimestamp")
     sent = parse_time(ev.get("sentAt", batch_sent_at), "sentAt") if original is not None else None
     if original is not None and sent is not None:
-        return received - (sent - original)
+        try:
+            return received - (sent - original), True
+        except OverflowError:
+            raise Rejected(Reason.ABSURD_TIMESTAMP.value, "ts",
+                           "the clock-skew correction receivedAt - (sentAt - originalTimestamp) is out of range") from None
     stamp = parse_time(ev.get("timestamp"), "timestamp")
     if stamp is not None:
-        return stamp
-    return original if original is not None else received
+        return stamp, False
+    return (original, False) if original is not None else (received, True)
 
 
 def _id(value) -> str | None:
@@ -185,7 +216,8 @@ def canonical(ev, call: str | None = None, received: datetime | None = None, bat
     properties = _object(ev, "properties", "properties")
     traits = _object(ev, "traits", "traits")
     row: dict = {"message_id": _id(ev.get("messageId"))}
-    row["ts"] = event_time(ev, received or datetime.now(UTC).replace(tzinfo=None), batch_sent_at).isoformat(sep=" ")
+    ts, by_arrival = _event_time(ev, received or datetime.now(UTC).replace(tzinfo=None), batch_sent_at)
+    row["ts"] = ts.isoformat(sep=" ")
     if call == "track":
         name = ev.get("event")
         if not isinstance(name, str) or not name.strip():
@@ -196,7 +228,11 @@ def canonical(ev, call: str | None = None, received: datetime | None = None, bat
     row["type"], row["source"], row["channel"] = call, source, _channel(ev, context, call)
     row["user_id"], row["anonymous_id"] = user_id, anonymous_id
     ctx_traits = (context or {}).get("traits")
-    email = (traits if call == "identify" and traits else ctx_traits if isinstance(ctx_traits, dict) else {}).get("email")
+    ctx_traits = ctx_traits if isinstance(ctx_traits, dict) else {}
+    if call == "identify" and ctx_traits:
+        # RudderStack's SDKs send an identify's traits in context.traits; a top-level trait wins.
+        traits = {**ctx_traits, **(traits or {})}
+    email = (traits if call == "identify" and traits else ctx_traits).get("email")
     row["email"] = email if isinstance(email, str) else None
     if call == "alias":
         row["previous_id"] = _id(ev.get("previousId"))
@@ -215,6 +251,8 @@ def canonical(ev, call: str | None = None, received: datetime | None = None, bat
         row["traits"] = traits or None
     elif call != "alias":
         row["properties"] = properties or None
+    if by_arrival:
+        row[ARRIVAL_TIMED] = True
     return {k: v for k, v in row.items() if v is not None}
 
 
@@ -229,11 +267,35 @@ def line(row: dict) -> bytes:
     return data
 
 
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP = [1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256)]
+
+
+def body_depth(body: bytes, limit: int = MAX_BODY_DEPTH) -> int | None:
+    """How deep the JSON in `body` nests arrays and objects, or None when it cannot pass `limit` (it has
+    no more brackets than that). Read from the raw bytes, brackets inside strings left out, so a body is
+    measured before a recursive parser sees it.
+
+    >>> body_depth(b'{"batch": [{"properties": {"a": [1, 2]}}]}', limit=2), body_depth(b'[[["]]]]]"]]]', limit=2)
+    (5, 3)
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return None
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
 def _loads(body: bytes):
+    depth = body_depth(body)
+    if depth is not None and depth > MAX_BODY_DEPTH:
+        raise MalformedBody(f"the JSON nests {depth} levels deep; the limit is {MAX_BODY_DEPTH}")
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedBody(f"malformed JSON: {exc}") from None
+    except RecursionError:  # not expected past the depth check; never a 500
+        raise MalformedBody(f"the JSON nests deeper than {MAX_BODY_DEPTH} levels") from None
 
 
 def parse_single(body: bytes, call: str, received: datetime, source: str = "product") -> tuple[dict, bytes]:

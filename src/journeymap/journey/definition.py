@@ -7,9 +7,10 @@ engine; nothing downstream re-reads YAML.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from journeymap.events.schema import SOURCES
 from journeymap.ingest.mapping import SourceMapping
@@ -367,6 +368,40 @@ class StoreConfig(_Strict):
         return None if value is None else check_setting(info.field_name, value)
 
 
+def check_origin(value: str) -> str:
+    """A browser origin, lower-cased: scheme http or https, a host, an optional port, nothing else.
+
+    >>> check_origin("https://Shop.example.com:8443")
+    'https://shop.example.com:8443'
+    >>> check_origin("https://shop.example.com/")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'https://shop.example.com/' is not an origin: an origin has no path, query or fragment; did you mean 'https://shop.example.com'?
+    """
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an origin: write scheme://host[:port], such as https://www.example.com")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r} is not an origin: the port is not a number from 0 to 65535") from None
+    origin = f"{parts.scheme.lower()}://{parts.hostname}" + (f":{port}" if port is not None else "")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{value!r} is not an origin: an origin has no user name; did you mean {origin!r}?")
+    if parts.path or parts.query or parts.fragment or value.strip().endswith(("?", "#")):
+        raise ValueError(f"{value!r} is not an origin: an origin has no path, query or fragment; did you mean {origin!r}?")
+    return origin
+
+
+class ServerConfig(_Strict):
+    """Settings of `journeymap serve` (docs/server.md)."""
+
+    cors_origins: list[Annotated[str, AfterValidator(check_origin)]] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port], as a browser sends them) whose pages may call the tracking API "
+                    "(/v1/*) from the browser: they get CORS headers; any other origin gets none. Default: none.")
+
+
 class Analysis(_Strict):
     level: Literal["person", "account"] = "person"
     timezone: str = "UTC"
@@ -379,6 +414,7 @@ class JourneyDefinition(_Strict):
     analysis: Analysis = Field(default_factory=Analysis)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
     sources: dict[str, SourceMapping] = Field(default_factory=dict)
     stages: list[Stage] = Field(min_length=1)
     touchpoints: list[Touchpoint] = Field(default_factory=list)

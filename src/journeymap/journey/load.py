@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from journeymap.errors import DefinitionError
 from journeymap.ingest.store import DEFINITION_FILE, StoreSettings, store_settings
-from journeymap.journey.definition import JourneyDefinition, StoreConfig
+from journeymap.journey.definition import JourneyDefinition, ServerConfig, StoreConfig
 
 __all__ = ["DefinitionError", "json_schema", "load_definition", "parse_definition", "parse_text", "problems",
-           "store_settings_for"]
+           "server_config_for", "store_settings_for"]
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
@@ -97,11 +97,23 @@ def store_settings_for(workspace: str | Path) -> StoreSettings:
     return store_settings(workspace, _store_section(Path(workspace) / DEFINITION_FILE))
 
 
-def _store_section(path: Path) -> dict:
-    """The `store:` section of journeymap.yml, validated; {} without the file or the section.
+def server_config_for(workspace: str | Path) -> ServerConfig:
+    """The `server:` section of the workspace's journeymap.yml, validated (defaults without the file or
+    the section); like `store:`, it is read alone, so the server starts whatever else the file says."""
+    return ServerConfig.model_validate(_section(Path(workspace) / DEFINITION_FILE, "server", ServerConfig))
 
-    Only this section is validated here, so a store opens whatever else the file says (the rest is
-    checked where the definition is used); a file that is not YAML raises its DefinitionError."""
+
+def _store_section(path: Path) -> dict:
+    """The `store:` section of journeymap.yml, validated; {} without the file or the section."""
+    return _section(path, "store", StoreConfig)
+
+
+def _section(path: Path, name: str, model: type[BaseModel]) -> dict:
+    """One section of journeymap.yml, validated by `model` (None keys left out); {} without the file or the section.
+
+    Only this section is validated here, so a store opens (and a server starts) whatever else the file says
+    (the rest is checked where the definition is used); a file that is not YAML raises its DefinitionError,
+    and a bad value one whose key path starts with `name` (`server.cors_origins[1]`)."""
     if not path.exists():
         return {}
     try:
@@ -109,14 +121,14 @@ def _store_section(path: Path) -> dict:
     except yaml.YAMLError:
         load_definition(path)  # raises the DefinitionError that names the line and column
         raise
-    section = data.get("store") if isinstance(data, dict) else None
+    section = data.get(name) if isinstance(data, dict) else None
     if section is None:
         return {}
     try:
-        return StoreConfig.model_validate(section).model_dump(exclude_none=True)
+        return model.model_validate(section).model_dump(exclude_none=True)
     except ValidationError as exc:
-        problems = [("store" + "".join(f".{p}" for p in err["loc"]), err["msg"].removeprefix("Value error, "))
-                    for err in exc.errors()]
+        problems = [(name + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]),
+                     err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
         raise DefinitionError(str(path), problems) from None
 
 

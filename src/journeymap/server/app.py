@@ -18,6 +18,7 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 
 from journeymap.ingest.journal import SEGMENT_BYTES, SEGMENT_SECONDS, Journal
+from journeymap.journey.load import server_config_for
 from journeymap.server.api import router as api_router
 from journeymap.server.cache import AnalysisCache, definition_stamp
 from journeymap.server.encoding import JSONAnswer
@@ -69,6 +70,8 @@ def create_app(
     app.state.journal = journal
     app.state.runner = runner
     app.state.keys = KeyRing({})
+    # Origins whose pages may call /v1/* from a browser (journeymap.yml `server.cors_origins`), lower-cased.
+    app.state.cors_origins = frozenset(server_config_for(workspace).cors_origins)
     app.state.limiter = RateLimiter(rate_limit, burst if burst is not None else 2 * rate_limit)
     # The one cache of analysis results (API and web app): valid until the next stitch or a new journeymap.yml.
     app.state.cache = AnalysisCache(lambda: (runner.stats["stitches"], definition_stamp(workspace / "journeymap.yml")))

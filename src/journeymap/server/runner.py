@@ -23,6 +23,7 @@ from journeymap.identity import stitch
 from journeymap.ingest.files import InputFile
 from journeymap.ingest.journal import Journal
 from journeymap.ingest.loader import Loader
+from journeymap.ingest.segment import ARRIVAL_TIMED
 from journeymap.ingest.store import open_store
 from journeymap.journey.load import store_settings_for
 
@@ -42,9 +43,10 @@ CREATE TABLE IF NOT EXISTS journal_segments (
 """
 
 
+_ARRIVAL = '"' + ARRIVAL_TIMED + '"'
 _COLUMNS = "{" + ", ".join(
     f"{c}: '{'JSON' if c in ('properties', 'traits') else 'VARCHAR'}'" for c in CANONICAL_FIELDS
-) + "}"
+) + f", {_ARRIVAL}: 'BOOLEAN'" + "}"
 
 
 def _lit(path: Path) -> str:
@@ -132,7 +134,9 @@ class StoreRunner:
     def load_segment(self, path: Path) -> None:
         columnar = self._columnar(path)
         try:
-            report = Loader(self.con).load(columnar or InputFile(path, "jsonl", None), source_name=SOURCE_NAME)
+            # _arrival_timed (from _columnar): the events timed by their arrival, whose retries differ only in ts.
+            report = Loader(self.con, arrival_ts="_arrival_timed" if columnar else None).load(
+                columnar or InputFile(path, "jsonl", None), source_name=SOURCE_NAME)
         finally:
             if columnar is not None:
                 columnar.path.unlink(missing_ok=True)
@@ -155,9 +159,16 @@ class StoreRunner:
         out = path.with_suffix(".parquet")
         try:
             self.con.execute(
-                f"COPY (SELECT * REPLACE (properties::VARCHAR AS properties, traits::VARCHAR AS traits) FROM read_json({_lit(path)}, format = 'newline_delimited', columns = {_COLUMNS})) "
-                f"TO {_lit(out)} (FORMAT parquet)"
+                f"CREATE OR REPLACE TEMP TABLE _segment AS SELECT * FROM read_json({_lit(path)}, "
+                f"format = 'newline_delimited', columns = {_COLUMNS})"
             )
+            self.con.execute(
+                f"COPY (SELECT * EXCLUDE ({_ARRIVAL}) REPLACE (properties::VARCHAR AS properties, traits::VARCHAR AS traits) "
+                f"FROM _segment) TO {_lit(out)} (FORMAT parquet)"
+            )
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE _arrival_timed AS SELECT DISTINCT message_id FROM _segment "
+                             f"WHERE {_ARRIVAL} AND message_id IS NOT NULL")
+            self.con.execute("DROP TABLE _segment")
         except duckdb.Error:
             out.unlink(missing_ok=True)
             log.warning("%s: not every line parses as JSON; loading it line by line", path.name)

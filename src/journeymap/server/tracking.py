@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import zlib
 
 from fastapi import APIRouter, Request
@@ -23,16 +24,27 @@ from journeymap.ingest.journal import JournalUnavailable
 from journeymap.ingest.segment import CALLS, MAX_BATCH_BYTES, MalformedBody, Rejected, parse_batch, parse_single, utc_now
 from journeymap.server.ratelimit import retry_after
 
+log = logging.getLogger("journeymap.server")
 router = APIRouter()
 _OK = b'{"success":true}'
+
+
+CODES = {400: "invalid_request", 401: "unauthorized", 403: "origin_not_allowed", 413: "payload_too_large",
+         429: "rate_limited", 500: "internal", 503: "unavailable"}
+"""The `code` of each error status: Segment's shape, {"code", "message"}, which its SDKs read (they retry
+429 and 5xx, and drop a batch answered 400, 401 or 413)."""
+
+CORS_METHODS = "POST, OPTIONS"
+CORS_HEADERS = "Authorization, Content-Type"
 
 
 def _json(status: int, body: dict, headers: dict | None = None) -> Response:
     return Response(json.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
-def _error(status: int, message: str, headers: dict | None = None) -> Response:
-    return _json(status, {"success": False, "error": message}, headers)
+def _error(status: int, message: str, headers: dict | None = None, **extra) -> Response:
+    """An error answer: Segment's {"code", "message"}, and journeymap's own {"success": false, "error"}."""
+    return _json(status, {"success": False, "code": CODES[status], "message": message, "error": message, **extra}, headers)
 
 
 class _TooLarge(Exception):
@@ -110,7 +122,7 @@ async def _handle(request: Request, call: str) -> Response:
         if key is None:
             return _error(401, "a write key is required: the Basic-auth user name, or writeKey in the body")
     if call != "batch" and rejected:
-        return _json(400, {"success": False, "rejected": rejected})
+        return _error(400, f"the event is rejected: {rejected[0]['detail']}", rejected=rejected)
     events = data.count(b"\n")
     wait = state.limiter.take(key.key_id, max(events, 1))
     if wait:
@@ -137,14 +149,51 @@ def _body_key(payload, body: bytes) -> str | None:
     return key if isinstance(key, str) else None
 
 
+def _allowed_origin(request: Request) -> str | None:
+    """The request's Origin when journeymap.yml's `server.cors_origins` lists it, else None."""
+    origin = request.headers.get("origin")
+    return origin if origin and origin.lower() in request.app.state.cors_origins else None
+
+
 def _endpoint(call: str):
     async def endpoint(request: Request) -> Response:
-        return await _handle(request, call)
+        try:
+            response = await _handle(request, call)
+        except Exception:  # a bug: logged with its traceback; the client gets a retryable 500, never a trace
+            log.exception("%s %s failed", request.method, request.url.path)
+            response = _error(500, "internal error; the server log has the details (please report it)")
+        origin = _allowed_origin(request)
+        if origin:
+            response.headers["Access-Control-Allow-Origin"] = origin
+        if request.app.state.cors_origins:
+            response.headers["Vary"] = "Origin"
+        return response
 
     endpoint.__name__ = f"v1_{call}"
     endpoint.__doc__ = f"Segment's {call} call." if call != "batch" else "Several calls of any type in one request."
     return endpoint
 
 
+async def preflight(request: Request) -> Response:
+    """CORS preflight: a browser asks whether a page of its Origin may POST here. Only the origins in
+    journeymap.yml's `server.cors_origins` may; a request without an Origin is told what is allowed."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return Response(status_code=204, headers={"Allow": CORS_METHODS})
+    allowed = _allowed_origin(request)
+    if allowed is None:
+        return _error(403, f"origin {origin[:200]!r} may not call the tracking API from a browser: add it to "
+                           "server.cors_origins in journeymap.yml", {"Vary": "Origin"})
+    return Response(status_code=204, headers={
+        "Access-Control-Allow-Origin": allowed,
+        "Access-Control-Allow-Methods": CORS_METHODS,
+        "Access-Control-Allow-Headers": CORS_HEADERS,
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    })
+
+
 for _call in (*CALLS, "batch"):
     router.add_api_route(f"/v1/{_call}", _endpoint(_call), methods=["POST"])
+    router.add_api_route(f"/v1/{_call}", preflight, methods=["OPTIONS"], include_in_schema=False,
+                         name=f"v1_{_call}_preflight")
