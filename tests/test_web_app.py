@@ -165,6 +165,36 @@ def test_map_period_selector(site):
         page = c.get("/app/map", params={"period": "30d"}).text
         assert '<option value="30d" selected>' in page and "only." in page
         assert c.get("/app/map.json", params={"period": "fortnight"}).status_code == 422
+        # Every panel reads the period (issue 12 §4): friction and moments of truth too, not all the data.
+        old, new = everything["views"]["all"], recent["views"]["all"]
+        assert sum(i["units"] for i in new["friction"]) < sum(i["units"] for i in old["friction"])
+        assert new["moments_of_truth"]["units_analysed"] < old["moments_of_truth"]["units_analysed"]
+        assert "period's events only" in new["insights_notes"]["period"]
+        assert "period" not in old["insights_notes"]
+        # Accounts at risk are scored at the period's end, as `journeymap risk --at` that day.
+        to = end - dt.timedelta(days=60)
+        earlier = c.get("/app/map.json", params={"to": to.isoformat()}).json()
+        assert earlier["views"]["all"]["at_risk"]["as_of"][:10] == (to + dt.timedelta(days=1)).isoformat()
+        assert everything["views"]["all"]["at_risk"]["as_of"][:10] == (end + dt.timedelta(days=1)).isoformat()
+
+
+def test_web_map_shows_every_panel_of_the_html_export(site):
+    """Moments of truth and accounts at risk (issue 12 §4): the web map renders the export's own partials from
+    the same model, so the panels say the same."""
+    from journeymap.report.html import render_map_html
+
+    panel = re.compile(r'<article class="panel panel--moments" id="moments-of-truth-all">.*?</article>', re.S)
+    risky = re.compile(r'<article class="panel panel--risk" id="accounts-at-risk-all">.*?</article>', re.S)
+    with _client(site) as c:
+        model = c.get("/app/map.json").json()
+        page = c.get("/app/map").text
+    export = render_map_html(model)
+    assert model["views"]["all"]["moments_of_truth"]["items"] and model["views"]["all"]["at_risk"]["top"]
+    assert panel.search(page) and panel.search(page).group(0) == panel.search(export).group(0)
+    accounts = lambda html: re.findall(r'data-account="([^"]+)"', risky.search(html).group(0))  # noqa: E731
+    assert accounts(page) == accounts(export) == [a["unit_id"] for a in model["views"]["all"]["at_risk"]["top"]]
+    for section in ("panel panel--moments", "panel panel--risk", "panel panel--targets", "panel panel--adoption"):
+        assert section in page and section in export, section
 
 
 def test_settings_validates_a_posted_definition(site):
@@ -342,3 +372,55 @@ def test_login_redirect_keeps_the_query(site):
         r = anon.get("/app/funnel", params=FUNNEL)
         assert r.status_code == 303
         assert r.headers["location"] == "/app/login?" + urlencode({"next": "/app/funnel?" + urlencode(FUNNEL)})
+
+
+@pytest.mark.browser
+def test_browser_map_panels_period_and_accounts(site):
+    """In chromium: the map shows moments of truth and accounts at risk, the period selector redraws them for the
+    period; the accounts list searches and pages; an account page shows its stage, persona and owner."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not on PATH (apt-get install chromium); the browser test needs a real browser")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    base, errors = site["url"], []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1600, "height": 1000})
+            context.add_cookies([{"name": "jm_read", "value": site["token"], "url": base}])
+            page = context.new_page()
+            page.set_default_timeout(180_000)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{base}/app/map")
+            assert page.locator("#moments-of-truth-all").is_visible()
+            assert page.locator("#accounts-at-risk-all").is_visible()
+            page.select_option("select[name=period]", "30d")
+            page.wait_for_url("**/app/map?*period=30d*")
+            notes = page.locator("main.view:not([hidden]) .insight-notes").inner_text()
+            assert "period's events only" in notes and "read all the data" not in notes
+            twin = page.request.get(f"{base}/app/map.json?period=30d").json()["views"]["all"]["moments_of_truth"]
+            shown = page.locator("#moments-of-truth-all .panel-sub").inner_text()
+            assert f"{twin['units_analysed']:,}" in shown or str(twin["units_analysed"]) in shown
+
+            page.goto(f"{base}/app/accounts")
+            listing = page.request.get(f"{base}/app/accounts.json").json()
+            assert listing["total"] > listing["paying"] > 0  # every account, paying or not
+            assert page.locator("#accounts-table tbody tr").count() == listing["per_page"]
+            assert page.locator("#accounts-table td[data-col=persona]").first.inner_text() not in ("", "–")
+            page.locator("a[rel=next]").first.click()
+            page.wait_for_url("**page=2*")
+            assert "page 2 of" in page.locator("#accounts-count").inner_text()
+            target = listing["accounts"][0]
+            page.fill("input[name=q]", target["account_id"])
+            page.click("#accounts-search button[type=submit]")
+            page.wait_for_url("**q=*")
+            rows = page.locator("#accounts-table tbody tr[data-account]")
+            assert rows.count() >= 1 and rows.first.get_attribute("data-account") == target["account_id"]
+            rows.first.locator("a").click()
+            page.wait_for_selector("#account-stage")
+            assert page.locator("#account-stage .kpi-value").inner_text() == (target["stage_name"] or "–")
+            assert page.locator("#account-persona .kpi-value").inner_text() == target["persona_name"]
+            assert page.locator("#account-owner .kpi-value").inner_text() == target["owner"]
+        finally:
+            browser.close()
+    assert errors == []

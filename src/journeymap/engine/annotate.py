@@ -16,6 +16,7 @@ import json
 import ibis.expr.types as ir
 
 from journeymap.engine.backends import Engine
+from journeymap.engine.intervals import Period, in_period
 from journeymap.engine.personas import UNASSIGNED, units
 from journeymap.engine.rules import first_match
 from journeymap.engine.stages import visits, with_current_stage
@@ -66,13 +67,17 @@ def journey_visits(engine: Engine, definition: JourneyDefinition, level: str) ->
     return visits(annotated_events(engine, definition, level))
 
 
-def journey_tables(engine: Engine, definition: JourneyDefinition, level: str) -> tuple[ir.Table, ir.Table, ir.Table]:
+def journey_tables(engine: Engine, definition: JourneyDefinition, level: str,
+                   period: Period = (None, None)) -> tuple[ir.Table, ir.Table, ir.Table]:
     """(annotated events, stage visits, events with current_stage and stage_before): from the journey
-    state when the engine has it for this level and definition, else computed and kept for the scope."""
+    state when the engine has it for this level and definition, else computed and kept for the scope.
+    With a period, only its events count: visits start inside it, so they are computed from them."""
     state = engine.journey.get((level, annotation_key(definition)))
-    if state is not None:
+    if state is not None and period == (None, None):
         ac = engine.table(state["events"])
         return ac.select(*ANNOTATED_COLUMNS), engine.table(state["visits"]), ac
-    a = engine.materialize(annotate(engine, definition, level))
+    a = in_period(annotated_events(engine, definition, level), period)
+    if period != (None, None):
+        a = engine.materialize(a)
     v = engine.materialize(visits(a))
     return a, v, engine.materialize(with_current_stage(a, v))

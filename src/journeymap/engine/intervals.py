@@ -80,3 +80,16 @@ def parse_day(text: str | dt.date | None, option: str) -> dt.date | None:
 
 
 MIN_YEAR, MAX_YEAR = 1900, 2200
+
+Period = tuple[dt.date | None, dt.date | None]
+"""A map's period: first and last day (inclusive, UTC) whose events count; None: open on that side."""
+
+
+def in_period(t: ir.Table, period: Period = (None, None)) -> ir.Table:
+    """The rows of `t` (with a `ts` column) inside the period; all of them for (None, None)."""
+    lo, hi = period
+    if lo is not None:
+        t = t.filter(t.ts >= ibis.timestamp(dt.datetime.combine(lo, dt.time())))
+    if hi is not None:
+        t = t.filter(t.ts < ibis.timestamp(dt.datetime.combine(hi + dt.timedelta(days=1), dt.time())))
+    return t

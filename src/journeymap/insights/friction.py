@@ -25,6 +25,7 @@ import numpy as np
 
 from journeymap.engine.annotate import journey_tables
 from journeymap.engine.backends import Engine
+from journeymap.engine.intervals import Period
 from journeymap.engine.revenue import revenue_events
 from journeymap.engine.rules import rule_expr
 from journeymap.engine.stages import advancing, stage_order, visit_durations
@@ -368,12 +369,14 @@ def rank(items: list[dict], base_loss: float | None = None) -> list[dict]:
 
 
 def friction(engine: Engine, definition: JourneyDefinition, level: str | None = None, n_themes: int | None = None,
-             seed: int = 0) -> dict:
-    """{"friction": [...], "delight": [...]} ranked by revenue at stake, then units. JSON-ready."""
+             seed: int = 0, period: Period = (None, None)) -> dict:
+    """{"friction": [...], "delight": [...]} ranked by revenue at stake, then units. JSON-ready.
+
+    `period` (first and last day, inclusive): only the events inside it count, as in the map of that period."""
     level = level or definition.analysis.level
     signals = definition.health.signals if definition.health else HealthSignals()
     with engine.scope():
-        a, v, ac = journey_tables(engine, definition, level)
+        a, v, ac = journey_tables(engine, definition, level, period)
         until = engine.execute(a.aggregate(t=a.ts.max())).column("t")[0].as_py()
         stakes = Stakes(engine, definition, level, until)
         items = drop_offs(engine, v, definition, stakes)

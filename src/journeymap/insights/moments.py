@@ -43,6 +43,7 @@ from scipy import stats
 
 from journeymap.errors import OptionError
 from journeymap.engine.backends import Engine
+from journeymap.engine.intervals import Period, in_period
 from journeymap.engine.personas import units
 from journeymap.engine.rules import first_match, rule_expr
 from journeymap.engine.survey_stats import Z95, wilson_interval
@@ -181,12 +182,13 @@ def _exit_expr(engine: Engine, ev: ir.Table, definition: JourneyDefinition) -> i
     return ibis.or_(*parts) if parts else ibis.literal(False)
 
 
-def prepare(engine: Engine, definition: JourneyDefinition, level: str, horizon_days: float, population: str) -> dict:
+def prepare(engine: Engine, definition: JourneyDefinition, level: str, horizon_days: float, population: str,
+            period: Period = (None, None)) -> dict:
     """The unit table every window reuses: unit_id, persona, start_at, days_to_exit (NULL: never),
     days_observed (start to the latest event in the data), in_population.
 
-    Materialised; call inside `engine.scope()`."""
-    ev = engine.materialize(unit_events(engine, level))
+    Materialised; call inside `engine.scope()`. `period`: only the events inside it count (the data ends there)."""
+    ev = engine.materialize(in_period(unit_events(engine, level), period))
     start_rule = definition.milestones.start
     starts = ev.filter(rule_expr(engine, ev, start_rule)) if start_rule else ev
     start = starts.group_by("unit_id").aggregate(start_at=starts.ts.min())
@@ -446,7 +448,8 @@ def youden(row: dict) -> float | None:
 
 def moments_of_truth(engine: Engine, definition: JourneyDefinition, level: str | None = None, within_days: float = 14,
                      horizon_days: float = 90, min_units: int = 30, exclude: list[str] | None = None,
-                     include: list[str] | None = None, population: str | None = None, alpha: float = 0.05) -> dict:
+                     include: list[str] | None = None, population: str | None = None, alpha: float = 0.05,
+                     period: Period = (None, None)) -> dict:
     """Rank early behaviours by how much retention goes with them; suggest an activation definition.
 
     population: "customers" (units that entered `milestones.customer_stage` by the end of the horizon; the
@@ -465,7 +468,7 @@ def moments_of_truth(engine: Engine, definition: JourneyDefinition, level: str |
     if min_units < 1:
         raise OptionError("--min-units must be at least 1")
     with engine.scope():
-        prep = prepare(engine, definition, level, horizon_days, population)
+        prep = prepare(engine, definition, level, horizon_days, population, period)
         counts = window_counts(engine, prep, None, within_days, horizon_days)
         leaky = leaky_events(definition, prep["revenue_events"])
         # Outcome-defining events are listed as excluded whether or not anyone did them in the window.

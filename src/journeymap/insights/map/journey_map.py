@@ -12,10 +12,10 @@ import pyarrow.compute as pc
 
 from journeymap.errors import OptionError
 from journeymap.engine import metrics as M
-from journeymap.engine.annotate import annotated_events, journey_tables
+from journeymap.engine.annotate import journey_tables
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import UNASSIGNED
-from journeymap.engine.stages import advancing_ids, funnel, stage_duration_counts, visits, with_current_stage
+from journeymap.engine.stages import advancing_ids, funnel, stage_duration_counts
 from journeymap.engine.survival import time_in_stage_summary
 from journeymap.insights.map.pain_points import opportunities, pain_points
 from journeymap.insights.map.targets import evaluate
@@ -69,16 +69,7 @@ def _period(date_from, date_to) -> tuple[dt.date | None, dt.date | None]:
 def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: Callable[[str], None],
                insights: bool = True, period: tuple = (None, None), panels: dict | None = None) -> dict:
     say("annotating events")
-    if period == (None, None):
-        a, v, ac = journey_tables(engine, definition, level)
-    else:  # a period's visits start inside it: computed from its events
-        a = annotated_events(engine, definition, level)
-        if period[0] is not None:
-            a = a.filter(a.ts >= ibis.timestamp(dt.datetime.combine(period[0], dt.time())))
-        if period[1] is not None:
-            a = a.filter(a.ts < ibis.timestamp(dt.datetime.combine(period[1] + dt.timedelta(days=1), dt.time())))
-        v = engine.materialize(visits(a))
-        ac = engine.materialize(with_current_stage(a, v))
+    a, v, ac = journey_tables(engine, definition, level, period)
     window = engine.execute(a.aggregate(lo=a.ts.min(), hi=a.ts.max(), n=a.count())).to_pylist()[0]
     present = {r["persona"] for r in engine.execute(a.select("persona").distinct()).to_pylist()}
     personas = [{"id": ALL, "name": "All customers", "description": None}]
@@ -88,7 +79,7 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
     durations = _time_in_stage(engine, v, definition, window["hi"])
     say("scoring what customers wrote")
     texts = stage_sentiment(engine, definition, level, ac=ac)
-    placed = (placed_insights(engine, definition, level, a, ac, [p["id"] for p in personas], say, panels) if insights
+    placed = (placed_insights(engine, definition, level, a, ac, [p["id"] for p in personas], say, panels, period) if insights
               else {p["id"]: _skipped() for p in personas})
     views = {}
     for p in personas:
@@ -98,8 +89,10 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
                                texts.get(p["id"], {}))
         views[p["id"]].update(placed[p["id"]])
         if period != (None, None) and insights:
+            at = placed_at(period)
             views[p["id"]]["insights_notes"]["period"] = (
-                "friction, delight, moments of truth and accounts at risk read all the data, not only the period")
+                "friction, delight, moments of truth and themes read the period's events only"
+                + (f"; accounts at risk are scored as of {at:%Y-%m-%d} (journeymap risk --at {at:%Y-%m-%d})" if at else ""))
     return {
         "title": definition.name,
         "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -239,14 +232,21 @@ def _failed(what: str, e: Exception) -> str:
     return f"{what} could not be computed: {type(e).__name__}: {e}"
 
 
+def placed_at(period: tuple) -> dt.datetime | None:
+    """The day accounts at risk are scored at on the map of a period: the day after its last day."""
+    return dt.datetime.combine(period[1] + dt.timedelta(days=1), dt.time()) if period[1] is not None else None
+
+
 def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a, ac, persona_ids: list[str],
-                    say: Callable[[str], None], panels: dict | None = None) -> dict[str, dict]:
+                    say: Callable[[str], None], panels: dict | None = None,
+                    period: tuple = (None, None)) -> dict[str, dict]:
     """Per view id: friction, delight, moments_of_truth, themes, at_risk and insights_notes.
 
     Friction, delight and moments of truth are computed for "all" only (each reruns its own analysis; per
     persona they would multiply the cost); persona views carry them as null with a note. Themes and accounts
     at risk are cut per persona from the same scored texts and the same churn model. A section that cannot be
-    computed on this workspace is empty or null with a note; it never fails the map."""
+    computed on this workspace is empty or null with a note; it never fails the map. `period`: friction and
+    moments of truth read only its events (as `a` and `ac` hold only them), accounts at risk are scored at its end."""
     out = {pid: {**{k: None for k in SECTIONS}, "insights_notes": {}} for pid in persona_ids}
     everyone = out[ALL]
     for pid in persona_ids:
@@ -257,7 +257,7 @@ def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a
     try:
         from journeymap.insights.friction import friction
 
-        f = friction(engine, definition, level)
+        f = friction(engine, definition, level, period=period)
         everyone["friction"], everyone["delight"] = _finite(f["friction"]), _finite(f["delight"])
         if not f["has_revenue"]:
             everyone["insights_notes"]["friction"] = everyone["insights_notes"]["delight"] = (
@@ -267,7 +267,8 @@ def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a
         everyone["insights_notes"]["friction"] = everyone["insights_notes"]["delight"] = _failed("friction", e)
     say("finding moments of truth")
     try:
-        everyone["moments_of_truth"] = _moments(engine, definition, level, ac, (panels or {}).get("moments", {}))
+        everyone["moments_of_truth"] = _moments(engine, definition, level, ac, {**(panels or {}).get("moments", {}),
+                                                                                 "period": period})
         if not everyone["moments_of_truth"]["items"]:
             everyone["insights_notes"]["moments_of_truth"] = "no behaviour had enough units with and without it to rank"
     except Exception as e:  # noqa: BLE001
@@ -285,7 +286,7 @@ def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a
             out[pid]["insights_notes"]["themes"] = _failed("themes", e)
     say("scoring churn risk (the slowest part; skip with --no-insights)")
     try:
-        risk = _at_risk(engine, definition, level, a, persona_ids, (panels or {}).get("risk", {}))
+        risk = _at_risk(engine, definition, level, a, persona_ids, {**(panels or {}).get("risk", {}), "at": placed_at(period)})
         for pid in persona_ids:
             out[pid]["at_risk"] = risk.get(pid)
             if risk.get(pid) is None:

@@ -17,11 +17,13 @@ auth.py sign-in, exports.py the exports and static files. Here: the page table a
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from urllib.parse import quote, unquote
+
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from journeymap.errors import problem
-from journeymap.server.context import ReadKey, ReadWorkspace
+from journeymap.server.context import ReadKey, ReadWorkspace, require_read
 from journeymap.server.encoding import JSONAnswer
 from journeymap.server.views import accounts, analyses, auth, exports, funnel, paths, retention, revenue, settings, voice
 from journeymap.server.views import map as journey_map
@@ -46,29 +48,82 @@ def root() -> RedirectResponse:
     return RedirectResponse("/app/", status_code=307)
 
 
+def _page_response(page: Page, request: Request, ws) -> Response:
+    if not _signed_in(request):
+        return _to_login(request)
+    data, error = _build(page, request, ws)
+    return HTMLResponse(_render(page, request, data, error and str(error), False),
+                        status_code=error.http_status if error else 200)
+
+
+def _json_response(page: Page, request: Request, ws) -> Response:
+    data, error = _build(page, request, ws)
+    if error:
+        return JSONAnswer(problem(error), status_code=error.http_status)
+    return JSONAnswer(data)
+
+
 def _page_route(page: Page):
     def endpoint(request: Request, ws: ReadWorkspace) -> Response:
-        if not _signed_in(request):
-            return _to_login(request)
-        data, error = _build(page, request, ws)
-        return HTMLResponse(_render(page, request, data, error and str(error), False),
-                            status_code=error.http_status if error else 200)
+        return _page_response(page, request, ws)
 
     return endpoint
 
 
 def _json_route(page: Page):
     def endpoint(request: Request, ws: ReadWorkspace, _key: ReadKey) -> Response:
-        data, error = _build(page, request, ws)
-        if error:
-            return JSONAnswer(problem(error), status_code=error.http_status)
-        return JSONAnswer(data)
+        return _json_response(page, request, ws)
+
+    return endpoint
+
+
+FORMATS = ("json", "html", "png", "pdf")
+
+
+def _split(page: Page, request: Request) -> list[tuple[str, str | None]]:
+    """What the raw path after a page's prefix (`/app/accounts/`) names: [(id, format)], the reading to try first
+    first. The id is read from the path as sent, so an id may hold `/`, `?` or `#` (sent as %2F, %3F, %23), end
+    in `.json` (its dot sent as %2E: only a literal dot starts a format), or be any Unicode (UTF-8 escapes).
+    A hand-typed `/app/accounts/a.json` is the JSON of `a`, or, when there is no `a`, the page of `a.json`."""
+    prefix = "/app" + page.path.split("{", 1)[0]
+    raw = request.scope.get("raw_path")
+    raw = raw.decode("latin-1") if isinstance(raw, bytes | bytearray) else quote(request.url.path)
+    tail = raw[raw.index(prefix) + len(prefix):] if prefix in raw else quote(request.url.path.split(prefix, 1)[-1])
+    readings = []
+    for fmt in FORMATS:
+        if tail.endswith(f".{fmt}") and len(tail) > len(fmt) + 1:
+            readings.append((unquote(tail[: -len(fmt) - 1]), fmt))
+    return [*readings, (unquote(tail), None)]
+
+
+def _with_id_route(page: Page):
+    """One route for a page with an id (`/accounts/{account_id}`) and its twins and exports: the id may be any text."""
+    name = page.path.split("{", 1)[1].split("}", 1)[0]
+
+    def endpoint(request: Request, ws: ReadWorkspace) -> Response:
+        readings = _split(page, request)
+        for n, (ident, fmt) in enumerate(readings):
+            request.scope["path_params"] = {name: ident}
+            try:
+                if fmt is None:
+                    return _page_response(page, request, ws)
+                require_read(request)
+                if fmt == "json":
+                    return _json_response(page, request, ws)
+                return exports.export_response(page, fmt, request, ws)
+            except HTTPException as exc:
+                if exc.status_code != 404 or n == len(readings) - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     return endpoint
 
 
 def _register() -> None:
     for page in PAGES:
+        if "{" in page.path:
+            pages.add_api_route(page.path.replace("}", ":path}"), _with_id_route(page), methods=["GET"])
+            continue
         for fmt in ("html", "png", "pdf"):
             pages.add_api_route(f"{page.path}.{fmt}", exports._export_route(page, fmt), methods=["GET"])
         pages.add_api_route(f"{page.path}.json", _json_route(page), methods=["GET"])

@@ -58,5 +58,7 @@ def logout() -> Response:
 
 
 def _to_login(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    raw = request.scope.get("raw_path")  # as sent: an escaped `/` or `.` in an account id stays escaped
+    path = raw.decode("latin-1") if isinstance(raw, bytes | bytearray) else request.url.path
+    target = path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/app/login?{urlencode({'next': target})}", status_code=303)

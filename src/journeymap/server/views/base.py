@@ -54,6 +54,12 @@ def _num(x: float | None, digits: int = 2, signed: bool = False) -> str:
     return f"{x:+.{digits}f}" if signed else f"{x:,.{digits}f}"
 
 
+def idq(ident: object) -> str:
+    """An id as one path segment of the app's URLs: every character but letters, digits and `_-~` escaped, the
+    dot too, so that an id ending in `.json` is not read as the JSON twin (views/__init__.py `_split`)."""
+    return quote(str(ident), safe="").replace(".", "%2E")
+
+
 def _runs(timeline: list[dict], min_run: int = 3) -> list[dict]:
     """Consecutive events from one source, 3 or more, as one collapsible run; the rest one by one, so a
     burst of product usage does not bury the sales call or the ticket next to it."""
@@ -82,7 +88,8 @@ def _env() -> Environment:
                                                               PackageLoader("journeymap.report", "templates")]))
     # An overlay shares its parent's filters dict: updating it in place would change the map's own
     # formatting (its HTML export) in every process that ever served a page. The web app gets a copy.
-    env.filters = {**env.filters, "money": _money, "num": _num, "urlq": lambda s: quote(str(s), safe=""), "runs": _runs}
+    env.filters = {**env.filters, "money": _money, "num": _num, "urlq": lambda s: quote(str(s), safe=""), "idq": idq,
+                   "runs": _runs}
     return env
 
 
@@ -219,8 +226,6 @@ def _build(page: Page, request: Request, ws: Workspace) -> tuple[dict, Journeyma
         if isinstance(exc, OSError) or raised_by_journeymap(exc):  # a module not yet on journeymap.errors
             return {}, UserFacing(str(exc))
         raise  # a library's error is a bug: 500, never shown as an answer
-    if page.name == "accounts":
-        ctx.cache.get(("web", "accounts_rows"), lambda: data["accounts"])
     return plain(data), None
 
 
@@ -234,6 +239,8 @@ class UserFacing(JourneymapError):
 def _render(page: Page, request: Request, data: dict, error: str | None, standalone: bool, slide: bool = False) -> str:
     path = request.url.path
     base = path.rsplit(".", 1)[0] if path.endswith((".html", ".png", ".pdf")) else path
+    if request.path_params:  # the id escaped as in the app's links: the decoded path may hold `/` or end in `.json`
+        base = "/app" + page.path.split("{", 1)[0] + idq(next(iter(request.path_params.values())))
     if base.rstrip("/") == "/app":
         base = "/app/map"
     query = f"?{request.url.query}" if request.url.query else ""

@@ -4,10 +4,12 @@ Plotly's bundle)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
@@ -36,18 +38,31 @@ def static(name: str) -> Response:
 
 def _export_route(page: Page, fmt: str):
     def endpoint(request: Request, ws: ReadWorkspace, _key: ReadKey) -> Response:
-        data, error = _build(page, request, ws)
-        if error:
-            return JSONAnswer(problem(error), status_code=error.http_status)
-        html = _render(page, request, data, None, True, slide=fmt == "png" and page.name == "map")
-        stem = page.name if not request.path_params else f"{page.name}-{next(iter(request.path_params.values()))}"
-        if fmt == "html":
-            return HTMLResponse(html, headers={"Content-Disposition": f'inline; filename="{stem}.html"'})
-        body = render_with_chromium(html, fmt, SLIDE_WINDOW if page.name == "map" else EXPORT_WINDOW)
-        media = "image/png" if fmt == "png" else "application/pdf"
-        return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{stem}.{fmt}"'})
+        return export_response(page, fmt, request, ws)
 
     return endpoint
+
+
+def disposition(kind: str, filename: str) -> str:
+    """A Content-Disposition header for any file name: an ASCII stand-in (`filename`, letters, digits, `.-_` kept,
+    the rest `_`) and the real name as UTF-8 (`filename*`, RFC 6266). A header is Latin-1, so a name outside it
+    (an account id in Greek) could not be sent as is; a `/` or `"` in it would break the header or the file name."""
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def export_response(page: Page, fmt: str, request: Request, ws) -> Response:
+    """The page as a self-contained `.html`, or a `.png`/`.pdf` rendered from it."""
+    data, error = _build(page, request, ws)
+    if error:
+        return JSONAnswer(problem(error), status_code=error.http_status)
+    html = _render(page, request, data, None, True, slide=fmt == "png" and page.name == "map")
+    stem = page.name if not request.path_params else f"{page.name}-{next(iter(request.path_params.values()))}"
+    if fmt == "html":
+        return HTMLResponse(html, headers={"Content-Disposition": disposition("inline", f"{stem}.html")})
+    body = render_with_chromium(html, fmt, SLIDE_WINDOW if page.name == "map" else EXPORT_WINDOW)
+    media = "image/png" if fmt == "png" else "application/pdf"
+    return Response(body, media_type=media, headers={"Content-Disposition": disposition("attachment", f"{stem}.{fmt}")})
 
 
 def render_with_chromium(html: str, fmt: str, window: tuple[int, int] = EXPORT_WINDOW) -> bytes:
