@@ -83,10 +83,12 @@ def create_app(
 
     @app.get("/-/health")
     def health() -> dict:
-        """Liveness and the state of the journal and the loader."""
+        """Liveness and the state of the journal and the loader. `journal.error` says why events cannot be
+        written now (a full disk, a read-only folder; the journal retries every second); `loader.quarantined`
+        counts the damaged journal records set aside in journal/quarantine.jsonl."""
         return {
             "ok": journal.accepting and runner.error is None,
-            "journal": dict(journal.stats, accepting=journal.accepting),
+            "journal": dict(journal.stats, accepting=journal.accepting, error=journal.error),
             "loader": dict(runner.stats, error=None if runner.error is None else str(runner.error)),
         }
 
