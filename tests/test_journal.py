@@ -1,21 +1,31 @@
-"""The tracking API's journal: group commit, torn-tail recovery, rotation, and idempotent replay."""
+"""The tracking API's journal: group commit, torn-tail recovery, rotation, idempotent replay, checksummed
+records (a damaged one is quarantined, the rest load), and a journal that cannot grow."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import threading
 
 import pytest
 
-from journeymap.ingest.journal import Journal, JournalUnavailable, segment_name, truncate_torn_tail
+from journeymap.ingest.journal import (Journal, JournalUnavailable, frame, read_quarantine, scan_segment, segment_name,
+                                       truncate_torn_tail)
 from journeymap.ingest.segment import canonical, line
 from journeymap.ingest.store import open_store
 from journeymap.server.runner import StoreRunner
 
 
+def _records(path) -> list[bytes]:
+    """A segment's records (the JSON of each line, checksums verified)."""
+    scan = scan_segment(path.read_bytes())
+    assert not scan.damaged, scan.damaged
+    return [line for line in scan.lines if line]
+
+
 def _lines(journal: Journal) -> list[dict]:
-    return [json.loads(raw) for p in journal.closed_segments() for raw in p.read_bytes().splitlines()]
+    return [json.loads(raw) for p in journal.closed_segments() for raw in _records(p)]
 
 
 def test_group_commit_shares_fsyncs_and_keeps_every_line(tmp_path):
@@ -87,7 +97,7 @@ def test_a_loader_polling_during_rotations_never_takes_the_open_segment(tmp_path
         while True:
             finished = done.is_set()
             for p in journal.closed_segments():
-                seen.extend(p.read_bytes().splitlines())
+                seen.extend(_records(p))
                 p.unlink()
             if finished:
                 return
@@ -172,24 +182,114 @@ def test_replaying_a_segment_twice_stores_each_event_once(tmp_path):
     assert persons == 7  # identity was stitched when the runner stopped
 
 
-def test_a_segment_that_does_not_parse_is_loaded_line_by_line(tmp_path):
-    """Not expected (lines are written whole), but a bad line must not block the journal: the segment
-    falls back to the JSON Lines loader, which keeps the good lines and dead-letters the bad one."""
-    ws = tmp_path / "ws"
-    (ws / "journal").mkdir(parents=True)
-    segment = ws / "journal" / segment_name(1)
-    segment.write_bytes(_event(1) + b"{not json\n" + _event(2))
-    journal = Journal(ws / "journal")
-    journal.open()
-    journal.close()
+def _load(ws, journal: Journal) -> dict:
     runner = StoreRunner(ws, journal)
     runner.open()
     runner.load_pending()
+    stats = dict(runner.stats)
     runner.stop()
+    return stats
+
+
+def _stored(ws) -> tuple[list[str], list[tuple], list[tuple]]:
     con = open_store(ws, read_only=True)
     ids = sorted(r[0] for r in con.execute("SELECT message_id FROM events").fetchall())
-    dead = con.execute("SELECT row_number, reason FROM dead_letters").fetchall()
+    dead = con.execute("SELECT row_number, reason FROM dead_letters ORDER BY row_number").fetchall()
+    segments = con.execute("SELECT segment, rows_read, accepted, quarantined FROM journal_segments ORDER BY load_id").fetchall()
     con.close()
-    assert ids == ["m-1", "m-2"]
-    assert dead == [(2, "bad_json")]
+    return ids, dead, segments
+
+
+def test_an_old_segment_without_checksums_loads_and_its_bad_lines_are_quarantined(tmp_path):
+    """A segment written before checksums (plain JSON lines) is still read; a line that is not UTF-8 JSON
+    is set aside in the quarantine with its line, byte offset and reason, and the others load."""
+    ws = tmp_path / "ws"
+    (ws / "journal").mkdir(parents=True)
+    segment = ws / "journal" / segment_name(1)
+    segment.write_bytes(_event(1) + b"{not json\n" + _event(2) + b'{"bad": "\xff"}\n' + _event(3))
+    journal = Journal(ws / "journal")
+    journal.open()
+    journal.close()
+    stats = _load(ws, journal)
+    ids, dead, segments = _stored(ws)
+    assert ids == ["m-1", "m-2", "m-3"]
+    assert dead == []
+    assert segments == [(segment.name, 3, 3, 2)]
+    assert stats["quarantined"] == 2
+    q = read_quarantine(ws / "journal")
+    assert [(x["segment"], x["line"], x["offset"], x["reason"]) for x in q] == [
+        (segment.name, 2, len(_event(1)), "bad_json"),
+        (segment.name, 4, len(_event(1)) + 10 + len(_event(2)), "bad_utf8")]
     assert not segment.exists()
+
+
+@pytest.mark.parametrize("damage", ["bad_utf8", "valid_json_other_letter"])
+def test_one_damaged_byte_costs_one_record_not_the_segment(tmp_path, damage):
+    """300 records, one byte changed in the middle: 299 load, 1 is quarantined with its segment, line,
+    byte offset and reason, and a later segment loads. The second case (a letter changed inside a
+    string: still UTF-8 JSON) only the record's checksum can tell; before checksums it was stored as is."""
+    ws = tmp_path / "ws"
+    journal = Journal(ws / "journal")
+    journal.open()
+    journal.write(b"".join(_event(i) for i in range(300)))
+    journal.close()
+    (segment,) = journal.closed_segments()
+    data = bytearray(segment.read_bytes())
+    middle = data.index(b'"m-150"')  # record 151's messageId
+    data[middle + 2] = 0xFF if damage == "bad_utf8" else ord("x")
+    segment.write_bytes(bytes(data))
+    line_start = data.rindex(b"\n", 0, middle) + 1
+
+    later = Journal(ws / "journal")  # events acknowledged afterwards, in a later segment
+    later.open()
+    later.write(b"".join(_event(i) for i in range(300, 310)))
+    later.close()
+    stats = _load(ws, later)
+    ids, dead, segments = _stored(ws)
+    assert len(ids) == 309 and "m-150" not in ids and {"m-149", "m-151", "m-300", "m-309"} <= set(ids)
+    assert dead == []
+    assert segments[0] == (segment.name, 299, 299, 1) and segments[1][1:] == (10, 10, 0)
+    assert stats["quarantined"] == 1
+    (q,) = read_quarantine(ws / "journal")
+    assert (q["segment"], q["line"], q["offset"], q["reason"]) == (segment.name, 151, line_start, "bad_checksum")
+    assert base64.b64decode(q["raw_base64"]) == bytes(data[line_start:data.index(b"\n", middle)])
+
+
+def test_a_dead_letter_after_a_quarantined_record_names_the_segment_line(tmp_path):
+    """Damaged records are left out of the columnar copy; the rows after them keep the segment's line
+    numbers (a dead letter's row, event_lineage's source_row)."""
+    ws = tmp_path / "ws"
+    journal = Journal(ws / "journal")
+    journal.open()
+    journal.write(_event(1) + _event(2) + line(canonical({"type": "track", "event": "x", "userId": "guest",
+                                                                   "messageId": "m-guest"})))
+    journal.close()
+    (segment,) = journal.closed_segments()
+    data = bytearray(segment.read_bytes())
+    data[data.index(b'"m-1"') + 2] = ord("9")  # line 1 damaged
+    segment.write_bytes(bytes(data))
+    _load(ws, journal)
+    ids, dead, _ = _stored(ws)
+    con = open_store(ws, read_only=True)
+    lineage = con.execute("SELECT message_id, source_row FROM event_lineage").fetchall()
+    con.close()
+    assert ids == ["m-2"] and lineage == [("m-2", 2)]
+    assert dead == [(3, "missing_identity")]
+
+
+def test_an_empty_or_wholly_damaged_segment_is_retired_without_a_load(tmp_path):
+    """An empty segment (a crash right after one was created) or one whose every record is damaged used
+    to fail the Loader ("the file is empty") on every retry, holding up every later segment."""
+    ws = tmp_path / "ws"
+    (ws / "journal").mkdir(parents=True)
+    (ws / "journal" / segment_name(1)).write_bytes(b"")
+    (ws / "journal" / segment_name(2)).write_bytes(frame(_event(1))[:-5] + b"XXXX\n")
+    (ws / "journal" / segment_name(3)).write_bytes(frame(_event(2)))
+    journal = Journal(ws / "journal")
+    journal.open()
+    journal.close()
+    stats = _load(ws, journal)
+    ids, _, segments = _stored(ws)
+    assert ids == ["m-2"] and [s[0] for s in segments] == [segment_name(3)]
+    assert stats["quarantined"] == 1 and stats["segments_loaded"] == 3
+    assert not list((ws / "journal").glob("seg-*.jsonl"))

@@ -117,6 +117,47 @@ def test_every_page_is_offline_and_plotly_is_served_locally(site):
         assert 'src="/app/static/plotly.min.js"' in c.get("/app/funnel").text
 
 
+def test_security_headers_on_every_response(site):
+    """A Content-Security-Policy of this server only (scripts: its files, or inline with the request's nonce),
+    nosniff and no framing, on pages, exports, static files, the APIs, errors and the tracking API."""
+    with _client(site) as c:
+        answers = [c.get(path) for path in ("/app/map", "/app/funnel", "/app/map.html", "/app/static/app.js", "/-/health",
+                                            "/-/docs", "/-/openapi.json", "/api/v1/keys", "/app/nowhere", "/v1/track")]
+        answers.append(c.post("/v1/track", json={}))
+    nonces = set()
+    for r in answers:
+        csp = r.headers.get("content-security-policy", "")
+        directives = dict((d.split(" ", 1) + [""])[:2] for d in csp.split("; "))
+        assert directives.get("default-src") == "'self'", (r.url, csp)
+        assert directives.get("frame-ancestors") == "'none'" and directives.get("object-src") == "'none'"
+        script = directives["script-src"].split()
+        assert script[0] == "'self'" and len(script) == 2 and script[1].startswith("'nonce-"), csp
+        assert "unsafe-inline" not in directives["script-src"] and "unsafe-eval" not in csp
+        assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+        nonces.add(script[1][len("'nonce-"):-1])
+    assert len(nonces) == len(answers)  # a fresh nonce per response
+    # Every inline script of a page carries that response's nonce; handlers are never inline.
+    for r in (answers[0], answers[2]):
+        nonce = re.search(r"'nonce-([^']+)'", r.headers["content-security-policy"]).group(1)
+        inline = [tag for tag in re.findall(r"<script[^>]*>", r.text) if "src=" not in tag and "application/json" not in tag]
+        assert inline and all(f'nonce="{nonce}"' in tag for tag in inline), inline
+        assert not re.search(r"\son[a-z]+=", _markup(r.text))
+
+
+def test_api_docs_are_served_from_the_package(site):
+    with _client(site, None) as c:
+        page = c.get("/-/docs")
+        assert page.status_code == 200 and not EXTERNAL.findall(page.text)
+        assert "<script>" not in page.text  # no inline script: its start-up is a file
+        for src in re.findall(r"""(?:src|href)="(/-/static/[^"]+)""", page.text):
+            r = c.get(src)
+            assert r.status_code == 200 and len(r.content) > 300, src
+            assert "cdn." not in r.text[:2000].lower()
+        assert c.get("/-/static/swagger-ui/LICENSE").status_code == 404  # only what the page needs is served
+    shipped = resources.files("journeymap.server").joinpath("static", "swagger-ui")
+    assert {"swagger-ui-bundle.js", "swagger-ui.css", "init.js", "LICENSE"} <= {p.name for p in shipped.iterdir()}
+
+
 def test_funnel_twin_equals_the_python_api(site):
     with _client(site) as c:
         data = c.get("/app/funnel.json", params=FUNNEL).json()
@@ -357,6 +398,16 @@ def test_click_through_every_page(site, tmp_path):
             page.wait_for_selector("#problems")
             assert "stages[0].name" in page.locator("#problems").inner_text()
             shot(page, "11-settings")
+
+            # The map's selectors apply at once (a script of the app's, not an inline handler: the CSP runs none).
+            page.goto(f"{base}/app/map")
+            page.select_option("select[name=period]", "90d")
+            page.wait_for_url(f"{base}/app/map?*period=90d*")
+            # The API docs: Swagger UI from the package's own files, under the same policy.
+            page.goto(f"{base}/-/docs")
+            page.wait_for_selector(".swagger-ui .opblock")
+            assert page.locator(".swagger-ui .opblock").count() > 20
+            shot(page, "12-docs")
         finally:
             browser.close()
     assert errors == []
@@ -364,7 +415,7 @@ def test_click_through_every_page(site, tmp_path):
     SCREENS.mkdir(exist_ok=True)
     for f in screens.iterdir():
         shutil.copy(f, SCREENS / f.name)
-    assert len(list(screens.iterdir())) == 12
+    assert len(list(screens.iterdir())) == 13
 
 
 def test_login_redirect_keeps_the_query(site):

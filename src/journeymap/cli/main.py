@@ -169,21 +169,35 @@ def ingest(
 
 @app.command()
 def rejects(workspace: WorkspaceOpt = Path("."), limit: int = 50, as_json: JsonOpt = False):
-    """List dead letters: rejected rows with file, line, field and reason."""
+    """List dead letters: rejected rows with file, line, field and reason; and the server's journal records set
+    aside as damaged (journal/quarantine.jsonl: segment, line, byte offset, reason)."""
+    from journeymap.ingest.journal import QUARANTINE, read_quarantine
+
     with workspace_for(workspace) as ws:
         rows = ws.con.execute(
             "SELECT file, row_number, field, reason, detail FROM dead_letters ORDER BY file, row_number LIMIT ?", [limit]
         ).fetchall()
         total = ws.con.execute("SELECT count(*) FROM dead_letters").fetchall()[0][0]
+    quarantine_file = workspace / "journal" / QUARANTINE
+    quarantined = read_quarantine(workspace / "journal")
+    shown = [{k: q.get(k) for k in ("segment", "line", "offset", "reason", "detail")} for q in quarantined[:limit]]
     cols = ("file", "row", "field", "reason", "detail")
     if as_json:
-        print_json({"total": total, "rejects": [dict(zip(cols, r, strict=True)) for r in rows]})
+        print_json({"total": total, "rejects": [dict(zip(cols, r, strict=True)) for r in rows],
+                    "quarantined": {"total": len(quarantined), "file": str(quarantine_file), "records": shown}})
         return
     table = Table(*cols)
     for r in rows:
         table.add_row(*[("" if v is None else str(v)) for v in r])
     out.print(table)
     out.print(f"{total:,} dead letters")
+    if quarantined:
+        table = Table("segment", "line", "byte", "reason", "detail", title="damaged journal records, set aside")
+        for q in shown:
+            table.add_row(*[("" if q[k] is None else str(q[k])) for k in ("segment", "line", "offset", "reason", "detail")])
+        out.print(table)
+        out.print(f"{len(quarantined):,} damaged journal records quarantined in {quarantine_file} (their bytes are there, "
+                  "in base64); the other records of their segments were loaded", highlight=False, soft_wrap=True)
 
 
 @app.command()

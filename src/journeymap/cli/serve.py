@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from journeymap.cli.common import WorkspaceOpt, err, fail, fail_with
-from journeymap.errors import JourneymapError
+from journeymap.errors import JourneymapError, WorkspaceError
+from journeymap.ingest.journal import Journal, JournalUnavailable
 from journeymap.ingest.store import StoreLocked, open_store, store_path
 from journeymap.journey.load import store_settings_for
 
@@ -16,6 +18,30 @@ HOST_HELP = (
     "Interface to listen on. The default, 127.0.0.1, is reachable from this machine only: the server has no TLS "
     "and no authentication beyond API keys, so exposing it (0.0.0.0, ideally behind a TLS proxy) is a deliberate choice."
 )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `--host` is reachable from this machine only: `localhost`, 127.0.0.0/8 or ::1.
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::", "192.168.1.5", "example.com")]
+    [True, True, True, False, False, False, False]
+    """
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def exposure_warning(host: str) -> str | None:
+    """What `serve` says when it listens beyond this machine: the traffic (write and read keys included)
+    is plain HTTP."""
+    if is_loopback(host):
+        return None
+    where = "every interface" if host in ("", "0.0.0.0", "::") else host
+    return (f"warning: listening on {where}: traffic is not encrypted (plain HTTP; API keys and events cross the network "
+            "readable). Put a TLS-terminating proxy (nginx, Caddy, a load balancer) in front and let only it reach this port.")
 
 
 def addresses(workspace: Path, host: str, port: int) -> list[str]:
@@ -60,14 +86,24 @@ def register(app: typer.Typer) -> None:
             # a clean "locked by pid N" (or bad store or server setting in journeymap.yml) now, rather than a
             # failed startup later
             open_store(workspace, settings=store_settings_for(workspace)).close()
+            # The journal for real (recovered, a segment created and closed): a read-only or full folder is one
+            # line now, rather than a traceback from the server's startup.
+            probe = Journal(workspace / "journal")
+            probe.open()
+            probe.close()
             app_ = create_app(workspace, rate_limit=rate_limit, burst=burst, stitch_seconds=stitch_seconds,
                               keep_segments=keep_segments, duckdb_threads=duckdb_threads or None)
         except StoreLocked as exc:
             fail(str(exc))
+        except JournalUnavailable as exc:
+            fail_with(WorkspaceError(str(exc)))
         except JourneymapError as exc:
             fail_with(exc)
         for line in addresses(workspace, host, port):
             err.print(line, highlight=False, soft_wrap=True)
+        warning = exposure_warning(host)
+        if warning:
+            err.print(f"[yellow]{warning}[/]", highlight=False, soft_wrap=True)
         config = uvicorn.Config(app_, host=host, port=port, log_level=log_level, lifespan="on", access_log=False)
         server = uvicorn.Server(config)
         server.run()

@@ -126,12 +126,20 @@ def _renamed(names: list[str]) -> list[str]:
 
 
 def _parquet(f: InputFile, state: ReadState) -> Iterator[pa.RecordBatch]:
+    """Row i is `_row` i, unless the file has its own integer `_row` column: then that names each row (the
+    server's columnar copy of a journal segment with damaged records set aside keeps the segment's lines)."""
     pf = pq.ParquetFile(f.path)
     total_rows = max(pf.metadata.num_rows, 1)
+    own = "_row" in pf.schema_arrow.names and pa.types.is_integer(pf.schema_arrow.field("_row").type)
     start = 1
     for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
         n = batch.num_rows
-        yield batch.append_column("_row", pa.array(range(start, start + n), pa.int64()))
+        if own:
+            i = batch.schema.get_field_index("_row")
+            batch = batch.set_column(i, "_row", batch.column(i).cast(pa.int64()))
+        else:
+            batch = batch.append_column("_row", pa.array(range(start, start + n), pa.int64()))
+        yield batch
         start += n
         state.bytes_read = int(f.size * (start - 1) / total_rows)
 

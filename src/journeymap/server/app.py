@@ -25,6 +25,7 @@ from journeymap.server.encoding import JSONAnswer
 from journeymap.server.keys import KeyRing
 from journeymap.server.ratelimit import RateLimiter
 from journeymap.server.runner import StoreRunner
+from journeymap.server.security import SecurityHeaders, docs_router
 from journeymap.server.tracking import router as tracking_router
 from journeymap.server.views import router as web_router
 
@@ -60,7 +61,7 @@ def create_app(
             journal.close()
             runner.stop()
 
-    app = FastAPI(title="journeymap", lifespan=lifespan, docs_url="/-/docs", openapi_url="/-/openapi.json", redoc_url=None)
+    app = FastAPI(title="journeymap", lifespan=lifespan, docs_url=None, openapi_url="/-/openapi.json", redoc_url=None)
     runner_box: list[StoreRunner] = []
     journal = Journal(workspace / "journal", segment_bytes, segment_seconds, on_rotate=lambda p: runner_box[0].wake(p))
     runner = StoreRunner(workspace, journal, stitch_seconds=stitch_seconds, keep_segments=keep_segments,
@@ -86,13 +87,17 @@ def create_app(
 
     @app.get("/-/health")
     def health() -> dict:
-        """Liveness and the state of the journal and the loader."""
+        """Liveness and the state of the journal and the loader. `journal.error` says why events cannot be
+        written now (a full disk, a read-only folder; the journal retries every second); `loader.quarantined`
+        counts the damaged journal records set aside in journal/quarantine.jsonl."""
         return {
             "ok": journal.accepting and runner.error is None,
-            "journal": dict(journal.stats, accepting=journal.accepting),
+            "journal": dict(journal.stats, accepting=journal.accepting, error=journal.error),
             "loader": dict(runner.stats, error=None if runner.error is None else str(runner.error)),
         }
 
+    app.include_router(docs_router)  # /-/docs: Swagger UI from the package, no CDN
+    app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing: on every response
     app.include_router(tracking_router)
     app.include_router(api_router)
     app.include_router(web_router)

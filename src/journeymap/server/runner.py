@@ -1,10 +1,14 @@
 """The loader thread: the one owner of the store's writer connection while the server runs.
 
-It moves closed journal segments into `events` through the same Loader as `journeymap ingest` (a
-segment is a JSON Lines file of canonical rows; it is handed to the Loader as a Parquet copy with the
-canonical columns, `journal/seg-N.parquet`, so the same SQL validation, dead letters and message_id
-idempotency apply, and a dead letter's row is the segment's line), logs each in `journal_segments`, then deletes the segment (or moves it
-to `journal/loaded/`, keeping the last `keep_segments`). Identity is re-stitched at most every
+It moves closed journal segments into `events` through the same Loader as `journeymap ingest`. A
+segment's records are checked first (`journal.scan_segment`: each record's CRC32): damaged ones go to
+`journal/quarantine.jsonl` with their segment, line, byte offset and reason, and the rest are loaded,
+so one damaged byte costs one record, never the segment or the ones after it. The good records (a
+JSON Lines copy, `journal/seg-N.verified.jsonl`, line-aligned with the segment) are handed to the
+Loader as a Parquet copy with the canonical columns, `journal/seg-N.parquet`, so the same SQL
+validation, dead letters and message_id idempotency apply, and a dead letter's row is the segment's
+line. Each load is logged in `journal_segments`, then the segment is deleted (or moved
+to `journal/loaded/`, keeping the last `keep_segments`). Identity is re-stitched, and the journey state folded (journeymap.state), at most every
 `stitch_seconds`, and only when new events arrived. Because the server holds the writer connection,
 `journeymap ingest` on the same workspace fails with "workspace is locked by pid N".
 """
@@ -17,15 +21,18 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from journeymap.errors import JourneymapError
 from journeymap.events.schema import CANONICAL_FIELDS
-from journeymap.identity import stitch
 from journeymap.ingest.files import InputFile
-from journeymap.ingest.journal import Journal
+from journeymap.ingest.journal import Journal, append_quarantine, read_quarantine, scan_segment
 from journeymap.ingest.loader import Loader
 from journeymap.ingest.segment import ARRIVAL_TIMED
 from journeymap.ingest.store import open_store
-from journeymap.journey.load import store_settings_for
+from journeymap.journey.load import load_definition, store_settings_for
+from journeymap.state import refresh
 
 log = logging.getLogger("journeymap.server")
 
@@ -39,7 +46,9 @@ CREATE TABLE IF NOT EXISTS journal_segments (
     duplicate  BIGINT NOT NULL,
     rejected   BIGINT NOT NULL,
     loaded_at  TIMESTAMP NOT NULL
-)
+);
+-- Records of the segment set aside in journal/quarantine.jsonl (a bad checksum, not UTF-8 JSON).
+ALTER TABLE journal_segments ADD COLUMN IF NOT EXISTS quarantined BIGINT DEFAULT 0;
 """
 
 
@@ -69,7 +78,8 @@ class StoreRunner:
         self._dirty = False  # events arrived since the last stitch
         self._last_stitch = 0.0
         self.error: BaseException | None = None
-        self.stats = {"segments_loaded": 0, "rows_read": 0, "accepted": 0, "duplicate": 0, "rejected": 0, "stitches": 0}
+        self.stats = {"segments_loaded": 0, "rows_read": 0, "accepted": 0, "duplicate": 0, "rejected": 0, "stitches": 0,
+                      "quarantined": 0}
 
     def open(self) -> duckdb.DuckDBPyConnection:
         """Take the store's writer lock (raises StoreLocked) before anything is accepted."""
@@ -78,8 +88,10 @@ class StoreRunner:
             # A database-wide setting: it also limits the queries other routers run on cursors of this store.
             self.con.execute(f"SET threads = {int(self.duckdb_threads)}")
         self.con.execute(DDL)
-        for leftover in (self.workspace / "journal").glob("seg-*.parquet"):
-            leftover.unlink()  # a columnar copy from a run that died mid-load; its segment is still there
+        for pattern in ("seg-*.parquet", "seg-*.verified.jsonl"):
+            for leftover in (self.workspace / "journal").glob(pattern):
+                leftover.unlink()  # a copy from a run that died mid-load; its segment is still there
+        self.stats["quarantined"] = len(read_quarantine(self.journal.dir))  # every record ever set aside
         return self.con
 
     def start(self) -> None:
@@ -132,34 +144,47 @@ class StoreRunner:
         return len(segments)
 
     def load_segment(self, path: Path) -> None:
-        columnar = self._columnar(path)
-        try:
-            # _arrival_timed (from _columnar): the events timed by their arrival, whose retries differ only in ts.
-            report = Loader(self.con, arrival_ts="_arrival_timed" if columnar else None).load(
-                columnar or InputFile(path, "jsonl", None), source_name=SOURCE_NAME)
-        finally:
-            if columnar is not None:
-                columnar.path.unlink(missing_ok=True)
-        self.con.execute(
-            "INSERT INTO journal_segments VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-            [path.name, report.load_id, report.rows_read, report.accepted, report.duplicate, report.rejected],
-        )
-        for k in ("rows_read", "accepted", "duplicate", "rejected"):
-            self.stats[k] += getattr(report, k)
+        scan = scan_segment(path.read_bytes())
+        if scan.damaged:
+            # Durable before the segment can be retired: the quarantine is then the only copy of these bytes.
+            new = append_quarantine(path.parent, path.name, scan.damaged)
+            self.stats["quarantined"] += new
+            for d in scan.damaged:
+                log.error("%s line %d (byte %d): %s (%s); set aside in %s", path.name, d.line, d.offset, d.reason,
+                          d.detail, path.parent / "quarantine.jsonl")
+        if scan.records:
+            verified = path.with_name(f"{path.stem}.verified.jsonl")
+            verified.write_bytes(b"\n".join(scan.lines) + b"\n")  # line i is the segment's line i (blank: damaged)
+            columnar = self._columnar(verified, path.with_suffix(".parquet"), scan)
+            try:
+                # _arrival_timed (from _columnar): events timed by their arrival, whose retries differ only in ts.
+                report = Loader(self.con, arrival_ts="_arrival_timed" if columnar else None).load(
+                    columnar or InputFile(verified, "jsonl", None), source_name=SOURCE_NAME)
+            finally:
+                verified.unlink(missing_ok=True)
+                if columnar is not None:
+                    columnar.path.unlink(missing_ok=True)
+            self.con.execute(
+                "INSERT INTO journal_segments (segment, load_id, rows_read, accepted, duplicate, rejected, loaded_at, quarantined) "
+                "VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP, ?)",
+                [path.name, report.load_id, scan.records, report.accepted, report.duplicate, report.rejected, len(scan.damaged)],
+            )
+            self.stats["rows_read"] += scan.records
+            for k in ("accepted", "duplicate", "rejected"):
+                self.stats[k] += getattr(report, k)
+            self._dirty = self._dirty or report.accepted > 0
         self.stats["segments_loaded"] += 1
-        self._dirty = self._dirty or report.accepted > 0
         self._retire(path)
 
-    def _columnar(self, path: Path) -> InputFile | None:
-        """The segment as Parquet with the canonical columns: DuckDB's JSON reader parses each line once,
-        where the generic JSON Lines projection extracts every field (and its aliases) separately, which
-        costs several times more. Row i of the Parquet file is line i of the segment. None when a line
-        does not parse (not expected: lines are written whole, a torn tail is cut on startup); the
-        JSON Lines path then dead-letters it."""
-        out = path.with_suffix(".parquet")
+    def _columnar(self, verified: Path, out: Path, scan) -> InputFile | None:
+        """The verified records as Parquet with the canonical columns: DuckDB's JSON reader parses each line
+        once, where the generic JSON Lines projection extracts every field (and its aliases) separately,
+        which costs several times more. Row i of the Parquet file is line i of the segment; when records
+        were set aside, a `_row` column says which line each row is. None when DuckDB cannot read a record
+        (not expected: checksummed records are the writer's JSON); the JSON Lines path then dead-letters it."""
         try:
             self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _segment AS SELECT * FROM read_json({_lit(path)}, "
+                f"CREATE OR REPLACE TEMP TABLE _segment AS SELECT * FROM read_json({_lit(verified)}, "
                 f"format = 'newline_delimited', columns = {_COLUMNS})"
             )
             self.con.execute(
@@ -171,9 +196,28 @@ class StoreRunner:
             self.con.execute("DROP TABLE _segment")
         except duckdb.Error:
             out.unlink(missing_ok=True)
-            log.warning("%s: not every line parses as JSON; loading it line by line", path.name)
+            log.warning("%s: not every line parses as JSON; loading it line by line", out.with_suffix(".jsonl").name)
             return None
+        if scan.records != len(scan.lines):  # blank lines (damaged records) were skipped: say each row's line
+            rows = [i for i, line in enumerate(scan.lines, 1) if line]
+            table = pq.read_table(out)
+            if table.num_rows != len(rows):  # not expected: then line numbers would be wrong, so go line by line
+                out.unlink(missing_ok=True)
+                return None
+            pq.write_table(table.append_column("_row", pa.array(rows, pa.int64())), out)
         return InputFile(out, "parquet", None)
+
+    def _definition(self):
+        """journeymap.yml as it is now (it may be edited while serving); None when absent or invalid: then
+        identity is stitched and the journey state waits for a valid definition (views compute meanwhile)."""
+        path = self.workspace / "journeymap.yml"
+        if not path.exists():
+            return None
+        try:
+            return load_definition(path)
+        except JourneymapError as exc:
+            log.warning("the journey state is not folded: %s", exc)
+            return None
 
     def _retire(self, path: Path) -> None:
         if self.keep_segments <= 0:
@@ -186,7 +230,7 @@ class StoreRunner:
             old.unlink(missing_ok=True)
 
     def _stitch(self) -> None:
-        stitch(self.con)
+        refresh(self.con, self._definition())
         self._dirty = False
         self._last_stitch = time.monotonic()
         self.stats["stitches"] += 1

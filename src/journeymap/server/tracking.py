@@ -93,7 +93,7 @@ async def _handle(request: Request, call: str) -> Response:
     state = request.app.state
     journal = state.journal
     if not journal.accepting:
-        return _error(503, "the journal is unavailable; retry", {"Retry-After": "1"})
+        return _error(503, f"{journal.error or 'the journal is unavailable'}; retry", {"Retry-After": "1"})
     header_key = _basic_user(request)
     key = state.keys.verify(header_key, "write") if header_key else None
     if header_key is not None and key is None:

@@ -82,4 +82,8 @@
   document.querySelectorAll("table.sortable").forEach(sortable);
   stageLinks();
   document.querySelectorAll("form.jm-options").forEach(keepEmptyOut);
+  // A choice that applies at once (no inline onchange: the Content-Security-Policy runs no inline handlers).
+  document.querySelectorAll("[data-autosubmit]").forEach(function (input) {
+    input.addEventListener("change", function () { input.form.submit(); });
+  });
 })();

@@ -248,7 +248,8 @@ def _render(page: Page, request: Request, data: dict, error: str | None, standal
     charts = page.charts(data) if page.charts and not error and data else []
     context = {"data": data, "error": error, "charts": charts, "standalone": standalone, "nav": NAV, "query": request.query_params,
                "active": ACTIVE.get(page.name, page.name), "title": page.title(data) if data else page.name.capitalize(),
-               "exports": exports, "signed_in": True, "page": page.name, "slide": slide}
+               "exports": exports, "signed_in": True, "page": page.name, "slide": slide,
+               "csp_nonce": getattr(request.state, "csp_nonce", "")}  # for inline scripts (server/security.py)
     if standalone:
         context["inline"] = {"map_css": _inline("map.css"), "app_css": _inline("app.css"), "app_js": _inline("app.js"),
                              "plotly": _inline("plotly.min.js") if charts else ""}
