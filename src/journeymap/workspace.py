@@ -216,12 +216,14 @@ class Workspace:
             self.refresh()
         return removed
 
-    def refresh(self) -> RefreshResult:
+    def refresh(self, rebuild: bool = False) -> RefreshResult:
         """Rebuild identity and fold the new events into the journey state (journeymap.state), after events
-        changed; on a Spark engine, export the journey tables as Parquet instead of folding."""
+        changed (`rebuild`: the state from scratch); on a Spark engine, export the journey tables as Parquet
+        instead of folding."""
+        self.__dict__.pop("definition", None)  # journeymap.yml as it is now
         definition = self.definition if self.definition_path.exists() else None
         spark = definition is not None and definition.engine.backend == "spark"
-        result = refresh(self.con, None if spark else definition)
+        result = refresh(self.con, None if spark else definition, rebuild=rebuild)
         if spark:  # table -> where its Parquet now lives
             self.spark_tables = export_workspace(self.con, self.path, definition.engine)
         return result

@@ -19,6 +19,7 @@ class RefreshResult:
     """None without a journey definition: there is nothing to fold the events into."""
 
 
-def refresh(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None) -> RefreshResult:
+def refresh(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None,
+            rebuild: bool = False) -> RefreshResult:
     stitched = stitch(con)
-    return RefreshResult(stitched, fold(con, definition) if definition is not None else None)
+    return RefreshResult(stitched, fold(con, definition, rebuild=rebuild) if definition is not None else None)

@@ -1,0 +1,141 @@
+"""The journey state: a fold of 1% new events against a rebuild, and the map from warm state (run on demand).
+
+    .venv/bin/python benchmarks/bench_state.py [--events 1000000] [--runs 3] [--insights]
+
+The log is `events.event_table(n)` with benchmarks/bench_definition.py's journeymap.yml. 99% of it is
+loaded and refreshed (identity stitched, state rebuilt: the "before" store, copied once); then, per run,
+a copy of that store gets the other 1% and a refresh, which is timed in its two parts: identity stitching
+(still a rebuild of the journey events) and the state fold. Two ways to pick the 1%:
+
+- `latest`: the newest 1% of events by time (a day's events arriving);
+- `random`: 1% of rows drawn at random (late events for many units: the fold's worst case).
+
+On the final data it also times a rebuild of the state from scratch, and the map (`insights` off unless
+--insights) read from the state against the map computed from the events with no state; both maps are
+checked equal (apart from generated_at) before a time is printed. Medians of --runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def timed(fn, runs: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--insights", action="store_true", help="time the map with its insights placed (slow)")
+    args = ap.parse_args()
+
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(HERE))
+    from bench_definition import write_definition
+    from events import event_table
+
+    from journeymap.analyses.map import panels
+    from journeymap.engine.backends import duckdb_engine
+    from journeymap.insights.map import build_map
+    from journeymap.state.fold import fold
+    from journeymap.workspace import Workspace
+
+    work = Path(tempfile.mkdtemp(prefix="jm-bench-state-"))
+    print(f"{args.events:,} events; median of {args.runs} runs; {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.2f}", flush=True)
+    print("| step | 1% picked | seconds | of a full refresh |\n|---|---|---|---|", flush=True)
+    try:
+        table = event_table(args.events)
+        n_new = max(1, args.events // 100)
+        rng = np.random.default_rng(1)
+        picks = {
+            "latest": np.argsort(table.column("ts").to_numpy(), kind="stable")[-n_new:],
+            "random": rng.choice(args.events, n_new, replace=False),
+        }
+        results = {}
+        for how, new_rows in picks.items():
+            is_new = np.zeros(args.events, dtype=bool)
+            is_new[new_rows] = True
+            pq.write_table(table.filter(pc.invert(is_new)), work / f"old-{how}.parquet")
+            pq.write_table(table.filter(is_new), work / f"new-{how}.parquet")
+            before = work / f"before-{how}"
+            before.mkdir()
+            write_definition(before)
+            with Workspace(before) as ws:
+                ws.ingest([str(work / f"old-{how}.parquet")])
+                ws.con.execute("CHECKPOINT")
+
+            def one_run(how=how, before=before):
+                run = work / "run"
+                shutil.rmtree(run, ignore_errors=True)
+                shutil.copytree(before, run)
+                with Workspace(run) as ws:
+                    ws.ingest([str(work / f"new-{how}.parquet")], refresh=False)
+                    t = time.perf_counter()
+                    result = ws.refresh()
+                    total = time.perf_counter() - t
+                return result, total
+
+            fold_times, stitch_times, totals, changed = [], [], [], []
+            for _ in range(args.runs):
+                result, total = one_run()
+                fold_times.append(result.state.seconds)
+                stitch_times.append(result.stitch.seconds)
+                totals.append(total)
+                changed.append(sum(lv.changed_units for lv in result.state.levels))
+            results[how] = (statistics.median(stitch_times), statistics.median(fold_times), statistics.median(totals),
+                            changed[0], sum(lv.units for lv in result.state.levels))
+
+        run = work / "run"  # the final data (random pick): rebuild the state, then the maps
+        with Workspace(run) as ws:
+            rebuild, _ = timed(lambda: fold(ws.con, ws.definition, rebuild=True), args.runs)
+            stitch_full, _ = timed(lambda: __import__("journeymap.identity", fromlist=["stitch"]).stitch(ws.con), 1)
+            fold(ws.con, ws.definition)  # the stitch above moved the journey version on
+            full = stitch_full + rebuild
+            for how, (stitch_s, fold_s, total_s, n_changed, n_units) in results.items():
+                print(f"| fold of 1% new events ({n_changed:,} of {n_units:,} units recomputed) | {how} | "
+                      f"{fold_s:.3f} | {fold_s / rebuild:.1%} of a state rebuild |", flush=True)
+                print(f"| refresh: stitch + fold | {how} | {total_s:.3f} (stitch {stitch_s:.3f}) | "
+                      f"{total_s / full:.1%} |", flush=True)
+            print(f"| state rebuild from scratch (both levels) | | {rebuild:.3f} | |", flush=True)
+            print(f"| identity stitch (a rebuild of the journey events) | | {stitch_full:.3f} | |", flush=True)
+
+            def build(engine):
+                with engine.scope():
+                    m = build_map(engine, ws.definition, None, insights=args.insights, panels=panels())
+                m.pop("generated_at")
+                return json.dumps(m, sort_keys=True, default=str)
+
+            warm, from_state = timed(lambda: build(ws.engine), args.runs)
+            cold, direct = timed(lambda: build(duckdb_engine(ws.con)), args.runs)
+            check = "equal" if from_state == direct else "MISMATCH"
+            label = "with insights" if args.insights else "without insights"
+            print(f"| map {label}, from warm state | | {warm:.3f} | maps {check} |", flush=True)
+            print(f"| map {label}, computed from the events | | {cold:.3f} | |", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nload at the end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

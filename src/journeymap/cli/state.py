@@ -1,0 +1,61 @@
+"""`journeymap refresh` and `journeymap state`: fold the events into the journey state, and say how it stands
+(journeymap.state; docs/state.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from journeymap.cli.common import JsonOpt, WorkspaceOpt, print_json, workspace_for
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def refresh(
+        workspace: WorkspaceOpt = Path("."),
+        rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the journey state from scratch rather than "
+                                                                "fold in what changed.")] = False,
+        as_json: JsonOpt = False,
+    ):
+        """Stitch identities and fold new events into the journey state (ingest and the server do this after
+        every load; run it after editing journeymap.yml so that views read the state again)."""
+        with workspace_for(workspace) as ws:
+            result = ws.refresh(rebuild=rebuild)
+        out = {"identity": result.stitch.to_dict(), "state": result.state.to_dict() if result.state else None}
+        if as_json:
+            print_json(out)
+            return
+        console = Console()
+        console.print(f"identity: {result.stitch.persons:,} persons, {result.stitch.accounts:,} accounts, "
+                      f"{result.stitch.events:,} events in {result.stitch.seconds:.1f} s", highlight=False)
+        if result.state is None:
+            console.print("journey state: none (no journeymap.yml, or a Spark engine, which reads Parquet instead)",
+                          highlight=False)
+            return
+        for lv in result.state.levels:
+            why = f" ({lv.reason})" if lv.reason else ""
+            console.print(f"journey state, {lv.level}: {lv.mode}{why}: {lv.changed_units:,} of {lv.units:,} units "
+                          f"recomputed in {lv.seconds:.1f} s", highlight=False, soft_wrap=True)
+
+    @app.command()
+    def state(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):
+        """Whether the journey state is current for the events and journeymap.yml, per unit of analysis, and its
+        size. A stale state is not read: analyses compute from the events until `journeymap refresh`."""
+        with workspace_for(workspace) as ws:
+            rows = ws.state()
+        if as_json:
+            print_json({"levels": rows})
+            return
+        console = Console()
+        table = Table("unit", "current", "units", "events", "visits")
+        for r in rows:
+            table.add_row(r["level"], "yes" if r["current"] else f"no: {r['stale_because']}",
+                          *(f"{r[k]:,}" if r[k] is not None else "" for k in ("units", "events", "visits")))
+        console.print(table)
+        if not all(r["current"] for r in rows):
+            console.print(f"`journeymap refresh --workspace {workspace}` brings it up to date", highlight=False,
+                          soft_wrap=True)
