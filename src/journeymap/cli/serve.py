@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 from journeymap.cli.common import WorkspaceOpt, err, fail
 from journeymap.ingest.store import StoreLocked, open_store, store_path
 from journeymap.journey.load import store_settings_for
+from journeymap.server.local import LocalServer, new_token, server_holding
 
 HOST_HELP = (
     "Interface to listen on. The default, 127.0.0.1, is reachable from this machine only: the server has no TLS "
@@ -30,6 +32,18 @@ def addresses(workspace: Path, host: str, port: int) -> list[str]:
         f"  JSON API      {base}/api/v1/",
         f"  tracking API  {base}/v1/",
     ]
+
+
+def locked_message(workspace: Path, exc: StoreLocked) -> str:
+    """Why `serve` cannot start on a locked workspace: another server serves it, or a command is using it.
+    The server does not wait for a command: it would accept nothing meanwhile, and a command may run long."""
+    holder = server_holding(workspace, exc.pid)
+    if holder is not None:
+        return (f"{workspace} is already served by pid {holder.pid} at {holder.url}; stop that server first, "
+                "or use it (CLI commands on this machine are answered by it)")
+    who = f"pid {exc.pid}" if exc.pid else "another process"
+    return (f"cannot serve {workspace}: the workspace is locked by {who}, a journeymap command that is writing or "
+            f"reading it ({store_path(workspace)} is open). Start the server once it has finished; nothing was started")
 
 
 def register(app: typer.Typer) -> None:
@@ -59,9 +73,10 @@ def register(app: typer.Typer) -> None:
             # a clean "locked by pid N" (or bad store setting) now, rather than a failed startup later
             open_store(workspace, settings=store_settings_for(workspace)).close()
         except StoreLocked as exc:
-            fail(str(exc))
+            fail(locked_message(workspace, exc))
+        local = LocalServer(os.getpid(), host, port, new_token())  # CLI commands here ask this server (docs/server.md)
         app_ = create_app(workspace, rate_limit=rate_limit, burst=burst, stitch_seconds=stitch_seconds,
-                          keep_segments=keep_segments, duckdb_threads=duckdb_threads or None)
+                          keep_segments=keep_segments, duckdb_threads=duckdb_threads or None, local=local)
         for line in addresses(workspace, host, port):
             err.print(line, highlight=False, soft_wrap=True)
         config = uvicorn.Config(app_, host=host, port=port, log_level=log_level, lifespan="on", access_log=False)

@@ -5,8 +5,9 @@ segment is a JSON Lines file of canonical rows; it is handed to the Loader as a 
 canonical columns, `journal/seg-N.parquet`, so the same SQL validation, dead letters and message_id
 idempotency apply, and a dead letter's row is the segment's line), logs each in `journal_segments`, then deletes the segment (or moves it
 to `journal/loaded/`, keeping the last `keep_segments`). Identity is re-stitched at most every
-`stitch_seconds`, and only when new events arrived. Because the server holds the writer connection,
-`journeymap ingest` on the same workspace fails with "workspace is locked by pid N".
+`stitch_seconds`, and only when new events arrived; the first load after start is stitched at once.
+Because the server holds the writer connection, `journeymap ingest` on the same workspace fails with
+"workspace is locked by pid N" (read-only commands are answered by the server: cli/forward.py).
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ class StoreRunner:
         return self.con
 
     def start(self) -> None:
-        self._last_stitch = time.monotonic()
+        # The first load after start is stitched at once: a new workspace's journey tables (and the JSON API and
+        # web app, which read them) exist from the first events on, not only --stitch-seconds later.
+        self._last_stitch = float("-inf")
         self._thread = threading.Thread(target=self._run, name="journeymap-loader", daemon=True)
         self._thread.start()
 
