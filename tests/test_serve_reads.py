@@ -82,10 +82,18 @@ def test_analyses_while_serving_print_what_they_print_with_the_server_stopped(se
 
 def test_an_error_of_the_served_analysis_has_its_message_and_exit_code(served):
     server, _ = served
-    got = invoke_cli("clv", "--touch-sources", "nosuchsource", "--workspace", str(server.workspace), check=False)
-    server.stop()
-    local = invoke_cli("clv", "--touch-sources", "nosuchsource", "--workspace", str(server.workspace), check=False)
-    server.start()
+    definition = server.workspace / "journeymap.yml"
+    kept = definition.read_text()
+    definition.write_text("stages: 3\n")  # the server reads it as the command would: a DefinitionError
+    try:
+        got = invoke_cli("funnel", "--steps", "a,b", "--workspace", str(server.workspace), check=False)
+        server.stop()
+        local = invoke_cli("funnel", "--steps", "a,b", "--workspace", str(server.workspace), check=False)
+    finally:
+        definition.write_text(kept)
+        if server.proc is None:
+            server.start()
+    assert local.returncode == 1 and "not a valid journey definition" in local.stderr
     assert (got.returncode, got.stdout, got.stderr) == (local.returncode, local.stdout, local.stderr)
 
 
