@@ -36,8 +36,6 @@ CONNECT_SECONDS = 10.0
 
 _EXIT = {cls.kind: cls.exit_code for cls in (OptionError, DefinitionError, InputError, WorkspaceError, NotEnoughData,
                                               MissingExtra, InternalError, UserError)}
-_EXIT["workspace"] = WorkspaceError.exit_code
-_EXIT["input"] = InputError.exit_code
 
 
 class ServerAnswered(JourneymapError):

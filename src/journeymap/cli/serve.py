@@ -42,8 +42,8 @@ def locked_message(workspace: Path, exc: StoreLocked) -> str:
         return (f"{workspace} is already served by pid {holder.pid} at {holder.url}; stop that server first, "
                 "or use it (CLI commands on this machine are answered by it)")
     who = f"pid {exc.pid}" if exc.pid else "another process"
-    return (f"cannot serve {workspace}: the workspace is locked by {who}, a journeymap command that is writing or "
-            f"reading it ({store_path(workspace)} is open). Start the server once it has finished; nothing was started")
+    return (f"cannot serve {workspace}: the workspace is locked by {who}, a journeymap command (or another program) "
+            f"that has {store_path(workspace)} open. Start the server once it has finished; nothing was started")
 
 
 def register(app: typer.Typer) -> None:
