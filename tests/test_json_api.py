@@ -268,7 +268,8 @@ def test_analyses_that_cannot_run_are_409(tmp_path):
     ws.close()
     server = Server(ws.path).start()
     try:
-        client = httpx.Client(base_url=f"{server.url}/api/v1", headers={"Authorization": f"Bearer {token}"})
+        client = httpx.Client(base_url=f"{server.url}/api/v1", headers={"Authorization": f"Bearer {token}"},
+                              timeout=30)  # the first request imports the analyses: seconds on a busy machine
         for path in ("/revenue", "/funnel?steps=a,b", "/accounts", "/map", "/accounts/x/timeline"):
             got = client.get(path)
             assert got.status_code == 409, (path, got.text)

@@ -3,7 +3,8 @@
 Each option of an analysis's parameter model becomes a flag (`--` + its alias or name), with the model's help,
 choices and default; values reach the model as typed, so a bad one gets the registry's message and exit code
 2 on every surface alike. The command adds only what is the terminal's: `--workspace`, `--json`, the view
-options of the table (`Analysis.view`), and a renderer from `journeymap.cli.render`.
+options of the table (`Analysis.view`), and a renderer from `journeymap.cli.render`. While `journeymap serve`
+holds the workspace, the server computes the result (cli/forward.py) and the command prints it the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from journeymap.analyses import REGISTRY, Analysis
 from journeymap.analyses.base import Option, options, validate
 from journeymap.cli.common import (JsonOpt, WorkspaceOpt, fail_with, print_json, print_warnings, progress_for,
                                     workspace_for)
+from journeymap.cli.forward import analysis_via, server_for
 from journeymap.errors import JourneymapError
 
 __all__ = ["add_analysis_commands"]
@@ -91,8 +93,12 @@ def command_for(analysis: Analysis, render: Callable[..., None], extra: list[ins
         except JourneymapError as exc:
             fail_with(exc)
         with workspace_for(workspace) as ws:
-            with progress_for(analysis.name, quiet=as_json or not analysis.slow) as progress:
-                result = analysis(ws, params, progress)
+            server = server_for(ws)  # while `journeymap serve` holds the workspace, it answers (cli/forward.py)
+            if server is not None:
+                result = analysis_via(server, analysis, params)
+            else:
+                with progress_for(analysis.name, quiet=as_json or not analysis.slow) as progress:
+                    result = analysis(ws, params, progress)
         if not as_json:  # with --json they are in the output's `warnings`
             print_warnings(result.get("warnings") or [])
         if after is not None:  # the command prints its own output (the map: HTML and/or JSON)

@@ -1,10 +1,13 @@
 """`journeymap keys`: create, list and revoke the API keys of a workspace.
 
-Keys live in the store, which a running server holds: manage them while it is stopped, then restart it.
+Keys live in the store. While `journeymap serve` holds it, these commands ask the server (its `/-/keys`,
+authenticated by the local token of its server file: cli/forward.py, server/admin.py), which writes the same
+table and uses a created key, or refuses a revoked one, from the next request on.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from journeymap.cli.common import JsonOpt, WorkspaceOpt, err, print_json, workspace_for
-from journeymap.server.keys import create_key, list_keys, revoke_key
+from journeymap.cli.forward import request, server_for
+from journeymap.server.keys import ApiKey, create_key, list_keys, revoke_key
+
+
+def _key(d: dict) -> ApiKey:
+    return ApiKey(d["key_id"], d["kind"], d["name"], d["created_at"], d["revoked_at"])
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +37,12 @@ def register(app: typer.Typer) -> None:
     ):
         """Create a key and print its token: the only time it is shown (the store keeps a hash)."""
         with workspace_for(workspace) as ws:
-            key, token = create_key(ws.con, kind, name)
+            server = server_for(ws)
+            if server is None:
+                key, token = create_key(ws.con, kind, name)
+            else:
+                answer = request(server, "POST", "/-/keys", body={"kind": kind, "name": name})
+                key, token = _key(answer), answer["token"]
         if as_json:
             print_json({**key.as_dict(), "token": token})
             return
@@ -40,7 +53,8 @@ def register(app: typer.Typer) -> None:
     def list_(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):
         """List keys (never their tokens)."""
         with workspace_for(workspace) as ws:
-            rows = list_keys(ws.con)
+            server = server_for(ws)
+            rows = list_keys(ws.con) if server is None else [_key(k) for k in request(server, "GET", "/-/keys")["keys"]]
         if as_json:
             print_json({"keys": [k.as_dict() for k in rows]})
             return
@@ -52,9 +66,13 @@ def register(app: typer.Typer) -> None:
     @keys.command("revoke")
     def revoke(key_id: Annotated[str, typer.Argument(help="The key_id from `journeymap keys list`.")],
                workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):
-        """Revoke a key: requests with it get 401 from the next server start."""
+        """Revoke a key: requests with it get 401 (at once when the server runs: it is asked to revoke it)."""
         with workspace_for(workspace) as ws:
-            key = revoke_key(ws.con, key_id)
+            server = server_for(ws)
+            if server is None:
+                key = revoke_key(ws.con, key_id)
+            else:
+                key = _key(request(server, "POST", f"/-/keys/{urllib.parse.quote(key_id, safe='')}/revoke"))
         if as_json:
             print_json(key.as_dict())
             return

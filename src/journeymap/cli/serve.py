@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from journeymap.errors import JourneymapError, WorkspaceError
 from journeymap.ingest.journal import Journal, JournalUnavailable
 from journeymap.ingest.store import StoreLocked, open_store, store_path
 from journeymap.journey.load import store_settings_for
+from journeymap.server.local import LocalServer, new_token, server_holding
 
 HOST_HELP = (
     "Interface to listen on. The default, 127.0.0.1, is reachable from this machine only: the server has no TLS "
@@ -59,6 +61,18 @@ def addresses(workspace: Path, host: str, port: int) -> list[str]:
     ]
 
 
+def locked_message(workspace: Path, exc: StoreLocked) -> str:
+    """Why `serve` cannot start on a locked workspace: another server serves it, or a command is using it.
+    The server does not wait for a command: it would accept nothing meanwhile, and a command may run long."""
+    holder = server_holding(workspace, exc.pid)
+    if holder is not None:
+        return (f"{workspace} is already served by pid {holder.pid} at {holder.url}; stop that server first, "
+                "or use it (CLI commands on this machine are answered by it)")
+    who = f"pid {exc.pid}" if exc.pid else "another process"
+    return (f"cannot serve {workspace}: the workspace is locked by {who}, a journeymap command (or another program) "
+            f"that has {store_path(workspace)} open. Start the server once it has finished; nothing was started")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
@@ -91,10 +105,11 @@ def register(app: typer.Typer) -> None:
             probe = Journal(workspace / "journal")
             probe.open()
             probe.close()
+            local = LocalServer(os.getpid(), host, port, new_token())  # CLI commands here ask this server (docs/server.md)
             app_ = create_app(workspace, rate_limit=rate_limit, burst=burst, stitch_seconds=stitch_seconds,
-                              keep_segments=keep_segments, duckdb_threads=duckdb_threads or None)
+                              keep_segments=keep_segments, duckdb_threads=duckdb_threads or None, local=local)
         except StoreLocked as exc:
-            fail(str(exc))
+            fail(locked_message(workspace, exc))
         except JournalUnavailable as exc:
             fail_with(WorkspaceError(str(exc)))
         except JourneymapError as exc:

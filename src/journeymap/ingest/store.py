@@ -92,7 +92,11 @@ FROM events e JOIN loads l ON l.load_id = e.seq // 10000000000;
 
 
 class StoreLocked(WorkspaceError):
-    """Another process holds the workspace's store for writing."""
+    """Another process holds the workspace's store for writing; `pid` is its pid when DuckDB names it."""
+
+    def __init__(self, message: str, pid: int | None = None):
+        super().__init__(message)
+        self.pid = pid
 
 
 def store_path(workspace: str | Path) -> Path:
@@ -187,7 +191,8 @@ def open_store(workspace: str | Path, read_only: bool = False,
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
             raise
-        raise StoreLocked(_lock_message(path, str(exc))) from None
+        pid = re.search(r"PID (\d+)", str(exc))
+        raise StoreLocked(_lock_message(path, str(exc)), int(pid.group(1)) if pid else None) from None
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")  # our own progress bars speak for us
     try:

@@ -27,10 +27,11 @@ from pydantic import BaseModel
 from journeymap.analyses import REGISTRY, Analysis
 from journeymap.analyses.base import MAX_INT, Field, Params, options, validate
 from journeymap.analyses.catalog import catalog
-from journeymap.errors import InternalError, JourneymapError, NotEnoughData, OptionError, problem, raised_by_journeymap
+from journeymap.errors import InternalError, JourneymapError, OptionError, problem, raised_by_journeymap
 from journeymap.journey.load import problems
-from journeymap.server.context import ReadKey, ReadWorkspace
+from journeymap.server.context import ReadKey, ReadWorkspace, require_journeys
 from journeymap.server.encoding import JSONAnswer
+from journeymap.server.local import LOCAL_KEY_ID
 from journeymap.workspace import Workspace
 
 __all__ = ["answer_error", "router", "run_cached"]
@@ -96,9 +97,10 @@ def raw_options(model: type[Params], query, *, strict: bool = True, surface: str
     return raw
 
 
-def query_options(model: type[Params], request: Request) -> Params:
-    """The model's parameters from the request's query string; OptionError when one is bad or unknown."""
-    return validate(model, raw_options(model, request.query_params))
+def query_options(model: type[Params], request: Request, surface: str = "api") -> Params:
+    """The model's parameters from the request's query string; OptionError when one is bad or unknown.
+    `surface` "cli": the CLI's options too (a file on this machine), for the local admin (cli/forward.py)."""
+    return validate(model, raw_options(model, request.query_params, surface=surface))
 
 
 def _openapi_parameters(model: type[Params]) -> list[dict]:
@@ -129,7 +131,7 @@ def run_cached(request: Request, ws: Workspace, analysis: Analysis, params: Para
 def _endpoint(analysis: Analysis) -> Callable[..., Response]:
     def endpoint(request: Request, key: ReadKey, ws: ReadWorkspace) -> Response:
         try:
-            params = query_options(analysis.params, request)
+            params = query_options(analysis.params, request, "cli" if key.key_id == LOCAL_KEY_ID else "api")
             return JSONAnswer(run_cached(request, ws, analysis, params))
         except Exception as exc:  # noqa: BLE001 - every error is answered by its type
             return answer_error(exc)
@@ -194,10 +196,7 @@ class TimelinePage(Page):
 
 
 def _has_events(ws: Workspace) -> None:
-    tables = {r[0] for r in ws.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    if not {"journey_events", "accounts"} <= tables:
-        raise NotEnoughData(f"{ws.path}: no events yet", add="events: send them to /v1/ or run "
-                            f"`journeymap ingest FILE --workspace {ws.path}` while the server is stopped")
+    require_journeys(ws)
 
 
 def _json_text(text: str | None) -> Any:

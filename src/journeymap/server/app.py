@@ -19,10 +19,12 @@ from fastapi.exceptions import RequestValidationError
 
 from journeymap.ingest.journal import SEGMENT_BYTES, SEGMENT_SECONDS, Journal
 from journeymap.journey.load import server_config_for
+from journeymap.server.admin import router as admin_router
 from journeymap.server.api import router as api_router
 from journeymap.server.cache import AnalysisCache, definition_stamp
 from journeymap.server.encoding import JSONAnswer
 from journeymap.server.keys import KeyRing
+from journeymap.server.local import LocalServer
 from journeymap.server.ratelimit import RateLimiter
 from journeymap.server.runner import StoreRunner
 from journeymap.server.security import SecurityHeaders, docs_router
@@ -44,7 +46,10 @@ def create_app(
     keep_segments: int = 0,
     duckdb_threads: int | None = None,
     routers: Iterable[APIRouter] = (),
+    local: LocalServer | None = None,
 ) -> FastAPI:
+    """`local`: the server file to write once the store is held (`journeymap serve` passes one; server/local.py),
+    so that CLI commands on this machine are answered by this server instead of failing on its lock."""
     workspace = Path(workspace)
 
     @asynccontextmanager
@@ -55,11 +60,17 @@ def create_app(
         app.state.keys = KeyRing.load(con)
         journal.open()  # truncates torn tails; every existing segment is closed and will be replayed
         runner.start()
+        if local is not None:
+            local.write(workspace)
         try:
             yield
         finally:
             journal.close()
-            runner.stop()
+            try:
+                runner.stop()
+            finally:
+                if local is not None:
+                    local.remove(workspace)  # after the store is closed: a CLI then opens it itself
 
     app = FastAPI(title="journeymap", lifespan=lifespan, docs_url=None, openapi_url="/-/openapi.json", redoc_url=None)
     runner_box: list[StoreRunner] = []
@@ -73,6 +84,7 @@ def create_app(
     app.state.keys = KeyRing({})
     # Origins whose pages may call /v1/* from a browser (journeymap.yml `server.cors_origins`), lower-cased.
     app.state.cors_origins = frozenset(server_config_for(workspace).cors_origins)
+    app.state.local = local
     app.state.limiter = RateLimiter(rate_limit, burst if burst is not None else 2 * rate_limit)
     # The one cache of analysis results (API and web app): valid until the next stitch or a new journeymap.yml.
     app.state.cache = AnalysisCache(lambda: (runner.stats["stitches"], definition_stamp(workspace / "journeymap.yml")))
@@ -99,6 +111,7 @@ def create_app(
     app.include_router(docs_router)  # /-/docs: Swagger UI from the package, no CDN
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing: on every response
     app.include_router(tracking_router)
+    app.include_router(admin_router)
     app.include_router(api_router)
     app.include_router(web_router)
     for router in routers:

@@ -11,12 +11,16 @@ their own DuckDB cursor on that same database, so they see committed data and ne
 from __future__ import annotations
 
 import base64
+import secrets
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from journeymap.errors import NotEnoughData
 from journeymap.server.keys import ApiKey
+from journeymap.server.local import LOCAL_KEY_ID
 from journeymap.workspace import Workspace
 
 READ_COOKIE = "jm_read"
@@ -38,14 +42,45 @@ def read_token(request: Request) -> str | None:
     return request.cookies.get(READ_COOKIE) or None
 
 
+_STARTED = datetime.now()
+
+
+def local_admin(request: Request, token: str | None) -> ApiKey | None:
+    """The local admin's key when `token` is the server's local token (server/local.py), else None."""
+    local = getattr(request.app.state, "local", None)
+    if local is None or not token or not secrets.compare_digest(token.encode(), local.token.encode()):
+        return None
+    return ApiKey(LOCAL_KEY_ID, "read", "journeymap CLI on this machine", _STARTED)
+
+
 def require_read(request: Request) -> ApiKey:
-    """401 unless the request carries a live read key (write keys do not read)."""
-    key = request.app.state.keys.verify(read_token(request), "read")
+    """401 unless the request carries a live read key (write keys do not read) or the local token."""
+    token = read_token(request)
+    key = local_admin(request, token) or request.app.state.keys.verify(token, "read")
     if key is None:
         raise HTTPException(status_code=401, detail="a read key is required: Authorization: Bearer KEY "
                                                     "(create one with `journeymap keys create --kind read --name NAME`)",
                             headers={"WWW-Authenticate": 'Bearer realm="journeymap"'})
     return key
+
+
+class NoJourneysYet(NotEnoughData):
+    """The workspace has no journey tables yet: a new workspace (the web app shows its empty state)."""
+
+
+def require_journeys(ws: Workspace) -> None:
+    """NotEnoughData (409, the web app's empty state) until the journey tables exist: no events yet, or events
+    loaded that identity has not been stitched over yet (the loader stitches the first load at once)."""
+    tables = {r[0] for r in ws.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if {"journey_events", "accounts"} <= tables:
+        return
+    loaded = ws.con.execute("SELECT count(*) FROM events").fetchone()[0] if "events" in tables else 0
+    if loaded:
+        raise NoJourneysYet(f"{ws.path}: {loaded:,} {'event is' if loaded == 1 else 'events are'} loaded but not yet "
+                            "stitched into journeys; "
+                            "the server stitches them within seconds, retry shortly")
+    raise NoJourneysYet(f"{ws.path}: no events yet", add="events: send them to /v1/ or run "
+                        f"`journeymap ingest FILE --workspace {ws.path}` while the server is stopped")
 
 
 class ServerWorkspace(Workspace):
@@ -54,6 +89,11 @@ class ServerWorkspace(Workspace):
     def __init__(self, path, cursor):
         super().__init__(path)
         self._con = cursor
+
+    @property
+    def engine(self):
+        require_journeys(self)  # the server's words for a workspace without journeys yet
+        return super().engine
 
     def close(self) -> None:
         if self._con is not None:

@@ -4,8 +4,8 @@ A token is shown once, when it is created; the store keeps only its sha256 (`api
 copy of the store gives nobody a usable key. Tokens are `jm_w_...` (write) or `jm_r_...` (read)
 followed by 32 random bytes, url-safe base64.
 
-The server loads the keys when it starts (`KeyRing.load`); the keys commands need the store, which a
-running server holds, so create or revoke keys while it is stopped and restart it.
+The server loads the keys when it starts (`KeyRing.load`). While it runs it holds the store, so the keys
+commands ask it (server/admin.py), and it reloads its KeyRing after each change.
 
 >>> import tempfile
 >>> from journeymap.ingest.store import open_store

@@ -9,8 +9,9 @@ Loader as a Parquet copy with the canonical columns, `journal/seg-N.parquet`, so
 validation, dead letters and message_id idempotency apply, and a dead letter's row is the segment's
 line. Each load is logged in `journal_segments`, then the segment is deleted (or moved
 to `journal/loaded/`, keeping the last `keep_segments`). Identity is re-stitched, and the journey state folded (journeymap.state), at most every
-`stitch_seconds`, and only when new events arrived. Because the server holds the writer connection,
-`journeymap ingest` on the same workspace fails with "workspace is locked by pid N".
+`stitch_seconds`, and only when new events arrived; the first load after start is stitched at once.
+Because the server holds the writer connection, `journeymap ingest` on the same workspace fails with
+"workspace is locked by pid N" (read-only commands are answered by the server: cli/forward.py).
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ class StoreRunner:
         return self.con
 
     def start(self) -> None:
-        self._last_stitch = time.monotonic()
+        # The first load after start is stitched at once: a new workspace's journey tables (and the JSON API and
+        # web app, which read them) exist from the first events on, not only --stitch-seconds later.
+        self._last_stitch = float("-inf")
         self._thread = threading.Thread(target=self._run, name="journeymap-loader", daemon=True)
         self._thread.start()
 

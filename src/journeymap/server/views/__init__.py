@@ -23,7 +23,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from journeymap.errors import problem
-from journeymap.server.context import ReadKey, ReadWorkspace, require_read
+from journeymap.server.context import NoJourneysYet, ReadKey, ReadWorkspace, require_read
 from journeymap.server.encoding import JSONAnswer
 from journeymap.server.views import accounts, analyses, auth, exports, funnel, paths, retention, revenue, settings, voice
 from journeymap.server.views import map as journey_map
@@ -52,6 +52,8 @@ def _page_response(page: Page, request: Request, ws) -> Response:
     if not _signed_in(request):
         return _to_login(request)
     data, error = _build(page, request, ws)
+    if isinstance(error, NoJourneysYet):  # a new workspace: the page says how to get data, it has no error
+        return HTMLResponse(_render(page, request, data, None, False, empty=str(error)))
     return HTMLResponse(_render(page, request, data, error and str(error), False),
                         status_code=error.http_status if error else 200)
 

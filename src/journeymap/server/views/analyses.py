@@ -33,6 +33,6 @@ def analysis_data(ctx: Ctx, name: str) -> dict:
 
 
 PAGES = (
-    Page("analyses", "/analyses", "analyses.html", catalog_data, lambda d: "All analyses"),
+    Page("analyses", "/analyses", "analyses.html", catalog_data, lambda d: "All analyses", needs_events=False),
     Page("analysis", "/analyses/{name}", "analysis.html", analysis_data, lambda d: f"Analysis: {d['name']}"),
 )

@@ -21,6 +21,7 @@ from journeymap.analyses.base import unit_of
 from journeymap.errors import JourneymapError, raised_by_journeymap
 from journeymap.report.context import build_context
 from journeymap.report.html import template_environment
+from journeymap.server.context import require_journeys
 from journeymap.server.encoding import plain
 from journeymap.workspace import Workspace
 
@@ -206,8 +207,9 @@ def analysis_page(ctx: Ctx, name: str, prefill: dict | None = None) -> dict:
 
 class Page:
     def __init__(self, name: str, path: str, template: str, build: Callable[..., dict], title: Callable[[dict], str],
-                 charts: Callable[[dict], list[dict]] | None = None):
+                 charts: Callable[[dict], list[dict]] | None = None, needs_events: bool = True):
         self.name, self.path, self.template, self.build, self.title, self.charts = name, path, template, build, title, charts
+        self.needs_events = needs_events  # False: the page works on a workspace without journeys (settings)
 
 
 ACTIVE = {"stage": "map", "account": "accounts", "analysis": "analyses"}
@@ -217,6 +219,8 @@ def _build(page: Page, request: Request, ws: Workspace) -> tuple[dict, Journeyma
     """The page's data, or the error that stopped it (typed: its status and message come from journeymap.errors)."""
     ctx = Ctx(request, ws)
     try:
+        if page.needs_events:
+            require_journeys(ws)  # a new workspace: NoJourneysYet, the page's empty state (not a query on no table)
         data = page.build(ctx, **request.path_params)
     except HTTPException:
         raise
@@ -236,7 +240,9 @@ class UserFacing(JourneymapError):
     kind = "user"
 
 
-def _render(page: Page, request: Request, data: dict, error: str | None, standalone: bool, slide: bool = False) -> str:
+def _render(page: Page, request: Request, data: dict, error: str | None, standalone: bool, slide: bool = False,
+            empty: str | None = None) -> str:
+    """The page's HTML: its data, or `error` (shown as one), or `empty` (a workspace with no journeys yet)."""
     path = request.url.path
     base = path.rsplit(".", 1)[0] if path.endswith((".html", ".png", ".pdf")) else path
     if request.path_params:  # the id escaped as in the app's links: the decoded path may hold `/` or end in `.json`
@@ -246,7 +252,7 @@ def _render(page: Page, request: Request, data: dict, error: str | None, standal
     query = f"?{request.url.query}" if request.url.query else ""
     exports = {fmt: f"{base}.{fmt}{query}" for fmt in ("json", "html", "png", "pdf")}
     charts = page.charts(data) if page.charts and not error and data else []
-    context = {"data": data, "error": error, "charts": charts, "standalone": standalone, "nav": NAV, "query": request.query_params,
+    context = {"data": data, "error": error, "empty": empty, "charts": charts, "standalone": standalone, "nav": NAV, "query": request.query_params,
                "active": ACTIVE.get(page.name, page.name), "title": page.title(data) if data else page.name.capitalize(),
                "exports": exports, "signed_in": True, "page": page.name, "slide": slide,
                "csp_nonce": getattr(request.state, "csp_nonce", "")}  # for inline scripts (server/security.py)

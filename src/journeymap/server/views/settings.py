@@ -32,7 +32,7 @@ def _list(fn, con) -> list:
         return []
 
 
-SETTINGS = Page("settings", "/settings", "settings.html", settings_data, lambda d: "Settings")
+SETTINGS = Page("settings", "/settings", "settings.html", settings_data, lambda d: "Settings", needs_events=False)
 PAGES = (SETTINGS,)
 
 

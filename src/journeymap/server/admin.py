@@ -1,0 +1,77 @@
+"""Key management while the server runs: `/-/keys`, for the local admin only (the token of the server file).
+
+The store is the server's while it runs, so `journeymap keys create|list|revoke` on this machine ask the
+server (cli/forward.py): the key is written through a cursor on the server's store, in the same table as
+when the server is stopped, and the server's KeyRing is reloaded at once, so a created key works on the
+next request and a revoked one is refused on the next request. Read keys never manage keys; these routes
+are left out of the OpenAPI document (they are the CLI's, not the public API).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
+
+from journeymap.server.api import answer_error
+from journeymap.server.context import local_admin, read_token
+from journeymap.server.encoding import JSONAnswer
+from journeymap.server.keys import ApiKey, KeyRing, create_key, list_keys, revoke_key
+
+
+def require_local(request: Request) -> ApiKey:
+    key = local_admin(request, read_token(request))
+    if key is None:
+        raise HTTPException(status_code=401, detail="the server's local token is required (journeymap.server.json)")
+    return key
+
+
+router = APIRouter(prefix="/-/keys", include_in_schema=False, dependencies=[Depends(require_local)])
+
+
+def _store(request: Request):
+    con = request.app.state.runner.con
+    if con is None:
+        raise HTTPException(status_code=503, detail="the store is not open yet", headers={"Retry-After": "1"})
+    return con.cursor()
+
+
+def _reload(request: Request, cursor) -> None:
+    request.app.state.keys = KeyRing.load(cursor)  # one assignment: a request sees the old ring or the new one
+
+
+@router.get("")
+def keys(request: Request) -> Response:
+    cursor = _store(request)
+    try:
+        return JSONAnswer({"keys": [k.as_dict() for k in list_keys(cursor)]})
+    except Exception as exc:  # noqa: BLE001 - answered by its type, as the JSON API does
+        return answer_error(exc)
+    finally:
+        cursor.close()
+
+
+@router.post("")
+def create(request: Request, kind: Annotated[str, Body()], name: Annotated[str, Body()]) -> Response:
+    cursor = _store(request)
+    try:
+        key, token = create_key(cursor, kind, name)
+        _reload(request, cursor)
+        return JSONAnswer({**key.as_dict(), "token": token})
+    except Exception as exc:  # noqa: BLE001
+        return answer_error(exc)
+    finally:
+        cursor.close()
+
+
+@router.post("/{key_id}/revoke")
+def revoke(request: Request, key_id: str) -> Response:
+    cursor = _store(request)
+    try:
+        key = revoke_key(cursor, key_id)
+        _reload(request, cursor)
+        return JSONAnswer(key.as_dict())
+    except Exception as exc:  # noqa: BLE001
+        return answer_error(exc)
+    finally:
+        cursor.close()

@@ -1,0 +1,244 @@
+"""Read-only CLI commands while `journeymap serve` holds the workspace (cli/forward.py, server/local.py).
+
+The server is the real `journeymap serve` on a loopback port (test_tracking_api.Server); the CLI runs as a user
+runs it, against the served workspace: in this process (`invoke_cli`: its DuckDB finds the store locked by the
+server's pid, as a separate command does) and once as its own process (`run_cli`). Every expected answer is
+the same command run after the server has stopped, on the same workspace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import invoke_cli, invoke_json, run_cli, serve_in_process
+from journeymap.server.local import SERVER_FILE, LocalServer
+from journeymap.workspace import Workspace
+from test_tracking_api import Server, quick_workspace
+
+# Commands that only read, with options that cover lists, dates, durations, view options and a CLI-only file.
+READS = [
+    ("funnel", "--steps", "signed_up,trial_started,subscription_started", "--window", "30d"),
+    ("retention", "--start", "signed_up", "--return", "report_created", "--interval", "month"),
+    ("paths", "--level", "stage", "--depth", "3", "--top", "5"),
+    ("transitions", "--level", "stage", "--rows", "4"),
+    ("lifecycle", "--interval", "month", "--from", "2024-01-01"),
+    ("revenue",),
+    ("clv", "--margin", "0.7", "--touch-sources", "marketing", "--touch-sources", "crm"),
+]
+
+
+@pytest.fixture(scope="module")
+def served(demo_copy, tmp_path_factory):
+    """A demo workspace (300 accounts) served by `journeymap serve`, and a spend file for clv --spend."""
+    sim = demo_copy(300, 7)
+    spend = tmp_path_factory.mktemp("spend") / "spend.csv"
+    spend.write_text("channel,spend\nsearch,1200\nsocial,800\n")
+    server = Server(Path(sim.workspace)).start()
+    yield server, spend
+    server.stop()
+
+
+def _outputs(workspace: Path, spend: Path) -> dict:
+    out = {}
+    for args in READS + [("clv", "--spend", str(spend))]:
+        for fmt in ((), ("--json",)):
+            got = invoke_cli(*args, *fmt, "--workspace", str(workspace))
+            out[" ".join(args + fmt)] = (got.stdout, got.stderr)
+    got = invoke_cli("map", "--json", "--workspace", str(workspace))
+    whole = json.loads(got.stdout)
+    assert whole.pop("generated_at")  # when it was computed: the one field that differs between two runs
+    out["map --json"] = (json.dumps(whole), got.stderr)
+    return out
+
+
+def test_analyses_while_serving_print_what_they_print_with_the_server_stopped(served):
+    server, spend = served
+    workspace = server.workspace
+    # the server holds the store: a command that opened it itself would fail with "locked by pid N"
+    assert json.loads((workspace / SERVER_FILE).read_text())["pid"] == server.proc.pid
+    while_serving = _outputs(workspace, spend)
+    as_a_process = run_cli("funnel", *READS[0][1:], "--json", "--workspace", str(workspace))
+    server.stop()
+    assert not (workspace / SERVER_FILE).exists()
+    stopped = _outputs(workspace, spend)
+    assert while_serving.keys() == stopped.keys()
+    for command, (stdout, stderr) in stopped.items():
+        assert while_serving[command][0] == stdout, command  # --json: the same bytes; tables: the same rendering
+        assert while_serving[command][1] == stderr, command  # the same warnings
+    assert as_a_process.stdout == stopped[" ".join(READS[0]) + " --json"][0]
+    assert json.loads(stopped["funnel --steps signed_up,trial_started,subscription_started --window 30d --json"][0])[
+        "steps"][0]["count"] > 0
+    server.start()  # for the next tests of the module
+
+
+def test_an_error_of_the_served_analysis_has_its_message_and_exit_code(served):
+    server, _ = served
+    definition = server.workspace / "journeymap.yml"
+    kept = definition.read_text()
+    definition.write_text("stages: 3\n")  # the server reads it as the command would: a DefinitionError
+    try:
+        got = invoke_cli("funnel", "--steps", "a,b", "--workspace", str(server.workspace), check=False)
+        server.stop()
+        local = invoke_cli("funnel", "--steps", "a,b", "--workspace", str(server.workspace), check=False)
+    finally:
+        definition.write_text(kept)
+        if server.proc is None:
+            server.start()
+    assert local.returncode == 1 and "not a valid journey definition" in local.stderr
+    assert (got.returncode, got.stdout, got.stderr) == (local.returncode, local.stdout, local.stderr)
+
+
+def test_keys_while_serving_take_effect_at_once(served):
+    server, _ = served
+    ws = str(server.workspace)
+    read = invoke_json("keys", "create", "--kind", "read", "--name", "analyst", "--workspace", ws)
+    write = invoke_json("keys", "create", "--kind", "write", "--name", "site", "--workspace", ws)
+    assert read["token"].startswith("jm_r_") and write["token"].startswith("jm_w_")
+    api = httpx.Client(base_url=f"{server.url}/api/v1", headers={"Authorization": f"Bearer {read['token']}"})
+    assert api.get("/funnel", params={"steps": "signed_up,trial_started"}).status_code == 200  # no restart
+    tracked = httpx.post(f"{server.url}/v1/track", auth=(write["token"], ""),
+                         json={"userId": "u-keys", "event": "signed_up", "messageId": "keys-1"})
+    assert tracked.status_code == 200, tracked.text
+    listed = {k["key_id"]: k for k in invoke_json("keys", "list", "--workspace", ws)["keys"]}
+    assert {read["key_id"], write["key_id"]} <= set(listed) and "token" not in listed[read["key_id"]]
+    table = invoke_cli("keys", "list", "--workspace", ws).stdout
+    assert read["key_id"] in table and "analyst" in table
+    revoked = invoke_json("keys", "revoke", read["key_id"], "--workspace", ws)
+    assert revoked["revoked_at"] is not None
+    assert api.get("/funnel", params={"steps": "signed_up,trial_started"}).status_code == 401  # refused at once
+    bad = invoke_cli("keys", "revoke", "k_nosuch", "--workspace", ws, check=False)
+    assert bad.returncode == 1 and "no key 'k_nosuch'" in bad.stderr
+    api.close()
+    server.stop()
+    after = {k["key_id"]: k for k in invoke_json("keys", "list", "--workspace", ws)["keys"]}  # the store, not the server
+    server.start()
+    assert after[read["key_id"]]["revoked_at"] == revoked["revoked_at"] and after[write["key_id"]]["revoked_at"] is None
+
+
+def test_the_server_file_is_private_and_its_token_is_the_local_admin(served):
+    server, _ = served
+    path = server.workspace / SERVER_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    info = json.loads(path.read_text())
+    assert (info["host"], info["port"]) == ("127.0.0.1", server.port)
+    assert info["token"] not in server.log.read_text()
+    ok = httpx.get(f"{server.url}/api/v1/revenue", headers={"Authorization": f"Bearer {info['token']}"})
+    assert ok.status_code == 200
+    assert httpx.get(f"{server.url}/-/keys", headers={"Authorization": "Bearer jm_local_wrong"}).status_code == 401
+    assert "/-/keys" not in httpx.get(f"{server.url}/-/openapi.json").text
+
+
+def test_a_second_server_on_a_served_workspace_names_the_first(served):
+    server, _ = served
+    proc = run_cli("serve", "--workspace", str(server.workspace), "--port", "1", check=False)
+    assert proc.returncode == 1
+    assert f"already served by pid {server.proc.pid} at {server.url}" in " ".join(proc.stderr.split())
+
+
+# -- a command holds the workspace first ----------------------------------------------------------
+
+HOLD = """
+import sys, time
+from journeymap.workspace import Workspace
+ws = Workspace(sys.argv[1]); ws.con  # what every command does first: it holds the store until it ends
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_command_holding_the_workspace_first_makes_serve_refuse_clearly(tmp_path):
+    ws, _ = quick_workspace(tmp_path / "ws")
+    # a server file left by a server that was killed: it names another pid, so it is ignored
+    LocalServer(os.getpid(), "127.0.0.1", 9, "jm_local_stale").write(ws)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(ws)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        refused = run_cli("serve", "--workspace", str(ws), "--port", "1", check=False)
+        assert refused.returncode == 1
+        said = " ".join(refused.stderr.split())
+        assert f"cannot serve {ws}: the workspace is locked by pid {holder.pid}, a journeymap command" in said
+        assert "Start the server once it has finished; nothing was started" in said
+        read = run_cli("funnel", "--steps", "a,b", "--workspace", str(ws), check=False)  # not a server: as before
+        assert read.returncode == 1
+        assert f"workspace is locked by pid {holder.pid}" in " ".join(read.stderr.split())
+    finally:
+        holder.communicate("", timeout=30)
+    server = Server(ws).start()  # once the command has ended, the server starts
+    try:
+        assert json.loads((ws / SERVER_FILE).read_text())["pid"] == server.proc.pid
+    finally:
+        server.stop()
+
+
+# -- a new workspace served: empty state, then events through the tracking API (issue 16, item 10) ---
+
+
+def _events(n: int) -> list[dict]:
+    names = ("signed_up", "report_created", "trial_started")
+    return [{"type": "track", "userId": f"u{i % 400}", "event": names[i % 3], "messageId": f"m-{i}",
+             "timestamp": f"2025-0{1 + i % 6}-{1 + i % 27:02d}T10:00:00Z", "context": {"groupId": f"acct-{i % 40}"}}
+            for i in range(n)]
+
+
+def test_a_new_workspace_shows_its_empty_state_then_its_loaded_events(tmp_path):
+    ws = Workspace.init(tmp_path / "new")
+    from journeymap.server.keys import create_key
+
+    _, read = create_key(ws.con, "read", "analyst")
+    _, write = create_key(ws.con, "write", "site")
+    ws.close()
+    auth = {"Authorization": f"Bearer {read}"}
+    # a stitch every 10 minutes: only the first load after start is stitched at once
+    with serve_in_process(ws.path, stitch_seconds=600, rate_limit=0) as http:
+        for page in ("/app/accounts", "/app/retention", "/app/map", "/app/funnel", "/app/lifecycle", "/app/revenue",
+                     "/app/paths", "/app/voice", "/app/stages/evaluation"):
+            got = http.get(page, headers=auth)
+            assert got.status_code == 200, (page, got.text[-500:])
+            assert "no events yet" in got.text and 'class="jm-note jm-empty"' in got.text, page
+        assert http.get("/app/settings", headers=auth).status_code == 200
+        assert http.get("/app/accounts.json", headers=auth).status_code == 409
+        assert "no events yet" in http.get("/api/v1/accounts", headers=auth).json()["detail"]
+
+        events = _events(4000)
+        for i in range(0, len(events), 500):
+            assert http.post("/v1/batch", json={"batch": events[i:i + 500]}, auth=(write, "")).status_code == 200
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            loader = http.get("/-/health").json()["loader"]
+            if loader["accepted"] == 4000 and loader["stitches"] >= 1:
+                break
+            time.sleep(0.2)
+        assert loader["accepted"] == 4000 and loader["stitches"] >= 1, loader
+        accounts = http.get("/api/v1/accounts", headers=auth)
+        assert accounts.status_code == 200 and accounts.json()["total"] == 40, accounts.text
+        funnel = http.get("/api/v1/funnel", params={"steps": "signed_up,report_created"}, headers=auth)
+        assert funnel.status_code == 200 and funnel.json()["steps"][0]["count"] == 400, funnel.text
+        page = http.get("/app/accounts", headers=auth)
+        assert page.status_code == 200 and "no events yet" not in page.text
+
+
+def test_events_loaded_but_not_stitched_are_said_so(tmp_path):
+    """Between a load and its stitch (a stitch failed, or is under way) the answer says what is loaded."""
+    ws, write = quick_workspace(tmp_path / "ws")
+    from journeymap.ingest.store import open_store
+    from journeymap.server.keys import create_key
+
+    con = open_store(ws)
+    _, read = create_key(con, "read", "analyst")
+    con.execute("INSERT INTO events (message_id, ts, event, type, source, user_id, seq) "
+                "VALUES ('m1', TIMESTAMP '2025-01-01', 'signed_up', 'track', 'product', 'u1', 1)")
+    con.close()
+    with serve_in_process(ws) as http:
+        got = http.get("/api/v1/funnel", params={"steps": "signed_up,x"}, headers={"Authorization": f"Bearer {read}"})
+        assert got.status_code == 409
+        assert "1 event is loaded but not yet stitched into journeys" in got.json()["detail"]
