@@ -187,3 +187,52 @@ def test_an_interrupted_fold_leaves_the_previous_state(tmp_path, monkeypatch):
         assert [lv.mode for lv in fold(ws.con, ws.definition).levels] == ["fold", "unchanged"]  # no accounts here
         assert all(row["current"] for row in ws.state())
         assert ws.con.execute("SELECT count(*) FROM state_units_person").fetchone()[0] == 2
+
+
+def test_the_demo_map_folded_in_batches_equals_the_one_shot_map(ingested_demo, tmp_path):
+    """The demo business loaded month by month, then day by day over its last 30 days, with a refresh (stitch
+    and fold) after each batch, draws the same map, insights included, as the demo loaded at once, and as
+    the map computed from the events with no state; apart from `generated_at`."""
+    import datetime as dt
+
+    from journeymap.analyses.map import panels
+    from journeymap.insights.map import build_map
+
+    demo = ingested_demo(300, 7)
+    ws = Workspace.init(tmp_path / "ws")
+    ws.definition_path.write_text(Path(demo.definition).read_text())
+    ws.__dict__.pop("definition", None)
+
+    def drawn(workspace, engine=None) -> str:
+        engine = engine or workspace.engine
+        with engine.scope():
+            m = build_map(engine, workspace.definition, None, panels=panels())
+        m.pop("generated_at")
+        return json.dumps(m, sort_keys=True, default=str)
+
+    with ws:
+        ws.con.execute(f"ATTACH '{Path(demo.workspace) / 'journeymap.duckdb'}' AS demo (READ_ONLY)")
+        lo, hi = ws.con.execute("SELECT min(ts), max(ts) FROM demo.events").fetchone()
+        last_month = hi - dt.timedelta(days=30)
+        bounds, t = [], lo
+        while t < last_month:
+            bounds.append(t)
+            t += dt.timedelta(days=30)
+        while t <= hi:
+            bounds.append(t)
+            t += dt.timedelta(days=1)
+        bounds.append(hi + dt.timedelta(seconds=1))
+        modes = []
+        for start, end in zip(bounds, bounds[1:], strict=False):
+            ws.con.execute("INSERT INTO events SELECT * FROM demo.events WHERE ts >= ? AND ts < ?", [start, end])
+            modes.append([lv.mode for lv in ws.refresh().state.levels])
+        ws.con.execute("DETACH demo")
+        assert len(modes) > 50 and ["fold", "fold"] in modes
+        assert ws.con.execute("SELECT count(*) FROM events").fetchone()[0] > 0
+        folded = drawn(ws)
+        direct = drawn(ws, duckdb_engine(ws.con))
+    with Workspace(demo.workspace) as one_shot:
+        assert one_shot.engine.journey  # its state was built in one refresh
+        at_once = drawn(one_shot)
+    assert folded == at_once
+    assert folded == direct

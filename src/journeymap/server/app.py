@@ -35,6 +35,16 @@ RATE_LIMIT = 50_000.0
 """Events per second per write key (0 turns the limit off); the burst defaults to twice this."""
 
 
+def _import_models() -> None:
+    """Import the modelling libraries before requests run analyses in the threadpool: threads importing
+    scikit-learn for the first time at once can find it half-initialised (ImportError: cannot import name
+    'BaseLibSVM' from partially initialized module)."""
+    import journeymap.insights.risk.churn_model  # noqa: F401
+    import journeymap.insights.voice.embedding_themes  # noqa: F401
+    import journeymap.insights.voice.sentiment  # noqa: F401
+    import journeymap.insights.voice.themes  # noqa: F401
+
+
 def create_app(
     workspace: str | Path,
     *,
@@ -57,6 +67,7 @@ def create_app(
         runner = app.state.runner
         journal = app.state.journal
         con = runner.open()  # StoreLocked when another process writes the workspace
+        _import_models()
         app.state.keys = KeyRing.load(con)
         journal.open()  # truncates torn tails; every existing segment is closed and will be replayed
         runner.start()
