@@ -79,4 +79,13 @@ def parse_day(text: str | dt.date | None, option: str) -> dt.date | None:
     return day
 
 
+def in_days(t: ir.Table, lo: dt.date | None, hi: dt.date | None) -> ir.Table:
+    """Rows of `t` (a table with `ts`) on the days lo..hi, inclusive, UTC; either end may be None (open)."""
+    if lo is not None:
+        t = t.filter(t.ts >= ibis.timestamp(dt.datetime.combine(lo, dt.time())))
+    if hi is not None:
+        t = t.filter(t.ts < ibis.timestamp(dt.datetime.combine(hi + dt.timedelta(days=1), dt.time())))
+    return t
+
+
 MIN_YEAR, MAX_YEAR = 1900, 2200
