@@ -244,10 +244,10 @@ def test_adoption_and_churn(journey_map):
     view = journey_map["views"]["all"]
     assert [(f["feature"], f["adopters"], f["customers"], f["rate"]) for f in view["adoption"]] == [
         ("reports", 3, 5, 0.6), ("invites", 1, 5, 0.2)]
-    assert view["churn"] == {"churned": 2, "customers": 5, "rate": 0.4}
+    assert view["churn"] == {"churned": 2, "customers": 5, "rate": 0.4, "note": None}
     smb = journey_map["views"]["smb"]  # customers u1, u2
     assert [(f["adopters"], f["rate"]) for f in smb["adoption"]] == [(2, 1.0), (1, 0.5)]
-    assert smb["churn"] == {"churned": 1, "customers": 2, "rate": 0.5}
+    assert smb["churn"] == {"churned": 1, "customers": 2, "rate": 0.5, "note": None}
 
 
 def test_surveys(journey_map):
@@ -269,11 +269,21 @@ def test_surveys(journey_map):
     assert plain(stages["onboarding"]["surveys"]) == {"nps": {"score": 0.0, "n": 1}, "csat": {"score": 2 / 3, "n": 3}}
     assert plain(stages["evaluation"]["surveys"]) == {"nps": {"score": 100.0, "n": 1}}
     assert stages["discovery"]["surveys"] == {}
+    # A handful of answers is who answered, not the stage: below --min-answers (30) no emotion, and a note.
+    assert stages["adoption"]["emotion"] is None and "3 survey answers" in stages["adoption"]["emotion_note"]
+    assert "at least 30" in stages["adoption"]["emotion_note"]
+    assert plain(view["touchpoint_surveys"]) == {"support_chat": {"csat": {"score": 2 / 3, "n": 3}}}
+    assert plain(journey_map["views"]["smb"]["surveys"]) == {"nps": {"score": 50.0, "n": 2}, "csat": {"score": 1.0, "n": 1}}
+
+
+def test_emotion_weights_survey_kinds_by_answers(ws):
+    """docs/metrics/surveys.md's worked example, with --min-answers 1 so the handful of answers counts."""
+    stages = ws.journey_map(min_answers=1, insights=False)["views"]["all"]["stages"]
     # Emotion, weighted by answers: adoption (0 * 2 + (4 - 2) / 3) / 3; onboarding (0 + 3 * (2 * 2/3 - 1)) / 4.
     assert stages["adoption"]["emotion"] == pytest.approx(2 / 9)
     assert stages["onboarding"]["emotion"] == pytest.approx(0.25)
-    assert plain(view["touchpoint_surveys"]) == {"support_chat": {"csat": {"score": 2 / 3, "n": 3}}}
-    assert plain(journey_map["views"]["smb"]["surveys"]) == {"nps": {"score": 50.0, "n": 2}, "csat": {"score": 1.0, "n": 1}}
+    assert stages["adoption"]["emotion_note"] is None
+    assert stages["discovery"]["emotion"] is None and "0 survey answers" in stages["discovery"]["emotion_note"]
 
 
 def test_touchpoints_in_stages(journey_map):

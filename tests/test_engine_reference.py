@@ -339,13 +339,14 @@ def view(ref: dict, definition, persona: str) -> dict:
         return {"p50_seconds": quantile_cont(secs, 0.5), "p90_seconds": quantile_cont(secs, 0.9),
                 "reached": len(secs), "n": n, "share": len(secs) / n}
 
-    customers = [x for x in us.values() if m.customer_stage in {v[0] for v in x["visits"]}]
+    churn_stages = {s.id for s in stages if s.kind == "churn"}
+    # A unit that churned was a customer, even one that cancelled before it reached the customer stage.
+    customers = [x for x in us.values() if ({m.customer_stage} | churn_stages) & {v[0] for v in x["visits"]}]
     adoption = []
     for f in m.key_features:
         k = sum(any(matches(r, f.match) for r in x["events"]) for x in customers)
         adoption.append({"feature": f.id, "name": f.name, "adopters": k, "customers": len(customers),
                          "rate": k / len(customers) if customers else None})
-    churn_stages = {s.id for s in stages if s.kind == "churn"}
     churned = sum(bool(churn_stages & {v[0] for v in x["visits"]}) for x in customers)
 
     answers = []  # (kind, score, stage just before the answer, touchpoint)

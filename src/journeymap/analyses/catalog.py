@@ -1,7 +1,7 @@
 """The registry as a table: what `journeymap analyses` prints, /api/v1/analyses answers and the README shows.
 
 >>> print(markdown().splitlines()[2])
-| `map` | The journey map: stages, touchpoints, metrics against targets, and the insights placed on it. | `--by` | `--by`, `--from`, `--to`, `--insights` | [docs/map-json.md](docs/map-json.md) |
+| `map` | The journey map: stages, touchpoints, metrics against targets, and the insights placed on it. | `--by` | `--by`, `--from`, `--to`, `--insights`, `--min-answers` | [docs/map-json.md](docs/map-json.md) |
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Literal
 
 from journeymap.analyses.accounts import RiskParams
-from journeymap.analyses.base import Analysis, Day, Field, Output, Params, UnitField, days, unit_of
+from journeymap.analyses.base import MAX_INT, Analysis, Day, Field, Output, Params, UnitField, days, unit_of
 from journeymap.analyses.insights import MomentsParams
+from journeymap.insights.map.journey_map import MIN_EMOTION_ANSWERS
 
 
 class MapParams(Params):
@@ -16,6 +17,8 @@ class MapParams(Params):
     date_to: Day = Field(None, alias="to", description="Last day (inclusive) whose events count.")
     insights: bool = Field(True, description="Place friction, moments of truth, themes and accounts at risk on the map "
                                              "(the slow part).")
+    min_answers: int = Field(MIN_EMOTION_ANSWERS, ge=1, le=MAX_INT,
+                             description="Survey answers a stage needs before the map shows its emotion.")
 
 
 class MapOutput(Output):
@@ -25,6 +28,7 @@ class MapOutput(Output):
     data_window: dict = Field(description="First and last event in view.")
     period: dict = Field(description="--from and --to.")
     events: int = Field(description="Events in view.")
+    emotion_min_answers: int = Field(description="--min-answers: survey answers a stage needs for its emotion.")
     stages: list[dict] = Field(description="The stages in journey order.")
     personas: list[dict] = Field(description="The views: all customers, then each persona present.")
     views: dict = Field(description="Per view: the stage lanes, metrics, targets and placed insights (docs/map-json.md).")
@@ -48,7 +52,7 @@ def _map(ws, p: MapParams, progress=None) -> dict:
         say("checking journeymap.yml against the data")
     warnings = ws.check(level)  # what `journeymap validate` says, at the map's unit
     result = build_map(ws.engine, ws.definition, level, say, insights=p.insights, date_from=p.date_from,
-                       date_to=p.date_to, panels=panels())
+                       date_to=p.date_to, panels=panels(), min_answers=p.min_answers)
     return {**result, "warnings": warnings}
 
 

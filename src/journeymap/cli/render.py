@@ -325,6 +325,8 @@ def moments(result: dict, params, view) -> None:
         w = next(x for x in a["windows"] if x["within_days"] == a["within_days"])
         out.print(f"[bold]Suggested activation:[/] {a['definition']} (reach {pct(w['reach'])}, lift "
                   f"{_num(w['lift'], '.3f')}, Youden's J {_num(w['youden_j'], '.3f')}).", highlight=False)
+    elif a and a.get("undecided"):
+        out.print(f"[bold]No activation named:[/] {a['undecided']}.", highlight=False)
     else:
         out.print("No activation suggestion: no behaviour has a significant positive difference.")
     out.print(f"[italic]{result['caveat']}[/]", highlight=False)

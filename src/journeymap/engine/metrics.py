@@ -50,12 +50,19 @@ def time_to_value(engine: Engine, a: ir.Table, definition: JourneyDefinition) ->
     }
 
 
+def churn_stage_ids(definition: JourneyDefinition) -> list[str]:
+    """The terminal stages of kind `churn`: entering one is churn (docs/metrics/churn.md)."""
+    return [s.id for s in definition.stages if s.kind == "churn"]
+
+
 def customers(engine: Engine, a: ir.Table, v: ir.Table, definition: JourneyDefinition) -> ir.Table:
-    """Units that ever reached the customer stage (all units when the definition names none)."""
+    """Units that ever reached the customer stage or a churn stage (all units when the definition names no
+    customer stage). A unit that churned was a customer, even one that cancelled before its first payment:
+    so the churn card's `churned` and the churn stage's `reached` count the same units."""
     stage = definition.milestones.customer_stage
     if stage is None:
         return a.select("unit_id").distinct()
-    return v.filter(v.stage == stage).select("unit_id").distinct()
+    return v.filter(v.stage.isin([stage, *churn_stage_ids(definition)])).select("unit_id").distinct()
 
 
 def adoption(engine: Engine, a: ir.Table, cust: ir.Table, definition: JourneyDefinition) -> list[dict]:
@@ -79,8 +86,10 @@ def adoption(engine: Engine, a: ir.Table, cust: ir.Table, definition: JourneyDef
 
 
 def churn(engine: Engine, v: ir.Table, cust: ir.Table, definition: JourneyDefinition) -> dict:
-    """Customers that entered a churn stage (at any time in the data), over customers. Logo churn. One query."""
-    churn_stages = [s.id for s in definition.stages if s.kind == "churn"]
+    """Customers that entered a churn stage (at any time in the data), over customers. Logo churn. One query.
+
+    Every unit that entered a churn stage is a customer (`customers`), so `churned` is the churn stages' `reached`."""
+    churn_stages = churn_stage_ids(definition)
     if not churn_stages:
         n = engine.execute(cust.count().name("n").as_table()).column("n")[0].as_py()
         return {"churned": None, "customers": n, "rate": None}

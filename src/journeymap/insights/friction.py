@@ -29,6 +29,7 @@ from journeymap.engine.intervals import Period
 from journeymap.engine.revenue import revenue_events
 from journeymap.engine.rules import rule_expr
 from journeymap.engine.stages import advancing, stage_order, visit_durations
+from journeymap.engine.survival import time_in_stage_summary
 from journeymap.insights.voice.sentiment import score_texts
 from journeymap.insights.voice.themes import find_themes
 from journeymap.insights.voice.texts import representative_quotes, text_rows
@@ -185,9 +186,14 @@ def _durations(engine: Engine, v, definition: JourneyDefinition, until) -> list[
 
 
 def slow_and_fast(durations: list[dict], definition: JourneyDefinition, stakes: Stakes) -> tuple[list[dict], list[dict]]:
-    """Stuck: a visit (open or closed) longer than max(p90, 2 x p50) of the stage's completed visits, in a
-    stage before the customer stage. Fast: a completed visit that moved on to a later stage in under half the
-    median (delight)."""
+    """Stuck: a visit on the way in (open or closed) longer than max(p90, 2 x p50) of the stage's time in
+    stage, in a stage before the customer stage. Fast: a completed visit that moved on to a later stage in
+    under half the median (delight).
+
+    p50 and p90 are the map's time in stage (Kaplan-Meier over every visit to the stage, open visits
+    censored: engine.survival.time_in_stage_summary), so a card never cites a median the map's metrics
+    lane does not show. Where censoring hides the median, there is no item; where it hides p90, the
+    threshold is 2 x p50."""
     names = {s.id: s.name for s in definition.stages}
     order = {s.id: i for i, s in enumerate(definition.stages)}
     ahead = {s.id for s in definition.stages if not s.terminal or s.kind == "won"}
@@ -198,19 +204,23 @@ def slow_and_fast(durations: list[dict], definition: JourneyDefinition, stakes: 
         if d["stage"] == definition.milestones.customer_stage and (d["unit_id"] not in since or d["entered_at"] < since[d["unit_id"]]):
             since[d["unit_id"]] = d["entered_at"]
     for sid in _before_customer(definition):
-        vis = [d for d in durations if d["stage"] == sid and (d["unit_id"] not in since or d["entered_at"] < since[d["unit_id"]])]
-        done = np.array([d["seconds"] for d in vis if d["observed"]], dtype=float)
-        if len(done) < 10:
+        every = [d for d in durations if d["stage"] == sid]
+        vis = [d for d in every if d["unit_id"] not in since or d["entered_at"] < since[d["unit_id"]]]
+        if sum(d["observed"] for d in every) < 10:
             continue
-        p50, p90 = float(np.median(done)), float(np.quantile(done, 0.9))
-        limit = max(p90, SLOW_P50_MULTIPLE * p50)
+        tis = time_in_stage_summary([d["seconds"] for d in every], [d["observed"] for d in every])
+        p50, p90 = tis["p50_seconds"], tis["p90_seconds"]
+        if p50 is None:
+            continue
+        limit = max(p90 or 0.0, SLOW_P50_MULTIPLE * p50)
         stuck = [d for d in vis if d["seconds"] > limit]
+        shown_p90 = format_duration(p90) if p90 is not None else "unknown (too many visits still open)"
         if stuck and limit > 0:
             slow.append(_item(
                 "slow_stage", f"Stuck in {names[sid]} beyond {format_duration(limit)}", sid, None,
                 stakes.of(_touches(stuck, "entered_at")),
                 f"{len({d['unit_id'] for d in stuck}):,} units spent longer than {format_duration(limit)} in {names[sid]} "
-                f"(median {format_duration(p50)}, p90 {format_duration(p90)}); {sum(not d['observed'] for d in stuck):,} "
+                f"(median {format_duration(p50)}, p90 {shown_p90}); {sum(not d['observed'] for d in stuck):,} "
                 "visits are still open.", p50_seconds=p50, p90_seconds=p90, threshold_seconds=limit, visits=len(stuck)))
         quick = [d for d in vis if d["observed"] and d["seconds"] < FAST_P50_FRACTION * p50 and d["next_stage"] in ahead
                  and order.get(d["next_stage"], -1) > order[sid]]
@@ -225,7 +235,8 @@ def slow_and_fast(durations: list[dict], definition: JourneyDefinition, stakes: 
 
 def survey_moments(engine: Engine, ac, definition: JourneyDefinition, stakes: Stakes) -> tuple[list[dict], list[dict]]:
     """Per touchpoint and survey kind: units with low answers (NPS detractors, CSAT below satisfied_min,
-    CES at 5+ on 1-7, i.e. in the scale's top third) and with high ones (promoters, CSAT 5, CES 1-2)."""
+    CES at 5+ on 1-7, i.e. in the scale's top third) or with high ones (promoters, CSAT 5, CES 1-2),
+    whichever are more: a touchpoint is friction or delight for one survey kind, not both."""
     from journeymap.engine.metrics import survey_answers
 
     tp_names = {t.id: t.name for t in definition.touchpoints}
@@ -249,8 +260,13 @@ def survey_moments(engine: Engine, ac, definition: JourneyDefinition, stakes: St
     for (tp, kind), answers in sorted(groups.items()):
         n = len(answers)
         mean = float(np.mean([a["score"] for a in answers]))
+        # One touchpoint's rating of one kind is one fact: it goes on the side with more answers (for NPS,
+        # the sign of the score), never on both lists. A tie goes on neither.
+        lows, highs = sum(bool(a["low"]) for a in answers), sum(bool(a["high"]) for a in answers)
         for side, out, word in (("low", bad, {"nps": "detractors", "csat": "unsatisfied", "ces": "high effort"}),
                                 ("high", good, {"nps": "promoters", "csat": "very satisfied", "ces": "very easy"})):
+            if (lows <= highs) if side == "low" else (highs <= lows):
+                continue
             hits = [a for a in answers if a[side]]
             if len(hits) < MIN_ANSWERS or len(hits) / n < MIN_SHARE:
                 continue

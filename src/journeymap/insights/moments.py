@@ -53,7 +53,6 @@ from journeymap.journey.rules import Rule
 
 ACTIVATION_WINDOWS = (1, 3, 7, 14, 30)
 POPULATIONS = ("customers", "started")
-ACTIVATION_J_SHARE = 0.9
 MIN_PERSONA_UNITS = 10
 """A persona's lift is compared with the overall lift only when it has this many doers and non-doers."""
 PERSONA_REACH_GAP = 0.20
@@ -479,7 +478,8 @@ def moments_of_truth(engine: Engine, definition: JourneyDefinition, level: str |
         if rule_based:
             counts["did"].update(window_counts(engine, prep, rule_based, within_days, horizon_days)["did"])
         rows = summarise(counts, behaviours, min_units, aliases)
-        activation = _activation(engine, prep, rows, {b.id: b for b in behaviours}, horizon_days, min_units, alpha)
+        activation = _activation(engine, prep, rows, {b.id: b for b in behaviours}, horizon_days, min_units, alpha,
+                                 within_days)
     n = sum(x for x, _ in counts["units"].values())
     k = sum(x for _, x in counts["units"].values())
     return {
@@ -499,31 +499,68 @@ def moments_of_truth(engine: Engine, definition: JourneyDefinition, level: str |
     }
 
 
-def _activation(engine: Engine, prep: dict, rows: list[dict], behaviours: dict[str, Behaviour], horizon_days: float,
-                min_units: int, alpha: float) -> dict | None:
-    """The top ranked behaviour with a significant positive difference (preferring one whose lift holds within
-    every persona), and the earliest window N in ACTIVATION_WINDOWS whose Youden's J is at least 90% of the best."""
+PERSONA_DOUBTS = ("persona explains", "other side")
+"""Flags that say the overall association does not hold within persona: the behaviour may just mark a persona."""
+
+
+def _overlap(a: list | None, b: list | None) -> bool:
+    """Whether two 95% intervals overlap (an interval with an unknown end overlaps everything)."""
+    if not a or not b or None in (*a, *b):
+        return True
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def activation_choice(rows: list[dict], alpha: float) -> tuple[dict | None, str | None, list[str]]:
+    """Which behaviour, if any, the data supports naming as the activation: (top row, None, [its id]) or
+    (None, why not, the behaviours in question); (None, None, []) when no behaviour qualifies.
+
+    Candidates: ranked behaviours with a positive difference and q < alpha, in rank order, preferring those
+    without a within-persona flag (sign, size or "persona explains"). No name when the top candidate is
+    mostly persona (a "persona explains" or "other side of 1" flag), or when the runner-up's 95% interval of
+    the difference overlaps the top one's: the data cannot tell them apart."""
     good = [r for r in rows if r["ranked"] and (r["difference"] or 0) > 0 and r["q_value"] is not None and r["q_value"] < alpha]
     if not good:
-        return None
+        return None, None, []
     clean = [r for r in good if not any(("other side" in f or "more than 50%" in f or "persona explains" in f) for f in r["flags"])]
     top = (clean or good)[0]
+    doubts = [f for f in top["flags"] if any(d in f for d in PERSONA_DOUBTS)]
+    if doubts:
+        return None, (f"{top['name']} goes with retention overall, but {'; '.join(doubts)}: it may only mark a persona, "
+                      "so no activation is named; compare within persona"), [top["behaviour"]]
+    runner = next((r for r in good if r is not top), None)
+    if runner is not None and _overlap(top["difference_ci"], runner["difference_ci"]):
+        def ci(r: dict) -> str:
+            lo, hi = r["difference_ci"]
+            return "?" if lo is None or hi is None else f"{lo:+.3f} to {hi:+.3f}"
+        return None, (f"{top['name']} and {runner['name']} cannot be told apart: their 95% intervals of the retention "
+                      f"difference overlap ({ci(top)}; {ci(runner)}), so no activation is named"), [top["behaviour"], runner["behaviour"]]
+    return top, None, [top["behaviour"]]
+
+
+def _activation(engine: Engine, prep: dict, rows: list[dict], behaviours: dict[str, Behaviour], horizon_days: float,
+                min_units: int, alpha: float, within_days: float) -> dict | None:
+    """The activation the data supports (`activation_choice`), worded with the window it was measured in
+    (`within_days`); Youden's J of that behaviour for each window in ACTIVATION_WINDOWS (and `within_days`) is
+    listed alongside, to judge another window by rerunning with it. When no behaviour can be named, the
+    reason instead (`undecided`)."""
+    top, undecided, candidates = activation_choice(rows, alpha)
+    if top is None and undecided is None:
+        return None
+    rule = ("top-ranked behaviour with a positive difference and q < alpha, preferring one whose lift holds in every "
+            "persona; none when the top one is mostly persona or the runner-up's 95% interval of the difference "
+            "overlaps it; worded with the window it was measured in (--within)")
+    if top is None:
+        return {"behaviour": None, "name": None, "within_days": within_days, "definition": None, "rule": rule,
+                "windows": [], "persona_flags": [], "undecided": undecided, "candidates": candidates}
     behaviour = behaviours[top["behaviour"]]
     windows = []
-    for days in [d for d in ACTIVATION_WINDOWS if d <= horizon_days]:
+    for days in sorted({*(d for d in ACTIVATION_WINDOWS if d <= horizon_days), within_days}):
         c = window_counts(engine, prep, [behaviour], days, horizon_days)
         r = summarise(c, [behaviour], min_units)[0]
         windows.append({"within_days": days, "reach": r["reach"], "lift": r["lift"], "lift_ci": r["lift_ci"],
                         "difference": r["difference"], "youden_j": youden(r), "units": r["units_with"] + r["units_without"]})
-    scored = [w for w in windows if w["youden_j"] is not None]
-    # Longer windows catch more doers, so J tends to grow with N: take the earliest N that gets 90% of the best J.
-    top_j = max((w["youden_j"] for w in scored), default=None)
-    best = next((w for w in scored if top_j is not None and top_j > 0 and w["youden_j"] >= ACTIVATION_J_SHARE * top_j), None)
-    days = best["within_days"] if best else None
     return {
-        "behaviour": top["behaviour"], "name": top["name"], "within_days": days,
-        "definition": f"activated if they do {top['name']} within {days:g} days of their start" if days else None,
-        "rule": "top-ranked behaviour with a positive difference and q < alpha, preferring one whose lift holds in every "
-                "persona; the earliest window N in 1, 3, 7, 14, 30 days whose Youden's J is at least 90% of the best",
-        "windows": windows, "persona_flags": top["flags"],
+        "behaviour": top["behaviour"], "name": top["name"], "within_days": within_days,
+        "definition": f"activated if they do {top['name']} within {within_days:g} days of their start",
+        "rule": rule, "windows": windows, "persona_flags": top["flags"], "undecided": None, "candidates": candidates,
     }

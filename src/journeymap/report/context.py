@@ -105,6 +105,8 @@ class ViewContext:
     moments: dict[str, Any] | None = None
     at_risk: dict[str, Any] | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    emotion_notes: list[dict[str, Any]] = field(default_factory=list)  # stages whose emotion needs more answers
+    emotion_min: int | None = None
 
 
 @dataclass
@@ -378,7 +380,7 @@ def _kpis(view: dict[str, Any], cells: list[StageCell], targets: list[dict[str, 
             f"{first.column.name} → {last.column.name}" if first and last else None,
             None),
         Kpi("Churn rate", churn.get("rate"), "percent",
-            f"{count(churn.get('churned'))} of {count(churn.get('customers'))} customers",
+            churn.get("note") or f"{count(churn.get('churned'))} of {count(churn.get('customers'))} customers",
             _whole_journey_target(targets, "churn_rate")),
         Kpi("Net Promoter Score", nps, "score_nps", nps_note, nps_target),
     ]
@@ -405,7 +407,7 @@ def _targets(view: dict[str, Any], columns: dict[str, Column], personas: dict[st
 
 
 def _view(persona: dict[str, Any], view: dict[str, Any], columns: list[Column],
-          personas: dict[str, str]) -> ViewContext:
+          personas: dict[str, str], min_answers: int | None = None) -> ViewContext:
     stage_data = view.get("stages") or {}
     cells = [_cell(column, stage_data.get(column.id) or {}) for column in columns]
     by_id = {cell.column.id: cell for cell in cells}
@@ -416,6 +418,8 @@ def _view(persona: dict[str, Any], view: dict[str, Any], columns: list[Column],
         cell.other_owners = _owners(cell)
     targets = _targets(view, {c.id: c for c in columns}, personas)
     emotion = emotion_curve([EmotionPoint(c.column.name, c.get("emotion"), c.column.terminal) for c in cells])
+    emotion_notes = [{"stage": c.column.name, "answers": sum((s.get("n") or 0) for s in c.surveys), "note": c.get("emotion_note")}
+                     for c in cells if c.get("emotion_note")]
     adoption = [{**a, "label": a.get("name") or humanize(a.get("feature"))}
                 for a in sorted(view.get("adoption") or [], key=lambda a: -(a.get("rate") or 0))]
     return ViewContext(
@@ -439,7 +443,10 @@ def _view(persona: dict[str, Any], view: dict[str, Any], columns: list[Column],
         moments=moments,
         at_risk=at_risk,
         notes=dict(view.get("insights_notes") or {}),
+        emotion_notes=emotion_notes,
+        emotion_min=min_answers,
     )
+
 
 
 def build_context(model: dict[str, Any]) -> MapContext:
@@ -453,7 +460,7 @@ def build_context(model: dict[str, Any]) -> MapContext:
     personas.sort(key=lambda p: p["id"] != "all")
     names = {p["id"]: p.get("name") or humanize(p["id"]) for p in personas}
     view_contexts = [
-        _view(p, views[p["id"]], columns, names) for p in personas
+        _view(p, views[p["id"]], columns, names, model.get("emotion_min_answers")) for p in personas
     ]
     return MapContext(
         title=model.get("title") or "Customer journey",

@@ -23,6 +23,13 @@ from journeymap.insights.voice.texts import blend_emotion, stage_sentiment
 from journeymap.journey.definition import JourneyDefinition
 
 ALL = "all"
+MIN_EMOTION_ANSWERS = 30
+"""Survey answers a stage needs before the map shows its emotion (docs/metrics/surveys.md): fewer say more
+about who happened to answer than about the stage. The registry's `map --min-answers` default."""
+OUTCOME_KINDS = ("churn", "lost")
+"""Terminal stages whose units left or never came: their voice is never a positive quote."""
+NEEDS_CHURN_STAGE = ("no churn stage in journeymap.yml: add a terminal stage with kind: churn (its entry: the "
+                     "cancellation event, e.g. subscription_cancelled)")
 
 
 def emotion(surveys: dict[str, dict]) -> float | None:
@@ -42,6 +49,7 @@ def build_map(
     engine: Engine, definition: JourneyDefinition, level: str | None = None,
     progress: Callable[[str], None] | None = None, insights: bool = True,
     date_from: dt.date | str | None = None, date_to: dt.date | str | None = None, panels: dict | None = None,
+    min_answers: int = MIN_EMOTION_ANSWERS,
 ) -> dict:
     """The journey map model of docs/map-json.md; the engine's cached tables are freed on return.
 
@@ -50,11 +58,13 @@ def build_map(
     `date_from`/`date_to` (inclusive days, UTC) draw the map of a period: only events inside it count.
     `panels` holds the options of the analyses the map places ({"moments": {...}, "risk": {...}}, keyword
     arguments of moments_of_truth and risk_report): the registry passes its defaults, so the map's panels
-    and `journeymap moments` / `risk` give one number per fact."""
+    and `journeymap moments` / `risk` give one number per fact.
+    `min_answers`: survey answers a stage needs for its emotion (null below, with `emotion_note`)."""
     level = level or definition.analysis.level
     period = _period(date_from, date_to)
     with engine.scope():
-        return _build_map(engine, definition, level, progress or (lambda _msg: None), insights, period, panels or {})
+        return _build_map(engine, definition, level, progress or (lambda _msg: None), insights, period, panels or {},
+                          min_answers)
 
 
 def _period(date_from, date_to) -> tuple[dt.date | None, dt.date | None]:
@@ -67,7 +77,8 @@ def _period(date_from, date_to) -> tuple[dt.date | None, dt.date | None]:
 
 
 def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: Callable[[str], None],
-               insights: bool = True, period: tuple = (None, None), panels: dict | None = None) -> dict:
+               insights: bool = True, period: tuple = (None, None), panels: dict | None = None,
+               min_answers: int = MIN_EMOTION_ANSWERS) -> dict:
     say("annotating events")
     a, v, ac = journey_tables(engine, definition, level, period)
     window = engine.execute(a.aggregate(lo=a.ts.min(), hi=a.ts.max(), n=a.count())).to_pylist()[0]
@@ -86,7 +97,7 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
         say(f"computing view: {p['name']}")
         pick = (lambda t: t) if p["id"] == ALL else (lambda t, pid=p["id"]: t.filter(t.persona == pid))
         views[p["id"]] = _view(engine, definition, pick(a), pick(v), pick(ac), durations, p["id"], window["hi"],
-                               texts.get(p["id"], {}))
+                               texts.get(p["id"], {}), min_answers)
         views[p["id"]].update(placed[p["id"]])
         if period != (None, None) and insights:
             at = placed_at(period)
@@ -100,6 +111,7 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
         "data_window": {"from": _iso(window["lo"]), "to": _iso(window["hi"])},
         "period": {"from": _iso(period[0]), "to": _iso(period[1])},
         "events": int(window["n"]),
+        "emotion_min_answers": min_answers,
         "stages": [
             {"id": s.id, "name": s.name, "owner": s.owner, "terminal": s.terminal, "kind": s.kind,
              "description": s.description, "opportunities": list(s.opportunities)}
@@ -140,7 +152,7 @@ def _time_in_stage(engine: Engine, v, definition: JourneyDefinition, until) -> d
 
 
 def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, persona: str, until,
-          sentiment: dict[str, dict]) -> dict:
+          sentiment: dict[str, dict], min_answers: int = MIN_EMOTION_ANSWERS) -> dict:
     n_units = engine.execute(a.select("unit_id").distinct().count().name("n").as_table()).column("n")[0].as_py()
     counts = funnel(engine, v, definition)
     stage_surveys = M.surveys_by(engine, ac, definition, "stage_before")
@@ -154,6 +166,7 @@ def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, pe
         rated = bool(c["reached"]) and not s.terminal and s.id != journey_end
         tis = durations.get((s.id, persona)) or time_in_stage_summary([], [])
         surveys = stage_surveys.get(s.id, {})
+        answers = sum(x["n"] or 0 for x in surveys.values())
         stages[s.id] = {
             "reached": c["reached"], "converted": c["converted"], "dropped": c["dropped"], "in_stage": c["in_stage"],
             "conversion_rate": c["converted"] / c["reached"] if rated else None,
@@ -163,8 +176,13 @@ def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, pe
             **contents[s.id],
             "surveys": surveys,
             "sentiment": sentiment.get(s.id),
-            # The emotion lane: survey scores and the sentiment of what customers wrote, weighted by counts.
-            "emotion": blend_emotion(emotion(surveys), sum(x["n"] or 0 for x in surveys.values()), sentiment.get(s.id)),
+            # The emotion lane: survey scores and the sentiment of what customers wrote, weighted by counts;
+            # only where the stage has min_answers survey answers (a handful is who answered, not the stage).
+            "emotion": (blend_emotion(emotion(surveys), answers, sentiment.get(s.id)) if answers >= min_answers
+                        else None),
+            "emotion_note": None if answers >= min_answers else (
+                f"{answers:,} survey answers; the emotion needs at least {min_answers:,}: add an NPS, CSAT or CES "
+                f"survey customers answer in {s.name}"),
         }
     cust = M.customers(engine, a, v, definition)
     view = {
@@ -172,7 +190,7 @@ def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, pe
         "stages": stages,
         "ttv": M.time_to_value(engine, a, definition),
         "adoption": M.adoption(engine, a, cust, definition),
-        "churn": M.churn(engine, v, cust, definition),
+        "churn": _churn(engine, v, cust, definition),
         "surveys": M.surveys_by(engine, ac.mutate(_all=ibis.literal(ALL)), definition, "_all").get(ALL, {}),
         "touchpoint_surveys": M.surveys_by(engine, ac, definition, "touchpoint"),
     }
@@ -180,6 +198,12 @@ def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, pe
     view["opportunities"] = opportunities(view, definition, view["pain_points"])
     view["targets"] = evaluate(definition.targets, view, _yoy(engine, ac, definition, until), persona)
     return view
+
+
+def _churn(engine: Engine, v, cust, definition: JourneyDefinition) -> dict:
+    """M.churn, with a `note` saying what to add when the definition has no churn stage (the panel shows it)."""
+    out = M.churn(engine, v, cust, definition)
+    return {**out, "note": None if M.churn_stage_ids(definition) else NEEDS_CHURN_STAGE}
 
 
 def _yoy(engine: Engine, ac, definition: JourneyDefinition, until) -> dict[str, float | None]:
@@ -267,10 +291,13 @@ def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a
         everyone["insights_notes"]["friction"] = everyone["insights_notes"]["delight"] = _failed("friction", e)
     say("finding moments of truth")
     try:
-        everyone["moments_of_truth"] = _moments(engine, definition, level, ac, {**(panels or {}).get("moments", {}),
-                                                                                 "period": period})
-        if not everyone["moments_of_truth"]["items"]:
-            everyone["insights_notes"]["moments_of_truth"] = "no behaviour had enough units with and without it to rank"
+        if not M.churn_stage_ids(definition):  # retention needs a churn to measure: the panel says what to add
+            everyone["insights_notes"]["moments_of_truth"] = NEEDS_CHURN_STAGE
+        else:
+            everyone["moments_of_truth"] = _moments(engine, definition, level, ac,
+                                                    {**(panels or {}).get("moments", {}), "period": period})
+            if not everyone["moments_of_truth"]["items"]:
+                everyone["insights_notes"]["moments_of_truth"] = "no behaviour had enough units with and without it to rank"
     except Exception as e:  # noqa: BLE001
         everyone["insights_notes"]["moments_of_truth"] = _failed("moments of truth", e)
     say("finding themes in what customers wrote")
@@ -279,7 +306,8 @@ def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a
         for pid in persona_ids:
             out[pid]["themes"] = themes.get(pid, {})
             if not out[pid]["themes"]:
-                out[pid]["insights_notes"]["themes"] = "no customer texts (survey comments, tickets, reviews)"
+                out[pid]["insights_notes"]["themes"] = ("no customer texts (survey comments, tickets, reviews)"
+                                                        + (" in the period" if period != (None, None) else ""))
     except Exception as e:  # noqa: BLE001
         for pid in persona_ids:
             out[pid]["themes"] = {}
@@ -354,7 +382,8 @@ def _moments(engine: Engine, definition: JourneyDefinition, level: str, ac, opti
     act = m["activation"]
     return _finite({
         "items": items,
-        "activation": {k: act[k] for k in ("behaviour", "name", "within_days", "definition")} if act else None,
+        "activation": {k: act[k] for k in ("behaviour", "name", "within_days", "definition", "undecided", "candidates")}
+        if act else None,
         "population": m["population"], "within_days": m["within_days"], "horizon_days": m["horizon_days"],
         "outcome": m["outcome"], "units_analysed": m["units"]["analysed"], "retention": m["units"]["retention"],
         "caveat": m["caveat"],
@@ -369,7 +398,8 @@ def _short_quote(quotes: list[str]) -> str | None:
 def _themes(engine: Engine, definition: JourneyDefinition, level: str, ac, persona_ids: list[str]) -> dict[str, dict]:
     """Per view id, per stage id: the top THEMES_PER_STAGE themes (insights.voice.texts: the same themes and seed as
     `journeymap voice`) by texts in the stage, with their mean sentiment and one short quote: the most
-    representative text of the theme in that stage whose own sentiment matches the theme's (any text if none)."""
+    representative text of the theme in that stage whose own sentiment matches the theme's (any text if none); in an
+    outcome stage (churned, lost) never a positive text, and no quote when the theme has none other."""
     from journeymap.insights.voice.sentiment import label
     from journeymap.insights.voice.texts import representative_quotes, scored, text_rows
 
@@ -379,6 +409,7 @@ def _themes(engine: Engine, definition: JourneyDefinition, level: str, ac, perso
     rows, _ = scored(rows)
     cols = {c: rows.column(c).to_pylist() for c in ("stage", "persona", "theme", "compound", "text", "theme_weight")}
     order = {s.id: i for i, s in enumerate(definition.stages)}
+    outcome = {s.id for s in definition.stages if s.terminal and s.kind in OUTCOME_KINDS}
     out = {}
     for pid in persona_ids:
         groups: dict[tuple[str, str], list[int]] = {}
@@ -397,7 +428,11 @@ def _themes(engine: Engine, definition: JourneyDefinition, level: str, ac, perso
             mood = label(mean) if mean is not None else None
             same = [i for i in idx if mood is not None and cols["compound"][i] is not None and label(cols["compound"][i]) == mood]
             pick = same or idx
-            quotes = representative_quotes([cols["text"][i] for i in pick], [cols["theme_weight"][i] for i in pick], 3)
+            if stage in outcome:  # the voice of those who left is never a delighted quote
+                pick = [i for i in idx if cols["compound"][i] is not None and label(cols["compound"][i]) != "positive"]
+                pick = [i for i in pick if mood is None or label(cols["compound"][i]) == mood] or pick
+            quotes = (representative_quotes([cols["text"][i] for i in pick], [cols["theme_weight"][i] for i in pick], 3)
+                      if pick else [])
             stages[stage].append({"theme": theme, "n": len(idx), "share": round(len(idx) / totals[stage], 4),
                                   "mean_compound": mean, "sentiment": mood, "quote": _short_quote(quotes)})
         out[pid] = _finite({k: v for k, v in stages.items() if v})
