@@ -31,7 +31,7 @@ from pathlib import Path
 
 from journeymap.engine.backends import Engine, duckdb_engine
 from journeymap.engine.spark_backend import export_workspace, spark_engine_for
-from journeymap.errors import InputError, NotEnoughData, OptionError
+from journeymap.errors import DefinitionError, InputError, NotEnoughData, OptionError
 from journeymap.ingest.files import expand
 from journeymap.ingest.loader import TOO_MANY_REJECTS, FileFailed, LoadReport, Loader
 from journeymap.ingest.loads import UnknownLoad, earlier_loads, list_loads, unload, unload_in_transaction
@@ -221,9 +221,15 @@ class Workspace:
         changed (`rebuild`: the state from scratch); on a Spark engine, export the journey tables as Parquet
         instead of folding."""
         self.__dict__.pop("definition", None)  # journeymap.yml as it is now
-        definition = self.definition if self.definition_path.exists() else None
+        invalid = None
+        try:
+            definition = self.definition if self.definition_path.exists() else None
+        except DefinitionError as exc:  # identity is stitched all the same; the state waits for a valid definition
+            definition, invalid = None, exc
         spark = definition is not None and definition.engine.backend == "spark"
         result = refresh(self.con, None if spark else definition, rebuild=rebuild)
+        if invalid is not None:
+            raise invalid
         if spark:  # table -> where its Parquet now lives
             self.spark_tables = export_workspace(self.con, self.path, definition.engine)
         return result
