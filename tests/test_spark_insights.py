@@ -129,7 +129,8 @@ def test_friction_identical_on_spark(duck, spark):
     same(on_duck, on_spark, "friction")
     kinds = {i["kind"] for i in on_duck["friction"]}
     assert len(on_duck["friction"]) >= 5 and on_duck["delight"]
-    assert {"drop_off", "slow_stage", "low_rated_touchpoint", "negative_theme"} <= kinds
+    # A touchpoint rated mostly well is delight, not friction (one side per touchpoint): the demo's are.
+    assert {"drop_off", "slow_stage", "negative_theme"} <= kinds
     assert any(i["mrr_at_stake"] for i in on_duck["friction"])
 
 

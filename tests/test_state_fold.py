@@ -214,20 +214,16 @@ def test_the_demo_map_folded_in_batches_equals_the_one_shot_map(ingested_demo, t
         ws.con.execute(f"ATTACH '{Path(demo.workspace) / 'journeymap.duckdb'}' AS demo (READ_ONLY)")
         lo, hi = ws.con.execute("SELECT min(ts), max(ts) FROM demo.events").fetchone()
         last_month = hi - dt.timedelta(days=30)
-        bounds, t = [], lo
-        while t < last_month:
-            bounds.append(t)
-            t += dt.timedelta(days=30)
-        while t <= hi:
-            bounds.append(t)
-            t += dt.timedelta(days=1)
-        bounds.append(hi + dt.timedelta(seconds=1))
+        monthly = [lo + dt.timedelta(days=30 * k) for k in range((last_month - lo).days // 30 + 1)]
+        daily = [last_month + dt.timedelta(days=k) for k in range(31)]
+        bounds = sorted({*monthly, *daily}) + [hi + dt.timedelta(seconds=1)]
         modes = []
         for start, end in zip(bounds, bounds[1:], strict=False):
             ws.con.execute("INSERT INTO events SELECT * FROM demo.events WHERE ts >= ? AND ts < ?", [start, end])
             modes.append([lv.mode for lv in ws.refresh().state.levels])
         ws.con.execute("DETACH demo")
-        assert len(modes) > 50 and ["fold", "fold"] in modes
+        assert len(modes) == len(bounds) - 1 > 30  # the daily batches of the last month included
+        assert modes[0] == ["rebuild", "rebuild"] and modes.count(["fold", "fold"]) > len(modes) // 2
         assert ws.con.execute("SELECT count(*) FROM events").fetchone()[0] > 0
         folded = drawn(ws)
         direct = drawn(ws, duckdb_engine(ws.con))
