@@ -35,6 +35,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from journeymap.errors import NotEnoughData
 from journeymap.insights.risk.features import feature_columns
 from journeymap.insights.risk.reasons import healthy_reference, reason_codes
+from journeymap.insights.risk.scores import DEFAULT_HORIZON_DAYS, DEFAULT_MODEL, DEFAULT_SEED, stored_report
 
 MODELS = ("gbm", "logistic")
 ISOTONIC_MIN_CHURNERS = 1000
@@ -259,12 +260,6 @@ def _cap(rows: pd.DataFrame, seed: int, limit: int | None = None) -> pd.DataFram
     return rows if len(rows) <= limit else rows.sample(n=limit, random_state=seed).sort_index()
 
 
-DEFAULT_HORIZON_DAYS = 90
-DEFAULT_MODEL = "gbm"
-DEFAULT_SEED = 0
-"""The options of `journeymap risk` without flags, of the map's accounts at risk, and of the model fitted at
-refresh time (insights.risk.stored)."""
-
 FITS = 0
 """ChurnModel.fit calls in this process: tests check that building a map fits no model."""
 
@@ -342,8 +337,6 @@ def risk_report(engine, definition, at: dt.datetime | None = None, horizon_days:
     say = progress or (lambda _m, _f: None)
     why = None
     if stored:
-        from journeymap.insights.risk.stored import stored_report
-
         found, why = stored_report(engine, definition, at=at, horizon_days=horizon_days, model=model, seed=seed, top=top)
         if found is not None:
             say("done", 1.0)

@@ -32,14 +32,14 @@ model and scores, which readers then see as stale and compute instead):
 meta: risk.layout, risk.journey (the journey version scored), risk.definition, risk.model_version,
 risk.summary (JSON: at, paying_accounts, mean_risk).
 
-`stored_report` reads them as `risk_report` returns its result, when they are current (the same journey
-version, definition and layout) and the options are the defaults; otherwise it says why and the caller fits.
+`insights.risk.scores.stored_report` reads them as `risk_report` returns its result, when they are current
+(the same journey version, definition and layout) and the options are the defaults; otherwise it says why
+and the caller fits.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import pickle
@@ -49,17 +49,27 @@ from dataclasses import asdict, dataclass
 import duckdb
 import sklearn
 
-from journeymap.engine.backends import Engine, duckdb_engine
+from journeymap.engine.backends import duckdb_engine
 from journeymap.insights.risk.churn_model import (
-    DEFAULT_HORIZON_DAYS,
-    DEFAULT_MODEL,
-    DEFAULT_SEED,
     ChurnModel,
     _utc_now,
     extra_features,
     fit_model,
     ranked_accounts,
     scoring_frame,
+)
+from journeymap.insights.risk.scores import (
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_MODEL,
+    DEFAULT_SEED,
+    DEFAULTS,
+    LAYOUT,
+    MODELS,
+    SCORES,
+    day,
+    definition_fingerprint,
+    exists,
+    stored_report,
 )
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.durations import format_duration
@@ -68,15 +78,9 @@ from journeymap.state.read import current_tables
 
 log = logging.getLogger("journeymap.risk")
 
-LAYOUT = "1"
-"""The stored model's recipe and tables; a model or scores written under another are refitted, never read."""
-MODELS = "state_models"
-SCORES = "state_risk"
 KEEP_MODELS = 5
-DEFAULTS = {"horizon_days": DEFAULT_HORIZON_DAYS, "model": DEFAULT_MODEL, "seed": DEFAULT_SEED}
+__all__ = ["DEFAULTS", "KEEP_MODELS", "LAYOUT", "MODELS", "SCORES", "RiskRefresh", "refresh_risk", "stored_report"]
 
-IGNORED_SECTIONS = ("name", "engine", "store", "server", "sources", "targets", "risk")
-"""journeymap.yml sections no churn feature reads: changing them refits nothing."""
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS {MODELS} (
@@ -96,12 +100,6 @@ CREATE TABLE IF NOT EXISTS {MODELS} (
 def model_options(horizon_days: int = DEFAULT_HORIZON_DAYS, model: str = DEFAULT_MODEL, seed: int = DEFAULT_SEED) -> dict:
     return {"horizon_days": int(horizon_days), "model": model, "seed": int(seed), "layout": LAYOUT,
             "scikit_learn": sklearn.__version__}
-
-
-def definition_fingerprint(definition: JourneyDefinition) -> str:
-    """A hash of the journeymap.yml sections the churn features read (all but IGNORED_SECTIONS)."""
-    data = definition.model_dump(mode="json", exclude=set(IGNORED_SECTIONS))
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -130,23 +128,15 @@ class RiskRefresh:
                 f"accounts scored at {self.scored_at[:10]} in {self.seconds:.1f} s")
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [table]).fetchall())
-
-
 def last_model(con: duckdb.DuckDBPyConnection, with_blob: bool = True) -> dict | None:
     """The newest stored model's row (None when there is none)."""
-    if not _exists(con, MODELS):
+    if not exists(con, MODELS):
         return None
     cols = ["version", "fitted_at", "trained_through", "options", "definition", "split", "evaluation", "features",
             "seconds"] + (["model"] if with_blob else [])
     # fetchall: a result left unfinished would block the next query on this connection
     rows = con.execute(f"SELECT {', '.join(cols)} FROM {MODELS} ORDER BY version DESC LIMIT 1").fetchall()
     return dict(zip(cols, rows[0], strict=True)) if rows else None
-
-
-def _day(ts: dt.datetime) -> str:
-    return f"{ts:%Y-%m-%d}"
 
 
 def refit_reason(last: dict | None, options: dict, fingerprint: str, end: dt.datetime, refit: str,
@@ -167,15 +157,15 @@ def refit_reason(last: dict | None, options: dict, fingerprint: str, end: dt.dat
         return "journeymap.yml changed since the model was fitted", ""
     through = last["trained_through"]
     if end < through:
-        return (f"the data now ends before the data the model was fitted on (events before {_day(end)}, it read "
-                f"those before {_day(through)}): events were unloaded"), ""
+        return (f"the data now ends before the data the model was fitted on (events before {day(end)}, it read "
+                f"those before {day(through)}): events were unloaded"), ""
     age = (end - through).total_seconds()
     if age >= every:
         return (f"the data reaches {format_duration(age)} past the events the model was fitted on (those before "
-                f"{_day(through)}); risk.refit is {refit}"), ""
+                f"{day(through)}); risk.refit is {refit}"), ""
     since = f"{format_duration(age)} of newer data since" if age else "no newer data since"
-    return None, (f"fitted on the events before {_day(through)}, {since}; refitted once the data reaches "
-                  f"{_day(through + dt.timedelta(seconds=every))} (risk.refit {refit})")
+    return None, (f"fitted on the events before {day(through)}, {since}; refitted once the data reaches "
+                  f"{day(through + dt.timedelta(seconds=every))} (risk.refit {refit})")
 
 
 def refresh_risk(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None,
@@ -189,7 +179,7 @@ def refresh_risk(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition |
         return RiskRefresh("skipped", "on the Spark engine, risk is scored when asked (no refresh-time model)")
     if definition.revenue is None:
         return RiskRefresh("skipped", "journeymap.yml defines no churn (no `revenue:` section): there is no churn model")
-    if not _exists(con, "journey_events"):
+    if not exists(con, "journey_events"):
         return RiskRefresh("skipped", "no events yet")
     say = progress or (lambda _m: None)
     try:
@@ -285,52 +275,3 @@ def _write_scores(con, accounts: list[dict], version: int, at: dt.datetime) -> N
             FROM _risk_rows ORDER BY rank""", [version, at])
     finally:
         con.unregister("_risk_rows")
-
-
-# -- reading -----------------------------------------------------------------------------------------------
-
-
-def stored_report(engine: Engine, definition: JourneyDefinition, at: dt.datetime | None = None,
-                  horizon_days: int = DEFAULT_HORIZON_DAYS, model: str = DEFAULT_MODEL, seed: int = DEFAULT_SEED,
-                  top: int | None = None) -> tuple[dict | None, str | None]:
-    """(the stored scores as `risk_report` returns them, None) when they answer these options, else (None, why not)."""
-    if engine.name != "duckdb":
-        return None, "the Spark engine scores risk when asked"
-    asked = {"horizon_days": int(horizon_days), "model": model, "seed": int(seed)}
-    other = [f"{k} {asked[k]} (stored: {DEFAULTS[k]})" for k in DEFAULTS if asked[k] != DEFAULTS[k]]
-    if other:
-        return None, "the stored scores are for the default options, not " + ", ".join(other)
-    con = engine.backend.con
-    known = meta(con)
-    if "risk.model_version" not in known or not _exists(con, SCORES) or not _exists(con, MODELS):
-        return None, "no stored scores yet: each refresh (after ingest) writes them"
-    if known.get("risk.layout") != LAYOUT:
-        return None, f"the stored scores have layout {known.get('risk.layout')}; the next refresh rewrites them"
-    if known.get("risk.journey") != known.get(JOURNEY_VERSION_KEY, "0"):
-        return None, "events arrived since the stored scores were written"
-    if known.get("risk.definition") != definition_fingerprint(definition):
-        return None, "journeymap.yml changed since the stored scores were written"
-    summary = json.loads(known["risk.summary"])
-    if at is not None and dt.datetime.fromisoformat(summary["at"]) != at:
-        return None, f"the stored scores are at {summary['at'][:10]}, not {at:%Y-%m-%d}"
-    version = int(known["risk.model_version"])
-    rows = con.execute(f"SELECT fitted_at, trained_through, evaluation FROM {MODELS} WHERE version = ?",
-                       [version]).fetchall()
-    if not rows:
-        return None, f"the stored model version {version} is gone"
-    fitted_at, trained_through, evaluation = rows[0]
-    limit = f"LIMIT {int(top)}" if top else ""
-    rows = con.execute(f"SELECT unit_id, risk, mrr, stage, reasons FROM {SCORES} ORDER BY rank {limit}").fetchall()
-    accounts = [{"unit_id": u, "risk": r, "mrr": m, "stage": s, "reasons": json.loads(why)} for u, r, m, s, why in rows]
-    refit = definition.risk.refit
-    return {
-        "at": summary["at"], "horizon_days": DEFAULTS["horizon_days"], "model": DEFAULTS["model"],
-        "paying_accounts": summary["paying_accounts"], "mean_risk": summary["mean_risk"], "accounts": accounts,
-        "evaluation": json.loads(evaluation), "model_version": version,
-        "fitted_at": fitted_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "trained_through": trained_through.isoformat(),
-        "scores": "stored",
-        "notes": [f"scores written at the last refresh by model version {version}, fitted at "
-                  f"{fitted_at:%Y-%m-%d %H:%M} UTC on the events before {_day(trained_through)} (refitted every "
-                  f"{refit} of the data's time: risk.refit in journeymap.yml); other options fit a model now"],
-    }, None
-
