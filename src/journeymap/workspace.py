@@ -66,6 +66,7 @@ def _option(parse, value: str | None, name: str) -> str | None:
 
 class Workspace:
     spark_tables: dict[str, str] | None = None  # set by refresh() on a Spark workspace
+    last_refresh: RefreshResult | None = None  # what the last refresh() did (journey state, churn model)
 
     def __init__(self, path: str | Path = "."):
         self.path = Path(path)
@@ -219,7 +220,11 @@ class Workspace:
     def refresh(self, rebuild: bool = False) -> RefreshResult:
         """Rebuild identity and fold the new events into the journey state (journeymap.state), after events
         changed (`rebuild`: the state from scratch); on a Spark engine, export the journey tables as Parquet
-        instead of folding."""
+        instead of folding. Then refit the churn model when due and score every paying account
+        (insights.risk.stored); `risk` of the result says whether the model was refitted or reused, and why.
+        Kept as `last_refresh`."""
+        from journeymap.insights.risk.stored import refresh_risk
+
         self.__dict__.pop("definition", None)  # journeymap.yml as it is now
         invalid = None
         try:
@@ -232,6 +237,9 @@ class Workspace:
             raise invalid
         if spark:  # table -> where its Parquet now lives
             self.spark_tables = export_workspace(self.con, self.path, definition.engine)
+        # the churn model refitted when due and every paying account scored (insights.risk.stored)
+        result.risk = refresh_risk(self.con, definition)
+        self.last_refresh = result
         return result
 
     def state(self) -> list[dict]:

@@ -77,10 +77,16 @@ def _at(day: str | None) -> dt.datetime | None:
 
 
 class RiskParams(Params):
-    at: Day = Field(None, description=AT_HELP)
+    """Without --at, --horizon and --model the scores the last refresh wrote are read (no model is fitted);
+    any other value fits a model now. The defaults are insights.risk.stored.DEFAULTS, the options of the
+    model fitted at refresh (kept as literals here: importing the model would load scikit-learn for every
+    command; tests/test_risk_state.py checks they agree)."""
+
+    at: Day = Field(None, description=AT_HELP + " Another day than the stored scores' fits a model now.")
     top: int = Field(20, ge=0, le=MAX_INT, description="Accounts to list, riskiest first (0: all).")
-    horizon: Horizon = Field("90d", description=HORIZON_HELP)
-    model: Literal["gbm", "logistic"] = Field("gbm", description="gbm or logistic.")
+    horizon: Horizon = Field("90d", description=HORIZON_HELP + " Another than the default fits a model now.")
+    model: Literal["gbm", "logistic"] = Field("gbm", description="gbm or logistic (another than the default fits a "
+                                                               "model now).")
 
 
 class RiskOutput(Output):
@@ -91,6 +97,13 @@ class RiskOutput(Output):
     mean_risk: float | None = Field(description="Mean churn risk of the paying accounts.")
     accounts: list[dict] = Field(description="Riskiest first: unit_id, risk, mrr, stage, reasons.")
     evaluation: dict = Field(description="Held-out ROC-AUC, PR-AUC, Brier and calibration, beside two baselines.")
+    scores: Literal["stored", "computed"] = Field(
+        description="stored: written by the last refresh with the stored model; computed: a model fitted now "
+                    "(options other than the defaults, or no current stored scores: `notes` says why).")
+    model_version: int | None = Field(description="The stored model's version (state_models); null when fitted now.")
+    fitted_at: str = Field(description="When the model was fitted (UTC).")
+    trained_through: str = Field(description="The day after the latest event of the data the model was fitted on.")
+    notes: list[str] = Field(description="Where the scores come from, and why a model was fitted now.")
 
 
 def _risk(ws, p: RiskParams, progress=None) -> dict:

@@ -29,10 +29,11 @@ def run_demo(out_dir: Path, accounts: int = 5000, seed: int = 42, console: Conso
                 status.update(f"ingesting {Path(path).name}")
                 reports += ws.ingest([str(path)], source=source, refresh=False)
             timings["ingest"] = time.perf_counter() - t
-            status.update("stitching identities and folding the journey state")
+            status.update("stitching identities, folding the journey state, fitting the churn model")
             refreshed = ws.refresh()
             timings["identity"] = refreshed.stitch.seconds
             timings["journey state"] = refreshed.state.seconds if refreshed.state else 0.0
+            timings["churn model"] = refreshed.risk.seconds if refreshed.risk else 0.0
             t = time.perf_counter()
             model = ws.journey_map(progress=lambda m, _frac=None: status.update(m))
             timings["map"] = time.perf_counter() - t

@@ -122,6 +122,7 @@ def ingest(
                                 replace=replace)
             elapsed = time.perf_counter() - t0
             spark_tables = ws.spark_tables
+            risk = ws.last_refresh.risk if ws.last_refresh is not None else None
     except JourneymapError as exc:
         fail_with(exc)
     except (FileNotFoundError, IsADirectoryError, ValueError, DefinitionError, StoreLocked) as exc:
@@ -132,7 +133,8 @@ def ingest(
     failed = [r for r in reports if not r.ok]
     if as_json:
         print_json({"files": [r.as_dict() for r in reports], **totals, "seconds": round(elapsed, 3),
-                    "failed": len(failed), **({"spark_tables": spark_tables} if spark_tables else {})})
+                    "failed": len(failed), **({"spark_tables": spark_tables} if spark_tables else {}),
+                    **({"risk": risk.to_dict()} if risk is not None else {})})
     else:
         table = Table("file", "status", "rows", "accepted", "duplicate", "rejected", "seconds")
         for r in reports:
@@ -144,6 +146,8 @@ def ingest(
                   f"in {elapsed:.1f} s" + (f"; {len(failed)} of {len(reports)} files failed" if failed else ""))
         if spark_tables:
             out.print(f"journey tables for Spark: {', '.join(spark_tables.values())}", highlight=False)
+        if risk is not None:
+            out.print(escape(risk.describe()), highlight=False, soft_wrap=True)
         for r in reports:
             d = r.dialect
             sniffed = d is not None and d.delimiter_sniffed and d.delimiter != ","

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.table import Table
 
@@ -267,6 +268,8 @@ def risk(result: dict, params, view) -> None:
                   "\n".join(f"{r['text']} (+{100 * r['risk_drop']:.1f} pts)" for r in a["reasons"]) or "–")
     out.print(t)
     print_evaluation(out, result["evaluation"])
+    for note in result.get("notes", []):
+        out.print(f"[dim]{escape(note)}[/]", highlight=False, soft_wrap=True)
 
 
 def health(result: dict, params, view) -> None:

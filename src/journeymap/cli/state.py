@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
         every load; run it after editing journeymap.yml so that views read the state again)."""
         with workspace_for(workspace) as ws:
             result = ws.refresh(rebuild=rebuild)
-        out = {"identity": result.stitch.to_dict(), "state": result.state.to_dict() if result.state else None}
+        out = {"identity": result.stitch.to_dict(), "state": result.state.to_dict() if result.state else None,
+               "risk": result.risk.to_dict() if result.risk is not None else None}
         if as_json:
             print_json(out)
             return
@@ -40,6 +41,8 @@ def register(app: typer.Typer) -> None:
             why = f" ({lv.reason})" if lv.reason else ""
             console.print(f"journey state, {lv.level}: {lv.mode}{why}: {lv.changed_units:,} of {lv.units:,} units "
                           f"recomputed in {lv.seconds:.1f} s", highlight=False, soft_wrap=True)
+        if result.risk is not None:
+            console.print(result.risk.describe(), highlight=False, soft_wrap=True)
 
     @app.command()
     def state(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):

@@ -10,7 +10,7 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from journeymap.events.schema import SOURCES
 from journeymap.ingest.mapping import SourceMapping
@@ -402,6 +402,62 @@ class ServerConfig(_Strict):
                     "(/v1/*) from the browser: they get CORS headers; any other origin gets none. Default: none.")
 
 
+REFIT_WORDS = {"daily": "1d", "weekly": "7d", "fortnightly": "14d", "monthly": "30d", "always": "0d"}
+
+
+def check_refit(value: Any) -> str:
+    """A refit schedule: a duration of the data's time such as '7d' ('0d': at every refresh).
+
+    >>> check_refit("2w")
+    '2w'
+    >>> check_refit("weekly")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'weekly' is not a duration: write a number and one of s, m, h, d, w; did you mean '7d'?
+    """
+    import difflib
+
+    text = str(value).strip() if isinstance(value, str | int | float) and not isinstance(value, bool) else None
+    if text is None:
+        raise ValueError(f"{value!r} is not a duration: write a number and one of s, m, h, d, w, e.g. '7d'")
+    try:
+        parse_duration(text)
+    except ValueError:
+        word = difflib.get_close_matches(text.lower(), REFIT_WORDS, n=1, cutoff=0.6)
+        hint = (f"did you mean {REFIT_WORDS[word[0]]!r}?" if word
+                else f"did you mean '{text}d' (days)?" if text.replace(".", "", 1).isdigit() else "e.g. '7d'")
+        raise ValueError(f"{text!r} is not a duration: write a number and one of s, m, h, d, w; {hint}") from None
+    return text
+
+
+class RiskConfig(_Strict):
+    """The churn model behind `journeymap risk` and the map's accounts at risk: fitted at refresh time,
+    refitted on a schedule, and every paying account scored at each refresh (docs/metrics/health-and-risk.md)."""
+
+    refit: Annotated[str, BeforeValidator(check_refit)] = Field(
+        "7d", description="Refit the churn model once the data's latest event is this much later than the "
+                          "data it was fitted on (a duration of the data's time: 1d, 7d, 2w; 0d refits at every "
+                          "refresh). Between refits each refresh scores the accounts with the stored model. "
+                          "A changed journeymap.yml or model version refits at once.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        import difflib
+
+        if isinstance(data, dict):
+            for key in data:
+                if key not in cls.model_fields:
+                    near = difflib.get_close_matches(str(key), list(cls.model_fields), n=1)
+                    raise ValueError(f"{key!r} is not a risk setting (known: {', '.join(cls.model_fields)})"
+                                     + (f"; did you mean {near[0]!r}?" if near else ""))
+        return data
+
+    @property
+    def refit_seconds(self) -> float:
+        return parse_duration(self.refit)
+
+
 class Analysis(_Strict):
     level: Literal["person", "account"] = "person"
     timezone: str = "UTC"
@@ -423,6 +479,7 @@ class JourneyDefinition(_Strict):
     surveys: list[Survey] = Field(default_factory=list)
     revenue: Revenue | None = None
     health: Health | None = None
+    risk: RiskConfig = Field(default_factory=RiskConfig)
     targets: list[Target] = Field(default_factory=list)
     voice: list[VoiceSource] | None = Field(
         None, description="Where customer text lives; default: survey comments plus comment/text/body/title/subject/"

@@ -112,7 +112,8 @@ def create_app(
     def health() -> dict:
         """Liveness and the state of the journal and the loader. `journal.error` says why events cannot be
         written now (a full disk, a read-only folder; the journal retries every second); `loader.quarantined`
-        counts the damaged journal records set aside in journal/quarantine.jsonl."""
+        counts the damaged journal records set aside in journal/quarantine.jsonl; `loader.risk` what the last
+        refresh did with the churn model (refitted or reused, and why: insights.risk.stored.RiskRefresh)."""
         return {
             "ok": journal.accepting and runner.error is None,
             "journal": dict(journal.stats, accepting=journal.accepting, error=journal.error),

@@ -8,7 +8,8 @@ JSON Lines copy, `journal/seg-N.verified.jsonl`, line-aligned with the segment) 
 Loader as a Parquet copy with the canonical columns, `journal/seg-N.parquet`, so the same SQL
 validation, dead letters and message_id idempotency apply, and a dead letter's row is the segment's
 line. Each load is logged in `journal_segments`, then the segment is deleted (or moved
-to `journal/loaded/`, keeping the last `keep_segments`). Identity is re-stitched, and the journey state folded (journeymap.state), at most every
+to `journal/loaded/`, keeping the last `keep_segments`). Identity is re-stitched, the journey state folded
+(journeymap.state) and churn risk scored (the model refitted when due: insights.risk.stored), at most every
 `stitch_seconds`, and only when new events arrived; the first load after start is stitched at once.
 Because the server holds the writer connection, `journeymap ingest` on the same workspace fails with
 "workspace is locked by pid N" (read-only commands are answered by the server: cli/forward.py).
@@ -33,6 +34,7 @@ from journeymap.ingest.loader import Loader
 from journeymap.ingest.segment import ARRIVAL_TIMED
 from journeymap.ingest.store import open_store
 from journeymap.journey.load import load_definition, store_settings_for
+from journeymap.insights.risk.stored import refresh_risk
 from journeymap.state import refresh
 
 log = logging.getLogger("journeymap.server")
@@ -79,8 +81,9 @@ class StoreRunner:
         self._dirty = False  # events arrived since the last stitch
         self._last_stitch = 0.0
         self.error: BaseException | None = None
+        self.last_refresh = None  # what the last stitch did (journey state, churn model)
         self.stats = {"segments_loaded": 0, "rows_read": 0, "accepted": 0, "duplicate": 0, "rejected": 0, "stitches": 0,
-                      "quarantined": 0}
+                      "quarantined": 0, "risk": None}
 
     def open(self) -> duckdb.DuckDBPyConnection:
         """Take the store's writer lock (raises StoreLocked) before anything is accepted."""
@@ -233,7 +236,15 @@ class StoreRunner:
             old.unlink(missing_ok=True)
 
     def _stitch(self) -> None:
-        refresh(self.con, self._definition())
+        definition = self._definition()
+        result = refresh(self.con, definition)
+        # the churn model refitted when due and every paying account scored (insights.risk.stored); its
+        # failures are reported, never raised: the events and the journey state are in
+        result.risk = refresh_risk(self.con, definition)
+        if result.risk is not None:
+            self.stats["risk"] = result.risk.to_dict()
+            (log.warning if result.risk.model == "failed" else log.info)("%s", result.risk.describe())
+        self.last_refresh = result
         self._dirty = False
         self._last_stitch = time.monotonic()
         self.stats["stitches"] += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
@@ -17,6 +18,9 @@ class RefreshResult:
     stitch: StitchResult
     state: FoldReport | None
     """None without a journey definition: there is nothing to fold the events into."""
+    risk: Any = None
+    """What the churn model did after the fold (insights.risk.stored.RiskRefresh): set by the callers above
+    this layer (Workspace.refresh, the server's loader thread), which own the models; None when not run."""
 
 
 def refresh(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None,

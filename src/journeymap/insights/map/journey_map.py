@@ -312,7 +312,7 @@ def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a
         for pid in persona_ids:
             out[pid]["themes"] = {}
             out[pid]["insights_notes"]["themes"] = _failed("themes", e)
-    say("scoring churn risk (the slowest part; skip with --no-insights)")
+    say("scoring churn risk")
     try:
         risk = _at_risk(engine, definition, level, a, persona_ids, {**(panels or {}).get("risk", {}), "at": placed_at(period)})
         for pid in persona_ids:
@@ -444,7 +444,10 @@ def _at_risk(engine: Engine, definition: JourneyDefinition, level: str, a, perso
     """Per view id: paying accounts at high churn risk (insights.risk.churn_model.risk_report, the default 90-day
     gbm model) per stage with their MRR, and the AT_RISK_LISTED riskiest with reasons. "High risk" is a risk
     at or above the top-decile cutoff over all paying accounts; persona views use the same cutoff. Persona
-    views need the account level (the unit is then the account); at the person level they are null."""
+    views need the account level (the unit is then the account); at the person level they are null.
+
+    With the default options the scores the last refresh wrote are read (insights.risk.stored): the map
+    fits no model. A period's map scores at its end, which fits a model now unless that is the stored day."""
     from journeymap.insights.risk.churn_model import risk_report
 
     persona_of = {}
@@ -474,6 +477,8 @@ def _at_risk(engine: Engine, definition: JourneyDefinition, level: str, a, perso
                 s["mrr"] = round(s["mrr"] + (x["mrr"] or 0.0), 2)
         out[pid] = _finite({
             "as_of": r["at"], "horizon_days": r["horizon_days"], "model": r["model"],
+            "scores": r["scores"], "model_version": r["model_version"], "fitted_at": r["fitted_at"],
+            "trained_through": r["trained_through"], "notes": r["notes"],
             "rule": f"churn risk within {r['horizon_days']} days at or above the top-decile cutoff of all paying accounts",
             "threshold": cutoff, "paying_accounts": len(mine), "accounts": len(high),
             "mrr": round(sum(x["mrr"] or 0.0 for x in high), 2),

@@ -35,6 +35,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from journeymap.errors import NotEnoughData
 from journeymap.insights.risk.features import feature_columns
 from journeymap.insights.risk.reasons import healthy_reference, reason_codes
+from journeymap.insights.risk.scores import DEFAULT_HORIZON_DAYS, DEFAULT_MODEL, DEFAULT_SEED, stored_report
 
 MODELS = ("gbm", "logistic")
 ISOTONIC_MIN_CHURNERS = 1000
@@ -197,6 +198,8 @@ class ChurnModel:
         return "isotonic" if y_cal is not None and y_cal.sum() >= ISOTONIC_MIN_CHURNERS else "sigmoid"
 
     def fit(self, snapshots: pd.DataFrame) -> ChurnModel:
+        global FITS
+        FITS += 1
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, not {self.model!r}")
         cols = [c for c in feature_columns(snapshots) if snapshots[c].notna().any()]
@@ -257,32 +260,54 @@ def _cap(rows: pd.DataFrame, seed: int, limit: int | None = None) -> pd.DataFram
     return rows if len(rows) <= limit else rows.sample(n=limit, random_state=seed).sort_index()
 
 
-def risk_report(engine, definition, at: dt.datetime | None = None, horizon_days: int = 90, model: str = "gbm",
-                top: int | None = None, seed: int = 0, progress=None, explain_top: int | None = None,
-                explain_by: dict | None = None) -> dict:
-    """Fit on monthly snapshots, then score every account paying at `at` (default: the day after the
-    last event): {"at", "horizon_days", "accounts": [{unit_id, risk, mrr, stage, reasons}], "evaluation"}.
+FITS = 0
+"""ChurnModel.fit calls in this process: tests check that building a map fits no model."""
 
-    Reasons cost one prediction per feature group per account. `explain_top` limits them to the riskiest
-    `explain_top` accounts, overall and within each group of `explain_by` (unit_id -> e.g. persona); the
-    others get `reasons: []`. Default: every account listed."""
-    from journeymap.insights.risk.features import FeatureBuilder, snapshots, text_sentiment
 
+def _needs_revenue(definition) -> None:
     if definition.revenue is None:
         raise NotEnoughData("journeymap.yml defines no churn, so there is nothing to learn risk from",
                             add="a `revenue:` section with its `churn:` rule (docs/metrics/revenue.md)")
+
+
+def extra_features(engine, definition) -> list:
+    """The features beyond features.FeatureBuilder's own that the model reads: sentiment of customer texts."""
+    from journeymap.insights.risk.features import text_sentiment
+
+    return [f for f in [text_sentiment(engine, definition)] if f is not None]
+
+
+def fit_model(engine, definition, extra: list, horizon_days: int = DEFAULT_HORIZON_DAYS, model: str = DEFAULT_MODEL,
+              seed: int = DEFAULT_SEED, progress=None) -> ChurnModel:
+    """The churn model fitted on the workspace's monthly snapshots (`features.snapshots`)."""
+    from journeymap.insights.risk.features import snapshots
+
     say = progress or (lambda _m, _f: None)
-    say("scoring what customers wrote", 0.0)
-    extra = [f for f in [text_sentiment(engine, definition)] if f is not None]
     snaps = snapshots(engine, definition, horizon_days, extra=extra, progress=lambda m, f: say(m, 0.8 * f))
     say("fitting the churn model", 0.8)
-    fitted = ChurnModel(horizon_days=horizon_days, model=model, seed=seed).fit(snaps)
+    return ChurnModel(horizon_days=horizon_days, model=model, seed=seed).fit(snaps)
+
+
+def scoring_frame(engine, definition, extra: list, at: dt.datetime | None = None
+                  ) -> tuple[pd.DataFrame, dt.datetime, dt.datetime]:
+    """(features of the accounts paying at `at`, `at`, the day after the last event); `at` defaults to the
+    day after the last event."""
+    from journeymap.insights.risk.features import FeatureBuilder
+
     with engine.scope():
         fb = FeatureBuilder(engine, definition, extra, materialize=False)
-        at = at or _day_after(fb.span()[1])
-        say(f"scoring accounts at {at:%Y-%m-%d}", 0.9)
+        last = fb.span()[1]
+        if last is None:
+            raise ValueError("the store has no account events: churn risk needs accounts (analysis level account)")
+        end = _day_after(last)
+        at = at or end
         now = fb.at(at)
-    now = now[now["paying"]].reset_index(drop=True)
+    return now[now["paying"]].reset_index(drop=True), at, end
+
+
+def ranked_accounts(fitted: ChurnModel, now: pd.DataFrame, top: int | None = None, explain_top: int | None = None,
+                    explain_by: dict | None = None) -> tuple[list[dict], np.ndarray]:
+    """([{unit_id, risk, mrr, stage, reasons}] riskiest first, the risk of every row of `now`)."""
     risk = fitted.predict_proba(now) if len(now) else np.zeros(0)
     order = np.argsort(-risk, kind="stable")[: top or len(now)]
     chosen = now.iloc[order].reset_index(drop=True)
@@ -291,10 +316,48 @@ def risk_report(engine, definition, at: dt.datetime | None = None, horizon_days:
     why = dict(zip(explain, reasons, strict=True))
     accounts = [{"unit_id": r.unit_id, "risk": float(risk[i]), "mrr": _num(r.mrr), "stage": r.stage,
                  "reasons": why.get(k, [])} for k, (i, r) in enumerate(zip(order, chosen.itertuples(), strict=True))]
+    return accounts, risk
+
+
+def risk_report(engine, definition, at: dt.datetime | None = None, horizon_days: int = DEFAULT_HORIZON_DAYS,
+                model: str = DEFAULT_MODEL, top: int | None = None, seed: int = DEFAULT_SEED, progress=None,
+                explain_top: int | None = None, explain_by: dict | None = None, stored: bool = True) -> dict:
+    """Score every account paying at `at` (default: the day after the last event): {"at", "horizon_days",
+    "accounts": [{unit_id, risk, mrr, stage, reasons}], "evaluation", "model_version", "fitted_at", "scores",
+    "notes", ...}.
+
+    With `stored` (default) and the default options, the scores the last refresh wrote are read
+    (insights.risk.stored: no model is fitted); otherwise, or when they are not current, a model is fitted on
+    monthly snapshots now and the notes say why.
+
+    Reasons cost one prediction per feature group per account. `explain_top` limits them to the riskiest
+    `explain_top` accounts, overall and within each group of `explain_by` (unit_id -> e.g. persona); the
+    others get `reasons: []`. Default: every account listed. Stored scores carry reasons for every account."""
+    _needs_revenue(definition)
+    say = progress or (lambda _m, _f: None)
+    why = None
+    if stored:
+        found, why = stored_report(engine, definition, at=at, horizon_days=horizon_days, model=model, seed=seed, top=top)
+        if found is not None:
+            say("done", 1.0)
+            return found
+    say("scoring what customers wrote", 0.0)
+    extra = extra_features(engine, definition)
+    fitted = fit_model(engine, definition, extra, horizon_days, model, seed, progress=say)
+    fitted_at = _utc_now()
+    say("scoring accounts", 0.9)
+    now, at, end = scoring_frame(engine, definition, extra, at)
+    accounts, risk = ranked_accounts(fitted, now, top, explain_top, explain_by)
     say("done", 1.0)
     return {"at": at.isoformat(), "horizon_days": horizon_days, "model": model, "paying_accounts": int(len(now)),
             "mean_risk": float(risk.mean()) if len(risk) else None, "accounts": accounts,
-            "evaluation": fitted.evaluation()}
+            "evaluation": fitted.evaluation(), "model_version": None, "fitted_at": fitted_at,
+            "trained_through": end.isoformat(), "scores": "computed",
+            "notes": [f"a model was fitted now for this request: {why}" if why else "a model was fitted now for this request"]}
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _explained(ranked: list, top: int | None, by: dict | None) -> list[int]:

@@ -1,0 +1,96 @@
+"""The stored churn scores, read (insights.risk.stored writes them at each refresh): what `journeymap risk` with
+its default options and the map's accounts at risk show, without fitting a model.
+
+Its own module, below both the model (churn_model, which asks it first) and the refresh (stored, which
+writes what it reads), so that neither imports the other both ways.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+import duckdb
+
+from journeymap.engine.backends import Engine
+from journeymap.journey.definition import JourneyDefinition
+from journeymap.state.fold import JOURNEY_VERSION_KEY, meta
+
+DEFAULT_HORIZON_DAYS = 90
+DEFAULT_MODEL = "gbm"
+DEFAULT_SEED = 0
+DEFAULTS = {"horizon_days": DEFAULT_HORIZON_DAYS, "model": DEFAULT_MODEL, "seed": DEFAULT_SEED}
+"""The options of `journeymap risk` without flags, of the map's accounts at risk, and of the model fitted at
+refresh time."""
+
+LAYOUT = "1"
+"""The stored model's recipe and tables; a model or scores written under another are refitted, never read."""
+MODELS = "state_models"
+SCORES = "state_risk"
+
+IGNORED_SECTIONS = ("name", "engine", "store", "server", "sources", "targets", "risk")
+"""journeymap.yml sections no churn feature reads: changing them refits nothing."""
+
+
+def definition_fingerprint(definition: JourneyDefinition) -> str:
+    """A hash of the journeymap.yml sections the churn features read (all but IGNORED_SECTIONS)."""
+    data = definition.model_dump(mode="json", exclude=set(IGNORED_SECTIONS))
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [table]).fetchall())
+
+
+def day(ts: dt.datetime) -> str:
+    return f"{ts:%Y-%m-%d}"
+
+
+# -- reading -----------------------------------------------------------------------------------------------
+
+
+def stored_report(engine: Engine, definition: JourneyDefinition, at: dt.datetime | None = None,
+                  horizon_days: int = DEFAULT_HORIZON_DAYS, model: str = DEFAULT_MODEL, seed: int = DEFAULT_SEED,
+                  top: int | None = None) -> tuple[dict | None, str | None]:
+    """(the stored scores as `risk_report` returns them, None) when they answer these options, else (None, why not)."""
+    if engine.name != "duckdb":
+        return None, "the Spark engine scores risk when asked"
+    asked = {"horizon_days": int(horizon_days), "model": model, "seed": int(seed)}
+    other = [f"{k} {asked[k]} (stored: {DEFAULTS[k]})" for k in DEFAULTS if asked[k] != DEFAULTS[k]]
+    if other:
+        return None, "the stored scores are for the default options, not " + ", ".join(other)
+    con = engine.backend.con
+    known = meta(con)
+    if "risk.model_version" not in known or not exists(con, SCORES) or not exists(con, MODELS):
+        return None, "no stored scores yet: each refresh (after ingest) writes them"
+    if known.get("risk.layout") != LAYOUT:
+        return None, f"the stored scores have layout {known.get('risk.layout')}; the next refresh rewrites them"
+    if known.get("risk.journey") != known.get(JOURNEY_VERSION_KEY, "0"):
+        return None, "events arrived since the stored scores were written"
+    if known.get("risk.definition") != definition_fingerprint(definition):
+        return None, "journeymap.yml changed since the stored scores were written"
+    summary = json.loads(known["risk.summary"])
+    if at is not None and dt.datetime.fromisoformat(summary["at"]) != at:
+        return None, f"the stored scores are at {summary['at'][:10]}, not {at:%Y-%m-%d}"
+    version = int(known["risk.model_version"])
+    rows = con.execute(f"SELECT fitted_at, trained_through, evaluation FROM {MODELS} WHERE version = ?",
+                       [version]).fetchall()
+    if not rows:
+        return None, f"the stored model version {version} is gone"
+    fitted_at, trained_through, evaluation = rows[0]
+    limit = f"LIMIT {int(top)}" if top else ""
+    rows = con.execute(f"SELECT unit_id, risk, mrr, stage, reasons FROM {SCORES} ORDER BY rank {limit}").fetchall()
+    accounts = [{"unit_id": u, "risk": r, "mrr": m, "stage": s, "reasons": json.loads(why)} for u, r, m, s, why in rows]
+    refit = definition.risk.refit
+    return {
+        "at": summary["at"], "horizon_days": DEFAULTS["horizon_days"], "model": DEFAULTS["model"],
+        "paying_accounts": summary["paying_accounts"], "mean_risk": summary["mean_risk"], "accounts": accounts,
+        "evaluation": json.loads(evaluation), "model_version": version,
+        "fitted_at": fitted_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "trained_through": trained_through.isoformat(),
+        "scores": "stored",
+        "notes": [f"scores written at the last refresh by model version {version}, fitted at "
+                  f"{fitted_at:%Y-%m-%d %H:%M} UTC on the events before {day(trained_through)} (refitted every "
+                  f"{refit} of the data's time: risk.refit in journeymap.yml); other options fit a model now"],
+    }, None
+

@@ -1,0 +1,252 @@
+"""Churn risk at refresh time (insights.risk.stored): the model is refitted on the schedule of `risk.refit`
+(the data's time) or when journeymap.yml changes, every paying account is scored at each refresh, and
+`journeymap risk` with its defaults and the map read those scores without fitting a model.
+
+On a small simulated business (300 accounts): refreshed once by a module fixture, copied by each test."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import invoke_cli, invoke_json
+
+from journeymap.insights.risk import churn_model
+from journeymap.insights.risk.churn_model import extra_features, ranked_accounts, risk_report, scoring_frame
+from journeymap.insights.risk.stored import DEFAULTS, MODELS, SCORES
+from journeymap.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """The simulated business ingested and refreshed once (the first model fitted); the store closed."""
+    from journeymap.demo import simulate
+
+    out = simulate(tmp_path_factory.mktemp("risk-state") / "ws", accounts=300, seed=3)
+    ws = Workspace(out.workspace)
+    try:
+        for path, mapping in out.files:
+            ws.ingest([str(path)], source=mapping, refresh=False)
+        first = ws.refresh().risk
+    finally:
+        ws.close()
+    return out.workspace, first
+
+
+@pytest.fixture
+def ws_path(base, tmp_path):
+    dest = tmp_path / "ws"
+    shutil.copytree(base[0], dest)
+    return dest
+
+
+def _later(ws_path, days: int, n: int = 6):
+    """A canonical Parquet file of `n` product events copied from the last day's, moved so that the data's
+    latest event is `days` days later than now."""
+    product = pd.read_parquet(ws_path / "data" / "product_events.parquet")
+    track = product[product["type"] == "track"].sort_values("ts").tail(n).copy()
+    shift = pd.Timedelta(days=days)
+    track["ts"] = track["ts"] + shift
+    track["message_id"] = [f"later{days}_{i}" for i in range(len(track))]
+    path = ws_path / "data" / f"later_{days}d.parquet"
+    track.to_parquet(path, index=False)
+    return path
+
+
+def _stored(ws: Workspace) -> list[tuple]:
+    return ws.con.execute(f"SELECT unit_id, risk, mrr, stage, reasons, model_version, scored_at FROM {SCORES} "
+                          "ORDER BY rank").fetchall()
+
+
+def _direct(ws: Workspace) -> tuple[list[dict], object]:
+    """Every paying account scored now with the newest stored model, outside the refresh."""
+    ((blob,),) = ws.con.execute(f"SELECT model FROM {MODELS} ORDER BY version DESC LIMIT 1").fetchall()
+    engine, d = ws.engine, ws.definition
+    with engine.scope():
+        now, at, _ = scoring_frame(engine, d, extra_features(engine, d))
+    return ranked_accounts(pickle.loads(blob), now)[0], at
+
+
+def _same_accounts(stored: list[tuple], accounts: list[dict]) -> None:
+    assert [r[0] for r in stored] == [a["unit_id"] for a in accounts]
+    assert [r[1] for r in stored] == [a["risk"] for a in accounts]  # exactly: the same model on the same rows
+    assert [json.loads(r[4]) for r in stored] == [a["reasons"] for a in accounts]
+    assert [(r[2], r[3]) for r in stored] == [(a["mrr"], a["stage"]) for a in accounts]
+
+
+def test_the_first_refresh_fits_a_model_and_scores_every_paying_account(ws_path, base):
+    first = base[1]
+    assert first.model == "refitted" and first.reason == "no model yet" and first.model_version == 1
+    assert first.scored_at.startswith("2026-11-01") and first.trained_through == first.scored_at
+    with Workspace(ws_path) as ws:
+        rows = ws.con.execute(f"SELECT version, options, split, evaluation, octet_length(model) FROM {MODELS}").fetchall()
+        assert len(rows) == 1
+        version, options, split, evaluation, size = rows[0]
+        assert json.loads(options)["horizon_days"] == 90 and json.loads(options)["model"] == "gbm"
+        assert json.loads(split)["test"] and json.loads(evaluation)["model"]["roc_auc"] is not None and size > 1000
+        stored = _stored(ws)
+        assert len(stored) == first.accounts > 10
+        assert all(r[5] == 1 and r[6].isoformat() == first.scored_at for r in stored)
+        assert all(json.loads(r[4]) for r in stored[:5])  # reasons for every account, the riskiest included
+        # what the refresh wrote is what the stored model scores now, and what a fresh fit on the same data gives
+        accounts, _ = _direct(ws)
+        _same_accounts(stored, accounts)
+        fresh = risk_report(ws.engine, ws.definition, stored=False)
+        assert fresh["scores"] == "computed" and fresh["model_version"] is None
+        _same_accounts(stored, fresh["accounts"])
+        read = risk_report(ws.engine, ws.definition)
+        assert read["scores"] == "stored" and read["model_version"] == 1
+        assert {k: read[k] for k in ("at", "paying_accounts", "mean_risk", "evaluation", "accounts")} == \
+               {k: fresh[k] for k in ("at", "paying_accounts", "mean_risk", "evaluation", "accounts")}
+
+
+def test_within_the_window_the_model_is_reused_and_every_account_rescored(ws_path):
+    with Workspace(ws_path) as ws:
+        before = _stored(ws)
+        fits = churn_model.FITS
+        ws.ingest([str(_later(ws_path, 3))])
+        risk = ws.last_refresh.risk
+        assert churn_model.FITS == fits  # no model fitted
+        assert risk.model == "reused" and risk.model_version == 1, risk
+        assert "3.0d of newer data since" in risk.reason and "2026-11-08 (risk.refit 7d)" in risk.reason
+        assert risk.scored_at.startswith("2026-11-04") and risk.trained_through.startswith("2026-11-01")
+        after = _stored(ws)
+        assert after[0][6].isoformat() == risk.scored_at and {r[5] for r in after} == {1}
+        assert [r[1] for r in after] != [r[1] for r in before]  # three more days without activity: new scores
+        accounts, at = _direct(ws)
+        assert at.isoformat() == risk.scored_at
+        _same_accounts(after, accounts)
+        assert ws.con.execute(f"SELECT count(*) FROM {MODELS}").fetchall() == [(1,)]
+
+
+def test_after_the_window_the_model_is_refitted(ws_path):
+    with Workspace(ws_path) as ws:
+        fits = churn_model.FITS
+        ws.ingest([str(_later(ws_path, 8))])
+        risk = ws.last_refresh.risk
+        assert churn_model.FITS == fits + 1
+        assert risk.model == "refitted" and risk.model_version == 2
+        assert "8.0d past the events the model was fitted on" in risk.reason and "risk.refit is 7d" in risk.reason
+        assert risk.trained_through == risk.scored_at and risk.scored_at.startswith("2026-11-09")
+        assert [r[0] for r in ws.con.execute(f"SELECT version FROM {MODELS} ORDER BY version").fetchall()] == [1, 2]
+        _same_accounts(_stored(ws), _direct(ws)[0])
+    out = invoke_json("risk", "--workspace", str(ws_path))
+    assert out["model_version"] == 2 and out["trained_through"].startswith("2026-11-09") and out["scores"] == "stored"
+
+
+def test_a_changed_definition_refits_and_the_schedule_alone_does_not(ws_path):
+    yml = ws_path / "journeymap.yml"
+    spec = yaml.safe_load(yml.read_text())
+    spec["risk"] = {"refit": "30d"}  # the schedule is not part of what the features read: no refit for it
+    yml.write_text(yaml.safe_dump(spec, sort_keys=False))
+    with Workspace(ws_path) as ws:
+        assert risk_report(ws.engine, ws.definition, top=3)["scores"] == "stored"
+        assert ws.refresh().risk.model == "reused"
+    spec["health"] = {**(spec.get("health") or {}), "signals": {**(spec.get("health") or {}).get("signals", {}),
+                                                                 "high_effort": 4}}
+    yml.write_text(yaml.safe_dump(spec, sort_keys=False))
+    # until the next refresh the stored scores are stale: `journeymap risk` fits a model now and says why
+    out = invoke_json("risk", "--workspace", str(ws_path), "--top", "3")
+    assert out["scores"] == "computed" and out["model_version"] is None
+    assert any("journeymap.yml changed since the stored scores were written" in n for n in out["notes"])
+    with Workspace(ws_path) as ws:
+        risk = ws.refresh().risk
+        assert risk.model == "refitted" and risk.reason == "journeymap.yml changed since the model was fitted"
+        assert risk.model_version == 2
+        assert risk_report(ws.engine, ws.definition, top=3)["model_version"] == 2
+
+
+def test_refit_0d_refits_at_every_refresh(ws_path):
+    yml = ws_path / "journeymap.yml"
+    yml.write_text(yml.read_text() + "\nrisk:\n  refit: 0d\n")
+    with Workspace(ws_path) as ws:
+        risk = ws.refresh().risk
+    assert risk.model == "refitted" and "risk.refit is 0d" in risk.reason and risk.model_version == 2
+
+
+def test_scores_older_than_the_journey_are_not_read(ws_path):
+    from journeymap.state import refresh
+
+    with Workspace(ws_path) as ws:
+        ws.ingest([str(_later(ws_path, 2))], refresh=False)
+        assert risk_report(ws.engine, ws.definition, top=3)["scores"] == "stored"  # the journey has not moved yet
+        refresh(ws.con, ws.definition)  # identity and the journey state, without the churn model (as if it failed)
+        r = risk_report(ws.engine, ws.definition, top=3)
+    assert r["scores"] == "computed" and "events arrived since the stored scores were written" in r["notes"][0]
+    assert r["at"].startswith("2026-11-03")
+
+
+def test_the_map_reads_the_stored_scores_and_fits_no_model(ws_path):
+    fits = churn_model.FITS
+    risk = invoke_json("risk", "--workspace", str(ws_path))
+    m = invoke_json("map", "--workspace", str(ws_path))
+    assert churn_model.FITS == fits  # neither fitted a model
+    panel = m["views"]["all"]["at_risk"]
+    assert risk["scores"] == panel["scores"] == "stored" and risk["model_version"] == panel["model_version"] == 1
+    assert risk["fitted_at"] == panel["fitted_at"] and panel["as_of"] == risk["at"]
+    assert panel["paying_accounts"] == risk["paying_accounts"]
+    assert panel["mean_risk"] == pytest.approx(risk["mean_risk"], rel=1e-12)  # the map sums them riskiest first
+    listed = [{"unit_id": a["unit_id"], "risk": a["risk"], "mrr": a["mrr"], "stage": a["stage"],
+               "reasons": [{"feature": c["feature"], "text": c["text"]} for c in a["reasons"]]}
+              for a in risk["accounts"][: len(panel["top"])]]
+    assert panel["top"] == listed and len(listed) == 5
+    assert panel["roc_auc"] == risk["evaluation"]["model"]["roc_auc"]
+
+
+def test_other_options_fit_a_model_now_and_say_so(ws_path):
+    fits = churn_model.FITS
+    out = invoke_json("risk", "--workspace", str(ws_path), "--model", "logistic", "--top", "3")
+    assert churn_model.FITS == fits + 1
+    assert out["scores"] == "computed" and out["model_version"] is None and out["model"] == "logistic"
+    assert "the stored scores are for the default options, not model logistic (stored: gbm)" in out["notes"][0]
+    past = invoke_json("risk", "--workspace", str(ws_path), "--at", "2026-09-01", "--top", "3")
+    assert past["scores"] == "computed" and "not 2026-09-01" in past["notes"][0]
+    same_day = invoke_json("risk", "--workspace", str(ws_path), "--at", "2026-11-01", "--top", "3")
+    assert same_day["scores"] == "stored"
+    text = invoke_cli("risk", "--workspace", str(ws_path), "--top", "3").stdout
+    assert "scores written at the last refresh by model version 1" in " ".join(text.split())
+
+
+def test_ingest_reports_what_the_refresh_did_with_the_model(ws_path):
+    out = invoke_json("ingest", str(_later(ws_path, 1)), "--workspace", str(ws_path))
+    assert out["risk"]["model"] == "reused" and out["risk"]["model_version"] == 1
+    assert "fitted on the events before 2026-11-01" in out["risk"]["reason"]
+    text = invoke_cli("ingest", str(_later(ws_path, 9)), "--workspace", str(ws_path)).stdout
+    said = " ".join(text.split())
+    assert "churn model refitted (the data reaches" in said and "version 2" in said
+
+
+def test_without_revenue_the_refresh_says_there_is_no_model(ws_path):
+    yml = ws_path / "journeymap.yml"
+    spec = yaml.safe_load(yml.read_text())
+    spec.pop("revenue")
+    yml.write_text(yaml.safe_dump(spec, sort_keys=False))
+    with Workspace(ws_path) as ws:
+        risk = ws.refresh().risk
+    assert risk.model == "skipped" and "no `revenue:` section" in risk.reason
+
+
+def test_the_refit_setting_is_validated_and_in_the_schema(ws_path):
+    yml = ws_path / "journeymap.yml"
+    yml.write_text(yml.read_text() + "\nrisk:\n  refit: weekly\n")
+    bad = invoke_cli("validate", "--workspace", str(ws_path), check=False)
+    assert bad.returncode != 0
+    said = " ".join((bad.stdout + bad.stderr).split())
+    assert "risk.refit: 'weekly' is not a duration" in said and "did you mean '7d'?" in said
+    yml.write_text(yml.read_text().replace("refit: weekly", "refitt: 7d"))
+    said = " ".join(invoke_cli("validate", "--workspace", str(ws_path), check=False).stderr.split())
+    assert "'refitt' is not a risk setting (known: refit); did you mean 'refit'?" in said
+    schema = json.loads(invoke_cli("schema").stdout)
+    assert schema["$defs"]["RiskConfig"]["properties"]["refit"]["default"] == "7d"
+
+
+def test_the_risk_commands_defaults_are_the_refresh_models_options():
+    from journeymap.analyses.accounts import RiskParams
+    from journeymap.analyses.base import days
+
+    p = RiskParams()
+    assert {"horizon_days": round(days(p.horizon)), "model": p.model, "seed": 0} == DEFAULTS
