@@ -73,6 +73,9 @@ class StoreRunner:
         self.poll_seconds = poll_seconds
         self.duckdb_threads = duckdb_threads
         self.con: duckdb.DuckDBPyConnection | None = None
+        self.lock = threading.RLock()
+        """Held while the loader writes the store (a segment's load and retirement, a stitch): a backup taken
+        under it sees every segment either loaded (in the store) or still in the journal, never half of it."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -143,7 +146,8 @@ class StoreRunner:
         """Load every closed segment, oldest first; returns how many."""
         segments = self.journal.closed_segments()
         for path in segments:
-            self.load_segment(path)
+            with self.lock:
+                self.load_segment(path)
         return len(segments)
 
     def load_segment(self, path: Path) -> None:
@@ -233,7 +237,8 @@ class StoreRunner:
             old.unlink(missing_ok=True)
 
     def _stitch(self) -> None:
-        refresh(self.con, self._definition())
+        with self.lock:
+            refresh(self.con, self._definition())
         self._dirty = False
         self._last_stitch = time.monotonic()
         self.stats["stitches"] += 1
