@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import httpx
 
-from conftest import invoke_cli, invoke_json, run_cli
+from conftest import invoke_cli, invoke_json, run_cli, serve_in_process
 from journeymap.ingest.store import SCHEMA_KEY, SCHEMA_VERSION, STORE_FILE, migration_backup_path, open_store
 from test_tracking_api import Server, quick_workspace
 
@@ -115,6 +115,21 @@ def test_restore_refuses_a_non_empty_workspace_without_force_and_a_served_one(tm
     assert invoke_json("keys", "list", "--workspace", str(other))["keys"][0]["name"] == "test"  # the backup's store
     again = invoke_cli("backup", str(tmp_path / "bk"), "--workspace", str(workspace), check=False)
     assert again.returncode == 1 and "not an empty folder" in again.stderr
+
+
+def test_restore_refuses_a_backup_of_a_newer_journeymap_and_backup_needs_the_local_token(tmp_path):
+    workspace, token = quick_workspace(tmp_path / "ws")
+    invoke_cli("backup", str(tmp_path / "bk"), "--workspace", str(workspace))
+    manifest = json.loads((tmp_path / "bk" / "backup.json").read_text())
+    (tmp_path / "bk" / "backup.json").write_text(json.dumps({**manifest, "schema_version": SCHEMA_VERSION + 1}))
+    got = invoke_cli("restore", str(tmp_path / "bk"), "--workspace", str(tmp_path / "new"), check=False)
+    assert got.returncode == 1 and "Upgrade journeymap" in got.stderr and "Traceback" not in got.stderr
+    assert not (tmp_path / "new").exists()
+    with serve_in_process(workspace) as client:
+        for auth in ({}, {"Authorization": f"Bearer {token}"}):  # no token, a write key: never the local admin
+            r = client.post("/-/backup", json={"out": str(tmp_path / "bk2")}, headers=auth)
+            assert r.status_code == 401, r.text
+    assert not (tmp_path / "bk2").exists()
 
 
 def test_an_older_store_is_migrated_on_open_with_a_copy_first(tmp_path):

@@ -19,7 +19,7 @@ from journeymap.cli.forward import request, server_for
 from journeymap.errors import WorkspaceError
 from journeymap.ingest.backup import MANIFEST, check_out, read_manifest, write_backup
 from journeymap.ingest.journal import Journal
-from journeymap.ingest.store import DEFINITION_FILE, STORE_FILE, store_path
+from journeymap.ingest.store import DEFINITION_FILE, SCHEMA_VERSION, STORE_FILE, StoreTooNew, store_path
 from journeymap.server.local import SERVER_FILE, alive, read
 from journeymap.server.runner import StoreRunner
 
@@ -43,6 +43,11 @@ def _refuse_if_in_use(workspace: Path) -> None:
 
 def restore_into(backup: Path, workspace: Path, force: bool) -> dict:
     manifest = read_manifest(backup)
+    version = manifest.get("schema_version")
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise StoreTooNew(f"{backup} holds a store of schema version {version}, made by a newer journeymap; this "
+                          f"journeymap reads schema version {SCHEMA_VERSION} and older. Upgrade journeymap "
+                          "(pip install -U journeymap) to restore it; nothing was changed")
     if workspace.exists() and not workspace.is_dir():
         raise WorkspaceError(f"{workspace} is a file, not a workspace folder")
     if workspace.is_dir():
