@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,11 @@ import duckdb
 from journeymap.errors import UserError, WorkspaceError
 
 STORE_FILE = "journeymap.duckdb"
+SCHEMA_VERSION = 1
+"""The store's schema version, kept in `meta` under SCHEMA_KEY. 0: a store made before versions were recorded.
+Raise it with every change of the DDL below that an older journeymap could not read, and say in `_migrate`
+how a store of the previous version becomes this one (docs/store.md, "Schema version")."""
+SCHEMA_KEY = "schema_version"
 DEFINITION_FILE = "journeymap.yml"  # names where configured settings came from in error messages
 
 SETTINGS = ("memory_limit", "threads", "temp_directory", "preserve_insertion_order")
@@ -89,6 +96,10 @@ SELECT e.message_id, e.seq // 10000000000 AS load_id, (e.seq % 10000000000) // 8
        l.file, l.source_name, l.started_at AS received_at
 FROM events e JOIN loads l ON l.load_id = e.seq // 10000000000;
 """
+
+
+class StoreTooNew(WorkspaceError):
+    """The store was written by a newer journeymap (a higher schema version than this one reads)."""
 
 
 class StoreLocked(WorkspaceError):
@@ -200,9 +211,73 @@ def open_store(workspace: str | Path, read_only: bool = False,
     except BaseException:
         con.close()
         raise
-    if not read_only:
-        con.execute(DDL)
+    try:
+        _check_version(con, path, read_only)
+    except BaseException:
+        con.close()
+        raise
     return con
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The schema version the store records; 0 for a store with tables but no version (made before versions
+    were recorded); None for a new, empty store."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                                        "AND schema_name = 'main'").fetchall()}
+    if "meta" in tables:
+        row = con.execute("SELECT value FROM meta WHERE key = ?", [SCHEMA_KEY]).fetchone()
+        if row is not None:
+            try:
+                return int(row[0])
+            except (TypeError, ValueError):
+                raise WorkspaceError(f"meta.{SCHEMA_KEY} = {row[0]!r} is not a schema version (a whole number); "
+                                     "the store was changed by hand") from None
+    return 0 if tables else None
+
+
+def _check_version(con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
+    """Refuse a store of a newer journeymap; migrate one of an older journeymap (a copy of it first); create a
+    new store at this version."""
+    found = schema_version(con)
+    if found is not None and found > SCHEMA_VERSION:
+        raise StoreTooNew(
+            f"{path} has store schema version {found}, made by a newer journeymap; this journeymap "
+            f"({_own_version()}) reads schema version {SCHEMA_VERSION} and older. Upgrade journeymap "
+            "(pip install -U journeymap) to open it; the store was not changed")
+    if read_only:
+        return
+    if found is not None and found < SCHEMA_VERSION:
+        backup = _migration_backup(con, path, found)
+        print(f"journeymap: migrating {path} from store schema version {found} to {SCHEMA_VERSION}; "
+              f"the store as it was is kept in {backup}", file=sys.stderr)
+    con.execute(DDL)  # creates a new store; the ALTERs in it migrate version 0
+    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [SCHEMA_KEY, str(SCHEMA_VERSION)])
+
+
+def migration_backup_path(path: Path, version: int) -> Path:
+    """Where the store of schema version `version` is kept before it is migrated: next to it."""
+    return path.with_name(f"{path.stem}.schema-v{version}{path.suffix}.bak")
+
+
+def _migration_backup(con: duckdb.DuckDBPyConnection, path: Path, version: int) -> Path:
+    """Copy the store file before migrating it (its WAL checkpointed into it first). An earlier copy of the same
+    version is kept: it is the store as the older journeymap left it."""
+    backup = migration_backup_path(path, version)
+    if not backup.exists():
+        con.execute("CHECKPOINT")
+        tmp = backup.with_name(backup.name + ".tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, backup)
+    return backup
+
+
+def _own_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"version {version('journeymap')}"
+    except PackageNotFoundError:
+        return "this source tree"
 
 
 def _lock_message(path: Path, detail: str) -> str:

@@ -1,4 +1,5 @@
-"""Key management while the server runs: `/-/keys`, for the local admin only (the token of the server file).
+"""Key management and backups while the server runs: `/-/keys` and `/-/backup`, for the local admin only (the
+token of the server file).
 
 The store is the server's while it runs, so `journeymap keys create|list|revoke` on this machine ask the
 server (cli/forward.py): the key is written through a cursor on the server's store, in the same table as
@@ -13,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
 
+from journeymap.ingest.backup import write_backup
 from journeymap.server.api import answer_error
 from journeymap.server.context import local_admin, read_token
 from journeymap.server.encoding import JSONAnswer
@@ -75,3 +77,22 @@ def revoke(request: Request, key_id: str) -> Response:
         return answer_error(exc)
     finally:
         cursor.close()
+
+
+backup_router = APIRouter(prefix="/-/backup", include_in_schema=False, dependencies=[Depends(require_local)])
+
+
+@backup_router.post("")
+def backup(request: Request, out: Annotated[str, Body(embed=True)]) -> Response:
+    """`journeymap backup OUT` while serving: the store copied on the server's own connection, with the loader
+    paused (its lock held), and the journal's segments not yet loaded: ingest/backup.py. OUT is a path on this
+    machine (only the local token reaches this)."""
+    runner = request.app.state.runner
+    with runner.lock:
+        cursor = _store(request)
+        try:
+            return JSONAnswer(write_backup(cursor, runner.workspace, out))
+        except Exception as exc:  # noqa: BLE001
+            return answer_error(exc)
+        finally:
+            cursor.close()

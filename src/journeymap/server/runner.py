@@ -75,6 +75,9 @@ class StoreRunner:
         self.poll_seconds = poll_seconds
         self.duckdb_threads = duckdb_threads
         self.con: duckdb.DuckDBPyConnection | None = None
+        self.lock = threading.RLock()
+        """Held while the loader writes the store (a segment's load and retirement, a stitch): a backup taken
+        under it sees every segment either loaded (in the store) or still in the journal, never half of it."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -146,7 +149,8 @@ class StoreRunner:
         """Load every closed segment, oldest first; returns how many."""
         segments = self.journal.closed_segments()
         for path in segments:
-            self.load_segment(path)
+            with self.lock:
+                self.load_segment(path)
         return len(segments)
 
     def load_segment(self, path: Path) -> None:
@@ -236,11 +240,12 @@ class StoreRunner:
             old.unlink(missing_ok=True)
 
     def _stitch(self) -> None:
-        definition = self._definition()
-        result = refresh(self.con, definition)
-        # the churn model refitted when due and every paying account scored (insights.risk.stored); its
-        # failures are reported, never raised: the events and the journey state are in
-        result.risk = refresh_risk(self.con, definition)
+        with self.lock:  # a backup copies the store between refreshes, never during one
+            definition = self._definition()
+            result = refresh(self.con, definition)
+            # the churn model refitted when due and every paying account scored (insights.risk.stored); its
+            # failures are reported, never raised: the events and the journey state are in
+            result.risk = refresh_risk(self.con, definition)
         if result.risk is not None:
             self.stats["risk"] = result.risk.to_dict()
             (log.warning if result.risk.model == "failed" else log.info)("%s", result.risk.describe())
