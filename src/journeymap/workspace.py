@@ -24,6 +24,7 @@ This is the Python API (here on a three-event export in a temporary folder):
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from functools import cached_property
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from journeymap.engine.backends import Engine, duckdb_engine
 from journeymap.engine.spark_backend import export_workspace, spark_engine_for
-from journeymap.errors import DefinitionError, InputError, NotEnoughData, OptionError
+from journeymap.errors import DefinitionError, InputError, InternalError, NotEnoughData, OptionError, WorkspaceError
 from journeymap.ingest.files import expand
 from journeymap.ingest.loader import TOO_MANY_REJECTS, FileFailed, LoadReport, Loader
 from journeymap.ingest.loads import UnknownLoad, earlier_loads, list_loads, unload, unload_in_transaction
@@ -233,6 +234,103 @@ class Workspace:
         if spark:  # table -> where its Parquet now lives
             self.spark_tables = export_workspace(self.con, self.path, definition.engine)
         return result
+
+    # -- privacy ---------------------------------------------------------------------------------
+
+    def erase(self, person: str | None = None, email: str | None = None, account: str | None = None,
+              skip_segments: set[str] = frozenset()) -> dict:
+        """Remove every trace of a person (or of an account and its persons): `journeymap erase`, docs/privacy.md.
+
+        Their events (with the survey texts they wrote), dead letters naming them and journal records naming
+        them go; identity, persons, accounts, journey_events and the journey state are rebuilt without them
+        (and the Spark Parquet re-exported); a salted hash of each identifier goes to the erase log, so that
+        later loads refuse them; then the store is rewritten (`compact`) so no freed block keeps their bytes.
+        Returns what was removed, per table and file. `skip_segments`: journal segments being written (the
+        server's open one), left as they are."""
+        from journeymap.state.erase import erase_rows, journal_scrub, resolve
+        from journeymap.state.fold import tables as state_tables
+
+        person_ids, accounts = resolve(self.con, person, email, account)
+        derived = self._derived_counts(person_ids, accounts, state_tables)
+        result = erase_rows(self.con, person_ids, accounts)
+        needles, message_ids = result.pop("needles"), result.pop("message_ids")
+        files = journal_scrub(self.path / "journal", needles, message_ids, skip=set(skip_segments))
+        removed = {**result.pop("removed"), **derived}
+        try:
+            self.refresh()
+            note = None
+        except DefinitionError as exc:  # identity is rebuilt; a state folded under the old definition still has them
+            dropped = [r[0] for r in self.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'state\\_%' ESCAPE '\\'").fetchall()]
+            for table in dropped:
+                self.con.execute(f"DROP TABLE {table}")
+            note = (f"journeymap.yml is not valid ({exc}), so the journey state was dropped rather than folded: "
+                    f"analyses compute from the events until `journeymap refresh` with a valid definition")
+        left = self._derived_counts(person_ids, accounts, state_tables)
+        if any(left.values()):
+            raise InternalError(f"the erase left rows behind in {', '.join(k for k, v in left.items() if v)}")
+        compacted = self.compact(needles)
+        return {**result, "removed": removed, "files": files, "compacted": compacted,
+                **({"note": note} if note else {})}
+
+    def _derived_counts(self, person_ids: list[str], accounts: list[str], state_tables) -> dict[str, int]:
+        """Rows of the derived tables that belong to these persons and accounts, per table."""
+        tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_p AS SELECT unnest(?::VARCHAR[]) AS id", [person_ids])
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_a AS SELECT unnest(?::VARCHAR[]) AS id", [accounts])
+        where = {"identity_map": "person_id IN (FROM _erase_p)", "persons": "person_id IN (FROM _erase_p)",
+                 "journey_events": "person_id IN (FROM _erase_p) OR account_id IN (FROM _erase_a)",
+                 "accounts": "account_id IN (FROM _erase_a)"}
+        for level, ids in (("person", "_erase_p"), ("account", "_erase_a")):
+            for table in state_tables(level).values():
+                where[table] = f"unit_id IN (FROM {ids})"
+        out = {t: self.con.execute(f"SELECT count(*) FROM {t} WHERE {w}").fetchone()[0]
+               for t, w in where.items() if t in tables}
+        self.con.execute("DROP TABLE _erase_p")
+        self.con.execute("DROP TABLE _erase_a")
+        return out
+
+    def compact(self, needles: list[str] | None = None) -> dict:
+        """Rewrite the store into a fresh file and put it in place atomically: DuckDB keeps deleted rows in
+        their row groups (and freed blocks in the file) after a CHECKPOINT, so only a rewrite is sure to drop
+        their bytes. The fresh file is written beside the store and replaces it only once complete: a failure
+        (a full disk) leaves the store as it was. Returns {bytes_before, bytes_after, checkpoint_left, left}:
+        how many of `needles` a CHECKPOINT alone left in the file, and how many are left after the rewrite."""
+        from journeymap.state.erase import remaining
+
+        needles = needles or []
+        store = self.path / STORE_FILE
+        self.con.execute("CHECKPOINT")
+        before = store.stat().st_size
+        checkpoint_left = len(remaining(store, needles))
+        fresh = store.with_name(STORE_FILE + ".compact")
+        fresh.unlink(missing_ok=True)
+        name = self.con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
+        try:
+            self.con.execute(f"ATTACH '{str(fresh).replace(chr(39), chr(39) * 2)}' AS _fresh")
+            try:
+                self.con.execute(f'COPY FROM DATABASE "{name}" TO _fresh')
+                self.con.execute("CHECKPOINT _fresh")
+            finally:
+                self.con.execute("DETACH _fresh")
+            with open(fresh, "rb+") as f:
+                os.fsync(f.fileno())
+        except Exception as exc:
+            fresh.unlink(missing_ok=True)
+            Path(str(fresh) + ".wal").unlink(missing_ok=True)
+            raise WorkspaceError(f"{store}: the store could not be rewritten ({exc}); it is unchanged, and the erased "
+                                 "rows are deleted but their bytes may still be in its free space: free some disk space "
+                                 f"and run `journeymap erase --compact-only --workspace {self.path}`") from None
+        self.close()
+        os.replace(fresh, store)
+        Path(str(store) + ".wal").unlink(missing_ok=True)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return {"bytes_before": before, "bytes_after": store.stat().st_size, "checkpoint_left": checkpoint_left,
+                "left": len(remaining(store, needles))}
 
     def state(self) -> list[dict]:
         """Per level, whether the journey state is current and its size (`journeymap state`)."""

@@ -1,0 +1,118 @@
+"""Erasing a person (`journeymap erase`) and the retention of raw events: real workspaces, the real CLI, and a
+byte search of every file of the workspace afterwards (docs/privacy.md)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from pathlib import Path
+
+import pytest
+
+from conftest import invoke_cli, invoke_json
+
+ANN_EMAIL = "Ann.Erasable@Example.com"
+ANN_USER = "user-ann-4711"
+ANN_ANON = "anon-ann-9c1e55"
+ANN_TEXT = "the onboarding wizard made me cry zqxjv"  # a survey answer she wrote
+EXPORT = f"""message_id,user_id,anonymous_id,email,event,ts,type,properties
+m1,,{ANN_ANON},,pricing_viewed,2025-03-01T09:00:00,track,
+m2,{ANN_USER},{ANN_ANON},{ANN_EMAIL},signup_completed,2025-03-01T09:05:00,identify,
+m3,{ANN_USER},,,survey_answered,2025-03-02T09:00:00,track,"{{""comment"": ""{ANN_TEXT}"", ""score"": 2}}"
+m4,bob-1,,bob@example.org,pricing_viewed,2025-03-02T10:00:00,track,
+m5,bob-1,,,signup_completed,2025-03-02T10:05:00,track,
+m6,cat-2,,,pricing_viewed,2025-03-03T10:00:00,track,
+m7,,,{ANN_EMAIL},pricing_viewed,not-a-time,track,
+"""
+NEEDLES = (ANN_EMAIL, ANN_EMAIL.lower(), ANN_USER, ANN_ANON, ANN_TEXT)
+
+
+def _record(event: dict) -> bytes:
+    line = json.dumps(event).encode()
+    return b"%08x %s\n" % (zlib.crc32(line), line)
+
+
+def _workspace(tmp_path: Path) -> tuple[Path, Path]:
+    ws = tmp_path / "ws"
+    invoke_cli("init", str(ws))
+    export = tmp_path / "export.csv"
+    export.write_text(EXPORT)
+    invoke_cli("ingest", str(export), "--workspace", str(ws), check=False)  # m7 is rejected: a dead letter
+    journal = ws / "journal"
+    (journal / "loaded").mkdir(parents=True)
+    ann = {"type": "track", "event": "page_viewed", "userId": ANN_USER, "messageId": "j1",
+           "timestamp": "2025-03-04T09:00:00Z", "properties": {"path": "/pricing"}}
+    other = {**ann, "userId": "dan-3", "messageId": "j2"}
+    (journal / "seg-000000000007.jsonl").write_bytes(_record(ann) + _record(other))
+    (journal / "loaded" / "seg-000000000006.jsonl").write_bytes(_record(other) + _record({**ann, "messageId": "j0"}))
+    damaged = {"segment": "seg-000000000005.jsonl", "line": 1, "offset": 0, "reason": "bad_checksum",
+               "raw_base64": base64.b64encode(b"00000000 " + json.dumps(ann).encode()).decode()}
+    (journal / "quarantine.jsonl").write_text(json.dumps(damaged) + "\n")
+    return ws, export
+
+
+def _occurrences(folder: Path) -> dict[str, int]:
+    """Every needle's occurrences (case-insensitive) in every file under `folder`, all bytes."""
+    found = {}
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes().lower()
+            for needle in NEEDLES:
+                n = data.count(needle.lower().encode())
+                if n:
+                    found[f"{path.relative_to(folder)}: {needle}"] = n
+    return found
+
+
+def test_erase_by_email_leaves_no_byte_of_the_person_and_aggregates_drop_her(tmp_path):
+    ws, export = _workspace(tmp_path)
+    assert _occurrences(ws), "the person must be in the workspace before the erase"
+    before = invoke_json("refresh", "--workspace", str(ws))["identity"]
+    funnel_before = invoke_json("funnel", "--steps", "pricing_viewed,signup_completed", "--workspace", str(ws))
+
+    result = invoke_json("erase", "--email", ANN_EMAIL.upper(), "--workspace", str(ws))
+
+    assert result["persons"] == [f"u:{ANN_USER}"]
+    assert result["removed"]["events"] == 3
+    assert result["removed"]["dead_letters"] == 1
+    assert result["removed"]["identity_map"] == 3  # user id, anonymous id, email
+    assert result["removed"]["persons"] == 1
+    assert result["removed"]["state_units_person"] == 1
+    assert result["files"] == {"journal/seg-000000000007.jsonl": 1, "journal/loaded/seg-000000000006.jsonl": 1,
+                               "journal/quarantine.jsonl": 1}
+    assert result["compacted"]["left"] == 0
+    assert _occurrences(ws) == {}
+    # the other people's records stay
+    assert b"dan-3" in (ws / "journal" / "seg-000000000007.jsonl").read_bytes()
+    after = invoke_json("refresh", "--workspace", str(ws))["identity"]
+    assert after["persons"] == before["persons"] - 1
+    funnel_after = invoke_json("funnel", "--steps", "pricing_viewed,signup_completed", "--workspace", str(ws))
+    assert funnel_after != funnel_before
+    assert json.dumps(funnel_after).count(ANN_USER) == 0
+
+    # an old export re-ingested: her rows are refused (erased), counted, never stored; the others are duplicates
+    report = invoke_json("ingest", str(export), "--workspace", str(ws), "--max-reject-rate", "none")
+    assert report["rejected"] == 4 and report["duplicate"] == 3  # m1-m3 and m7 (bad timestamp, but hers) refused
+    reasons = {(r["reason"], r["field"]): r["count"] for r in report["files"][0]["reject_reasons"]}
+    assert reasons == {("erased", "user_id"): 2, ("erased", "anonymous_id"): 1, ("erased", "email"): 1}
+    assert _occurrences(ws) == {}
+    assert invoke_json("refresh", "--workspace", str(ws))["identity"]["persons"] == after["persons"]
+
+
+def test_erase_names_nobody_clearly(tmp_path):
+    ws, _ = _workspace(tmp_path)
+    proc = invoke_cli("erase", "--person", "user-ann-4712", "--workspace", str(ws), check=False)
+    assert proc.returncode == 1
+    assert "no person" in proc.stderr and "did you mean 'user-ann-4711'" in proc.stderr
+    proc = invoke_cli("erase", "--workspace", str(ws), check=False)
+    assert proc.returncode == 2 and "exactly one of --person" in proc.stderr
+    assert _occurrences(ws)  # nothing was erased
+
+
+def test_erase_by_person_id_and_by_account(tmp_path):
+    ws, _ = _workspace(tmp_path)
+    result = invoke_json("erase", "--person", "u:bob-1", "--workspace", str(ws))
+    assert result["removed"]["events"] == 2 and result["persons"] == ["u:bob-1"]
+    with pytest.raises(AssertionError):
+        invoke_json("erase", "--person", "bob@example.org", "--workspace", str(ws))
