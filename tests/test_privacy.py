@@ -116,3 +116,27 @@ def test_erase_by_person_id_and_by_account(tmp_path):
     assert result["removed"]["events"] == 2 and result["persons"] == ["u:bob-1"]
     with pytest.raises(AssertionError):
         invoke_json("erase", "--person", "bob@example.org", "--workspace", str(ws))
+
+
+def test_erase_through_the_server_needs_an_admin_key_and_leaves_no_byte(tmp_path):
+    from conftest import serve_in_process
+
+    ws, _ = _workspace(tmp_path)
+    (ws / "journal" / "seg-000000000007.jsonl").unlink()  # loaded at start, when the loader gets to it: no fixed count
+    read = invoke_json("keys", "create", "--kind", "read", "--name", "analyst", "--workspace", str(ws))["token"]
+    admin = invoke_json("keys", "create", "--kind", "admin", "--name", "dpo", "--workspace", str(ws))["token"]
+    with serve_in_process(ws) as client:
+        body = {"email": ANN_EMAIL}
+        assert client.post("/api/v1/erase", json=body).status_code == 401
+        assert client.post("/api/v1/erase", json=body, headers={"Authorization": f"Bearer {read}"}).status_code == 401
+        missing = client.post("/api/v1/erase", json={"email": "nobody@example.com"},
+                              headers={"Authorization": f"Bearer {admin}"})
+        assert missing.status_code == 400 and "no person has this email" in missing.json()["detail"]
+        answer = client.post("/api/v1/erase", json=body, headers={"Authorization": f"Bearer {admin}"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["removed"]["events"] == 3 and answer.json()["compacted"]["left"] == 0
+        # the server goes on: it reads and takes events after the erase
+        persons = client.get("/api/v1/funnel", params={"steps": "pricing_viewed,signup_completed"},
+                             headers={"Authorization": f"Bearer {read}"})
+        assert persons.status_code == 200 and ANN_USER not in persons.text
+    assert _occurrences(ws) == {}

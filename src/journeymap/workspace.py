@@ -238,15 +238,16 @@ class Workspace:
     # -- privacy ---------------------------------------------------------------------------------
 
     def erase(self, person: str | None = None, email: str | None = None, account: str | None = None,
-              skip_segments: set[str] = frozenset()) -> dict:
+              journal_held=None) -> dict:
         """Remove every trace of a person (or of an account and its persons): `journeymap erase`, docs/privacy.md.
 
         Their events (with the survey texts they wrote), dead letters naming them and journal records naming
         them go; identity, persons, accounts, journey_events and the journey state are rebuilt without them
         (and the Spark Parquet re-exported); a salted hash of each identifier goes to the erase log, so that
         later loads refuse them; then the store is rewritten (`compact`) so no freed block keeps their bytes.
-        Returns what was removed, per table and file. `skip_segments`: journal segments being written (the
-        server's open one), left as they are."""
+        Returns what was removed, per table and file. `journal_held` (the server's: Journal.holding_rotation) keeps
+        the journal from rotating while its files are rewritten and names the segment being written, which is left
+        as it is: its records are refused by the erase log when they are loaded."""
         from journeymap.state.erase import erase_rows, journal_scrub, resolve
         from journeymap.state.fold import tables as state_tables
 
@@ -254,7 +255,14 @@ class Workspace:
         derived = self._derived_counts(person_ids, accounts, state_tables)
         result = erase_rows(self.con, person_ids, accounts)
         needles, message_ids = result.pop("needles"), result.pop("message_ids")
-        files = journal_scrub(self.path / "journal", needles, message_ids, skip=set(skip_segments))
+        if journal_held is None:
+            files = journal_scrub(self.path / "journal", needles, message_ids)
+        else:
+            from journeymap.ingest.journal import segment_name
+
+            with journal_held() as writing:
+                skip = {segment_name(writing)} if writing is not None else set()
+                files = journal_scrub(self.path / "journal", needles, message_ids, skip=skip)
         removed = {**result.pop("removed"), **derived}
         try:
             self.refresh()

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 
 from journeymap.ingest.journal import SEGMENT_BYTES, SEGMENT_SECONDS, Journal
 from journeymap.journey.load import server_config_for
+from journeymap.server.admin import erase_router
 from journeymap.server.admin import router as admin_router
 from journeymap.server.api import router as api_router
 from journeymap.server.cache import AnalysisCache, definition_stamp
@@ -123,6 +124,7 @@ def create_app(
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing: on every response
     app.include_router(tracking_router)
     app.include_router(admin_router)
+    app.include_router(erase_router)  # POST /api/v1/erase: an admin key (docs/privacy.md)
     app.include_router(api_router)
     app.include_router(web_router)
     for router in routers:

@@ -105,6 +105,16 @@ class StoreRunner:
     def wake(self, _segment: Path | None = None) -> None:
         self._wake.set()
 
+    def pause(self) -> None:
+        """Load the closed segments, stitch if needed and close the store, leaving the journal accepting: the
+        store is then free for one exclusive change (`journeymap erase` rewrites the file); `resume` reopens it."""
+        self.stop()
+
+    def resume(self) -> None:
+        self._stop.clear()
+        self.open()
+        self.start()
+
     def stop(self) -> None:
         """Load every remaining segment (close the journal first), stitch if needed, close the store."""
         self._stop.set()
