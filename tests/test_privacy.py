@@ -8,6 +8,7 @@ import json
 import zlib
 from pathlib import Path
 
+import httpx
 import pytest
 
 from conftest import invoke_cli, invoke_json
@@ -139,4 +140,19 @@ def test_erase_through_the_server_needs_an_admin_key_and_leaves_no_byte(tmp_path
         persons = client.get("/api/v1/funnel", params={"steps": "pricing_viewed,signup_completed"},
                              headers={"Authorization": f"Bearer {read}"})
         assert persons.status_code == 200 and ANN_USER not in persons.text
+    assert _occurrences(ws) == {}
+
+
+def test_erase_command_while_serving_asks_the_server(tmp_path):
+    from test_tracking_api import Server
+
+    ws, _ = _workspace(tmp_path)
+    server = Server(ws).start()
+    try:
+        proc = invoke_cli("erase", "--person", ANN_ANON, "--workspace", str(ws))
+        assert "erased 1 person" in proc.stdout and "store rewritten" in proc.stdout
+        later = httpx.post(f"{server.url}/-/erase", json={"person": ANN_USER})  # no local token: refused
+        assert later.status_code == 401
+    finally:
+        server.stop()
     assert _occurrences(ws) == {}
