@@ -42,11 +42,12 @@ def _workspace(tmp_path: Path) -> tuple[Path, Path]:
     invoke_cli("ingest", str(export), "--workspace", str(ws), check=False)  # m7 is rejected: a dead letter
     journal = ws / "journal"
     (journal / "loaded").mkdir(parents=True)
-    ann = {"type": "track", "event": "page_viewed", "userId": ANN_USER, "messageId": "j1",
-           "timestamp": "2025-03-04T09:00:00Z", "properties": {"path": "/pricing"}}
-    other = {**ann, "userId": "dan-3", "messageId": "j2"}
+    # canonical records, as the tracking API journals them
+    ann = {"type": "track", "event": "page_viewed", "user_id": ANN_USER, "message_id": "j1", "source": "product",
+           "ts": "2025-03-04T09:00:00Z", "properties": {"path": "/pricing"}}
+    other = {**ann, "user_id": "dan-3", "message_id": "j2"}
     (journal / "seg-000000000007.jsonl").write_bytes(_record(ann) + _record(other))
-    (journal / "loaded" / "seg-000000000006.jsonl").write_bytes(_record(other) + _record({**ann, "messageId": "j0"}))
+    (journal / "loaded" / "seg-000000000006.jsonl").write_bytes(_record(other) + _record({**ann, "message_id": "j0"}))
     damaged = {"segment": "seg-000000000005.jsonl", "line": 1, "offset": 0, "reason": "bad_checksum",
                "raw_base64": base64.b64encode(b"00000000 " + json.dumps(ann).encode()).decode()}
     (journal / "quarantine.jsonl").write_text(json.dumps(damaged) + "\n")
@@ -156,3 +157,87 @@ def test_erase_command_while_serving_asks_the_server(tmp_path):
     finally:
         server.stop()
     assert _occurrences(ws) == {}
+
+
+# -- retention -----------------------------------------------------------------------------------------------------
+
+OLD_AND_NEW = """user_id,event,ts
+old-1,pricing_viewed,2023-01-01T09:00:00
+old-1,signup_completed,2023-01-02T09:00:00
+both-2,pricing_viewed,2023-06-01T09:00:00
+both-2,signup_completed,2025-02-01T09:00:00
+new-3,pricing_viewed,2025-02-10T09:00:00
+new-3,signup_completed,2025-03-01T09:00:00
+"""
+
+
+def _retained(tmp_path: Path, retention: str | None) -> Path:
+    ws = tmp_path / "ws"
+    invoke_cli("init", str(ws))
+    if retention is not None:
+        with open(ws / "journeymap.yml", "a") as f:
+            f.write(f"\nretention:\n  raw_events: {retention}\n")
+    (tmp_path / "events.csv").write_text(OLD_AND_NEW)
+    return ws
+
+
+def test_retention_drops_raw_events_older_than_the_latest_event_less_the_setting(tmp_path):
+    ws = _retained(tmp_path, None)
+    invoke_cli("ingest", str(tmp_path / "events.csv"), "--workspace", str(ws))
+    before = invoke_json("refresh", "--workspace", str(ws))
+    assert before["retention"] is None and before["identity"]["persons"] == 3
+    with open(ws / "journeymap.yml", "a") as f:
+        f.write("\nretention:\n  raw_events: 400d\n")
+    after = invoke_json("refresh", "--workspace", str(ws))
+    # the latest event is 2025-03-01 09:00; 400 days earlier is 2024-01-26 09:00
+    assert after["retention"] == {"raw_events": "400d", "before": "2024-01-26T09:00:00", "dropped": 3}
+    assert after["identity"]["persons"] == 2 and after["identity"]["events"] == 3
+    assert invoke_json("refresh", "--workspace", str(ws))["retention"]["dropped"] == 0
+    # the journey state is that of the retained window: old-1 is gone, both-2 starts at its sign-up
+    state = invoke_json("state", "--workspace", str(ws))["levels"]
+    assert {r["level"]: (r["current"], r["units"]) for r in state}["person"] == (True, 2)
+    funnel = invoke_json("funnel", "--steps", "pricing_viewed,signup_completed", "--workspace", str(ws))
+    assert funnel["steps"][0]["count"] == 1  # only new-3 viewed pricing inside the window
+    text = invoke_cli("refresh", "--workspace", str(ws)).stdout
+    assert "retention: 0 raw events older than 400d" in text
+
+
+def test_retention_applies_on_ingest(tmp_path):
+    ws = _retained(tmp_path, "52w")
+    invoke_cli("ingest", str(tmp_path / "events.csv"), "--workspace", str(ws))
+    assert invoke_json("refresh", "--workspace", str(ws))["identity"]["events"] == 3
+
+
+@pytest.mark.parametrize(("value", "said"), [("0d", "must be longer than 0"), ("forever", "is not a duration")])
+def test_retention_is_validated(tmp_path, value, said):
+    ws = _retained(tmp_path, value)
+    proc = invoke_cli("validate", "--workspace", str(ws), check=False)
+    assert proc.returncode == 1 and "retention.raw_events" in proc.stderr and said in proc.stderr
+
+
+def test_retention_is_in_the_json_schema():
+    schema = json.loads(invoke_cli("schema").stdout)
+    assert "raw_events" in json.dumps(schema["$defs"]["Retention"])
+    assert "retention" in schema["properties"]
+
+
+def test_the_servers_loader_applies_retention(tmp_path):
+    from conftest import serve_in_process
+
+    ws = _retained(tmp_path, "400d")
+    journal = ws / "journal"
+    journal.mkdir()
+    rows = [line.split(",") for line in OLD_AND_NEW.splitlines()[1:]]
+    (journal / "seg-000000000001.jsonl").write_bytes(b"".join(
+        _record({"type": "track", "user_id": u, "event": e, "ts": ts + "Z", "message_id": f"r{i}", "source": "product"})
+        for i, (u, e, ts) in enumerate(rows)))
+    with serve_in_process(ws) as client:
+        for _ in range(100):
+            health = client.get("/-/health").json()["loader"]
+            if health["stitches"]:
+                break
+            import time
+
+            time.sleep(0.1)
+        assert health["retention_dropped"] == 3, health
+    assert invoke_json("refresh", "--workspace", str(ws))["identity"]["events"] == 3

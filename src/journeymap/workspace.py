@@ -220,7 +220,8 @@ class Workspace:
     def refresh(self, rebuild: bool = False) -> RefreshResult:
         """Rebuild identity and fold the new events into the journey state (journeymap.state), after events
         changed (`rebuild`: the state from scratch); on a Spark engine, export the journey tables as Parquet
-        instead of folding."""
+        instead of folding. First, with `retention.raw_events` in journeymap.yml, the raw events older than the
+        latest event's time less that are dropped (`result.retention` counts them; docs/privacy.md)."""
         self.__dict__.pop("definition", None)  # journeymap.yml as it is now
         invalid = None
         try:
@@ -228,7 +229,7 @@ class Workspace:
         except DefinitionError as exc:  # identity is stitched all the same; the state waits for a valid definition
             definition, invalid = None, exc
         spark = definition is not None and definition.engine.backend == "spark"
-        result = refresh(self.con, None if spark else definition, rebuild=rebuild)
+        result = refresh(self.con, None if spark else definition, rebuild=rebuild, retention=definition)
         if invalid is not None:
             raise invalid
         if spark:  # table -> where its Parquet now lives

@@ -80,7 +80,7 @@ class StoreRunner:
         self._last_stitch = 0.0
         self.error: BaseException | None = None
         self.stats = {"segments_loaded": 0, "rows_read": 0, "accepted": 0, "duplicate": 0, "rejected": 0, "stitches": 0,
-                      "quarantined": 0}
+                      "quarantined": 0, "retention_dropped": 0}
 
     def open(self) -> duckdb.DuckDBPyConnection:
         """Take the store's writer lock (raises StoreLocked) before anything is accepted."""
@@ -243,7 +243,8 @@ class StoreRunner:
             old.unlink(missing_ok=True)
 
     def _stitch(self) -> None:
-        refresh(self.con, self._definition())
+        result = refresh(self.con, self._definition())  # journeymap.yml's retention.raw_events applies here too
+        self.stats["retention_dropped"] += result.retention.get("dropped", 0)
         self._dirty = False
         self._last_stitch = time.monotonic()
         self.stats["stitches"] += 1
