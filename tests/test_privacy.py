@@ -266,3 +266,13 @@ def test_the_servers_loader_applies_retention(tmp_path):
             time.sleep(0.1)
         assert health["retention_dropped"] == 3, health
     assert invoke_json("refresh", "--workspace", str(ws))["identity"]["events"] == 3
+
+
+def test_erase_with_an_invalid_definition_drops_the_state_rather_than_keep_her_in_it(tmp_path):
+    ws, _ = _workspace(tmp_path)
+    (ws / "journeymap.yml").write_text("stages: 3\n")  # edited into an invalid file after the state was folded
+    result = invoke_json("erase", "--email", ANN_EMAIL, "--workspace", str(ws))
+    assert "journey state was dropped" in result["note"]
+    assert _occurrences(ws) == {}
+    compacted = invoke_json("erase", "--compact-only", "--workspace", str(ws))["compacted"]
+    assert compacted["left"] == 0 and compacted["bytes_after"] > 0
