@@ -114,12 +114,17 @@ def test_erase_names_nobody_clearly(tmp_path):
 
 
 def test_erase_by_person_id(tmp_path):
-    ws, _ = _workspace(tmp_path)
+    ws, export = _workspace(tmp_path)
+    (ws / "data" / "export.csv").write_bytes(export.read_bytes())  # an export the user keeps in the workspace
+    (ws / "journey-map.html").write_text("<p>bob@example.org</p>")  # a report written before the erase
     result = invoke_json("erase", "--person", "u:bob-1", "--workspace", str(ws))
     assert result["removed"]["events"] == 2 and result["persons"] == ["u:bob-1"]
+    assert result["still_named_in"] == ["data/export.csv", "journey-map.html"]  # reported, left as they are
+    assert (ws / "data" / "export.csv").read_bytes() == export.read_bytes()
+    text = invoke_cli("erase", "--person", ANN_USER, "--workspace", str(ws)).stdout
+    assert "still named in data/export.csv" in text
     again = invoke_cli("erase", "--person", "bob@example.org", "--workspace", str(ws), check=False)
     assert again.returncode == 1 and "no person" in again.stderr
-    assert _occurrences(ws)  # ann is still there
 
 
 def test_erase_an_account_takes_its_persons_and_its_events(tmp_path):

@@ -246,10 +246,12 @@ class Workspace:
         them go; identity, persons, accounts, journey_events and the journey state are rebuilt without them
         (and the Spark Parquet re-exported); a salted hash of each identifier goes to the erase log, so that
         later loads refuse them; then the store is rewritten (`compact`) so no freed block keeps their bytes.
-        Returns what was removed, per table and file. `journal_held` (the server's: Journal.holding_rotation) keeps
+        Returns what was removed, per table and file, and `still_named_in`: the workspace's other files (exports
+        under data/, a journey-map.html written before) that still name them, which are reported, never changed.
+        `journal_held` (the server's: Journal.holding_rotation) keeps
         the journal from rotating while its files are rewritten and names the segment being written, which is left
         as it is: its records are refused by the erase log when they are loaded."""
-        from journeymap.state.erase import erase_rows, journal_scrub, resolve
+        from journeymap.state.erase import erase_rows, journal_scrub, resolve, still_named
         from journeymap.state.fold import tables as state_tables
 
         person_ids, accounts = resolve(self.con, person, email, account)
@@ -279,7 +281,9 @@ class Workspace:
         if any(left.values()):
             raise InternalError(f"the erase left rows behind in {', '.join(k for k, v in left.items() if v)}")
         compacted = self.compact(needles)
-        return {**result, "removed": removed, "files": files, "compacted": compacted,
+        store = self.path / STORE_FILE
+        elsewhere = still_named(self.path, needles, {store, Path(f"{store}.wal"), self.path / "journal"})
+        return {**result, "removed": removed, "files": files, "compacted": compacted, "still_named_in": elsewhere,
                 **({"note": note} if note else {})}
 
     def _derived_counts(self, person_ids: list[str], accounts: list[str], state_tables) -> dict[str, int]:

@@ -62,6 +62,9 @@ def register(app: typer.Typer) -> None:
                     out.print(f"  {table}: {n:,} rows", highlight=False)
             for file, n in result["files"].items():
                 out.print(f"  {file}: {n:,} records", highlight=False, soft_wrap=True)
+            for file in result.get("still_named_in", []):
+                out.print(f"  [yellow]still named in[/] {file}: journeymap does not change files it did not write; "
+                          "remove or edit it", highlight=False, soft_wrap=True)
             if result.get("note"):
                 out.print(f"  [yellow]note[/] {result['note']}", highlight=False, soft_wrap=True)
         c = result["compacted"]

@@ -201,3 +201,28 @@ def remaining(path: Path, needles: list[str]) -> list[str]:
     data = path.read_bytes()
     lower = data.lower()
     return [n for n in needles if len(n) >= MIN_SUBSTRING and n.lower().encode() in lower]
+
+
+def still_named(workspace: Path, needles: list[str], skip: set[Path]) -> list[str]:
+    """Files of the workspace that journeymap did not write and still name an identifier (the exports under data/,
+    a journey-map.html written before the erase), relative to the workspace: they are reported, never changed."""
+    wanted = [n.lower().encode() for n in needles if len(n) >= MIN_SUBSTRING]
+    if not wanted:
+        return []
+    overlap = max(len(n) for n in wanted)
+    found = []
+    for path in sorted(p for p in workspace.rglob("*") if p.is_file()):
+        if any(path == s or s in path.parents for s in skip):
+            continue
+        try:
+            with open(path, "rb") as f:
+                tail = b""
+                while chunk := f.read(16 << 20):
+                    window = (tail + chunk).lower()
+                    if any(n in window for n in wanted):
+                        found.append(str(path.relative_to(workspace)))
+                        break
+                    tail = window[-overlap:]
+        except OSError:
+            continue
+    return found
