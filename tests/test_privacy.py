@@ -281,3 +281,16 @@ def test_erase_with_an_invalid_definition_drops_the_state_rather_than_keep_her_i
     assert _occurrences(ws) == {}
     compacted = invoke_json("erase", "--compact-only", "--workspace", str(ws))["compacted"]
     assert compacted["left"] == 0 and compacted["bytes_after"] > 0
+
+
+def test_erase_refuses_an_identifier_that_names_two_persons(tmp_path):
+    ws = tmp_path / "ws"
+    invoke_cli("init", str(ws))
+    export = tmp_path / "kim.csv"
+    export.write_text("user_id,anonymous_id,event,ts\n"
+                      "kim-5,,pricing_viewed,2025-03-02T10:00:00\n"
+                      ",kim-5,pricing_viewed,2025-03-03T10:00:00\n")  # an anonymous id that is also a user id
+    invoke_cli("ingest", str(export), "--workspace", str(ws))
+    proc = invoke_cli("erase", "--person", "kim-5", "--workspace", str(ws), check=False)
+    assert proc.returncode == 1 and "names 2 persons (a:kim-5, u:kim-5)" in proc.stderr
+    assert invoke_json("erase", "--person", "a:kim-5", "--workspace", str(ws))["removed"]["events"] == 1

@@ -304,12 +304,12 @@ class Loader:
         """Drop the batch's events that name an erased identifier: counted as rejected (`erased`), never stored,
         not even as dead letters, which would keep their raw rows."""
         con = self.con
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _erased AS SELECT _row, {self.refused} AS field FROM _batch")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _erased AS SELECT seq, _row, {self.refused} AS field FROM _batch")
         found = con.execute("SELECT field, count(*), min(_row) FROM _erased WHERE field IS NOT NULL GROUP BY 1 ORDER BY 1"
                             ).fetchall()
         if not found:
             return
-        con.execute("DELETE FROM _batch WHERE _row IN (SELECT _row FROM _erased WHERE field IS NOT NULL)")
+        con.execute("DELETE FROM _batch WHERE seq IN (SELECT seq FROM _erased WHERE field IS NOT NULL)")
         for fld, n, row in found:
             report.rejected += n
             report.reasons[Reason.ERASED.value, fld] += n

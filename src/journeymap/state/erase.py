@@ -63,6 +63,9 @@ def resolve(con: duckdb.DuckDBPyConnection, person: str | None = None, email: st
         if not rows:
             _nobody(con, f"--person {person!r}: no person has this person_id or identifier", value,
                     "SELECT DISTINCT person_id FROM identity_map UNION SELECT id_value FROM identity_map")
+        if len(rows) > 1:  # one value that is, say, one person's user id and another's anonymous id
+            raise NobodyToErase(f"--person {person!r} names {len(rows)} persons ({', '.join(sorted(r[0] for r in rows))}):"
+                                " pass the person_id of the one to erase (nothing was erased)")
         return sorted(r[0] for r in rows), []
     if email is not None:
         value = normalise(email, email=True)
