@@ -255,9 +255,10 @@ class Workspace:
         from journeymap.state.fold import tables as state_tables
 
         person_ids, accounts = resolve(self.con, person, email, account)
-        derived = self._derived_counts(person_ids, accounts, state_tables)
         result = erase_rows(self.con, person_ids, accounts)
-        needles, message_ids = result.pop("needles"), result.pop("message_ids")
+        needles, message_ids, seqs = result.pop("needles"), result.pop("message_ids"), result.pop("seqs")
+        # the derived tables are still as they were: what of theirs is about to go
+        derived_before = self._derived_counts(person_ids, accounts, seqs, state_tables)
         if journal_held is None:
             files = journal_scrub(self.path / "journal", needles, message_ids)
         else:
@@ -266,7 +267,7 @@ class Workspace:
             with journal_held() as writing:
                 skip = {segment_name(writing)} if writing is not None else set()
                 files = journal_scrub(self.path / "journal", needles, message_ids, skip=skip)
-        removed = {**result.pop("removed"), **derived}
+        removed = {**result.pop("removed"), **derived_before}
         try:
             self.refresh()
             note = None
@@ -277,7 +278,7 @@ class Workspace:
                 self.con.execute(f"DROP TABLE {table}")
             note = (f"journeymap.yml is not valid ({exc}), so the journey state was dropped rather than folded: "
                     f"analyses compute from the events until `journeymap refresh` with a valid definition")
-        left = self._derived_counts(person_ids, accounts, state_tables)
+        left = self._derived_counts(person_ids, accounts, seqs, state_tables)
         if any(left.values()):
             raise InternalError(f"the erase left rows behind in {', '.join(k for k, v in left.items() if v)}")
         compacted = self.compact(needles)
@@ -286,21 +287,29 @@ class Workspace:
         return {**result, "removed": removed, "files": files, "compacted": compacted, "still_named_in": elsewhere,
                 **({"note": note} if note else {})}
 
-    def _derived_counts(self, person_ids: list[str], accounts: list[str], state_tables) -> dict[str, int]:
-        """Rows of the derived tables that belong to these persons and accounts, per table."""
+    def _derived_counts(self, person_ids: list[str], accounts: list[str], seqs: list[int],
+                        state_tables) -> dict[str, int]:
+        """Rows of the derived tables that belong to these persons and accounts, or are these events (a person's
+        events in their account's state), per table."""
         tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_p AS SELECT unnest(?::VARCHAR[]) AS id", [person_ids])
         self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_a AS SELECT unnest(?::VARCHAR[]) AS id", [accounts])
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_s AS SELECT unnest(?::BIGINT[]) AS seq", [seqs])
         where = {"identity_map": "person_id IN (FROM _erase_p)", "persons": "person_id IN (FROM _erase_p)",
-                 "journey_events": "person_id IN (FROM _erase_p) OR account_id IN (FROM _erase_a)",
+                 "journey_events": "person_id IN (FROM _erase_p) OR account_id IN (FROM _erase_a) "
+                                   "OR seq IN (FROM _erase_s)",
                  "accounts": "account_id IN (FROM _erase_a)"}
         for level, ids in (("person", "_erase_p"), ("account", "_erase_a")):
-            for table in state_tables(level).values():
+            for kind, table in state_tables(level).items():
                 where[table] = f"unit_id IN (FROM {ids})"
+                if kind == "events":
+                    where[table] += " OR seq IN (FROM _erase_s)"
+                elif kind == "visits":
+                    where[table] += " OR entry_seq IN (FROM _erase_s)"
         out = {t: self.con.execute(f"SELECT count(*) FROM {t} WHERE {w}").fetchone()[0]
                for t, w in where.items() if t in tables}
-        self.con.execute("DROP TABLE _erase_p")
-        self.con.execute("DROP TABLE _erase_a")
+        for t in ("_erase_p", "_erase_a", "_erase_s"):
+            self.con.execute(f"DROP TABLE {t}")
         return out
 
     def compact(self, needles: list[str] | None = None) -> dict:

@@ -135,10 +135,11 @@ def erase_rows(con: duckdb.DuckDBPyConnection, person_ids: list[str], accounts: 
         con.rollback()
         raise
     message_ids = [r[0] for r in con.execute("SELECT message_id FROM _erase_events").fetchall()]
+    seqs = [r[0] for r in con.execute("SELECT seq FROM _erase_events").fetchall()]
     for t in ("_erase_persons", "_erase_accounts", "_erase_events", "_erase_needles"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return {"erase_id": erase_id, "persons": person_ids, "accounts": accounts, "identifiers": len(identifiers),
-            "removed": counts, "needles": needles, "message_ids": message_ids}
+            "removed": counts, "needles": needles, "message_ids": message_ids, "seqs": seqs}
 
 
 def _names(payload: bytes, needles: list[tuple[bytes, bytes]], message_ids: set[bytes]) -> bool:
