@@ -24,6 +24,7 @@ This is the Python API (here on a three-event export in a temporary folder):
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from functools import cached_property
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from journeymap.engine.backends import Engine, duckdb_engine
 from journeymap.engine.spark_backend import export_workspace, spark_engine_for
-from journeymap.errors import DefinitionError, InputError, NotEnoughData, OptionError
+from journeymap.errors import DefinitionError, InputError, InternalError, NotEnoughData, OptionError, WorkspaceError
 from journeymap.ingest.files import expand
 from journeymap.ingest.loader import TOO_MANY_REJECTS, FileFailed, LoadReport, Loader
 from journeymap.ingest.loads import UnknownLoad, earlier_loads, list_loads, unload, unload_in_transaction
@@ -220,9 +221,10 @@ class Workspace:
     def refresh(self, rebuild: bool = False) -> RefreshResult:
         """Rebuild identity and fold the new events into the journey state (journeymap.state), after events
         changed (`rebuild`: the state from scratch); on a Spark engine, export the journey tables as Parquet
-        instead of folding. Then refit the churn model when due and score every paying account
-        (insights.risk.stored); `risk` of the result says whether the model was refitted or reused, and why.
-        Kept as `last_refresh`."""
+        instead of folding. First, with `retention.raw_events` in journeymap.yml, the raw events older than the
+        latest event's time less that are dropped (`result.retention` counts them; docs/privacy.md). Then refit
+        the churn model when due and score every paying account (insights.risk.stored); `risk` of the result
+        says whether the model was refitted or reused, and why. Kept as `last_refresh`."""
         from journeymap.insights.risk.stored import refresh_risk
 
         self.__dict__.pop("definition", None)  # journeymap.yml as it is now
@@ -232,7 +234,7 @@ class Workspace:
         except DefinitionError as exc:  # identity is stitched all the same; the state waits for a valid definition
             definition, invalid = None, exc
         spark = definition is not None and definition.engine.backend == "spark"
-        result = refresh(self.con, None if spark else definition, rebuild=rebuild)
+        result = refresh(self.con, None if spark else definition, rebuild=rebuild, retention=definition)
         if invalid is not None:
             raise invalid
         if spark:  # table -> where its Parquet now lives
@@ -241,6 +243,124 @@ class Workspace:
         result.risk = refresh_risk(self.con, definition)
         self.last_refresh = result
         return result
+
+    # -- privacy ---------------------------------------------------------------------------------
+
+    def erase(self, person: str | None = None, email: str | None = None, account: str | None = None,
+              journal_held=None) -> dict:
+        """Remove every trace of a person (or of an account and its persons): `journeymap erase`, docs/privacy.md.
+
+        Their events (with the survey texts they wrote), dead letters naming them and journal records naming
+        them go; identity, persons, accounts, journey_events and the journey state are rebuilt without them
+        (and the Spark Parquet re-exported); a salted hash of each identifier goes to the erase log, so that
+        later loads refuse them; then the store is rewritten (`compact`) so no freed block keeps their bytes.
+        Returns what was removed, per table and file, and `still_named_in`: the workspace's other files (exports
+        under data/, a journey-map.html written before) that still name them, which are reported, never changed.
+        `journal_held` (the server's: Journal.holding_rotation) keeps
+        the journal from rotating while its files are rewritten and names the segment being written, which is left
+        as it is: its records are refused by the erase log when they are loaded."""
+        from journeymap.state.erase import erase_rows, journal_scrub, resolve, still_named
+        from journeymap.state.fold import tables as state_tables
+
+        person_ids, accounts = resolve(self.con, person, email, account)
+        result = erase_rows(self.con, person_ids, accounts)
+        needles, message_ids, seqs = result.pop("needles"), result.pop("message_ids"), result.pop("seqs")
+        # the derived tables are still as they were: what of theirs is about to go
+        derived_before = self._derived_counts(person_ids, accounts, seqs, state_tables)
+        if journal_held is None:
+            files = journal_scrub(self.path / "journal", needles, message_ids)
+        else:
+            from journeymap.ingest.journal import segment_name
+
+            with journal_held() as writing:
+                skip = {segment_name(writing)} if writing is not None else set()
+                files = journal_scrub(self.path / "journal", needles, message_ids, skip=skip)
+        removed = {**result.pop("removed"), **derived_before}
+        try:
+            self.refresh()
+            note = None
+        except DefinitionError as exc:  # identity is rebuilt; a state folded under the old definition still has them
+            dropped = [r[0] for r in self.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'state\\_%' ESCAPE '\\'").fetchall()]
+            for table in dropped:
+                self.con.execute(f"DROP TABLE {table}")
+            note = (f"journeymap.yml is not valid ({exc}), so the journey state was dropped rather than folded: "
+                    f"analyses compute from the events until `journeymap refresh` with a valid definition")
+        left = self._derived_counts(person_ids, accounts, seqs, state_tables)
+        if any(left.values()):
+            raise InternalError(f"the erase left rows behind in {', '.join(k for k, v in left.items() if v)}")
+        compacted = self.compact(needles)
+        store = self.path / STORE_FILE
+        elsewhere = still_named(self.path, needles, {store, Path(f"{store}.wal"), self.path / "journal"})
+        return {**result, "removed": removed, "files": files, "compacted": compacted, "still_named_in": elsewhere,
+                **({"note": note} if note else {})}
+
+    def _derived_counts(self, person_ids: list[str], accounts: list[str], seqs: list[int],
+                        state_tables) -> dict[str, int]:
+        """Rows of the derived tables that belong to these persons and accounts, or are these events (a person's
+        events in their account's state), per table."""
+        tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_p AS SELECT unnest(?::VARCHAR[]) AS id", [person_ids])
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_a AS SELECT unnest(?::VARCHAR[]) AS id", [accounts])
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_s AS SELECT unnest(?::BIGINT[]) AS seq", [seqs])
+        where = {"identity_map": "person_id IN (FROM _erase_p)", "persons": "person_id IN (FROM _erase_p)",
+                 "journey_events": "person_id IN (FROM _erase_p) OR account_id IN (FROM _erase_a) "
+                                   "OR seq IN (FROM _erase_s)",
+                 "accounts": "account_id IN (FROM _erase_a)"}
+        for level, ids in (("person", "_erase_p"), ("account", "_erase_a")):
+            for kind, table in state_tables(level).items():
+                where[table] = f"unit_id IN (FROM {ids})"
+                if kind == "events":
+                    where[table] += " OR seq IN (FROM _erase_s)"
+                elif kind == "visits":
+                    where[table] += " OR entry_seq IN (FROM _erase_s)"
+        out = {t: self.con.execute(f"SELECT count(*) FROM {t} WHERE {w}").fetchone()[0]
+               for t, w in where.items() if t in tables}
+        for t in ("_erase_p", "_erase_a", "_erase_s"):
+            self.con.execute(f"DROP TABLE {t}")
+        return out
+
+    def compact(self, needles: list[str] | None = None) -> dict:
+        """Rewrite the store into a fresh file and put it in place atomically: DuckDB keeps deleted rows in
+        their row groups (and freed blocks in the file) after a CHECKPOINT, so only a rewrite is sure to drop
+        their bytes. The fresh file is written beside the store and replaces it only once complete: a failure
+        (a full disk) leaves the store as it was. Returns {bytes_before, bytes_after, checkpoint_left, left}:
+        how many of `needles` a CHECKPOINT alone left in the file, and how many are left after the rewrite."""
+        from journeymap.state.erase import remaining
+
+        needles = needles or []
+        store = self.path / STORE_FILE
+        self.con.execute("CHECKPOINT")
+        before = store.stat().st_size
+        checkpoint_left = len(remaining(store, needles))
+        fresh = store.with_name(STORE_FILE + ".compact")
+        fresh.unlink(missing_ok=True)
+        name = self.con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
+        try:
+            self.con.execute(f"ATTACH '{str(fresh).replace(chr(39), chr(39) * 2)}' AS _fresh")
+            try:
+                self.con.execute(f'COPY FROM DATABASE "{name}" TO _fresh')
+                self.con.execute("CHECKPOINT _fresh")
+            finally:
+                self.con.execute("DETACH _fresh")
+            with open(fresh, "rb+") as f:
+                os.fsync(f.fileno())
+        except Exception as exc:
+            fresh.unlink(missing_ok=True)
+            Path(str(fresh) + ".wal").unlink(missing_ok=True)
+            raise WorkspaceError(f"{store}: the store could not be rewritten ({exc}); it is unchanged, and the erased "
+                                 "rows are deleted but their bytes may still be in its free space: free some disk space "
+                                 f"and run `journeymap erase --compact-only --workspace {self.path}`") from None
+        self.close()
+        os.replace(fresh, store)
+        Path(str(store) + ".wal").unlink(missing_ok=True)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return {"bytes_before": before, "bytes_after": store.stat().st_size, "checkpoint_left": checkpoint_left,
+                "left": len(remaining(store, needles))}
 
     def state(self) -> list[dict]:
         """Per level, whether the journey state is current and its size (`journeymap state`)."""

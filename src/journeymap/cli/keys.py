@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
     @keys.command("create")
     def create(
-        kind: Annotated[str, typer.Option("--kind", help="write (tracking API) or read (JSON API).")],
+        kind: Annotated[str, typer.Option("--kind", help="write (tracking API), read (JSON API) or admin (erase: docs/privacy.md).")],
         name: Annotated[str, typer.Option("--name", help="What the key is for, e.g. website or ios-app.")],
         workspace: WorkspaceOpt = Path("."),
         as_json: JsonOpt = False,

@@ -276,13 +276,14 @@ def analyses(as_json: JsonOpt = False):
 from journeymap.cli import backup as _backup  # noqa: E402
 from journeymap.cli import keys as _keys  # noqa: E402
 from journeymap.cli import loads as _loads  # noqa: E402
+from journeymap.cli import privacy as _privacy  # noqa: E402
 from journeymap.cli import state as _state  # noqa: E402
 from journeymap.cli import serve as _serve  # noqa: E402
 from journeymap.cli import voice as _voice  # noqa: E402
 from journeymap.cli.commands import add_analysis_commands  # noqa: E402
 
 add_analysis_commands(app)
-for _module in (_loads, _state, _voice, _serve, _keys, _backup):
+for _module in (_loads, _state, _voice, _serve, _keys, _backup, _privacy):
     _module.register(app)
 
 

@@ -26,11 +26,17 @@ def register(app: typer.Typer) -> None:
         with workspace_for(workspace) as ws:
             result = ws.refresh(rebuild=rebuild)
         out = {"identity": result.stitch.to_dict(), "state": result.state.to_dict() if result.state else None,
-               "risk": result.risk.to_dict() if result.risk is not None else None}
+               "risk": result.risk.to_dict() if result.risk is not None else None,
+               "retention": result.retention or None}
         if as_json:
             print_json(out)
             return
         console = Console()
+        if result.retention:
+            r = result.retention
+            console.print(f"retention: {r['dropped']:,} raw events older than {r['raw_events']} before the latest event "
+                          f"({r['before']:%Y-%m-%d %H:%M:%S} UTC) dropped" if r["before"] else
+                          "retention: no events", highlight=False)
         console.print(f"identity: {result.stitch.persons:,} persons, {result.stitch.accounts:,} accounts, "
                       f"{result.stitch.events:,} events in {result.stitch.seconds:.1f} s", highlight=False)
         if result.state is None:

@@ -28,6 +28,8 @@ class Reason(StrEnum):
     """The file row could not be parsed (wrong number of CSV columns, broken quoting)."""
     CONFLICT = "conflict"
     """The message_id was already stored with different content."""
+    ERASED = "erased"
+    """The event names a person (or account) erased with `journeymap erase` (ingest/erased.py); never stored."""
 
     @property
     def description(self) -> str:
@@ -46,4 +48,5 @@ _DESCRIPTIONS = {
     Reason.INVALID_TYPE: "type must be one of track, identify, alias, group, page, screen",
     Reason.MALFORMED_ROW: "the row could not be parsed",
     Reason.CONFLICT: "this message_id is already stored with different content",
+    Reason.ERASED: "it names a person or account that was erased (journeymap erase); refused, never stored",
 }

@@ -336,6 +336,21 @@ class Journal:
 
     # -- segments --------------------------------------------------------------------------------
 
+    def holding_rotation(self):
+        """A context manager that keeps the open segment open (no rotation) and gives its number (None: none is
+        open): every other segment file is then closed for good, and may be rewritten (`journeymap erase`)."""
+        journal = self
+
+        class _Held:
+            def __enter__(self):
+                journal._rotation.acquire()
+                return journal._writing
+
+            def __exit__(self, *exc):
+                journal._rotation.release()
+
+        return _Held()
+
     def _segments(self) -> list[Path]:
         return sorted(p for p in self.dir.glob("seg-*.jsonl") if segment_number(p) is not None and p.is_file())
 

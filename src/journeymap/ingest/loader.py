@@ -31,6 +31,7 @@ import pyarrow as pa
 from journeymap.errors import InputError
 from journeymap.events.reasons import Reason
 from journeymap.events.validate import is_json_object, rejection_columns, validation_sql
+from journeymap.ingest.erased import has_erased, refused_sql
 from journeymap.ingest.checks import check_canonical_columns, check_mapping_columns
 from journeymap.ingest.files import InputFile
 from journeymap.ingest.mapping import SourceMapping, mapping_hash
@@ -155,6 +156,8 @@ class Loader:
         self.strict = strict
         self.keep_samples = keep_samples
         self.arrival_ts = arrival_ts
+        # Events naming an erased person or account are refused (ingest/erased.py); None: nobody was erased.
+        self.refused = refused_sql(con) if has_erased(con) else None
 
     def load(
         self,
@@ -278,6 +281,8 @@ class Loader:
                 FROM (SELECT *, CASE WHEN message_id IS NULL THEN md5({_FINGERPRINT}) END AS _fp
                       FROM ({validation_sql(f"({sql})")}))
             """)
+            if self.refused is not None:
+                self._refuse_erased(report)
             self._number_repeats()
             # The raw row is looked up only for rejected rows: serialising every row costs more than the rest.
             raw = "r._line" if is_json else "to_json(r)::VARCHAR"
@@ -294,6 +299,24 @@ class Loader:
                 con.unregister("_rawin")
             except duckdb.TransactionException:
                 pass  # the statement that failed aborted the transaction; its error is the one to see
+
+    def _refuse_erased(self, report: LoadReport) -> None:
+        """Drop the batch's events that name an erased identifier: counted as rejected (`erased`), never stored,
+        not even as dead letters, which would keep their raw rows."""
+        con = self.con
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _erased AS SELECT seq, _row, {self.refused} AS field FROM _batch")
+        found = con.execute("SELECT field, count(*), min(_row) FROM _erased WHERE field IS NOT NULL GROUP BY 1 ORDER BY 1"
+                            ).fetchall()
+        if not found:
+            return
+        con.execute("DELETE FROM _batch WHERE seq IN (SELECT seq FROM _erased WHERE field IS NOT NULL)")
+        for fld, n, row in found:
+            report.rejected += n
+            report.reasons[Reason.ERASED.value, fld] += n
+            if len(report.samples) < self.keep_samples:
+                report.samples.append(Rejection(row, fld, Reason.ERASED.value, Reason.ERASED.description))
+        if self.strict:
+            raise StrictRejection(report.samples[0].describe(report.file))
 
     def _number_repeats(self) -> None:
         """Give the n-th of a file's identical rows without a message_id (n > 1) an id of its own.

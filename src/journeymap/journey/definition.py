@@ -458,6 +458,26 @@ class RiskConfig(_Strict):
         return parse_duration(self.refit)
 
 
+class Retention(_Strict):
+    """How long raw data is kept (docs/privacy.md)."""
+
+    raw_events: str | None = Field(
+        None, description="Drop raw events older than this on every refresh (ingest, `journeymap refresh`, the "
+                          "server's loader), counted back from the latest event's time, not the clock: 400d, 52w. "
+                          "The journey state is then that of the retained window. Default: keep everything.")
+
+    @field_validator("raw_events")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError(f"{value!r} must be longer than 0 (e.g. '400d')")
+        return value
+
+    @property
+    def raw_events_seconds(self) -> float | None:
+        return None if self.raw_events is None else parse_duration(self.raw_events)
+
+
 class Analysis(_Strict):
     level: Literal["person", "account"] = "person"
     timezone: str = "UTC"
@@ -471,6 +491,7 @@ class JourneyDefinition(_Strict):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    retention: Retention = Field(default_factory=Retention)
     sources: dict[str, SourceMapping] = Field(default_factory=dict)
     stages: list[Stage] = Field(min_length=1)
     touchpoints: list[Touchpoint] = Field(default_factory=list)

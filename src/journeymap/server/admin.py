@@ -10,6 +10,7 @@ are left out of the OpenAPI document (they are the CLI's, not the public API).
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
@@ -19,6 +20,7 @@ from journeymap.server.api import answer_error
 from journeymap.server.context import local_admin, read_token
 from journeymap.server.encoding import JSONAnswer
 from journeymap.server.keys import ApiKey, KeyRing, create_key, list_keys, revoke_key
+from journeymap.workspace import Workspace
 
 
 def require_local(request: Request) -> ApiKey:
@@ -96,3 +98,54 @@ def backup(request: Request, out: Annotated[str, Body(embed=True)]) -> Response:
             return answer_error(exc)
         finally:
             cursor.close()
+
+
+# -- erasing a person: POST /api/v1/erase -------------------------------------------------------------------------
+
+_ERASING = threading.Lock()
+
+
+def require_admin(request: Request) -> ApiKey:
+    """401 unless the request carries a live admin key (`journeymap keys create --kind admin`) or the local token."""
+    token = read_token(request)
+    key = local_admin(request, token) or request.app.state.keys.verify(token, "admin")
+    if key is None:
+        raise HTTPException(status_code=401, detail="an admin key is required: Authorization: Bearer KEY (create one "
+                                                    "with `journeymap keys create --kind admin --name NAME`)",
+                            headers={"WWW-Authenticate": 'Bearer realm="journeymap"'})
+    return key
+
+
+erase_router = APIRouter(include_in_schema=False)
+
+
+@erase_router.post("/api/v1/erase")
+@erase_router.post("/-/erase")
+def erase(request: Request, key: Annotated[ApiKey, Depends(require_admin)],
+          person: Annotated[str | None, Body()] = None, email: Annotated[str | None, Body()] = None,
+          account: Annotated[str | None, Body()] = None, compact_only: Annotated[bool, Body()] = False) -> Response:
+    """`journeymap erase` on the running server (docs/privacy.md). The loader loads what the journal holds and
+    closes the store; the erase runs with the store to itself (it rewrites the file), the journal kept from
+    rotating while its closed segments are rewritten; then the loader reopens the store. Tracking requests are
+    journaled meanwhile; reads answer 503 (Retry-After) for those seconds."""
+    runner = request.app.state.runner
+    if runner.con is None:
+        raise HTTPException(status_code=503, detail="the store is not open yet", headers={"Retry-After": "1"})
+    with _ERASING:
+        runner.pause()
+        try:
+            ws = Workspace(request.app.state.workspace)
+            try:
+                if compact_only:
+                    result = {"compacted": ws.compact()}
+                else:
+                    result = ws.erase(person=person, email=email, account=account,
+                                      journal_held=request.app.state.journal.holding_rotation)
+            finally:
+                ws.close()
+        except Exception as exc:  # noqa: BLE001 - answered by its type
+            return answer_error(exc)
+        finally:
+            runner.resume()
+            runner.stats["stitches"] += 1  # the analysis cache's version: results computed with the person go
+    return JSONAnswer({**result, "by": key.key_id})

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from journeymap.ingest.journal import SEGMENT_BYTES, SEGMENT_SECONDS, Journal
 from journeymap.journey.load import server_config_for
 from journeymap.server.admin import backup_router
+from journeymap.server.admin import erase_router
 from journeymap.server.admin import router as admin_router
 from journeymap.server.api import router as api_router
 from journeymap.server.cache import AnalysisCache, definition_stamp
@@ -126,6 +127,7 @@ def create_app(
     app.include_router(tracking_router)
     app.include_router(admin_router)
     app.include_router(backup_router)
+    app.include_router(erase_router)  # POST /api/v1/erase: an admin key (docs/privacy.md)
     app.include_router(api_router)
     app.include_router(web_router)
     for router in routers:

@@ -86,7 +86,7 @@ class StoreRunner:
         self.error: BaseException | None = None
         self.last_refresh = None  # what the last stitch did (journey state, churn model)
         self.stats = {"segments_loaded": 0, "rows_read": 0, "accepted": 0, "duplicate": 0, "rejected": 0, "stitches": 0,
-                      "quarantined": 0, "risk": None}
+                      "quarantined": 0, "risk": None, "retention_dropped": 0}
 
     def open(self) -> duckdb.DuckDBPyConnection:
         """Take the store's writer lock (raises StoreLocked) before anything is accepted."""
@@ -110,6 +110,16 @@ class StoreRunner:
 
     def wake(self, _segment: Path | None = None) -> None:
         self._wake.set()
+
+    def pause(self) -> None:
+        """Load the closed segments, stitch if needed and close the store, leaving the journal accepting: the
+        store is then free for one exclusive change (`journeymap erase` rewrites the file); `resume` reopens it."""
+        self.stop()
+
+    def resume(self) -> None:
+        self._stop.clear()
+        self.open()
+        self.start()
 
     def stop(self) -> None:
         """Load every remaining segment (close the journal first), stitch if needed, close the store."""
@@ -242,10 +252,11 @@ class StoreRunner:
     def _stitch(self) -> None:
         with self.lock:  # a backup copies the store between refreshes, never during one
             definition = self._definition()
-            result = refresh(self.con, definition)
+            result = refresh(self.con, definition)  # journeymap.yml's retention.raw_events applies here too
             # the churn model refitted when due and every paying account scored (insights.risk.stored); its
             # failures are reported, never raised: the events and the journey state are in
             result.risk = refresh_risk(self.con, definition)
+        self.stats["retention_dropped"] += result.retention.get("dropped", 0)
         if result.risk is not None:
             self.stats["risk"] = result.risk.to_dict()
             (log.warning if result.risk.model == "failed" else log.info)("%s", result.risk.describe())

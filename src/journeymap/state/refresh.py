@@ -1,8 +1,9 @@
-"""A refresh: identity stitched from the events, then the journey state folded in (state.fold)."""
+"""A refresh: raw events past the retention dropped, identity stitched from the events, then the journey state
+folded in (state.fold)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -21,9 +22,28 @@ class RefreshResult:
     risk: Any = None
     """What the churn model did after the fold (insights.risk.stored.RiskRefresh): set by the callers above
     this layer (Workspace.refresh, the server's loader thread), which own the models; None when not run."""
+    retention: dict = field(default_factory=dict)
+    """{raw_events, before, dropped} when journeymap.yml sets `retention.raw_events`: events older than `before`
+    (the latest event's time less the retention) were dropped by this refresh; empty otherwise."""
+
+
+def drop_expired(con: duckdb.DuckDBPyConnection, raw_events: str, seconds: float) -> dict:
+    """Delete the events older than the latest event's time less `seconds`; returns what was done."""
+    latest = con.execute("SELECT max(ts) FROM events").fetchone()[0]
+    if latest is None:
+        return {"raw_events": raw_events, "before": None, "dropped": 0}
+    before = con.execute("SELECT ?::TIMESTAMP - to_microseconds(?::BIGINT)", [latest, int(seconds * 1e6)]).fetchone()[0]
+    dropped = con.execute("DELETE FROM events WHERE ts < ?", [before]).fetchone()[0]
+    return {"raw_events": raw_events, "before": before, "dropped": dropped}
 
 
 def refresh(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None,
-            rebuild: bool = False) -> RefreshResult:
+            rebuild: bool = False, retention: JourneyDefinition | None = None) -> RefreshResult:
+    """`retention`: the definition whose `retention` applies (`definition` when not given: a Spark workspace
+    folds no state, so it passes None as `definition` and itself here)."""
+    retention = retention or definition
+    kept = retention.retention if retention is not None else None
+    expired = drop_expired(con, kept.raw_events, kept.raw_events_seconds) if kept and kept.raw_events else {}
     stitched = stitch(con)
-    return RefreshResult(stitched, fold(con, definition, rebuild=rebuild) if definition is not None else None)
+    return RefreshResult(stitched, fold(con, definition, rebuild=rebuild) if definition is not None else None,
+                         expired)
