@@ -106,7 +106,7 @@ _ERASING = threading.Lock()
 
 
 def require_admin(request: Request) -> ApiKey:
-    """401 unless the request carries a live admin key (`journeymap keys create --kind admin`) or the local token."""
+    """401 unless the request carries a live admin key (`journeymap keys create --kind admin --name NAME`) or the local token."""
     token = read_token(request)
     key = local_admin(request, token) or request.app.state.keys.verify(token, "admin")
     if key is None:

@@ -46,4 +46,4 @@ def refresh(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None
     expired = drop_expired(con, kept.raw_events, kept.raw_events_seconds) if kept and kept.raw_events else {}
     stitched = stitch(con)
     return RefreshResult(stitched, fold(con, definition, rebuild=rebuild) if definition is not None else None,
-                         expired)
+                         retention=expired)
