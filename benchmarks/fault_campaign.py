@@ -138,6 +138,25 @@ class Server:
 CLIENTS, BATCH = 3, 50
 
 
+def _client(url: str, token: str, r: int, k: int, stop: threading.Event, sent: list[int], acked: list[str]) -> None:
+    """Posts batches of 50 until `stop` or the server dies; an acknowledged batch's ids go to `acked`."""
+    with httpx.Client(base_url=url, auth=(token, ""), timeout=30) as c:
+        n = 0
+        while not stop.is_set():
+            ids = [f"r{r}-c{k}-{n + i}" for i in range(BATCH)]
+            n += BATCH
+            body = {"batch": [{"type": "track", "userId": f"user-{k}-{i % 13}", "event": "Crash Tested",
+                               "messageId": mid, "properties": {"i": i, "client": k, "round": r}}
+                              for i, mid in enumerate(ids)]}
+            try:
+                resp = c.post("/v1/batch", json=body)
+            except httpx.TransportError:
+                return  # the server died: this batch was never acknowledged
+            sent[k] += 1
+            if resp.status_code == 200 and "rejected" not in resp.json():
+                acked.extend(ids)
+
+
 def kill_rounds(workdir: Path, rounds: int, rng: random.Random) -> dict:
     ws, token = new_workspace(workdir / "kill")
     acked: list[str] = []
@@ -148,24 +167,8 @@ def kill_rounds(workdir: Path, rounds: int, rng: random.Random) -> dict:
         sent = [0] * CLIENTS
         stop = threading.Event()
 
-        def client(k: int) -> None:
-            with httpx.Client(base_url=server.url, auth=(token, ""), timeout=30) as c:
-                n = 0
-                while not stop.is_set():
-                    ids = [f"r{r}-c{k}-{n + i}" for i in range(BATCH)]
-                    n += BATCH
-                    body = {"batch": [{"type": "track", "userId": f"user-{k}-{i % 13}", "event": "Crash Tested",
-                                       "messageId": mid, "properties": {"i": i, "client": k, "round": r}}
-                                      for i, mid in enumerate(ids)]}
-                    try:
-                        resp = c.post("/v1/batch", json=body)
-                    except httpx.TransportError:
-                        return  # the server died: this batch was never acknowledged
-                    sent[k] += 1
-                    if resp.status_code == 200 and "rejected" not in resp.json():
-                        round_acked[k].extend(ids)
-
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
+        threads = [threading.Thread(target=_client, args=(server.url, token, r, k, stop, sent, round_acked[k]))
+                   for k in range(CLIENTS)]
         for t in threads:
             t.start()
         wait = rng.uniform(1.0, 4.0)
