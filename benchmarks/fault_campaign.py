@@ -404,6 +404,7 @@ def hostile_bodies(workdir: Path) -> dict:
     five_xx: list[str] = []
     transport: list[str] = []
     slowest = (0.0, "")
+    answers: list[str] = []
     try:
         with httpx.Client(base_url=server.url, auth=(token, ""), timeout=120) as c:
             for name, ep, body, headers in requests:
@@ -421,6 +422,7 @@ def hostile_bodies(workdir: Path) -> dict:
                 if took > slowest[0]:
                     slowest = (took, f"POST {ep} [{name}]")
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                answers.append(f"{r.status_code} POST {ep} [{name}] ({len(body):,} bytes): {r.text[:200]}")
                 if r.status_code >= 500:
                     five_xx.append(f"POST {ep} [{name}] ({len(body):,} bytes) -> {r.status_code} {r.text[:300]}")
             health = c.get("/-/health").json()
@@ -430,10 +432,13 @@ def hostile_bodies(workdir: Path) -> dict:
         server.stop()
     con = open_store(ws, read_only=True)
     after_stored = con.execute("SELECT count(*) FROM events WHERE message_id = 'after-1'").fetchall()[0][0]
+    stored = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
+    dead = con.execute("SELECT count(*) FROM dead_letters").fetchall()[0][0]
     con.close()
+    (workdir / "hostile-answers.txt").write_text("\n".join(answers) + "\n")
     return {"requests": len(requests), "statuses": dict(sorted(statuses.items())), "five_xx": five_xx, "transport": transport,
             "health_ok": bool(health.get("ok")), "good_batch_after": still_ok and after_stored == 1,
-            "slowest": f"{slowest[0]:.2f} s: {slowest[1]}", "tracebacks": server.tracebacks()}
+            "slowest": f"{slowest[0]:.2f} s: {slowest[1]}", "stored": stored, "dead_letters": dead, "tracebacks": server.tracebacks()}
 
 
 # -- 4. erase byte search --------------------------------------------------------------------------------
@@ -554,6 +559,7 @@ def main() -> None:
                      ("  transport errors (no answer)", f"{len(h['transport'])}", "0"),
                      ("  healthy and taking a good batch after", f"{h['health_ok'] and h['good_batch_after']}", "True"),
                      ("  tracebacks in the server log", f"{h['tracebacks']}", "0"),
+                     ("  events stored / dead letters after the stop", f"{h['stored']:,} / {h['dead_letters']:,}", ""),
                      ("  slowest answer", h["slowest"], "")]
             notes += h["five_xx"] + h["transport"]
         if "erase" in parts:
@@ -564,7 +570,7 @@ def main() -> None:
                      ("  journeymap erase exit status", f"{e['erase_rc']}", "0"),
                      ("  occurrences after, in every byte of every file", f"{e['after']}", "0"),
                      ("  files searched", f"{e['files']}", ""),
-                     ("  another person's events kept", f"{e['others_kept']}", "2")]
+                     ("  another person's events kept (2 CSV, 1 tracked)", f"{e['others_kept']}", "3")]
             notes += [f"erase: {e['erase_output']}"] + [f"erase left {n} x {w}" for w, n in e["where"].items()]
     finally:
         if not args.keep and args.workdir is None:
