@@ -369,10 +369,13 @@ def hostile_requests() -> list[tuple[str, str, bytes, dict]]:
         for literal in (b"[]", b'"s"', b"1", b"null", b"true", b"[{}]", b"{", b"}", b'{"a":}', b"\xef\xbb\xbf{}"):
             out.append((f"body {literal!r}", ep, literal, {}))
         out.append(("batch of 0 items", ep, b'{"batch": []}', {}))
-        out.append(("batch of 10,000 items", ep,
-                    _dumps({"batch": [{"type": "track", "userId": "bulk", "event": "Bulk", "messageId": f"bulk-{ep}-{i}"}
-                                      for i in range(10_000)]}), {}))
+        ten_thousand = _dumps({"batch": [{"type": "track", "userId": "bulk", "event": "Bulk", "messageId": f"bulk-{ep}-{i}"}
+                                         for i in range(10_000)]})
+        out.append(("batch of 10,000 items", ep, ten_thousand, {}))
         out.append(("batch of 10,000 empty objects", ep, _dumps({"batch": [{}] * 10_000}), {}))
+        small = b'{"batch":[' + b",".join(b'{"type":"track","userId":"s%d","event":"S"}' % (i % 10) for i in range(10_000)) + b"]}"
+        out.append((f"batch of 10,000 small items ({len(small) // 1000} KB, no messageId)", ep, small, {}))
+        out.append(("batch of 10,000 items, gzip", ep, gzip.compress(ten_thousand), {"Content-Encoding": "gzip"}))
         # NaN / Infinity
         for lit in (b"NaN", b"Infinity", b"-Infinity"):
             out.append((f"{lit.decode()} in a property", ep, _wrap(ep, item_text(ep)[:-1] + b', "' + key.encode() + b'": {"n": ' + lit + b"}}"), {}))
