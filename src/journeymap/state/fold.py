@@ -93,6 +93,18 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
                             [table]).fetchall())
 
 
+def rebuild_reason(con: duckdb.DuckDBPyConnection, known: dict[str, str], level: str, key: str | None) -> str | None:
+    """Why the state of `level` cannot be folded into and must be rebuilt (None: it can): the one rule the
+    fold and `journeymap state` (state.read.status) both apply. `known`: the store's meta keys."""
+    if not all(_exists(con, name) for name in tables(level).values()):
+        return "no state yet"
+    if known.get("state.version") != STATE_VERSION:
+        return f"the state was written by layout {known.get('state.version')}, this journeymap reads {STATE_VERSION}"
+    if known.get(f"state.{level}.annotation") != key:
+        return "journeymap.yml's stages, touchpoints or personas changed"
+    return None
+
+
 def fold(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, levels=LEVELS,
          rebuild: bool = False) -> FoldReport:
     """Bring the journey state up to the journey events, in one transaction; `rebuild` starts from scratch."""
@@ -123,15 +135,7 @@ def fold(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, levels=L
 def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFold:
     started = time.perf_counter()
     t = tables(level)
-    reason = (
-        "asked" if rebuild
-        else "no state yet" if not all(_exists(con, name) for name in t.values())
-        else f"the state was written by layout {known.get('state.version')}, this is {STATE_VERSION}"
-        if known.get("state.version") != STATE_VERSION
-        else "journeymap.yml's stages, touchpoints or personas changed"
-        if known.get(f"state.{level}.annotation") != key
-        else None
-    )
+    reason = "asked" if rebuild else rebuild_reason(con, known, level, key)
     if reason:
         for name in t.values():
             con.execute(f"DROP TABLE IF EXISTS {name}")

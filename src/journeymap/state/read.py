@@ -8,7 +8,7 @@ import duckdb
 from journeymap.engine.annotate import annotation_key
 from journeymap.engine.unit_events import LEVELS
 from journeymap.journey.definition import JourneyDefinition
-from journeymap.state.fold import JOURNEY_VERSION_KEY, STATE_VERSION, meta, tables
+from journeymap.state.fold import JOURNEY_VERSION_KEY, STATE_VERSION, meta, rebuild_reason, tables
 
 
 def current_tables(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> dict:
@@ -32,14 +32,11 @@ def status(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None)
         t = tables(level)
         present = {r[0] for r in con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE table_name IN (?, ?, ?)", list(t.values())).fetchall()}
-        why = (
-            "no state yet" if len(present) < 3
-            else f"written by layout {known.get('state.version')}, this journeymap reads {STATE_VERSION}"
-            if known.get("state.version") != STATE_VERSION
-            else "journeymap.yml's stages, touchpoints or personas changed since" if known.get(f"state.{level}.annotation") != key
-            else "events arrived since" if known.get(f"state.{level}.journey") != known.get(JOURNEY_VERSION_KEY, "0")
-            else None
-        )
+        why = rebuild_reason(con, known, level, key)
+        if why is None and known.get(f"state.{level}.journey") != known.get(JOURNEY_VERSION_KEY, "0"):
+            why = "events arrived since"
+        elif why is not None and why.startswith("journeymap.yml"):
+            why += " since"
         row = {"level": level, "current": why is None, "stale_because": why, "units": None, "events": None,
                "visits": None}
         if len(present) == 3:
