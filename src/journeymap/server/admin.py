@@ -17,7 +17,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
 
 from journeymap.ingest.backup import write_backup
 from journeymap.server.api import answer_error
-from journeymap.server.context import local_admin, read_token
+from journeymap.server.context import local_admin, read_token, require_key
 from journeymap.server.encoding import JSONAnswer
 from journeymap.server.keys import ApiKey, KeyRing, create_key, list_keys, revoke_key
 from journeymap.workspace import Workspace
@@ -107,13 +107,7 @@ _ERASING = threading.Lock()
 
 def require_admin(request: Request) -> ApiKey:
     """401 unless the request carries a live admin key (`journeymap keys create --kind admin --name NAME`) or the local token."""
-    token = read_token(request)
-    key = local_admin(request, token) or request.app.state.keys.verify(token, "admin")
-    if key is None:
-        raise HTTPException(status_code=401, detail="an admin key is required: Authorization: Bearer KEY (create one "
-                                                    "with `journeymap keys create --kind admin --name NAME`)",
-                            headers={"WWW-Authenticate": 'Bearer realm="journeymap"'})
-    return key
+    return require_key(request, "admin")
 
 
 erase_router = APIRouter(include_in_schema=False)

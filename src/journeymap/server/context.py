@@ -53,15 +53,21 @@ def local_admin(request: Request, token: str | None) -> ApiKey | None:
     return ApiKey(LOCAL_KEY_ID, "read", "journeymap CLI on this machine", _STARTED)
 
 
-def require_read(request: Request) -> ApiKey:
-    """401 unless the request carries a live read key (write keys do not read) or the local token."""
+def require_key(request: Request, kind: str) -> ApiKey:
+    """401 unless the request carries a live key of `kind` or the local token."""
     token = read_token(request)
-    key = local_admin(request, token) or request.app.state.keys.verify(token, "read")
+    key = local_admin(request, token) or request.app.state.keys.verify(token, kind)
     if key is None:
-        raise HTTPException(status_code=401, detail="a read key is required: Authorization: Bearer KEY "
-                                                    "(create one with `journeymap keys create --kind read --name NAME`)",
+        raise HTTPException(status_code=401, detail=f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} key is required: "
+                                                    f"Authorization: Bearer KEY (create one with `journeymap keys "
+                                                    f"create --kind {kind} --name NAME`)",
                             headers={"WWW-Authenticate": 'Bearer realm="journeymap"'})
     return key
+
+
+def require_read(request: Request) -> ApiKey:
+    """401 unless the request carries a live read key (write keys do not read) or the local token."""
+    return require_key(request, "read")
 
 
 class NoJourneysYet(NotEnoughData):
