@@ -5,6 +5,15 @@
   act_outbox   one row per action of a treated entry: what to deliver, to whom, when; its `key`
                "{playbook}/{unit}/{entry}/{action}" is the idempotency key every delivery carries
 
+The payload of an outbox row, per kind (what the evaluator writes and the sender reads; secrets are never
+stored, only the name of the environment variable that holds them):
+
+  webhook  {"url", "secret_env", "body"}    body: {"type": "journeymap.playbook.entered", "playbook", "unit":
+                                            {"level", "id"}, "entry", "entered_at", "owner", "reason"}
+  slack    {"url", "text"}                  a Slack-compatible incoming webhook
+  email    {"to": [address], "subject", "text"}
+  task     {"owner", "title", "body", "due_at"}   due_at: ISO wall-clock time or null
+
 An entry and its outbox rows are written in the same transaction as the evaluation that produced them
 (`record`), so a firing is never sent for an entry that was not stored, nor stored without its actions.
 """
