@@ -29,7 +29,9 @@ FAULTS = ["next_segment_is_a_directory",
 
 
 def _health(server: Server) -> dict:
-    return httpx.get(f"{server.url}/-/health", timeout=5).json()
+    r = httpx.get(f"{server.url}/-/health", timeout=5)
+    assert r.status_code == (200 if r.json()["ok"] else 503), r.text  # not ok is 503, for `curl -f` and balancers
+    return r.json()
 
 
 def _until(check, timeout: float = 15.0, what: str = ""):

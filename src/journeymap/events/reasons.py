@@ -28,6 +28,8 @@ class Reason(StrEnum):
     """The file row could not be parsed (wrong number of CSV columns, broken quoting)."""
     CONFLICT = "conflict"
     """The message_id was already stored with different content."""
+    CONTROL_CHARACTER = "control_character"
+    """An identifier or the event name holds a NUL character, which C tools, CSV exports and terminals cut at."""
     ERASED = "erased"
     """The event names a person (or account) erased with `journeymap erase` (ingest/erased.py); never stored."""
 
@@ -48,5 +50,6 @@ _DESCRIPTIONS = {
     Reason.INVALID_TYPE: "type must be one of track, identify, alias, group, page, screen",
     Reason.MALFORMED_ROW: "the row could not be parsed",
     Reason.CONFLICT: "this message_id is already stored with different content",
+    Reason.CONTROL_CHARACTER: "an identifier or the event name holds a NUL character",
     Reason.ERASED: "it names a person or account that was erased (journeymap erase); refused, never stored",
 }

@@ -53,6 +53,10 @@ CHECKS: tuple[tuple[Reason, str, str, str], ...] = (
         (Reason.FIELD_TOO_LONG, col, f"length({col}) > {MAX_ID_CHARS}", f"length({col}) || ' characters'")
         for col in ("event", "message_id", "user_id", "anonymous_id", "email", "account_id")
     ),
+    *(
+        (Reason.CONTROL_CHARACTER, col, f"contains({col}, chr(0))", f"'a NUL character at position ' || strpos({col}, chr(0))")
+        for col in ("event", "message_id", "user_id", "anonymous_id", "email", "account_id", "previous_id")
+    ),
     (Reason.OVERSIZED_EVENT, "properties", f"({_SIZE}) > {MAX_EVENT_BYTES}", f"({_SIZE}) || ' bytes'"),
 )
 

@@ -61,7 +61,22 @@ def write_backup(con: duckdb.DuckDBPyConnection, workspace: str | Path, out: str
     `con` is a connection to the workspace's store; nothing may load journal segments into it meanwhile (the
     caller holds the store, or the server's loader lock)."""
     workspace, out = Path(workspace), check_out(out)
+    existed = out.exists()
     out.mkdir(exist_ok=True)
+    try:
+        return _write(con, workspace, out)
+    except BaseException:
+        # A half-written backup would pass for a whole one (and block the next try at the same OUT): remove
+        # what this call wrote, and the folder itself when it made it.
+        if existed:
+            for child in out.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _write(con: duckdb.DuckDBPyConnection, workspace: Path, out: Path) -> dict:
     journal = workspace / "journal"
     (out / "journal").mkdir()
     segments = []

@@ -82,9 +82,12 @@ class LoadReport:
 
     @property
     def reject_rate(self) -> float:
-        """Rejected events over every event the file gave (accepted, duplicate or rejected)."""
-        total = self.accepted + self.duplicate + self.rejected
-        return self.rejected / total if total else 0.0
+        """Rejected events over every event the file gave (accepted, duplicate or rejected), leaving out the
+        events refused because they name an erased person: refusing them is the erase working, not a sign of
+        a broken file or mapping, so a file of a customer who asked to be forgotten is not `too_many_rejects`."""
+        erased = sum(n for (reason, _), n in self.reasons.items() if reason == Reason.ERASED.value)
+        total = self.accepted + self.duplicate + self.rejected - erased
+        return (self.rejected - erased) / total if total else 0.0
 
     def top_reason(self) -> str | None:
         """The most common rejection, as `reason on field (N rows)`."""

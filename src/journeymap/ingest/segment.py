@@ -16,6 +16,7 @@ fields, conflicts) is checked by the loader's SQL validation, as for files, and 
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -148,12 +149,27 @@ def _event_time(ev: dict, received: datetime, batch_sent_at=None) -> tuple[datet
     return (original, False) if original is not None else (received, True)
 
 
-def _id(value) -> str | None:
+def _id(value, key: str, field: str) -> str | None:
+    """An identifier as text: a string, or a whole or finite number (SDKs send numeric user ids); absent as
+    None. Anything else is rejected rather than dropped: a messageId sent as an object would otherwise lose
+    the event its de-duplication, and a userId sent as a list its person."""
     if isinstance(value, str):
+        if "\x00" in value:
+            raise Rejected(Reason.CONTROL_CHARACTER.value, field, f"{key} holds a NUL character")
         return value or None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if value is None:
+        return None
+    if (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and math.isfinite(value)):
         return str(value)
-    return None
+    raise Rejected(Reason.BAD_JSON.value, field, f"{key} must be a string, not {_json_type(value)}")
+
+
+def _json_type(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a non-finite number"
+    return {dict: "an object", list: "an array"}.get(type(value), type(value).__name__)
 
 
 def _object(ev: dict, key: str, field: str) -> dict | None:
@@ -210,18 +226,20 @@ def canonical(ev, call: str | None = None, received: datetime | None = None, bat
     context = _object(ev, "context", "properties")
     if batch_context:
         context = {**batch_context, **(context or {})}
-    user_id, anonymous_id = _id(ev.get("userId")), _id(ev.get("anonymousId"))
+    user_id, anonymous_id = _id(ev.get("userId"), "userId", "user_id"), _id(ev.get("anonymousId"), "anonymousId", "anonymous_id")
     if user_id is None and anonymous_id is None:
         raise Rejected(Reason.MISSING_IDENTITY.value, "user_id", "neither userId nor anonymousId")
     properties = _object(ev, "properties", "properties")
     traits = _object(ev, "traits", "traits")
-    row: dict = {"message_id": _id(ev.get("messageId"))}
+    row: dict = {"message_id": _id(ev.get("messageId"), "messageId", "message_id")}
     ts, by_arrival = _event_time(ev, received or datetime.now(UTC).replace(tzinfo=None), batch_sent_at)
     row["ts"] = ts.isoformat(sep=" ")
     if call == "track":
         name = ev.get("event")
         if not isinstance(name, str) or not name.strip():
             raise Rejected(Reason.MISSING_EVENT.value, "event", "a track call needs an event name")
+        if "\x00" in name:
+            raise Rejected(Reason.CONTROL_CHARACTER.value, "event", "the event name holds a NUL character")
         row["event"] = name
     else:
         row["event"] = EVENT_NAMES[call]
@@ -235,15 +253,15 @@ def canonical(ev, call: str | None = None, received: datetime | None = None, bat
     email = (traits if call == "identify" and traits else ctx_traits).get("email")
     row["email"] = email if isinstance(email, str) else None
     if call == "alias":
-        row["previous_id"] = _id(ev.get("previousId"))
+        row["previous_id"] = _id(ev.get("previousId"), "previousId", "previous_id")
         if row["previous_id"] is None or user_id is None:
             raise Rejected(Reason.MISSING_IDENTITY.value, "previous_id", "an alias call needs userId and previousId")
     if call == "group":
-        row["account_id"] = _id(ev.get("groupId"))
+        row["account_id"] = _id(ev.get("groupId"), "groupId", "account_id")
         if row["account_id"] is None:
             raise Rejected(Reason.MISSING_IDENTITY.value, "account_id", "a group call needs a groupId")
     else:
-        row["account_id"] = _id((context or {}).get("groupId"))
+        row["account_id"] = _id((context or {}).get("groupId"), "context.groupId", "account_id")
     if call in ("page", "screen"):
         extra = {k: ev[k] for k in ("name", "category") if isinstance(ev.get(k), str)}
         properties = {**(properties or {}), **extra} if extra else properties
@@ -260,11 +278,23 @@ def line(row: dict) -> bytes:
     """The journal line of a canonical row; raises Rejected when the event is over 32 KB."""
     try:
         data = _dumps(row).encode() + b"\n"
+    except UnicodeEncodeError:  # "\ud800" alone: JSON escapes it, but no UTF-8 text can hold it
+        field = next((k for k, v in row.items() if not _encodes(v)), "properties")
+        raise Rejected(Reason.BAD_JSON.value, field, "a string holds a lone surrogate (an unpaired \\ud800-\\udfff "
+                                                     "escape), which is not Unicode text") from None
     except ValueError:  # NaN or Infinity: Python reads them, JSON has no such numbers
         raise Rejected(Reason.BAD_JSON.value, "properties", "NaN and Infinity are not JSON numbers") from None
     if len(data) > MAX_EVENT_BYTES:
         raise Rejected(Reason.OVERSIZED_EVENT.value, "properties", f"{len(data)} bytes; the limit is {MAX_EVENT_BYTES}")
     return data
+
+
+def _encodes(value) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+        return True
+    except (UnicodeEncodeError, ValueError):
+        return False
 
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)

@@ -110,17 +110,20 @@ def create_app(
         lines = [f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
         return JSONAnswer({"error": "input", "detail": "; ".join(lines) or "invalid request"}, status_code=422)
 
-    @app.get("/-/health")
-    def health() -> dict:
+    @app.get("/-/health", responses={503: {"description": "Not healthy: the journal cannot be written or the "
+                                                         "loader's last attempt failed; the body says which."}})
+    def health() -> JSONAnswer:
         """Liveness and the state of the journal and the loader. `journal.error` says why events cannot be
         written now (a full disk, a read-only folder; the journal retries every second); `loader.quarantined`
         counts the damaged journal records set aside in journal/quarantine.jsonl; `loader.risk` what the last
         refresh did with the churn model (refitted or reused, and why: insights.risk.stored.RiskRefresh)."""
-        return {
-            "ok": journal.accepting and runner.error is None,
+        ok = journal.accepting and runner.error is None
+        # 503 when not ok, so a load balancer or `curl -f` sees it without reading the body.
+        return JSONAnswer({
+            "ok": ok,
             "journal": dict(journal.stats, accepting=journal.accepting, error=journal.error),
             "loader": dict(runner.stats, error=None if runner.error is None else str(runner.error)),
-        }
+        }, status_code=200 if ok else 503)
 
     app.include_router(docs_router)  # /-/docs: Swagger UI from the package, no CDN
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing: on every response
