@@ -218,6 +218,25 @@ class Workspace:
             self.refresh()
         return removed
 
+    def draft_from_data(self, paths: list[str], **ingest_options):
+        """Load `paths`, propose a journeymap.yml from what they hold (journey.draft), write it over this
+        workspace's definition and fold the state under it; returns (the load reports, the Draft).
+
+        InputError when nothing was loaded: the template stays, there is nothing to propose from."""
+        from journeymap.identity import stitch
+        from journeymap.journey.draft import propose
+
+        reports = self.ingest(paths, refresh=False, raise_on_failure=False, **ingest_options)
+        if not any(r.accepted for r in reports):
+            said = "; ".join(f"{r.file}: {r.error or r.top_reason() or 'no rows'}" for r in reports) or "no files"
+            raise InputError(f"no event was loaded from {', '.join(paths)} ({said}): there is nothing to propose a "
+                             f"journeymap.yml from; the template is kept")
+        stitch(self.con)
+        draft = propose(self.con, [str(p) for p in paths])
+        self.definition_path.write_text(draft.text)
+        self.refresh()
+        return reports, draft
+
     def refresh(self, rebuild: bool = False) -> RefreshResult:
         """Rebuild identity and fold the new events into the journey state (journeymap.state), after events
         changed (`rebuild`: the state from scratch); on a Spark engine, export the journey tables as Parquet

@@ -53,14 +53,52 @@ def _main(
 def init(
     directory: Annotated[Path, typer.Argument(help="The workspace folder; created when missing.")],
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing journeymap.yml (data/ and the store are kept).")] = False,
+    from_data: Annotated[list[str] | None, typer.Option(
+        "--from-data", help="Files or globs to load and propose journeymap.yml from (stages, touchpoints, personas, "
+                            "surveys, revenue), marked as a draft to edit. Repeatable.")] = None,
+    as_json: JsonOpt = False,
 ):
-    """Create a workspace: journeymap.yml with a commented example journey, and a data folder."""
+    """Create a workspace: journeymap.yml with a commented example journey (or, with --from-data, a draft proposed
+    from your events), and a data folder."""
     try:
         ws = Workspace.init(directory, force=force)
     except FileExistsError:
         fail(f"{directory / 'journeymap.yml'} exists: pass --force to overwrite it with the template "
              f"(`journeymap init {directory} --force`; data/ and the store are kept)")
+    if from_data:
+        try:
+            reports, draft = ws.draft_from_data(from_data)
+        except JourneymapError as exc:
+            fail_with(exc)
+        finally:
+            ws.close()
+        if as_json:
+            print_json({"workspace": str(directory), "definition": str(directory / "journeymap.yml"),
+                        "files": [r.as_dict() for r in reports], "draft": draft.as_dict()})
+            return
+        loaded = sum(r.accepted for r in reports)
+        out.print(f"Loaded {loaded:,} events from {len(reports)} file{'s' if len(reports) != 1 else ''} into "
+                  f"[bold]{directory}[/] and proposed a draft journeymap.yml ({draft.units:,} {draft.level}s):",
+                  highlight=False)
+        for s in draft.stages:
+            out.print(f"  stage {s['id']}: {', '.join(s['evidence'])}", highlight=False, soft_wrap=True)
+        out.print(f"  {len(draft.touchpoints)} touchpoints from sources and channels", highlight=False)
+        if draft.personas:
+            out.print(f"  personas from the trait {draft.personas['trait']!r} (customer rate "
+                      f"{', '.join(f'{k} {v:.0%}' for k, v in draft.personas['customer_rate'].items())})",
+                      highlight=False)
+        for s in draft.surveys:
+            out.print(f"  survey {s}", highlight=False)
+        for n in draft.notes:
+            out.print(f"  [yellow]check[/] {escape(n)}", highlight=False, soft_wrap=True)
+        out.print(f"Edit {directory / 'journeymap.yml'} (its comments give each choice's evidence), then run "
+                  f"`journeymap validate --workspace {directory}` and `journeymap map --workspace {directory}`",
+                  highlight=False, soft_wrap=True)
+        return
     ws.close()
+    if as_json:
+        print_json({"workspace": str(directory), "definition": str(directory / "journeymap.yml")})
+        return
     out.print(f"Created workspace [bold]{directory}[/]: edit {directory / 'journeymap.yml'}, put exports in {directory / 'data'}, then run")
     out.print(f"  journeymap ingest '{directory}/data/*.csv' --workspace {directory}")
 
