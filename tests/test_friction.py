@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import invoke_json
+from conftest import invoke_cli, invoke_json
 from journeymap.insights.friction import friction
 from journeymap.workspace import Workspace
 
@@ -125,3 +125,29 @@ def test_demo_delight(demo):
     assert promoters["mrr_at_stake"] > 0 and promoters["evidence"]["share"] > 0.3
     # Delight never ranks on lost revenue: impact is units and MRR at stake only.
     assert all("excess_mrr_lost" not in i for i in result["delight"])
+
+
+def test_friction_and_moments_take_a_period_as_the_map_does(ingested_demo):
+    """`friction`/`moments --from --to` read only the period's events: the same ranking the map of that period
+    places (friction(period=...), moments_of_truth(period=...)), and not the whole history's."""
+    from journeymap.insights.moments import moments_of_truth
+
+    path = str(ingested_demo(300, 7).workspace)
+    period = ("--from", "2025-10-01", "--to", "2026-03-31")
+    ws = Workspace(path)
+    try:
+        lo, hi = dt.date(2025, 10, 1), dt.date(2026, 3, 31)
+        direct = friction(ws.engine, ws.definition, period=(lo, hi))
+        whole = friction(ws.engine, ws.definition)
+        mot = moments_of_truth(ws.engine, ws.definition, period=(lo, hi))
+    finally:
+        ws.close()
+    got = invoke_json("friction", "--workspace", path, *period)
+    assert got["period"] == {"from": "2025-10-01", "to": "2026-03-31"}
+    assert [(i["title"], i["units"]) for i in got["friction"]] == [(i["title"], i["units"]) for i in direct["friction"]]
+    assert [(i["title"], i["units"]) for i in direct["friction"]] != [(i["title"], i["units"]) for i in whole["friction"]]
+    moments = invoke_json("moments", "--workspace", path, *period)
+    assert moments["units"] == mot["units"]
+    assert [m["behaviour"] for m in moments["moments"]] == [m["behaviour"] for m in mot["moments"]]
+    bad = invoke_cli("moments", "--workspace", path, "--from", "2026-04-01", "--to", "2026-03-31", check=False)
+    assert bad.returncode == 2 and "--from must not be after --to" in bad.stderr

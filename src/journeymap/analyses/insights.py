@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, ConfigDict
+from pydantic import AfterValidator, ConfigDict, model_validator
 
-from journeymap.analyses.base import MAX_INT, Analysis, RowsView, Duration, Field, Output, Params, UnitField, commas, days, unit_of
+from journeymap.analyses.base import (MAX_INT, Analysis, Day, Duration, Field, Output, Params, RowsView, UnitField, commas,
+                                      days, unit_of)
 
 
 class SurveysParams(Params):
@@ -39,7 +41,27 @@ def _positive(text: str) -> str:
 Positive = Annotated[Duration, AfterValidator(_positive)]
 
 
-class MomentsParams(Params):
+class _Period(Params):
+    """--from/--to: only the events inside the period count, as on the map of that period."""
+
+    date_from: Day = Field(None, alias="from", description="First day (YYYY-MM-DD) whose events count.")
+    date_to: Day = Field(None, alias="to", description="Last day (inclusive) whose events count.")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.date_from and self.date_to and str(self.date_from) > str(self.date_to):
+            raise ValueError("--from must not be after --to")
+        return self
+
+    def period_dict(self) -> dict:
+        return {"from": self.date_from and str(self.date_from), "to": self.date_to and str(self.date_to)}
+
+    def period(self) -> tuple:
+        to_day = lambda d: d if d is None or isinstance(d, dt.date) else dt.date.fromisoformat(d)  # noqa: E731
+        return to_day(self.date_from), to_day(self.date_to)
+
+
+class MomentsParams(_Period):
     by: Literal["person", "account"] | None = UnitField()
     within: Positive = Field("14d", description="Behaviour window after the start, e.g. 14d.")
     horizon: Positive = Field("90d", description="Retained = not churned this long after the start.")
@@ -54,7 +76,7 @@ class MomentsParams(Params):
         """The keyword arguments of insights.moments.moments_of_truth (also what the map's panel runs with)."""
         return {"within_days": days(self.within), "horizon_days": days(self.horizon), "min_units": self.min_units,
                 "population": self.population, "exclude": list(self.exclude) or None,
-                "include": list(self.include) or None}
+                "include": list(self.include) or None, "period": self.period()}
 
 
 class MomentsOutput(Output):
@@ -69,12 +91,14 @@ class MomentsOutput(Output):
     activation: dict | None = Field(description="The suggested activation definition, when one is significant.")
     excluded: list = Field(description="Behaviours left out as outcome-defining, and why.")
     caveat: str = Field(description="Correlation, not causation.")
+    period: dict = Field(description="--from and --to: only the events inside count.")
 
 
 def _moments(ws, p: MomentsParams, progress=None) -> dict:
     from journeymap.insights.moments import moments_of_truth
 
-    return moments_of_truth(ws.engine, ws.definition, unit_of(ws, p.by), **p.engine_options())
+    return {**moments_of_truth(ws.engine, ws.definition, unit_of(ws, p.by), **p.engine_options()),
+            "period": p.period_dict()}
 
 
 class VoiceParams(Params):
@@ -109,7 +133,7 @@ def _voice(ws, p: VoiceParams, progress=None) -> dict:
                  method=p.themes_method)
 
 
-class FrictionParams(Params):
+class FrictionParams(_Period):
     by: Literal["person", "account"] | None = UnitField()
 
 
@@ -122,12 +146,13 @@ class FrictionOutput(Output):
     friction: list[dict] = Field(description="Pain points ranked by impact: title, stage, touchpoint, units, MRR at "
                                              "stake, evidence.")
     delight: list[dict] = Field(description="Delight moments ranked the same way.")
+    period: dict = Field(description="--from and --to: only the events inside count.")
 
 
 def _friction(ws, p: FrictionParams, progress=None) -> dict:
     from journeymap.insights.friction import friction
 
-    return friction(ws.engine, ws.definition, unit_of(ws, p.by))
+    return {**friction(ws.engine, ws.definition, unit_of(ws, p.by), period=p.period()), "period": p.period_dict()}
 
 
 SURVEYS = Analysis("surveys", "NPS, CSAT and CES with 95% confidence intervals, per stage, touchpoint, persona or "
