@@ -243,3 +243,36 @@ def test_events_loaded_but_not_stitched_are_said_so(tmp_path):
         got = http.get("/api/v1/funnel", params={"steps": "signed_up,x"}, headers={"Authorization": f"Bearer {read}"})
         assert got.status_code == 409
         assert "1 event is loaded but not yet stitched into journeys" in got.json()["detail"]
+
+
+def test_an_edited_definition_is_refolded_by_the_server_without_new_events(tmp_path):
+    """Work happens when the definition changes too: the loader refolds the journey state after journeymap.yml
+    is edited, so the views read state again without waiting for the next event (issue 13)."""
+    from journeymap.journey.load import load_definition
+    from journeymap.state import current_tables
+
+    ws = tmp_path / "ws"
+    invoke_cli("init", str(ws))
+    export = tmp_path / "e.csv"
+    export.write_text("user_id,event,ts\n" + "".join(
+        f"u{i},{e},2024-01-0{d}T10:00:00\n" for i in range(5) for d, e in ((1, "pricing_viewed"), (2, "signup_completed"))))
+    invoke_cli("ingest", str(export), "--workspace", str(ws))
+    definition = ws / "journeymap.yml"
+    with serve_in_process(ws, stitch_seconds=3600) as client:
+        runner = client.app.state.runner
+        stitches = runner.stats["stitches"]
+        text = definition.read_text()
+        assert "entry: signup_completed" in text
+        definition.write_text(text.replace("entry: signup_completed", "entry: {event: [signup_completed, pricing_viewed]}"))
+        edited = load_definition(definition)
+        deadline = time.monotonic() + 20
+        while True:
+            with runner.lock:
+                folded = len(current_tables(runner.con.cursor(), edited))
+            if folded == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert folded == 2, "the edited definition was not folded"
+        assert runner.stats["stitches"] == stitches + 1 and runner.stats["accepted"] == 0  # no event arrived
+        status = client.get("/-/health").json()["loader"]
+        assert status["stitches"] == stitches + 1

@@ -35,7 +35,9 @@ from journeymap.ingest.segment import ARRIVAL_TIMED
 from journeymap.ingest.store import open_store
 from journeymap.journey.load import load_definition, store_settings_for
 from journeymap.insights.risk.stored import refresh_risk
-from journeymap.state import refresh
+from journeymap.server.cache import definition_stamp
+from journeymap.state import current_tables, refresh
+from journeymap.engine.unit_events import LEVELS
 
 log = logging.getLogger("journeymap.server")
 
@@ -83,6 +85,7 @@ class StoreRunner:
         self._thread: threading.Thread | None = None
         self._dirty = False  # events arrived since the last stitch
         self._last_stitch = 0.0
+        self._definition_seen: tuple | None | bool = False  # journeymap.yml's stamp when last compared; False: never
         self.error: BaseException | None = None
         self.last_refresh = None  # what the last stitch did (journey state, churn model)
         self.stats = {"segments_loaded": 0, "rows_read": 0, "accepted": 0, "duplicate": 0, "rejected": 0, "stitches": 0,
@@ -147,7 +150,8 @@ class StoreRunner:
                 return
             try:
                 self.load_pending()
-                if self._dirty and time.monotonic() - self._last_stitch >= self.stitch_seconds:
+                due = self._dirty and time.monotonic() - self._last_stitch >= self.stitch_seconds
+                if due or self._definition_changed():
                     self._stitch()
                 self.error = None
             except Exception as exc:  # keep serving: the segments stay in the journal and are retried
@@ -238,6 +242,23 @@ class StoreRunner:
         except JourneymapError as exc:
             log.warning("the journey state is not folded: %s", exc)
             return None
+
+    def _definition_changed(self) -> bool:
+        """Whether journeymap.yml was edited (or the server started) and the journey state is not the one it
+        defines: then the state is refolded now, not at the next load, so an edited definition never leaves
+        the views computing from the events until someone sends an event. Reads the file's stamp on every
+        turn of the loop; the definition and the state's meta keys only when the stamp changed."""
+        stamp = definition_stamp(self.workspace / "journeymap.yml")
+        if stamp == self._definition_seen:
+            return False
+        self._definition_seen = stamp
+        definition = self._definition()
+        if definition is None:
+            return False
+        with self.lock:
+            if not self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'journey_events'").fetchone()[0]:
+                return False  # nothing stitched yet: the first load folds
+            return len(current_tables(self.con, definition)) < len(LEVELS)
 
     def _retire(self, path: Path) -> None:
         if self.keep_segments <= 0:
