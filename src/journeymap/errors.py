@@ -30,6 +30,8 @@ callers written against the standard exceptions keep working.
 
 from __future__ import annotations
 
+import difflib
+
 __all__ = [
     "DefinitionError",
     "InputError",
@@ -157,3 +159,30 @@ def problem(exc: JourneymapError) -> dict:
     if isinstance(exc, NotEnoughData) and exc.add:
         body["add"] = exc.add
     return body
+
+
+def closest(given: str, known, n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """The known names `given` probably means, best first: one equal but for case, else difflib's closest
+    (at most `n`). The one rule behind every "did you mean" (options, analyses, columns, events, settings).
+
+    >>> closest("Email", ["email", "emails"]), closest("windw", ["window", "within"], n=2), closest("zzz", ["a"])
+    (['email'], ['window'], [])
+    """
+    known = list(dict.fromkeys(str(k) for k in known if k is not None))
+    same_case = [k for k in known if k.lower() == str(given).lower()]
+    if same_case:
+        return same_case[:1]
+    lowered: dict[str, str] = {}
+    for k in known:
+        lowered.setdefault(k.lower(), k)
+    return [lowered[c] for c in difflib.get_close_matches(str(given).lower(), list(lowered), n=n, cutoff=cutoff)]
+
+
+def did_you_mean(given: str, known, n: int = 1, quote=repr) -> str | None:
+    """'did you mean 'x'?' (or 'x' or 'y' with n > 1) for the closest known names; None when none is close.
+
+    >>> did_you_mean("funels", ["funnel", "paths"]), did_you_mean("--windw", ["--window"], quote=str)
+    ("did you mean 'funnel'?", 'did you mean --window?')
+    """
+    close = closest(given, known, n=n)
+    return "did you mean " + " or ".join(quote(c) for c in close) + "?" if close else None

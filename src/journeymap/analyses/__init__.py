@@ -12,7 +12,6 @@ journeymap.errors.OptionError: no analysis 'funnels' (did you mean funnel?)
 
 from __future__ import annotations
 
-import difflib
 
 from journeymap.analyses.accounts import CLV, HEALTH, REVENUE, RISK
 from journeymap.analyses.base import Analysis, Option, Params
@@ -21,7 +20,7 @@ from journeymap.analyses.funnel import FUNNEL
 from journeymap.analyses.insights import FRICTION, MOMENTS, SURVEYS, VOICE
 from journeymap.analyses.map import MAP
 from journeymap.analyses.paths import PATHS, TRANSITIONS, VARIANTS
-from journeymap.errors import OptionError
+from journeymap.errors import OptionError, closest
 
 __all__ = ["REGISTRY", "Analysis", "Option", "Params", "get"]
 
@@ -37,6 +36,6 @@ def get(name: str) -> Analysis:
     try:
         return _BY_NAME[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _BY_NAME, n=3)
+        close = closest(name, _BY_NAME, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else f" (analyses: {', '.join(_BY_NAME)})"
         raise OptionError(f"no analysis {name!r}{hint}") from None

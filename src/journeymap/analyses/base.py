@@ -24,7 +24,6 @@ So an option's type, default, bounds, help and the error for a bad value are wri
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import json
 import math
 import types
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
-from journeymap.errors import OptionError
+from journeymap.errors import OptionError, did_you_mean
 from journeymap.journey.durations import parse_duration
 
 if TYPE_CHECKING:
@@ -234,8 +233,7 @@ def describe(model: type[Params], errors: list[dict]) -> tuple[str, str | None]:
         if not loc or loc[0] not in by_key:
             if kind == "extra_forbidden" and loc:
                 given, known = "--" + str(loc[0]).replace("_", "-"), [o.flag for o in options(model)]
-                close = difflib.get_close_matches(given, known, n=2)
-                hint = f"did you mean {' or '.join(close)}?" if close else f"options: {', '.join(known) or 'none'}"
+                hint = did_you_mean(given, known, n=2, quote=str) or f"options: {', '.join(known) or 'none'}"
                 messages.append(f"no option {given} ({hint})")
             else:
                 messages.append(str(e.get("msg", "invalid value")).removeprefix("Value error, "))

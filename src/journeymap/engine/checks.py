@@ -19,13 +19,13 @@ matches nothing costs one more query for its suggestion. No event is read into P
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import ibis
 import ibis.expr.types as ir
 
+from journeymap import errors
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import UNASSIGNED, persona_expr, unit_traits
 from journeymap.engine.rules import condition_expr, first_match, rule_expr, rule_parts
@@ -60,9 +60,9 @@ def did_you_mean(given: str, known: Iterable[str], what: str = "known") -> str |
     known = [k for k in dict.fromkeys(str(k) for k in known if k is not None)]
     if not known:
         return None
-    close = difflib.get_close_matches(str(given), known, n=3, cutoff=0.6)
+    close = errors.did_you_mean(str(given), known, n=3)
     if close:
-        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+        return close
     shown = ", ".join(repr(k) for k in known[:SHOWN])
     return f"{what}: {shown}" + (f" and {len(known) - SHOWN} more" if len(known) > SHOWN else "")
 

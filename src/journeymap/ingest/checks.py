@@ -7,9 +7,7 @@ before loading; JSON Lines keys are checked against the keys of the first batch 
 
 from __future__ import annotations
 
-import difflib
-
-from journeymap.errors import InputError
+from journeymap.errors import InputError, closest as close_names
 from journeymap.ingest.mapping import CANONICAL_ALIASES, SourceMapping
 
 MAX_LISTED = 30
@@ -24,12 +22,8 @@ def closest(name: str, candidates: list[str]) -> str | None:
     >>> closest("timestampp", ["id", "timestamp", "ev"]), closest("email", ["Email"]), closest("zzz", ["id"])
     ('timestamp', 'Email', None)
     """
-    for c in candidates:
-        if c.lower() == name.lower():
-            return c
-    lowered = {c.lower(): c for c in candidates}
-    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
-    return lowered[close[0]] if close else None
+    close = close_names(name, candidates)
+    return close[0] if close else None
 
 
 def _listing(columns: list[str]) -> str:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from journeymap.errors import did_you_mean
 from journeymap.events.schema import CANONICAL_FIELDS, SOURCES
 
 
@@ -199,15 +200,14 @@ def parse_encoding(value: str) -> str:
     ('iso8859-1', 'cp1252')
     """
     import codecs
-    import difflib
     import encodings
 
     try:
         return codecs.lookup(value).name
     except LookupError:
         known = sorted(set(encodings.aliases.aliases.values()) | {"utf-8", "utf-16", "latin-1", "cp1252"})
-        close = difflib.get_close_matches(value.lower().replace("-", "_"), known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else " (such as utf-8, cp1252, latin-1 or utf-16)"
+        close = did_you_mean(value.lower().replace("-", "_"), known)
+        hint = f"; {close}" if close else " (such as utf-8, cp1252, latin-1 or utf-16)"
         raise ValueError(f"unknown encoding {value!r}{hint}") from None
 def mapping_hash(mapping: SourceMapping | None) -> str | None:
     """A short hash of what a mapping says (12 hex digits of SHA-256), stored with each load (`loads.mapping_hash`)

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from journeymap.errors import closest, did_you_mean
 from journeymap.events.schema import SOURCES
 from journeymap.ingest.mapping import SourceMapping
 from journeymap.ingest.store import check_setting
@@ -415,7 +416,6 @@ def check_refit(value: Any) -> str:
     ...
     ValueError: 'weekly' is not a duration: write a number and one of s, m, h, d, w; did you mean '7d'?
     """
-    import difflib
 
     text = str(value).strip() if isinstance(value, str | int | float) and not isinstance(value, bool) else None
     if text is None:
@@ -423,7 +423,7 @@ def check_refit(value: Any) -> str:
     try:
         parse_duration(text)
     except ValueError:
-        word = difflib.get_close_matches(text.lower(), REFIT_WORDS, n=1, cutoff=0.6)
+        word = closest(text, REFIT_WORDS)
         hint = (f"did you mean {REFIT_WORDS[word[0]]!r}?" if word
                 else f"did you mean '{text}d' (days)?" if text.replace(".", "", 1).isdigit() else "e.g. '7d'")
         raise ValueError(f"{text!r} is not a duration: write a number and one of s, m, h, d, w; {hint}") from None
@@ -443,14 +443,12 @@ class RiskConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _known_keys(cls, data: Any) -> Any:
-        import difflib
-
         if isinstance(data, dict):
             for key in data:
                 if key not in cls.model_fields:
-                    near = difflib.get_close_matches(str(key), list(cls.model_fields), n=1)
+                    near = did_you_mean(str(key), cls.model_fields)
                     raise ValueError(f"{key!r} is not a risk setting (known: {', '.join(cls.model_fields)})"
-                                     + (f"; did you mean {near[0]!r}?" if near else ""))
+                                     + (f"; {near}" if near else ""))
         return data
 
     @property

@@ -25,7 +25,6 @@ take every row that happens to contain its digits.
 from __future__ import annotations
 
 import base64
-import difflib
 import json
 import os
 import uuid
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from journeymap.errors import InputError
+from journeymap.errors import InputError, did_you_mean
 from journeymap.identity import stitch
 from journeymap.ingest.erased import log_erased, normalise
 from journeymap.ingest.journal import QUARANTINE
@@ -86,8 +85,8 @@ def resolve(con: duckdb.DuckDBPyConnection, person: str | None = None, email: st
 
 def _nobody(con, message: str, value: str, candidates_sql: str):
     candidates = [r[0] for r in con.execute(candidates_sql).fetchall() if r[0]]
-    close = difflib.get_close_matches(value, candidates, n=1)
-    raise NobodyToErase(message + (f"; did you mean {close[0]!r}?" if close else "") + " (nothing was erased)")
+    close = did_you_mean(value, candidates)
+    raise NobodyToErase(message + (f"; {close}" if close else "") + " (nothing was erased)")
 
 
 def erase_rows(con: duckdb.DuckDBPyConnection, person_ids: list[str], accounts: list[str]) -> dict:
