@@ -29,8 +29,8 @@ class Receiver:
     `fail`, `throttle`, `slow`: the chance that a request is answered 500, 429 (Retry-After: `retry_after`), or
     handled and then answered only after `slow_seconds` (longer than the sender waits: it retries a request the
     receiver did handle). `handled` counts each webhook-id handled (a duplicate is acknowledged, not handled);
-    `received` counts every request per id. `kill_on`: (pid, n): kill -9 that pid on the n-th request from now,
-    after handling it and before answering it."""
+    `received` counts every request per id. `kill_on`: (pid, n): kill -9 that pid on the n-th verified request from
+    now, after handling it and before answering it."""
 
     def __init__(self, fail=0.0, throttle=0.0, slow=0.0, retry_after="1", slow_seconds=1.0, seed=7):
         self.rng = random.Random(seed)
@@ -87,13 +87,6 @@ class Receiver:
         with self.lock:
             self.requests += 1
             roll = self.rng.random()
-            kill = None
-            if self.kill_on is not None:
-                pid, n = self.kill_on
-                if n <= 1:
-                    kill, self.kill_on = pid, None
-                else:
-                    self.kill_on = (pid, n - 1)
         if h.path == "/gone":
             return self.answer(h, 410, "this hook was removed by its owner")
         if h.path == "/always500":
@@ -118,6 +111,13 @@ class Receiver:
             self.received[msg_id] += 1
             if self.handled[msg_id] == 0:  # de-duplicate: handle each webhook-id once, acknowledge repeats
                 self.handled[msg_id] += 1
+            kill = None
+            if self.kill_on is not None:  # counted on handled requests only: the kill comes after handling one
+                pid, n = self.kill_on
+                if n <= 1:
+                    kill, self.kill_on = pid, None
+                else:
+                    self.kill_on = (pid, n - 1)
         if kill is not None:
             os.kill(kill, signal.SIGKILL)
             with self.lock:

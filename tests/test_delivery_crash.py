@@ -42,33 +42,40 @@ def test_kill_9_the_sender_20_times_loses_nothing(tmp_path):
     with Receiver(fail=0.2, throttle=0.05, slow=0.03, retry_after="1", slow_seconds=0.6, seed=11) as rx:
         add_rows(ws.con, webhook_entries(ROWS, rx.url + "/hook"))
         ws.close()
-        delivered_before_kill = []
-        for i in range(KILLS):
-            handled = len(rx.handled)
-            log = tmp_path / f"send-{i}.log"
-            with log.open("w") as stderr:  # a file, not a pipe nobody reads: a full pipe would block the sender
-                proc = subprocess.Popen(send, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-            if i % 2 == 0:  # in the receiver: after handling the n-th request, before answering it
-                rx.kill_on = (proc.pid, rng.randint(1, 15))
-                try:
-                    proc.wait(timeout=120)
-                except subprocess.TimeoutExpired:
+        delivered_before_kill, started = [], []
+        try:
+            for i in range(KILLS):
+                handled = len(rx.handled)
+                log = tmp_path / f"send-{i}.log"
+                with log.open("w") as stderr:  # a file, not a pipe nobody reads: a full pipe would block the sender
+                    proc = subprocess.Popen(send, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+                started.append(proc)
+                if i % 2 == 0:  # in the receiver: after handling the n-th request, before answering it
+                    rx.kill_on = (proc.pid, rng.randint(1, 15))
+                    try:
+                        proc.wait(timeout=120)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        raise AssertionError(f"run {i} was not killed within 120 s: the receiver had {rx.requests} "
+                                             f"requests, kill_on {rx.kill_on}; its stderr: {log.read_text()}") from None
+                    finally:
+                        rx.kill_on = None
+                else:  # from outside, at a random moment after the sender's first request
+                    requests = rx.requests
+                    deadline = time.monotonic() + 60
+                    while rx.requests == requests and proc.poll() is None and time.monotonic() < deadline:
+                        time.sleep(0.005)
+                    time.sleep(rng.uniform(0.0, 0.4))
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait(timeout=60)
+                assert proc.returncode == -signal.SIGKILL, f"run {i} ended by itself ({proc.returncode}): {log.read_text()}"
+                delivered_before_kill.append(len(rx.handled) - handled)
+                print(f"run {i}: killed after {time.monotonic() - t0:.1f} s; {len(rx.handled)} keys handled", flush=True)
+        finally:
+            for proc in started:  # a failed assertion leaves no sender running
+                if proc.poll() is None:
                     proc.kill()
-                    raise AssertionError(f"run {i} was not killed within 120 s: the receiver had {rx.requests} "
-                                         f"requests, kill_on {rx.kill_on}; its stderr: {log.read_text()}") from None
-                finally:
-                    rx.kill_on = None
-            else:  # from outside, at a random moment after the sender's first request
-                requests = rx.requests
-                deadline = time.monotonic() + 60
-                while rx.requests == requests and proc.poll() is None and time.monotonic() < deadline:
-                    time.sleep(0.005)
-                time.sleep(rng.uniform(0.0, 0.4))
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(timeout=60)
-            assert proc.returncode == -signal.SIGKILL, f"run {i} ended by itself ({proc.returncode}): {log.read_text()}"
-            delivered_before_kill.append(len(rx.handled) - handled)
-            print(f"run {i}: killed after {time.monotonic() - t0:.1f} s; {len(rx.handled)} keys handled", flush=True)
+                    proc.wait()
         assert len(rx.handled) < ROWS, "the kills came too late to interrupt anything"
         # then a sender that is left alone finishes; rows told to wait (429, Retry-After: 1) come due meanwhile
         finals = 0
