@@ -142,6 +142,10 @@ class Row:
     attempts: int
 
 
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall())
+
+
 def _store_path(con: duckdb.DuckDBPyConnection) -> str:
     row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
     return str(row[0]) if row and row[0] else f"memory:{id(con)}"
@@ -331,8 +335,9 @@ def outbox_rows(con: duckdb.DuckDBPyConnection, view: str = "open", limit: int =
         near = difflib.get_close_matches(view, VIEWS, n=1)
         raise OptionError(f"--status takes {', '.join(VIEWS)}, not {view!r}"
                           + (f" (did you mean {near[0]!r}?)" if near else ""), option="status")
-    ensure_outbox(con)
     counts = dict.fromkeys(STATUSES, 0)
+    if not has_table(con, "act_outbox"):  # a store no playbook has fired in yet (read as is: never created here)
+        return {"view": view, "counts": {**counts, "failed": 0, "retried": 0}, "total": 0, "rows": []}
     counts.update(dict(con.execute("SELECT status, count(*) FROM act_outbox GROUP BY status").fetchall()))
     counts["failed"] = con.execute(f"SELECT count(*) FROM act_outbox WHERE {_WHERE['failed']}").fetchone()[0]
     counts["retried"] = con.execute(f"SELECT count(*) FROM act_outbox WHERE {_WHERE['retried']}").fetchone()[0]
