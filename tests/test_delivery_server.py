@@ -3,6 +3,8 @@ deliveries need an operator key (401 without a key, 403 with a key of another ki
 
 from __future__ import annotations
 
+import time
+
 from conftest import serve_in_process
 from delivery_receivers import add_rows, webhook_entries
 from test_delivery import FAST, one
@@ -92,3 +94,32 @@ def test_tasks_and_outbox_pages_and_their_forms(tmp_path):
         resent = client.post("/app/outbox/retry", data={"key": tokens["operator"], "dead": "true"})
         assert resent.status_code == 303
         assert "1 delivery queued" in client.get(resent.headers["location"]).text
+
+
+def test_cli_commands_are_answered_by_the_server_that_holds_the_workspace(tmp_path):
+    """`journeymap tasks`, `act outbox` and `act retry` on a served workspace ask the server (its local token);
+    `act send` says the server delivers."""
+    from conftest import invoke_cli, invoke_json
+    from test_tracking_api import Server
+
+    path, _tokens, (t1, _t2) = _workspace(tmp_path)
+    w = str(path)
+    server = Server(path).start(timeout=120)
+    try:
+        assert [t["title"] for t in invoke_json("tasks", "-w", w)["tasks"]] == ["Call acct-1", "Call acct-2"]
+        closed = invoke_json("tasks", "close", str(t1), "-w", w)
+        assert closed["status"] == "done" and closed["closed_by"].startswith("journeymap CLI on this machine")
+        assert invoke_json("tasks", "assign", str(t1 + 1), "dee", "-w", w)["owner"] == "dee"
+        bad = invoke_cli("tasks", "close", "99", "-w", w, check=False)
+        assert bad.returncode == 1 and "no task 99" in bad.stderr
+        assert invoke_json("act", "outbox", "-w", w)["counts"]["dead"] == 1
+        assert invoke_json("act", "retry", "--dead", "-w", w) == {"queued": ["ftp/acct-0000/1/0"]}
+        deadline = time.monotonic() + 20  # the server's sender takes the re-queued row at once: refused again
+        while time.monotonic() < deadline and invoke_json("act", "outbox", "-w", w)["counts"]["dead"] != 1:
+            time.sleep(0.1)
+        assert invoke_json("act", "outbox", "-w", w)["rows"][0]["status"] == "dead"
+        send = invoke_cli("act", "send", "--once", "-w", w, check=False)
+        assert send.returncode == 1 and f"served by pid {server.proc.pid}" in send.stderr
+        assert "sender thread delivers the outbox" in send.stderr
+    finally:
+        server.stop()

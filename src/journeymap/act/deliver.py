@@ -186,6 +186,8 @@ class Sender:
         self.summary = Summary()
         self._pool: ThreadPoolExecutor | None = None
         self._path: str | None = None
+        self.wakeup = threading.Event()
+        """Set to look at the outbox now (rows re-queued, the server stopping) rather than at the next poll."""
 
     def __enter__(self) -> Sender:
         with self.lock:
@@ -312,7 +314,8 @@ class Sender:
                 on_idle()
             nxt = self.next_due()
             wait_s = poll if nxt is None else max(0.0, min(poll, (nxt - self.clock()).total_seconds()))
-            stop.wait(max(wait_s, 0.05))
+            self.wakeup.wait(max(wait_s, 0.05))
+            self.wakeup.clear()
         return self.summary
 
 

@@ -6,6 +6,10 @@
   journeymap tasks [--owner] [--status]; tasks close ID; tasks assign ID OWNER
 
 `add_delivery_commands(act_app)` adds the first three to the `act` group; `tasks_app` is its own group.
+
+While `journeymap serve` holds the workspace, `act outbox`, `act retry` and the `tasks` commands ask it (the
+Tasks and Outbox routes, with the local token of its server file: cli/forward.py), and `act send` says that
+the server's own sender delivers.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Annotated
 
@@ -24,12 +29,15 @@ from rich.table import Table
 from journeymap.act import deliver
 from journeymap.act import tasks as act_tasks
 from journeymap.cli.common import JsonOpt, WorkspaceOpt, err, print_json, workspace_for
+from journeymap.cli.forward import request, server_for
+from journeymap.errors import WorkspaceError
 
 out = Console()
 
 
 def _when(value) -> str:
-    return "" if value is None else f"{value:%Y-%m-%d %H:%M:%S}"
+    """A time as the table shows it, from the store (a datetime) or from the server's JSON (ISO text)."""
+    return "" if value is None else str(value)[:19].replace("T", " ")
 
 
 def add_delivery_commands(act_app: typer.Typer) -> None:
@@ -56,6 +64,10 @@ def add_delivery_commands(act_app: typer.Typer) -> None:
         `journeymap serve` delivers by itself: run this on a workspace no server holds."""
         stop = threading.Event()
         with workspace_for(workspace) as ws:
+            server = server_for(ws)
+            if server is not None:
+                raise WorkspaceError(f"{workspace} is served by pid {server.pid} at {server.url}, whose sender thread "
+                                     "delivers the outbox: nothing to run here (its /-/health shows how it does)")
             policy = deliver.Policy.from_env(max_attempts=max_attempts, backoff=backoff, backoff_max=backoff_max,
                                              timeout=timeout, concurrency=concurrency)
             live = not as_json and err.is_terminal
@@ -96,7 +108,9 @@ def add_delivery_commands(act_app: typer.Typer) -> None:
         """Queue rows to be sent again now, with a fresh count of attempts: the KEYs given, and every dead one with
         --dead. They keep their key, so a receiver that de-duplicates handles each once."""
         with workspace_for(workspace) as ws:
-            queued = deliver.retry(ws.con, keys or [], dead=dead)
+            server = server_for(ws)
+            queued = (deliver.retry(ws.con, keys or [], dead=dead) if server is None else
+                      request(server, "POST", "/app/outbox/retry.json", body={"keys": keys or [], "dead": dead})["queued"])
         if as_json:
             print_json({"queued": queued})
             return
@@ -114,7 +128,10 @@ def add_delivery_commands(act_app: typer.Typer) -> None:
     ):
         """The outbox: rows pending (failed ones with their next try), dead ones with the receiver's answer."""
         with workspace_for(workspace) as ws:
-            data = deliver.outbox_rows(ws.con, status, limit=limit)
+            server = server_for(ws)
+            data = (deliver.outbox_rows(ws.con, status, limit=limit) if server is None else
+                    request(server, "GET", "/app/outbox.json", query=[("status", status)]))
+            data["rows"] = data["rows"][:limit]
         if as_json:
             print_json(data)
             return
@@ -150,7 +167,10 @@ def tasks_list(
     if ctx.invoked_subcommand is not None:
         return
     with workspace_for(workspace) as ws:
-        rows = act_tasks.list_tasks(ws.con, owner=owner, status=status)
+        server = server_for(ws)
+        rows = (act_tasks.list_tasks(ws.con, owner=owner, status=status) if server is None else
+                request(server, "GET", "/app/tasks.json", query=[("status", status)] + ([("owner", owner)] if owner else
+                                                                                         []))["tasks"])
     if as_json:
         print_json({"tasks": rows})
         return
@@ -177,7 +197,9 @@ def tasks_close(
 ):
     """Mark a task done (closing a done task changes nothing)."""
     with workspace_for(workspace) as ws:
-        task = act_tasks.close_task(ws.con, task_id, by=_me(), now=deliver.utcnow())
+        server = server_for(ws)
+        task = (act_tasks.close_task(ws.con, task_id, by=_me(), now=deliver.utcnow()) if server is None else
+                request(server, "POST", f"/app/tasks/{urllib.parse.quote(task_id, safe='')}/close.json")["task"])
     if as_json:
         print_json(task)
         return
@@ -193,7 +215,10 @@ def tasks_assign(
 ):
     """Give a task to another owner (the task keeps the history of its owners)."""
     with workspace_for(workspace) as ws:
-        task = act_tasks.assign_task(ws.con, task_id, owner, by=_me(), now=deliver.utcnow())
+        server = server_for(ws)
+        task = (act_tasks.assign_task(ws.con, task_id, owner, by=_me(), now=deliver.utcnow()) if server is None else
+                request(server, "POST", f"/app/tasks/{urllib.parse.quote(task_id, safe='')}/assign.json",
+                        body={"owner": owner})["task"])
     if as_json:
         print_json(task)
         return

@@ -139,6 +139,7 @@ class StoreRunner:
         """Load every remaining segment (close the journal first), stitch if needed, close the store."""
         self._stop.set()
         self._wake.set()
+        self.wake_sender()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -190,6 +191,12 @@ class StoreRunner:
                 self._stop.wait(5.0)
             finally:
                 cursor.close()
+
+    def wake_sender(self) -> None:
+        """Have the sender look at the outbox now (rows were re-queued), not at its next poll."""
+        sender = self.sender
+        if sender is not None:
+            sender.wakeup.set()
 
     def sender_stats(self) -> dict:
         s = self.sender.summary if self.sender is not None else None

@@ -143,6 +143,7 @@ def _retry(request: Request):
             raise OptionError("keys must be a list of outbox keys", option="keys")
         dead = str(body.get("dead", "")).lower() in ("true", "1", "on", "yes")
         queued = _write(request, lambda: deliver.retry(request.state.ws.con, keys, dead=dead))
+        request.app.state.runner.wake_sender()  # sent now, not at the sender's next poll
         return {"message": f"{len(queued)} deliver{'y' if len(queued) == 1 else 'ies'} queued to be sent again",
                 "queued": queued}
     return action
