@@ -22,6 +22,7 @@ def _workspace(tmp_path):
     with Sender(ws.con, FAST, env={}) as sender:
         sender.drain()
     tokens = {kind: create_key(ws.con, kind, f"{kind} key")[1] for kind in ("read", "operator", "write", "admin")}
+    assert tokens["operator"].startswith("jm_o_")
     task_ids = [r[0] for r in ws.con.execute("SELECT id FROM act_tasks ORDER BY id").fetchall()]
     ws.close()
     return tmp_path / "ws", tokens, task_ids
