@@ -194,6 +194,21 @@ def test_email_through_a_real_smtp_server_with_a_message_id_from_the_key(ws, smt
     assert bounced["status"] == "dead" and "550" in bounced["last_error"] and "no such user" in bounced["last_error"]
 
 
+def test_email_over_starttls_to_a_server_without_it_is_dead_and_a_bad_tls_setting_refused(ws, smtp):
+    add_rows(ws.con, [one("email", {"to": ["csm@example.com"], "subject": "s", "text": "t"})])
+    with Sender(ws.con, FAST, env={**smtp.env, "JOURNEYMAP_SMTP_TLS": "starttls"}) as sender:
+        sender.send_due()
+    r = row(ws.con, "p/acct-1/1/0")
+    assert r["status"] == "dead" and r["attempts"] == 1 and "STARTTLS" in r["last_error"]
+    assert "JOURNEYMAP_SMTP_TLS=starttls" in r["last_error"] and smtp.messages == []  # never sent in clear text
+    add_rows(ws.con, [one("email", {"to": ["csm@example.com"], "subject": "s", "text": "t"}, playbook="q")])
+    with Sender(ws.con, FAST, env={**smtp.env, "JOURNEYMAP_SMTP_TLS": "tls"}) as sender:
+        sender.send_due()
+    r = row(ws.con, "q/acct-1/1/0")
+    assert r["status"] == "dead" and r["attempts"] == 0
+    assert r["last_error"] == "JOURNEYMAP_SMTP_TLS is 'tls': it takes starttls, ssl or none; nothing was sent"
+
+
 def test_email_without_smtp_settings_is_refused(ws):
     add_rows(ws.con, [one("email", {"to": ["csm@example.com"], "subject": "s", "text": "t"})])
     with Sender(ws.con, FAST, env={}) as sender:

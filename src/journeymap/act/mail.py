@@ -101,6 +101,9 @@ def send(key: str, payload: Mapping, env: Mapping[str, str], timeout: float) -> 
             if conf["user"]:
                 smtp.login(conf["user"], conf["password"])
             refused = smtp.send_message(msg)
+    except smtplib.SMTPNotSupportedError as exc:  # no STARTTLS (or no AUTH): a setting to fix, not a passing failure
+        return Dead(short(f"SMTP {where}: {exc} (with {ENV['tls']}={conf['tls']}"
+                          f"{' and a login' if conf['user'] else ''}); nothing was sent"))
     except smtplib.SMTPRecipientsRefused as exc:
         said = "; ".join(f"{a}: {c} {m.decode('utf-8', 'replace') if isinstance(m, bytes) else m}"
                          for a, (c, m) in exc.recipients.items())
