@@ -219,7 +219,7 @@ def test_email_without_smtp_settings_is_refused(ws):
 
 def test_tasks_are_opened_once_per_key_and_listed_assigned_closed(tmp_path):
     ws = Workspace.init(tmp_path / "ws")
-    due = (datetime(2026, 2, 1, 12, 0)).isoformat()
+    due = "2026-02-01T14:00:00+02:00"  # stored in UTC: 12:00
     add_rows(ws.con, [one("task", {"owner": "ana", "title": "Call acct-1", "body": "red", "due_at": due}),
                       one("task", {"owner": "bo", "title": "Call acct-2", "body": None, "due_at": None}, unit="acct-2")])
     with Sender(ws.con, FAST, env={}) as sender:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 import duckdb
 
@@ -51,10 +51,22 @@ def check(payload: Mapping) -> Refused | None:
     due = payload.get("due_at")
     if due is not None:
         try:
-            datetime.fromisoformat(str(due))
+            due_time(due)
         except ValueError:
             return Refused(f"the task's due_at {due!r} is not an ISO date and time")
     return None
+
+
+def due_time(value) -> datetime | None:
+    """A payload's due_at as the store keeps times: UTC without a zone (an offset is converted, not dropped).
+
+    >>> due_time("2026-02-01T12:00:00+02:00"), due_time("2026-02-01"), due_time(None)
+    (datetime.datetime(2026, 2, 1, 10, 0), datetime.datetime(2026, 2, 1, 0, 0), None)
+    """
+    if value is None:
+        return None
+    when = datetime.fromisoformat(str(value))
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
 
 
 def open_task(con: duckdb.DuckDBPyConnection, key: str, playbook: str, unit_id: str, payload: Mapping,
@@ -64,8 +76,9 @@ def open_task(con: duckdb.DuckDBPyConnection, key: str, playbook: str, unit_id: 
     history = json.dumps([{"at": now.isoformat(), "by": "journeymap", "action": "opened", "owner": owner}])
     inserted = con.execute(
         "INSERT INTO act_tasks (key, playbook, unit_id, owner, title, body, status, due_at, created_at, history) "
-        "VALUES (?, ?, ?, ?, ?, ?, 'open', ?::TIMESTAMP, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
-        [key, playbook, unit_id, owner, payload["title"], payload.get("body"), payload.get("due_at"), now, history],
+        "VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+        [key, playbook, unit_id, owner, payload["title"], payload.get("body"), due_time(payload.get("due_at")), now,
+         history],
     ).fetchall()
     return bool(inserted)
 
