@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
     @keys.command("create")
     def create(
-        kind: Annotated[str, typer.Option("--kind", help="write (tracking API), read (JSON API) or admin (erase: docs/privacy.md).")],
+        kind: Annotated[str, typer.Option("--kind", help="write (tracking API), read (JSON API), admin (erase: docs/privacy.md) or operator (close and assign tasks, re-send deliveries: docs/delivery.md).")],
         name: Annotated[str, typer.Option("--name", help="What the key is for, e.g. website or ios-app.")],
         workspace: WorkspaceOpt = Path("."),
         as_json: JsonOpt = False,

@@ -324,6 +324,15 @@ add_analysis_commands(app)
 for _module in (_loads, _state, _voice, _serve, _keys, _backup, _privacy):
     _module.register(app)
 
+# Acting on the journey: `journeymap act ...` (delivery: cli/delivery.py) and `journeymap tasks`.
+from journeymap.cli.delivery import add_delivery_commands, tasks_app  # noqa: E402
+
+act_app = typer.Typer(help="Act on the journey: deliver what the playbooks fired, and the outbox.",
+                      no_args_is_help=True)
+add_delivery_commands(act_app)
+app.add_typer(act_app, name="act")
+app.add_typer(tasks_app, name="tasks")
+
 
 if __name__ == "__main__":
     app()

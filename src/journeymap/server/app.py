@@ -59,9 +59,11 @@ def create_app(
     duckdb_threads: int | None = None,
     routers: Iterable[APIRouter] = (),
     local: LocalServer | None = None,
+    deliver: bool = True,
 ) -> FastAPI:
     """`local`: the server file to write once the store is held (`journeymap serve` passes one; server/local.py),
-    so that CLI commands on this machine are answered by this server instead of failing on its lock."""
+    so that CLI commands on this machine are answered by this server instead of failing on its lock. `deliver`:
+run the sender thread, which delivers the outbox (act.deliver; docs/delivery.md)."""
     workspace = Path(workspace)
 
     @asynccontextmanager
@@ -89,7 +91,7 @@ def create_app(
     runner_box: list[StoreRunner] = []
     journal = Journal(workspace / "journal", segment_bytes, segment_seconds, on_rotate=lambda p: runner_box[0].wake(p))
     runner = StoreRunner(workspace, journal, stitch_seconds=stitch_seconds, keep_segments=keep_segments,
-                         duckdb_threads=duckdb_threads)
+                         duckdb_threads=duckdb_threads, deliver=deliver)
     runner_box.append(runner)
     app.state.workspace = workspace
     app.state.journal = journal
@@ -123,6 +125,7 @@ def create_app(
             "ok": ok,
             "journal": dict(journal.stats, accepting=journal.accepting, error=journal.error),
             "loader": dict(runner.stats, error=None if runner.error is None else str(runner.error)),
+            "sender": runner.sender_stats(),
         }, status_code=200 if ok else 503)
 
     app.include_router(docs_router)  # /-/docs: Swagger UI from the package, no CDN

@@ -1,8 +1,10 @@
-"""API keys: write keys for the tracking API, read keys for the JSON API, admin keys for `/api/v1/erase`.
+"""API keys: write keys for the tracking API, read keys for the JSON API, admin keys for `/api/v1/erase`, operator
+keys for acting on what playbooks fired (closing and assigning tasks, re-sending deliveries: docs/delivery.md).
 
 A token is shown once, when it is created; the store keeps only its sha256 (`api_keys.hash`), so a
-copy of the store gives nobody a usable key. Tokens are `jm_w_...` (write), `jm_r_...` (read) or `jm_a_...` (admin:
-erasing a person, docs/privacy.md; an admin key neither writes events nor reads analyses)
+copy of the store gives nobody a usable key. Tokens are `jm_w_...` (write), `jm_r_...` (read) `jm_a_...` (admin:
+erasing a person, docs/privacy.md; an admin key neither writes events nor reads analyses) or `jm_o_...` (operator:
+closes and assigns tasks and re-sends deliveries; it reads nothing else)
 followed by 32 random bytes, url-safe base64.
 
 The server loads the keys when it starts (`KeyRing.load`). While it runs it holds the store, so the keys
@@ -26,11 +28,11 @@ from datetime import datetime
 
 import duckdb
 
-KINDS = ("write", "read", "admin")
+KINDS = ("write", "read", "admin", "operator")
 DDL = """
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id     VARCHAR PRIMARY KEY,
-    kind       VARCHAR NOT NULL,     -- write (tracking API), read (JSON API) or admin (erase)
+    kind       VARCHAR NOT NULL,     -- write (tracking API), read (JSON API), admin (erase), operator (tasks, outbox)
     name       VARCHAR NOT NULL,
     hash       VARCHAR NOT NULL,     -- sha256 of the token, hex
     created_at TIMESTAMP NOT NULL,
@@ -63,7 +65,7 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
 def create_key(con: duckdb.DuckDBPyConnection, kind: str, name: str) -> tuple[ApiKey, str]:
     """A new key and its token (the only time the token is seen)."""
     if kind not in KINDS:
-        raise ValueError(f"--kind must be write, read or admin, not {kind!r}")
+        raise ValueError(f"--kind must be write, read, admin or operator, not {kind!r}")
     if not name.strip():
         raise ValueError("--name must not be empty")
     ensure_table(con)

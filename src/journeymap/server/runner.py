@@ -13,6 +13,11 @@ to `journal/loaded/`, keeping the last `keep_segments`). Identity is re-stitched
 `stitch_seconds`, and only when new events arrived; the first load after start is stitched at once.
 Because the server holds the writer connection, `journeymap ingest` on the same workspace fails with
 "workspace is locked by pid N" (read-only commands are answered by the server: cli/forward.py).
+
+Beside it runs the sender thread (act.deliver.Sender on a cursor of the same store, its writes under the same
+lock): it delivers the outbox's due rows, so a served workspace sends what its playbooks fire without anything
+else running (`journeymap act send` cannot run beside it: the store is locked). It stops with the loader,
+after recording the answers of the rows in flight.
 """
 
 from __future__ import annotations
@@ -69,7 +74,8 @@ def _lit(path: Path) -> str:
 
 class StoreRunner:
     def __init__(self, workspace: str | Path, journal: Journal, stitch_seconds: float = 30.0, keep_segments: int = 0,
-                 poll_seconds: float = 0.25, duckdb_threads: int | None = None):
+                 poll_seconds: float = 0.25, duckdb_threads: int | None = None, deliver: bool = True,
+                 send_poll_seconds: float = 1.0):
         self.workspace = Path(workspace)
         self.journal = journal
         self.stitch_seconds = stitch_seconds
@@ -83,6 +89,11 @@ class StoreRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.deliver = deliver
+        self.send_poll_seconds = send_poll_seconds
+        self._sender_thread: threading.Thread | None = None
+        self.sender = None  # the act.deliver.Sender while it runs
+        self.sender_error: BaseException | None = None
         self._dirty = False  # events arrived since the last stitch
         self._last_stitch = 0.0
         self._definition_seen: tuple | None | bool = False  # journeymap.yml's stamp when last compared; False: never
@@ -110,6 +121,9 @@ class StoreRunner:
         self._last_stitch = float("-inf")
         self._thread = threading.Thread(target=self._run, name="journeymap-loader", daemon=True)
         self._thread.start()
+        if self.deliver:
+            self._sender_thread = threading.Thread(target=self._send, name="journeymap-sender", daemon=True)
+            self._sender_thread.start()
 
     def wake(self, _segment: Path | None = None) -> None:
         self._wake.set()
@@ -128,9 +142,13 @@ class StoreRunner:
         """Load every remaining segment (close the journal first), stitch if needed, close the store."""
         self._stop.set()
         self._wake.set()
+        self.wake_sender()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self._sender_thread is not None:
+            self._sender_thread.join()  # the rows in flight are answered (at most the send timeout) and recorded
+            self._sender_thread = None
         if self.con is not None:
             try:
                 self.load_pending()
@@ -158,6 +176,37 @@ class StoreRunner:
                 self.error = exc
                 log.exception("loading the journal failed; retrying")
                 self._stop.wait(1.0)
+
+    def _send(self) -> None:
+        """The sender thread: deliver the outbox until stopped; a failure is logged and the sender started again
+        (the rows it was sending are still pending)."""
+        from journeymap.act.deliver import Sender
+
+        while not self._stop.is_set():
+            cursor = self.con.cursor()
+            try:
+                with Sender(cursor, lock=self.lock) as sender:
+                    self.sender = sender
+                    sender.run(self._stop, poll=self.send_poll_seconds)
+                self.sender_error = None
+            except Exception as exc:  # keep serving: a bad setting or a store error is said in /-/health
+                self.sender_error = exc
+                log.exception("delivering the outbox failed; retrying")
+                self._stop.wait(5.0)
+            finally:
+                cursor.close()
+
+    def wake_sender(self) -> None:
+        """Have the sender look at the outbox now (rows were re-queued), not at its next poll."""
+        sender = self.sender
+        if sender is not None:
+            sender.wakeup.set()
+
+    def sender_stats(self) -> dict:
+        s = self.sender.summary if self.sender is not None else None
+        return {"running": self._sender_thread is not None and self._sender_thread.is_alive(),
+                **({k: getattr(s, k) for k in ("delivered", "retried", "dead", "refused")} if s else {}),
+                "error": None if self.sender_error is None else str(self.sender_error)}
 
     def load_pending(self) -> int:
         """Load every closed segment, oldest first; returns how many."""
