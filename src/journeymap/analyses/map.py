@@ -8,7 +8,7 @@ from typing import Literal
 from journeymap.analyses.accounts import RiskParams
 from journeymap.analyses.base import MAX_INT, Analysis, Day, Field, Output, Params, UnitField, days, unit_of
 from journeymap.analyses.insights import MomentsParams
-from journeymap.insights.map.journey_map import MIN_EMOTION_ANSWERS
+from journeymap.insights.map.minimums import MIN_EMOTION_ANSWERS
 
 
 class MapParams(Params):

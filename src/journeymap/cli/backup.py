@@ -21,7 +21,6 @@ from journeymap.ingest.backup import MANIFEST, check_out, read_manifest, write_b
 from journeymap.ingest.journal import Journal
 from journeymap.ingest.store import DEFINITION_FILE, SCHEMA_VERSION, STORE_FILE, StoreTooNew, store_path
 from journeymap.server.local import SERVER_FILE, alive, read
-from journeymap.server.runner import StoreRunner
 
 
 def _refuse_if_in_use(workspace: Path) -> None:
@@ -68,6 +67,8 @@ def restore_into(backup: Path, workspace: Path, force: bool) -> dict:
         shutil.copytree(backup / "journal", workspace / "journal")
     # The segments the backup holds are loaded now (as the server would at its start): duplicates of events
     # already in the store are skipped on message_id.
+    from journeymap.server.runner import StoreRunner  # the loader's machinery: only when a backup needs it
+
     runner = StoreRunner(workspace, Journal(workspace / "journal"))
     runner.open()
     runner.stop()  # loads every segment, stitches when events were added, closes the store

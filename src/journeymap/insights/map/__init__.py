@@ -10,6 +10,18 @@
 
 from __future__ import annotations
 
-from journeymap.insights.map.journey_map import SECTIONS, build_map, emotion
+import importlib
+from typing import TYPE_CHECKING
 
 __all__ = ["SECTIONS", "build_map", "emotion"]
+
+if TYPE_CHECKING:
+    from journeymap.insights.map.journey_map import SECTIONS, build_map, emotion
+
+
+def __getattr__(name: str):
+    # Lazy (PEP 562): importing insights.map.minimums, which the registry does at CLI start, must not pull
+    # in the map's machinery (scipy, VADER); `from journeymap.insights.map import build_map` still works.
+    if name in __all__:
+        return getattr(importlib.import_module("journeymap.insights.map.journey_map"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,15 +17,13 @@ from journeymap.engine.backends import Engine
 from journeymap.engine.personas import UNASSIGNED
 from journeymap.engine.stages import advancing_ids, funnel, stage_duration_counts
 from journeymap.engine.survival import time_in_stage_summary
+from journeymap.insights.map.minimums import MIN_EMOTION_ANSWERS
 from journeymap.insights.map.pain_points import opportunities, pain_points
 from journeymap.insights.map.targets import evaluate
 from journeymap.insights.voice.texts import blend_emotion, stage_sentiment
 from journeymap.journey.definition import JourneyDefinition
 
 ALL = "all"
-MIN_EMOTION_ANSWERS = 30
-"""Survey answers a stage needs before the map shows its emotion (docs/metrics/surveys.md): fewer say more
-about who happened to answer than about the stage. The registry's `map --min-answers` default."""
 OUTCOME_KINDS = ("churn", "lost")
 """Terminal stages whose units left or never came: their voice is never a positive quote."""
 NEEDS_CHURN_STAGE = ("no churn stage in journeymap.yml: add a terminal stage with kind: churn (its entry: the "
