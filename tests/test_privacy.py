@@ -294,3 +294,41 @@ def test_erase_refuses_an_identifier_that_names_two_persons(tmp_path):
     proc = invoke_cli("erase", "--person", "kim-5", "--workspace", str(ws), check=False)
     assert proc.returncode == 1 and "names 2 persons (a:kim-5, u:kim-5)" in proc.stderr
     assert invoke_json("erase", "--person", "a:kim-5", "--workspace", str(ws))["removed"]["events"] == 1
+
+
+def test_erase_removes_what_acting_on_her_stored(tmp_path):
+    """Playbook entries, outbox rows and tasks about her, or quoting her, go with her; the others stay."""
+    from datetime import datetime
+
+    from journeymap.act.outbox import Action, Entry, record
+    from journeymap.act.tasks import ensure as ensure_tasks, open_task
+    from journeymap.ingest.store import open_store
+
+    ws, _ = _workspace(tmp_path)
+    con = open_store(ws)
+    try:
+        now = datetime(2025, 3, 5)
+        record(con, [
+            Entry("nudge", "person", f"u:{ANN_USER}", 1, now, False, "csm@example.org", {"rule": "signup"},
+                  [Action("task", {"owner": "csm@example.org", "title": "call her", "body": "", "due_at": None})]),
+            Entry("detractor", "account", "acct-9", 1, now, False, "csm@example.org",
+                  {"comment": ANN_TEXT},  # her comment quoted, with no identifier of hers
+                  [Action("email", {"to": ["csm@example.org"], "subject": "detractor", "text": ANN_TEXT})]),
+            Entry("nudge", "person", "u:bob-1", 1, now, False, "csm@example.org", {"rule": "signup"},
+                  [Action("webhook", {"url": "http://127.0.0.1:9/x", "secret_env": "S", "body": {"unit": "u:bob-1"}})]),
+        ], now)
+        ensure_tasks(con)
+        open_task(con, f"nudge/u:{ANN_USER}/1/0", "nudge", f"u:{ANN_USER}",
+                  {"owner": "csm@example.org", "title": "call her", "body": "", "due_at": None}, now)
+    finally:
+        con.close()
+    result = invoke_json("erase", "--email", ANN_EMAIL, "--workspace", str(ws))
+    assert result["removed"]["act_entries"] == 2 and result["removed"]["act_outbox"] == 2
+    assert result["removed"]["act_tasks"] == 1
+    assert _occurrences(ws) == {}
+    con = open_store(ws, read_only=True)
+    try:
+        assert con.execute("SELECT unit_id FROM act_entries").fetchall() == [("u:bob-1",)]
+        assert con.execute("SELECT unit_id FROM act_outbox").fetchall() == [("u:bob-1",)]
+    finally:
+        con.close()

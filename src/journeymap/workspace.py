@@ -282,8 +282,12 @@ class Workspace:
         from journeymap.state.fold import tables as state_tables
 
         person_ids, accounts = resolve(self.con, person, email, account)
+        from journeymap.act.privacy import erase_units, quoted_texts
+
+        texts = quoted_texts(self.con, person_ids, accounts)  # read before their events go
         result = erase_rows(self.con, person_ids, accounts)
         needles, message_ids, seqs = result.pop("needles"), result.pop("message_ids"), result.pop("seqs")
+        acted = erase_units(self.con, person_ids + accounts, needles + texts)  # playbook entries, outbox, tasks
         # the derived tables are still as they were: what of theirs is about to go
         derived_before = self._derived_counts(person_ids, accounts, seqs, state_tables)
         if journal_held is None:
@@ -294,7 +298,7 @@ class Workspace:
             with journal_held() as writing:
                 skip = {segment_name(writing)} if writing is not None else set()
                 files = journal_scrub(self.path / "journal", needles, message_ids, skip=skip)
-        removed = {**result.pop("removed"), **derived_before}
+        removed = {**result.pop("removed"), **derived_before, **acted}
         try:
             self.refresh()
             note = None
