@@ -178,14 +178,15 @@ def _unit_facts(engine: Engine, a: ir.Table, v: ir.Table, definition: JourneyDef
     terminal = [s.id for s in definition.stages if s.terminal]
     churn_ids = churn_stage_ids(definition)
     customer_stage = definition.milestones.customer_stage
+    none = ["__none__"]  # no such stage: the flag is false
     flags = v.group_by("unit_id").aggregate(
-        ended=(v.stage.isin(terminal) if terminal else ibis.literal(False)).max(),
-        converted=(v.stage == customer_stage).max() if customer_stage else ibis.literal(None).cast("boolean").max(),
-        churned=(v.stage.isin(churn_ids) if churn_ids else ibis.literal(False)).max(),
+        ended=v.stage.isin(terminal or none).max(),
+        converted=v.stage.isin([customer_stage] if customer_stage else none).max(),
+        churned=v.stage.isin(churn_ids or none).max(),
     )
     facts: dict[str, dict] = defaultdict(dict)
     for r in engine.execute(flags).to_pylist():
-        facts[r["unit_id"]].update(ended=bool(r["ended"]), converted=r["converted"], churned=bool(r["churned"]))
+        facts[r["unit_id"]].update(ended=bool(r["ended"]), converted=bool(r["converted"]), churned=bool(r["churned"]))
     m = definition.milestones
     if m.value_moment is not None:
         starts = a.filter(rule_expr(engine, a, m.start)) if m.start else a

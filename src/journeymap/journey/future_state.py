@@ -189,6 +189,7 @@ class Design(_Strict):
         an allowlist entry naming no step."""
         out, seen = [], {}
         ids: list[str] = []
+        step_ids: set[str] = set()
         for i, item in enumerate(self.steps):
             steps = ([(f"{where}.steps[{i}]", item)] if isinstance(item, DesignStep)
                      else [(f"{where}.steps[{i}].{'any_order' if isinstance(item, AnyOrder) else 'one_of'}[{j}]", s)
@@ -201,14 +202,17 @@ class Design(_Strict):
             for key, s in steps:
                 if s.id in seen:
                     out.append(f"{key}.id: id {s.id!r} is used twice")
-                if s.since is not None and s.since not in seen:
+                if s.since is not None and s.since not in step_ids:
                     later = s.since in {x.id for _, x, _ in self.step_list()}
-                    near = difflib.get_close_matches(s.since, ids, n=1)
+                    near = difflib.get_close_matches(s.since, sorted(step_ids), n=1)
+                    group = s.since in seen
                     out.append(f"{key}.since: {s.since!r} is not an earlier step"
+                               + (" (it is a one_of: name one of its steps)" if group else "")
                                + (" (it comes later: a budget counts from an earlier step)" if later else "")
-                               + (f"; did you mean {near[0]!r}?" if near and not later else ""))
+                               + (f"; did you mean {near[0]!r}?" if near and not later and not group else ""))
                 seen[s.id] = i
                 ids.append(s.id)
+                step_ids.add(s.id)
         for i, a in enumerate(self.allow):
             if a.step is not None and a.step not in seen and a.step != END_TO_END:
                 near = difflib.get_close_matches(a.step, [*ids, END_TO_END], n=1)
