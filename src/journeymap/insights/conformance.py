@@ -48,6 +48,8 @@ class UnitResult:
     start: dt.datetime
     ended: bool
     deviations: list[dict] = field(default_factory=list)
+    design: str = "default"
+    occ: dict[str, Occurrence] = field(default_factory=dict)
 
     @property
     def conforms(self) -> bool:
@@ -161,14 +163,15 @@ def _label(engine: Engine, a: ir.Table, design: Design) -> ir.StringValue:
     return expr
 
 
-def _occurrences(engine: Engine, a: ir.Table, design: Design, personas: list[str] | None) -> list[dict]:
-    """Rows (unit_id, persona, step, first_ts, first_order, n) for the units of `personas` (None: all)."""
-    t = a if personas is None else a.filter(a.persona.isin(personas))
+def _occurrences(engine: Engine, ac: ir.Table, design: Design, personas: list[str] | None) -> list[dict]:
+    """Rows (unit_id, persona, step, first_ts, first_order, n, stage) for the units of `personas` (None: all);
+    `stage`: the stage the unit was in once the step first happened (for the map)."""
+    t = ac if personas is None else ac.filter(ac.persona.isin(personas))
     t = t.mutate(_step=_label(engine, t, design))
     t = t.filter(t._step.notnull())
     t = t.mutate(_order=ibis.row_number().over(ibis.window(group_by=t.unit_id, order_by=[t.ts, t.seq])))
     g = t.group_by(["unit_id", "persona", "_step"]).aggregate(first_ts=t.ts.min(), first_order=t._order.min(),
-                                                              n=t.count())
+                                                              n=t.count(), stage=t.current_stage.argmin(t._order))
     return engine.execute(g).to_pylist()
 
 
@@ -307,7 +310,7 @@ def _impact(results: list[UnitResult], facts: dict, has_conversion: bool, has_ch
 # -- the analysis ------------------------------------------------------------------------------------------
 
 
-def _variant(design: Design, occ: dict[str, Occurrence]) -> list[str]:
+def _variant(occ: dict[str, Occurrence]) -> list[str]:
     """The unit's steps in the order first done, a repeated step marked `step x N`."""
     return [f"{s} x{o.count}" if o.count > 1 else s for s, o in sorted(occ.items(), key=lambda kv: kv[1].order)]
 
@@ -335,15 +338,20 @@ def _design_of(design: Design) -> dict:
             "allow": [a.model_dump(exclude_none=True) for a in design.allow]}
 
 
-def conformance(engine: Engine, definition: JourneyDefinition, level: str, *, persona: str | None = None,
-                date_from: dt.date | None = None, date_to: dt.date | None = None, interval: str = "month",
-                unit: str | None = None, limit: int = 50, offset: int = 0, top: int = 10) -> dict:
-    """The conformance report (docs/metrics/conformance.md)."""
+def _check_design(definition: JourneyDefinition):
     fs = definition.future_state
     if fs is None or not (fs.steps or any(d.steps for d in fs.personas.values())):
         raise NotEnoughData("journeymap.yml has no `future_state:` design to hold journeys to",
                             add="a `future_state:` section with the designed steps (docs/metrics/conformance.md)")
-    a, v, _ = journey_tables(engine, definition, level)
+    return fs
+
+
+def evaluate(engine: Engine, definition: JourneyDefinition, level: str, tables: tuple, *, persona: str | None = None,
+             date_from: dt.date | None = None, date_to: dt.date | None = None) -> dict:
+    """Every evaluated unit held to its design: {results, facts, as_of, groups (design key -> personas),
+    step_stages (design key -> step -> Counter of the stage it happened in)}. `tables`: journey_tables()."""
+    fs = _check_design(definition)
+    a, v, ac = tables
     as_of = engine.execute(a.aggregate(m=a.ts.max())).to_pylist()[0]["m"]
     if as_of is None:
         raise NotEnoughData("no events yet", add="events (journeymap ingest FILE)")
@@ -359,14 +367,15 @@ def conformance(engine: Engine, definition: JourneyDefinition, level: str, *, pe
             groups[key].append(p)
     facts = _unit_facts(engine, a, v, definition, level)
     results: list[UnitResult] = []
-    variants: dict[str, list] = {}
+    step_stages: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for key, members in groups.items():
         design = fs.design_for(None if key == "default" else key)
         by_unit: dict[str, dict[str, Occurrence]] = defaultdict(dict)
         unit_persona: dict[str, str] = {}
-        for r in _occurrences(engine, a, design, members):
+        for r in _occurrences(engine, ac, design, members):
             by_unit[r["unit_id"]][r["_step"]] = Occurrence(r["first_ts"], int(r["first_order"]), int(r["n"]))
             unit_persona[r["unit_id"]] = r["persona"]
+            step_stages[key][r["_step"]][r["stage"]] += 1
         for uid, occ in by_unit.items():
             start = min(o.ts for o in occ.values())
             if date_from is not None and start.date() < date_from:
@@ -374,9 +383,20 @@ def conformance(engine: Engine, definition: JourneyDefinition, level: str, *, pe
             if date_to is not None and start.date() > date_to:
                 continue
             ended = bool(facts.get(uid, {}).get("ended"))
-            res = UnitResult(uid, unit_persona[uid], start, ended, unit_deviations(design, occ, ended, as_of))
-            results.append(res)
-            variants[uid] = [key, _variant(design, occ)]
+            results.append(UnitResult(uid, unit_persona[uid], start, ended, unit_deviations(design, occ, ended, as_of),
+                                      key, occ))
+    return {"results": results, "facts": facts, "as_of": as_of, "groups": groups, "step_stages": step_stages}
+
+
+def conformance(engine: Engine, definition: JourneyDefinition, level: str, *, persona: str | None = None,
+                date_from: dt.date | None = None, date_to: dt.date | None = None, interval: str = "month",
+                unit: str | None = None, limit: int = 50, offset: int = 0, top: int = 10) -> dict:
+    """The conformance report (docs/metrics/conformance.md)."""
+    fs = _check_design(definition)
+    ev = evaluate(engine, definition, level, journey_tables(engine, definition, level), persona=persona,
+                  date_from=date_from, date_to=date_to)
+    results, facts, as_of, groups = ev["results"], ev["facts"], ev["as_of"], ev["groups"]
+    variants = {r.unit_id: [r.design, _variant(r.occ)] for r in results}
     if not results:
         raise NotEnoughData("no unit has a step of the design" + (f" (persona {persona!r})" if persona else "")
                             + (" in the period" if date_from or date_to else ""),
@@ -438,3 +458,103 @@ def conformance(engine: Engine, definition: JourneyDefinition, level: str, *, pe
                        for r in shown[offset:offset + limit if limit else None]],
         "design": {key: _design_of(fs.design_for(None if key == "default" else key)) for key in groups},
     }
+
+
+# -- the map's current-vs-future view ------------------------------------------------------------------------
+
+
+def _step_stage(definition: JourneyDefinition, step: DesignStep, seen: Counter | None) -> str | None:
+    """The stage column a designed step sits in: its touchpoint's stage, its own stage, else the stage units
+    were most often in when they first did it."""
+    if step.stage is not None:
+        return step.stage
+    if step.touchpoint is not None:
+        tp = next((t for t in definition.touchpoints if t.id == step.touchpoint), None)
+        if tp is not None and tp.stage:
+            return tp.stage
+    if seen:
+        known = [(n, s) for s, n in seen.items() if s is not None]
+        if known:
+            return max(known)[1]
+    return None
+
+
+def map_view(engine: Engine, definition: JourneyDefinition, level: str, tables: tuple,
+             views: list[str], all_id: str) -> dict[str, dict | None]:
+    """Per map view (persona id, or `all_id`): the designed steps per stage with their time budget next to
+    what units did (done, median time against budget, over budget, missing, conformance at the stage), and
+    the deviations with the largest impact as pain points (docs/map-json.md). None without a design."""
+    if definition.future_state is None:
+        return {v: None for v in views}
+    try:
+        ev = evaluate(engine, definition, level, tables)
+    except NotEnoughData:
+        return {v: None for v in views}
+    fs = definition.future_state
+    facts = ev["facts"]
+    out: dict[str, dict | None] = {}
+    order = {s.id: i for i, s in enumerate(definition.stages)}
+    for vid in views:
+        key = "default" if vid == all_id or vid not in fs.personas else vid
+        design = fs.design_for(None if key == "default" else key)
+        rs = [r for r in ev["results"] if r.design == key and (vid == all_id or r.persona == vid)]
+        if design is None or not rs:
+            out[vid] = None
+            continue
+        steps = []
+        for pos, s, choice in design.step_list():
+            done = [r for r in rs if s.id in r.occ]
+            elapsed = []
+            for r in done:
+                ref = r.start if s.since is None else (r.occ[s.since].ts if s.since in r.occ else None)
+                if ref is not None:
+                    elapsed.append(_seconds(r.occ[s.id].ts, ref))
+            devs = Counter(d["type"] for r in rs for d in r.deviations if d["step"] in (s.id, choice)
+                           and not d["allowed"])
+            steps.append({"id": s.id, "name": s.name or s.id, "position": pos, "choice": choice,
+                          "optional": s.optional, "stage": _step_stage(definition, s, ev["step_stages"][key].get(s.id)),
+                          "budget_seconds": s.budget_seconds, "since": s.since, "units_done": len(done),
+                          "done_share": len(done) / len(rs), "median_seconds": median_interval(elapsed)[0],
+                          "over_budget": devs["over_budget"], "missing": devs["missing"],
+                          "deviating_units": sum(any(d["step"] in (s.id, choice) and not d["allowed"]
+                                                     for d in r.deviations) for r in rs)})
+        stages = []
+        for stage in sorted({x["stage"] for x in steps if x["stage"]}, key=lambda st: order.get(st, 99)):
+            ids = {x["id"] for x in steps if x["stage"] == stage} | {x["choice"] for x in steps
+                                                                      if x["stage"] == stage and x["choice"]}
+            ok = sum(not any(d["step"] in ids and not d["allowed"] for d in r.deviations) for r in rs)
+            stages.append({"stage": stage, "steps": [x["id"] for x in steps if x["stage"] == stage],
+                           "units": len(rs), "conforming": ok, "conformance": ok / len(rs)})
+        conv = definition.milestones.customer_stage is not None
+        pains: dict[tuple, list] = defaultdict(list)
+        for r in rs:
+            for d in {(d["type"], d["step"]) for d in r.deviations if not d["allowed"]}:
+                pains[d].append(r)
+        pain_points = []
+        customer = definition.milestones.customer_stage
+        for (kind, step), with_ in pains.items():
+            stage = next((x["stage"] for x in steps if step in (x["id"], x["choice"])), None)
+            if kind == "missing" and conv and stage == customer:
+                continue  # missing the customer stage is not converting: no news about conversion
+            k1 = sum(bool(facts.get(r.unit_id, {}).get("converted")) for r in with_)
+            hit = {r.unit_id for r in with_}
+            rest = [r for r in rs if r.unit_id not in hit]
+            k0 = sum(bool(facts.get(r.unit_id, {}).get("converted")) for r in rest)
+            c1 = k1 / len(with_)
+            c0 = k0 / len(rest) if rest else None
+            lost = len(with_) * (c0 - c1) if conv and c0 is not None else None
+            pain_points.append({
+                "deviation": kind, "step": step, "stage": stage, "units": len(with_), "share": len(with_) / len(rs),
+                "conversion_with": c1 if conv else None, "conversion_without": c0 if conv else None,
+                "lost_conversions": lost,
+                "title": f"{kind.replace('_', ' ')}: {step}",
+                "evidence": (f"{len(with_):,} of {len(rs):,} units; conversion {c1:.0%} with it against "
+                             f"{c0:.0%} without" if conv and c0 is not None else f"{len(with_):,} of {len(rs):,} units")})
+        pain_points.sort(key=lambda p: (-(p["lost_conversions"] if p["lost_conversions"] is not None else p["units"]),
+                                        p["step"], p["deviation"]))
+        ok = sum(r.conforms for r in rs)
+        lo, hi = wilson_interval(ok, len(rs))
+        out[vid] = {"design": key, "units": len(rs), "conforming": ok, "rate": ok / len(rs), "ci_low": lo,
+                    "ci_high": hi, "within_seconds": _budget(design.within) if design.within else None,
+                    "steps": steps, "stages": stages, "pain_points": pain_points[:5]}
+    return out
