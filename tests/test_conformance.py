@@ -532,3 +532,57 @@ def test_helpdesk_against_a_direct_count(tmp_path, shared_eval):
     missing_take = sum("Take in charge ticket" not in n and ("Resolve ticket" in n or "Closed" in n) for n in evaluated)
     by_step = {s["step"]: s["deviations"] for d in got["deviations"] if d["type"] == "missing" for s in d["by_step"]}
     assert by_step.get("take", 0) == missing_take
+
+
+# -- the map's current-vs-future view ----------------------------------------------------------------------------
+
+
+def test_the_map_shows_the_design_next_to_what_units_did(worked, tmp_path):
+    model = invoke_json("map", "--workspace", str(worked), "--no-insights")
+    fs = model["views"]["all"]["future_state"]
+    assert (fs["design"], fs["units"], fs["conforming"]) == ("default", 7, 2)
+    steps = {s["id"]: s for s in fs["steps"]}
+    assert steps["signup"]["stage"] == "trial" and steps["signup"]["done_share"] == 1.0
+    dash = steps["first_dashboard"]
+    assert dash["budget_seconds"] == 3 * 86400 and dash["units_done"] == 4  # A, B, C, D
+    # A day 3 (+4 min), B day 3 (+4 min), C day 9 (+4 min), D day 2 (+4 min), each from signup (+0)
+    assert dash["median_seconds"] == 2 * 86400 + 4 * 60
+    assert (dash["over_budget"], dash["missing"]) == (1, 2)
+    # every step here falls in the trial stage (the stage units were in): one row whose conformance counts
+    # the units without a deviation at its steps
+    assert [(s["stage"], s["conforming"]) for s in fs["stages"]] == [("trial", 2)]
+    pains = {(p["deviation"], p["step"]) for p in fs["pain_points"]}
+    assert ("missing", "connect") in pains and len(fs["pain_points"]) <= 5
+    out = tmp_path / "map.html"
+    invoke_cli("map", "--workspace", str(worked), "--no-insights", "--out", str(out))
+    html = out.read_text()
+    assert "Current vs future" in html and "2 of 7" in html and "Deviations with the largest impact" in html
+
+
+def test_the_map_without_a_design_has_none(tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "journeymap.yml").write_text(yaml.safe_dump({k: v for k, v in WORKED.items() if k != "future_state"}))
+    invoke_json("ingest", str(write_log([("a", "signup", T0)], tmp_path / "e.csv")), "--workspace", str(ws))
+    model = invoke_json("map", "--workspace", str(ws), "--no-insights")
+    assert model["views"]["all"]["future_state"] is None
+
+
+# -- the demo ----------------------------------------------------------------------------------------------------------
+
+
+def test_the_demo_design_gives_a_meaningful_answer(ingested_demo):
+    """The demo's future_state (SMB self-serve by default, sales-led designs for mid-market and enterprise):
+    each persona held to its own design, every deviation type present, and the units evaluated counted
+    directly: accounts with a designed step's event."""
+    out = ingested_demo(300, 7)
+    got = invoke_json("conformance", "--workspace", str(out.workspace), "--limit", "0")
+    assert {p["persona"]: p["design"] for p in got["personas"]} == {
+        "smb": "default", "mid_market": "mid_market", "enterprise": "enterprise"}
+    assert {d["type"] for d in got["deviations"]} >= {"missing", "out_of_order", "over_budget"}
+    assert 0 < got["rate"] < 1 and got["units"] == sum(p["units"] for p in got["personas"])
+    assert got["conforming"] == sum(u["conforms"] for u in got["units_list"]) + (
+        got["units"] - len(got["units_list"]))  # units without any deviation are not listed
+    impact = got["impact"]["missing"]
+    assert impact["conversion"]["with"]["n"] + impact["conversion"]["without"]["n"] == got["units"]
+    assert impact["mrr"]["with"]["n"] == impact["units_with"]
