@@ -321,6 +321,10 @@ def test_the_worked_example(worked):
     a_id = by["B"]["unit_id"][:-1] + "A"  # A conforms, so it is listed only when asked for
     one = invoke_json("conformance", "--workspace", str(worked), "--unit", a_id)
     assert len(one["units_list"]) == 1 and one["units_list"][0]["conforms"] and one["units_list"][0]["deviations"] == []
+    assert one["warnings"] == []
+    typo = invoke_json("conformance", "--workspace", str(worked), "--unit", a_id + "x")
+    assert typo["units_list"] == [] and typo["warnings"][0]["key"] == "unit"
+    assert typo["warnings"][0]["suggestion"] == f"did you mean {a_id!r}?"
     paged = invoke_json("conformance", "--workspace", str(worked), "--limit", "2", "--offset", "1")
     assert [u["unit_id"] for u in paged["units_list"]] == [u["unit_id"] for u in got["units_list"][1:3]]
     assert paged["units_total"] == 5

@@ -64,7 +64,7 @@ def _conformance(ws, p: ConformanceParams, progress=None) -> dict:
                          limit=p.limit, offset=p.offset, top=p.top)
     names = [e for _, s in definition.future_state.all_steps() for e in (s.event or [])]
     found = name_findings(ws.engine, {"future_state": names}) if names else []
-    return {**result, "warnings": warnings_of(found)}
+    return {**result, "warnings": result["warnings"] + warnings_of(found)}
 
 
 CONFORMANCE = Analysis("conformance", "Real journeys against the designed one (future_state): conformance rate per "

@@ -436,8 +436,15 @@ def conformance(engine: Engine, definition: JourneyDefinition, level: str, *, pe
         vc[k] += 1
         leaves[k] = {"step": first["step"], "position": first["position"], "deviation": first["type"]}
     shown = [r for r in results if r.deviations]
+    warnings = []
     if unit is not None:
         shown = [r for r in results if r.unit_id == unit]
+        if not shown:
+            from journeymap.engine.checks import did_you_mean
+
+            warnings.append({"key": "unit", "message": f"no evaluated unit {unit!r} (a unit with a step of its design"
+                                                       + (", in the period" if date_from or date_to else "") + ")",
+                             "suggestion": did_you_mean(unit, [r.unit_id for r in results], "units")})
     m = definition.milestones
     return {
         "level": level,
@@ -457,6 +464,7 @@ def conformance(engine: Engine, definition: JourneyDefinition, level: str, *, pe
                         "conforms": r.conforms, "deviations": r.deviations}
                        for r in shown[offset:offset + limit if limit else None]],
         "design": {key: _design_of(fs.design_for(None if key == "default" else key)) for key in groups},
+        "warnings": warnings,
     }
 
 
