@@ -162,9 +162,9 @@ def designs(draw) -> dict:
     ids = iter(f"s{i}" for i in range(100))
     earlier: list[str] = []
 
-    def step():
+    def step(in_choice: bool = False):
         s = {"id": next(ids), "event": draw(st.lists(st.sampled_from(ALPHABET), min_size=1, max_size=2, unique=True))}
-        if draw(st.booleans()):
+        if not in_choice and draw(st.booleans()):  # a choice is optional as a whole
             s["optional"] = True
         if draw(st.booleans()):
             s["repeats"] = True
@@ -184,7 +184,7 @@ def designs(draw) -> dict:
             members = [step(), step()]
             item = {"any_order": members}
         else:
-            members = [step(), step()]
+            members = [step(True), step(True)]
             item = {"id": next(ids), "one_of": members, "optional": draw(st.booleans())}
         earlier += [m["id"] for m in members]
         items.append(item)
@@ -417,6 +417,9 @@ def test_shape_errors_name_the_key():
     assert "'soon' is not a duration" in text["future_state.steps[2].within"]
     twice = dict(_problems({"steps": [{"id": "a", "event": "x"}, {"id": "a", "event": "y"}]}))
     assert twice == {"future_state.steps[1].id": "id 'a' is used twice"}
+    alone = dict(_problems({"steps": [{"id": "r", "one_of": [{"id": "a", "event": "x", "optional": True},
+                                                               {"id": "b", "event": "y"}]}]}))
+    assert "write optional: true on the one_of 'r'" in alone["future_state.steps[0]"]
     later = dict(_problems({"steps": [{"id": "a", "event": "x", "within": "1d", "since": "b"}, {"id": "b", "event": "y"}]}))
     assert "comes later" in later["future_state.steps[0].since"]
 

@@ -132,6 +132,14 @@ class OneOf(_Strict):
 
     _check_id = field_validator("id")(_id)
 
+    @model_validator(mode="after")
+    def _choice_is_optional_whole(self) -> OneOf:
+        for s in self.one_of:
+            if s.optional:
+                raise ValueError(f"step {s.id!r}: a step of a one_of cannot be optional on its own; "
+                                 f"write optional: true on the one_of {self.id!r} (taking none is then fine)")
+        return self
+
 
 def _item_kind(value: Any) -> str:
     if isinstance(value, dict):
