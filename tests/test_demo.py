@@ -173,6 +173,9 @@ def test_every_stage_touchpoint_and_feature_matches_real_events(mid: DemoOutput)
     for f in d.milestones.key_features:
         assert _rule_events(f.match) <= produced, f.id
     assert _rule_events(d.milestones.value_moment) <= produced
+    for key, step in d.future_state.all_steps():  # the designed journey's event steps
+        if step.rule is not None:
+            assert _rule_events(step.rule) <= produced, key
 
 
 def test_identity_stitching_has_work_to_do(small: DemoOutput):

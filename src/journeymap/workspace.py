@@ -485,6 +485,9 @@ class Workspace:
     def friction(self, **options) -> dict:
         return self.run("friction", **options)
 
+    def conformance(self, **options) -> dict:
+        return self.run("conformance", **options)
+
     def add_interviews(self, directory: str | Path) -> dict:
         """Ingest a folder of interview transcripts (.txt with an `email:` / `date:` header) as events."""
         from journeymap.insights.voice.interviews import add_interviews

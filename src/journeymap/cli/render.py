@@ -364,9 +364,41 @@ def friction(result: dict, params, view) -> None:
         out.print(t)
 
 
+def conformance(result: dict, params, view) -> None:
+    out = _out()
+    out.print(f"Conformance: {result['conforming']:,} of {result['units']:,} units fit the design "
+              f"({pct(result['rate'])}, 95% CI {_ci(result['ci_low'], result['ci_high'])}); "
+              f"{result['finished']:,} have ended; data to {str(result['as_of'])[:10]}")
+    t = Table("persona", "design", "units", "conforming", "rate", "95% CI", title="Per persona")
+    for r in result["personas"]:
+        t.add_row(r["persona"], r["design"], f"{r['units']:,}", f"{r['conforming']:,}", pct(r["rate"]),
+                  _ci(r["ci_low"], r["ci_high"]))
+    out.print(t)
+    t = Table("deviation", "deviations", "units", "share", "allowed", "top steps", "conversion with / without",
+              "churn with / without", title="Deviations")
+    for d in result["deviations"]:
+        imp = result["impact"].get(d["type"], {})
+
+        def both(key, imp=imp):
+            c = imp.get(key)
+            return "–" if not c else f"{pct(c['with']['rate'])} / {pct(c['without']['rate'])}"
+
+        t.add_row(d["type"], f"{d['deviations']:,}", f"{d['units']:,}", pct(d["share"]), f"{d['allowed']:,}",
+                  ", ".join(f"{s['step']} ({s['deviations']:,})" for s in d["by_step"][:3]), both("conversion"),
+                  both("churn"))
+    out.print(t)
+    t = Table("design", "variant", "units", "share", "leaves the design at", title="Most common non-conforming variants")
+    for v in _rows(result["variants"], view):
+        at = v["leaves_at"]
+        t.add_row(v["design"], " → ".join(v["path"]), f"{v['units']:,}", pct(v["share"]),
+                  f"{at['step']} ({at['deviation']})")
+    out.print(t)
+
+
 RENDERERS = {
     "map": None, "transitions": transitions, "paths": paths, "variants": variants, "funnel": funnel,
     "retention": retention, "lifecycle": lifecycle, "stickiness": stickiness, "surveys": surveys, "revenue": revenue,
     "moments": moments, "risk": risk, "health": health, "clv": clv, "voice": voice, "friction": friction,
+    "conformance": conformance,
 }
 SPECIAL = {"map": {"extra": [OUT_OPTION], "after": _map_output}}

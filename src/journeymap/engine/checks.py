@@ -91,6 +91,10 @@ def _rules(definition: JourneyDefinition) -> list[tuple[str, Rule]]:
             if rule is not None]
     out += [(f"milestones.key_features[{i}].match", f.match) for i, f in enumerate(m.key_features)]
     out += [(f"surveys[{i}].match", s.match) for i, s in enumerate(definition.surveys)]
+    if definition.future_state is not None:  # the designed steps' event names and rules (touchpoints and stages
+        for key, step in definition.future_state.all_steps():  # are checked at load)
+            if step.rule is not None:
+                out.append((f"{key}.{'event' if step.event is not None else 'match'}", step.rule))
     return out
 
 

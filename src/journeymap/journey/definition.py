@@ -17,6 +17,7 @@ from journeymap.events.schema import SOURCES
 from journeymap.ingest.mapping import SourceMapping
 from journeymap.ingest.store import check_setting
 from journeymap.journey.durations import parse_duration
+from journeymap.journey.future_state import FutureState
 from journeymap.journey.rules import Condition, Rule
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -500,6 +501,10 @@ class JourneyDefinition(_Strict):
     health: Health | None = None
     risk: RiskConfig = Field(default_factory=RiskConfig)
     targets: list[Target] = Field(default_factory=list)
+    future_state: FutureState | None = Field(
+        None, description="The designed journey that `journeymap conformance` holds real journeys to: steps, "
+                          "any-order groups, exclusive choices, time budgets, accepted deviations; per persona where "
+                          "needed (docs/metrics/conformance.md).")
     voice: list[VoiceSource] | None = Field(
         None, description="Where customer text lives; default: survey comments plus comment/text/body/title/subject/"
                           "description properties of any event (docs/metrics/voice-of-customer.md).")
@@ -546,6 +551,9 @@ class JourneyDefinition(_Strict):
             problem = t.value_problem(scale)
             if problem:
                 out.append((f"targets[{i}].value", problem))
+        if self.future_state is not None:
+            out += future_state_problems(self.future_state, [s.id for s in self.stages],
+                                         [t.id for t in self.touchpoints], [p.id for p in self.personas])
         return out
 
     @property
@@ -558,6 +566,37 @@ class JourneyDefinition(_Strict):
             if s.id == stage_id:
                 return s
         raise KeyError(stage_id)
+
+
+def _near(given: str, known: list[str], what: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(given, known, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"{what}: {', '.join(known) or 'none'}"
+
+
+def future_state_problems(fs: FutureState, stages: list[str], touchpoints: list[str],
+                          personas: list[str]) -> list[tuple[str, str]]:
+    """(key path, message) per problem of the design: a touchpoint, stage or persona it names that does not
+    exist (with the closest that does), an id used twice, `since` naming no earlier step, an allowlist entry
+    naming no step."""
+    problems = []
+    for pid in fs.personas:
+        if pid not in personas:
+            problems.append((f"future_state.personas.{pid}", f"unknown persona {pid!r}; {_near(pid, personas, 'personas')}"))
+    for key, step in fs.all_steps():
+        if step.touchpoint is not None and step.touchpoint not in touchpoints:
+            problems.append((f"{key}.touchpoint", f"unknown touchpoint {step.touchpoint!r}; "
+                                                  f"{_near(step.touchpoint, touchpoints, 'touchpoints')}"))
+        if step.stage is not None and step.stage not in stages:
+            problems.append((f"{key}.stage", f"unknown stage {step.stage!r}; {_near(step.stage, stages, 'stages')}"))
+    for where, design in fs.designs():
+        if where != "future_state" and not ({"steps", "allow"} & fs.personas[where.rsplit(".", 1)[1]].model_fields_set):
+            continue  # inherits the default's steps and allowlist: its problems are the default's
+        for text in design.problems(where):
+            key, message = text.split(": ", 1)
+            problems.append((key, message))
+    return list(dict.fromkeys(problems))
 
 
 def _unique(where: str, ids: list[str]) -> None:

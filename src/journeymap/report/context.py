@@ -107,6 +107,7 @@ class ViewContext:
     notes: dict[str, str] = field(default_factory=dict)
     emotion_notes: list[dict[str, Any]] = field(default_factory=list)  # stages whose emotion needs more answers
     emotion_min: int | None = None
+    future_state: dict[str, Any] | None = None  # current vs future: _future_state()
 
 
 @dataclass
@@ -406,6 +407,27 @@ def _targets(view: dict[str, Any], columns: dict[str, Column], personas: dict[st
     return rows
 
 
+def _future_state(view: dict[str, Any], columns: list[Column]) -> dict[str, Any] | None:
+    """The current-vs-future panel: per stage (map order) its designed steps with their budget, the units
+    that did each and their median time against the budget, and the stage's conformance; the pain points."""
+    fs = view.get("future_state")
+    if not fs:
+        return None
+    names = {c.id: c.name for c in columns}
+    by_stage = {s["stage"]: s for s in fs.get("stages") or []}
+    rows = []
+    for stage in [c.id for c in columns if c.id in by_stage] + [s for s in by_stage if s not in names]:
+        steps = [x for x in fs.get("steps") or [] if x.get("stage") == stage]
+        rows.append({"stage": names.get(stage, humanize(stage)), "conformance": by_stage[stage]["conformance"],
+                     "steps": steps})
+    unplaced = [x for x in fs.get("steps") or [] if not x.get("stage")]
+    if unplaced:
+        rows.append({"stage": "(no stage yet)", "conformance": None, "steps": unplaced})
+    pains = [{**p, "stage_name": names.get(p.get("stage"), humanize(p.get("stage")) if p.get("stage") else None)}
+             for p in fs.get("pain_points") or []]
+    return {**fs, "rows": rows, "pains": pains}
+
+
 def _view(persona: dict[str, Any], view: dict[str, Any], columns: list[Column],
           personas: dict[str, str], min_answers: int | None = None) -> ViewContext:
     stage_data = view.get("stages") or {}
@@ -445,6 +467,7 @@ def _view(persona: dict[str, Any], view: dict[str, Any], columns: list[Column],
         notes=dict(view.get("insights_notes") or {}),
         emotion_notes=emotion_notes,
         emotion_min=min_answers,
+        future_state=_future_state(view, columns),
     )
 
 

@@ -90,6 +90,10 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
     texts = stage_sentiment(engine, definition, level, ac=ac)
     placed = (placed_insights(engine, definition, level, a, ac, [p["id"] for p in personas], say, panels, period) if insights
               else {p["id"]: _skipped() for p in personas})
+    say("holding journeys to the design")
+    from journeymap.insights.conformance import map_view
+
+    designed = map_view(engine, definition, level, (a, v, ac), [p["id"] for p in personas], ALL)
     views = {}
     for p in personas:
         say(f"computing view: {p['name']}")
@@ -97,6 +101,7 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
         views[p["id"]] = _view(engine, definition, pick(a), pick(v), pick(ac), durations, p["id"], window["hi"],
                                texts.get(p["id"], {}), min_answers)
         views[p["id"]].update(placed[p["id"]])
+        views[p["id"]]["future_state"] = designed.get(p["id"])
         if period != (None, None) and insights:
             at = placed_at(period)
             views[p["id"]]["insights_notes"]["period"] = (
