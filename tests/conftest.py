@@ -239,6 +239,32 @@ def spark_session():
     spark.stop()
 
 
+_MAPS: dict = {}
+
+DEMO_MAP_GROUP = "demo-map-1500-7"
+"""The xdist group of the modules that read `demo_map`: one worker builds the map once for all of them."""
+
+
+@pytest.fixture(scope="session")
+def demo_map(ingested_demo):
+    """The full map (insights on, the registry's panels as `build_map` defaults) of the 1,500-account demo
+    (seed 7), as JSON-ready data: built once per worker and handed out as a deep copy, so a test that changes
+    its copy changes nobody else's. Modules using it set `pytestmark = pytest.mark.xdist_group(DEMO_MAP_GROUP)`."""
+    import copy
+    import json
+
+    if "model" not in _MAPS:
+        from journeymap.insights.map.journey_map import build_map
+        from journeymap.workspace import Workspace
+
+        ws = Workspace(ingested_demo(1500, 7).workspace)
+        try:
+            _MAPS["model"] = json.loads(json.dumps(build_map(ws.engine, ws.definition), default=str))
+        finally:
+            ws.close()
+    return lambda: copy.deepcopy(_MAPS["model"])
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Under xdist (`make test` runs `-n auto --dist loadgroup`), every Spark test goes to one worker: one

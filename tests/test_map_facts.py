@@ -11,6 +11,8 @@ import json
 import re
 
 import pytest
+
+from conftest import DEMO_MAP_GROUP
 import yaml
 
 from journeymap.insights.map.journey_map import MIN_EMOTION_ANSWERS, build_map
@@ -18,6 +20,8 @@ from journeymap.insights.moments import activation_choice
 from journeymap.insights.voice.sentiment import label, score_texts
 from journeymap.report import render_map_html
 from journeymap.workspace import Workspace
+
+pytestmark = pytest.mark.xdist_group(DEMO_MAP_GROUP)
 
 PERSONA_DOUBTS = ("persona explains", "other side")
 
@@ -30,8 +34,8 @@ def demo(ingested_demo):
 
 
 @pytest.fixture(scope="module")
-def model(demo):
-    return json.loads(json.dumps(build_map(demo.engine, demo.definition), default=str))
+def model(demo_map):
+    return demo_map()  # the one build of the demo's map, shared with the other map test module
 
 
 def _churn_stages(model) -> list[str]:

@@ -14,11 +14,15 @@ from html import unescape
 
 import pytest
 
+from conftest import DEMO_MAP_GROUP
+
 from journeymap.insights.friction import friction
 from journeymap.insights.map.journey_map import SECTIONS, build_map
 from journeymap.report import render_map_html
 from journeymap.report.context import money
 from journeymap.workspace import Workspace
+
+pytestmark = pytest.mark.xdist_group(DEMO_MAP_GROUP)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +33,8 @@ def demo(ingested_demo):
 
 
 @pytest.fixture(scope="module")
-def model(demo):
-    return json.loads(json.dumps(build_map(demo.engine, demo.definition), default=str))
+def model(demo_map):
+    return demo_map()  # the one build of the demo's map, shared with the other map test module
 
 
 @pytest.fixture(scope="module")
