@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from journeymap.insights.improvements import did, its, power
-from journeymap.insights.improvements.series import Series, weekly
+from journeymap.insights.improvements.series import MIN_WEEK_N, Series, weekly
 from journeymap.insights.improvements.store import STAGE_METRICS, Improvement, unit_of
 from journeymap.journey.definition import RATE_METRICS
 
@@ -82,7 +82,9 @@ def _estimate(series: Series, ship: dt.date, metric: str, comparison: Series | N
            "verdict_text": None, "more_weeks": None, "mde": None, "change_asked": None, "fit": None}
     if n_pre < MIN_PRE_WEEKS:
         out["verdict_text"] = (f"not measured: {n_pre} weeks of {metric} before the ship date; the effect needs "
-                               f"{MIN_PRE_WEEKS} to know the trend and the noise")
+                               f"{MIN_PRE_WEEKS} to know the trend and the noise" + (
+                                   f" ({series.dropped_weeks} weeks were left out: fewer than {MIN_WEEK_N} units or "
+                                   "answers)" if series.dropped_weeks else ""))
         return out
     pre = a.y[a.rel < 0]
     out["before"] = float(pre.mean())

@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS improvements (
 CREATE TABLE IF NOT EXISTS improvement_history (
     improvement_id VARCHAR NOT NULL,
     seq INTEGER NOT NULL,              -- 1 for the creation, then 2, ...
-    at TIMESTAMP NOT NULL,             -- wall clock of the change
+    changed_at TIMESTAMP NOT NULL,     -- wall clock of the change
     from_status VARCHAR,               -- null at creation
     to_status VARCHAR NOT NULL,
     ship_date DATE,
@@ -210,7 +210,7 @@ def _row(con, row) -> Improvement:
         {"seq": seq, "at": at.isoformat(), "from": f, "to": t, "ship_date": None if d is None else d.isoformat(),
          "note": note}
         for seq, at, f, t, d, note in con.execute(
-            "SELECT seq, at, from_status, to_status, ship_date, note FROM improvement_history"
+            "SELECT seq, changed_at, from_status, to_status, ship_date, note FROM improvement_history"
             " WHERE improvement_id = ? ORDER BY seq", [imp.id]).fetchall()
     ]
     return imp

@@ -1,0 +1,171 @@
+"""`journeymap improvements add|list|set|show`: improvements that are owned and measured (docs/improvements.md).
+
+They live in the workspace's store (insights/improvements/store.py). `show` measures a shipped improvement's
+effect on its metric (insights/improvements/effect.py). While `journeymap serve` holds the store, use the web app
+or the API (`/api/v1/improvements`): these commands then say the store is in use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from journeymap.cli.common import JsonOpt, WorkspaceOpt, err, print_json, workspace_for
+from journeymap.errors import NotEnoughData, OptionError
+from journeymap.insights.improvements import store
+from journeymap.insights.improvements.effect import measure
+from journeymap.workspace import Workspace
+
+StatusOpt = Annotated[str | None, typer.Option("--status", help="idea, planned, in progress, shipped or dropped.")]
+OwnerOpt = Annotated[str | None, typer.Option("--owner", help="Who owns it: a person or a team.")]
+StageOpt = Annotated[str | None, typer.Option("--stage", help="The stage id of journeymap.yml it improves.")]
+MetricOpt = Annotated[str | None, typer.Option("--metric", help="The metric it should move, one the targets know: "
+                                                                "conversion, reached, nps, csat, ces, ttv_p50, ...")]
+TargetOpt = Annotated[str | None, typer.Option("--target", help="The metric's target value: 35%, 0.35, 3d, 40.")]
+ShipOpt = Annotated[str | None, typer.Option("--ship-date", help="YYYY-MM-DD; shipping without one uses today.")]
+PersonaOpt = Annotated[str | None, typer.Option("--persona", help="A persona id: the improvement is for them only.")]
+FeatureOpt = Annotated[str | None, typer.Option("--feature", help="The key feature, for --metric adoption.")]
+CompareOpt = Annotated[str | None, typer.Option(
+    "--compare", help="stage:ID or persona:ID it should not affect: the difference-in-differences comparison.")]
+
+
+def effect_of(ws: Workspace, imp: store.Improvement, level: str | None = None) -> dict:
+    """The measured effect, or why there is none (no events, a metric without a weekly series)."""
+    level = level or ws.definition.analysis.level
+    if level not in ("person", "account"):
+        raise OptionError(f"--by must be person or account, not {level!r}", option="by")
+    if imp.status != "shipped":
+        return measure(None, ws.definition, level, imp)
+    try:
+        engine = ws.engine
+        with engine.scope():
+            return {**measure(engine, ws.definition, level, imp), "level": level}
+    except NotEnoughData as exc:
+        return {"metric": imp.metric, "method": None, "verdict": None, "verdict_text": f"not measured: {exc}"}
+
+
+def _say(note: str | None) -> None:
+    if note:
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+
+
+def _show(imp: store.Improvement, effect: dict | None = None) -> None:
+    out = Console()
+    target = f" → {imp.target}" if imp.target else ""
+    out.print(f"[bold]{escape(imp.title)}[/] ({imp.id})", highlight=False)
+    out.print(f"  stage {imp.stage}{' · persona ' + imp.persona if imp.persona else ''} · owner {imp.owner or '–'}"
+              f" · {imp.status}{' ' + imp.ship_date.isoformat() if imp.ship_date else ''}", highlight=False)
+    out.print(f"  metric {imp.metric}{target}{' · compare ' + imp.comparison if imp.comparison else ''}",
+              highlight=False)
+    for h in imp.history:
+        out.print(f"  {h['at'][:19]}  {h['from'] or '–'} → {h['to']}{'  ' + h['note'] if h['note'] else ''}",
+                  highlight=False)
+    if effect is not None:
+        out.print(f"  effect: {escape(effect.get('verdict_text') or '–')}", highlight=False)
+        if effect.get("method"):
+            out.print(f"  method: {effect['method'].upper()}, because {escape(effect['why'])}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    imp = typer.Typer(help="Improvements: owned, with a status, and measured once shipped (docs/improvements.md).",
+                      no_args_is_help=True)
+    app.add_typer(imp, name="improvements")
+
+    @imp.command("add")
+    def add(
+        stage: Annotated[str, typer.Option("--stage", help="The stage id of journeymap.yml it improves.")],
+        metric: Annotated[str, typer.Option("--metric", help="The metric it should move, one the targets know: "
+                                                             "conversion, reached, nps, csat, ces, ttv_p50, ...")],
+        title: Annotated[str | None, typer.Option("--title", help="What the improvement is.")] = None,
+        opportunity: Annotated[str | None, typer.Option(
+            "--opportunity", help="Promote an opportunity of the stage: its text, or its number (1, 2, ...) among the "
+                                  "stage's opportunities in journeymap.yml; keeps its text and stage.")] = None,
+        owner: OwnerOpt = None,
+        status: Annotated[str, typer.Option("--status", help="idea, planned, in progress, shipped or dropped.")] = "idea",
+        target: TargetOpt = None,
+        ship_date: ShipOpt = None,
+        persona: PersonaOpt = None,
+        feature: FeatureOpt = None,
+        compare: CompareOpt = None,
+        improvement_id: Annotated[str | None, typer.Option("--id", help="Its id (default: from the title).")] = None,
+        workspace: WorkspaceOpt = Path("."),
+        as_json: JsonOpt = False,
+    ):
+        """Add an improvement, or promote one of the map's opportunities (--opportunity)."""
+        with workspace_for(workspace) as ws:
+            if (title is None) == (opportunity is None):
+                raise OptionError("give --title, or --opportunity to promote one of the stage's opportunities",
+                                  option="title")
+            fields = dict(owner=owner, status=status, persona=persona, feature=feature, target=target,
+                          comparison=compare, ship_date=ship_date, improvement_id=improvement_id)
+            if opportunity is not None:
+                item, note = store.promote(ws.con, ws.definition, stage, opportunity, metric=metric, **fields)
+            else:
+                item, note = store.add(ws.con, ws.definition, title=title, stage=stage, metric=metric, **fields)
+        if as_json:
+            print_json({**item.as_dict(), "note": note})
+            return
+        _say(note)
+        err.print(f"added {item.id}: {escape(item.title)} ({item.stage}, {item.status})", highlight=False)
+
+    @imp.command("list")
+    def list_(status: StatusOpt = None, stage: StageOpt = None, workspace: WorkspaceOpt = Path("."),
+              as_json: JsonOpt = False):
+        """List improvements, oldest first."""
+        with workspace_for(workspace) as ws:
+            if stage is not None:
+                store.check_stage(ws.definition, stage)
+            rows = store.list_improvements(ws.con, status=status, stage=stage)
+        if as_json:
+            print_json({"improvements": [r.as_dict() for r in rows]})
+            return
+        table = Table("id", "title", "stage", "owner", "status", "metric", "target", "shipped")
+        for r in rows:
+            table.add_row(r.id, r.title, r.stage, r.owner or "", r.status, r.metric, r.target or "",
+                          r.ship_date.isoformat() if r.ship_date else "")
+        Console().print(table)
+
+    @imp.command("set")
+    def set_(
+        improvement_id: Annotated[str, typer.Argument(help="The improvement's id (`journeymap improvements list`).")],
+        status: StatusOpt = None, owner: OwnerOpt = None, ship_date: ShipOpt = None, target: TargetOpt = None,
+        title: Annotated[str | None, typer.Option("--title")] = None, stage: StageOpt = None, metric: MetricOpt = None,
+        persona: Annotated[str | None, typer.Option("--persona", help="A persona id, or none.")] = None,
+        feature: FeatureOpt = None,
+        compare: Annotated[str | None, typer.Option("--compare", help="stage:ID, persona:ID, or none.")] = None,
+        workspace: WorkspaceOpt = Path("."),
+        as_json: JsonOpt = False,
+    ):
+        """Change an improvement: its status (kept in its history), owner, ship date, target, ..."""
+        with workspace_for(workspace) as ws:
+            item, note = store.update(ws.con, ws.definition, improvement_id, status=status, owner=owner,
+                                      ship_date=ship_date, target=target, title=title, stage=stage, metric=metric,
+                                      persona=persona, feature=feature, comparison=compare)
+        if as_json:
+            print_json({**item.as_dict(), "note": note})
+            return
+        _say(note)
+        err.print(f"{item.id}: {item.status}" + (f", shipped {item.ship_date}" if item.ship_date else ""),
+                  highlight=False)
+
+    @imp.command("show")
+    def show(
+        improvement_id: Annotated[str, typer.Argument(help="The improvement's id (`journeymap improvements list`).")],
+        by: Annotated[str | None, typer.Option("--by", help="person or account: the units the metric counts "
+                                                            "(default: analysis.level).")] = None,
+        workspace: WorkspaceOpt = Path("."),
+        as_json: JsonOpt = False,
+    ):
+        """An improvement, its history, and once shipped its measured effect (method, 95% CI, verdict)."""
+        with workspace_for(workspace) as ws:
+            item = store.get(ws.con, improvement_id)
+            effect = effect_of(ws, item, by)
+        if as_json:
+            print_json({**item.as_dict(), "effect": effect})
+            return
+        _show(item, effect)
