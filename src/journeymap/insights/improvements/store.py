@@ -165,17 +165,21 @@ def target_value(metric: str, target: str | None) -> float | None:
     return t.numeric_value()
 
 
-def check_comparison(definition: JourneyDefinition, comparison: str | None) -> str | None:
-    """`stage:ID` or `persona:ID` (`none` clears it)."""
+def check_comparison(definition: JourneyDefinition, comparison: str | None, metric: str | None = None) -> str | None:
+    """`stage:ID` or `persona:ID` (`none` clears it). A stage comparison needs a metric measured per stage (or a
+    survey score, read in that stage)."""
     if comparison is None or comparison.strip().lower() == "none":
         return None
-    kind, _, ident = comparison.partition(":")
-    if kind == "stage":
-        check_stage(definition, ident)
-    elif kind == "persona":
-        check_persona(definition, ident)
-    else:
+    kind, _, ident = comparison.strip().partition(":")
+    known = {"stage": [s.id for s in definition.stages], "persona": [p.id for p in definition.personas]}
+    if kind not in known or not ident:
         raise OptionError(f"--compare: write stage:ID or persona:ID, not {comparison!r}", option="compare")
+    if ident not in known[kind]:
+        raise OptionError(f"--compare: unknown {kind} {ident!r}; {did_you_mean(ident, known[kind], kind + 's')}",
+                          option="compare")
+    if kind == "stage" and metric is not None and metric not in STAGE_METRICS | {"nps", "csat", "ces"}:
+        raise OptionError(f"--compare stage:{ident}: {metric} is not measured per stage; compare against a "
+                          "persona (persona:ID) instead", option="compare")
     return f"{kind}:{ident}"
 
 
@@ -263,7 +267,7 @@ def add(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, *, title:
     feature = check_feature(definition, metric, feature)
     status = check_status(status)
     value = target_value(metric, target)
-    comparison = check_comparison(definition, comparison)
+    comparison = check_comparison(definition, comparison, metric)
     ship, note = _ship_date(status, check_date(ship_date), today)
     if source not in SOURCES:
         raise OptionError(f"source must be one of {SOURCES}, not {source!r}", option="source")
@@ -342,7 +346,7 @@ def update(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, improv
     new["persona"] = check_persona(definition, new["persona"])
     new["feature"] = check_feature(definition, new["metric"], new["feature"])
     new["status"] = check_status(new["status"])
-    new["comparison"] = check_comparison(definition, new["comparison"])
+    new["comparison"] = check_comparison(definition, new["comparison"], new["metric"])
     new["ship_date"] = check_date(new["ship_date"])
     value = target_value(new["metric"], new["target"])
     note = None
