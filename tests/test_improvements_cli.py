@@ -70,7 +70,7 @@ def test_show_measures_a_shipped_improvement_from_the_engine(ws):
     assert e["comparison"] == "reached at evaluation" and e["comparison_series"]["weeks"]
     assert e["method"] == "did" or "trended differently" in e["why"]
     human = invoke_cli("improvements", "show", "shorter-signup-form", "--by", "person", "--workspace", ws).stdout
-    assert "effect:" in human and "method:" in human
+    assert "verdict:" in human and "effect:" in human and "method:" in human
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -63,12 +63,18 @@ def _show(imp: store.Improvement, effect: dict | None = None) -> None:
     out.print(f"  metric {imp.metric}{target}{' · compare ' + imp.comparison if imp.comparison else ''}",
               highlight=False)
     for h in imp.history:
-        out.print(f"  {h['at'][:19]}  {h['from'] or '–'} → {h['to']}{'  ' + h['note'] if h['note'] else ''}",
-                  highlight=False)
+        moved = h["to"] if h["from"] == h["to"] else f"{h['from'] or '–'} → {h['to']}"
+        out.print(f"  {h['at'][:19]}  {moved}{'  ' + escape(h['note']) if h['note'] else ''}", highlight=False)
     if effect is not None:
-        out.print(f"  effect: {escape(effect.get('verdict_text') or '–')}", highlight=False)
+        out.print(f"  verdict: {escape(effect.get('verdict_text') or '–')}", highlight=False)
+        if effect.get("effect") is not None:
+            out.print(f"  effect: {effect['effect']:+.3g} {effect['unit']} (95% CI {effect['ci_low']:+.3g} to "
+                      f"{effect['ci_high']:+.3g}); before {effect['before']:.3g}, after {effect['after']:.3g} "
+                      f"({effect['weeks_before']} and {effect['weeks_after']} weeks)", highlight=False)
         if effect.get("method"):
             out.print(f"  method: {effect['method'].upper()}, because {escape(effect['why'])}", highlight=False)
+        if effect.get("seasonality"):
+            out.print(f"  seasonality: {escape(effect['seasonality'])}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
