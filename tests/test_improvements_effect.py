@@ -2,8 +2,9 @@
 
 Planted level shifts are recovered, checked against a direct numpy least-squares fit; null series read as
 "moved" at about the nominal 5% over seeds; the "too early: N more weeks" arithmetic matches a hand computation.
-Measured on these simulations (300 seeds, 48 weeks, AR(1) rho 0.3 noise of sd 2): ITS null "moved" 6.0%, DiD
-4.3%; a planted 5-point shift is estimated at 5.03 (ITS) and 4.92 (DiD) on average.
+Measured on these simulations (48 weeks, AR(1) rho 0.3 noise of sd 2): a null series reads "moved" 6.0% (ITS, 300
+seeds) and 4.6% (DiD, 281 of 300 seeds passing the parallel-trends test); a planted 5-point shift is estimated at
+5.12 (ITS, CI coverage 92.5%) and 5.10 (DiD, 187 of 200 seeds, coverage 95.2%) on average.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def test_did_null_series_reads_moved_near_five_percent():
                         simulate(seed, 0.0, comparison=True)[2]) for seed in range(300)]
     did = [r for r in results if r["method"] == "did"]
     rate = float(np.mean([r["verdict"] == "moved" for r in did]))
-    assert len(did) >= 250 and rate <= 0.09, (len(did), rate)  # 0.043 measured
+    assert len(did) >= 250 and rate <= 0.09, (len(did), rate)  # 0.046 measured
 
 
 def test_its_models_yearly_seasons_with_two_years_before():
