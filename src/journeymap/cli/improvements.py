@@ -16,9 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from journeymap.cli.common import JsonOpt, WorkspaceOpt, err, print_json, workspace_for
-from journeymap.errors import NotEnoughData, OptionError
+from journeymap.errors import OptionError
 from journeymap.insights.improvements import store
-from journeymap.insights.improvements.effect import measure
 from journeymap.workspace import Workspace
 
 StatusOpt = Annotated[str | None, typer.Option("--status", help="idea, planned, in progress, shipped or dropped.")]
@@ -35,18 +34,8 @@ CompareOpt = Annotated[str | None, typer.Option(
 
 
 def effect_of(ws: Workspace, imp: store.Improvement, level: str | None = None) -> dict:
-    """The measured effect, or why there is none (no events, a metric without a weekly series)."""
-    level = level or ws.definition.analysis.level
-    if level not in ("person", "account"):
-        raise OptionError(f"--by must be person or account, not {level!r}", option="by")
-    if imp.status != "shipped":
-        return measure(None, ws.definition, level, imp)
-    try:
-        engine = ws.engine
-        with engine.scope():
-            return {**measure(engine, ws.definition, level, imp), "level": level}
-    except NotEnoughData as exc:
-        return {"metric": imp.metric, "method": None, "verdict": None, "verdict_text": f"not measured: {exc}"}
+    """The measured effect, or why there is none (Workspace.improvement_effect)."""
+    return ws.improvement_effect(imp, level)
 
 
 def _say(note: str | None) -> None:

@@ -23,6 +23,7 @@ from journeymap.server.admin import backup_router
 from journeymap.server.admin import erase_router
 from journeymap.server.admin import router as admin_router
 from journeymap.server.api import router as api_router
+from journeymap.server.improvements import router as improvements_router
 from journeymap.server.cache import AnalysisCache, definition_stamp
 from journeymap.server.encoding import JSONAnswer
 from journeymap.server.keys import KeyRing
@@ -128,6 +129,7 @@ def create_app(
     app.include_router(admin_router)
     app.include_router(backup_router)
     app.include_router(erase_router)  # POST /api/v1/erase: an admin key (docs/privacy.md)
+    app.include_router(improvements_router)  # /api/v1/improvements: read key to read, write key to write
     app.include_router(api_router)
     app.include_router(web_router)
     for router in routers:
