@@ -86,3 +86,28 @@ def test_web_pages_and_forms_write_only_with_a_write_key(served):
         assert "make-connecting-a-data-source-the" in [i["id"] for i in listed]
     finally:
         client.cookies.clear()
+
+
+def test_the_map_shows_owners_status_and_effect_and_is_recomputed_after_a_change(served):
+    client, read, write = served
+    client.post("/api/v1/improvements", headers=_bearer(write), json={
+        "stage": "onboarding", "opportunity": "2", "metric": "conversion", "owner": "Onboarding PM",
+        "status": "in progress"})
+    client.post("/api/v1/improvements", headers=_bearer(write), json={
+        "stage": "acquisition", "metric": "reached", "title": "Signup form for the map", "id": "signup-map",
+        "status": "shipped", "ship_date": "2026-01-07"})
+    params = "?by=person&insights=false"
+    first = client.get("/api/v1/map" + params, headers=_bearer(read)).json()["improvements"]
+    by_id = {i["id"]: i for i in first}
+    promoted = next(i for i in first if i["source"] == "team" and i["status"] == "in progress")
+    assert promoted["owner"] == "Onboarding PM" and promoted["effect"] is None
+    signup = by_id["signup-map"]  # shipped: its effect, without the weekly series
+    assert signup["effect"]["method"] == "its" and "series" not in signup["effect"]
+    client.patch(f"/api/v1/improvements/{promoted['id']}", headers=_bearer(write), json={"owner": "Growth"})
+    again = {i["id"]: i for i in client.get("/api/v1/map" + params, headers=_bearer(read)).json()["improvements"]}
+    assert again[promoted["id"]]["owner"] == "Growth"  # the cached map was dropped by the change
+    html = client.get("/app/map.html" + params, headers=_bearer(read)).text
+    lane = html[html.index("lane--opportunities"):html.index("lane--owners")]
+    assert f'data-improvement="{promoted["id"]}"' in lane and "in progress · Growth" in lane
+    assert 'data-improvement="signup-map"' in lane and signup["effect"]["verdict_text"] in lane.replace(
+        "&#39;", "'")

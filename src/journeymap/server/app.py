@@ -100,8 +100,11 @@ def create_app(
     app.state.cors_origins = frozenset(server_config_for(workspace).cors_origins)
     app.state.local = local
     app.state.limiter = RateLimiter(rate_limit, burst if burst is not None else 2 * rate_limit)
-    # The one cache of analysis results (API and web app): valid until the next stitch or a new journeymap.yml.
-    app.state.cache = AnalysisCache(lambda: (runner.stats["stitches"], definition_stamp(workspace / "journeymap.yml")))
+    # The one cache of analysis results (API and web app): valid until the next stitch, a new journeymap.yml, or a
+    # change of an improvement (the map shows them: server/improvements.py counts the changes).
+    app.state.improvement_changes = 0
+    app.state.cache = AnalysisCache(lambda: (runner.stats["stitches"], definition_stamp(workspace / "journeymap.yml"),
+                                             app.state.improvement_changes))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONAnswer:

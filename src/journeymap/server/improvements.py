@@ -44,6 +44,11 @@ class Fields(BaseModel):
     id: str | None = None
 
 
+def changed(request: Request) -> None:
+    """An improvement changed: the cached map (it shows them) is computed again on its next request."""
+    request.app.state.improvement_changes += 1
+
+
 def add_improvement(ws, f: Fields) -> dict:
     """Add (or promote) from `f`: the improvement as JSON with `note`."""
     if not f.stage or not f.metric:
@@ -104,11 +109,15 @@ def show_improvement(improvement_id: str, ws: ReadWorkspace, _key: ReadKey, by: 
 def add(request: Request, ws: ReadWorkspace, body: Annotated[Fields, Body()]):
     """Add an improvement, or promote an opportunity (`journeymap improvements add`). A write key."""
     require_key(request, "write")
-    return _answer(lambda: add_improvement(ws, body), status=201)
+    answer = _answer(lambda: add_improvement(ws, body), status=201)
+    changed(request)
+    return answer
 
 
 @router.patch("/{improvement_id}", summary="Change an improvement")
 def change(improvement_id: str, request: Request, ws: ReadWorkspace, body: Annotated[Fields, Body()]):
     """Change fields (`journeymap improvements set`); a status change is kept in its history. A write key."""
     require_key(request, "write")
-    return _answer(lambda: set_improvement(ws, improvement_id, body))
+    answer = _answer(lambda: set_improvement(ws, improvement_id, body))
+    changed(request)
+    return answer

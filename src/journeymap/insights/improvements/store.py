@@ -235,6 +235,13 @@ def list_improvements(con: duckdb.DuckDBPyConnection, status: str | None = None,
     return [_row(con, r) for r in con.execute(sql + " ORDER BY created_at, id", args).fetchall()]
 
 
+def stored(con: duckdb.DuckDBPyConnection) -> list[Improvement]:
+    """Every improvement, without creating the tables where there are none (readers such as the map)."""
+    if not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'improvements'").fetchone():
+        return []
+    return list_improvements(con)
+
+
 def get(con: duckdb.DuckDBPyConnection, improvement_id: str) -> Improvement:
     ensure(con)
     row = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM improvements WHERE id = ?", [improvement_id]).fetchone()

@@ -62,7 +62,7 @@ async def add_form(request: Request, ws: ReadWorkspace) -> Response:
     """The add form: a new improvement, or a promoted opportunity; back to the list with the error, or to it."""
     if not _signed_in(request):
         return _to_login(request)
-    from journeymap.server.improvements import Fields, add_improvement
+    from journeymap.server.improvements import Fields, add_improvement, changed
 
     form = await _form(request)
     ctx = Ctx(request, ws)
@@ -71,6 +71,7 @@ async def add_form(request: Request, ws: ReadWorkspace) -> Response:
     fields = {k: (form.get(k) or "").strip() or None for k in Fields.model_fields}
     try:
         made = add_improvement(ws, Fields(**fields))
+        changed(request)
     except JourneymapError as exc:
         return HTMLResponse(_render(LIST, request, plain(list_data(ctx, form)), str(exc), False),
                             status_code=exc.http_status)
@@ -82,7 +83,7 @@ async def set_form(improvement_id: str, request: Request, ws: ReadWorkspace) -> 
     """The change form of one improvement."""
     if not _signed_in(request):
         return _to_login(request)
-    from journeymap.server.improvements import Fields, set_improvement
+    from journeymap.server.improvements import Fields, changed, set_improvement
 
     form = await _form(request)
     ctx = Ctx(request, ws)
@@ -92,6 +93,7 @@ async def set_form(improvement_id: str, request: Request, ws: ReadWorkspace) -> 
             return _refused(DETAIL, request, detail_data(ctx, improvement_id))
         fields = {k: (form.get(k) or "").strip() or None for k in Fields.model_fields if k not in ("opportunity", "id")}
         set_improvement(ws, improvement_id, Fields(**fields))
+        changed(request)
     except JourneymapError as exc:
         try:
             data = plain(detail_data(ctx, improvement_id))
