@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Request, Response, Security
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from journeymap.errors import InputError
@@ -23,6 +24,12 @@ from journeymap.insights.improvements import store
 from journeymap.server.context import ReadKey, ReadWorkspace, require_key
 from journeymap.server.encoding import JSONAnswer
 
+read_bearer = HTTPBearer(auto_error=False, scheme_name="readKey",
+                         description="A read key: `journeymap keys create --kind read --name NAME` (tokens start jm_r_).")
+write_bearer = HTTPBearer(auto_error=False, scheme_name="writeKey",
+                          description="A write key: `journeymap keys create --kind write --name NAME` (jm_w_).")
+READS = [Security(read_bearer)]
+WRITES = [Security(write_bearer)]
 router = APIRouter(prefix="/api/v1/improvements", tags=["Improvements"], default_response_class=JSONAnswer)
 
 
@@ -84,7 +91,7 @@ def _answer(compute, status: int = 200) -> Response:
         return answer_error(exc)
 
 
-@router.get("", summary="Improvements")
+@router.get("", summary="Improvements", dependencies=READS)
 def list_improvements(ws: ReadWorkspace, _key: ReadKey, status: str | None = None, stage: str | None = None):
     """Every improvement, oldest first (`journeymap improvements list --json`)."""
     def compute():
@@ -95,7 +102,7 @@ def list_improvements(ws: ReadWorkspace, _key: ReadKey, status: str | None = Non
     return _answer(compute)
 
 
-@router.get("/{improvement_id}", summary="An improvement and its measured effect")
+@router.get("/{improvement_id}", summary="An improvement and its measured effect", dependencies=READS)
 def show_improvement(improvement_id: str, ws: ReadWorkspace, _key: ReadKey, by: str | None = None):
     """`journeymap improvements show ID --json`: the improvement, its history and its `effect`."""
     def compute():
@@ -105,7 +112,7 @@ def show_improvement(improvement_id: str, ws: ReadWorkspace, _key: ReadKey, by: 
     return _answer(compute)
 
 
-@router.post("", summary="Add an improvement", status_code=201)
+@router.post("", summary="Add an improvement", status_code=201, dependencies=WRITES)
 def add(request: Request, ws: ReadWorkspace, body: Annotated[Fields, Body()]):
     """Add an improvement, or promote an opportunity (`journeymap improvements add`). A write key."""
     require_key(request, "write")
@@ -114,7 +121,7 @@ def add(request: Request, ws: ReadWorkspace, body: Annotated[Fields, Body()]):
     return answer
 
 
-@router.patch("/{improvement_id}", summary="Change an improvement")
+@router.patch("/{improvement_id}", summary="Change an improvement", dependencies=WRITES)
 def change(improvement_id: str, request: Request, ws: ReadWorkspace, body: Annotated[Fields, Body()]):
     """Change fields (`journeymap improvements set`); a status change is kept in its history. A write key."""
     require_key(request, "write")
