@@ -96,14 +96,14 @@ def test_show_measures_a_shipped_improvement_from_the_engine(ws):
      "give --title, or --opportunity to promote one of the stage's opportunities"),
     (["add", "--stage", "onboarding", "--metric", "conversion", "--opportunity", "9"],
      "--opportunity 9: stage 'onboarding' has 2 opportunities in journeymap.yml"),
-    (["set", "shorter-signup-fom", "--status", "planned"], "did you mean 'shorter-signup-form'?"),
-    (["set", "shorter-signup-form", "--status", "dropt"], "--status: unknown status 'dropt'; did you mean 'dropped'?"),
+    (["set", "signup-erors", "--status", "planned"], "did you mean 'signup-errors'?"),
+    (["set", "signup-errors", "--status", "dropt"], "--status: unknown status 'dropt'; did you mean 'dropped'?"),
     (["show", "nothing-like-it"], "no improvement 'nothing-like-it'; improvements are"),
 ])
 def test_errors_are_one_line_with_did_you_mean(ws, args, message):
     if args[0] in ("set", "show"):
         invoke_cli("improvements", "add", "--stage", "acquisition", "--metric", "reached", "--title",
-                   "Shorter signup form", "--id", "shorter-signup-form", "--workspace", ws, check=False)
+                   "Signup errors", "--id", "signup-errors", "--workspace", ws, check=False)
     proc = invoke_cli("improvements", *args, "--workspace", ws, check=False)
     assert proc.returncode in (1, 2), proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
@@ -122,3 +122,30 @@ def test_backup_and_restore_carry_the_improvements(demo_copy, tmp_path):
     after = invoke_json("improvements", "show", "checklist-first", "--workspace", str(restored))
     assert json.dumps(after, sort_keys=True) == json.dumps(before, sort_keys=True)
     assert [h["to"] for h in after["history"]] == ["shipped", "dropped"]
+
+
+def test_while_served_the_commands_ask_the_server(demo_copy):
+    """The store is the server's: add/set/list/show go to /api/v1/improvements with the local token, the same JSON."""
+    from test_tracking_api import Server
+
+    path = demo_copy(300, 7).workspace
+    ws = str(path)
+    server = Server(path).start(timeout=60)
+    try:
+        added = invoke_json("improvements", "add", "--stage", "acquisition", "--metric", "reached", "--title",
+                            "Served signup", "--owner", "Growth", "--workspace", ws)
+        assert (added["id"], added["status"], added["owner"]) == ("served-signup", "idea", "Growth")
+        shipped = invoke_json("improvements", "set", "served-signup", "--status", "shipped", "--workspace", ws)
+        today = dt.datetime.now(dt.UTC).date().isoformat()
+        assert shipped["note"] == f"no --ship-date given: shipped today, {today}"
+        listed = invoke_json("improvements", "list", "--status", "shipped", "--workspace", ws)["improvements"]
+        assert [i["id"] for i in listed] == ["served-signup"]
+        shown = invoke_json("improvements", "show", "served-signup", "--workspace", ws)
+        assert [h["to"] for h in shown["history"]] == ["idea", "shipped"] and shown["effect"]["metric"] == "reached"
+        typo = invoke_cli("improvements", "set", "served-signp", "--owner", "X", "--workspace", ws, check=False)
+        assert typo.returncode == 1 and "did you mean 'served-signup'?" in typo.stderr
+        bad = invoke_cli("improvements", "set", "served-signup", "--status", "shiped", "--workspace", ws, check=False)
+        assert bad.returncode == 2 and "did you mean 'shipped'?" in bad.stderr
+        assert "Served signup" in invoke_cli("improvements", "list", "--workspace", ws).stdout
+    finally:
+        server.stop()

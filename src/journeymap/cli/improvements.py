@@ -1,12 +1,15 @@
 """`journeymap improvements add|list|set|show`: improvements that are owned and measured (docs/improvements.md).
 
 They live in the workspace's store (insights/improvements/store.py). `show` measures a shipped improvement's
-effect on its metric (insights/improvements/effect.py). While `journeymap serve` holds the store, use the web app
-or the API (`/api/v1/improvements`): these commands then say the store is in use.
+effect on its metric (insights/improvements/effect.py). While `journeymap serve` holds the store, each command
+asks the server instead (`/api/v1/improvements`, with the local token of its server file: cli/forward.py), which
+writes the same tables and answers the same JSON.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import urllib.parse
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from journeymap.cli.common import JsonOpt, WorkspaceOpt, err, print_json, workspace_for
+from journeymap.cli.forward import request, server_for
 from journeymap.errors import OptionError
 from journeymap.insights.improvements import store
 from journeymap.workspace import Workspace
@@ -36,6 +40,19 @@ CompareOpt = Annotated[str | None, typer.Option(
 def effect_of(ws: Workspace, imp: store.Improvement, level: str | None = None) -> dict:
     """The measured effect, or why there is none (Workspace.improvement_effect)."""
     return ws.improvement_effect(imp, level)
+
+
+def _from_dict(d: dict) -> store.Improvement:
+    """An improvement as the server answered it (JSON), for the same tables and lines as a local one."""
+    fields = {k: d.get(k) for k in store.Improvement.__dataclass_fields__ if k != "history"}
+    fields["ship_date"] = dt.date.fromisoformat(d["ship_date"]) if d.get("ship_date") else None
+    for k in ("created_at", "updated_at"):
+        fields[k] = dt.datetime.fromisoformat(d[k])
+    return store.Improvement(**fields, history=d.get("history") or [])
+
+
+def _path(improvement_id: str) -> str:
+    return "/api/v1/improvements/" + urllib.parse.quote(improvement_id, safe="")
 
 
 def _say(note: str | None) -> None:
@@ -98,7 +115,14 @@ def register(app: typer.Typer) -> None:
                                   option="title")
             fields = dict(owner=owner, status=status, persona=persona, feature=feature, target=target,
                           comparison=compare, ship_date=ship_date, improvement_id=improvement_id)
-            if opportunity is not None:
+            server = server_for(ws)
+            if server is not None:
+                body = {"stage": stage, "metric": metric, "title": title, "opportunity": opportunity, "owner": owner,
+                        "status": status, "persona": persona, "feature": feature, "target": target,
+                        "compare": compare, "ship_date": ship_date, "id": improvement_id}
+                answer = request(server, "POST", "/api/v1/improvements", body={k: v for k, v in body.items() if v})
+                item, note = _from_dict(answer), answer.get("note")
+            elif opportunity is not None:
                 item, note = store.promote(ws.con, ws.definition, stage, opportunity, metric=metric, **fields)
             else:
                 item, note = store.add(ws.con, ws.definition, title=title, stage=stage, metric=metric, **fields)
@@ -113,9 +137,14 @@ def register(app: typer.Typer) -> None:
               as_json: JsonOpt = False):
         """List improvements, oldest first."""
         with workspace_for(workspace) as ws:
-            if stage is not None:
-                store.check_stage(ws.definition, stage)
-            rows = store.list_improvements(ws.con, status=status, stage=stage)
+            server = server_for(ws)
+            if server is not None:
+                query = [(k, v) for k, v in (("status", status), ("stage", stage)) if v is not None]
+                rows = [_from_dict(d) for d in request(server, "GET", "/api/v1/improvements", query)["improvements"]]
+            else:
+                if stage is not None:
+                    store.check_stage(ws.definition, stage)
+                rows = store.list_improvements(ws.con, status=status, stage=stage)
         if as_json:
             print_json({"improvements": [r.as_dict() for r in rows]})
             return
@@ -138,9 +167,17 @@ def register(app: typer.Typer) -> None:
     ):
         """Change an improvement: its status (kept in its history), owner, ship date, target, ..."""
         with workspace_for(workspace) as ws:
-            item, note = store.update(ws.con, ws.definition, improvement_id, status=status, owner=owner,
-                                      ship_date=ship_date, target=target, title=title, stage=stage, metric=metric,
-                                      persona=persona, feature=feature, comparison=compare)
+            server = server_for(ws)
+            if server is not None:
+                body = {"status": status, "owner": owner, "ship_date": ship_date, "target": target, "title": title,
+                        "stage": stage, "metric": metric, "persona": persona, "feature": feature, "compare": compare}
+                answer = request(server, "PATCH", _path(improvement_id),
+                                 body={k: v for k, v in body.items() if v is not None})
+                item, note = _from_dict(answer), answer.get("note")
+            else:
+                item, note = store.update(ws.con, ws.definition, improvement_id, status=status, owner=owner,
+                                          ship_date=ship_date, target=target, title=title, stage=stage, metric=metric,
+                                          persona=persona, feature=feature, comparison=compare)
         if as_json:
             print_json({**item.as_dict(), "note": note})
             return
@@ -158,8 +195,13 @@ def register(app: typer.Typer) -> None:
     ):
         """An improvement, its history, and once shipped its measured effect (method, 95% CI, verdict)."""
         with workspace_for(workspace) as ws:
-            item = store.get(ws.con, improvement_id)
-            effect = effect_of(ws, item, by)
+            server = server_for(ws)
+            if server is not None:
+                answer = request(server, "GET", _path(improvement_id), [("by", by)] if by else None)
+                item, effect = _from_dict(answer), answer["effect"]
+            else:
+                item = store.get(ws.con, improvement_id)
+                effect = effect_of(ws, item, by)
         if as_json:
             print_json({**item.as_dict(), "effect": effect})
             return
