@@ -142,3 +142,13 @@ def test_verdict_rules():
     assert power.more_weeks(100.0, 0.0, 10, 10, 5.0, lambda a, b: 1 / a + 1 / b) is None  # never: said so
     r = estimate(*simulate(5, 0.0, ar=0.0)[:2], SHIP, "ttv_p50")
     assert r["change_asked"] == pytest.approx(0.1 * r["before"])
+
+
+def test_a_move_away_from_the_target_is_said():
+    weeks, y, _ = simulate(2, -6.0, ar=0.0)
+    down = estimate(weeks, list(y), SHIP, "conversion", target=60.0)  # before ~41%: the target is up
+    assert down["verdict"] == "moved" and down["toward_target"] is False
+    assert down["verdict_text"].endswith(", away from the target")
+    up = estimate(*simulate(2, 6.0, ar=0.0)[:2], SHIP, "conversion", target=60.0)
+    assert up["toward_target"] is True and not up["verdict_text"].endswith("target")
+    assert estimate(weeks, list(y), SHIP, "conversion")["toward_target"] is None

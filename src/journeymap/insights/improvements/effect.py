@@ -66,11 +66,23 @@ def align(series: Series, ship: dt.date, other: Series | None = None) -> tuple[A
 
 
 def estimate(weeks: list[dt.date], y: list[float], ship: dt.date, metric: str,
-             comparison: tuple[str, list[dt.date], list[float]] | None = None) -> dict:
+             comparison: tuple[str, list[dt.date], list[float]] | None = None, target: float | None = None) -> dict:
     """The effect from weekly values alone (what `measure` computes after reading the series from the engine)."""
     s = Series("metric", list(weeks), list(y), [0] * len(y))
     c = None if comparison is None else Series(comparison[0], list(comparison[1]), list(comparison[2]), [0] * len(y))
-    return _estimate(s, ship, metric, c, None)
+    return toward(_estimate(s, ship, metric, c, None), target)
+
+
+def toward(out: dict, target: float | None) -> dict:
+    """`toward_target`: whether the effect points from the level before the ship date to the target (null without
+    a target or an effect); a metric that moved away from its target says so in its verdict."""
+    out["toward_target"] = None
+    if target is None or out.get("effect") is None or out.get("before") is None or target == out["before"]:
+        return out
+    out["toward_target"] = (out["effect"] > 0) == (target > out["before"])
+    if out["verdict"] == "moved" and not out["toward_target"]:
+        out["verdict_text"] += ", away from the target"
+    return out
 
 
 def _estimate(series: Series, ship: dt.date, metric: str, comparison: Series | None, why_none: str | None) -> dict:
@@ -178,7 +190,7 @@ def measure(engine, definition, level: str, imp: Improvement) -> dict:
             comp = weekly(engine, definition, level, imp.metric, stage, ident, imp.feature,
                           f"{imp.metric}" + (f" at {stage}" if stage else "") +
                           (f", every persona but {ident[1:]}" if ident.startswith("!") else f", persona {ident}"))
-    out = _estimate(series, imp.ship_date, imp.metric, comp, None)
+    out = toward(_estimate(series, imp.ship_date, imp.metric, comp, None), imp.target_value)
     out["series"] = series.as_dict()
     out["comparison_series"] = None if comp is None else comp.as_dict()
     return out
