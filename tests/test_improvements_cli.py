@@ -11,7 +11,6 @@ from conftest import invoke_cli, invoke_json
 
 from journeymap.insights.improvements.effect import estimate
 
-pytest.importorskip("statsmodels")
 
 
 @pytest.fixture(scope="module")

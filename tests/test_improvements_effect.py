@@ -19,7 +19,6 @@ from scipy.stats import norm
 from journeymap.insights.improvements import effect, power
 from journeymap.insights.improvements.effect import estimate
 
-pytest.importorskip("statsmodels")
 
 SHIP = dt.date(2025, 6, 4)  # a Wednesday: its week (Monday 2 June) is left out
 START = dt.date(2025, 1, 6)

@@ -10,7 +10,6 @@ from journeymap.ingest.store import open_store
 from journeymap.server.context import READ_COOKIE
 from journeymap.server.keys import create_key
 
-pytest.importorskip("statsmodels")
 
 
 @pytest.fixture(scope="module")
