@@ -23,6 +23,7 @@ from journeymap.server.admin import backup_router
 from journeymap.server.admin import erase_router
 from journeymap.server.admin import router as admin_router
 from journeymap.server.api import router as api_router
+from journeymap.insights.improvements.store import ensure as improvement_tables
 from journeymap.server.improvements import router as improvements_router
 from journeymap.server.cache import AnalysisCache, definition_stamp
 from journeymap.server.encoding import JSONAnswer
@@ -72,6 +73,9 @@ def create_app(
         con = runner.open()  # StoreLocked when another process writes the workspace
         _import_models()
         app.state.keys = KeyRing.load(con)
+        # The improvement tables exist before the loader starts: a request's first write never creates a table
+        # while the loader's transaction is open (insights/improvements/store.py).
+        improvement_tables(con)
         journal.open()  # truncates torn tails; every existing segment is closed and will be replayed
         runner.start()
         if local is not None:
