@@ -62,7 +62,7 @@ def test_no_input_is_a_server_error(served, tmp_path):
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
-    assert re.search(r"Tested: 22\b", output), output  # every /api/v1 operation (16 analyses, the registry, 5 more)
+    assert re.search(r"Tested: 26\b", output), output  # every /api/v1 operation (16 analyses, the registry, 5 more, 4 improvements)
     generated = re.search(r"(\d+) generated, (\d+) passed", output)
     assert generated and generated.group(1) == generated.group(2) and int(generated.group(1)) > 100, output
     print(output[output.find("SUMMARY"):])

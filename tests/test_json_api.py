@@ -170,10 +170,11 @@ def test_openapi_declares_bearer_auth_and_every_endpoint(demo):
         "type": "http", "scheme": "bearer", "description": spec["components"]["securitySchemes"]["readKey"]["description"]}
     paths = {p: ops for p, ops in spec["paths"].items() if p.startswith("/api/v1")}
     assert {p.removeprefix("/api/v1") for p in paths} == {p.replace("{account}", "{account_id}") for p, _ in ENDPOINTS} | {
-        "/definition/validate"}
-    for ops in paths.values():
-        for op in ops.values():
-            assert op["security"] == [{"readKey": []}]
+        "/definition/validate", "/improvements", "/improvements/{improvement_id}"}
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            writes = path.startswith("/api/v1/improvements") and method in ("post", "patch")
+            assert op["security"] == [{"writeKey" if writes else "readKey": []}], (path, method)
             assert op["summary"] and op["description"]
     funnel = {p["name"]: p for p in paths["/api/v1/funnel"]["get"]["parameters"]}
     assert funnel["order"]["schema"]["enum"] == ["ordered", "strict", "unordered"]

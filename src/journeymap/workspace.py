@@ -437,6 +437,24 @@ class Workspace:
 
     # One method per analysis of the registry; options and defaults are the registry's (`journeymap NAME --help`).
 
+    def improvement_effect(self, improvement, level: str | None = None) -> dict:
+        """The measured effect of a stored improvement (insights/improvements/effect.py, docs/improvements.md), or
+        why there is none: not shipped, no events, a metric without a weekly series (`verdict` null, said)."""
+        from journeymap.insights.improvements.effect import measure
+
+        level = level or self.definition.analysis.level
+        if level not in ("person", "account"):
+            raise OptionError(f"--by must be person or account, not {level!r}", option="by")
+        if improvement.status != "shipped":
+            return measure(None, self.definition, level, improvement)
+        try:
+            engine = self.engine
+            with engine.scope():
+                return {**measure(engine, self.definition, level, improvement), "level": level}
+        except NotEnoughData as exc:
+            return {"metric": improvement.metric, "method": None, "verdict": None, "level": level,
+                    "verdict_text": f"not measured: {exc}"}
+
     def journey_map(self, progress=None, **options) -> dict:
         return self.run("map", progress, **options)
 

@@ -32,6 +32,8 @@ class MapOutput(Output):
     stages: list[dict] = Field(description="The stages in journey order.")
     personas: list[dict] = Field(description="The views: all customers, then each persona present.")
     views: dict = Field(description="Per view: the stage lanes, metrics, targets and placed insights (docs/map-json.md).")
+    improvements: list[dict] = Field([], description="The workspace's improvements: owner, status, and for shipped ones "
+                                                     "their measured effect (docs/improvements.md).")
     warnings: list[dict] = Field([], description="journeymap.yml checked against the data, as `journeymap validate` "
                                                  "does: each {key, message, suggestion} (docs/journey-definition.md).")
 
@@ -53,7 +55,30 @@ def _map(ws, p: MapParams, progress=None) -> dict:
     warnings = ws.check(level)  # what `journeymap validate` says, at the map's unit
     result = build_map(ws.engine, ws.definition, level, say, insights=p.insights, date_from=p.date_from,
                        date_to=p.date_to, panels=panels(), min_answers=p.min_answers)
-    return {**result, "warnings": warnings}
+    return {**result, "improvements": map_improvements(ws, level, say), "warnings": warnings}
+
+
+EFFECT_KEYS = ("method", "effect", "ci_low", "ci_high", "unit", "verdict", "verdict_text", "weeks_before",
+               "weeks_after")
+
+
+def map_improvements(ws, level: str, say=None) -> list[dict]:
+    """The improvements the map shows in its opportunities lane: each with its owner and status, and once
+    shipped its measured effect (without the weekly series: `improvements show ID --json` has them)."""
+    from journeymap.insights.improvements.store import stored
+
+    out = []
+    for item in stored(ws.con):
+        effect = None
+        if item.status == "shipped":
+            if say:
+                say(f"measuring the effect of {item.id}")
+            full = ws.improvement_effect(item, level)
+            effect = {k: full.get(k) for k in EFFECT_KEYS}
+        d = item.as_dict()
+        out.append({k: d[k] for k in ("id", "title", "stage", "persona", "owner", "status", "metric", "target",
+                                      "ship_date", "source")} | {"effect": effect})
+    return out
 
 
 MAP = Analysis("map", "The journey map: stages, touchpoints, metrics against targets, and the insights placed on "

@@ -229,11 +229,14 @@ def _cell(column: Column, data: dict[str, Any]) -> StageCell:
     )
 
 
-def _place(view: dict[str, Any], columns: list[Column], cells: dict[str, StageCell]) -> tuple[list, list]:
+def _place(view: dict[str, Any], columns: list[Column], cells: dict[str, StageCell],
+           improvements: list[dict[str, Any]] | None = None) -> tuple[list, list]:
     """Put pain points and opportunities into their stage's column; the rest are journey-wide.
 
     A stage's own `opportunities` (written by the team) join the view's opportunities for that stage,
-    once each: the engine may already list them with `source: "team"`.
+    once each: the engine may already list them with `source: "team"`. An improvement (docs/improvements.md)
+    marks the opportunity of its stage with the same text with its owner, status and effect; one that is not
+    an opportunity of the map joins the stage's list, as source "improvement".
     """
     loose_pains, loose_opps = [], []
     friction = view.get("friction") or []
@@ -271,11 +274,33 @@ def _place(view: dict[str, Any], columns: list[Column], cells: dict[str, StageCe
             if text.casefold() not in seen:
                 seen.add(text.casefold())
                 cell.opportunities.append({"title": text, "source": "team"})
+        for imp in improvements or []:
+            if imp.get("stage") != column.id:
+                continue
+            mark = _improvement_mark(imp)
+            match = [o for o in cell.opportunities if o["title"].casefold() == imp["title"].casefold()]
+            if match:
+                match[0]["improvement"] = mark
+            elif imp.get("status") != "dropped":  # a dropped idea that was never on the map stays off it
+                seen.add(imp["title"].casefold())
+                cell.opportunities.append({"title": imp["title"], "source": "improvement", "improvement": mark})
     for opp in view.get("opportunities") or []:
         if opp.get("stage") not in cells and opp.get("title"):
             loose_opps.append({"title": opp["title"], "source": opp.get("source") or "data",
                                "stage": opp.get("stage")})
     return loose_pains, loose_opps
+
+
+def _improvement_mark(imp: dict[str, Any]) -> dict[str, Any]:
+    """What the opportunities lane shows of an improvement: owner and status, and the verdict once shipped."""
+    effect = imp.get("effect") or {}
+    shown = None
+    if effect.get("effect") is not None:
+        shown = (f"{effect['effect']:+.1f} {effect.get('unit') or ''} (95% CI {effect['ci_low']:+.1f} to "
+                 f"{effect['ci_high']:+.1f}, {str(effect.get('method') or '').upper()})")
+    return {"id": imp.get("id"), "owner": imp.get("owner"), "status": imp.get("status"),
+            "ship_date": imp.get("ship_date"), "metric": imp.get("metric"), "verdict": effect.get("verdict"),
+            "verdict_text": effect.get("verdict_text"), "effect_text": shown}
 
 
 def _friction_item(item: dict[str, Any], side: str) -> dict[str, Any]:
@@ -429,11 +454,13 @@ def _future_state(view: dict[str, Any], columns: list[Column]) -> dict[str, Any]
 
 
 def _view(persona: dict[str, Any], view: dict[str, Any], columns: list[Column],
-          personas: dict[str, str], min_answers: int | None = None) -> ViewContext:
+          personas: dict[str, str], min_answers: int | None = None,
+          improvements: list[dict[str, Any]] | None = None) -> ViewContext:
     stage_data = view.get("stages") or {}
     cells = [_cell(column, stage_data.get(column.id) or {}) for column in columns]
     by_id = {cell.column.id: cell for cell in cells}
-    loose_pains, loose_opps = _place(view, columns, by_id)
+    mine = [i for i in improvements or [] if not i.get("persona") or i.get("persona") == persona["id"]]
+    loose_pains, loose_opps = _place(view, columns, by_id, mine)
     moments = _moments(view, by_id, {c.id: c for c in columns})
     at_risk = _stage_insights(view, by_id)
     for cell in cells:
@@ -483,7 +510,8 @@ def build_context(model: dict[str, Any]) -> MapContext:
     personas.sort(key=lambda p: p["id"] != "all")
     names = {p["id"]: p.get("name") or humanize(p["id"]) for p in personas}
     view_contexts = [
-        _view(p, views[p["id"]], columns, names, model.get("emotion_min_answers")) for p in personas
+        _view(p, views[p["id"]], columns, names, model.get("emotion_min_answers"), model.get("improvements"))
+        for p in personas
     ]
     return MapContext(
         title=model.get("title") or "Customer journey",

@@ -23,6 +23,8 @@ from journeymap.server.admin import backup_router
 from journeymap.server.admin import erase_router
 from journeymap.server.admin import router as admin_router
 from journeymap.server.api import router as api_router
+from journeymap.insights.improvements.store import ensure as improvement_tables
+from journeymap.server.improvements import router as improvements_router
 from journeymap.server.cache import AnalysisCache, definition_stamp
 from journeymap.server.encoding import JSONAnswer
 from journeymap.server.keys import KeyRing
@@ -73,6 +75,9 @@ run the sender thread, which delivers the outbox (act.deliver; docs/delivery.md)
         con = runner.open()  # StoreLocked when another process writes the workspace
         _import_models()
         app.state.keys = KeyRing.load(con)
+        # The improvement tables exist before the loader starts: a request's first write never creates a table
+        # while the loader's transaction is open (insights/improvements/store.py).
+        improvement_tables(con)
         journal.open()  # truncates torn tails; every existing segment is closed and will be replayed
         runner.start()
         if local is not None:
@@ -101,8 +106,11 @@ run the sender thread, which delivers the outbox (act.deliver; docs/delivery.md)
     app.state.cors_origins = frozenset(server_config_for(workspace).cors_origins)
     app.state.local = local
     app.state.limiter = RateLimiter(rate_limit, burst if burst is not None else 2 * rate_limit)
-    # The one cache of analysis results (API and web app): valid until the next stitch or a new journeymap.yml.
-    app.state.cache = AnalysisCache(lambda: (runner.stats["stitches"], definition_stamp(workspace / "journeymap.yml")))
+    # The one cache of analysis results (API and web app): valid until the next stitch, a new journeymap.yml, or a
+    # change of an improvement (the map shows them: server/improvements.py counts the changes).
+    app.state.improvement_changes = 0
+    app.state.cache = AnalysisCache(lambda: (runner.stats["stitches"], definition_stamp(workspace / "journeymap.yml"),
+                                             app.state.improvement_changes))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONAnswer:
@@ -134,6 +142,7 @@ run the sender thread, which delivers the outbox (act.deliver; docs/delivery.md)
     app.include_router(admin_router)
     app.include_router(backup_router)
     app.include_router(erase_router)  # POST /api/v1/erase: an admin key (docs/privacy.md)
+    app.include_router(improvements_router)  # /api/v1/improvements: read key to read, write key to write
     app.include_router(api_router)
     app.include_router(web_router)
     for router in routers:
