@@ -462,6 +462,10 @@ class Workspace:
     def friction(self, **options) -> dict:
         return self.run("friction", **options)
 
+    def experiment(self, name: str, **options) -> dict:
+        """An A/B test declared under `experiments:` (docs/metrics/experiments.md)."""
+        return self.run("experiment", name=name, **options)
+
     def add_interviews(self, directory: str | Path) -> dict:
         """Ingest a folder of interview transcripts (.txt with an `email:` / `date:` header) as events."""
         from journeymap.insights.voice.interviews import add_interviews
