@@ -353,3 +353,28 @@ def test_validate_checks_experiments_against_the_data(shop, tmp_path):
     assert ("experiments[1].split", "variant 'c' never occurs in the property 'experiment:banner'") in found
     plain = json.loads(invoke_cli("validate", "-w", str(shop[0]), "--json").stdout)
     assert not [w for w in plain["warnings"] if w["key"].startswith("experiments")]
+
+
+# -- the demo ------------------------------------------------------------------------------------------------
+
+
+def test_the_demo_recovers_its_planted_experiments(ingested_demo):
+    """`make demo`'s business (5,000 accounts, seed 42): the seat calculator's true lift (-60%, in
+    truth/experiments.json) is inside the reported interval of both goal metrics, the pricing split (65/35 as
+    meant) passes the sample-ratio-mismatch test and the onboarding checklist's (55/45 against 50/50) fails it."""
+    out = ingested_demo(5000, 42)
+    truth = json.loads((Path(out.workspace) / "truth" / "experiments.json").read_text(encoding="utf-8"))
+    with Workspace(out.workspace) as ws:
+        pricing = ws.experiment("pricing_page")
+        onboarding = ws.experiment("onboarding_checklist")
+    lifts = truth["pricing_page"]["true_relative_lift"]
+    assert lifts == {"acquired": pytest.approx(-0.6), "paid": pytest.approx(-0.6)}
+    for metric_id, lift in lifts.items():
+        c = _metric(pricing, metric_id)["comparisons"][0]
+        assert c["variant"] == "seat_calculator" and c["significant"]
+        assert c["lift_ci"][0] <= lift <= c["lift_ci"][1], (metric_id, c["lift_ci"])
+    assert not pricing["srm"]["mismatch"] and pricing["srm"]["pvalue"] > 0.05
+    assert pricing["excluded"]["multiple_variants"] == 0
+    assert onboarding["srm"]["mismatch"] and onboarding["srm"]["pvalue"] < 0.001
+    shares = {v["variant"]: v["share"] for v in onboarding["variants"]}
+    assert shares["checklist"] == pytest.approx(truth["onboarding_checklist"]["split_delivered"]["checklist"], abs=0.03)

@@ -110,7 +110,7 @@ def experiment_truth(f: Funnel, onboarding: np.ndarray) -> dict:
             "split_intended": {v: b.ONBOARDING_SPLIT_INTENDED for v in b.ONBOARDING_VARIANTS},
             "split_delivered": {b.ONBOARDING_VARIANTS[0]: 1 - b.P_ONBOARDING_CHECKLIST,
                                 b.ONBOARDING_VARIANTS[1]: b.P_ONBOARDING_CHECKLIST},
-            "true_relative_lift": {"activated": 0.0, "retained": 0.0},
+            "true_relative_lift": {m: 0.0 for m in ("time_to_value", "retained", "first_week_funnel", "tickets", "mrr")},
             "accounts_in_treatment": int(onboarding.sum()),
         },
     }
