@@ -8,6 +8,7 @@ before exposure where it applies); a sample-ratio-mismatch test (chi-square agai
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
@@ -78,24 +79,30 @@ def _mean_ci(mean: float, var: float, n: int) -> list[float | None]:
     return [mean - half, mean + half]
 
 
-def _per_variant(engine, table, m, variants: list[str]) -> list[dict]:
+def _column(data, name: str):
+    import numpy as np
+
+    return np.asarray(data.column(name).to_numpy(zero_copy_only=False), dtype=float)
+
+
+def _per_variant(data, m, variants: list[str]) -> list[dict]:
     """Each variant's units and the metric's mean with its t interval (for a ratio: over the units that count)."""
-    t = table.filter(table[f"{m.id}__n"] > 0) if m.kind == "time_to_value" else table
-    col = t[m.id]
-    rows = engine.execute(t.group_by("variant").aggregate(n=t.count(), mean=col.mean(), var=col.var(how="sample")))
-    got = {r["variant"]: r for r in rows.to_pylist()}
+    import numpy as np
+
+    variant = np.asarray(data.column("variant").to_pylist(), dtype=object)
+    y, n_col = _column(data, m.id), _column(data, f"{m.id}__n")
     out = []
     for v in variants:
-        r = got.get(v)
-        n = int(r["n"]) if r else 0
-        mean = float(r["mean"]) if r and r["mean"] is not None else None
-        var = float(r["var"]) if r and r["var"] is not None else None
-        out.append({"variant": v, "units": n, "mean": mean,
-                    "ci": _mean_ci(mean, var, n) if mean is not None else [None, None]})
+        keep = (variant == v) & ((n_col > 0) if m.kind == "time_to_value" else True)
+        x = y[keep]
+        mean = float(x.mean()) if len(x) else None
+        var = float(x.var(ddof=1)) if len(x) > 1 else None
+        out.append({"variant": v, "units": int(len(x)), "mean": mean,
+                    "ci": _mean_ci(mean, var, len(x)) if mean is not None else [None, None]})
     return out
 
 
-def _cuped_applies(engine, table, m, wanted: bool) -> tuple[bool, str]:
+def _cuped_applies(data, m, wanted: bool) -> tuple[bool, str]:
     from journeymap.engine.experiments import PRE_KINDS
 
     if not wanted:
@@ -103,18 +110,18 @@ def _cuped_applies(engine, table, m, wanted: bool) -> tuple[bool, str]:
     if m.kind not in PRE_KINDS:
         return False, (f"a {m.kind.replace('_', ' ')} starts at the exposure: it has no value before it to "
                        "adjust with")
-    pre = table[f"{m.id}__pre"]
-    r = engine.execute(table.aggregate(lo=pre.min(), hi=pre.max())).to_pylist()[0]
-    if r["lo"] is None or r["lo"] == r["hi"]:
-        return False, (f"every unit had the same value before exposure ({r['lo']:g}): nothing to adjust with"
-                       if r["lo"] is not None else "no units")
+    pre = _column(data, f"{m.id}__pre")
+    if not len(pre):
+        return False, "no units"
+    if pre.min() == pre.max():
+        return False, f"every unit had the same value before exposure ({pre.min():g}): nothing to adjust with"
     return True, f"adjusted with the same metric over the {m.window} before exposure"
 
 
-def _metric_result(engine, table, exp, role: str, m, variants: list[str]) -> dict:
+def _metric_result(data, exp, role: str, m, variants: list[str]) -> dict:
     import tea_tasting as tt
 
-    applies, reason = _cuped_applies(engine, table, m, exp.cuped)
+    applies, reason = _cuped_applies(data, m, exp.cuped)
     ratio = m.kind == "time_to_value"
 
     def metric(covariate: bool):
@@ -122,13 +129,13 @@ def _metric_result(engine, table, exp, role: str, m, variants: list[str]) -> dic
             return tt.RatioOfMeans(m.id, f"{m.id}__n", confidence_level=CONFIDENCE)
         return tt.Mean(m.id, f"{m.id}__pre" if covariate else None, confidence_level=CONFIDENCE)
 
-    per_variant = _per_variant(engine, table, m, variants)
+    per_variant = _per_variant(data, m, variants)
     treatments = [v for v in variants if v != exp.control]
     comparisons = []
-    raw = tt.Experiment({"m": metric(False)}).analyze(table, control=exp.control, all_variants=True)
-    adjusted = (tt.Experiment({"m": metric(True)}).analyze(table, control=exp.control, all_variants=True)
+    raw = tt.Experiment({"m": metric(False)}).analyze(data, control=exp.control, all_variants=True)
+    adjusted = (tt.Experiment({"m": metric(True)}).analyze(data, control=exp.control, all_variants=True)
                 if applies else raw)
-    theta = _theta(engine, table, m) if applies else None
+    theta = _theta(data, m) if applies else None
     reductions = []
     for v in treatments:
         key = (exp.control, v)
@@ -158,11 +165,13 @@ def _metric_result(engine, table, exp, role: str, m, variants: list[str]) -> dic
     return out
 
 
-def _theta(engine, table, m) -> float | None:
+def _theta(data, m) -> float | None:
     """CUPED's coefficient over all units (as tea-tasting computes it): cov(y, x) / var(x)."""
-    y, x = table[m.id], table[f"{m.id}__pre"]
-    r = engine.execute(table.aggregate(c=y.cov(x, how="sample"), v=x.var(how="sample"))).to_pylist()[0]
-    return float(r["c"]) / float(r["v"]) if r["v"] else None
+    import numpy as np
+
+    y, x = _column(data, m.id), _column(data, f"{m.id}__pre")
+    var = x.var(ddof=1)
+    return float(np.cov(y, x, ddof=1)[0, 1] / var) if var else None
 
 
 def run(ws, p: ExperimentParams, progress=None) -> dict:
@@ -207,19 +216,21 @@ def run(ws, p: ExperimentParams, progress=None) -> dict:
                                     "the results"))
         variants = [v for v in declared if observed[v] > 0]
         assigned = a.filter(a.variants == 1, a.variant.isin(variants))
-        table = engine.materialize(unit_metrics(engine, definition, exp, level, assigned))
+        # one row per unit, in unit order: tea-tasting and the intervals read it as Arrow, so a result is the
+        # same on every run and surface (a parallel sum of doubles in the database is not, in its last bits)
+        table = unit_metrics(engine, definition, exp, level, assigned)
+        data = engine.execute(table.order_by("unit_id"))
         last = engine.execute(engine.table("journey_events").ts.max().as_table()).to_pylist()[0]
         observed_until = next(iter(last.values()))
         results = []
         for role, m in exp.all_metrics:
             if progress:
                 progress(f"metric {m.id}", None)
-            r = _metric_result(engine, table, exp, role, m, variants)
+            r = _metric_result(data, exp, role, m, variants)
             if observed_until is not None:
                 span = m.window_seconds + (m.after_seconds if m.kind == "retention" else 0.0)
-                cutoff = observed_until - __import__("datetime").timedelta(seconds=span)
-                n = engine.execute(table.filter(table.exposed_at > cutoff).count().as_table()).to_pylist()[0]
-                r["incomplete"] = int(next(iter(n.values())))
+                cutoff = observed_until - dt.timedelta(seconds=span)
+                r["incomplete"] = sum(1 for t in data.column("exposed_at").to_pylist() if t is not None and t > cutoff)
             results.append(r)
     return {
         "experiment": {"id": exp.id, "name": exp.name, "unit": level, "control": exp.control,
