@@ -46,7 +46,7 @@ def _plain_help(o: Option) -> str:
 
 def _parameter(o: Option) -> inspect.Parameter:
     if o.positional:  # `journeymap experiment NAME`: required, so click says when it is missing
-        annotation: Any = Annotated[str, typer.Argument(metavar=o.name.upper(), help=_help(o), show_default=False)]
+        annotation: Any = Annotated[str, typer.Argument(metavar=o.name.upper(), help=escape(o.help), show_default=False)]
         return inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=..., annotation=annotation)
     if o.kind == "bool":
         decl = o.flag if not o.default else f"{o.flag}/--no-{o.flag[2:]}"

@@ -380,8 +380,8 @@ def experiment(result: dict, params, view) -> None:
     out.print(f"sample ratio: chi2 {_g(srm['chi2'])}, p = {_g(srm['pvalue'])} ({flag}, threshold {srm['threshold']:g}); "
               f"excluded: {result['excluded']['multiple_variants']:,} exposed to more than one variant")
     for m in result["metrics"]:
-        t = Table(f"{m['role']}: {m['id']} ({m['kind']}, {m['window']})", "units", "mean (95% CI)", "difference (95% CI)",
-                  "lift (95% CI)", "p")
+        t = Table("variant", "units", "mean (95% CI)", "difference (95% CI)", "lift (95% CI)", "p",
+                  title=f"{m['role']}: {m['id']} ({m['kind']}, {m['window']})" + (f": {m['label']}" if m["label"] else ""))
         diffs = {c["variant"]: c for c in m["comparisons"]}
         for v in m["variants"]:
             c = diffs.get(v["variant"])
