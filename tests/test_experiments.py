@@ -30,6 +30,7 @@ DAY = 86400
 DEFINITION = """
 name: Simulated shop
 analysis: {level: person}
+revenue: {match: {event: plan_changed}, mrr: mrr, churn: cancelled}
 stages:
   - {id: visitor, name: Visitor, entry: {event: checkout_viewed}}
   - {id: customer, name: Customer, entry: {event: subscribed}}
@@ -43,6 +44,10 @@ experiments:
     metrics:
       - {id: subscribed, kind: conversion, stage: customer, window: 14d}
       - {id: orders, kind: count, event: order_placed, window: 30d}
+      - {id: back, kind: retention, event: order_placed, after: 7d, window: 7d}
+      - {id: order_then_subscribe, kind: funnel, steps: [order_placed, subscribed], window: 14d}
+      - {id: days_to_subscribe, kind: time_to_value, event: subscribed, window: 14d}
+      - {id: mrr, kind: mrr, window: 30d}
     guardrails:
       - {id: refunds, kind: count, event: refund_requested, window: 30d, better: lower}
   - id: banner
@@ -77,8 +82,13 @@ def simulate_shop() -> tuple[list[dict], dict]:
     converted = rng.random(N) < BASE_CONVERSION + CONVERSION_EFFECT * treat
     refunds = rng.poisson(0.1, N)
     rows: list[dict] = []
+    times: dict[tuple[str, str], list[int]] = {}
+    plans: dict[str, list[tuple[int, float]]] = {}
 
     def add(user: str, t: float, event: str, props: dict | None = None):
+        times.setdefault((user, event), []).append(int(t))
+        if event == "plan_changed":
+            plans.setdefault(user, []).append((int(t), float(props["mrr"])))
         rows.append({"message_id": f"m{len(rows)}", "ts": _iso(t), "event": event, "type": "track",
                      "source": "product", "channel": "web", "user_id": user,
                      "properties": json.dumps(props) if props else ""})
@@ -95,13 +105,23 @@ def simulate_shop() -> tuple[list[dict], dict]:
             add(u, t0[i] + rng.uniform(0.01, 13.9) * DAY, "subscribed")
         for d in rng.uniform(0.01, 29.9, refunds[i]):
             add(u, t0[i] + d * DAY, "refund_requested")
+    draw = np.random.default_rng([SEED, 2])  # MRR: a stream of its own, so the draws above stay as they were
+    for i in range(N):
+        u = f"u{i}"
+        if draw.random() < 0.5:
+            add(u, t0[i] - draw.uniform(1, 20) * DAY, "plan_changed", {"mrr": int(draw.choice([10, 20, 50]))})
+        if draw.random() < 0.3:
+            add(u, t0[i] + draw.uniform(1, 25) * DAY, "plan_changed", {"mrr": int(draw.choice([20, 50, 100]))})
+        if draw.random() < 0.1:
+            add(u, t0[i] + draw.uniform(2, 29) * DAY, "cancelled")
     for k in range(MIXED):
         u, t = f"mixed{k}", T0 + k * DAY
         add(u, t, "checkout_viewed", {"experiment:checkout_v2": "control"})
         add(u, t + 3600, "checkout_viewed", {"experiment:checkout_v2": "treatment"})
         add(u, t + 7200, "subscribed")
     truth = {"treat": treat, "pre": pre.astype(float), "post": post.astype(float),
-             "converted": converted.astype(float), "banner_b": banner_b}
+             "converted": converted.astype(float), "banner_b": banner_b, "t0": t0.astype(np.int64), "times": times,
+             "plans": plans}
     return rows, truth
 
 
@@ -216,6 +236,61 @@ def test_conversion_matches_the_two_proportion_z_test(checkout, shop):
     assert c["difference_ci"] == pytest.approx([p_t - p_c - 1.96 * se, p_t - p_c + 1.96 * se], rel=0.01)
     assert c["difference_ci"][0] <= CONVERSION_EFFECT <= c["difference_ci"][1]
     assert not got["cuped"]["applied"] and "same value before exposure" in got["cuped"]["reason"]
+
+
+def _per_user(truth: dict, metric: str) -> np.ndarray:
+    """The metric per simulated user, computed directly from the event times written (whole seconds)."""
+    out = np.zeros(N)
+    times = truth["times"]
+    for i in range(N):
+        u, t0 = f"u{i}", int(truth["t0"][i])
+        orders = sorted(times.get((u, "order_placed"), []))
+        subs = sorted(times.get((u, "subscribed"), []))
+        if metric == "back":
+            out[i] = any(t0 + 7 * DAY <= t < t0 + 14 * DAY for t in orders)
+        elif metric == "order_then_subscribe":
+            first = next((t for t in orders if t0 <= t < t0 + 14 * DAY), None)
+            out[i] = first is not None and any(first <= t < t0 + 14 * DAY for t in subs)
+        elif metric == "days_to_subscribe":
+            first = next((t for t in subs if t0 <= t < t0 + 14 * DAY), None)
+            out[i] = np.nan if first is None else (first - t0) / DAY
+        elif metric in ("mrr", "mrr_pre"):
+            at = t0 + 30 * DAY if metric == "mrr" else t0
+            stated = [(t, r) for t, r in _plan_changes(truth, u) if t < at]
+            if stated:
+                last_t, mrr = max(stated)
+                gone = any(last_t <= t < at for t in times.get((u, "cancelled"), []))
+                out[i] = 0.0 if gone else mrr
+    return out
+
+
+def _plan_changes(truth: dict, user: str) -> list[tuple[int, float]]:
+    return truth["plans"].get(user, [])
+
+
+@pytest.mark.parametrize("metric_id", ["back", "order_then_subscribe", "days_to_subscribe", "mrr"])
+def test_retention_funnel_time_to_value_and_mrr_per_unit(checkout, shop, metric_id):
+    """Each kind's per-unit value, as docs/metrics/experiments.md defines it, computed directly from the events:
+    the per-variant means (a time to value over the units that reach it) match."""
+    _, truth = shop
+    y, t = _per_user(truth, metric_id), truth["treat"]
+    got = {v["variant"]: v for v in _metric(checkout, metric_id)["variants"]}
+    for v, mask in (("control", ~t), ("treatment", t)):
+        x = y[mask & ~np.isnan(y)]
+        assert got[v]["units"] == len(x)
+        assert got[v]["mean"] == pytest.approx(x.mean(), rel=1e-9), (metric_id, v)
+
+
+def test_cuped_on_mrr_uses_the_mrr_before_exposure(checkout, shop):
+    _, truth = shop
+    y, x, t = _per_user(truth, "mrr"), _per_user(truth, "mrr_pre"), truth["treat"]
+    theta = np.cov(y, x, ddof=1)[0, 1] / x.var(ddof=1)
+    ref = _welch((y - theta * (x - x.mean()))[~t], (y - theta * (x - x.mean()))[t])
+    got = _metric(checkout, "mrr")
+    assert got["cuped"]["applied"] and got["cuped"]["theta"] == pytest.approx(theta, rel=1e-9)
+    assert got["comparisons"][0]["difference_ci"] == pytest.approx(ref["ci"], rel=1e-9)
+    funnel = _metric(checkout, "order_then_subscribe")
+    assert not funnel["cuped"]["applied"] and "starts at the exposure" in funnel["cuped"]["reason"]
 
 
 def test_the_guardrail_is_reported_and_not_breached(checkout):
