@@ -335,6 +335,13 @@ def test_cli_errors(shop, tmp_path):
     assert res.returncode == 2 and "no experiment 'chekout' in journeymap.yml (did you mean checkout?)" in res.stderr
     res = invoke_cli("experiment", "-w", str(shop[0]), check=False)
     assert res.returncode == 2 and "NAME" in res.stderr
+    import shutil
+
+    quiet = tmp_path / "quiet"
+    shutil.copytree(shop[0], quiet)
+    (quiet / "journeymap.yml").write_text(DEFINITION.replace("{event: banner_seen}", "{event: banner_clicked}"))
+    res = invoke_cli("experiment", "banner", "-w", str(quiet), check=False)
+    assert res.returncode == 3 and "no person was exposed to the control 'a'" in res.stderr
     ws = Workspace.init(tmp_path / "plain")
     ws.close()
     res = invoke_cli("experiment", "checkout", "-w", str(tmp_path / "plain"), check=False)
