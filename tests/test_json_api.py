@@ -49,6 +49,7 @@ ENDPOINTS = [
     ("/voice", {}),
     ("/friction", {}),
     ("/clv", {}),
+    ("/experiment", {"name": "pricing_page"}),
     ("/analyses", {}),
     ("/accounts", {"limit": 5}),
     ("/accounts/{account}/timeline", {"limit": 5}),
