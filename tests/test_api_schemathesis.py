@@ -6,7 +6,8 @@ key, checking `not_a_server_error` on every /api/v1 operation: the examples and 
 generated cases per operation (set JOURNEYMAP_SCHEMATHESIS_PHASES=examples,coverage,fuzzing for boundary values
 and every enum value too). The model-based analyses (map, risk, health, voice, friction, moments)
 take seconds per distinct valid input, so they get invalid inputs only (their valid defaults are exercised
-by test_json_api.py): an unbounded fuzz of them takes minutes.
+by test_json_api.py): an unbounded fuzz of them takes minutes. An experiment's name, like an account id, is the
+data's: the demo's `pricing_page` (an unknown name is test_experiments.py's).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ generation.mode = "negative"
 [[operations]]
 include-path = "/api/v1/accounts/{{account_id}}/timeline"
 parameters = {{ account_id = "{account}" }}
+
+[[operations]]
+include-path = "/api/v1/experiment"
+parameters = {{ name = "pricing_page" }}
 """
 
 
@@ -62,7 +67,7 @@ def test_no_input_is_a_server_error(served, tmp_path):
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
-    assert re.search(r"Tested: 26\b", output), output  # every /api/v1 operation (16 analyses, the registry, 5 more, 4 improvements)
+    assert re.search(r"Tested: 28\b", output), output  # every /api/v1 operation (18 analyses, the registry, 5 more, 4 improvements)
     generated = re.search(r"(\d+) generated, (\d+) passed", output)
     assert generated and generated.group(1) == generated.group(2) and int(generated.group(1)) > 100, output
     print(output[output.find("SUMMARY"):])

@@ -49,6 +49,8 @@ ENDPOINTS = [
     ("/voice", {}),
     ("/friction", {}),
     ("/clv", {}),
+    ("/experiment", {"name": "pricing_page"}),
+    ("/conformance", {"limit": 5}),
     ("/analyses", {}),
     ("/accounts", {"limit": 5}),
     ("/accounts/{account}/timeline", {"limit": 5}),

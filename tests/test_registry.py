@@ -60,15 +60,22 @@ def _cli(*args: str):
     return CliRunner().invoke(cli_app, list(args))
 
 
+def _cli_args(analysis, params: dict) -> list[str]:
+    """Options as the CLI takes them: a positional one (`experiment NAME`) as an argument, the rest as flags."""
+    positional = {o.key for o in analysis.options if o.positional}
+    args = [str(v) for k, v in params.items() if k in positional]
+    for key, value in params.items():
+        if key not in positional:
+            args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
+
+
 @pytest.fixture(scope="module")
 def cli_results(workspace) -> dict[str, dict]:
     """Every analysis through the CLI with only its example options: the registry's defaults."""
     out = {}
     for a in REGISTRY:
-        args = [a.name, "-w", str(workspace), "--json"]
-        for key, value in a.example.items():
-            args += [f"--{key.replace('_', '-')}", str(value)]
-        res = _cli(*args)
+        res = _cli(a.name, "-w", str(workspace), "--json", *_cli_args(a, a.example))
         assert res.exit_code == 0, (a.name, res.output)
         out[a.name] = _strict_json(res.stdout)
     return out
@@ -109,14 +116,16 @@ def test_cli_flags_are_the_registry_options(name):
     analysis = get(name)
     command = _click_command(name)
     flags = {f for p in command.params for f in (*p.opts, *p.secondary_opts)}
-    want = {o.flag for o in analysis.options if "cli" in _surfaces(analysis, o.name)}
+    want = {o.name if o.positional else o.flag for o in analysis.options if "cli" in _surfaces(analysis, o.name)}
     view = {o.flag for o in options(analysis.view)} if analysis.view else set()
     extra = {"--out", "--no-insights"} if name == "map" else set()  # the map's HTML file; --insights' negation
     assert flags - SURFACE_FLAGS == want | view | extra
     for p in command.params:  # a flag never carries a default of its own: the registry's applies
-        if p.name in {o.name for o in analysis.options} and not p.is_flag:
+        if p.name in {o.name for o in analysis.options} and not getattr(p, "is_flag", False):
             assert p.default is None, (name, p.name)
     for o in analysis.options:  # the help says the registry's default
+        if o.positional:
+            continue
         help_text = next(p.help for p in command.params if o.flag in p.opts or o.flag in p.secondary_opts)
         help_text = help_text.replace("\\[", "[")  # Rich markup escaped, so [brackets] print as written
         if o.kind not in ("bool", "list") and o.default is not None:
@@ -237,10 +246,7 @@ def test_a_bad_value_gets_one_message_everywhere(server, workspace, name, key, v
     assert api.status_code == 422, api.text
     body = api.json()
     assert body["error"] == "option" and body["detail"].startswith(f"--{key.replace('_', '-')}")
-    args = [name, "--workspace", str(workspace)]
-    for k, v in params.items():
-        args += [f"--{k.replace('_', '-')}", str(v)]
-    cli = _cli(*args)
+    cli = _cli(name, "--workspace", str(workspace), *_cli_args(analysis, params))
     assert cli.exit_code == 2
     assert " ".join(cli.stderr.split()).endswith(" ".join(body["detail"].split()))
     for page in _pages(name):

@@ -33,6 +33,7 @@ READS = [
     ("lifecycle", "--interval", "month", "--from", "2024-01-01"),
     ("revenue",),
     ("clv", "--margin", "0.7", "--touch-sources", "marketing", "--touch-sources", "crm"),
+    ("experiment", "pricing_page"),  # a positional option
 ]
 
 

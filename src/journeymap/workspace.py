@@ -425,9 +425,11 @@ class Workspace:
             return []
         return [f.as_dict() for f in definition_findings(duckdb_engine(self.con), definition, level)]
 
-    def run(self, name: str, progress=None, **options) -> dict:
+    def run(self, name: str, progress=None, /, **options) -> dict:
         """Run the analysis `name` of the registry (journeymap.analyses) with its options, as the CLI's
         `journeymap NAME --json` and the API's /api/v1/NAME do: the same defaults, checks and result.
+        `name` and `progress` are positional only, so an analysis may have an option called `name`
+        (`ws.run("experiment", name="pricing_page")`).
 
         >>> ws.run("funnel", steps="signed_up,report_created", window="30d")   # doctest: +SKIP
         """
@@ -505,6 +507,10 @@ class Workspace:
 
     def conformance(self, **options) -> dict:
         return self.run("conformance", **options)
+
+    def experiment(self, name: str, **options) -> dict:
+        """An A/B test declared under `experiments:` (docs/metrics/experiments.md)."""
+        return self.run("experiment", name=name, **options)
 
     def add_interviews(self, directory: str | Path) -> dict:
         """Ingest a folder of interview transcripts (.txt with an `email:` / `date:` header) as events."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 from journeymap.analyses.accounts import CLV, HEALTH, REVENUE, RISK
 from journeymap.analyses.base import Analysis, Option, Params
 from journeymap.analyses.conformance import CONFORMANCE
+from journeymap.analyses.experiment import EXPERIMENT
 from journeymap.analyses.cohorts import LIFECYCLE, RETENTION, STICKINESS
 from journeymap.analyses.funnel import FUNNEL
 from journeymap.analyses.insights import FRICTION, MOMENTS, SURVEYS, VOICE
@@ -27,7 +28,7 @@ __all__ = ["REGISTRY", "Analysis", "Option", "Params", "get"]
 
 REGISTRY: tuple[Analysis, ...] = (
     MAP, TRANSITIONS, PATHS, VARIANTS, FUNNEL, RETENTION, LIFECYCLE, STICKINESS, SURVEYS, REVENUE, MOMENTS, RISK,
-    HEALTH, CLV, VOICE, FRICTION, CONFORMANCE,
+    HEALTH, CLV, VOICE, FRICTION, CONFORMANCE, EXPERIMENT,
 )
 _BY_NAME = {a.name: a for a in REGISTRY}
 

@@ -176,6 +176,7 @@ class Option:
     ge: float | None = None
     le: float | None = None
     surfaces: tuple[str, ...] = SURFACES  # where it is offered: a file path is the CLI's and Python's only
+    positional: bool = False  # the CLI takes it as an argument (`journeymap experiment NAME`), not a flag
 
     def as_dict(self) -> dict:
         return {"name": self.key, "flag": self.flag, "kind": self.kind, "default": self.default, "required": self.required,
@@ -200,7 +201,8 @@ def options(model: type[Params], surface: str | None = None) -> tuple[Option, ..
     (`Field(..., json_schema_extra={"surfaces": [...]})` narrows an option to some)."""
     out = []
     for name, info in model.model_fields.items():
-        surfaces = tuple((info.json_schema_extra or {}).get("surfaces", SURFACES))
+        extra = info.json_schema_extra or {}
+        surfaces = tuple(extra.get("surfaces", SURFACES))
         if surface is not None and surface not in surfaces:
             continue
         ge = le = None
@@ -211,7 +213,7 @@ def options(model: type[Params], surface: str | None = None) -> tuple[Option, ..
         out.append(Option(name=name, key=info.alias or name, flag=flag(name, info), kind=_kind(info.annotation),
                           default=list(default) if isinstance(default, tuple) else default, required=info.is_required(),
                           help=info.description or "", choices=choices(info.annotation), ge=ge, le=le,
-                          surfaces=surfaces))
+                          surfaces=surfaces, positional=bool(extra.get("positional"))))
     return tuple(out)
 
 

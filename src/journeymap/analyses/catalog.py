@@ -24,7 +24,8 @@ def markdown() -> str:
     """The README's table of analyses: name, what it answers, its unit of analysis, its options, its definition."""
     lines = ["| analysis | what it answers | unit | options | definition |", "|---|---|---|---|---|"]
     for a in REGISTRY:
-        unit = "`--by`" if a.unit == "by" else f"{a.unit} (fixed)"
-        opts = ", ".join(f"`{o.flag}`" for o in a.options) or "none"
+        unit = ("`--by`" if a.unit == "by" else "the experiment's `unit:`" if a.unit == "experiment"
+                else f"{a.unit} (fixed)")
+        opts = ", ".join(f"`{o.name.upper() if o.positional else o.flag}`" for o in a.options) or "none"
         lines.append(f"| `{a.name}` | {a.summary} | {unit} | {opts} | [{a.doc}]({a.doc}) |")
     return "\n".join(lines)

@@ -45,9 +45,12 @@ def _plain_help(o: Option) -> str:
 
 
 def _parameter(o: Option) -> inspect.Parameter:
+    if o.positional:  # `journeymap experiment NAME`: required, so click says when it is missing
+        annotation: Any = Annotated[str, typer.Argument(metavar=o.name.upper(), help=escape(o.help), show_default=False)]
+        return inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=..., annotation=annotation)
     if o.kind == "bool":
         decl = o.flag if not o.default else f"{o.flag}/--no-{o.flag[2:]}"
-        annotation: Any = Annotated[bool, typer.Option(decl, help=escape(o.help))]
+        annotation = Annotated[bool, typer.Option(decl, help=escape(o.help))]
         default = bool(o.default)
     elif o.kind == "list":
         text = _help(o) if "Repeatable" in o.help else escape(_plain_help(o) + " Repeatable.")

@@ -267,7 +267,9 @@ def validate(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):
     said = f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''} (above)" if warnings else ""
     out.print(f"[green]ok[/] {ws.definition_path}: {len(d.stages)} stages, {len(d.touchpoints)} touchpoints, "
               f"{len(d.personas)} personas, {len(d.surveys)} surveys, {len(d.targets)} targets, "
-              f"{len(d.sources)} source mappings{said}", highlight=False, soft_wrap=True)
+              f"{len(d.sources)} source mappings"
+              + (f", {len(d.experiments)} experiment{'s' if len(d.experiments) != 1 else ''}" if d.experiments else "")
+              + said, highlight=False, soft_wrap=True)
 
 
 @app.command()

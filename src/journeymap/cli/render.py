@@ -395,10 +395,44 @@ def conformance(result: dict, params, view) -> None:
     out.print(t)
 
 
+def _g(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}g}"
+
+
+def experiment(result: dict, params, view) -> None:
+    out = _out()
+    e, srm = result["experiment"], result["srm"]
+    table = Table("variant", "units", "share", "expected")
+    for v in result["variants"]:
+        table.add_row(v["variant"] + (" (control)" if v["variant"] == e["control"] else ""), f"{v['units']:,}",
+                      pct(v["share"]), pct(v["expected_share"]))
+    out.print(table)
+    flag = "MISMATCH" if srm["mismatch"] else "ok"
+    out.print(f"sample ratio: chi2 {_g(srm['chi2'])}, p = {_g(srm['pvalue'])} ({flag}, threshold {srm['threshold']:g}); "
+              f"excluded: {result['excluded']['multiple_variants']:,} exposed to more than one variant")
+    for m in result["metrics"]:
+        t = Table("variant", "units", "mean (95% CI)", "difference (95% CI)", "lift (95% CI)", "p",
+                  title=f"{m['role']}: {m['id']} ({m['kind']}, {m['window']})" + (f": {m['label']}" if m["label"] else ""))
+        diffs = {c["variant"]: c for c in m["comparisons"]}
+        for v in m["variants"]:
+            c = diffs.get(v["variant"])
+            t.add_row(v["variant"], f"{v['units']:,}", f"{_g(v['mean'])} ({_ci(*v['ci'], digits=3)})",
+                      f"{_g(c['difference'])} ({_ci(*c['difference_ci'], digits=3)})" if c else "control",
+                      f"{pct(c['lift'])} ({pct(c['lift_ci'][0])} to {pct(c['lift_ci'][1])})" if c else "",
+                      _g(c["pvalue"]) if c else "")
+        out.print(t)
+        cuped = m["cuped"]
+        out.print(f"  CUPED: {'applied' if cuped['applied'] else 'not applied'}: {cuped['reason']}"
+                  + (f" (variance -{pct(cuped['variance_reduction'])})" if cuped.get("variance_reduction") else ""))
+        if m.get("breached"):
+            out.print(f"  guardrail breached by {', '.join(m['breached'])}")
+
+
 RENDERERS = {
     "map": None, "transitions": transitions, "paths": paths, "variants": variants, "funnel": funnel,
     "retention": retention, "lifecycle": lifecycle, "stickiness": stickiness, "surveys": surveys, "revenue": revenue,
     "moments": moments, "risk": risk, "health": health, "clv": clv, "voice": voice, "friction": friction,
     "conformance": conformance,
+    "experiment": experiment,
 }
 SPECIAL = {"map": {"extra": [OUT_OPTION], "after": _map_output}}

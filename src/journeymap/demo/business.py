@@ -164,5 +164,11 @@ EFFECT_SEAT_CALCULATOR_ACQUIRE = 0.4
 EFFECT_HIGH_EFFORT_CHURN = 3.6
 """Voluntary churn hazard x3.6 for 60 days after a ticket solved with effort >= 5; with the
 involuntary part (30% of the base) unaffected, total churn hazard x2.8 in that window."""
+ONBOARDING_VARIANTS = ("classic", "checklist")
+ONBOARDING_SPLIT_INTENDED = 0.5
+P_ONBOARDING_CHECKLIST = 0.45
+"""The onboarding-checklist experiment (`experiments:` in journeymap.yml) was meant to be 50/50; a bug assigns
+the checklist to 45% of accounts (a CRM trait, `onboarding_variant`), so its sample-ratio-mismatch test
+must flag it. The checklist changes nothing: every planted effect stays as it was."""
 HIGH_EFFORT_WINDOW_DAYS = 60
 HIGH_EFFORT_MIN = 5

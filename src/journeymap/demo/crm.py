@@ -71,8 +71,9 @@ def crm_export(rng: np.random.Generator, acc: Accounts, ppl: People, f: Funnel) 
     )
 
 
-def crm_accounts_export(acc: Accounts, f: Funnel) -> pa.Table:
-    """The CRM's companies (API property names): created with their first contact."""
+def crm_accounts_export(acc: Accounts, f: Funnel, onboarding: np.ndarray | None = None) -> pa.Table:
+    """The CRM's companies (API property names): created with their first contact; `onboarding` (per account,
+    the onboarding experiment's variant code) adds the `onboarding_variant` property."""
     a = np.flatnonzero(f.lead_at <= b.END)
     a = a[np.argsort(f.lead_at[a], kind="stable")]
     rep = (acc.company_number[a] * 7919) % len(SALES_REPS)
@@ -86,5 +87,7 @@ def crm_accounts_export(acc: Accounts, f: Funnel) -> pa.Table:
             "region": pa.array(np.array(b.REGIONS)[acc.region[a]]),
             "owner": pa.array(np.where(f.demo[a], np.array(SALES_REPS)[rep], SELF_SERVE_OWNER)),
             "created_at": local_time(f.lead_at[a] + 60, CRM_TZ),
+            **({"onboarding_variant": pa.array(np.array(b.ONBOARDING_VARIANTS)[onboarding[a]])}
+               if onboarding is not None else {}),
         }
     )

@@ -24,7 +24,7 @@ from journeymap.demo.marketing import account_web_events, anonymous_visitors
 from journeymap.demo.product import product_events, product_users
 from journeymap.demo.support import cut_at, draw_tickets, zendesk_export
 from journeymap.demo.surveys import nps_answers, survey_export
-from journeymap.demo.truth import ticket_truth, truth_table
+from journeymap.demo.truth import ticket_truth, truth_table, write_experiment_truth
 from journeymap.demo.writers import EventLog, canonical_csv, write_csv, write_parquet
 
 Progress = Callable[[str, float], None]
@@ -84,11 +84,14 @@ def simulate(out_dir: str | Path, accounts: int = 5000, seed: int = 42, progress
     anonymous_visitors(rng(11), accounts, web)
     account_web_events(rng(12), acc, ppl, f, web)
 
+    # the onboarding experiment (a CRM trait), its own stream so no other draw moves: 55/45, not the 50/50 meant
+    onboarding = (rng(17).random(accounts) < b.P_ONBOARDING_CHECKLIST).astype(int)
+
     say("writing exports", 0.65)
     files: list[tuple[Path, str | None]] = [
         (write_parquet(product.to_table(b.END, rng(13)), data / "product_events.parquet"), None),
         (write_csv(canonical_csv(web.to_table(b.END)), data / "web_events.csv"), None),
-        (write_csv(crm_accounts_export(acc, f), data / "crm_accounts.csv"), "crm_accounts"),
+        (write_csv(crm_accounts_export(acc, f, onboarding), data / "crm_accounts.csv"), "crm_accounts"),
         (write_csv(crm_export(rng(14), acc, ppl, f), data / "crm_lifecycle.csv"), "crm"),
         (write_csv(bill.table, data / "stripe_events.csv"), "stripe"),
         (write_csv(zendesk_export(rng(15), tickets, acc, ppl), data / "zendesk_tickets.csv"), "zendesk"),
@@ -99,6 +102,7 @@ def simulate(out_dir: str | Path, accounts: int = 5000, seed: int = 42, progress
     truth = write_parquet(truth_table(acc, f, ch, bill, tickets, ends, np.bincount(users.account, minlength=acc.n)),
                           truth_dir / "accounts.parquet")
     write_parquet(ticket_truth(tickets, acc), truth_dir / "tickets.parquet")
+    write_experiment_truth(truth_dir / "experiments.json", f, onboarding)
     definition = write_definition(out / "journeymap.yml")
     say("done", 1.0)
     return DemoOutput(out, definition, files, truth)

@@ -86,3 +86,41 @@ def ticket_truth(t: Tickets, acc: Accounts) -> pa.Table:
             "high_effort": t.high_effort,
         }
     )
+
+
+def experiment_truth(f: Funnel, onboarding: np.ndarray) -> dict:
+    """The two experiments of the demo's journeymap.yml, as planted: the pricing page's seat calculator
+    multiplies evaluation -> acquisition by EFFECT_SEAT_CALCULATOR_ACQUIRE for every evaluator who sees it (so
+    acquisition, and paying, which follows acquisition whatever the arm, fall by 60% relative to the tiers
+    page), with the split it was meant to have; the onboarding checklist has no effect and a broken split."""
+    exposed = f.viewed_pricing & (f.eval_at <= b.END)
+    return {
+        "pricing_page": {
+            "control": b.PRICING_VARIANTS[0], "treatment": b.PRICING_VARIANTS[1],
+            "split_intended": {b.PRICING_VARIANTS[0]: 1 - b.P_SEAT_CALCULATOR, b.PRICING_VARIANTS[1]: b.P_SEAT_CALCULATOR},
+            "split_delivered": {b.PRICING_VARIANTS[0]: 1 - b.P_SEAT_CALCULATOR,
+                                b.PRICING_VARIANTS[1]: b.P_SEAT_CALCULATOR},
+            "true_relative_lift": {"acquired": b.EFFECT_SEAT_CALCULATOR_ACQUIRE - 1,
+                                   "paid": b.EFFECT_SEAT_CALCULATOR_ACQUIRE - 1},
+            "exposed_accounts": int(exposed.sum()),
+            "exposed_in_treatment": int((exposed & f.calculator).sum()),
+        },
+        "onboarding_checklist": {
+            "control": b.ONBOARDING_VARIANTS[0], "treatment": b.ONBOARDING_VARIANTS[1],
+            "split_intended": {v: b.ONBOARDING_SPLIT_INTENDED for v in b.ONBOARDING_VARIANTS},
+            "split_delivered": {b.ONBOARDING_VARIANTS[0]: 1 - b.P_ONBOARDING_CHECKLIST,
+                                b.ONBOARDING_VARIANTS[1]: b.P_ONBOARDING_CHECKLIST},
+            "true_relative_lift": {m: 0.0 for m in ("time_to_value", "retained", "first_week_funnel", "tickets", "mrr")},
+            "accounts_in_treatment": int(onboarding.sum()),
+        },
+    }
+
+
+def write_experiment_truth(path, f: Funnel, onboarding: np.ndarray):
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(experiment_truth(f, onboarding), indent=2) + "\n", encoding="utf-8")
+    return path

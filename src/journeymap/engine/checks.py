@@ -95,6 +95,14 @@ def _rules(definition: JourneyDefinition) -> list[tuple[str, Rule]]:
         for key, step in definition.future_state.all_steps():  # are checked at load)
             if step.rule is not None:
                 out.append((f"{key}.{'event' if step.event is not None else 'match'}", step.rule))
+    for i, e in enumerate(definition.experiments):
+        if e.exposure is not None:
+            out.append((f"experiments[{i}].exposure", e.exposure))
+        for section, metrics in (("metrics", e.metrics), ("guardrails", e.guardrails)):
+            for j, m in enumerate(metrics):
+                if m.event is not None:
+                    out.append((f"experiments[{i}].{section}[{j}].event", m.event))
+                out += [(f"experiments[{i}].{section}[{j}].steps[{k}]", r) for k, r in enumerate(m.steps or [])]
     return out
 
 
@@ -354,6 +362,49 @@ def _visibility_findings(definition: JourneyDefinition, level: str, size: dict[s
     return out
 
 
+def _experiment_findings(engine: Engine, ev: ir.Table, definition: JourneyDefinition, level: str,
+                         matches: dict[str, int]) -> list[Finding]:
+    """Per experiment whose exposure matches events (a rule that matches none is said with the rules): its
+    variant property on none of the exposure events, or its variant trait on no unit (with the keys that are
+    there); variant values seen that the split does not declare; a declared variant or the control never seen."""
+    out = []
+    for i, e in enumerate(definition.experiments):
+        key = f"experiments[{i}]"
+        if e.exposure is not None and not matches.get(f"{key}.exposure"):
+            continue
+        exposed = rule_expr(engine, ev, e.exposure) if e.exposure is not None else ibis.literal(True)
+        if e.variant.property is not None:
+            path = e.variant.property
+            value = engine.json_get(ev.properties, path)
+            subject = "no exposure event" if e.exposure is not None else "no event"
+            t, where, docs, noun = ev, exposed, [ev.properties], "property"
+        else:
+            path = e.variant.trait
+            base, trait = unit_traits(engine, e.unit or level)
+            value = trait(path)
+            subject = f"no {e.unit or level}"
+            t, where, docs, noun = base, ibis.literal(True), [base._own, base._fallback], "trait"
+        seen = [(v, n) for v, n in _values(engine, t, where, value) if v is not None]
+        vkey = f"{key}.variant.{noun}"
+        if not seen:
+            out.append(Finding(vkey, f"{subject} has the {noun} {path!r}, so the experiment has no units",
+                               did_you_mean(path, _keys(engine, t, where, docs, path),
+                                            ("properties" if noun == "property" else "traits") + " present")))
+            continue
+        values = [str(v) for v, _ in seen]
+        declared = list(e.split or {})
+        for v in values if declared else []:
+            if v not in declared:
+                out.append(Finding(f"{key}.split", f"variant {v!r} occurs but the split does not declare it: its "
+                                                   "units are left out", did_you_mean(v, declared, "variants declared")))
+        for v in declared or [e.control]:
+            if v not in values:
+                where_key = f"{key}.control" if v == e.control else f"{key}.split"
+                out.append(Finding(where_key, f"variant {v!r} never occurs in the {noun} {path!r}",
+                                   did_you_mean(v, values, "values present")))
+    return out
+
+
 # -- entry points -----------------------------------------------------------------------------------------
 
 
@@ -385,6 +436,7 @@ def definition_findings(engine: Engine, definition: JourneyDefinition, level: st
     out += _survey_score_findings(engine, ev, definition)
     out += _persona_findings(engine, definition, level)
     out += _stage_findings(engine, definition, level, matches)
+    out += _experiment_findings(engine, ev, definition, level, matches)
     return out
 
 

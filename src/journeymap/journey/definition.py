@@ -18,6 +18,7 @@ from journeymap.ingest.mapping import SourceMapping
 from journeymap.ingest.store import check_setting
 from journeymap.journey.durations import parse_duration
 from journeymap.journey.future_state import FutureState
+from journeymap.journey.experiments import Experiment, experiment_references
 from journeymap.journey.rules import Condition, Rule
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -508,6 +509,9 @@ class JourneyDefinition(_Strict):
     voice: list[VoiceSource] | None = Field(
         None, description="Where customer text lives; default: survey comments plus comment/text/body/title/subject/"
                           "description properties of any event (docs/metrics/voice-of-customer.md).")
+    experiments: list[Experiment] = Field(
+        default_factory=list, description="A/B tests: where the variant lives, the control, the intended split, goal "
+                                          "metrics and guardrails (docs/metrics/experiments.md).")
 
     @model_validator(mode="after")
     def _references(self) -> JourneyDefinition:
@@ -554,6 +558,8 @@ class JourneyDefinition(_Strict):
         if self.future_state is not None:
             out += future_state_problems(self.future_state, [s.id for s in self.stages],
                                          [t.id for t in self.touchpoints], [p.id for p in self.personas])
+        out += experiment_references(self.experiments, [s.id for s in self.stages],
+                                     self.milestones.value_moment is not None, self.revenue is not None)
         return out
 
     @property
