@@ -224,7 +224,9 @@ class Workspace:
         instead of folding. First, with `retention.raw_events` in journeymap.yml, the raw events older than the
         latest event's time less that are dropped (`result.retention` counts them; docs/privacy.md). Then refit
         the churn model when due and score every paying account (insights.risk.stored); `risk` of the result
-        says whether the model was refitted or reused, and why. Kept as `last_refresh`."""
+        says whether the model was refitted or reused, and why. Last, every playbook is evaluated (act.evaluate):
+        `act` says what entered each (docs/playbooks.md). Kept as `last_refresh`."""
+        from journeymap.act.evaluate import evaluate as evaluate_playbooks
         from journeymap.insights.risk.stored import refresh_risk
 
         self.__dict__.pop("definition", None)  # journeymap.yml as it is now
@@ -241,6 +243,8 @@ class Workspace:
             self.spark_tables = export_workspace(self.con, self.path, definition.engine)
         # the churn model refitted when due and every paying account scored (insights.risk.stored)
         result.risk = refresh_risk(self.con, definition)
+        # every playbook evaluated on the state just folded: new entries and their actions in one transaction
+        result.act = evaluate_playbooks(self.con, None if spark else definition)
         self.last_refresh = result
         return result
 

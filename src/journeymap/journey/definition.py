@@ -16,6 +16,7 @@ from journeymap.events.schema import SOURCES
 from journeymap.ingest.mapping import SourceMapping
 from journeymap.ingest.store import check_setting
 from journeymap.journey.durations import parse_duration
+from journeymap.journey.playbooks import Playbook, reference_problems
 from journeymap.journey.rules import Condition, Rule
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -505,6 +506,9 @@ class JourneyDefinition(_Strict):
     voice: list[VoiceSource] | None = Field(
         None, description="Where customer text lives; default: survey comments plus comment/text/body/title/subject/"
                           "description properties of any event (docs/metrics/voice-of-customer.md).")
+    playbooks: list[Playbook] = Field(
+        default_factory=list, description="What to do when a unit enters a condition: evaluated at every refresh "
+                                          "(docs/playbooks.md).")
 
     @model_validator(mode="after")
     def _references(self) -> JourneyDefinition:
@@ -548,7 +552,19 @@ class JourneyDefinition(_Strict):
             problem = t.value_problem(scale)
             if problem:
                 out.append((f"targets[{i}].value", problem))
+        declared = sorted({t for m in self.sources.values() for t in m.traits})
+        out += reference_problems(self.playbooks, [s.id for s in self.stages], [p.id for p in self.personas],
+                                  {s.id: s.kind for s in self.surveys}, declared)
         return out
+
+    def playbook(self, playbook_id: str) -> Playbook:
+        for p in self.playbooks:
+            if p.id == playbook_id:
+                return p
+        raise KeyError(playbook_id)
+
+    def playbook_level(self, playbook: Playbook) -> str:
+        return playbook.level or self.analysis.level
 
     @property
     def progression(self) -> list[Stage]:
