@@ -197,39 +197,28 @@ def owner_sql(ctx: Context, playbook: Playbook, cand: str) -> str:
     return f"SELECT c.*, {q(o.fallback)} AS owner FROM ({cand}) c"
 
 
-def audience_sql(ctx: Context, playbook: Playbook, cand: str) -> str:
-    """SQL: the candidates (with owner) that pass every audience filter, with `persona`, `plan`, `mrr`."""
-    a = playbook.audience
+def audience_base(ctx: Context, playbook: Playbook, cand: str) -> str:
+    """SQL: the candidates with `owner`, and the unit's `persona`, `plan` and `mrr` (at the candidate's time)."""
     sql = owner_sql(ctx, playbook, cand)
     sql = (f"SELECT c.*, u.persona FROM ({sql}) c LEFT JOIN {ctx.t['units']} u ON u.unit_id = c.unit_id")
     rev = ctx.definition.revenue
-    if rev is not None:
-        t = ctx.engine.table(ctx.t["events"])
-        expr = t.filter(rule_expr(ctx.engine, t, rev.match) | rule_expr(ctx.engine, t, rev.churn))
-        churned = rule_expr(ctx.engine, t, rev.churn)
-        mrr = ibis.cases((churned, ibis.literal(0.0)),
-                         else_=ctx.engine.json_get(t.properties, rev.mrr).try_cast("float64") * rev.scale)
-        plan = ctx.engine.json_get(t.properties, rev.plan) if rev.plan else ibis.null("string")
-        revenue = ctx.compile(expr.select(t.unit_id, t.ts, _mrr=mrr, _plan=plan))
-        sql = (f"SELECT c.*, r._plan AS plan, r._mrr AS mrr FROM ({sql}) c "
-               f"ASOF LEFT JOIN ({revenue}) r ON c.unit_id = r.unit_id AND c.ts >= r.ts")
-    else:
-        sql = f"SELECT c.*, NULL::VARCHAR AS plan, NULL::DOUBLE AS mrr FROM ({sql}) c"
-    where = []
-    if a.persona:
-        where.append(f"persona IN ({', '.join(q(p) for p in a.persona)})")
-    if a.plan:
-        where.append(f"plan IN ({', '.join(q(p) for p in a.plan)})")
-    for op, bound in (a.mrr or {}).items():
-        where.append(f"coalesce(mrr, 0) {dict(gt='>', gte='>=', lt='<', lte='<=')[op]} {bound!r}")
-    if a.owner:
-        where.append(f"owner IN ({', '.join(q(p) for p in a.owner)})")
-    if a.traits:
-        base, trait = unit_traits(ctx.engine, ctx.level)
-        ok = ctx.compile(base.filter(ibis.and_(*[condition_expr(trait(k), c) for k, c in a.traits.items()]))
-                         .select(base.unit_id))
-        where.append(f"unit_id IN ({ok})")
-    return f"SELECT * FROM ({sql}) WHERE {' AND '.join(where) or 'TRUE'}"
+    if rev is None:
+        return f"SELECT c.*, NULL::VARCHAR AS plan, NULL::DOUBLE AS mrr FROM ({sql}) c"
+    t = ctx.engine.table(ctx.t["events"])
+    expr = t.filter(rule_expr(ctx.engine, t, rev.match) | rule_expr(ctx.engine, t, rev.churn))
+    churned = rule_expr(ctx.engine, t, rev.churn)
+    mrr = ibis.cases((churned, ibis.literal(0.0)),
+                     else_=ctx.engine.json_get(t.properties, rev.mrr).try_cast("float64") * rev.scale)
+    plan = ctx.engine.json_get(t.properties, rev.plan) if rev.plan else ibis.null("string")
+    revenue = ctx.compile(expr.select(t.unit_id, t.ts, _mrr=mrr, _plan=plan))
+    return (f"SELECT c.*, r._plan AS plan, r._mrr AS mrr FROM ({sql}) c "
+            f"ASOF LEFT JOIN ({revenue}) r ON c.unit_id = r.unit_id AND c.ts >= r.ts")
+
+
+def audience_sql(ctx: Context, playbook: Playbook, cand: str) -> str:
+    """SQL: the candidates (with owner, persona, plan, mrr) that pass every audience filter."""
+    where = [test for _, test in audience_checks(ctx, playbook)]
+    return f"SELECT * FROM ({audience_base(ctx, playbook, cand)}) WHERE {' AND '.join(where) or 'TRUE'}"
 
 
 def audience_checks(ctx: Context, playbook: Playbook) -> list[tuple[str, str]]:

@@ -273,6 +273,7 @@ def analyses(as_json: JsonOpt = False):
 
 # Every analysis of the registry is a command generated from its description (cli/commands.py); the
 # commands that are not analyses (serve, keys, interviews) register themselves.
+from journeymap.cli import act as _act  # noqa: E402
 from journeymap.cli import backup as _backup  # noqa: E402
 from journeymap.cli import keys as _keys  # noqa: E402
 from journeymap.cli import loads as _loads  # noqa: E402
@@ -283,7 +284,7 @@ from journeymap.cli import voice as _voice  # noqa: E402
 from journeymap.cli.commands import add_analysis_commands  # noqa: E402
 
 add_analysis_commands(app)
-for _module in (_loads, _state, _voice, _serve, _keys, _backup, _privacy):
+for _module in (_loads, _state, _voice, _serve, _keys, _backup, _privacy, _act):
     _module.register(app)
 
 
