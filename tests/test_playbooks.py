@@ -1,0 +1,263 @@
+"""Playbooks (docs/playbooks.md): the definition validates with key paths and suggestions; the evaluator's
+entries equal a plain-Python reference on random logs, evaluated once or after every load; the watermark, the
+secrets check, dry-run, explain and backtest through the real CLI; the demo's three playbooks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from conftest import invoke_cli, invoke_json
+from journeymap.act.evaluate import evaluate
+from journeymap.errors import DefinitionError
+from journeymap.journey.definition import JourneyDefinition
+from journeymap.journey.load import parse_text
+from journeymap.workspace import Workspace
+
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if os.environ.get("JOURNEYMAP_SHRINK") else [])
+BASE = dt.datetime(2025, 1, 1)
+
+DEFINITION = {
+    "analysis": {"level": "person"},
+    "stages": [{"id": "trial", "name": "Trial", "entry": {"event": "signed_up"}, "owner": "Growth"},
+               {"id": "active", "name": "Active", "entry": {"event": ["used", "connected"]}, "owner": "Product"}],
+    "personas": [{"id": "everyone", "name": "Everyone", "traits": {"plan": {"exists": False}}}],
+}
+
+
+def definition_with(*playbooks: dict) -> dict:
+    return {**DEFINITION, "playbooks": list(playbooks)}
+
+
+def problems_of(data: dict) -> list[tuple[str, str]]:
+    with pytest.raises(DefinitionError) as info:
+        parse_text(yaml.safe_dump(data, sort_keys=False))
+    return info.value.problems
+
+
+# -- the definition ----------------------------------------------------------------------------------------------
+
+def test_unknown_stage_persona_and_survey_fail_at_load_with_the_key_and_a_suggestion():
+    found = dict(problems_of(definition_with({
+        "id": "nudge", "name": "Nudge", "entry": {"stage_entered": "actve"},
+        "audience": {"persona": ["everyon"]}, "goal": {"stage": "trail"},
+        "owner": {"stage": "current", "fallback": "CS"}})))
+    assert found["playbooks[0].entry.stage_entered"] == "unknown stage 'actve'; did you mean 'active'?"
+    assert found["playbooks[0].audience.persona[0]"] == "unknown persona 'everyon'; did you mean 'everyone'?"
+    assert found["playbooks[0].goal.stage"] == "unknown stage 'trail'; did you mean 'trial'?"
+
+
+def test_a_webhook_url_that_is_not_http_and_two_entry_kinds_fail_at_load():
+    found = dict(problems_of(definition_with({
+        "id": "hook", "name": "Hook", "entry": {"event": "used", "stage_entered": "active"}, "owner": "CS",
+        "actions": [{"kind": "webhook", "url": "ftp://example.com/x", "secret_env": "HOOK_SECRET"}]})))
+    assert "exactly one of" in found["playbooks[0].entry"]
+    assert found["playbooks[0].actions[0].url"].startswith("'ftp://example.com/x' is not an http(s) URL")
+
+
+def test_the_owner_trait_is_checked_against_the_traits_the_mappings_declare():
+    data = definition_with({"id": "p", "name": "P", "entry": {"event": "used"}, "owner": {"trait": "csn", "fallback": "CS"}})
+    data["sources"] = {"crm": {"source": "crm", "fields": {"account_id": "id", "event": {"value": "synced"},
+                                                            "ts": "at", "type": {"value": "group"}},
+                               "traits": ["csm", "region"]}}
+    assert dict(problems_of(data))["playbooks[0].owner.trait"] == "no source mapping copies a trait 'csn'; did you mean 'csm'?"
+
+
+def test_playbooks_are_in_the_json_schema():
+    schema = json.loads(invoke_cli("schema").stdout)
+    assert schema["properties"]["playbooks"]["items"]["$ref"].endswith("/Playbook")
+    assert {"entry", "owner", "actions", "holdout", "reentry"} <= set(schema["$defs"]["Playbook"]["properties"])
+
+
+# -- random logs against a reference -----------------------------------------------------------------------------
+
+def write_events(rows: list[tuple[str, str, dt.datetime]], path: Path, start: int) -> Path:
+    lines = ["customer_id,event,ts,source,message_id"]
+    lines += [f"{who},{event},{ts.isoformat()}Z,product,m{start + i}" for i, (who, event, ts) in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def reference(events: list[tuple[str, str, dt.datetime]], kind: str, within: dt.timedelta, cooldown: dt.timedelta,
+              most: int | None, now: dt.datetime) -> set[tuple[str, int, dt.datetime]]:
+    """The entries, from the event rows alone: candidates per unit, then the greedy cooldown and max entries."""
+    out = set()
+    for unit in {u for u, _, _ in events}:
+        own = sorted((ts, e) for u, e, ts in events if u == unit)
+        if kind == "event":
+            cands = [ts for ts, e in own if e == "used"]
+        else:  # signed_up and no connected within `within`
+            cands = [ts + within for ts, e in own if e == "signed_up" and ts + within <= now
+                     and not any(e2 == "connected" and ts < t2 <= ts + within for t2, e2 in own)]
+        last, n = None, 0
+        for c in sorted(set(cands)):
+            if most is not None and n >= most:
+                break
+            if last is None or c >= last + cooldown:
+                n += 1
+                out.add((unit, n, c))
+                last = c
+    return out
+
+
+event_rows = st.lists(st.tuples(st.sampled_from(["ann", "bob", "cy"]), st.sampled_from(["signed_up", "used", "connected"]),
+                                st.integers(0, 24 * 20)), min_size=1, max_size=25)
+
+
+@settings(max_examples=12, deadline=None, phases=PHASES,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(raw=event_rows, kind=st.sampled_from(["event", "absence"]), cooldown_h=st.integers(1, 24 * 6),
+       most=st.sampled_from([1, 2, None]), within_h=st.integers(1, 24 * 4), cuts=st.sets(st.integers(1, 24 * 20), max_size=3))
+def test_entries_equal_the_reference_evaluated_once_or_after_every_load(tmp_path_factory, raw, kind, cooldown_h,
+                                                                          most, within_h, cuts):
+    """Loads arrive in time order, cut between distinct hours; the entries stored after evaluating at every
+    refresh equal the reference over all events, and equal one evaluation over everything."""
+    entry = {"event": {"event": "used"}} if kind == "event" else {
+        "absence": {"did": "signed_up", "not_did": "connected", "within": f"{within_h}h"}}
+    playbook = {"id": "p", "name": "P", "entry": entry, "reentry": {"cooldown": f"{cooldown_h}h", "max_entries": most},
+                "owner": {"stage": "current", "fallback": "nobody"}, "actions": [{"kind": "task", "title": "{unit}"}]}
+    rows = sorted((who, event, BASE + dt.timedelta(hours=h)) for who, event, h in raw)
+    base = tmp_path_factory.mktemp("pb")
+    edges = [0, *sorted(cuts), 24 * 21]
+    with Workspace(base / "ws") as ws:
+        ws.path.mkdir()
+        (ws.path / "journeymap.yml").write_text(json.dumps(definition_with(playbook)))
+        n = 0
+        for lo, hi in zip(edges, edges[1:], strict=False):
+            batch = [r for r in rows if BASE + dt.timedelta(hours=lo) <= r[2] < BASE + dt.timedelta(hours=hi)]
+            if batch:
+                ws.ingest([str(write_events(batch, base / f"b{lo}.csv", n))], max_reject_rate=None)
+                n += len(batch)
+        events = ws.con.execute("SELECT unit_id, event, ts FROM state_events_person").fetchall()
+        now = max(ts for _, _, ts in events)
+        want = reference(events, kind, dt.timedelta(hours=within_h), dt.timedelta(hours=cooldown_h), most, now)
+        stored = set(ws.con.execute("SELECT unit_id, entry, entered_at FROM act_entries").fetchall())
+        assert stored == want
+        ws.con.execute("DELETE FROM act_outbox")
+        ws.con.execute("DELETE FROM act_entries")
+        evaluate(ws.con, ws.definition)
+        assert set(ws.con.execute("SELECT unit_id, entry, entered_at FROM act_entries").fetchall()) == want
+        evaluate(ws.con, ws.definition)  # nothing new: stored entries are never recorded twice
+        assert ws.con.execute("SELECT count(*) FROM act_entries").fetchone()[0] == len(want)
+
+
+# -- a small workspace: watermark, secrets, goals, CLI --------------------------------------------------------------
+
+NUDGE = {"id": "nudge", "name": "Onboarding nudge",
+         "entry": {"absence": {"did": "signed_up", "not_did": "connected", "within": "7d"}},
+         "goal": {"event": "connected"}, "owner": {"stage": "current", "fallback": "CS"},
+         "actions": [{"kind": "task", "title": "Call {unit}", "due": "2d"}]}
+
+
+def small_workspace(path: Path, *playbooks: dict) -> Workspace:
+    ws = Workspace.init(path)
+    (ws.path / "journeymap.yml").write_text(json.dumps(definition_with(*(playbooks or (NUDGE,)))))
+    ws.__dict__.pop("definition", None)
+    return ws
+
+
+def history(path: Path) -> Path:
+    """ann signs up and never connects; bob connects on day 2; cy signs up, connects on day 10 (after the window)."""
+    return write_events([("ann", "signed_up", BASE), ("bob", "signed_up", BASE),
+                         ("bob", "connected", BASE + dt.timedelta(days=2)), ("cy", "signed_up", BASE),
+                         ("cy", "connected", BASE + dt.timedelta(days=10)),
+                         ("dee", "used", BASE + dt.timedelta(days=30))], path, 0)
+
+
+def test_history_is_recorded_without_actions_and_later_entries_are_sent(tmp_path):
+    with small_workspace(tmp_path / "ws") as ws:
+        ws.ingest([str(history(tmp_path / "a.csv"))])
+        run = ws.last_refresh.act.playbooks[0]
+        assert (run.entered, run.backfill, run.sent) == (2, 2, 0)
+        rows = ws.con.execute("SELECT unit_id, sent, exit_reason, exited_at FROM act_entries ORDER BY unit_id").fetchall()
+        assert rows == [("u:ann", False, None, None), ("u:cy", False, "goal", BASE + dt.timedelta(days=10))]
+        assert ws.con.execute("SELECT count(*) FROM act_outbox").fetchone()[0] == 0
+        later = BASE + dt.timedelta(days=40)
+        ws.ingest([str(write_events([("eve", "signed_up", later), ("dee", "used", later + dt.timedelta(days=8))],
+                                    tmp_path / "b.csv", 100))])
+        run = ws.last_refresh.act.playbooks[0]
+        assert (run.entered, run.backfill, run.sent, run.outbox) == (1, 0, 1, 1)
+        key, kind, owner, payload = ws.con.execute("SELECT key, kind, owner, payload FROM act_outbox").fetchone()
+        assert (key, kind, owner) == ("nudge/u:eve/1/0", "task", "Growth")  # the owner of the stage eve is in
+        assert json.loads(payload)["title"] == "Call u:eve"
+        assert json.loads(payload)["due_at"] is not None
+        ws.refresh()
+        assert ws.con.execute("SELECT count(*) FROM act_outbox").fetchone()[0] == 1  # never twice
+
+
+def test_a_webhook_without_its_secret_records_nothing_and_says_which_variable(tmp_path, monkeypatch):
+    hook = {**NUDGE, "actions": [{"kind": "webhook", "url": "https://example.com/hook", "secret_env": "PB_TEST_SECRET"}]}
+    monkeypatch.delenv("PB_TEST_SECRET", raising=False)
+    with small_workspace(tmp_path / "ws", hook) as ws:
+        ws.ingest([str(history(tmp_path / "a.csv"))])
+        run = ws.last_refresh.act.playbooks[0]
+        assert "'PB_TEST_SECRET'" in run.error and "not set" in run.error
+        assert ws.con.execute("SELECT count(*) FROM act_entries").fetchone()[0] == 0
+        monkeypatch.setenv("PB_TEST_SECRET", "whsec_dGVzdA==")
+        ws.refresh()
+        assert ws.last_refresh.act.playbooks[0].error is None
+        assert ws.con.execute("SELECT count(*) FROM act_entries").fetchone()[0] == 2
+
+
+def test_dry_run_explain_and_backtest_through_the_cli(tmp_path):
+    """The state folded, no playbook evaluated yet: a dry run lists everything and writes nothing."""
+    from journeymap.state import refresh as fold_only
+
+    with small_workspace(tmp_path / "ws") as ws:
+        ws.ingest([str(history(tmp_path / "a.csv"))], refresh=False)
+        fold_only(ws.con, ws.definition)
+    w = str(tmp_path / "ws")
+    dry = invoke_json("act", "--dry-run", "-w", w)
+    [p] = dry["playbooks"]
+    assert (p["playbook"], p["entered"], p["sent"]) == ("nudge", 2, 0)
+    assert {e["unit"] for e in p["entries"]} == {"u:ann", "u:cy"}
+    ann = next(e for e in p["entries"] if e["unit"] == "u:ann")
+    assert ann["reason"]["rule"] == "absence" and ann["reason"]["values"]["did"] == "signed_up"
+    with Workspace(w) as ws:
+        assert not ws.con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'act_entries'").fetchall()
+    why = invoke_json("explain", "u:bob", "--playbook", "nudge", "-w", w)
+    assert why["entered"] is False and why["failed_condition"] == "entry.absence"
+    assert why["conditions"][0]["why_not"][0]["why"] == "not_did happened within 7d"
+    yes = invoke_json("explain", "u:ann", "--playbook", "nudge", "-w", w)
+    assert yes["entered"] and yes["entries"][0]["entered_at"] == "2025-01-08T00:00:00"
+    early = invoke_json("explain", "u:ann", "--playbook", "nudge", "--at", "2025-01-05", "-w", w)
+    assert early["entered"] is False and "window is not over" in early["conditions"][0]["why_not"][0]["why"]
+    bt = invoke_json("act", "backtest", "--playbook", "nudge", "--from", "2025-01-01", "--to", "2025-02-28", "-w", w)
+    assert bt["total"]["entered"] == 2 and bt["total"]["goal_reached"] == 1
+    assert bt["weeks"][0]["week"] == "2025-01-06"
+    bad = invoke_cli("explain", "u:ann", "--playbook", "nudg", "-w", w, check=False)
+    assert bad.returncode == 2 and "did you mean 'nudge'?" in bad.stderr
+    bad = invoke_cli("explain", "u:an", "--playbook", "nudge", "-w", w, check=False)
+    assert bad.returncode == 2 and "did you mean 'u:ann'?" in bad.stderr
+
+
+def test_validate_warns_about_a_playbook_event_that_never_occurs(tmp_path):
+    typo = {**NUDGE, "entry": {"absence": {"did": "signed_up", "not_did": "conected", "within": "7d"}}}
+    with small_workspace(tmp_path / "ws", typo) as ws:
+        ws.ingest([str(history(tmp_path / "a.csv"))])
+    out = invoke_json("validate", "-w", str(tmp_path / "ws"))
+    [w] = [w for w in out["warnings"] if w["key"].startswith("playbooks")]
+    assert w["key"] == "playbooks[0].entry.absence.not_did" and "connected" in w["suggestion"]
+
+
+# -- the demo ----------------------------------------------------------------------------------------------------
+
+def test_the_demos_three_playbooks_enter_plausible_numbers(ingested_demo):
+    demo = ingested_demo(300, 7)
+    with Workspace(demo.workspace) as ws:
+        d: JourneyDefinition = ws.definition
+        assert [p.id for p in d.playbooks] == ["onboarding_nudge", "risk_alert", "detractor_follow_up"]
+        counts = dict(ws.con.execute("SELECT playbook, count(DISTINCT unit_id) FROM act_entries GROUP BY 1").fetchall())
+        acquired = ws.con.execute("SELECT count(DISTINCT unit_id) FROM state_visits_account "
+                                  "WHERE stage = 'acquisition'").fetchone()[0]
+        owners = ws.con.execute("SELECT count(*) FILTER (WHERE owner IS NULL) FROM act_entries").fetchone()[0]
+    assert 0.05 * acquired < counts["onboarding_nudge"] < 0.8 * acquired
+    assert counts["detractor_follow_up"] > 0 and counts["risk_alert"] > 0
+    assert owners == 0
