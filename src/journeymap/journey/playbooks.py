@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -249,9 +250,9 @@ class Playbook(_Strict):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        from journeymap.journey.definition import _check_id
-
-        return _check_id(value)
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", value):
+            raise ValueError(f"{value!r} is not a valid id: use lower-case letters, digits and _, starting with a letter")
+        return value
 
     def rules(self) -> list[tuple[str, Rule]]:
         """(key path under the playbook, rule) of every event rule it has: what `validate` checks against the data."""
