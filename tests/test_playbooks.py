@@ -261,3 +261,79 @@ def test_the_demos_three_playbooks_enter_plausible_numbers(ingested_demo):
     assert 0.05 * acquired < counts["onboarding_nudge"] < 0.8 * acquired
     assert counts["detractor_follow_up"] > 0 and counts["risk_alert"] > 0
     assert owners == 0
+
+
+# -- every entry kind on a hand-written log ----------------------------------------------------------------------
+
+KINDS = {
+    **DEFINITION,
+    "stages": [*DEFINITION["stages"], {"id": "churned", "name": "Churned", "entry": {"event": "cancelled"},
+                                       "terminal": True, "kind": "churn"}],
+    "surveys": [{"id": "nps", "kind": "nps", "match": "nps", "score": "score"}],
+    "revenue": {"match": {"event": "paid"}, "mrr": "mrr", "churn": "cancelled", "plan": "plan"},
+}
+
+
+def day(n: float) -> dt.datetime:
+    return BASE + dt.timedelta(days=n)
+
+
+def kinds_log(path: Path) -> Path:
+    """ann: signs up, uses on day 1, pays 200 (pro) on day 2, NPS 3 on day 5, a failed payment on day 6 (CSM Zoe);
+    bob: signs up, pays 50 (basic) on day 1, NPS 9 on day 3, never leaves trial; cy: uses 8 times in its first
+    week, once in the second; dee: one use on day 30 (the data's end)."""
+    rows = [("ann", "identify", "identify", day(0), {}, {"csm": "Zoe"}), ("ann", "signed_up", "track", day(0), {}, None),
+            ("ann", "used", "track", day(1), {}, None), ("ann", "paid", "track", day(2), {"mrr": 200, "plan": "pro"}, None),
+            ("ann", "nps", "track", day(5), {"score": 3}, None), ("ann", "payment_failed", "track", day(6), {}, None),
+            ("bob", "signed_up", "track", day(0), {}, None), ("bob", "paid", "track", day(1), {"mrr": 50, "plan": "basic"}, None),
+            ("bob", "nps", "track", day(3), {"score": 9}, None),
+            *[("cy", "used", "track", day(0.1 + 0.8 * i), {}, None) for i in range(8)], ("cy", "used", "track", day(10), {}, None),
+            ("dee", "used", "track", day(30), {}, None)]
+    lines = ["customer_id,event,type,ts,source,message_id,properties,traits"]
+    for i, (who, event, kind, ts, props, traits) in enumerate(rows):
+        lines.append(",".join([who, event, kind, ts.isoformat() + "Z", "product", f"k{i}",
+                               '"' + json.dumps(props).replace('"', '""') + '"' if props else "",
+                               '"' + json.dumps(traits).replace('"', '""') + '"' if traits else ""]))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def kinds_workspace(tmp_path_factory):
+    base = tmp_path_factory.mktemp("kinds")
+    ws = Workspace.init(base / "ws")
+    (ws.path / "journeymap.yml").write_text(json.dumps(KINDS))
+    ws.__dict__.pop("definition", None)
+    with ws:
+        ws.ingest([str(kinds_log(base / "log.csv"))])
+    return ws.path
+
+
+@pytest.mark.parametrize(("entry", "audience", "want"), [
+    ({"stage_entered": "active"}, {}, {("u:ann", day(1)), ("u:cy", day(0.1)), ("u:dee", day(30))}),
+    ({"stalled": {"stage": "trial", "beyond": "10d"}}, {}, {("u:bob", day(10))}),
+    ({"survey": {"survey": "nps", "answer": "detractor"}}, {}, {("u:ann", day(5))}),
+    ({"survey": {"survey": "nps", "answer": "promoter"}}, {}, {("u:bob", day(3))}),
+    ({"survey": {"survey": "nps", "score": {"gte": 0}}}, {"mrr": {"gte": 100}}, {("u:ann", day(5))}),
+    ({"survey": {"survey": "nps", "score": {"gte": 0}}}, {"plan": "basic"}, {("u:bob", day(3))}),
+    ({"survey": {"survey": "nps", "score": {"gte": 0}}}, {"traits": {"csm": "Zoe"}}, {("u:ann", day(5))}),
+    ({"failed_payment": True}, {}, {("u:ann", day(6))}),
+    ({"usage_drop": {"fraction": 0.5, "window": "7d", "usage": {"event": "used"}}}, {}, {("u:cy", day(14.1))}),  # first use + 2 windows
+])
+def test_each_entry_kind_and_audience_filter(kinds_workspace, entry, audience, want):
+    from journeymap.act.evaluate import new_entries
+    from journeymap.journey.load import parse_definition
+
+    playbook = {"id": "k", "name": "K", "entry": entry, "audience": audience, "owner": {"trait": "csm", "fallback": "CS"}}
+    definition = parse_definition({**KINDS, "playbooks": [playbook]})
+    with Workspace(kinds_workspace) as ws:
+        rows = new_entries(ws.con, definition, definition.playbooks[0], day(30), seeded=False)
+    assert {(r["unit_id"], r["ts"]) for r in rows} == want
+    assert {r["owner"] for r in rows if r["unit_id"] == "u:ann"} <= {"Zoe"}
+    assert {r["owner"] for r in rows if r["unit_id"] != "u:ann"} <= {"CS"}
+
+
+def test_an_unknown_health_band_fails_at_load():
+    data = {**KINDS, "health": {"components": {"recency": {"weight": 1}}},
+            "playbooks": [{"id": "h", "name": "H", "entry": {"health_band": {"to": ["rd"]}}, "owner": "CS"}]}
+    assert dict(problems_of(data))["playbooks[0].entry.health_band.to[0]"] == "unknown health band 'rd'; did you mean 'red'?"

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 import duckdb
 
+from journeymap.act import health
 from journeymap.act.actions import actions_for
 from journeymap.act.outbox import Entry, ensure, in_holdout, record
 from journeymap.act.triggers import Context, audience_sql, candidates, outcomes, q
@@ -203,17 +204,32 @@ def evaluate(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | Non
         con.begin()
     try:
         known = meta(con)
-        for playbook in definition.playbooks:
-            if only is not None and playbook.id not in only:
+        chosen = [p for p in definition.playbooks if only is None or p.id in only]
+        bands = prepare_health(con, definition, chosen)
+        for playbook in chosen:
+            if playbook.entry.health_band is not None and bands is not None:
+                runs.append(PlaybookRun(playbook.id, definition.playbook_level(playbook), error=bands))
                 continue
             runs.append(_evaluate_one(con, definition, playbook, known, dry_run, wall_now, environ))
         if not dry_run:
+            if any(p.entry.health_band is not None for p in chosen) and bands is None:
+                health.remember(con)
             con.commit()
     except BaseException:
         if not dry_run:
             con.rollback()
         raise
     return ActReport(runs, round(time.perf_counter() - started, 3), dry_run)
+
+
+def prepare_health(con, definition: JourneyDefinition, playbooks: list[Playbook]) -> str | None:
+    """The health bands now (act.health) when a playbook enters on them; returns why they cannot be (None: ready)."""
+    if not any(p.entry.health_band is not None for p in playbooks):
+        return None
+    problem = health.problem(definition)
+    if problem is None:
+        health.prepare(con, definition)
+    return problem
 
 
 def _evaluate_one(con, definition, playbook: Playbook, known: dict, dry_run: bool, wall_now, environ) -> PlaybookRun:

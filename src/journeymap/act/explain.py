@@ -11,11 +11,11 @@ import datetime as dt
 import difflib
 import json
 
-from journeymap.act.evaluate import data_now, level_problem, new_entries, reason_of
+from journeymap.act.evaluate import prepare_health, data_now, level_problem, new_entries, reason_of
 from journeymap.act.outbox import in_holdout
 from journeymap.act.triggers import Context, audience_base, audience_checks, candidates, owner_sql, q
 from journeymap.engine.backends import duckdb_engine
-from journeymap.errors import OptionError, WorkspaceError
+from journeymap.errors import DefinitionError, OptionError, WorkspaceError
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.durations import parse_duration
 from journeymap.journey.playbooks import Playbook
@@ -58,6 +58,9 @@ def explain(con, definition: JourneyDefinition, playbook_id: str, unit: str, at:
     playbook = find_playbook(definition, playbook_id)
     level = definition.playbook_level(playbook)
     check_level(con, definition, level)
+    why = prepare_health(con, definition, [playbook])
+    if why:
+        raise DefinitionError("journeymap.yml", [(f"playbooks ({playbook.id}).entry.health_band", why)])
     find_unit(con, level, unit)
     now = at or data_now(con, level)
     ctx = Context(duckdb_engine(con), definition, level, now, unit)

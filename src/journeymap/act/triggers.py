@@ -122,6 +122,17 @@ def candidates(ctx: Context, playbook: Playbook) -> str:
                                'rank', r.rank)::VARCHAR AS detail
             FROM state_risk r {join}
             WHERE r.risk > {e.risk_above!r} AND r.scored_at - INTERVAL 1 DAY <= {now} AND {ctx.unit_filter(unit)}"""
+    if e.health_band is not None:  # act.health.prepare wrote the bands now and the previous ones
+        unit = "h.unit_id" if ctx.level == "account" else "p.person_id"
+        join = "" if ctx.level == "account" else "JOIN persons p ON p.account_id = h.unit_id"
+        bands = ", ".join(q(b) for b in e.health_band.to)
+        return f"""
+            SELECT {unit} AS unit_id, least(h.scored_at, {now}) AS ts, 0::BIGINT AS seq,
+                   json_object('band', h.band, 'previous', h.previous, 'health', h.health, 'scored_at', h.scored_at)::VARCHAR
+                   AS detail
+            FROM _act_health_now h {join}
+            WHERE h.band IN ({bands}) AND (h.previous IS NULL OR h.previous NOT IN ({bands}))
+              AND h.scored_at - INTERVAL 1 DAY <= {now} AND {ctx.unit_filter(unit)}"""
     if e.survey is not None:
         survey = next(s for s in ctx.definition.surveys if s.id == e.survey.survey)
         rule = Rule(any=[survey.match], where={survey.score: _as_dict(_score_condition(survey, e.survey))})

@@ -554,7 +554,8 @@ class JourneyDefinition(_Strict):
                 out.append((f"targets[{i}].value", problem))
         declared = sorted({t for m in self.sources.values() for t in m.traits})
         out += reference_problems(self.playbooks, [s.id for s in self.stages], [p.id for p in self.personas],
-                                  {s.id: s.kind for s in self.surveys}, declared)
+                                  {s.id: s.kind for s in self.surveys}, declared,
+                                  list(self.health.bands) if self.health else None)
         return out
 
     def playbook(self, playbook_id: str) -> Playbook:

@@ -102,7 +102,19 @@ class UsageDrop(_Strict):
     min_before: int = Field(5, ge=1, description="The window before needs at least this many events.")
 
 
-ENTRY_KINDS = ("event", "absence", "stage_entered", "stalled", "risk_above", "survey", "failed_payment", "usage_drop")
+class HealthBand(_Strict):
+    """The account's health band changed into one of `to` (from another band, or first seen in it)."""
+
+    to: list[str] = Field(description="Bands from health.bands, e.g. [red] or [yellow, red].")
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+ENTRY_KINDS = ("event", "absence", "stage_entered", "stalled", "risk_above", "health_band", "survey",
+               "failed_payment", "usage_drop")
 
 
 class Entry(_Strict):
@@ -113,6 +125,7 @@ class Entry(_Strict):
     stage_entered: str | None = Field(None, description="The unit enters this stage.")
     stalled: Stalled | None = None
     risk_above: float | None = Field(None, ge=0, le=1, description="The stored churn risk (state_risk) is above this.")
+    health_band: HealthBand | None = Field(None, description="The health band changed into one of these.")
     survey: SurveyAnswer | None = None
     failed_payment: bool | None = Field(None, description="A failed payment (health.signals.failed_payment).")
     usage_drop: UsageDrop | None = None
@@ -284,7 +297,7 @@ def _near(value: str, known: list[str]) -> str:
 
 
 def reference_problems(playbooks: list[Playbook], stages: list[str], personas: list[str], surveys: dict[str, str],
-                       declared_traits: list[str]) -> list[tuple[str, str]]:
+                       declared_traits: list[str], bands: list[str] | None = None) -> list[tuple[str, str]]:
     """(key path, message) per unknown stage, persona, survey or owner trait (declared_traits: the traits the
     source mappings copy; empty when none declares any, then the data decides in `validate`)."""
     out: list[tuple[str, str]] = []
@@ -311,6 +324,12 @@ def reference_problems(playbooks: list[Playbook], stages: list[str], personas: l
             elif s.answer and surveys[s.survey] != "nps":
                 out.append((f"{key}.entry.survey.answer", f"survey {s.survey!r} is {surveys[s.survey]}, not nps: "
                                                           "answer applies to NPS; use score (e.g. {gte: 5})"))
+        for j, b in enumerate(p.entry.health_band.to if p.entry.health_band else []):
+            if bands is None:
+                out.append((f"{key}.entry.health_band", "journeymap.yml has no health: section (with components)"))
+                break
+            if b not in bands:
+                out.append((f"{key}.entry.health_band.to[{j}]", f"unknown health band {b!r}{_near(b, bands)}"))
         if p.owner.trait and declared_traits and p.owner.trait not in declared_traits:
             out.append((f"{key}.owner.trait", f"no source mapping copies a trait {p.owner.trait!r}"
                                               f"{_near(p.owner.trait, declared_traits)}"))
