@@ -337,3 +337,22 @@ def test_an_unknown_health_band_fails_at_load():
     data = {**KINDS, "health": {"components": {"recency": {"weight": 1}}},
             "playbooks": [{"id": "h", "name": "H", "entry": {"health_band": {"to": ["rd"]}}, "owner": "CS"}]}
     assert dict(problems_of(data))["playbooks[0].entry.health_band.to[0]"] == "unknown health band 'rd'; did you mean 'red'?"
+
+
+def test_the_servers_loader_evaluates_the_playbooks_after_each_load(tmp_path):
+    """Events sent to the tracking API are loaded, stitched and folded by the server's loader, which then
+    evaluates the playbooks: the entry is in the store once the server has stopped."""
+    from conftest import serve_in_process
+
+    with small_workspace(tmp_path / "ws") as ws:
+        ws.ingest([str(history(tmp_path / "a.csv"))])  # the watermark: day 30
+    token = invoke_json("keys", "create", "--kind", "write", "--name", "app", "--workspace", str(tmp_path / "ws"))["token"]
+    later = BASE + dt.timedelta(days=40)
+    batch = [{"type": "track", "userId": who, "event": event, "timestamp": ts.isoformat() + "Z", "messageId": f"s{i}"}
+             for i, (who, event, ts) in enumerate([("fay", "signed_up", later), ("dee", "used", later + dt.timedelta(days=9))])]
+    with serve_in_process(tmp_path / "ws", segment_seconds=0.1, stitch_seconds=0.1) as http:
+        assert http.post("/v1/batch", json={"batch": batch, "writeKey": token}).status_code == 200
+    with Workspace(tmp_path / "ws") as ws:
+        rows = ws.con.execute("SELECT unit_id, entered_at, sent FROM act_entries WHERE unit_id = 'u:fay'").fetchall()
+        assert rows == [("u:fay", later + dt.timedelta(days=7), True)]
+        assert ws.con.execute("SELECT key FROM act_outbox").fetchall() == [("nudge/u:fay/1/0",)]
