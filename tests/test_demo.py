@@ -173,6 +173,10 @@ def test_every_stage_touchpoint_and_feature_matches_real_events(mid: DemoOutput)
     for f in d.milestones.key_features:
         assert _rule_events(f.match) <= produced, f.id
     assert _rule_events(d.milestones.value_moment) <= produced
+    assert len(d.playbooks) == 3
+    for p in d.playbooks:  # every playbook's rules name events the demo produces (docs/playbooks.md)
+        for key, rule in p.rules():
+            assert _rule_events(rule) <= produced, (p.id, key)
 
 
 def test_identity_stitching_has_work_to_do(small: DemoOutput):

@@ -356,3 +356,28 @@ def test_the_servers_loader_evaluates_the_playbooks_after_each_load(tmp_path):
         rows = ws.con.execute("SELECT unit_id, entered_at, sent FROM act_entries WHERE unit_id = 'u:fay'").fetchall()
         assert rows == [("u:fay", later + dt.timedelta(days=7), True)]
         assert ws.con.execute("SELECT key FROM act_outbox").fetchall() == [("nudge/u:fay/1/0",)]
+
+
+def test_health_turning_red_is_sent_and_the_first_evaluations_reds_are_only_recorded(demo_copy):
+    """At the demo's one refresh, the accounts red then are the risk alert's starting point (recorded, not sent);
+    accounts that were green at the previous evaluation and are red now enter and are sent."""
+    from journeymap.act.outbox import in_holdout
+
+    demo = demo_copy(300, 7)
+    with Workspace(demo.workspace) as ws:
+        first = ws.con.execute("SELECT count(*), count(*) FILTER (WHERE sent) FROM act_entries "
+                               "WHERE playbook = 'risk_alert'").fetchone()
+        assert first[0] > 0 and first[1] == 0
+        turned = [r[0] for r in ws.con.execute("SELECT unit_id FROM act_health WHERE band = 'red' ORDER BY unit_id "
+                                               "LIMIT 4").fetchall()]
+        ws.con.execute("UPDATE act_health SET band = 'green' WHERE unit_id IN (SELECT unnest(?))", [turned])
+        ws.con.execute("DELETE FROM act_outbox WHERE playbook = 'risk_alert' AND unit_id IN (SELECT unnest(?))", [turned])
+        ws.con.execute("DELETE FROM act_entries WHERE playbook = 'risk_alert' AND unit_id IN (SELECT unnest(?))", [turned])
+        report = evaluate(ws.con, ws.definition)
+        run = next(p for p in report.playbooks if p.playbook == "risk_alert")
+        assert run.entered == len(turned)
+        rows = ws.con.execute("SELECT unit_id, sent, owner FROM act_entries WHERE playbook = 'risk_alert' "
+                              "AND unit_id IN (SELECT unnest(?)) ORDER BY unit_id", [turned]).fetchall()
+        assert [(u, s) for u, s, _ in rows] == [(u, not in_holdout("risk_alert", u, 0.1)) for u in turned]
+        assert all(owner for _, _, owner in rows)
+        assert evaluate(ws.con, ws.definition).playbooks[1].entered == 0  # still red: no change, no entry

@@ -15,7 +15,9 @@ Time is the data's time: `now` is the latest journey event of the level. A condi
 Watermark. The first time a playbook is evaluated in a workspace, the data's time then is stored in `meta`
 (`act.PLAYBOOK.watermark`). Entries before it are history: they are recorded (backtest and the effect read
 them) without actions (`sent` false). Entries at or after it get their actions, unless in the holdout. So a
-playbook added to a workspace with years of history does not mail everyone it would have entered.
+playbook added to a workspace with years of history does not mail everyone it would have entered. The entries
+of the kinds read from the latest scores (risk_above, health_band) at that first evaluation are history too:
+who is at risk when the playbook is added is its starting point, not a change it saw.
 
 Runs. A run (an entry) is open until the unit's first goal or exit after the entry (`exited_at`,
 `exit_reason`); every evaluation closes the open runs whose goal or exit has now happened.
@@ -44,6 +46,8 @@ from journeymap.state.fold import meta
 from journeymap.state.read import current_tables
 
 UNLIMITED = 1_000_000
+SNAPSHOT_KINDS = ("risk_above", "health_band")
+"""Entry kinds read from the latest scores only (state_risk, the health bands now), dated at the scoring."""
 
 
 def watermark_key(playbook_id: str) -> str:
@@ -245,26 +249,31 @@ def _evaluate_one(con, definition, playbook: Playbook, known: dict, dry_run: boo
     now = data_now(con, level)
     if now is None:
         return run
+    first = watermark_key(playbook.id) not in known
     watermark = _watermark(con, known, playbook, now, dry_run)
+    # the scores' kinds see a snapshot: at the first evaluation, who is at risk now is where the playbook starts
+    # from (recorded, not sent), not a change it saw happen
+    baseline = first and playbook.entry.kind in SNAPSHOT_KINDS
     run.watermark = watermark.isoformat()
     stored = bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'act_entries'").fetchall())
     rows = new_entries(con, definition, playbook, now, seeded=stored)
     entries = []
     for row in rows:
         holdout = in_holdout(playbook.id, row["unit_id"], playbook.holdout)
-        send = not holdout and row["ts"] >= watermark
+        history = row["ts"] < watermark or baseline
+        send = not holdout and not history
         e = Entry(playbook.id, level, row["unit_id"], int(row["entry"]), row["ts"], holdout, row["owner"],
                   reason_of(playbook, row))
         if send:
             e.actions = actions_for(playbook, e, wall_now)
         entries.append(e)
         run.holdout += holdout
-        run.backfill += row["ts"] < watermark
+        run.backfill += history
         run.sent += send
     run.entered = len(entries)
     if dry_run:
         run.entries = [{"unit": e.unit_id, "entry": e.entry, "entered_at": e.entered_at, "holdout": e.holdout,
-                        "send": bool(e.actions) or (not e.holdout and e.entered_at >= watermark),
+                        "send": not e.holdout and not (e.entered_at < watermark or baseline),
                         "owner": e.owner, "reason": e.reason,
                         "actions": [{"kind": a.kind, "delay_seconds": a.delay_seconds} for a in e.actions]}
                        for e in entries]

@@ -4,7 +4,7 @@ at its previous evaluation (table `act_health`), so an entry is a band *change* 
 The score is journeymap's health score (insights.risk.health: configured components, percentile ranks among
 the accounts paying at the day after the latest event); the bands are `health.bands`. An account seen for the
 first time has no previous band: it enters when it is in one of the bands (at the first evaluation, the accounts
-red now are alerted once). The previous bands are written in the evaluation's transaction, never by a dry run.
+red now are its starting point, recorded as history by act.evaluate). The previous bands are written in the evaluation's transaction, never by a dry run.
 """
 
 from __future__ import annotations
