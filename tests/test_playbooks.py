@@ -381,3 +381,19 @@ def test_health_turning_red_is_sent_and_the_first_evaluations_reds_are_only_reco
         assert [(u, s) for u, s, _ in rows] == [(u, not in_holdout("risk_alert", u, 0.1)) for u in turned]
         assert all(owner for _, _, owner in rows)
         assert evaluate(ws.con, ws.definition).playbooks[1].entered == 0  # still red: no change, no entry
+
+
+def test_erasing_a_person_removes_their_entries_and_firings(tmp_path):
+    with small_workspace(tmp_path / "ws") as ws:
+        ws.ingest([str(history(tmp_path / "a.csv"))])
+        ws.ingest([str(write_events([("ann", "used", BASE + dt.timedelta(days=60))], tmp_path / "b.csv", 50))])
+        ws.con.execute("DELETE FROM act_entries WHERE unit_id = 'u:ann'")  # ann enters again, now sent: an outbox row
+        ws.con.execute("DELETE FROM meta WHERE key = 'act.nudge.watermark'")
+        ws.con.execute("INSERT INTO meta VALUES ('act.nudge.watermark', '2024-01-01T00:00:00')")
+        ws.refresh()
+        assert ws.con.execute("SELECT count(*) FROM act_outbox WHERE unit_id = 'u:ann'").fetchone()[0] == 1
+        out = ws.erase(person="ann")
+        assert out["removed"]["act_entries"] == 1 and out["removed"]["act_outbox"] == 1
+        assert ws.con.execute("SELECT count(*) FROM act_entries WHERE unit_id = 'u:ann'").fetchone()[0] == 0
+        assert ws.con.execute("SELECT count(*) FROM act_outbox WHERE unit_id = 'u:ann'").fetchone()[0] == 0
+        assert ws.con.execute("SELECT count(*) FROM act_entries WHERE unit_id = 'u:cy'").fetchone()[0] == 1

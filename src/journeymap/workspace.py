@@ -280,6 +280,10 @@ class Workspace:
                 skip = {segment_name(writing)} if writing is not None else set()
                 files = journal_scrub(self.path / "journal", needles, message_ids, skip=skip)
         removed = {**result.pop("removed"), **derived_before}
+        # their playbook entries, outbox rows and health bands (act.forget): before the refresh evaluates again
+        from journeymap.act.forget import forget
+
+        removed.update({t: n for t, n in forget(self.con, person_ids + accounts).items() if n})
         try:
             self.refresh()
             note = None
@@ -311,6 +315,8 @@ class Workspace:
                  "journey_events": "person_id IN (FROM _erase_p) OR account_id IN (FROM _erase_a) "
                                    "OR seq IN (FROM _erase_s)",
                  "accounts": "account_id IN (FROM _erase_a)"}
+        for table in ("act_entries", "act_outbox", "act_health"):
+            where[table] = "unit_id IN (FROM _erase_p) OR unit_id IN (FROM _erase_a)"
         for level, ids in (("person", "_erase_p"), ("account", "_erase_a")):
             for kind, table in state_tables(level).items():
                 where[table] = f"unit_id IN (FROM {ids})"
