@@ -85,17 +85,23 @@ def write_events(rows: list[tuple[str, str, dt.datetime]], path: Path, start: in
     return path
 
 
-def reference(events: list[tuple[str, str, dt.datetime]], kind: str, within: dt.timedelta, cooldown: dt.timedelta,
-              most: int | None, now: dt.datetime) -> set[tuple[str, int, dt.datetime]]:
-    """The entries, from the event rows alone: candidates per unit, then the greedy cooldown and max entries."""
+def reference(events: list[tuple[str, str, dt.datetime]], visits: list[tuple], kind: str, within: dt.timedelta,
+              cooldown: dt.timedelta, most: int | None, now: dt.datetime) -> set[tuple[str, int, dt.datetime]]:
+    """The entries, from the event rows (and the stage visits: unit, stage, entered_at, left_at) alone: the
+    candidates per unit, then the greedy cooldown and max entries."""
     out = set()
     for unit in {u for u, _, _ in events}:
         own = sorted((ts, e) for u, e, ts in events if u == unit)
         if kind == "event":
             cands = [ts for ts, e in own if e == "used"]
-        else:  # signed_up and no connected within `within`
+        elif kind == "absence":  # signed_up and no connected within `within`
             cands = [ts + within for ts, e in own if e == "signed_up" and ts + within <= now
                      and not any(e2 == "connected" and ts < t2 <= ts + within for t2, e2 in own)]
+        elif kind == "stage":
+            cands = [entered for u, stage, entered, _ in visits if u == unit and stage == "active"]
+        else:  # stalled in trial beyond `within`
+            cands = [entered + within for u, stage, entered, left in visits if u == unit and stage == "trial"
+                     and entered + within <= now and (left is None or left > entered + within)]
         last, n = None, 0
         for c in sorted(set(cands)):
             if most is not None and n >= most:
@@ -107,25 +113,28 @@ def reference(events: list[tuple[str, str, dt.datetime]], kind: str, within: dt.
     return out
 
 
-event_rows = st.lists(st.tuples(st.sampled_from(["ann", "bob", "cy"]), st.sampled_from(["signed_up", "used", "connected"]),
-                                st.integers(0, 24 * 20)), min_size=1, max_size=25)
+event_rows = st.lists(st.tuples(st.sampled_from(["ann", "bob"]),
+                                st.sampled_from(["signed_up", "used", "used", "connected", "signed_up"]),
+                                st.integers(0, 24 * 12)), min_size=3, max_size=40)
+"""Two persons with many events each: many candidates per unit, so cooldown and max entries decide."""
 
 
-@settings(max_examples=12, deadline=None, phases=PHASES,
+@settings(max_examples=20, deadline=None, phases=PHASES,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(raw=event_rows, kind=st.sampled_from(["event", "absence"]), cooldown_h=st.integers(1, 24 * 6),
-       most=st.sampled_from([1, 2, None]), within_h=st.integers(1, 24 * 4), cuts=st.sets(st.integers(1, 24 * 20), max_size=3))
+@given(raw=event_rows, kind=st.sampled_from(["event", "absence", "stage", "stalled"]), cooldown_h=st.integers(1, 24 * 3),
+       most=st.sampled_from([1, 3, None]), within_h=st.integers(1, 24 * 3), cuts=st.sets(st.integers(1, 24 * 12), max_size=3))
 def test_entries_equal_the_reference_evaluated_once_or_after_every_load(tmp_path_factory, raw, kind, cooldown_h,
                                                                           most, within_h, cuts):
     """Loads arrive in time order, cut between distinct hours; the entries stored after evaluating at every
     refresh equal the reference over all events, and equal one evaluation over everything."""
-    entry = {"event": {"event": "used"}} if kind == "event" else {
-        "absence": {"did": "signed_up", "not_did": "connected", "within": f"{within_h}h"}}
+    entry = {"event": {"event": {"event": "used"}}, "stage": {"stage_entered": "active"},
+             "absence": {"absence": {"did": "signed_up", "not_did": "connected", "within": f"{within_h}h"}},
+             "stalled": {"stalled": {"stage": "trial", "beyond": f"{within_h}h"}}}[kind]
     playbook = {"id": "p", "name": "P", "entry": entry, "reentry": {"cooldown": f"{cooldown_h}h", "max_entries": most},
                 "owner": {"stage": "current", "fallback": "nobody"}, "actions": [{"kind": "task", "title": "{unit}"}]}
     rows = sorted((who, event, BASE + dt.timedelta(hours=h)) for who, event, h in raw)
     base = tmp_path_factory.mktemp("pb")
-    edges = [0, *sorted(cuts), 24 * 21]
+    edges = [0, *sorted(cuts), 24 * 13]
     with Workspace(base / "ws") as ws:
         ws.path.mkdir()
         (ws.path / "journeymap.yml").write_text(json.dumps(definition_with(playbook)))
@@ -137,7 +146,8 @@ def test_entries_equal_the_reference_evaluated_once_or_after_every_load(tmp_path
                 n += len(batch)
         events = ws.con.execute("SELECT unit_id, event, ts FROM state_events_person").fetchall()
         now = max(ts for _, _, ts in events)
-        want = reference(events, kind, dt.timedelta(hours=within_h), dt.timedelta(hours=cooldown_h), most, now)
+        visits = ws.con.execute("SELECT unit_id, stage, entered_at, left_at FROM state_visits_person").fetchall()
+        want = reference(events, visits, kind, dt.timedelta(hours=within_h), dt.timedelta(hours=cooldown_h), most, now)
         stored = set(ws.con.execute("SELECT unit_id, entry, entered_at FROM act_entries").fetchall())
         assert stored == want
         ws.con.execute("DELETE FROM act_outbox")
