@@ -381,6 +381,7 @@ def test_health_turning_red_is_sent_and_the_first_evaluations_reds_are_only_reco
         turned = [r[0] for r in ws.con.execute("SELECT unit_id FROM act_health WHERE band = 'red' ORDER BY unit_id "
                                                "LIMIT 4").fetchall()]
         ws.con.execute("UPDATE act_health SET band = 'green' WHERE unit_id IN (SELECT unnest(?))", [turned])
+        ws.con.execute("DELETE FROM meta WHERE key = 'act.health.computed_from'")  # as if events had come since
         ws.con.execute("DELETE FROM act_outbox WHERE playbook = 'risk_alert' AND unit_id IN (SELECT unnest(?))", [turned])
         ws.con.execute("DELETE FROM act_entries WHERE playbook = 'risk_alert' AND unit_id IN (SELECT unnest(?))", [turned])
         report = evaluate(ws.con, ws.definition)

@@ -217,7 +217,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | Non
             runs.append(_evaluate_one(con, definition, playbook, known, dry_run, wall_now, environ))
         if not dry_run:
             if any(p.entry.health_band is not None for p in chosen) and bands is None:
-                health.remember(con)
+                health.remember(con, definition)
             con.commit()
     except BaseException:
         if not dry_run:

@@ -4,21 +4,26 @@ at its previous evaluation (table `act_health`), so an entry is a band *change* 
 The score is journeymap's health score (insights.risk.health: configured components, percentile ranks among
 the accounts paying at the day after the latest event); the bands are `health.bands`. An account seen for the
 first time has no previous band: it enters when it is in one of the bands (at the first evaluation, the accounts
-red now are its starting point, recorded as history by act.evaluate). The previous bands are written in the evaluation's transaction, never by a dry run.
+red now are its starting point, recorded as history by act.evaluate). The previous bands are written in the evaluation's transaction, never by a dry run. Computing the bands reads
+every account's features (as scoring the churn model does); a refresh that brought no events and left the
+health section as it was reuses the bands of the last evaluation.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import duckdb
 import pandas as pd
 
 from journeymap.engine.backends import duckdb_engine
 from journeymap.journey.definition import Health, JourneyDefinition
+from journeymap.state.fold import JOURNEY_VERSION_KEY, meta
 
 DDL = "CREATE TABLE IF NOT EXISTS act_health (unit_id VARCHAR PRIMARY KEY, band VARCHAR NOT NULL, health DOUBLE, scored_at TIMESTAMP NOT NULL)"
 NOW = "_act_health_now"
+JOURNEY_KEY = "act.health.computed_from"
 
 
 def problem(definition: JourneyDefinition) -> str | None:
@@ -34,6 +39,12 @@ def prepare(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> No
     from journeymap.insights.risk.features import FeatureBuilder
     from journeymap.insights.risk.health import band, configured_components, score
 
+    known = meta(con)
+    if known.get(JOURNEY_KEY) == _stamp(known, definition) and _exists(con):
+        # nothing changed since the bands were last computed: the same bands, so no change into any
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {NOW} AS SELECT unit_id, band, health, scored_at, band AS previous "
+                    "FROM act_health")
+        return
     engine = duckdb_engine(con)
     health: Health = definition.health
     with engine.scope():
@@ -58,7 +69,18 @@ def prepare(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> No
         con.unregister("_act_health_frame")
 
 
-def remember(con: duckdb.DuckDBPyConnection) -> None:
-    """Store the bands of _act_health_now as the previous ones of the next evaluation."""
+def remember(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> None:
+    """Store the bands of _act_health_now as the previous ones of the next evaluation, and what they were
+    computed from (the journey version and the health section): a refresh that changed neither reuses them."""
     con.execute(DDL)
     con.execute(f"INSERT OR REPLACE INTO act_health SELECT unit_id, band, health, scored_at FROM {NOW}")
+    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [JOURNEY_KEY, _stamp(meta(con), definition)])
+
+
+def _stamp(known: dict, definition: JourneyDefinition) -> str:
+    digest = hashlib.sha256(definition.health.model_dump_json().encode()).hexdigest()[:16]
+    return f"{known.get(JOURNEY_VERSION_KEY, '0')}/{digest}"
+
+
+def _exists(con) -> bool:
+    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'act_health' AND NOT temporary").fetchall())
