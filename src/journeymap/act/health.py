@@ -19,7 +19,7 @@ import pandas as pd
 
 from journeymap.engine.backends import duckdb_engine
 from journeymap.journey.definition import Health, JourneyDefinition
-from journeymap.state.fold import JOURNEY_VERSION_KEY, meta
+from journeymap.state.fold import meta
 
 DDL = "CREATE TABLE IF NOT EXISTS act_health (unit_id VARCHAR PRIMARY KEY, band VARCHAR NOT NULL, health DOUBLE, scored_at TIMESTAMP NOT NULL)"
 NOW = "_act_health_now"
@@ -39,8 +39,7 @@ def prepare(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> No
     from journeymap.insights.risk.features import FeatureBuilder
     from journeymap.insights.risk.health import band, configured_components, score
 
-    known = meta(con)
-    if known.get(JOURNEY_KEY) == _stamp(known, definition) and _exists(con):
+    if meta(con).get(JOURNEY_KEY) == _stamp(con, definition) and _exists(con):
         # nothing changed since the bands were last computed: the same bands, so no change into any
         con.execute(f"CREATE OR REPLACE TEMP TABLE {NOW} AS SELECT unit_id, band, health, scored_at, band AS previous "
                     "FROM act_health")
@@ -74,12 +73,16 @@ def remember(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> N
     computed from (the journey version and the health section): a refresh that changed neither reuses them."""
     con.execute(DDL)
     con.execute(f"INSERT OR REPLACE INTO act_health SELECT unit_id, band, health, scored_at FROM {NOW}")
-    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [JOURNEY_KEY, _stamp(meta(con), definition)])
+    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [JOURNEY_KEY, _stamp(con, definition)])
 
 
-def _stamp(known: dict, definition: JourneyDefinition) -> str:
-    digest = hashlib.sha256(definition.health.model_dump_json().encode()).hexdigest()[:16]
-    return f"{known.get(JOURNEY_VERSION_KEY, '0')}/{digest}"
+def _stamp(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> str:
+    """What the bands are computed from: the accounts' journey events (their count and the XOR of the state's
+    per-unit signatures, which change with any event added or removed: state.fold) and the health section.
+    (The journey version will not do: identity stitching bumps it at every refresh, new events or not.)"""
+    events, signature = con.execute("SELECT sum(events), bit_xor(signature) FROM state_units_account").fetchone()
+    digest = hashlib.sha256(definition.model_dump_json(include={"health", "revenue"}).encode()).hexdigest()[:16]
+    return f"{events}/{signature}/{digest}"
 
 
 def _exists(con) -> bool:
