@@ -242,6 +242,13 @@ def test_dry_run_explain_and_backtest_through_the_cli(tmp_path):
     bt = invoke_json("act", "backtest", "--playbook", "nudge", "--from", "2025-01-01", "--to", "2025-02-28", "-w", w)
     assert bt["total"]["entered"] == 2 and bt["total"]["goal_reached"] == 1
     assert bt["weeks"][0]["week"] == "2025-01-06"
+    assert invoke_json("act", "--dry-run", "--playbook", "nudge", "-w", w)["playbooks"][0]["entered"] == 2
+    refreshed = invoke_json("refresh", "-w", w)["act"]["playbooks"]
+    assert [(p["playbook"], p["entered"], p["backfill"]) for p in refreshed] == [("nudge", 2, 2)]
+    assert invoke_json("act", "--dry-run", "-w", w)["playbooks"][0]["entered"] == 0  # recorded: nothing new
+    assert invoke_json("explain", "u:ann", "--playbook", "nudge", "-w", w)["stored_entries"][0]["sent"] is False
+    bad = invoke_cli("act", "--dry-run", "--playbook", "nuge", "-w", w, check=False)
+    assert bad.returncode == 2 and "did you mean 'nudge'?" in bad.stderr
     bad = invoke_cli("explain", "u:ann", "--playbook", "nudg", "-w", w, check=False)
     assert bad.returncode == 2 and "did you mean 'nudge'?" in bad.stderr
     bad = invoke_cli("explain", "u:an", "--playbook", "nudge", "-w", w, check=False)

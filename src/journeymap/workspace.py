@@ -244,7 +244,7 @@ class Workspace:
         # the churn model refitted when due and every paying account scored (insights.risk.stored)
         result.risk = refresh_risk(self.con, definition)
         # every playbook evaluated on the state just folded: new entries and their actions in one transaction
-        result.act = evaluate_playbooks(self.con, None if spark else definition)
+        result.act = evaluate_playbooks(self.con, definition)  # on Spark each playbook says it is not evaluated
         self.last_refresh = result
         return result
 

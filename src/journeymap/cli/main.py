@@ -229,7 +229,7 @@ def validate(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):
     said = f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''} (above)" if warnings else ""
     out.print(f"[green]ok[/] {ws.definition_path}: {len(d.stages)} stages, {len(d.touchpoints)} touchpoints, "
               f"{len(d.personas)} personas, {len(d.surveys)} surveys, {len(d.targets)} targets, "
-              f"{len(d.sources)} source mappings{said}", highlight=False, soft_wrap=True)
+              f"{len(d.sources)} source mappings, {len(d.playbooks)} playbooks{said}", highlight=False, soft_wrap=True)
 
 
 @app.command()
