@@ -287,7 +287,7 @@ KINDS = {
     "stages": [*DEFINITION["stages"], {"id": "churned", "name": "Churned", "entry": {"event": "cancelled"},
                                        "terminal": True, "kind": "churn"}],
     "surveys": [{"id": "nps", "kind": "nps", "match": "nps", "score": "score"}],
-    "revenue": {"match": {"event": "paid"}, "mrr": "mrr", "churn": "cancelled", "plan": "plan"},
+    "revenue": {"match": {"event": "paid"}, "mrr": "mrr", "churn": "cancelled", "plan": "plan", "seats": "seats"},
 }
 
 
@@ -296,11 +296,12 @@ def day(n: float) -> dt.datetime:
 
 
 def kinds_log(path: Path) -> Path:
-    """ann: signs up, uses on day 1, pays 200 (pro) on day 2, NPS 3 on day 5, a failed payment on day 6 (CSM Zoe);
+    """ann: signs up, uses on day 1, pays 200 (pro, 10 seats) on day 2 and 80 (4 seats) on day 20, NPS 3 on day 5, a failed payment on day 6 (CSM Zoe);
     bob: signs up, pays 50 (basic) on day 1, NPS 9 on day 3, never leaves trial; cy: uses 8 times in its first
     week, once in the second; dee: one use on day 30 (the data's end)."""
     rows = [("ann", "identify", "identify", day(0), {}, {"csm": "Zoe"}), ("ann", "signed_up", "track", day(0), {}, None),
-            ("ann", "used", "track", day(1), {}, None), ("ann", "paid", "track", day(2), {"mrr": 200, "plan": "pro"}, None),
+            ("ann", "used", "track", day(1), {}, None), ("ann", "paid", "track", day(2), {"mrr": 200, "plan": "pro", "seats": 10}, None),
+            ("ann", "paid", "track", day(20), {"mrr": 80, "plan": "pro", "seats": 4}, None),
             ("ann", "nps", "track", day(5), {"score": 3}, None), ("ann", "payment_failed", "track", day(6), {}, None),
             ("bob", "signed_up", "track", day(0), {}, None), ("bob", "paid", "track", day(1), {"mrr": 50, "plan": "basic"}, None),
             ("bob", "nps", "track", day(3), {"score": 9}, None),
@@ -335,6 +336,8 @@ def kinds_workspace(tmp_path_factory):
     ({"survey": {"survey": "nps", "score": {"gte": 0}}}, {"plan": "basic"}, {("u:bob", day(3))}),
     ({"survey": {"survey": "nps", "score": {"gte": 0}}}, {"traits": {"csm": "Zoe"}}, {("u:ann", day(5))}),
     ({"failed_payment": True}, {}, {("u:ann", day(6))}),
+    ({"seats_drop": {"fraction": 0.5, "window": "14d"}}, {}, {("u:ann", day(20))}),
+    ({"seats_drop": {"fraction": 0.5, "window": "30d"}}, {}, set()),  # nothing stated 30 days before day 20
     ({"usage_drop": {"fraction": 0.5, "window": "7d", "usage": {"event": "used"}}}, {}, {("u:cy", day(14.1))}),  # first use + 2 windows
 ])
 def test_each_entry_kind_and_audience_filter(kinds_workspace, entry, audience, want):

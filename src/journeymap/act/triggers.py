@@ -163,6 +163,18 @@ def candidates(ctx: Context, playbook: Playbook) -> str:
                    json_object('window', {q(d.window)}, 'before', before, 'after', after,
                                'fraction', {d.fraction!r})::VARCHAR AS detail
             FROM counted WHERE before >= {d.min_before} AND after <= (1 - {d.fraction!r}) * before"""
+    if e.seats_drop is not None:
+        rev = ctx.definition.revenue
+        w = parse_duration(e.seats_drop.window)
+        seats = (f"SELECT unit_id, ts, seq, TRY_CAST(seats AS DOUBLE) AS seats "
+                 f"FROM ({ctx.rule_events(rev.match, {'seats': rev.seats})}) WHERE TRY_CAST(seats AS DOUBLE) IS NOT NULL")
+        return f"""
+            WITH s AS ({seats})
+            SELECT a.unit_id, a.ts, a.seq,
+                   json_object('seats', a.seats, 'seats_before', b.seats, 'before_at', b.ts,
+                               'window', {q(e.seats_drop.window)}, 'fraction', {e.seats_drop.fraction!r})::VARCHAR AS detail
+            FROM s a ASOF JOIN s b ON a.unit_id = b.unit_id AND a.ts - {micros(w)} >= b.ts
+            WHERE b.seats > 0 AND a.seats <= (1 - {e.seats_drop.fraction!r}) * b.seats"""
     raise AssertionError(f"entry kind {e.kind}")
 
 

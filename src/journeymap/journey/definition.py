@@ -555,7 +555,8 @@ class JourneyDefinition(_Strict):
         declared = sorted({t for m in self.sources.values() for t in m.traits})
         out += reference_problems(self.playbooks, [s.id for s in self.stages], [p.id for p in self.personas],
                                   {s.id: s.kind for s in self.surveys}, declared,
-                                  list(self.health.bands) if self.health else None)
+                                  list(self.health.bands) if self.health else None,
+                                  bool(self.revenue and self.revenue.seats))
         return out
 
     def playbook(self, playbook_id: str) -> Playbook:

@@ -113,8 +113,16 @@ class HealthBand(_Strict):
         return [value] if isinstance(value, str) else value
 
 
+class SeatsDrop(_Strict):
+    """Licensed seats (revenue.seats on the MRR events) dropping: an MRR event whose seats are at most
+    (1 - fraction) of the seats stated at or before `window` earlier."""
+
+    fraction: float = Field(gt=0, le=1, description="e.g. 0.3: seats down by 30% or more.")
+    window: Duration = Field("90d")
+
+
 ENTRY_KINDS = ("event", "absence", "stage_entered", "stalled", "risk_above", "health_band", "survey",
-               "failed_payment", "usage_drop")
+               "failed_payment", "usage_drop", "seats_drop")
 
 
 class Entry(_Strict):
@@ -129,6 +137,7 @@ class Entry(_Strict):
     survey: SurveyAnswer | None = None
     failed_payment: bool | None = Field(None, description="A failed payment (health.signals.failed_payment).")
     usage_drop: UsageDrop | None = None
+    seats_drop: SeatsDrop | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Entry:
@@ -297,7 +306,8 @@ def _near(value: str, known: list[str]) -> str:
 
 
 def reference_problems(playbooks: list[Playbook], stages: list[str], personas: list[str], surveys: dict[str, str],
-                       declared_traits: list[str], bands: list[str] | None = None) -> list[tuple[str, str]]:
+                       declared_traits: list[str], bands: list[str] | None = None,
+                       seats: bool = True) -> list[tuple[str, str]]:
     """(key path, message) per unknown stage, persona, survey or owner trait (declared_traits: the traits the
     source mappings copy; empty when none declares any, then the data decides in `validate`)."""
     out: list[tuple[str, str]] = []
@@ -330,6 +340,9 @@ def reference_problems(playbooks: list[Playbook], stages: list[str], personas: l
                 break
             if b not in bands:
                 out.append((f"{key}.entry.health_band.to[{j}]", f"unknown health band {b!r}{_near(b, bands)}"))
+        if p.entry.seats_drop and not seats:
+            out.append((f"{key}.entry.seats_drop", "needs revenue.seats in journeymap.yml (the property path of the "
+                                                   "licensed seats on the MRR events)"))
         if p.owner.trait and declared_traits and p.owner.trait not in declared_traits:
             out.append((f"{key}.owner.trait", f"no source mapping copies a trait {p.owner.trait!r}"
                                               f"{_near(p.owner.trait, declared_traits)}"))
