@@ -418,3 +418,8 @@ def test_erasing_a_person_removes_their_entries_and_firings(tmp_path):
         assert ws.con.execute("SELECT count(*) FROM act_entries WHERE unit_id = 'u:ann'").fetchone()[0] == 0
         assert ws.con.execute("SELECT count(*) FROM act_outbox WHERE unit_id = 'u:ann'").fetchone()[0] == 0
         assert ws.con.execute("SELECT count(*) FROM act_entries WHERE unit_id = 'u:cy'").fetchone()[0] == 1
+
+
+def test_seats_drop_needs_revenue_seats():
+    data = {**DEFINITION, "playbooks": [{"id": "s", "name": "S", "entry": {"seats_drop": {"fraction": 0.3}}, "owner": "CS"}]}
+    assert dict(problems_of(data))["playbooks[0].entry.seats_drop"].startswith("needs revenue.seats")
