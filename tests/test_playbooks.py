@@ -423,3 +423,18 @@ def test_erasing_a_person_removes_their_entries_and_firings(tmp_path):
 def test_seats_drop_needs_revenue_seats():
     data = {**DEFINITION, "playbooks": [{"id": "s", "name": "S", "entry": {"seats_drop": {"fraction": 0.3}}, "owner": "CS"}]}
     assert dict(problems_of(data))["playbooks[0].entry.seats_drop"].startswith("needs revenue.seats")
+
+
+def test_explain_names_the_audience_filter_that_kept_a_unit_out(kinds_workspace):
+    from journeymap.act.explain import explain
+    from journeymap.journey.load import parse_definition
+
+    playbook = {"id": "k", "name": "K", "entry": {"survey": {"survey": "nps", "score": {"gte": 0}}},
+                "audience": {"mrr": {"gte": 100}}, "owner": "CS"}
+    definition = parse_definition({**KINDS, "playbooks": [playbook]})
+    with Workspace(kinds_workspace) as ws:
+        bob = explain(ws.con, definition, "k", "u:bob")
+        ann = explain(ws.con, definition, "k", "u:ann")
+    assert (bob["entered"], bob["failed_condition"]) == (False, "audience.mrr.gte")
+    assert bob["conditions"][1]["values"]["mrr"] == 50.0 and bob["conditions"][0]["holds"]
+    assert ann["entered"] and ann["entries"][0]["reason"]["values"]["score"] == 3.0
