@@ -176,6 +176,10 @@ def test_every_stage_touchpoint_and_feature_matches_real_events(mid: DemoOutput)
     for key, step in d.future_state.all_steps():  # the designed journey's event steps
         if step.rule is not None:
             assert _rule_events(step.rule) <= produced, key
+    assert len(d.playbooks) == 3
+    for p in d.playbooks:  # every playbook's rules name events the demo produces (docs/playbooks.md)
+        for key, rule in p.rules():
+            assert _rule_events(rule) <= produced, (p.id, key)
 
 
 def test_identity_stitching_has_work_to_do(small: DemoOutput):

@@ -22,6 +22,7 @@ def demo(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "ws"
     proc = run_cli("demo", "--out", str(out), "--accounts", "400", "--seed", "3")
     assert "journey-map.html" in proc.stdout
+    assert re.search(r"playbooks \(docs/playbooks.md\): onboarding_nudge [\d,]+ entered; risk_alert", proc.stdout)
     return out
 
 

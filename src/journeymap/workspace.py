@@ -243,7 +243,9 @@ class Workspace:
         instead of folding. First, with `retention.raw_events` in journeymap.yml, the raw events older than the
         latest event's time less that are dropped (`result.retention` counts them; docs/privacy.md). Then refit
         the churn model when due and score every paying account (insights.risk.stored); `risk` of the result
-        says whether the model was refitted or reused, and why. Kept as `last_refresh`."""
+        says whether the model was refitted or reused, and why. Last, every playbook is evaluated (act.evaluate):
+        `act` says what entered each (docs/playbooks.md). Kept as `last_refresh`."""
+        from journeymap.act.evaluate import evaluate as evaluate_playbooks
         from journeymap.insights.risk.stored import refresh_risk
 
         self.__dict__.pop("definition", None)  # journeymap.yml as it is now
@@ -260,6 +262,8 @@ class Workspace:
             self.spark_tables = export_workspace(self.con, self.path, definition.engine)
         # the churn model refitted when due and every paying account scored (insights.risk.stored)
         result.risk = refresh_risk(self.con, definition)
+        # every playbook evaluated on the state just folded: new entries and their actions in one transaction
+        result.act = evaluate_playbooks(self.con, definition)  # on Spark each playbook says it is not evaluated
         self.last_refresh = result
         return result
 
@@ -330,6 +334,8 @@ class Workspace:
                  "journey_events": "person_id IN (FROM _erase_p) OR account_id IN (FROM _erase_a) "
                                    "OR seq IN (FROM _erase_s)",
                  "accounts": "account_id IN (FROM _erase_a)"}
+        for table in ("act_entries", "act_outbox", "act_health"):
+            where[table] = "unit_id IN (FROM _erase_p) OR unit_id IN (FROM _erase_a)"
         for level, ids in (("person", "_erase_p"), ("account", "_erase_a")):
             for kind, table in state_tables(level).items():
                 where[table] = f"unit_id IN (FROM {ids})"

@@ -34,6 +34,7 @@ def run_demo(out_dir: Path, accounts: int = 5000, seed: int = 42, console: Conso
             timings["identity"] = refreshed.stitch.seconds
             timings["journey state"] = refreshed.state.seconds if refreshed.state else 0.0
             timings["churn model"] = refreshed.risk.seconds if refreshed.risk else 0.0
+            timings["playbooks"] = refreshed.act.seconds if refreshed.act else 0.0
             t = time.perf_counter()
             model = ws.journey_map(progress=lambda m, _frac=None: status.update(m))
             timings["map"] = time.perf_counter() - t
@@ -51,6 +52,10 @@ def run_demo(out_dir: Path, accounts: int = 5000, seed: int = 42, console: Conso
         f"  units ({model['level']}s): {view['units']:,}; personas: {', '.join(p['name'] for p in model['personas'][1:])}",
         f"  churn rate: {_pct(view['churn']['rate'])}; time-to-value p50: {_days(view['ttv']['p50_seconds'])}",
         f"  targets met: {met} of {len(view['targets'])}",
+        *(["  playbooks (docs/playbooks.md): " + "; ".join(
+            f"{p.playbook} {p.entered:,} entered" for p in refreshed.act.playbooks)
+           + " (history before each playbook's first evaluation: recorded, nothing sent; `journeymap act --dry-run`)"]
+          if refreshed.act is not None and refreshed.act.playbooks else []),
         "  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + f"; total {total:.1f} s",
         f"  journey map: [bold]{html.resolve()}[/]",
     ]

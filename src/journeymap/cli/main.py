@@ -267,7 +267,7 @@ def validate(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):
     said = f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''} (above)" if warnings else ""
     out.print(f"[green]ok[/] {ws.definition_path}: {len(d.stages)} stages, {len(d.touchpoints)} touchpoints, "
               f"{len(d.personas)} personas, {len(d.surveys)} surveys, {len(d.targets)} targets, "
-              f"{len(d.sources)} source mappings"
+              f"{len(d.sources)} source mappings, {len(d.playbooks)} playbooks"
               + (f", {len(d.experiments)} experiment{'s' if len(d.experiments) != 1 else ''}" if d.experiments else "")
               + said, highlight=False, soft_wrap=True)
 
@@ -313,6 +313,7 @@ def analyses(as_json: JsonOpt = False):
 
 # Every analysis of the registry is a command generated from its description (cli/commands.py); the
 # commands that are not analyses (serve, keys, interviews) register themselves.
+from journeymap.cli import act as _act  # noqa: E402
 from journeymap.cli import backup as _backup  # noqa: E402
 from journeymap.cli import improvements as _improvements  # noqa: E402
 from journeymap.cli import keys as _keys  # noqa: E402
@@ -324,7 +325,7 @@ from journeymap.cli import voice as _voice  # noqa: E402
 from journeymap.cli.commands import add_analysis_commands  # noqa: E402
 
 add_analysis_commands(app)
-for _module in (_loads, _state, _voice, _serve, _keys, _backup, _privacy, _improvements):
+for _module in (_loads, _state, _voice, _serve, _keys, _backup, _privacy, _improvements, _act):
     _module.register(app)
 
 # Acting on the journey: `journeymap act ...` (delivery: cli/delivery.py) and `journeymap tasks`.

@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
             result = ws.refresh(rebuild=rebuild)
         out = {"identity": result.stitch.to_dict(), "state": result.state.to_dict() if result.state else None,
                "risk": result.risk.to_dict() if result.risk is not None else None,
-               "retention": result.retention or None}
+               "retention": result.retention or None,
+               "act": result.act.to_dict() if result.act is not None else None}
         if as_json:
             print_json(out)
             return
@@ -49,6 +50,8 @@ def register(app: typer.Typer) -> None:
                           f"recomputed in {lv.seconds:.1f} s", highlight=False, soft_wrap=True)
         if result.risk is not None:
             console.print(result.risk.describe(), highlight=False, soft_wrap=True)
+        if result.act is not None and result.act.playbooks:
+            console.print(f"playbooks: {result.act.describe()}", highlight=False, soft_wrap=True)
 
     @app.command()
     def state(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):

@@ -103,6 +103,7 @@ def _rules(definition: JourneyDefinition) -> list[tuple[str, Rule]]:
                 if m.event is not None:
                     out.append((f"experiments[{i}].{section}[{j}].event", m.event))
                 out += [(f"experiments[{i}].{section}[{j}].steps[{k}]", r) for k, r in enumerate(m.steps or [])]
+    out += [(f"playbooks[{i}].{key}", rule) for i, p in enumerate(definition.playbooks) for key, rule in p.rules()]
     return out
 
 
@@ -249,6 +250,27 @@ def _survey_score_findings(engine: Engine, ev: ir.Table, definition: JourneyDefi
 
 
 # -- personas ---------------------------------------------------------------------------------------------
+
+
+def _playbook_trait_findings(engine: Engine, definition: JourneyDefinition) -> list[Finding]:
+    """Playbooks' audience traits and owner traits that no unit of the playbook's level bears out."""
+    out = []
+    for i, p in enumerate(definition.playbooks):
+        conds = [(f"playbooks[{i}].audience.traits.{k}", k, c) for k, c in p.audience.traits.items()]
+        if p.owner.trait:
+            conds.append((f"playbooks[{i}].owner.trait", p.owner.trait, Condition(exists=True)))
+        if not conds:
+            continue
+        level = definition.playbook_level(p)
+        base, trait = unit_traits(engine, level)
+        counts = engine.execute(base.aggregate(**{f"c{j}": _count(condition_expr(trait(k), c))
+                                                  for j, (_, k, c) in enumerate(conds)})).to_pylist()[0]
+        for j, (key, name, cond) in enumerate(conds):
+            if not counts[f"c{j}"]:
+                why, hint = _why_condition(engine, base, ibis.literal(True), trait(name), name, cond,
+                                           [base._own, base._fallback], f"no {level}", noun="trait")
+                out.append(Finding(key, f"matches no {level}: {why}", hint))
+    return out
 
 
 def _persona_findings(engine: Engine, definition: JourneyDefinition, level: str) -> list[Finding]:
@@ -435,6 +457,7 @@ def definition_findings(engine: Engine, definition: JourneyDefinition, level: st
     out, matches = _rule_findings(engine, ev, probes, known, combos)
     out += _survey_score_findings(engine, ev, definition)
     out += _persona_findings(engine, definition, level)
+    out += _playbook_trait_findings(engine, definition)
     out += _stage_findings(engine, definition, level, matches)
     out += _experiment_findings(engine, ev, definition, level, matches)
     return out

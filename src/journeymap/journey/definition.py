@@ -19,6 +19,7 @@ from journeymap.ingest.store import check_setting
 from journeymap.journey.durations import parse_duration
 from journeymap.journey.future_state import FutureState
 from journeymap.journey.experiments import Experiment, experiment_references
+from journeymap.journey.playbooks import Playbook, reference_problems
 from journeymap.journey.rules import Condition, Rule
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -512,6 +513,9 @@ class JourneyDefinition(_Strict):
     experiments: list[Experiment] = Field(
         default_factory=list, description="A/B tests: where the variant lives, the control, the intended split, goal "
                                           "metrics and guardrails (docs/metrics/experiments.md).")
+    playbooks: list[Playbook] = Field(
+        default_factory=list, description="What to do when a unit enters a condition: evaluated at every refresh "
+                                          "(docs/playbooks.md).")
 
     @model_validator(mode="after")
     def _references(self) -> JourneyDefinition:
@@ -560,7 +564,21 @@ class JourneyDefinition(_Strict):
                                          [t.id for t in self.touchpoints], [p.id for p in self.personas])
         out += experiment_references(self.experiments, [s.id for s in self.stages],
                                      self.milestones.value_moment is not None, self.revenue is not None)
+        declared = sorted({t for m in self.sources.values() for t in m.traits})
+        out += reference_problems(self.playbooks, [s.id for s in self.stages], [p.id for p in self.personas],
+                                  {s.id: s.kind for s in self.surveys}, declared,
+                                  list(self.health.bands) if self.health else None,
+                                  bool(self.revenue and self.revenue.seats))
         return out
+
+    def playbook(self, playbook_id: str) -> Playbook:
+        for p in self.playbooks:
+            if p.id == playbook_id:
+                return p
+        raise KeyError(playbook_id)
+
+    def playbook_level(self, playbook: Playbook) -> str:
+        return playbook.level or self.analysis.level
 
     @property
     def progression(self) -> list[Stage]:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from journeymap.errors import DefinitionError
 from journeymap.ingest.store import DEFINITION_FILE, StoreSettings, store_settings
 from journeymap.journey.definition import JourneyDefinition, ServerConfig, StoreConfig
+from journeymap.journey.playbooks import ACTION_KINDS
 
 __all__ = ["DefinitionError", "json_schema", "load_definition", "parse_definition", "parse_text", "problems",
            "server_config_for", "store_settings_for"]
@@ -37,6 +38,9 @@ def parse_definition(data: Any, path: str = "journeymap.yml") -> JourneyDefiniti
         for err in exc.errors():
             # Drop pydantic's union/validator plumbing from the location; keep the user's keys.
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function"))))
+            # a discriminated union (a playbook's actions) puts its tag in the location: not the user's key
+            loc = tuple(p for i, p in enumerate(loc) if not (i >= 2 and loc[i - 2] == "actions"
+                                                              and isinstance(loc[i - 1], int) and p in ACTION_KINDS))
             msg = err["msg"].removeprefix("Value error, ")
             problems.append((_key_path(loc), msg))
         raise DefinitionError(path, problems) from None

@@ -39,6 +39,7 @@ from journeymap.ingest.loader import Loader
 from journeymap.ingest.segment import ARRIVAL_TIMED
 from journeymap.ingest.store import open_store
 from journeymap.journey.load import load_definition, store_settings_for
+from journeymap.act.evaluate import evaluate as evaluate_playbooks
 from journeymap.insights.risk.stored import refresh_risk
 from journeymap.server.cache import definition_stamp
 from journeymap.state import current_tables, refresh
@@ -326,6 +327,14 @@ class StoreRunner:
             # the churn model refitted when due and every paying account scored (insights.risk.stored); its
             # failures are reported, never raised: the events and the journey state are in
             result.risk = refresh_risk(self.con, definition)
+            # every playbook evaluated on the state just folded (act.evaluate); a failure is logged, never raised
+            try:
+                result.act = evaluate_playbooks(self.con, definition)
+            except Exception:  # noqa: BLE001 - the loader keeps loading; the next stitch evaluates again
+                log.exception("evaluating the playbooks failed")
+        if result.act is not None and result.act.playbooks:
+            self.stats["act"] = result.act.to_dict()
+            log.info("playbooks: %s", result.act.describe())
         self.stats["retention_dropped"] += result.retention.get("dropped", 0)
         if result.risk is not None:
             self.stats["risk"] = result.risk.to_dict()

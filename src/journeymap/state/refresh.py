@@ -22,6 +22,9 @@ class RefreshResult:
     risk: Any = None
     """What the churn model did after the fold (insights.risk.stored.RiskRefresh): set by the callers above
     this layer (Workspace.refresh, the server's loader thread), which own the models; None when not run."""
+    act: Any = None
+    """What the playbooks did after the churn scores (act.evaluate.ActReport): new entries per playbook; set by
+    the same callers; None when not run."""
     retention: dict = field(default_factory=dict)
     """{raw_events, before, dropped} when journeymap.yml sets `retention.raw_events`: events older than `before`
     (the latest event's time less the retention) were dropped by this refresh; empty otherwise."""
