@@ -16,7 +16,8 @@ from rich.table import Table
 from journeymap.cli.common import JsonOpt, WorkspaceOpt, fail_with, print_json, workspace_for
 from journeymap.errors import OptionError
 
-act = typer.Typer(help="Playbooks: who enters them and why (docs/playbooks.md).", no_args_is_help=False,
+act = typer.Typer(help="Act on the journey: who enters the playbooks and why (docs/playbooks.md), and delivering "
+                       "what they fired (docs/delivery.md).", no_args_is_help=False,
                   invoke_without_command=True)
 
 PlaybookOpt = Annotated[str, typer.Option("--playbook", "-p", help="A playbook id from journeymap.yml.")]

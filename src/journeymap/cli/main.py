@@ -331,10 +331,7 @@ for _module in (_loads, _state, _voice, _serve, _keys, _backup, _privacy, _impro
 # Acting on the journey: `journeymap act ...` (delivery: cli/delivery.py) and `journeymap tasks`.
 from journeymap.cli.delivery import add_delivery_commands, tasks_app  # noqa: E402
 
-act_app = typer.Typer(help="Act on the journey: deliver what the playbooks fired, and the outbox.",
-                      no_args_is_help=True)
-add_delivery_commands(act_app)
-app.add_typer(act_app, name="act")
+add_delivery_commands(_act.act)  # send, retry, outbox beside --dry-run and backtest in the one `act` group
 app.add_typer(tasks_app, name="tasks")
 
 
