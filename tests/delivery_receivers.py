@@ -41,6 +41,7 @@ class Receiver:
         self.received: Counter[str] = Counter()
         self.answers: Counter[int] = Counter()
         self.bad_signatures: list[str] = []
+        self.cut_requests = 0  # bodies shorter than their Content-Length: the sender was killed while sending
         self.slack: list[dict] = []
         self.requests = 0
         self.kill_on: tuple[int, int] | None = None
@@ -83,7 +84,12 @@ class Receiver:
             pass
 
     def serve(self, h: BaseHTTPRequestHandler):
-        body = h.rfile.read(int(h.headers.get("Content-Length", 0)))
+        length = int(h.headers.get("Content-Length", 0))
+        body = h.rfile.read(length)
+        if len(body) < length:  # the sender died mid-request: a real server never hands a cut body to its handler
+            with self.lock:
+                self.cut_requests += 1
+            return None
         with self.lock:
             self.requests += 1
             roll = self.rng.random()

@@ -91,6 +91,7 @@ def test_kill_9_the_sender_20_times_loses_nothing(tmp_path):
     report = {"rows": ROWS, "kills": KILLS, "kills_inside_receiver": rx.kills, "final_runs": finals,
               "requests": rx.requests, "answers": dict(rx.answers), "handled": len(rx.handled),
               "duplicates_deduplicated": duplicates, "handled_per_run": delivered_before_kill,
+              "cut_requests": rx.cut_requests,
               "seconds": round(time.monotonic() - t0, 1)}
     print("crash test:", report)
     assert rx.kills == KILLS // 2

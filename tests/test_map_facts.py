@@ -168,6 +168,9 @@ def no_churn_stage(demo_copy):
     definition = yaml.safe_load(path.read_text())
     definition["stages"] = [s for s in definition["stages"] if s.get("kind") != "churn"]
     definition["touchpoints"] = [t for t in definition["touchpoints"] if t.get("stage") != "churned"]
+    for playbook in definition.get("playbooks", []):  # they leave on the churned stage, which is gone
+        if playbook.get("exit", {}).get("stage") == "churned":
+            playbook.pop("exit")
     path.write_text(yaml.safe_dump(definition, sort_keys=False))
     ws = Workspace(ws_path)
     yield json.loads(json.dumps(build_map(ws.engine, ws.definition), default=str))

@@ -63,13 +63,14 @@ PINNED = {
         "voice",
     ],
     "journeymap.insights.map": ["SECTIONS", "build_map", "emotion"],
+    "journeymap.insights.improvements": ["measure"],
 }
 
 # journeymap.insights itself re-exports only the four CLV models (lazily, so scipy loads on first use).
 TOP_LEVEL = ["BetaGeometricBetaBinomial", "BetaGeometricNBD", "GammaGamma", "ShiftedBetaGeometric"]
 
-SUBPACKAGES = ["map", "risk", "value", "voice"]
-MODULES = ["friction", "moments"]  # concerns of their own: plain modules of journeymap.insights
+SUBPACKAGES = ["improvements", "map", "risk", "value", "voice"]
+MODULES = ["conformance", "friction", "moments"]  # concerns of their own: plain modules of journeymap.insights
 
 INSIGHTS_DIR = Path(journeymap.insights.__file__).parent
 FORBIDDEN = ("journeymap.workspace", "journeymap.report", "journeymap.server", "journeymap.cli")

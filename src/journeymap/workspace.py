@@ -34,10 +34,10 @@ from journeymap.engine.backends import Engine, duckdb_engine
 from journeymap.engine.spark_backend import export_workspace, spark_engine_for
 from journeymap.errors import DefinitionError, InputError, InternalError, NotEnoughData, OptionError, WorkspaceError
 from journeymap.ingest.files import expand
-from journeymap.ingest.loader import TOO_MANY_REJECTS, FileFailed, LoadReport, Loader
+from journeymap.ingest.loader import TOO_MANY_REJECTS, FileFailed, Loader, LoadReport
 from journeymap.ingest.loads import UnknownLoad, earlier_loads, list_loads, unload, unload_in_transaction
 from journeymap.ingest.mapping import mapping_hash, parse_delimiter, parse_encoding
-from journeymap.ingest.store import STORE_FILE, open_store
+from journeymap.ingest.store import STORE_FILE, open_store, table_names
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.load import load_definition, store_settings_for
 from journeymap.state import RefreshResult, current_tables, refresh
@@ -307,8 +307,7 @@ class Workspace:
             self.refresh()
             note = None
         except DefinitionError as exc:  # identity is rebuilt; a state folded under the old definition still has them
-            dropped = [r[0] for r in self.con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'state\\_%' ESCAPE '\\'").fetchall()]
+            dropped = sorted(table_names(self.con, "state\\_%"))
             for table in dropped:
                 self.con.execute(f"DROP TABLE {table}")
             note = (f"journeymap.yml is not valid ({exc}), so the journey state was dropped rather than folded: "
@@ -326,7 +325,7 @@ class Workspace:
                         state_tables) -> dict[str, int]:
         """Rows of the derived tables that belong to these persons and accounts, or are these events (a person's
         events in their account's state), per table."""
-        tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        tables = table_names(self.con)
         self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_p AS SELECT unnest(?::VARCHAR[]) AS id", [person_ids])
         self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_a AS SELECT unnest(?::VARCHAR[]) AS id", [accounts])
         self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_s AS SELECT unnest(?::BIGINT[]) AS seq", [seqs])
@@ -400,7 +399,7 @@ class Workspace:
 
     @property
     def engine(self) -> Engine:
-        tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        tables = table_names(self.con)
         if "journey_events" not in tables:
             raise NotEnoughData(f"{self.path}: no events yet",
                                 add=f"events: run `journeymap ingest FILE --workspace {self.path}`")
@@ -416,7 +415,7 @@ class Workspace:
         """Whether the store holds journey events (without creating a store where there is none)."""
         if self._con is None and not (self.path / STORE_FILE).exists():
             return False
-        tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        tables = table_names(self.con)
         return "journey_events" in tables and bool(
             self.con.execute("SELECT count(*) FROM (SELECT 1 FROM journey_events LIMIT 1)").fetchone()[0])
 

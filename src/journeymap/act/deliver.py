@@ -46,6 +46,7 @@ from journeymap.act import mail, slack, tasks, webhook
 from journeymap.act.outbox import ensure as ensure_outbox
 from journeymap.act.outcome import Dead, Delivered, Outcome, Refused, Retry
 from journeymap.errors import InputError, OptionError, WorkspaceError
+from journeymap.ingest.store import has_table as store_has_table
 
 KINDS = ("webhook", "slack", "email", "task")
 STATUSES = ("pending", "delivered", "dead")
@@ -143,7 +144,7 @@ class Row:
 
 
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall())
+    return store_has_table(con, name)
 
 
 def _store_path(con: duckdb.DuckDBPyConnection) -> str:

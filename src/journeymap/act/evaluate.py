@@ -40,6 +40,7 @@ from journeymap.act.actions import actions_for
 from journeymap.act.outbox import Entry, ensure, in_holdout, record
 from journeymap.act.triggers import Context, audience_sql, candidates, outcomes, q
 from journeymap.engine.backends import duckdb_engine
+from journeymap.ingest.store import has_table
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.playbooks import Playbook
 from journeymap.state.fold import meta
@@ -230,7 +231,8 @@ def prepare_health(con, definition: JourneyDefinition, playbooks: list[Playbook]
     """The health bands now (act.health) when a playbook enters on them; returns why they cannot be (None: ready)."""
     if not any(p.entry.health_band is not None for p in playbooks):
         return None
-    problem = health.problem(definition)
+    # the bands are scored on the account state: on Spark, or with a stale state, the playbook says so
+    problem = health.problem(definition) or level_problem(con, definition, "account")
     if problem is None:
         health.prepare(con, definition)
     return problem
@@ -255,7 +257,7 @@ def _evaluate_one(con, definition, playbook: Playbook, known: dict, dry_run: boo
     # from (recorded, not sent), not a change it saw happen
     baseline = first and playbook.entry.kind in SNAPSHOT_KINDS
     run.watermark = watermark.isoformat()
-    stored = bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'act_entries'").fetchall())
+    stored = has_table(con, "act_entries")
     rows = new_entries(con, definition, playbook, now, seeded=stored)
     entries = []
     for row in rows:

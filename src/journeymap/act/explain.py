@@ -11,11 +11,12 @@ import datetime as dt
 import difflib
 import json
 
-from journeymap.act.evaluate import prepare_health, data_now, level_problem, new_entries, reason_of
+from journeymap.act.evaluate import data_now, level_problem, new_entries, prepare_health, reason_of
 from journeymap.act.outbox import in_holdout
 from journeymap.act.triggers import Context, audience_base, audience_checks, candidates, owner_sql, q
 from journeymap.engine.backends import duckdb_engine
 from journeymap.errors import DefinitionError, OptionError, WorkspaceError
+from journeymap.ingest.store import has_table
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.durations import parse_duration
 from journeymap.journey.playbooks import Playbook
@@ -83,7 +84,7 @@ def explain(con, definition: JourneyDefinition, playbook_id: str, unit: str, at:
                 "holdout": in_holdout(playbook.id, unit, playbook.holdout), "reason": reason_of(playbook, r)}
                for r in replay]
     stored = []
-    if con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'act_entries'").fetchall():
+    if has_table(con, "act_entries"):
         stored = _rows(con, f"SELECT entry, entered_at, holdout, owner, sent, exited_at, exit_reason, recorded_at "
                             f"FROM act_entries WHERE playbook = {q(playbook.id)} AND unit_id = {q(unit)} "
                             f"AND entered_at <= {q(now)} ORDER BY entry")

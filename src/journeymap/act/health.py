@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 
 from journeymap.engine.backends import duckdb_engine
+from journeymap.ingest.store import has_table
 from journeymap.journey.definition import Health, JourneyDefinition
 from journeymap.state.fold import meta
 
@@ -58,7 +59,7 @@ def prepare(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> No
     frame["scored_at"] = at
     con.register("_act_health_frame", frame)
     try:
-        known = bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'act_health'").fetchall())
+        known = _exists(con)
         previous = "(SELECT unit_id, band FROM act_health)" if known else \
             "(SELECT NULL::VARCHAR AS unit_id, NULL::VARCHAR AS band LIMIT 0)"
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {NOW} AS
@@ -86,4 +87,4 @@ def _stamp(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> str
 
 
 def _exists(con) -> bool:
-    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'act_health' AND NOT temporary").fetchall())
+    return has_table(con, "act_health")

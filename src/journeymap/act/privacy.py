@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import duckdb
 
+from journeymap.ingest.store import has_table, table_names
 from journeymap.state.erase import MIN_SUBSTRING
-
 
 QUOTED_MIN = 20
 """A string property of the person's events this long may be quoted by a playbook (an NPS comment in a
@@ -17,7 +17,7 @@ detractor follow-up) and is searched for; shorter ones (a plan name, 'web') name
 def quoted_texts(con: duckdb.DuckDBPyConnection, person_ids: list[str], accounts: list[str]) -> list[str]:
     """The texts the erased events carry (string properties of QUOTED_MIN characters or more): read before
     the events are deleted, searched for in what acting stored."""
-    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'journey_events'").fetchone()[0]:
+    if not has_table(con, "journey_events"):
         return []
     rows = con.execute("""
         SELECT DISTINCT json_extract_string(j.value, '$') AS text
@@ -33,9 +33,7 @@ def erase_units(con: duckdb.DuckDBPyConnection, unit_ids: list[str], needles: li
     dead letters), then what depended on a deleted entry (its outbox rows, their tasks). Returns the rows
     removed per table. Every act table is covered, including ones added later, as long as it keeps the
     unit in `unit_id`."""
-    tables = [r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'act\\_%' ESCAPE '\\' AND NOT temporary "
-        "AND database_name = current_database() ORDER BY 1").fetchall()]
+    tables = sorted(table_names(con, "act\\_%"))
     if not tables:
         return {}
     con.execute("CREATE OR REPLACE TEMP TABLE _act_erase_units AS SELECT unnest(?::VARCHAR[]) AS id", [unit_ids])

@@ -16,6 +16,7 @@ import duckdb
 
 from journeymap.act.outcome import Refused
 from journeymap.errors import InputError, OptionError
+from journeymap.ingest.store import has_table
 
 DDL = """
 CREATE SEQUENCE IF NOT EXISTS act_task_ids START 1;
@@ -95,7 +96,7 @@ def list_tasks(con: duckdb.DuckDBPyConnection, owner: str | None = None, status:
         near = difflib.get_close_matches(status, [*STATUSES, "all"], n=1)
         raise OptionError(f"--status takes open, done or all, not {status!r}"
                           + (f" (did you mean {near[0]!r}?)" if near else ""), option="status")
-    if not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'act_tasks'").fetchall():
+    if not has_table(con, "act_tasks"):
         return []  # no task was ever opened (read as is: the table is never created by a read)
     where, args = [], []
     if owner is not None:

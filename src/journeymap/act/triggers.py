@@ -19,6 +19,7 @@ import ibis
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import unit_traits
 from journeymap.engine.rules import condition_expr, rule_expr
+from journeymap.ingest.store import has_table
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.durations import parse_duration
 from journeymap.journey.playbooks import Outcome, Playbook
@@ -194,8 +195,7 @@ def _score_condition(survey, answer) -> Condition:
 
 
 def _exists(ctx: Context, table: str) -> bool:
-    return bool(ctx.engine.backend.con.execute(
-        "SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [table]).fetchall())
+    return has_table(ctx.engine.backend.con, table)
 
 
 def owner_sql(ctx: Context, playbook: Playbook, cand: str) -> str:

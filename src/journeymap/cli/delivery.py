@@ -32,7 +32,10 @@ from journeymap.cli.common import JsonOpt, WorkspaceOpt, err, print_json, worksp
 from journeymap.cli.forward import request, server_for
 from journeymap.errors import WorkspaceError
 
-out = Console()
+
+def _out() -> Console:
+    # made per command, so the terminal's width (COLUMNS) is read when the command runs, not at import
+    return Console()
 
 
 def _when(value) -> str:
@@ -90,12 +93,12 @@ def add_delivery_commands(act_app: typer.Typer) -> None:
         if as_json:
             print_json(result)
             return
-        out.print(f"delivered {summary.delivered:,}, retried {summary.retried:,} (will try again), "
+        _out().print(f"delivered {summary.delivered:,}, retried {summary.retried:,} (will try again), "
                   f"dead {summary.dead:,}, refused {summary.refused:,}; {left['pending']:,} pending"
                   + (f" (next due {_when(nxt)} UTC)" if nxt else "") + f", {left['dead']:,} dead in all",
                   highlight=False, soft_wrap=True)
         for e in summary.errors[-5:]:
-            out.print(f"  [yellow]{e['status']}[/] {escape(e['key'])}: {escape(e['error'])}", highlight=False,
+            _out().print(f"  [yellow]{e['status']}[/] {escape(e['key'])}: {escape(e['error'])}", highlight=False,
                       soft_wrap=True)
 
     @act_app.command()
@@ -114,7 +117,7 @@ def add_delivery_commands(act_app: typer.Typer) -> None:
         if as_json:
             print_json({"queued": queued})
             return
-        out.print(f"{len(queued):,} row{'s' if len(queued) != 1 else ''} queued to be sent again"
+        _out().print(f"{len(queued):,} row{'s' if len(queued) != 1 else ''} queued to be sent again"
                   + (f"; `journeymap act send --workspace {workspace}` sends them" if queued else ""),
                   highlight=False, soft_wrap=True)
 
@@ -135,13 +138,17 @@ def add_delivery_commands(act_app: typer.Typer) -> None:
         if as_json:
             print_json(data)
             return
-        table = Table("key", "kind", "status", "attempts", "next try", "last error")
+        table = Table()
+        # a key is what `act retry` takes: it is never wrapped or cut, whatever the terminal's width
+        table.add_column("key", no_wrap=True, min_width=max((len(r["key"]) for r in data["rows"]), default=3))
+        for name in ("kind", "status", "attempts", "next try", "last error"):
+            table.add_column(name)
         for r in data["rows"]:
             table.add_row(r["key"], r["kind"], r["status"], str(r["attempts"]), _when(r["next_attempt_at"]),
                           escape(r["last_error"] or ""))
-        out.print(table)
+        _out().print(table)
         c = data["counts"]
-        out.print(f"{c['pending']:,} pending ({c['failed']:,} failed, to be retried), {c['dead']:,} dead, "
+        _out().print(f"{c['pending']:,} pending ({c['failed']:,} failed, to be retried), {c['dead']:,} dead, "
                   f"{c['delivered']:,} delivered ({c['retried']:,} after a retry); showing {len(data['rows']):,} "
                   f"of {data['total']:,} {status}", highlight=False, soft_wrap=True)
 
@@ -178,8 +185,8 @@ def tasks_list(
     for t in rows:
         table.add_row(str(t["id"]), t["owner"] or "", t["status"], _when(t["due_at"]), escape(t["title"]),
                       t["unit_id"], t["playbook"])
-    out.print(table)
-    out.print(f"{len(rows):,} {status} task{'s' if len(rows) != 1 else ''}", highlight=False)
+    _out().print(table)
+    _out().print(f"{len(rows):,} {status} task{'s' if len(rows) != 1 else ''}", highlight=False)
 
 
 def _me() -> str:
@@ -203,7 +210,7 @@ def tasks_close(
     if as_json:
         print_json(task)
         return
-    out.print(_task_line(task), highlight=False, soft_wrap=True)
+    _out().print(_task_line(task), highlight=False, soft_wrap=True)
 
 
 @tasks_app.command("assign")
@@ -222,4 +229,4 @@ def tasks_assign(
     if as_json:
         print_json(task)
         return
-    out.print(_task_line(task), highlight=False, soft_wrap=True)
+    _out().print(_task_line(task), highlight=False, soft_wrap=True)

@@ -13,8 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from journeymap.cli.common import (JsonOpt, WorkspaceOpt, err, fail, fail_with, print_json, print_warnings,
-                                    workspace_for)
+from journeymap.cli.common import JsonOpt, WorkspaceOpt, err, fail, fail_with, print_json, print_warnings, workspace_for
 from journeymap.errors import JourneymapError, OptionError
 from journeymap.ingest.store import StoreLocked
 from journeymap.journey.load import DefinitionError
@@ -26,7 +25,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-out = Console()
+
+
+def _out() -> Console:
+    # made per command, so the terminal's width (COLUMNS) is read when the command runs, not at import
+    return Console()
 
 
 def _print_version(value: bool) -> None:
@@ -77,21 +80,21 @@ def init(
                         "files": [r.as_dict() for r in reports], "draft": draft.as_dict()})
             return
         loaded = sum(r.accepted for r in reports)
-        out.print(f"Loaded {loaded:,} events from {len(reports)} file{'s' if len(reports) != 1 else ''} into "
+        _out().print(f"Loaded {loaded:,} events from {len(reports)} file{'s' if len(reports) != 1 else ''} into "
                   f"[bold]{directory}[/] and proposed a draft journeymap.yml ({draft.units:,} {draft.level}s):",
                   highlight=False)
         for s in draft.stages:
-            out.print(f"  stage {s['id']}: {', '.join(s['evidence'])}", highlight=False, soft_wrap=True)
-        out.print(f"  {len(draft.touchpoints)} touchpoints from sources and channels", highlight=False)
+            _out().print(f"  stage {s['id']}: {', '.join(s['evidence'])}", highlight=False, soft_wrap=True)
+        _out().print(f"  {len(draft.touchpoints)} touchpoints from sources and channels", highlight=False)
         if draft.personas:
-            out.print(f"  personas from the trait {draft.personas['trait']!r} (customer rate "
+            _out().print(f"  personas from the trait {draft.personas['trait']!r} (customer rate "
                       f"{', '.join(f'{k} {v:.0%}' for k, v in draft.personas['customer_rate'].items())})",
                       highlight=False)
         for s in draft.surveys:
-            out.print(f"  survey {s}", highlight=False)
+            _out().print(f"  survey {s}", highlight=False)
         for n in draft.notes:
-            out.print(f"  [yellow]check[/] {escape(n)}", highlight=False, soft_wrap=True)
-        out.print(f"Edit {directory / 'journeymap.yml'} (its comments give each choice's evidence), then run "
+            _out().print(f"  [yellow]check[/] {escape(n)}", highlight=False, soft_wrap=True)
+        _out().print(f"Edit {directory / 'journeymap.yml'} (its comments give each choice's evidence), then run "
                   f"`journeymap validate --workspace {directory}` and `journeymap map --workspace {directory}`",
                   highlight=False, soft_wrap=True)
         return
@@ -99,8 +102,8 @@ def init(
     if as_json:
         print_json({"workspace": str(directory), "definition": str(directory / "journeymap.yml")})
         return
-    out.print(f"Created workspace [bold]{directory}[/]: edit {directory / 'journeymap.yml'}, put exports in {directory / 'data'}, then run")
-    out.print(f"  journeymap ingest '{directory}/data/*.csv' --workspace {directory}")
+    _out().print(f"Created workspace [bold]{directory}[/]: edit {directory / 'journeymap.yml'}, put exports in {directory / 'data'}, then run")
+    _out().print(f"  journeymap ingest '{directory}/data/*.csv' --workspace {directory}")
 
 
 def _rate(value: str | None) -> float | None:
@@ -179,30 +182,30 @@ def ingest(
             status = {"loaded": "[green]loaded[/]", "failed": "[red]failed[/]"}.get(r.status, f"[yellow]{r.status}[/]")
             table.add_row(r.file, status, f"{r.rows_read:,}", f"{r.accepted:,}", f"{r.duplicate:,}", f"{r.rejected:,}",
                           f"{r.seconds:.2f}")
-        out.print(table)
-        out.print(f"{totals['accepted']:,} accepted, {totals['duplicate']:,} duplicate, {totals['rejected']:,} rejected "
+        _out().print(table)
+        _out().print(f"{totals['accepted']:,} accepted, {totals['duplicate']:,} duplicate, {totals['rejected']:,} rejected "
                   f"in {elapsed:.1f} s" + (f"; {len(failed)} of {len(reports)} files failed" if failed else ""))
         if spark_tables:
-            out.print(f"journey tables for Spark: {', '.join(spark_tables.values())}", highlight=False)
+            _out().print(f"journey tables for Spark: {', '.join(spark_tables.values())}", highlight=False)
         if risk is not None:
-            out.print(escape(risk.describe()), highlight=False, soft_wrap=True)
+            _out().print(escape(risk.describe()), highlight=False, soft_wrap=True)
         for r in reports:
             d = r.dialect
             sniffed = d is not None and d.delimiter_sniffed and d.delimiter != ","
             if d is not None and (sniffed or d.encoding_detected):
                 said = [f"delimiter {d.describe()['delimiter']!r}" if sniffed else "",
                         f"encoding {d.encoding}" if d.encoding_detected else ""]
-                out.print(f"  [cyan]read[/] {r.file} with {' and '.join(x for x in said if x)} (from its first lines; "
+                _out().print(f"  [cyan]read[/] {r.file} with {' and '.join(x for x in said if x)} (from its first lines; "
                           "--delimiter and --encoding override)", highlight=False, soft_wrap=True)
             for old in r.replaced:
-                out.print(f"  [cyan]replaced[/] load {old['load_id']} of {r.file}: {old['events']:,} events and "
+                _out().print(f"  [cyan]replaced[/] load {old['load_id']} of {r.file}: {old['events']:,} events and "
                           f"{old['dead_letters']:,} dead letters removed", highlight=False, soft_wrap=True)
             for w in r.warnings:
-                out.print(f"  [yellow]warning[/] {w}", highlight=False, soft_wrap=True)
+                _out().print(f"  [yellow]warning[/] {w}", highlight=False, soft_wrap=True)
             for s in r.samples[:5]:
-                out.print(f"  [yellow]rejected[/] {s.describe(r.file)}", highlight=False)
+                _out().print(f"  [yellow]rejected[/] {s.describe(r.file)}", highlight=False)
             if r.rejected > 5:
-                out.print(f"  … {r.rejected - 5:,} more in {r.file}; see `journeymap rejects --workspace {workspace}`")
+                _out().print(f"  … {r.rejected - 5:,} more in {r.file}; see `journeymap rejects --workspace {workspace}`")
     for r in failed:
         err.print(f"[bold red]error:[/] {escape(r.error or r.status)}", highlight=False, soft_wrap=True)
     if failed:
@@ -231,14 +234,14 @@ def rejects(workspace: WorkspaceOpt = Path("."), limit: int = 50, as_json: JsonO
     table = Table(*cols)
     for r in rows:
         table.add_row(*[("" if v is None else str(v)) for v in r])
-    out.print(table)
-    out.print(f"{total:,} dead letters")
+    _out().print(table)
+    _out().print(f"{total:,} dead letters")
     if quarantined:
         table = Table("segment", "line", "byte", "reason", "detail", title="damaged journal records, set aside")
         for q in shown:
             table.add_row(*[("" if q[k] is None else str(q[k])) for k in ("segment", "line", "offset", "reason", "detail")])
-        out.print(table)
-        out.print(f"{len(quarantined):,} damaged journal records quarantined in {quarantine_file} (their bytes are there, "
+        _out().print(table)
+        _out().print(f"{len(quarantined):,} damaged journal records quarantined in {quarantine_file} (their bytes are there, "
                   "in base64); the other records of their segments were loaded", highlight=False, soft_wrap=True)
 
 
@@ -265,7 +268,7 @@ def validate(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):
         return
     print_warnings(warnings)
     said = f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''} (above)" if warnings else ""
-    out.print(f"[green]ok[/] {ws.definition_path}: {len(d.stages)} stages, {len(d.touchpoints)} touchpoints, "
+    _out().print(f"[green]ok[/] {ws.definition_path}: {len(d.stages)} stages, {len(d.touchpoints)} touchpoints, "
               f"{len(d.personas)} personas, {len(d.surveys)} surveys, {len(d.targets)} targets, "
               f"{len(d.sources)} source mappings, {len(d.playbooks)} playbooks"
               + (f", {len(d.experiments)} experiment{'s' if len(d.experiments) != 1 else ''}" if d.experiments else "")
@@ -294,7 +297,7 @@ def demo(
     except StoreLocked as exc:
         fail(str(exc))
     for line in summary:
-        out.print(line, highlight=False, soft_wrap=True)
+        _out().print(line, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -308,7 +311,7 @@ def analyses(as_json: JsonOpt = False):
     table = Table("analysis", "what it answers", "options")
     for a in catalog("cli"):
         table.add_row(a["name"], a["summary"], " ".join(o["flag"] for o in a["options"]))
-    out.print(table)
+    _out().print(table)
 
 
 # Every analysis of the registry is a command generated from its description (cli/commands.py); the
@@ -319,8 +322,8 @@ from journeymap.cli import improvements as _improvements  # noqa: E402
 from journeymap.cli import keys as _keys  # noqa: E402
 from journeymap.cli import loads as _loads  # noqa: E402
 from journeymap.cli import privacy as _privacy  # noqa: E402
-from journeymap.cli import state as _state  # noqa: E402
 from journeymap.cli import serve as _serve  # noqa: E402
+from journeymap.cli import state as _state  # noqa: E402
 from journeymap.cli import voice as _voice  # noqa: E402
 from journeymap.cli.commands import add_analysis_commands  # noqa: E402
 

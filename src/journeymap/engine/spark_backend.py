@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from journeymap.engine.backends import Engine, spark_engine
+from journeymap.ingest.store import table_names
 from journeymap.journey.definition import EngineConfig
 
 JOURNEY_TABLES = ("journey_events", "persons", "accounts")
@@ -106,7 +107,7 @@ def export_journey_tables(con, path: str | Path) -> dict[str, str]:
                          "this DuckDB export writes to a local folder")
     folder = Path(str(path).removeprefix("file://"))
     folder.mkdir(parents=True, exist_ok=True)
-    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
+    present = table_names(con)
     missing = [t for t in JOURNEY_TABLES if t not in present]
     if missing:
         raise FileNotFoundError(f"the store has no {', '.join(missing)} yet: ingest events (identity builds them) first")
@@ -149,7 +150,7 @@ def write_journey_tables_with_spark(session, con, folder: str, batch_rows: int =
     after `ingest` returns. Batches are small enough for Spark Connect's message limit."""
     import pyarrow as pa
 
-    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
+    present = table_names(con)
     missing = [t for t in JOURNEY_TABLES if t not in present]
     if missing:
         raise FileNotFoundError(f"the store has no {', '.join(missing)} yet: ingest events (identity builds them) first")

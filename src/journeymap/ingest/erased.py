@@ -27,6 +27,8 @@ import secrets
 
 import duckdb
 
+from journeymap.ingest.store import has_table
+
 SALT_KEY = "erase.salt"
 DDL = """
 CREATE TABLE IF NOT EXISTS erase_log (
@@ -73,8 +75,7 @@ def log_erased(con: duckdb.DuckDBPyConnection, values: dict[str, list[str]], era
 
 
 def has_erased(con: duckdb.DuckDBPyConnection) -> bool:
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name = 'erase_log'").fetchall()}
-    return bool(tables) and con.execute("SELECT count(*) FROM (SELECT 1 FROM erase_log LIMIT 1)").fetchone()[0] > 0
+    return has_table(con, "erase_log") and con.execute("SELECT count(*) FROM (SELECT 1 FROM erase_log LIMIT 1)").fetchone()[0] > 0
 
 
 def refused_sql(con: duckdb.DuckDBPyConnection) -> str:

@@ -219,11 +219,28 @@ def open_store(workspace: str | Path, read_only: bool = False,
     return con
 
 
+def table_names(con: duckdb.DuckDBPyConnection, like: str | None = None) -> set[str]:
+    """The store's own tables: its main schema, not a database attached beside it (a backup, another store a
+    test or a migration reads) nor the connection's temporary tables. `like` is a LIKE pattern (escape `\\`)."""
+    sql = ("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+           "AND schema_name = 'main' AND NOT temporary")
+    params: list = []
+    if like is not None:
+        sql += " AND table_name LIKE ? ESCAPE '\\'"
+        params.append(like)
+    return {r[0] for r in con.execute(sql, params).fetchall()}
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the store itself has this table (see `table_names`)."""
+    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() "
+                            "AND schema_name = 'main' AND NOT temporary AND table_name = ?", [name]).fetchall())
+
+
 def schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
     """The schema version the store records; 0 for a store with tables but no version (made before versions
     were recorded); None for a new, empty store."""
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-                                        "AND schema_name = 'main'").fetchall()}
+    tables = table_names(con)
     if "meta" in tables:
         row = con.execute("SELECT value FROM meta WHERE key = ?", [SCHEMA_KEY]).fetchone()
         if row is not None:

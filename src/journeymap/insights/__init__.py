@@ -4,7 +4,9 @@
 - ``risk``: point-in-time features, churn risk with reason codes, health scores.
 - ``voice``: voice of the customer (sentiment, themes, texts tied to the journey, interviews).
 - ``map``: the journey map's assembly (``build_map``, pain points, targets).
+- ``improvements``: improvements that are owned and measured (interrupted time series, difference-in-differences).
 - ``friction`` and ``moments``: friction and delight ranked by what is at stake; moments of truth.
+- ``conformance``: real journeys against the designed future state.
 
 Data flows one way: insights import engine, journey, identity, ingest, events and errors, never workspace,
 report, server or cli. This package imports none of its subpackages; it only re-exports the four CLV models,

@@ -19,6 +19,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from journeymap.errors import NotEnoughData
+from journeymap.ingest.store import table_names
 from journeymap.server.keys import ApiKey
 from journeymap.server.local import LOCAL_KEY_ID
 from journeymap.workspace import Workspace
@@ -77,7 +78,7 @@ class NoJourneysYet(NotEnoughData):
 def require_journeys(ws: Workspace) -> None:
     """NotEnoughData (409, the web app's empty state) until the journey tables exist: no events yet, or events
     loaded that identity has not been stitched over yet (the loader stitches the first load at once)."""
-    tables = {r[0] for r in ws.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    tables = table_names(ws.con)
     if {"journey_events", "accounts"} <= tables:
         return
     loaded = ws.con.execute("SELECT count(*) FROM events").fetchone()[0] if "events" in tables else 0

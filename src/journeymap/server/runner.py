@@ -31,19 +31,19 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from journeymap.act.evaluate import evaluate as evaluate_playbooks
+from journeymap.engine.unit_events import LEVELS
 from journeymap.errors import JourneymapError
 from journeymap.events.schema import CANONICAL_FIELDS
 from journeymap.ingest.files import InputFile
 from journeymap.ingest.journal import Journal, append_quarantine, read_quarantine, scan_segment
 from journeymap.ingest.loader import Loader
 from journeymap.ingest.segment import ARRIVAL_TIMED
-from journeymap.ingest.store import open_store
-from journeymap.journey.load import load_definition, store_settings_for
-from journeymap.act.evaluate import evaluate as evaluate_playbooks
+from journeymap.ingest.store import has_table, open_store
 from journeymap.insights.risk.stored import refresh_risk
+from journeymap.journey.load import load_definition, store_settings_for
 from journeymap.server.cache import definition_stamp
 from journeymap.state import current_tables, refresh
-from journeymap.engine.unit_events import LEVELS
 
 log = logging.getLogger("journeymap.server")
 
@@ -306,7 +306,7 @@ class StoreRunner:
         if definition is None:
             return False
         with self.lock:
-            if not self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'journey_events'").fetchone()[0]:
+            if not has_table(self.con, "journey_events"):
                 return False  # nothing stitched yet: the first load folds
             return len(current_tables(self.con, definition)) < len(LEVELS)
 

@@ -36,6 +36,7 @@ from journeymap.errors import InputError, did_you_mean
 from journeymap.identity import stitch
 from journeymap.ingest.erased import log_erased, normalise
 from journeymap.ingest.journal import QUARANTINE
+from journeymap.ingest.store import table_names
 
 MIN_SUBSTRING = 4
 
@@ -45,7 +46,7 @@ class NobodyToErase(InputError):
 
 
 def _tables(con) -> set[str]:
-    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    return table_names(con)
 
 
 def resolve(con: duckdb.DuckDBPyConnection, person: str | None = None, email: str | None = None,

@@ -39,6 +39,7 @@ from journeymap.engine.backends import duckdb_engine
 from journeymap.engine.personas import UNASSIGNED, units
 from journeymap.engine.stages import visits, with_current_stage
 from journeymap.engine.unit_events import LEVELS, unit_events
+from journeymap.ingest.store import has_table
 from journeymap.journey.definition import JourneyDefinition
 
 STATE_VERSION = "1"
@@ -75,7 +76,7 @@ class FoldReport:
 
 
 def meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    if not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'meta'").fetchall():
+    if not has_table(con, "meta"):
         return {}
     return dict(con.execute("SELECT key, value FROM meta").fetchall())
 
@@ -89,8 +90,7 @@ def _set(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND NOT temporary",
-                            [table]).fetchall())
+    return has_table(con, table)
 
 
 def rebuild_reason(con: duckdb.DuckDBPyConnection, known: dict[str, str], level: str, key: str | None) -> str | None:

@@ -7,6 +7,7 @@ import duckdb
 
 from journeymap.engine.annotate import annotation_key
 from journeymap.engine.unit_events import LEVELS
+from journeymap.ingest.store import table_names
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.state.fold import JOURNEY_VERSION_KEY, STATE_VERSION, meta, rebuild_reason, tables
 
@@ -30,8 +31,7 @@ def status(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None)
     out = []
     for level in LEVELS:
         t = tables(level)
-        present = {r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE table_name IN (?, ?, ?)", list(t.values())).fetchall()}
+        present = table_names(con) & set(t.values())
         why = rebuild_reason(con, known, level, key)
         if why is None and known.get(f"state.{level}.journey") != known.get(JOURNEY_VERSION_KEY, "0"):
             why = "events arrived since"

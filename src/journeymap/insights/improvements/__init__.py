@@ -9,3 +9,22 @@
 
 Nothing here imports the analyses layer; the CLI, API and map call ``effect.measure``.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__all__ = ["measure"]
+
+if TYPE_CHECKING:
+    from journeymap.insights.improvements.effect import measure
+
+
+def __getattr__(name: str):
+    # lazily: `measure` needs statsmodels, while the store alone (read by every page) must stay cheap
+    if name == "measure":
+        value = importlib.import_module("journeymap.insights.improvements.effect").measure
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

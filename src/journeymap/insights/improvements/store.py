@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import duckdb
 
 from journeymap.errors import InputError, OptionError
+from journeymap.ingest.store import has_table
 from journeymap.journey.definition import DURATION_METRICS, RATE_METRICS, JourneyDefinition, Target
 
 STATUSES = ("idea", "planned", "in progress", "shipped", "dropped")
@@ -237,7 +238,7 @@ def list_improvements(con: duckdb.DuckDBPyConnection, status: str | None = None,
 
 def stored(con: duckdb.DuckDBPyConnection) -> list[Improvement]:
     """Every improvement, without creating the tables where there are none (readers such as the map)."""
-    if not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'improvements'").fetchone():
+    if not has_table(con, "improvements"):
         return []
     return list_improvements(con)
 

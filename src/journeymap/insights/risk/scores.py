@@ -14,6 +14,7 @@ import json
 import duckdb
 
 from journeymap.engine.backends import Engine
+from journeymap.ingest.store import has_table
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.state.fold import JOURNEY_VERSION_KEY, meta
 
@@ -40,7 +41,7 @@ def definition_fingerprint(definition: JourneyDefinition) -> str:
 
 
 def exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [table]).fetchall())
+    return has_table(con, table)
 
 
 def day(ts: dt.datetime) -> str:
