@@ -284,6 +284,22 @@ def test_cli_send_outbox_retry(tmp_path, monkeypatch):
     assert bad.returncode == 2 and "JOURNEYMAP_ACT_TIMEOUT takes a number, not 'soon'" in bad.stderr
 
 
+def test_a_sender_that_cannot_run_makes_the_server_unhealthy(tmp_path, monkeypatch):
+    """Firings that are not delivered are not a healthy server: /-/health says why, with 503."""
+    Workspace.init(tmp_path / "ws").close()
+    monkeypatch.setenv("JOURNEYMAP_ACT_MAX_ATTEMPTS", "many")
+    with serve_in_process(tmp_path / "ws") as client:
+        deadline = time.monotonic() + 20
+        answer = client.get("/-/health")
+        while answer.json()["sender"]["error"] is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            answer = client.get("/-/health")
+        body = answer.json()
+        assert answer.status_code == 503 and body["ok"] is False
+        assert "JOURNEYMAP_ACT_MAX_ATTEMPTS" in body["sender"]["error"]
+        assert body["journal"]["error"] is None and body["loader"]["error"] is None  # the sender alone
+
+
 def test_one_sender_per_store(ws):
     from journeymap.errors import WorkspaceError
 

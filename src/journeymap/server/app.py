@@ -120,14 +120,16 @@ run the sender thread, which delivers the outbox (act.deliver; docs/delivery.md)
         lines = [f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
         return JSONAnswer({"error": "input", "detail": "; ".join(lines) or "invalid request"}, status_code=422)
 
-    @app.get("/-/health", responses={503: {"description": "Not healthy: the journal cannot be written or the "
-                                                         "loader's last attempt failed; the body says which."}})
+    @app.get("/-/health", responses={503: {"description": "Not healthy: the journal cannot be written, or the "
+                                                         "loader's or the sender's last attempt failed; the body "
+                                                         "says which."}})
     def health() -> JSONAnswer:
         """Liveness and the state of the journal and the loader. `journal.error` says why events cannot be
         written now (a full disk, a read-only folder; the journal retries every second); `loader.quarantined`
         counts the damaged journal records set aside in journal/quarantine.jsonl; `loader.risk` what the last
-        refresh did with the churn model (refitted or reused, and why: insights.risk.stored.RiskRefresh)."""
-        ok = journal.accepting and runner.error is None
+        refresh did with the churn model (refitted or reused, and why: insights.risk.stored.RiskRefresh); `sender.error` why the outbox is not being
+        delivered (a bad setting, a store error; the sender retries every 5 seconds)."""
+        ok = journal.accepting and runner.error is None and runner.sender_error is None
         # 503 when not ok, so a load balancer or `curl -f` sees it without reading the body.
         return JSONAnswer({
             "ok": ok,
