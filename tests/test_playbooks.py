@@ -438,3 +438,50 @@ def test_explain_names_the_audience_filter_that_kept_a_unit_out(kinds_workspace)
     assert (bob["entered"], bob["failed_condition"]) == (False, "audience.mrr.gte")
     assert bob["conditions"][1]["values"]["mrr"] == 50.0 and bob["conditions"][0]["holds"]
     assert ann["entered"] and ann["entries"][0]["reason"]["values"]["score"] == 3.0
+
+
+def test_email_to_the_owner_goes_to_the_address_under_owners_and_validate_names_owners_without_one(demo_copy):
+    """The demo's CRM owners are names (its CSMs and a self-serve queue): an `email` action `to: owner` needs
+    their addresses under `owners:`. validate names the owners without one (read here from the CRM export
+    itself); once given, the outbox rows carry the addresses; an owner still without one is refused by name."""
+    import csv
+
+    from journeymap.act import mail
+
+    demo = demo_copy(300, 7)
+    path = demo.workspace / "journeymap.yml"
+    spec = yaml.safe_load(path.read_text())
+    follow_up = next(p for p in spec["playbooks"] if p["id"] == "detractor_follow_up")
+    follow_up["actions"].append({"kind": "email", "to": "owner", "subject": "NPS detractor at {unit}"})
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    with (demo.workspace / "data" / "crm_accounts.csv").open(newline="") as fh:
+        crm_owners = {row["owner"] for row in csv.DictReader(fh) if row["owner"]}
+    fallback = follow_up["owner"]["fallback"]
+    key = f"playbooks[{spec['playbooks'].index(follow_up)}].actions[{len(follow_up['actions']) - 1}].to"
+    with Workspace(demo.workspace) as ws:
+        (finding,) = [f for f in ws.check() if f["key"] == key]
+        named = crm_owners | {fallback}
+        assert f"{len(named)} of the {len(named)} owners it can name have no email address" in finding["message"]
+        assert "owners:" in finding["suggestion"]
+    # every owner but one gets an address; the one left is said, and its emails are refused by name
+    left = sorted(crm_owners)[0]
+    addresses = {name: f"owner{i}@lumen.example" for i, name in enumerate(sorted(named)) if name != left}
+    spec["owners"] = addresses
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    with Workspace(demo.workspace) as ws:
+        (finding,) = [f for f in ws.check() if f["key"] == key]
+        assert f"1 of the {len(named)} owners it can name has no email address: {left!r}" in finding["message"]
+        ws.con.execute("DELETE FROM act_outbox WHERE playbook = 'detractor_follow_up'")
+        ws.con.execute("DELETE FROM act_entries WHERE playbook = 'detractor_follow_up'")
+        ws.con.execute("DELETE FROM meta WHERE key = 'act.detractor_follow_up.watermark'")
+        ws.con.execute("INSERT INTO meta VALUES ('act.detractor_follow_up.watermark', '1970-01-01T00:00:00')")
+        evaluate(ws.con, ws.definition)
+        rows = ws.con.execute("""SELECT e.owner, o.payload FROM act_outbox o JOIN act_entries e USING (playbook,
+                                 unit_id, entry) WHERE o.playbook = 'detractor_follow_up' AND o.kind = 'email'""").fetchall()
+    assert rows, "the detractors entered and were sent"
+    for owner, payload in rows:
+        to = json.loads(payload)["to"]
+        assert to == [addresses.get(owner, owner)]
+        refused = mail.check(json.loads(payload), {})
+        if owner == left:
+            assert isinstance(refused, mail.Refused) and repr(left) in refused.error and "owners:" in refused.error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 
 from journeymap.act.outbox import Action, Entry
 from journeymap.journey.durations import parse_duration
@@ -35,7 +36,10 @@ def text(playbook: Playbook, e: Entry) -> str:
             f"owner {e.owner}.")
 
 
-def actions_for(playbook: Playbook, e: Entry, now: dt.datetime) -> list[Action]:
+def actions_for(playbook: Playbook, e: Entry, now: dt.datetime,
+                address: Callable[[str | None], str | None] = lambda owner: owner) -> list[Action]:
+    """The actions of one entry. `address` turns the entry's owner into an email address (the definition's
+    `owners:`); an owner without one is sent as is, and the sender refuses it, naming the owner."""
     values = {"playbook": playbook.name, "unit": e.unit_id, "owner": e.owner, "entry": e.entry, "level": e.level}
     out = []
     for a in playbook.actions:
@@ -44,7 +48,8 @@ def actions_for(playbook: Playbook, e: Entry, now: dt.datetime) -> list[Action]:
         elif isinstance(a, SlackAction):
             payload = {"url": a.url, "text": _fill(a.text, values) + "\n" + text(playbook, e)}
         elif isinstance(a, EmailAction):
-            payload = {"to": [e.owner if a.to == "owner" else a.to], "subject": _fill(a.subject, values),
+            to = (address(e.owner) or e.owner) if a.to == "owner" else a.to
+            payload = {"to": [to], "subject": _fill(a.subject, values),
                        "text": text(playbook, e)}
         elif isinstance(a, TaskAction):
             due = None if a.due is None else (now + dt.timedelta(seconds=a.delay_seconds + parse_duration(a.due))).isoformat()

@@ -267,7 +267,7 @@ def _evaluate_one(con, definition, playbook: Playbook, known: dict, dry_run: boo
         e = Entry(playbook.id, level, row["unit_id"], int(row["entry"]), row["ts"], holdout, row["owner"],
                   reason_of(playbook, row))
         if send:
-            e.actions = actions_for(playbook, e, wall_now)
+            e.actions = actions_for(playbook, e, wall_now, definition.owner_email)
         entries.append(e)
         run.holdout += holdout
         run.backfill += history

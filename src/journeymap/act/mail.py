@@ -67,7 +67,8 @@ def check(payload: Mapping, env: Mapping[str, str]) -> dict | Refused:
         return Refused("the payload has no `to` addresses")
     bad = [a for a in to if not isinstance(a, str) or "@" not in a]
     if bad:
-        return Refused(f"not an email address: {bad[0]!r}; nothing was sent")
+        return Refused(f"not an email address: {bad[0]!r}; nothing was sent (an owner's name: give its address "
+                       f"under `owners:` in journeymap.yml)")
     return settings(env)
 
 

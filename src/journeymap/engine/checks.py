@@ -31,6 +31,7 @@ from journeymap.engine.personas import UNASSIGNED, persona_expr, unit_traits
 from journeymap.engine.rules import condition_expr, first_match, rule_expr, rule_parts
 from journeymap.engine.unit_events import IDENTITY_CALLS, unit_events
 from journeymap.journey.definition import JourneyDefinition
+from journeymap.journey.playbooks import EmailAction
 from journeymap.journey.rules import Condition, Rule
 
 __all__ = ["Finding", "definition_findings", "did_you_mean", "name_findings"]
@@ -273,6 +274,35 @@ def _playbook_trait_findings(engine: Engine, definition: JourneyDefinition) -> l
     return out
 
 
+def _playbook_owner_findings(engine: Engine, definition: JourneyDefinition) -> list[Finding]:
+    """An `email` action `to: owner` whose playbook can name owners without an address: its fallback, the
+    stages' owners, or values of its owner trait in the data that are names with no entry under `owners:`.
+    The sender would refuse those emails one by one; validate says it once, before anything fires."""
+    out = []
+    for i, p in enumerate(definition.playbooks):
+        to_owner = [j for j, a in enumerate(p.actions) if isinstance(a, EmailAction) and a.to == "owner"]
+        if not to_owner:
+            continue
+        names = {p.owner.fallback}
+        if p.owner.stage:
+            stages = definition.stages if p.owner.stage == "current" else [definition.stage(p.owner.stage)]
+            names |= {s.owner for s in stages if s.owner}
+        if p.owner.trait:
+            base, trait = unit_traits(engine, definition.playbook_level(p))
+            t = base.select(owner=trait(p.owner.trait))
+            t = t.filter(t.owner.notnull()).distinct().limit(10_000)
+            names |= set(engine.execute(t)["owner"].to_pylist())
+        missing = sorted(n for n in names if definition.owner_email(n) is None)
+        if missing:
+            shown = ", ".join(repr(n) for n in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            out.append(Finding(f"playbooks[{i}].actions[{to_owner[0]}].to",
+                               f"emails the owner, but {len(missing)} of the {len(names)} owners it can name "
+                               f"{'has' if len(missing) == 1 else 'have'} no email address: {shown}",
+                               f"add them under `owners:` in journeymap.yml (owners: {{{missing[0]!r}: "
+                               f"name@example.com}}), or send to a fixed address"))
+    return out
+
+
 def _persona_findings(engine: Engine, definition: JourneyDefinition, level: str) -> list[Finding]:
     if not definition.personas:
         return []
@@ -458,6 +488,7 @@ def definition_findings(engine: Engine, definition: JourneyDefinition, level: st
     out += _survey_score_findings(engine, ev, definition)
     out += _persona_findings(engine, definition, level)
     out += _playbook_trait_findings(engine, definition)
+    out += _playbook_owner_findings(engine, definition)
     out += _stage_findings(engine, definition, level, matches)
     out += _experiment_findings(engine, ev, definition, level, matches)
     return out

@@ -459,6 +459,28 @@ class RiskConfig(_Strict):
         return parse_duration(self.refit)
 
 
+EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+class OwnerContact(_Strict):
+    """How to reach an owner the definition or the data names (a stage's owner, a CRM owner such as a CSM):
+    what a playbook's `email` action with `to: owner` sends to when the owner is a name, not an address."""
+
+    email: str = Field(description="The owner's email address.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"email": value} if isinstance(value, str) else value
+
+    @field_validator("email")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not EMAIL.match(value.strip()):
+            raise ValueError(f"{value!r} is not an email address (name@example.com)")
+        return value.strip()
+
+
 class Retention(_Strict):
     """How long raw data is kept (docs/privacy.md)."""
 
@@ -516,6 +538,10 @@ class JourneyDefinition(_Strict):
     playbooks: list[Playbook] = Field(
         default_factory=list, description="What to do when a unit enters a condition: evaluated at every refresh "
                                           "(docs/playbooks.md).")
+    owners: dict[str, OwnerContact] = Field(
+        default_factory=dict, description="Owner name -> email address (or {email: ...}): where an `email` action "
+                                          "with `to: owner` goes when the owner is a name, such as a CRM's CSM or "
+                                          "a stage's owner (docs/playbooks.md).")
 
     @model_validator(mode="after")
     def _references(self) -> JourneyDefinition:
@@ -576,6 +602,15 @@ class JourneyDefinition(_Strict):
             if p.id == playbook_id:
                 return p
         raise KeyError(playbook_id)
+
+    def owner_email(self, owner: str | None) -> str | None:
+        """The address of an owner: the owner itself when it is one, else its entry under `owners:`."""
+        if owner is None:
+            return None
+        if EMAIL.match(owner.strip()):
+            return owner.strip()
+        contact = self.owners.get(owner)
+        return contact.email if contact is not None else None
 
     def playbook_level(self, playbook: Playbook) -> str:
         return playbook.level or self.analysis.level
