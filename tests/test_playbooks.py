@@ -485,3 +485,53 @@ def test_email_to_the_owner_goes_to_the_address_under_owners_and_validate_names_
         refused = mail.check(json.loads(payload), {})
         if owner == left:
             assert isinstance(refused, mail.Refused) and repr(left) in refused.error and "owners:" in refused.error
+
+
+def test_a_negative_comment_on_a_theme_enters_the_units_a_direct_reading_of_the_texts_finds(demo_copy):
+    """The demo's customers complain about sharing dashboards. A `comment` entry on that theme enters exactly
+    the accounts whose texts (the voice sources) mention it as a whole word and read negative to VADER, each at
+    its first such text: recomputed here with Python's re and vaderSentiment over the same texts. validate says
+    when a theme is in no text, with the closest word the texts use."""
+    import re
+
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from journeymap.act.comments import prepare
+    from journeymap.engine.backends import duckdb_engine
+    from journeymap.insights.voice.texts import text_rows
+    from journeymap.state.read import current_tables
+
+    demo = demo_copy(300, 7)
+    path = demo.workspace / "journeymap.yml"
+    spec = yaml.safe_load(path.read_text())
+    spec["playbooks"].append({"id": "sharing_complaint", "name": "Dashboard sharing complaint",
+                              "entry": {"comment": {"theme": ["dashboard", "dashboards", "share", "sharing"],
+                                                    "sentiment": "negative"}},
+                              "owner": "Customer success", "actions": [{"kind": "task", "title": "Call {unit}"}]})
+    spec["playbooks"].append({"id": "typo", "name": "Typo", "entry": {"comment": {"theme": ["dashbaord"]}},
+                              "owner": "Customer success", "actions": [{"kind": "task", "title": "x"}]})
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    vader = SentimentIntensityAnalyzer()
+    word = re.compile(r"(^|\W)(dashboard|dashboards|share|sharing)(\W|$)", re.IGNORECASE)
+    with Workspace(demo.workspace) as ws:
+        report = evaluate(ws.con, ws.definition, only=["sharing_complaint"])
+        assert report.playbooks[0].error is None
+        engine = duckdb_engine(ws.con)
+        engine.journey = current_tables(ws.con, ws.definition)
+        texts = text_rows(engine, ws.definition, "account").to_pylist()
+        first: dict[str, tuple] = {}
+        for t in texts:
+            if word.search(t["text"]) and vader.polarity_scores(t["text"])["compound"] <= -0.05:
+                first[t["unit_id"]] = min(first.get(t["unit_id"], (t["ts"], t["seq"])), (t["ts"], t["seq"]))
+        got = dict(ws.con.execute("SELECT unit_id, entered_at FROM act_entries WHERE playbook = 'sharing_complaint'")
+                   .fetchall())
+        assert len(first) >= 5, "the demo has complaints about sharing dashboards"
+        assert got == {u: ts for u, (ts, _) in first.items()}
+        detail = json.loads(ws.con.execute("SELECT reason FROM act_entries WHERE playbook = 'sharing_complaint' "
+                                           "LIMIT 1").fetchone()[0])["values"]
+        assert detail["theme"] in ("dashboard", "dashboards", "share", "sharing") and detail["sentiment"] <= -0.05 and detail["text"]
+        # scored once: a second evaluation scores nothing new
+        assert prepare(ws.con, ws.definition, ["account"]) == 0
+        (finding,) = [f for f in ws.check() if f["key"].endswith("entry.comment.theme")]
+    assert finding["key"] == f"playbooks[{len(spec['playbooks']) - 1}].entry.comment.theme"
+    assert "no customer text mentions 'dashbaord'" in finding["message"] and "'dashboard'" in finding["suggestion"]

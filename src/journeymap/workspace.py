@@ -428,7 +428,12 @@ class Workspace:
         definition = self.definition  # a DefinitionError first
         if not self.has_events():
             return []
-        return [f.as_dict() for f in definition_findings(duckdb_engine(self.con), definition, level)]
+        found = [f.as_dict() for f in definition_findings(duckdb_engine(self.con), definition, level)]
+        if any(p.entry.comment is not None for p in definition.playbooks):
+            from journeymap.act.comments import theme_findings
+
+            found += theme_findings(self.con, definition)
+        return found
 
     def run(self, name: str, progress=None, /, **options) -> dict:
         """Run the analysis `name` of the registry (journeymap.analyses) with its options, as the CLI's

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 
 import duckdb
 
-from journeymap.act import health
+from journeymap.act import comments, health
 from journeymap.act.actions import actions_for
 from journeymap.act.outbox import Entry, ensure, in_holdout, record
 from journeymap.act.triggers import Context, audience_sql, candidates, outcomes, q
@@ -228,7 +228,12 @@ def evaluate(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | Non
 
 
 def prepare_health(con, definition: JourneyDefinition, playbooks: list[Playbook]) -> str | None:
-    """The health bands now (act.health) when a playbook enters on them; returns why they cannot be (None: ready)."""
+    """What the entries read besides the state, made ready: the texts of comment playbooks scored (act.comments)
+    and the health bands now (act.health) when a playbook enters on them; returns why the bands cannot be
+    (None: ready)."""
+    ready = [lv for lv in comments.levels(definition, playbooks) if level_problem(con, definition, lv) is None]
+    if ready:
+        comments.prepare(con, definition, ready)
     if not any(p.entry.health_band is not None for p in playbooks):
         return None
     # the bands are scored on the account state: on Spark, or with a stale state, the playbook says so

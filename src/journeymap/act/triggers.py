@@ -16,6 +16,7 @@ from datetime import datetime
 
 import ibis
 
+from journeymap.act import comments
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import unit_traits
 from journeymap.engine.rules import condition_expr, rule_expr
@@ -123,6 +124,10 @@ def candidates(ctx: Context, playbook: Playbook) -> str:
                                'rank', r.rank)::VARCHAR AS detail
             FROM state_risk r {join}
             WHERE r.risk > {e.risk_above!r} AND r.scored_at - INTERVAL 1 DAY <= {now} AND {ctx.unit_filter(unit)}"""
+    if e.comment is not None:  # act.comments.prepare scored the texts
+        if not _exists(ctx, comments.TABLE):
+            return "SELECT NULL::VARCHAR AS unit_id, NULL::TIMESTAMP AS ts, 0::BIGINT AS seq, NULL::VARCHAR AS detail LIMIT 0"
+        return comments.candidates_sql(e.comment, ctx.level, now, ctx.unit_filter(), q)
     if e.health_band is not None:  # act.health.prepare wrote the bands now and the previous ones
         unit = "h.unit_id" if ctx.level == "account" else "p.person_id"
         join = "" if ctx.level == "account" else "JOIN persons p ON p.account_id = h.unit_id"

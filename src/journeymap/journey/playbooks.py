@@ -92,6 +92,26 @@ class SurveyAnswer(_Strict):
         return self
 
 
+class Comment(_Strict):
+    """A customer text (a survey comment, a ticket, a review, an interview: the voice sources) on a theme, with
+    the sentiment asked for: `theme` lists the words or phrases that name it, matched as whole words whatever
+    the case; VADER's compound score says the sentiment (docs/metrics/voice-of-customer.md)."""
+
+    theme: list[str] = Field(min_length=1, description="Words or phrases naming the theme, e.g. [billing, invoice].")
+    sentiment: Literal["negative", "positive", "any"] = Field(
+        "negative", description="negative: compound <= -0.05; positive: >= 0.05; any: whatever it says.")
+    kinds: list[Literal["survey", "ticket", "review", "interview", "other"]] | None = Field(
+        None, description="Only texts of these kinds (default: all).")
+
+    @field_validator("theme")
+    @classmethod
+    def _terms(cls, value: list[str]) -> list[str]:
+        terms = [t.strip() for t in value]
+        if any(not t for t in terms):
+            raise ValueError("a theme term is empty")
+        return terms
+
+
 class UsageDrop(_Strict):
     """Usage (or seats) dropping: the count of `usage` events in the last `window` is at most (1 - fraction)
     of the window before, checked at the end of each window-long period since the unit's first event."""
@@ -122,7 +142,7 @@ class SeatsDrop(_Strict):
 
 
 ENTRY_KINDS = ("event", "absence", "stage_entered", "stalled", "risk_above", "health_band", "survey",
-               "failed_payment", "usage_drop", "seats_drop")
+               "comment", "failed_payment", "usage_drop", "seats_drop")
 
 
 class Entry(_Strict):
@@ -135,6 +155,8 @@ class Entry(_Strict):
     risk_above: float | None = Field(None, ge=0, le=1, description="The stored churn risk (state_risk) is above this.")
     health_band: HealthBand | None = Field(None, description="The health band changed into one of these.")
     survey: SurveyAnswer | None = None
+    comment: Comment | None = Field(None, description="A customer text on a theme with a sentiment (a negative "
+                                                       "comment about billing).")
     failed_payment: bool | None = Field(None, description="A failed payment (health.signals.failed_payment).")
     usage_drop: UsageDrop | None = None
     seats_drop: SeatsDrop | None = None
