@@ -10,7 +10,6 @@ the real `journeymap serve` over loopback, including a workspace without experim
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 
@@ -189,3 +188,28 @@ def test_without_experiments_the_map_and_the_pages_say_what_to_add(tmp_path):
             assert missing.status_code == 404 and "declares no experiments" in html.unescape(missing.text)
     finally:
         server.stop()
+
+
+def test_the_demo_map_flags_the_planted_broken_split(ingested_demo):
+    """`make demo`'s business (5,000 accounts, seed 42; truth/experiments.json): the onboarding checklist, delivered
+    55/45 against 50/50, is flagged (at 1,500 accounts the same skew gives p = 0.06, above the 0.001 threshold, so
+    the larger demo is the one to test); the pricing split, 65/35 as meant, is not. The seat calculator's planted
+    -60% makes it the loser, and each experiment sits where the demo exposes it: the pricing page in Evaluation,
+    the checklist at signup, the events that enter Acquisition."""
+    import json
+
+    from journeymap.insights.experiments import map_experiments
+
+    out = ingested_demo(5000, 42)
+    truth = json.loads((Path(out.workspace) / "truth" / "experiments.json").read_text(encoding="utf-8"))
+    with Workspace(out.workspace) as ws:
+        entries, note = map_experiments(ws.engine, ws.definition)
+    by = {e["id"]: e for e in entries}
+    assert note is None and list(by) == ["pricing_page", "onboarding_checklist"]
+    delivered = truth["onboarding_checklist"]["split_delivered"]
+    assert abs(delivered["checklist"] - 0.5) >= 0.04  # the broken split is planted
+    checklist = by["onboarding_checklist"]
+    assert checklist["srm"]["mismatch"] and checklist["srm"]["pvalue"] < checklist["srm"]["threshold"] == 0.001
+    assert not by["pricing_page"]["srm"]["mismatch"]
+    assert truth["pricing_page"]["true_relative_lift"]["acquired"] < 0 and by["pricing_page"]["verdict"] == "loser"
+    assert (by["pricing_page"]["stage"], checklist["stage"]) == ("evaluation", "acquisition")

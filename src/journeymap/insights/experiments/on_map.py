@@ -65,7 +65,7 @@ def _overall(verdicts: dict[str, str]) -> str:
     return "no detectable difference"
 
 
-def _verdict_text(verdict: str, primary: dict, control: str, unit: str, srm: dict) -> str:
+def _verdict_text(verdict: str, primary: dict, control: str, unit: str, units: int, srm: dict) -> str:
     label = primary.get("label") or primary["id"]
     comps = {c["variant"]: c for c in primary["comparisons"]}
     pick = [v for v, x in primary["verdicts"].items() if x == verdict]
@@ -80,7 +80,6 @@ def _verdict_text(verdict: str, primary: dict, control: str, unit: str, srm: dic
                 f"lift {_pct(c['lift'])} (95% CI {_pct(c['lift_ci'][0])} to {_pct(c['lift_ci'][1])}), "
                 f"p {_p(c['pvalue'])}")
     elif verdict == "too early":
-        units = sum(v["units"] for v in primary["variants"])
         text = (f"too early: {primary['incomplete']:,} of {units:,} {unit}s have not been observed for the whole "
                 f"{primary['window']} of {label} yet" if units and primary["incomplete"] / units > EARLY_SHARE else
                 f"too early: {label} cannot be compared yet (a variant has too few {unit}s)")
@@ -111,7 +110,7 @@ def summary(result: dict, stage_order: list[str]) -> dict:
     """The map's entry for one experiment from its `experiment_result(..., exposure_stages=True)`."""
     e = result["experiment"]
     primary = next(m for m in result["metrics"] if m["role"] == "goal")
-    units = sum(v["units"] for v in primary["variants"])
+    units = sum(v["units"] for v in result["variants"])  # analysed units (a time to value's means count fewer)
     incomplete = primary.get("incomplete") or 0
     comps = {c["variant"]: c for c in primary["comparisons"]}
     treatments = [v["variant"] for v in result["variants"] if v["variant"] != e["control"]]
@@ -133,7 +132,7 @@ def summary(result: dict, stage_order: list[str]) -> dict:
         "variants": result["variants"],
         "primary": entry_primary,
         "verdict": verdict,
-        "verdict_text": _verdict_text(verdict, entry_primary, e["control"], e["unit"], srm),
+        "verdict_text": _verdict_text(verdict, entry_primary, e["control"], e["unit"], units, srm),
         "srm": {"mismatch": srm["mismatch"], "pvalue": srm["pvalue"], "chi2": srm["chi2"],
                 "threshold": srm["threshold"]},
         "breached": [m["id"] for m in result["metrics"] if m["role"] == "guardrail" and m.get("breached")],
