@@ -1,22 +1,15 @@
 """`experiment`: an A/B test declared under `experiments:` in journeymap.yml (docs/metrics/experiments.md).
 
 Per variant the units and each metric with its 95% confidence interval; per treatment variant the
-difference and relative lift against the control with their intervals and p-values (tea-tasting: Welch's
-t on per-unit values, the delta method for ratios and for the relative lift, CUPED with the same metric
-before exposure where it applies); a sample-ratio-mismatch test (chi-square against the intended split).
+difference and relative lift against the control with their intervals and p-values; a sample-ratio-mismatch
+test. The computation is insights.experiments' `experiment_result`, which the map shares.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 from typing import Any
 
-from journeymap.analyses.base import WARNINGS_HELP, Analysis, Field, Output, Params, warnings_of
-from journeymap.errors import NotEnoughData, OptionError
-
-CONFIDENCE = 0.95
-SIGNIFICANCE = 0.05
+from journeymap.analyses.base import WARNINGS_HELP, Analysis, Field, Output, Params
 
 
 class ExperimentParams(Params):
@@ -40,212 +33,11 @@ class ExperimentOutput(Output):
     warnings: list[dict] = Field([], description=WARNINGS_HELP)
 
 
-def _find(ws, name: str):
-    import difflib
-
-    experiments = ws.definition.experiments
-    if not experiments:
-        raise NotEnoughData(f"journeymap.yml declares no experiments: add an `experiments:` section naming {name!r} "
-                            "(docs/metrics/experiments.md)")
-    ids = [e.id for e in experiments]
-    if name not in ids:
-        close = difflib.get_close_matches(name, ids, n=2)
-        hint = f"did you mean {' or '.join(close)}?" if close else f"experiments: {', '.join(ids)}"
-        raise OptionError(f"no experiment {name!r} in journeymap.yml ({hint})", option="name")
-    return experiments[ids.index(name)]
-
-
-def srm_test(observed: dict[str, int], expected_share: dict[str, float]) -> dict:
-    """Chi-square goodness of fit of the units per variant against the intended shares."""
-    from scipy import stats
-
-    names = list(expected_share)
-    total = sum(observed.get(v, 0) for v in names)
-    weights = sum(expected_share.values())
-    obs = [observed.get(v, 0) for v in names]
-    exp = [total * expected_share[v] / weights for v in names]
-    if total == 0:
-        return {"chi2": None, "df": len(names) - 1, "pvalue": None}
-    chi2, p = stats.chisquare(obs, exp)
-    return {"chi2": float(chi2), "df": len(names) - 1, "pvalue": float(p)}
-
-
-def _mean_ci(mean: float, var: float, n: int) -> list[float | None]:
-    from scipy import stats
-
-    if n < 2 or var is None or not math.isfinite(var):
-        return [None, None]
-    half = stats.t.ppf((1 + CONFIDENCE) / 2, n - 1) * math.sqrt(var / n)
-    return [mean - half, mean + half]
-
-
-def _column(data, name: str):
-    import numpy as np
-
-    return np.asarray(data.column(name).to_numpy(zero_copy_only=False), dtype=float)
-
-
-def _per_variant(data, m, variants: list[str]) -> list[dict]:
-    """Each variant's units and the metric's mean with its t interval (for a ratio: over the units that count)."""
-    import numpy as np
-
-    variant = np.asarray(data.column("variant").to_pylist(), dtype=object)
-    y, n_col = _column(data, m.id), _column(data, f"{m.id}__n")
-    out = []
-    for v in variants:
-        keep = (variant == v) & ((n_col > 0) if m.kind == "time_to_value" else True)
-        x = y[keep]
-        mean = float(x.mean()) if len(x) else None
-        var = float(x.var(ddof=1)) if len(x) > 1 else None
-        out.append({"variant": v, "units": int(len(x)), "mean": mean,
-                    "ci": _mean_ci(mean, var, len(x)) if mean is not None else [None, None]})
-    return out
-
-
-def _cuped_applies(data, m, wanted: bool) -> tuple[bool, str]:
-    from journeymap.engine.experiments import PRE_KINDS
-
-    if not wanted:
-        return False, "cuped: false in the experiment's definition"
-    if m.kind not in PRE_KINDS:
-        return False, (f"a {m.kind.replace('_', ' ')} starts at the exposure: it has no value before it to "
-                       "adjust with")
-    pre = _column(data, f"{m.id}__pre")
-    if not len(pre):
-        return False, "no units"
-    if pre.min() == pre.max():
-        return False, f"every unit had the same value before exposure ({pre.min():g}): nothing to adjust with"
-    return True, f"adjusted with the same metric over the {m.window} before exposure"
-
-
-def _metric_result(data, exp, role: str, m, variants: list[str]) -> dict:
-    import tea_tasting as tt
-
-    applies, reason = _cuped_applies(data, m, exp.cuped)
-    ratio = m.kind == "time_to_value"
-
-    def metric(covariate: bool):
-        if ratio:
-            return tt.RatioOfMeans(m.id, f"{m.id}__n", confidence_level=CONFIDENCE)
-        return tt.Mean(m.id, f"{m.id}__pre" if covariate else None, confidence_level=CONFIDENCE)
-
-    per_variant = _per_variant(data, m, variants)
-    treatments = [v for v in variants if v != exp.control]
-    comparisons = []
-    raw = tt.Experiment({"m": metric(False)}).analyze(data, control=exp.control, all_variants=True)
-    adjusted = (tt.Experiment({"m": metric(True)}).analyze(data, control=exp.control, all_variants=True)
-                if applies else raw)
-    theta = _theta(data, m) if applies else None
-    reductions = []
-    for v in treatments:
-        key = (exp.control, v)
-        if key not in adjusted:
-            continue
-        r, r0 = adjusted[key]["m"], raw[key]["m"]
-        width, width0 = r.effect_size_ci_upper - r.effect_size_ci_lower, r0.effect_size_ci_upper - r0.effect_size_ci_lower
-        if applies and width0 and math.isfinite(width0):
-            reductions.append(1 - (width / width0) ** 2)
-        significant = bool(r.pvalue < SIGNIFICANCE) if math.isfinite(r.pvalue) else False
-        comparisons.append({
-            "variant": v, "control_mean": r.control, "mean": r.treatment,
-            "difference": r.effect_size, "difference_ci": [r.effect_size_ci_lower, r.effect_size_ci_upper],
-            "lift": r.rel_effect_size, "lift_ci": [r.rel_effect_size_ci_lower, r.rel_effect_size_ci_upper],
-            "pvalue": r.pvalue, "significant": significant,
-            "unadjusted": {"difference": r0.effect_size, "difference_ci": [r0.effect_size_ci_lower,
-                                                                          r0.effect_size_ci_upper],
-                           "pvalue": r0.pvalue},
-        })
-    out = {"id": m.id, "role": role, "kind": m.kind, "label": m.label, "better": m.better, "window": m.window,
-           "cuped": {"applied": applies, "reason": reason, "theta": theta,
-                     "variance_reduction": (sum(reductions) / len(reductions)) if reductions else None},
-           "variants": per_variant, "comparisons": comparisons}
-    if role == "guardrail":
-        worse = (lambda c: c["difference"] < 0) if m.better == "higher" else (lambda c: c["difference"] > 0)
-        out["breached"] = [c["variant"] for c in comparisons if c["significant"] and worse(c)]
-    return out
-
-
-def _theta(data, m) -> float | None:
-    """CUPED's coefficient over all units (as tea-tasting computes it): cov(y, x) / var(x)."""
-    import numpy as np
-
-    y, x = _column(data, m.id), _column(data, f"{m.id}__pre")
-    var = x.var(ddof=1)
-    return float(np.cov(y, x, ddof=1)[0, 1] / var) if var else None
-
-
 def run(ws, p: ExperimentParams, progress=None) -> dict:
-    from journeymap.engine.experiments import assignments, unit_metrics
-    from journeymap.engine.checks import Finding, did_you_mean
+    from journeymap.insights.experiments import experiment_result, find_experiment
 
-    exp = _find(ws, p.name)
-    definition = ws.definition
-    level = exp.unit or definition.analysis.level
-    engine = ws.engine
-    warnings: list[Finding] = []
-    with engine.scope():
-        a = engine.materialize(assignments(engine, definition, exp, level))
-        counts = engine.execute(a.group_by(["variant", "variants"]).aggregate(n=a.count())).to_pylist()
-        multiple = sum(int(r["n"]) for r in counts if r["variants"] > 1)
-        single: dict[str, int] = {}
-        for r in counts:
-            if r["variants"] == 1:
-                single[r["variant"]] = single.get(r["variant"], 0) + int(r["n"])
-        split = exp.split or {v: 1.0 for v in sorted(single)}
-        declared = list(split)
-        undeclared = {v: n for v, n in single.items() if v not in split}
-        for v, n in undeclared.items():
-            warnings.append(Finding("variant", f"{n:,} {level}s have variant {v!r}, which the split does not declare: "
-                                               "they are left out", did_you_mean(v, declared, "variants declared")))
-        if exp.control not in single:
-            raise NotEnoughData(f"experiment {exp.id!r}: no {level} was exposed to the control {exp.control!r}"
-                                + (f" (variants seen: {', '.join(sorted(single))})" if single else
-                                   " (no exposures: check the experiment's exposure and variant with "
-                                   "`journeymap validate`)"))
-        observed = {v: single.get(v, 0) for v in declared}
-        total = sum(observed.values())
-        weights = sum(split.values())
-        srm = srm_test(observed, split)
-        srm.update({"threshold": exp.srm_threshold, "observed": observed,
-                    "expected": {v: total * split[v] / weights for v in declared},
-                    "mismatch": srm["pvalue"] is not None and srm["pvalue"] < exp.srm_threshold})
-        if srm["mismatch"]:
-            warnings.append(Finding("srm", f"sample ratio mismatch: p = {srm['pvalue']:.2g} < {exp.srm_threshold:g}; "
-                                           "the split is not the one intended, so the comparisons may be biased",
-                                    "look for what drops or duplicates exposures in one variant before reading "
-                                    "the results"))
-        variants = [v for v in declared if observed[v] > 0]
-        assigned = a.filter(a.variants == 1, a.variant.isin(variants))
-        # one row per unit, in unit order: tea-tasting and the intervals read it as Arrow, so a result is the
-        # same on every run and surface (a parallel sum of doubles in the database is not, in its last bits)
-        table = unit_metrics(engine, definition, exp, level, assigned)
-        data = engine.execute(table.order_by("unit_id"))
-        last = engine.execute(engine.table("journey_events").ts.max().as_table()).to_pylist()[0]
-        observed_until = next(iter(last.values()))
-        results = []
-        for role, m in exp.all_metrics:
-            if progress:
-                progress(f"metric {m.id}", None)
-            r = _metric_result(data, exp, role, m, variants)
-            if observed_until is not None:
-                span = m.window_seconds + (m.after_seconds if m.kind == "retention" else 0.0)
-                cutoff = observed_until - dt.timedelta(seconds=span)
-                r["incomplete"] = sum(1 for t in data.column("exposed_at").to_pylist() if t is not None and t > cutoff)
-            results.append(r)
-    return {
-        "experiment": {"id": exp.id, "name": exp.name, "unit": level, "control": exp.control,
-                       "variant": exp.variant.model_dump(exclude_none=True),
-                       "exposure": exp.exposure.model_dump(mode="json", exclude_none=True, by_alias=True)
-                       if exp.exposure is not None else None,
-                       "split": {v: split[v] / weights for v in declared}, "srm_threshold": exp.srm_threshold},
-        "variants": [{"variant": v, "units": observed[v], "share": observed[v] / total if total else None,
-                      "expected_share": split[v] / weights} for v in declared],
-        "excluded": {"multiple_variants": multiple, "undeclared": undeclared},
-        "srm": srm,
-        "metrics": results,
-        "observed_until": observed_until,
-        "warnings": warnings_of(warnings),
-    }
+    find_experiment(ws.definition, p.name)  # a name that is not there says so before the store is read
+    return experiment_result(ws.engine, ws.definition, p.name, progress=progress)
 
 
 EXPERIMENT = Analysis("experiment", "A/B test: per variant the units and each metric with its CI, the lift against "

@@ -15,8 +15,8 @@ class MapParams(Params):
     by: Literal["person", "account"] | None = UnitField()
     date_from: Day = Field(None, alias="from", description="Map a period: first day (YYYY-MM-DD) whose events count.")
     date_to: Day = Field(None, alias="to", description="Last day (inclusive) whose events count.")
-    insights: bool = Field(True, description="Place friction, moments of truth, themes and accounts at risk on the map "
-                                             "(the slow part).")
+    insights: bool = Field(True, description="Place friction, moments of truth, themes, accounts at risk and "
+                                             "experiments on the map (the slow part).")
     min_answers: int = Field(MIN_EMOTION_ANSWERS, ge=1, le=MAX_INT,
                              description="Survey answers a stage needs before the map shows its emotion.")
 
@@ -32,6 +32,10 @@ class MapOutput(Output):
     stages: list[dict] = Field(description="The stages in journey order.")
     personas: list[dict] = Field(description="The views: all customers, then each persona present.")
     views: dict = Field(description="Per view: the stage lanes, metrics, targets and placed insights (docs/map-json.md).")
+    experiments: list[dict] = Field([], description="Per declared experiment: the stage where exposure happens, units "
+                                                    "per variant, the primary metric with its lift and 95% CIs, a "
+                                                    "verdict and the SRM flag (docs/map-json.md).")
+    experiments_note: str | None = Field(None, description="Why `experiments` is empty: what to add, or skipped.")
     improvements: list[dict] = Field([], description="The workspace's improvements: owner, status, and for shipped ones "
                                                      "their measured effect (docs/improvements.md).")
     warnings: list[dict] = Field([], description="journeymap.yml checked against the data, as `journeymap validate` "

@@ -3,7 +3,7 @@
 `assignments` gives one row per exposed unit: its first exposure, the variants it was exposed to and the
 one it is analysed in. `unit_metrics` gives one row per unit analysed: `variant`, and per metric its value
 (`<id>`), its pre-exposure value (`<id>__pre`, the CUPED covariate) and for ratio metrics a denominator
-(`<id>__n`). The statistics are the analysis's (analyses/experiment.py). Semantics:
+(`<id>__n`). The statistics are insights.experiments'. Semantics:
 docs/metrics/experiments.md.
 """
 

@@ -69,6 +69,7 @@ class StageCell:
     moments: list[dict[str, Any]] = field(default_factory=list)
     themes: list[dict[str, Any]] = field(default_factory=list)
     at_risk: dict[str, Any] | None = None
+    experiments: list[dict[str, Any]] = field(default_factory=list)  # experiments exposed in this stage
 
     def get(self, key: str) -> Any:
         return self.data.get(key)
@@ -121,6 +122,8 @@ class MapContext:
     journey_columns: int
     views: list[ViewContext]
     model: dict[str, Any]
+    experiments: list[dict[str, Any]] = field(default_factory=list)  # the experiments panel: _experiments()
+    experiments_note: str | None = None
 
 
 def severity_level(severity: float | None) -> str:
@@ -453,12 +456,54 @@ def _future_state(view: dict[str, Any], columns: list[Column]) -> dict[str, Any]
     return {**fs, "rows": rows, "pains": pains}
 
 
+RATE_KINDS = ("conversion", "retention", "funnel")  # metrics whose per-unit value is 0 or 1: a mean is a rate
+
+
+def _metric_text(value: float | None, kind: str | None) -> str:
+    """A primary metric's mean: a rate as a percent, a count, MRR or days with three significant digits."""
+    if value is None:
+        return DASH
+    return percent(value) if kind in RATE_KINDS else f"{value:.3g}"
+
+
+def _experiments(model: dict[str, Any], columns: list[Column]) -> list[dict[str, Any]]:
+    """The experiments panel (docs/map-json.md, "Experiments on the map"): per experiment its stage, and per
+    variant its units, share, the primary metric with its CI and, against the control, the lift with its CI."""
+    names = {c.id: c.name for c in columns}
+    out = []
+    for e in model.get("experiments") or []:
+        primary = e.get("primary") or {}
+        means = {v["variant"]: v for v in primary.get("variants") or []}
+        comps = {c["variant"]: c for c in primary.get("comparisons") or []}
+        rows = []
+        for v in e.get("variants") or []:
+            m, c = means.get(v["variant"]) or {}, comps.get(v["variant"])
+            lo, hi = (m.get("ci") or [None, None])[:2]
+            llo, lhi = ((c or {}).get("lift_ci") or [None, None])[:2]
+            rows.append({**v, "control": v["variant"] == e.get("control"),
+                         "mean_text": _metric_text(m.get("mean"), primary.get("kind")),
+                         "ci_text": "" if lo is None or hi is None else
+                         f"{_metric_text(lo, primary.get('kind'))} to {_metric_text(hi, primary.get('kind'))}",
+                         "lift_text": DASH if not c or c.get("lift") is None else f"{c['lift'] * 100:+.1f}%",
+                         "lift_ci_text": "" if llo is None or lhi is None else f"{llo * 100:+.1f}% to {lhi * 100:+.1f}%",
+                         "verdict": (c or {}).get("verdict")})
+        stage = e.get("stage")
+        out.append({**e, "stage_name": names.get(stage, humanize(stage)) if stage else None, "rows": rows,
+                    "metric_label": primary.get("label") or humanize(primary.get("id")) if primary else None,
+                    "verdict_css": (e.get("verdict") or "none").replace(" ", "-")})
+    return out
+
+
 def _view(persona: dict[str, Any], view: dict[str, Any], columns: list[Column],
           personas: dict[str, str], min_answers: int | None = None,
-          improvements: list[dict[str, Any]] | None = None) -> ViewContext:
+          improvements: list[dict[str, Any]] | None = None,
+          experiments: list[dict[str, Any]] | None = None) -> ViewContext:
     stage_data = view.get("stages") or {}
     cells = [_cell(column, stage_data.get(column.id) or {}) for column in columns]
     by_id = {cell.column.id: cell for cell in cells}
+    for e in experiments or []:  # every view: an experiment is measured over all its units, not per persona
+        if e.get("stage") in by_id:
+            by_id[e["stage"]].experiments.append(e)
     mine = [i for i in improvements or [] if not i.get("persona") or i.get("persona") == persona["id"]]
     loose_pains, loose_opps = _place(view, columns, by_id, mine)
     moments = _moments(view, by_id, {c.id: c for c in columns})
@@ -509,8 +554,10 @@ def build_context(model: dict[str, Any]) -> MapContext:
     personas = [p for p in personas if p["id"] in views]
     personas.sort(key=lambda p: p["id"] != "all")
     names = {p["id"]: p.get("name") or humanize(p["id"]) for p in personas}
+    experiments = _experiments(model, columns)
     view_contexts = [
-        _view(p, views[p["id"]], columns, names, model.get("emotion_min_answers"), model.get("improvements"))
+        _view(p, views[p["id"]], columns, names, model.get("emotion_min_answers"), model.get("improvements"),
+              experiments)
         for p in personas
     ]
     return MapContext(
@@ -523,4 +570,6 @@ def build_context(model: dict[str, Any]) -> MapContext:
         journey_columns=sum(not c.terminal for c in columns),
         views=view_contexts,
         model=model,
+        experiments=experiments,
+        experiments_note=model.get("experiments_note"),
     )

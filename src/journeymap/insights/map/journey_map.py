@@ -94,6 +94,7 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
     from journeymap.insights.conformance import map_view
 
     designed = map_view(engine, definition, level, (a, v, ac), [p["id"] for p in personas], ALL)
+    experiments, experiments_note = _experiments(engine, definition, say) if insights else ([], SKIPPED)
     views = {}
     for p in personas:
         say(f"computing view: {p['name']}")
@@ -122,6 +123,8 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
         ],
         "personas": personas,
         "views": views,
+        "experiments": experiments,
+        "experiments_note": experiments_note,
     }
 
 
@@ -239,8 +242,11 @@ AT_RISK_LISTED = 5  # accounts listed with reasons
 SECTIONS = ("friction", "delight", "moments_of_truth", "themes", "at_risk")
 
 
+SKIPPED = "skipped: the map was built without insights (--no-insights)"
+
+
 def _skipped() -> dict:
-    note = "skipped: the map was built without insights (--no-insights)"
+    note = SKIPPED
     return {**{k: None for k in SECTIONS}, "insights_notes": {k: note for k in SECTIONS}}
 
 
@@ -326,6 +332,18 @@ def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a
         for pid in persona_ids:
             out[pid]["insights_notes"]["at_risk"] = _failed("the churn model", e)
     return out
+
+
+def _experiments(engine: Engine, definition: JourneyDefinition, say: Callable[[str], None]) -> tuple[list, str | None]:
+    """The experiments on the map (insights.experiments.map_experiments): each at its unit and over all the data,
+    whatever the map's level and period (an experiment's window is its own start and end)."""
+    from journeymap.insights.experiments import map_experiments
+
+    try:
+        entries, note = map_experiments(engine, definition, say)
+    except Exception as e:  # noqa: BLE001 - an insight that cannot be computed must not fail the map
+        return [], _failed("experiments", e)
+    return _finite(entries), note
 
 
 def behaviour_stage(engine: Engine, definition: JourneyDefinition, ac, behaviour: str) -> tuple[str | None, str | None]:

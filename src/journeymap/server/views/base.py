@@ -29,7 +29,7 @@ NAV = (("map", "Journey map", "/app/map"), ("funnel", "Funnel", "/app/funnel"), 
        ("retention", "Retention", "/app/retention"), ("lifecycle", "Lifecycle", "/app/lifecycle"),
        ("revenue", "Churn & revenue", "/app/revenue"), ("accounts", "Accounts", "/app/accounts"),
        ("voice", "Voice", "/app/voice"), ("tasks", "Tasks", "/app/tasks"), ("outbox", "Outbox", "/app/outbox"),
-       ("improvements", "Improvements", "/app/improvements"),
+       ("improvements", "Improvements", "/app/improvements"), ("experiments", "Experiments", "/app/experiments"),
        ("analyses", "All analyses", "/app/analyses"), ("settings", "Settings", "/app/settings"))
 COLORS = {"positive": "#2d7a57", "negative": "#b0463d", "accent": "#1f3a68", "accent2": "#3e68ad", "warning": "#a86f12",
           "muted": "#9aa4b2", "teal": "#3a8a8c"}
@@ -141,8 +141,9 @@ class Ctx:
         raw = raw_options(analysis.params, self.query, strict=False, surface="web")
         return analysis.validate({**{k: v for k, v in (prefill or {}).items() if v}, **raw})
 
-    def run(self, name: str, **options) -> dict:
-        """An analysis of the registry through the cache the JSON API uses: one computation for both."""
+    def run(self, name: str, /, **options) -> dict:
+        """An analysis of the registry through the cache the JSON API uses: one computation for both. `name` is
+        positional only: the experiment analysis has an option called name."""
         from journeymap.server.api import run_cached
 
         analysis = get(name)
@@ -214,7 +215,8 @@ class Page:
         self.needs_events = needs_events  # False: the page works on a workspace without journeys (settings)
 
 
-ACTIVE = {"stage": "map", "account": "accounts", "analysis": "analyses", "improvement": "improvements"}
+ACTIVE = {"stage": "map", "account": "accounts", "analysis": "analyses", "improvement": "improvements",
+          "experiment": "experiments"}
 
 
 def _build(page: Page, request: Request, ws: Workspace) -> tuple[dict, JourneymapError | None]:
