@@ -64,12 +64,14 @@ PINNED = {
     ],
     "journeymap.insights.map": ["SECTIONS", "build_map", "emotion"],
     "journeymap.insights.improvements": ["measure"],
+    "journeymap.insights.experiments": ["experiment_result", "find_experiment", "map_experiments", "srm_test",
+                                        "summary"],
 }
 
 # journeymap.insights itself re-exports only the four CLV models (lazily, so scipy loads on first use).
 TOP_LEVEL = ["BetaGeometricBetaBinomial", "BetaGeometricNBD", "GammaGamma", "ShiftedBetaGeometric"]
 
-SUBPACKAGES = ["improvements", "map", "risk", "value", "voice"]
+SUBPACKAGES = ["experiments", "improvements", "map", "risk", "value", "voice"]
 MODULES = ["conformance", "friction", "moments"]  # concerns of their own: plain modules of journeymap.insights
 
 INSIGHTS_DIR = Path(journeymap.insights.__file__).parent

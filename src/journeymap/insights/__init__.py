@@ -7,6 +7,7 @@
 - ``improvements``: improvements that are owned and measured (interrupted time series, difference-in-differences).
 - ``friction`` and ``moments``: friction and delight ranked by what is at stake; moments of truth.
 - ``conformance``: real journeys against the designed future state.
+- ``experiments``: A/B tests' statistics (shared by the `experiment` analysis and the map).
 
 Data flows one way: insights import engine, journey, identity, ingest, events and errors, never workspace,
 report, server or cli. This package imports none of its subpackages; it only re-exports the four CLV models,
