@@ -30,14 +30,24 @@ NEEDS_CHURN_STAGE = ("no churn stage in journeymap.yml: add a terminal stage wit
                      "cancellation event, e.g. subscription_cancelled)")
 
 
+def survey_emotion(kind: str, score: float) -> float:
+    """One survey score on the emotion scale -1..1: NPS/100, a CSAT share (0..1) as 2*s-1, a CES mean (1-7,
+    lower is easier) as (4-CES)/3. The map's current-vs-future curves map survey targets with it too.
+
+    >>> survey_emotion("nps", 40), survey_emotion("csat", 0.75), survey_emotion("ces", 2.5)
+    (0.4, 0.5, 0.5)
+    """
+    value = {"nps": score / 100.0, "csat": 2 * score - 1, "ces": (4 - score) / 3}[kind]
+    return max(-1.0, min(1.0, value))
+
+
 def emotion(surveys: dict[str, dict]) -> float | None:
-    """-1..1: NPS/100, CSAT share mapped to 2*s-1, CES mapped to (4-CES)/3; weighted by answers."""
+    """-1..1: each survey kind's score on the emotion scale (`survey_emotion`), weighted by answers."""
     parts = []
     for kind, s in surveys.items():
         if s["score"] is None or not s["n"]:
             continue
-        value = {"nps": s["score"] / 100.0, "csat": 2 * s["score"] - 1, "ces": (4 - s["score"]) / 3}[kind]
-        parts.append((max(-1.0, min(1.0, value)), s["n"]))
+        parts.append((survey_emotion(kind, s["score"]), s["n"]))
     if not parts:
         return None
     return sum(v * n for v, n in parts) / sum(n for _, n in parts)
@@ -92,6 +102,7 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
               else {p["id"]: _skipped() for p in personas})
     say("holding journeys to the design")
     from journeymap.insights.conformance import map_view
+    from journeymap.insights.map.curves import curves
 
     designed = map_view(engine, definition, level, (a, v, ac), [p["id"] for p in personas], ALL)
     views = {}
@@ -102,6 +113,8 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
                                texts.get(p["id"], {}), min_answers)
         views[p["id"]].update(placed[p["id"]])
         views[p["id"]]["future_state"] = designed.get(p["id"])
+        if views[p["id"]]["future_state"] is not None:
+            views[p["id"]]["future_state"]["curves"] = curves(views[p["id"]], definition, p["id"])
         if period != (None, None) and insights:
             at = placed_at(period)
             views[p["id"]]["insights_notes"]["period"] = (
