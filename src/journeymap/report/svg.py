@@ -177,10 +177,10 @@ def target_curves(name: str, labels: Sequence[str], actual: Sequence[float | Non
 
     parts = [f'<svg class="target-curves" width="100%" height="{height}" role="img" '
              f'aria-label="{escape(name)} by stage. Actual: {escape(said(actual))}. Target: {escape(said(target))}.">',
-             f'<line class="legend-actual" x1="8" y1="12" x2="34" y2="12"/>'
-             f'<text class="legend" x="40" y="16">actual</text>',
-             f'<line class="legend-target" x1="96" y1="12" x2="122" y2="12" stroke-dasharray="6 4"/>'
-             f'<text class="legend" x="128" y="16">target</text>']
+             '<line class="legend-actual" x1="8" y1="12" x2="34" y2="12"/>'
+             '<text class="legend" x="40" y="16">actual</text>',
+             '<line class="legend-target" x1="96" y1="12" x2="122" y2="12" stroke-dasharray="6 4"/>'
+             '<text class="legend" x="128" y="16">target</text>']
     if low < 0 < high:
         parts.append(f'<line class="baseline" x1="0" y1="{y(0)}" x2="100%" y2="{y(0)}"/>')
     else:
