@@ -460,10 +460,10 @@ def _future_curves(curves: dict[str, Any] | None, names: dict[str, str]) -> dict
         return None
     emo, time = curves.get("emotion") or [], curves.get("time") or []
     labels = [names.get(p["stage"], humanize(p["stage"])) for p in emo]
-    emotion_svg = target_curves("Emotion", labels, [p["actual"] for p in emo], [p["target"] for p in emo], -1.0, 1.0,
+    emotion_svg = target_curves("Emotion by stage", labels, [p["actual"] for p in emo], [p["target"] for p in emo], -1.0, 1.0,
                                 signed)
     seconds = [v for p in time for v in (p["actual_seconds"], p["target_seconds"]) if v is not None]
-    time_svg = target_curves("Median time in stage", [names.get(p["stage"], humanize(p["stage"])) for p in time],
+    time_svg = target_curves("Median time in stage, by stage", [names.get(p["stage"], humanize(p["stage"])) for p in time],
                              [p["actual_seconds"] for p in time], [p["target_seconds"] for p in time], 0.0,
                              (max(seconds) * 1.1) if seconds else 1.0, duration)
     notes = curves.get("notes") or {}

@@ -176,7 +176,7 @@ def target_curves(name: str, labels: Sequence[str], actual: Sequence[float | Non
         return ", ".join(f"{lab} {shown(v) if v is not None else 'none'}" for lab, v in zip(labels, values, strict=True))
 
     parts = [f'<svg class="target-curves" width="100%" height="{height}" role="img" '
-             f'aria-label="{escape(name)} by stage. Actual: {escape(said(actual))}. Target: {escape(said(target))}.">',
+             f'aria-label="{escape(name)}. Actual: {escape(said(actual))}. Target: {escape(said(target))}.">',
              '<line class="legend-actual" x1="8" y1="12" x2="34" y2="12"/>'
              '<text class="legend" x="40" y="16">actual</text>',
              '<line class="legend-target" x1="96" y1="12" x2="122" y2="12" stroke-dasharray="6 4"/>'

@@ -10,6 +10,7 @@ target says what to add instead of drawing nothing.
 from __future__ import annotations
 
 from journeymap.insights.map.journey_map import survey_emotion
+from journeymap.insights.map.targets import label
 from journeymap.journey.definition import JourneyDefinition, Target
 
 SURVEY_METRICS = ("nps", "csat", "ces")
@@ -80,7 +81,7 @@ def curves(view: dict, definition: JourneyDefinition, persona: str) -> dict:
         goal = target_emotion(targets, stage.get("surveys") or {})
         emotion.append({
             "stage": s.id, "actual": stage.get("emotion"), "target": goal,
-            "target_from": [f"{k} {t.op} {t.value}" for k, t in targets.items()],
+            "target_from": [label(t) for t in targets.values()],  # as the targets panel names them
             "note": None if goal is not None else "no target: add " + EMOTION_EXAMPLE % s.id + " under targets:",
         })
         seconds, source, steps = _time_target(definition, s.id, persona, fs)
