@@ -9,7 +9,7 @@ target says what to add instead of drawing nothing.
 
 from __future__ import annotations
 
-from journeymap.insights.map.journey_map import survey_emotion
+from journeymap.insights.map.emotion import survey_emotion
 from journeymap.insights.map.targets import label
 from journeymap.journey.definition import JourneyDefinition, Target
 

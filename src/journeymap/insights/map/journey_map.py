@@ -17,6 +17,8 @@ from journeymap.engine.backends import Engine
 from journeymap.engine.personas import UNASSIGNED
 from journeymap.engine.stages import advancing_ids, funnel, stage_duration_counts
 from journeymap.engine.survival import time_in_stage_summary
+from journeymap.insights.map.curves import curves
+from journeymap.insights.map.emotion import emotion
 from journeymap.insights.map.minimums import MIN_EMOTION_ANSWERS
 from journeymap.insights.map.pain_points import opportunities, pain_points
 from journeymap.insights.map.targets import evaluate
@@ -28,29 +30,6 @@ OUTCOME_KINDS = ("churn", "lost")
 """Terminal stages whose units left or never came: their voice is never a positive quote."""
 NEEDS_CHURN_STAGE = ("no churn stage in journeymap.yml: add a terminal stage with kind: churn (its entry: the "
                      "cancellation event, e.g. subscription_cancelled)")
-
-
-def survey_emotion(kind: str, score: float) -> float:
-    """One survey score on the emotion scale -1..1: NPS/100, a CSAT share (0..1) as 2*s-1, a CES mean (1-7,
-    lower is easier) as (4-CES)/3. The map's current-vs-future curves map survey targets with it too.
-
-    >>> survey_emotion("nps", 40), survey_emotion("csat", 0.75), survey_emotion("ces", 2.5)
-    (0.4, 0.5, 0.5)
-    """
-    value = {"nps": score / 100.0, "csat": 2 * score - 1, "ces": (4 - score) / 3}[kind]
-    return max(-1.0, min(1.0, value))
-
-
-def emotion(surveys: dict[str, dict]) -> float | None:
-    """-1..1: each survey kind's score on the emotion scale (`survey_emotion`), weighted by answers."""
-    parts = []
-    for kind, s in surveys.items():
-        if s["score"] is None or not s["n"]:
-            continue
-        parts.append((survey_emotion(kind, s["score"]), s["n"]))
-    if not parts:
-        return None
-    return sum(v * n for v, n in parts) / sum(n for _, n in parts)
 
 
 def build_map(
@@ -102,7 +81,6 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
               else {p["id"]: _skipped() for p in personas})
     say("holding journeys to the design")
     from journeymap.insights.conformance import map_view
-    from journeymap.insights.map.curves import curves
 
     designed = map_view(engine, definition, level, (a, v, ac), [p["id"] for p in personas], ALL)
     views = {}
