@@ -119,3 +119,13 @@ def test_without_a_design_the_page_says_what_to_add(tmp_path):
     from journeymap.journey.future_state import FutureState
 
     FutureState.model_validate(yaml.safe_load(example)["future_state"])  # the example is a valid design
+
+
+def test_the_web_map_draws_the_two_curves(served):
+    """The web map renders the HTML export's panels: the current-vs-future curves are there too, with the
+    notes saying what to add (the worked example has no survey target and no time target for its stage)."""
+    page = served.get("/app/map").text
+    charts = re.findall(r'<svg class="target-curves".*?</svg>', page, re.S)
+    assert len(charts) == 2 and "Emotion by stage" in charts[0] and "Median time in stage, by stage" in charts[1]
+    curves = served.get("/app/map.json").json()["views"]["all"]["future_state"]["curves"]
+    assert curves["notes"]["emotion"] in html.unescape(page)
