@@ -15,6 +15,8 @@ import datetime as dt
 import gzip
 import json
 import os
+import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -564,6 +566,148 @@ def test_the_map_shows_the_design_next_to_what_units_did(worked, tmp_path):
     invoke_cli("map", "--workspace", str(worked), "--no-insights", "--out", str(out))
     html = out.read_text()
     assert "Current vs future" in html and "2 of 7" in html and "Deviations with the largest impact" in html
+
+
+# -- the map's two curves: emotion and time, actual against target (docs/map-json.md, "The curves") -----------------
+
+CURVES = {
+    "stages": [
+        {"id": "trial", "name": "Trial", "entry": "signup"},
+        {"id": "active", "name": "Active", "entry": "connected"},
+        {"id": "paying", "name": "Paying", "entry": "paid"},
+        {"id": "churned", "name": "Churned", "entry": "cancelled", "terminal": True, "kind": "churn"},
+    ],
+    "touchpoints": [{"id": "connect_tp", "name": "Connect", "match": "connected", "stage": "active"}],
+    "surveys": [{"id": "nps", "kind": "nps", "match": "nps_submitted"},
+                {"id": "csat", "kind": "csat", "match": "csat_submitted"}],
+    "analysis": {"level": "person"},
+    "future_state": {"steps": [{"id": "signup", "stage": "trial"},
+                               {"id": "connect", "touchpoint": "connect_tp", "within": "2d"},
+                               {"id": "paid", "stage": "paying"}],
+                     "within": "10d"},
+    "targets": [
+        {"metric": "csat", "stage": "trial", "op": ">=", "value": "80%"},
+        {"metric": "nps", "stage": "trial", "op": ">=", "value": 20},
+        {"metric": "time_in_stage_p50", "stage": "trial", "op": "<=", "value": "1d"},
+        {"metric": "nps", "stage": "active", "op": ">=", "value": 0},
+        {"metric": "ces", "stage": "active", "change": "-10%", "baseline": "yoy"},  # relative: no level to draw
+    ],
+}
+DAY = 86400.0
+TRIAL_DAYS = {"u1": 0.5, "u2": 1, "u3": 2, "u4": 4}  # signup -> connected; u5 never connects
+ACTIVE_DAYS = {"u1": 1, "u2": 3, "u3": 5}  # connected -> paid; u4 never pays
+TRIAL_ANSWERS = [("u1", "csat_submitted", 5), ("u2", "csat_submitted", 4), ("u3", "csat_submitted", 2),
+                 ("u1", "nps_submitted", 9), ("u2", "nps_submitted", 3)]
+ACTIVE_ANSWERS = [("u1", "csat_submitted", 5), ("u2", "csat_submitted", 5)]
+
+
+@pytest.fixture(scope="module")
+def curved(tmp_path_factory) -> tuple[Path, list]:
+    """Five people through trial -> active -> paying, survey answers in trial and active, the data ending on day 30."""
+    base = tmp_path_factory.mktemp("curves")
+    ws = base / "ws"
+    ws.mkdir()
+    (ws / "journeymap.yml").write_text(yaml.safe_dump(CURVES))
+    rows = []
+    for i, u in enumerate(["u1", "u2", "u3", "u4", "u5"]):
+        start = T0 + dt.timedelta(hours=i)
+        rows.append((u, "signup", start, {}))
+        for n, (who, event, score) in enumerate(TRIAL_ANSWERS):
+            if who == u:
+                rows.append((u, event, start + dt.timedelta(hours=1, minutes=n), {"score": score}))
+        if u in TRIAL_DAYS:
+            connected = start + dt.timedelta(days=TRIAL_DAYS[u])
+            rows.append((u, "connected", connected, {}))
+            for n, (who, event, score) in enumerate(ACTIVE_ANSWERS):
+                if who == u:
+                    rows.append((u, event, connected + dt.timedelta(hours=1, minutes=n), {"score": score}))
+            if u in ACTIVE_DAYS:
+                rows.append((u, "paid", connected + dt.timedelta(days=ACTIVE_DAYS[u]), {}))
+    rows.append(("zz", "noise", T0 + dt.timedelta(days=30), {}))  # the end of the data
+    path = base / "events.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["customer_id", "event", "ts", "properties"])
+        for c, e, t, props in rows:
+            w.writerow([c, e, t.isoformat() + "Z", json.dumps(props)])
+    invoke_json("ingest", str(path), "--workspace", str(ws))
+    return ws, rows
+
+
+def _km_median(rows: list, enter: str, leave: str | None) -> float | None:
+    """lifelines' Kaplan-Meier median of the time from `enter` to `leave` per unit, censored at the end of the data."""
+    from lifelines import KaplanMeierFitter
+
+    end = max(t for _, _, t, _ in rows)
+    first = {}
+    for c, e, t, _ in rows:
+        first.setdefault((c, e), t)
+    units = sorted({c for c, e in first if e == enter})
+    durations = [((first.get((u, leave)) or end) - first[(u, enter)]).total_seconds() for u in units]
+    observed = [(u, leave) in first for u in units]
+    median = KaplanMeierFitter().fit(durations, observed).median_survival_time_
+    return None if median == float("inf") else float(median)
+
+
+def test_the_map_draws_emotion_and_time_against_their_targets(curved, tmp_path):
+    ws, rows = curved
+    model = invoke_json("map", "--workspace", str(ws), "--no-insights", "--min-answers", "1")
+    view = model["views"]["all"]
+    curves = view["future_state"]["curves"]
+    emotion = {p["stage"]: p for p in curves["emotion"]}
+    time = {p["stage"]: p for p in curves["time"]}
+    assert list(emotion) == list(time) == ["trial", "active", "paying"]  # journey stages, the terminal one left out
+
+    # Emotion. Trial's answers, counted from the log: CSAT 5, 4, 2 (satisfied: 4 or 5) and NPS 9, 3.
+    csat = [s for _, e, s in TRIAL_ANSWERS if e == "csat_submitted"]
+    nps = [s for _, e, s in TRIAL_ANSWERS if e == "nps_submitted"]
+    csat_share = sum(s >= 4 for s in csat) / len(csat)
+    nps_points = 100 * (sum(s >= 9 for s in nps) - sum(s <= 6 for s in nps)) / len(nps)
+    actual = (len(csat) * (2 * csat_share - 1) + len(nps) * nps_points / 100) / (len(csat) + len(nps))
+    assert emotion["trial"]["actual"] == pytest.approx(actual) == pytest.approx(view["stages"]["trial"]["emotion"])
+    # targets csat >= 80% and nps >= 20 on the same scale (2 x 0.8 - 1, 20/100), weighted by trial's answers
+    assert emotion["trial"]["target"] == pytest.approx((len(csat) * (2 * 0.80 - 1) + len(nps) * 20 / 100)
+                                                       / (len(csat) + len(nps)))
+    assert [x.split()[0] for x in sorted(emotion["trial"]["target_from"])] == ["csat", "nps"]
+    # active: nps >= 0 and no NPS answers there (weighted equally: itself); the relative CES target is left out
+    assert emotion["active"]["target"] == 0.0 and [x.split()[0] for x in emotion["active"]["target_from"]] == ["nps"]
+    assert emotion["active"]["actual"] == pytest.approx(1.0)  # two CSAT 5s
+    assert emotion["paying"]["target"] is None and "add {metric: csat, stage: paying" in emotion["paying"]["note"]
+    assert curves["notes"] == {"emotion": None, "time": None}
+
+    # Time: Kaplan-Meier medians by lifelines, straight from the log; the designed times from the definition
+    assert time["trial"]["actual_seconds"] == _km_median(rows, "signup", "connected") == 2 * DAY
+    assert time["active"]["actual_seconds"] == _km_median(rows, "connected", "paid") == 3 * DAY
+    assert time["paying"]["actual_seconds"] is None  # nobody has left it: censoring hides the median
+    assert (time["trial"]["target_seconds"], time["trial"]["target_from"]) == (1 * DAY, "time_in_stage_p50")
+    assert (time["active"]["target_seconds"], time["active"]["target_from"], time["active"]["steps"]) == (
+        2 * DAY, "steps", ["connect"])
+    assert (time["paying"]["target_seconds"], time["paying"]["target_from"]) == (10 * DAY, "end_to_end")
+
+    # drawn: two charts, each with a solid actual line and a dashed target line, both named in the legend
+    out = tmp_path / "map.html"
+    invoke_cli("map", "--workspace", str(ws), "--no-insights", "--min-answers", "1", "--out", str(out))
+    charts = re.findall(r'<svg class="target-curves".*?</svg>', out.read_text(), re.S)
+    assert len(charts) == 2
+    for svg in charts:
+        assert 'class="curve-actual"' in svg and 'class="curve-target"' in svg
+        assert re.search(r'class="curve-target"[^>]*stroke-dasharray', svg)
+        assert not re.search(r'class="curve-actual"[^>]*stroke-dasharray', svg)
+        assert '>actual</text>' in svg and '>target</text>' in svg
+    assert f">{emotion['trial']['target']:+.2f}<" in charts[0] and ">+1.00<" in charts[0]
+    assert "Emotion by stage" in charts[0] and "Median time in stage, by stage" in charts[1]
+
+
+def test_without_stage_targets_the_curves_say_what_to_add(curved, tmp_path):
+    ws, _ = curved
+    bare = tmp_path / "ws"
+    shutil.copytree(ws, bare)
+    (bare / "journeymap.yml").write_text(yaml.safe_dump({**CURVES, "targets": [],
+                                                         "future_state": {"steps": CURVES["future_state"]["steps"][:1]}}))
+    curves = invoke_json("map", "--workspace", str(bare), "--no-insights")["views"]["all"]["future_state"]["curves"]
+    assert all(p["target"] is None and p["note"].startswith("no target: add") for p in curves["emotion"])
+    assert "no stage has an NPS, CSAT or CES target" in curves["notes"]["emotion"]
+    assert "no stage has a time budget" in curves["notes"]["time"]
 
 
 def test_the_map_without_a_design_has_none(tmp_path):

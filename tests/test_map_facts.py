@@ -184,3 +184,30 @@ def test_without_a_churn_stage_the_churn_and_moments_panels_say_what_to_add(no_c
     page = render_map_html(no_churn_stage)
     assert 'data-needs="churn"' in page and "Moments of truth:</strong> no churn stage" in page
     assert "<dt>Churned</dt>" not in page
+
+
+def test_current_vs_future_curves_are_the_lanes_numbers_and_the_demos_targets(model, demo):
+    """The curves' actual points are the emotion lane's and the time-in-stage lane's numbers; the demo's target
+    emotions are its stage survey targets (journeymap.yml), put on the emotion scale here by hand."""
+    raw = yaml.safe_load((demo.path / "journeymap.yml").read_text())
+    mapped = {"nps": lambda v: v / 100, "csat": lambda v: 2 * float(str(v).rstrip("%")) / 100 - 1}
+    wanted: dict[str, list[float]] = {}
+    for t in raw["targets"]:
+        if t.get("stage") and t["metric"] in mapped and not t.get("persona"):
+            wanted.setdefault(t["stage"], []).append(mapped[t["metric"]](t["value"]))
+    assert wanted  # the demo has stage survey targets, so it shows both curves
+    for pid, view in model["views"].items():
+        curves = view["future_state"]["curves"]
+        for point in curves["emotion"]:
+            assert point["actual"] == view["stages"][point["stage"]]["emotion"], (pid, point["stage"])
+            if len(wanted.get(point["stage"], [])) == 1:
+                assert point["target"] == pytest.approx(wanted[point["stage"]][0]), (pid, point["stage"])
+            elif point["stage"] not in wanted:
+                assert point["target"] is None and point["note"], (pid, point["stage"])
+        for point in curves["time"]:
+            assert point["actual_seconds"] == view["stages"][point["stage"]]["time_in_stage"]["p50_seconds"]
+    everyone = model["views"]["all"]["future_state"]["curves"]
+    assert sum(p["target"] is not None and p["actual"] is not None for p in everyone["emotion"]) >= 2
+    assert sum(p["target_seconds"] is not None and p["actual_seconds"] is not None for p in everyone["time"]) >= 2
+    page = render_map_html(model)
+    assert page.count('<svg class="target-curves"') == 2 * len(model["views"])

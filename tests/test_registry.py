@@ -25,7 +25,8 @@ from journeymap.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = [a.name for a in REGISTRY]
-DEDICATED = {"funnel": "/app/funnel", "paths": "/app/paths", "retention": "/app/retention", "lifecycle": "/app/lifecycle"}
+DEDICATED = {"funnel": "/app/funnel", "paths": "/app/paths", "retention": "/app/retention", "lifecycle": "/app/lifecycle",
+             "conformance": "/app/conformance"}
 """Analyses with a page of their own whose form is the analysis's options (with charts)."""
 
 

@@ -202,7 +202,7 @@ def test_a_new_workspace_shows_its_empty_state_then_its_loaded_events(tmp_path):
     # a stitch every 10 minutes: only the first load after start is stitched at once
     with serve_in_process(ws.path, stitch_seconds=600, rate_limit=0) as http:
         for page in ("/app/accounts", "/app/retention", "/app/map", "/app/funnel", "/app/lifecycle", "/app/revenue",
-                     "/app/paths", "/app/voice", "/app/stages/evaluation"):
+                     "/app/paths", "/app/voice", "/app/conformance", "/app/stages/evaluation"):
             got = http.get(page, headers=auth)
             assert got.status_code == 200, (page, got.text[-500:])
             assert "no events yet" in got.text and 'class="jm-note jm-empty"' in got.text, page

@@ -36,9 +36,8 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networkin
                 "--no-first-run", "--disable-sync"]
 SCREENS = Path("/tmp/jm-screens")
 FUNNEL = {"steps": "trial_started,onboarding_step_completed,invoice_paid", "window": "30d", "by": "account"}
-PAGES = ["map", "stages/onboarding", "funnel", "paths", "retention", "lifecycle", "revenue", "accounts", "voice", "tasks", "outbox",
-         "experiments", "experiments/pricing_page",
-         "settings"]
+PAGES = ["map", "stages/onboarding", "funnel", "paths", "retention", "lifecycle", "revenue", "accounts", "voice", "conformance",
+         "tasks", "outbox", "experiments", "experiments/pricing_page", "settings"]
 EXTERNAL = re.compile(r"""(?:src|href|action)\s*=\s*["']?\s*(https?:)?//""", re.I)
 SCRIPT_BODY = re.compile(r"(<script[^>]*>).*?(</script>)", re.S | re.I)
 

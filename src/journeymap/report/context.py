@@ -11,8 +11,8 @@ from typing import Any
 
 from markupsafe import Markup
 
-from journeymap.report.format import DASH, count, duration, humanize, percent
-from journeymap.report.svg import EmotionPoint, emotion_curve
+from journeymap.report.format import DASH, count, duration, humanize, percent, signed
+from journeymap.report.svg import EmotionPoint, emotion_curve, target_curves
 
 __all__ = ["Column", "Kpi", "MapContext", "StageCell", "ViewContext", "build_context", "impact_level", "money",
            "severity_level"]
@@ -453,7 +453,27 @@ def _future_state(view: dict[str, Any], columns: list[Column]) -> dict[str, Any]
         rows.append({"stage": "(no stage yet)", "conformance": None, "steps": unplaced})
     pains = [{**p, "stage_name": names.get(p.get("stage"), humanize(p.get("stage")) if p.get("stage") else None)}
              for p in fs.get("pain_points") or []]
-    return {**fs, "rows": rows, "pains": pains}
+    return {**fs, "rows": rows, "pains": pains, "charts": _future_curves(fs.get("curves"), names)}
+
+
+def _future_curves(curves: dict[str, Any] | None, names: dict[str, str]) -> dict[str, Any] | None:
+    """The two curves as inline SVG (actual solid, target dashed), and the notes saying what to add where a
+    stage has no target."""
+    if not curves:
+        return None
+    emo, time = curves.get("emotion") or [], curves.get("time") or []
+    labels = [names.get(p["stage"], humanize(p["stage"])) for p in emo]
+    emotion_svg = target_curves("Emotion by stage", labels, [p["actual"] for p in emo], [p["target"] for p in emo], -1.0, 1.0,
+                                signed)
+    seconds = [v for p in time for v in (p["actual_seconds"], p["target_seconds"]) if v is not None]
+    time_svg = target_curves("Median time in stage, by stage", [names.get(p["stage"], humanize(p["stage"])) for p in time],
+                             [p["actual_seconds"] for p in time], [p["target_seconds"] for p in time], 0.0,
+                             (max(seconds) * 1.1) if seconds else 1.0, duration)
+    notes = curves.get("notes") or {}
+    missing = [f"{names.get(p['stage'], humanize(p['stage']))}: {p['note']}" for p in emo if p.get("note")]
+    missing_time = [f"{names.get(p['stage'], humanize(p['stage']))}: {p['note']}" for p in time if p.get("note")]
+    return {"emotion_svg": emotion_svg, "time_svg": time_svg, "emotion_note": notes.get("emotion"),
+            "time_note": notes.get("time"), "emotion_missing": missing, "time_missing": missing_time}
 
 
 RATE_KINDS = ("conversion", "retention", "funnel")  # metrics whose per-unit value is 0 or 1: a mean is a rate

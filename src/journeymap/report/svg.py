@@ -6,14 +6,14 @@ it shows. No `xmlns` is written: inline SVG in HTML does not need one, and the p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
 from journeymap.report.format import signed
 
-__all__ = ["EmotionPoint", "bar", "emotion_curve", "emotion_tone", "stacked_bar"]
+__all__ = ["EmotionPoint", "bar", "emotion_curve", "emotion_tone", "stacked_bar", "target_curves"]
 
 CURVE_HEIGHT = 148
 _PAD = 30  # room above and below the extremes for the value labels
@@ -145,5 +145,64 @@ def stacked_bar(shares: Sequence[float]) -> Markup:
             continue
         parts.append(f'<rect class="bar-seg seg-{index % 5}" x="{start:.4g}" width="{width:.4g}" height="6"/>')
         start += width
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+TARGET_CURVES_HEIGHT = 190
+_TOP, _BOTTOM = 34, 30  # room for the legend above, the stage names below
+
+
+def target_curves(name: str, labels: Sequence[str], actual: Sequence[float | None], target: Sequence[float | None],
+                  low: float, high: float, shown: Callable[[float], str]) -> Markup:
+    """Two curves over the same stages: `actual` solid (`curve-actual`), `target` dashed (`curve-target`), each
+    point labelled with `shown(value)`, a legend naming both, the stage names under the columns. Values are
+    placed between `low` and `high` (clamped); a stage without a value has no point, and the points on either
+    side of it are bridged by a dotted line (`curve-gap`), so a gap is never drawn as a value.
+
+    >>> svg = target_curves("Emotion", ["A", "B"], [0.1, 0.3], [0.5, None], -1, 1, str)
+    >>> svg.count('class="curve-actual"'), svg.count('class="curve-target"'), "Target: A 0.5, B none" in svg
+    (1, 0, True)
+    """
+    columns = max(len(labels), 1)
+    height = TARGET_CURVES_HEIGHT
+    span = (high - low) or 1.0
+
+    def y(value: float) -> float:
+        clamped = max(low, min(high, value))
+        return round(_TOP + (high - clamped) / span * (height - _TOP - _BOTTOM), 2)
+
+    def said(values: Sequence[float | None]) -> str:
+        return ", ".join(f"{lab} {shown(v) if v is not None else 'none'}" for lab, v in zip(labels, values, strict=True))
+
+    parts = [f'<svg class="target-curves" width="100%" height="{height}" role="img" '
+             f'aria-label="{escape(name)}. Actual: {escape(said(actual))}. Target: {escape(said(target))}.">',
+             '<line class="legend-actual" x1="8" y1="12" x2="34" y2="12"/>'
+             '<text class="legend" x="40" y="16">actual</text>',
+             '<line class="legend-target" x1="96" y1="12" x2="122" y2="12" stroke-dasharray="6 4"/>'
+             '<text class="legend" x="128" y="16">target</text>']
+    if low < 0 < high:
+        parts.append(f'<line class="baseline" x1="0" y1="{y(0)}" x2="100%" y2="{y(0)}"/>')
+    else:
+        parts.append(f'<line class="baseline" x1="0" y1="{y(low)}" x2="100%" y2="{y(low)}"/>')
+    for index in range(1, columns):
+        parts.append(f'<line class="col-edge" x1="{index * 100 / columns:.4g}%" y1="{_TOP - 8}" '
+                     f'x2="{index * 100 / columns:.4g}%" y2="{height - _BOTTOM}"/>')
+    for series, values, dash in (("actual", actual, ""), ("target", target, ' stroke-dasharray="6 4"')):
+        known = [(i, v) for i, v in enumerate(values) if v is not None]
+        for (a, va), (b, vb) in zip(known, known[1:], strict=False):
+            kind = f"curve-{series}" if b == a + 1 else "curve-gap"
+            parts.append(f'<line class="{kind}" x1="{_x(a, columns)}" y1="{y(va)}" x2="{_x(b, columns)}" '
+                         f'y2="{y(vb)}"{dash if b == a + 1 else ""}/>')
+        for i, v in known:
+            parts.append(f'<circle class="point point--{series}" cx="{_x(i, columns)}" cy="{y(v)}" r="4"/>')
+            other = (target if series == "actual" else actual)[i]
+            above = other is None or v > other or (v == other and series == "target")  # the higher label goes on top
+            label_y = y(v) - 8 if above else y(v) + 16
+            parts.append(f'<text class="point-label point-label--{series}" x="{_x(i, columns)}" y="{label_y}" '
+                         f'text-anchor="middle">{escape(shown(v))}</text>')
+    for i, lab in enumerate(labels):
+        parts.append(f'<text class="axis stage-name" x="{_x(i, columns)}" y="{height - 8}" '
+                     f'text-anchor="middle">{escape(lab)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -3,6 +3,8 @@
 - ``journey_map``: ``build_map`` (docs/map-json.md), used by ``journeymap map`` and ``Workspace.journey_map``.
 - ``pain_points``: the largest drop-offs, slowest stages and worst-rated touchpoints, and opportunities.
 - ``targets``: future-state targets against the current state.
+- ``emotion``: the emotion scale (-1..1) survey scores are put on, for a stage's emotion and its targets.
+- ``curves``: the current-vs-future curves, emotion and time, actual against target, per stage.
 
 ``pain_points`` and ``targets`` are the map's building blocks and are not re-exported here (a re-exported
 ``pain_points`` function would hide the ``pain_points`` module); import them from their modules.

@@ -17,6 +17,8 @@ from journeymap.engine.backends import Engine
 from journeymap.engine.personas import UNASSIGNED
 from journeymap.engine.stages import advancing_ids, funnel, stage_duration_counts
 from journeymap.engine.survival import time_in_stage_summary
+from journeymap.insights.map.curves import curves
+from journeymap.insights.map.emotion_scale import emotion
 from journeymap.insights.map.minimums import MIN_EMOTION_ANSWERS
 from journeymap.insights.map.pain_points import opportunities, pain_points
 from journeymap.insights.map.targets import evaluate
@@ -28,19 +30,6 @@ OUTCOME_KINDS = ("churn", "lost")
 """Terminal stages whose units left or never came: their voice is never a positive quote."""
 NEEDS_CHURN_STAGE = ("no churn stage in journeymap.yml: add a terminal stage with kind: churn (its entry: the "
                      "cancellation event, e.g. subscription_cancelled)")
-
-
-def emotion(surveys: dict[str, dict]) -> float | None:
-    """-1..1: NPS/100, CSAT share mapped to 2*s-1, CES mapped to (4-CES)/3; weighted by answers."""
-    parts = []
-    for kind, s in surveys.items():
-        if s["score"] is None or not s["n"]:
-            continue
-        value = {"nps": s["score"] / 100.0, "csat": 2 * s["score"] - 1, "ces": (4 - s["score"]) / 3}[kind]
-        parts.append((max(-1.0, min(1.0, value)), s["n"]))
-    if not parts:
-        return None
-    return sum(v * n for v, n in parts) / sum(n for _, n in parts)
 
 
 def build_map(
@@ -103,6 +92,8 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
                                texts.get(p["id"], {}), min_answers)
         views[p["id"]].update(placed[p["id"]])
         views[p["id"]]["future_state"] = designed.get(p["id"])
+        if views[p["id"]]["future_state"] is not None:
+            views[p["id"]]["future_state"]["curves"] = curves(views[p["id"]], definition, p["id"])
         if period != (None, None) and insights:
             at = placed_at(period)
             views[p["id"]]["insights_notes"]["period"] = (

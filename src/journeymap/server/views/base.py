@@ -28,8 +28,9 @@ from journeymap.workspace import Workspace
 NAV = (("map", "Journey map", "/app/map"), ("funnel", "Funnel", "/app/funnel"), ("paths", "Paths", "/app/paths"),
        ("retention", "Retention", "/app/retention"), ("lifecycle", "Lifecycle", "/app/lifecycle"),
        ("revenue", "Churn & revenue", "/app/revenue"), ("accounts", "Accounts", "/app/accounts"),
-       ("voice", "Voice", "/app/voice"), ("tasks", "Tasks", "/app/tasks"), ("outbox", "Outbox", "/app/outbox"),
-       ("improvements", "Improvements", "/app/improvements"), ("experiments", "Experiments", "/app/experiments"),
+       ("voice", "Voice", "/app/voice"), ("conformance", "Conformance", "/app/conformance"), ("tasks", "Tasks", "/app/tasks"),
+       ("outbox", "Outbox", "/app/outbox"), ("improvements", "Improvements", "/app/improvements"),
+       ("experiments", "Experiments", "/app/experiments"),
        ("analyses", "All analyses", "/app/analyses"), ("settings", "Settings", "/app/settings"))
 COLORS = {"positive": "#2d7a57", "negative": "#b0463d", "accent": "#1f3a68", "accent2": "#3e68ad", "warning": "#a86f12",
           "muted": "#9aa4b2", "teal": "#3a8a8c"}
