@@ -156,3 +156,34 @@ def test_entries_needed_gives_the_power_asked_for():
         _, lo, _ = effect.newcombe(x_t, total - held, x_h, held)
         found += lo > 0
     assert 0.72 < found / 400 < 0.88
+
+
+def test_the_pages_json_twins_and_the_cli_read_the_stored_effect(measured, tmp_path):
+    from conftest import invoke_cli, invoke_json, serve_in_process
+    from journeymap.ingest.store import open_store
+    from journeymap.server.keys import create_key
+
+    _, got, _ = measured
+    ws = Workspace.init(tmp_path / "ws")
+    (ws.path / "journeymap.yml").write_text(json.dumps(DEFINITION))
+    ws.__dict__.pop("definition", None)
+    with ws:
+        ws.ingest([str(write(random_log(3, 400), tmp_path / "log.csv"))])
+    shown = invoke_json("act", "show", "nudge", "-w", str(ws.path))
+    listed = invoke_json("act", "playbooks", "-w", str(ws.path))
+    assert shown["goal"] == got["goal"] and listed["playbooks"][0]["goal"] == got["goal"]
+    assert len(shown["recent"]) == 25 and shown["definition"]["goal"]["within"] == "14d"
+    assert got["goal"]["text"] in invoke_cli("act", "show", "nudge", "-w", str(ws.path)).stdout.replace("\n", " ")
+    assert "did you mean 'nudge'" in invoke_cli("act", "show", "nudgee", "-w", str(ws.path), check=False).stderr
+    con = open_store(ws.path)
+    _, token = create_key(con, "read", "t")
+    con.close()
+    with serve_in_process(ws.path) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        assert client.get("/app/playbooks.json").json()["playbooks"][0] == {**listed["playbooks"][0]}
+        assert client.get("/app/playbooks/nudge.json").json()["goal"] == got["goal"]
+        assert client.get("/app/playbooks/nudgee.json").status_code == 404
+        client.cookies.set("jm_read", token)
+        page = client.get("/app/playbooks/nudge")
+        assert page.status_code == 200 and "too small to tell" in page.text and "Recent firings" in page.text
+        assert 'href="/app/playbooks/nudge"' in client.get("/app/playbooks").text

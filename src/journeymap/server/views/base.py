@@ -28,7 +28,8 @@ from journeymap.workspace import Workspace
 NAV = (("map", "Journey map", "/app/map"), ("funnel", "Funnel", "/app/funnel"), ("paths", "Paths", "/app/paths"),
        ("retention", "Retention", "/app/retention"), ("lifecycle", "Lifecycle", "/app/lifecycle"),
        ("revenue", "Churn & revenue", "/app/revenue"), ("accounts", "Accounts", "/app/accounts"),
-       ("voice", "Voice", "/app/voice"), ("tasks", "Tasks", "/app/tasks"), ("outbox", "Outbox", "/app/outbox"),
+       ("voice", "Voice", "/app/voice"),
+       ("playbooks", "Playbooks", "/app/playbooks"), ("tasks", "Tasks", "/app/tasks"), ("outbox", "Outbox", "/app/outbox"),
        ("improvements", "Improvements", "/app/improvements"),
        ("analyses", "All analyses", "/app/analyses"), ("settings", "Settings", "/app/settings"))
 COLORS = {"positive": "#2d7a57", "negative": "#b0463d", "accent": "#1f3a68", "accent2": "#3e68ad", "warning": "#a86f12",
@@ -214,7 +215,7 @@ class Page:
         self.needs_events = needs_events  # False: the page works on a workspace without journeys (settings)
 
 
-ACTIVE = {"stage": "map", "account": "accounts", "analysis": "analyses", "improvement": "improvements"}
+ACTIVE = {"stage": "map", "playbook": "playbooks", "account": "accounts", "analysis": "analyses", "improvement": "improvements"}
 
 
 def _build(page: Page, request: Request, ws: Workspace) -> tuple[dict, JourneymapError | None]:
