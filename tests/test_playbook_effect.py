@@ -187,3 +187,23 @@ def test_the_pages_json_twins_and_the_cli_read_the_stored_effect(measured, tmp_p
         page = client.get("/app/playbooks/nudge")
         assert page.status_code == 200 and "too small to tell" in page.text and "Recent firings" in page.text
         assert 'href="/app/playbooks/nudge"' in client.get("/app/playbooks").text
+
+
+def test_the_maps_actions_lane_places_the_playbook_on_its_owners_stage_with_its_effect(tmp_path):
+    from journeymap.report.html import render_map_html
+
+    definition = json.loads(json.dumps(DEFINITION))
+    definition["playbooks"][0]["owner"] = {"stage": "trial", "fallback": "CS"}
+    ws = Workspace.init(tmp_path / "ws")
+    (ws.path / "journeymap.yml").write_text(json.dumps(definition))
+    ws.__dict__.pop("definition", None)
+    with ws:
+        ws.ingest([str(write(random_log(3, 200), tmp_path / "log.csv"))])
+        stored = effect.stored(ws.con)["nudge"]
+        model = ws.journey_map(insights=False)
+    (lane,) = model["playbooks"]["trial"]
+    assert set(model["playbooks"]) == {"trial"}
+    assert lane["owner"] == "Growth" and lane["entries_30d"] == stored["volume"]["last_30_days"]
+    assert lane["effect"]["text"] == stored["goal"]["text"]
+    html = render_map_html(model)
+    assert 'data-playbook="nudge"' in html and stored["goal"]["text"].split(":")[0] in html
