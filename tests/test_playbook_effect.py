@@ -207,3 +207,12 @@ def test_the_maps_actions_lane_places_the_playbook_on_its_owners_stage_with_its_
     assert lane["effect"]["text"] == stored["goal"]["text"]
     html = render_map_html(model)
     assert 'data-playbook="nudge"' in html and stored["goal"]["text"].split(":")[0] in html
+
+
+def test_the_worked_example_in_the_docs():
+    """docs/playbooks.md, "Measured effect": 120 of 400 treated, 18 of 100 held out."""
+    d, lo, hi = effect.newcombe(120, 400, 18, 100)
+    assert (round(100 * d, 1), round(100 * lo, 1), round(100 * hi, 1)) == (12.0, 2.3, 19.8)
+    out = effect.proportion(120, 400, 18, 100, 0.2, "goal rate")
+    assert out["too_small"] and out["needed"]["entries"] == 895 and out["needed"]["holdout"] == 179
+    assert effect.proportion(480, 1600, 72, 400, 0.2, "goal rate")["verdict"] == "higher"
