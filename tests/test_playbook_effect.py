@@ -213,6 +213,7 @@ def test_the_worked_example_in_the_docs():
     """docs/playbooks.md, "Measured effect": 120 of 400 treated, 18 of 100 held out."""
     d, lo, hi = effect.newcombe(120, 400, 18, 100)
     assert (round(100 * d, 1), round(100 * lo, 1), round(100 * hi, 1)) == (12.0, 2.3, 19.8)
-    out = effect.proportion(120, 400, 18, 100, 0.2, "goal rate")
-    assert out["too_small"] and out["needed"]["entries"] == 895 and out["needed"]["holdout"] == 179
-    assert effect.proportion(480, 1600, 72, 400, 0.2, "goal rate")["verdict"] == "higher"
+    assert effect.proportion(120, 400, 18, 100, 0.2, "goal rate")["verdict"] == "higher"
+    out = effect.proportion(72, 240, 11, 60, 0.2, "goal rate")
+    assert (round(100 * out["ci_low"], 1), round(100 * out["ci_high"], 1)) == (-1.1, 21.5)
+    assert out["too_small"] and (out["needed"]["entries"], out["needed"]["holdout"]) == (905, 181)
