@@ -37,7 +37,7 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networkin
 SCREENS = Path("/tmp/jm-screens")
 FUNNEL = {"steps": "trial_started,onboarding_step_completed,invoice_paid", "window": "30d", "by": "account"}
 PAGES = ["map", "stages/onboarding", "funnel", "paths", "retention", "lifecycle", "revenue", "accounts", "voice", "conformance",
-         "tasks", "outbox", "experiments", "experiments/pricing_page", "settings"]
+         "playbooks", "playbooks/onboarding_nudge", "tasks", "outbox", "experiments", "experiments/pricing_page", "settings"]
 EXTERNAL = re.compile(r"""(?:src|href|action)\s*=\s*["']?\s*(https?:)?//""", re.I)
 SCRIPT_BODY = re.compile(r"(<script[^>]*>).*?(</script>)", re.S | re.I)
 

@@ -22,6 +22,9 @@ who is at risk when the playbook is added is its starting point, not a change it
 Runs. A run (an entry) is open until the unit's first goal or exit after the entry (`exited_at`,
 `exit_reason`); every evaluation closes the open runs whose goal or exit has now happened.
 
+Effect. After its runs are closed, each playbook's measured effect (treated against held-out entries) is
+stored in act_effects (act.effect), so the pages read it instead of computing it.
+
 Secrets. A playbook with a webhook whose `secret_env` is not set is not evaluated: nothing of it is recorded
 (so nothing is recorded that could not be sent), and the report says which variable to set.
 """
@@ -35,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 
 import duckdb
 
-from journeymap.act import comments, health
+from journeymap.act import comments, effect, health
 from journeymap.act.actions import actions_for
 from journeymap.act.outbox import Entry, ensure, in_holdout, record
 from journeymap.act.triggers import Context, audience_sql, candidates, outcomes, q
@@ -187,12 +190,14 @@ def close_runs(con, definition: JourneyDefinition, playbook: Playbook, now: dt.d
 
 
 def _watermark(con, known: dict, playbook: Playbook, now: dt.datetime, dry_run: bool) -> dt.datetime:
+    """The stored watermark; at the first evaluation the playbook's `started` day, else the data's time now."""
     stored = known.get(watermark_key(playbook.id))
     if stored is not None:
         return dt.datetime.fromisoformat(stored)
+    mark = dt.datetime.combine(playbook.started, dt.time()) if playbook.started else now
     if not dry_run:
-        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [watermark_key(playbook.id), now.isoformat()])
-    return now
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [watermark_key(playbook.id), mark.isoformat()])
+    return mark
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None, dry_run: bool = False,
@@ -270,7 +275,7 @@ def _evaluate_one(con, definition, playbook: Playbook, known: dict, dry_run: boo
         history = row["ts"] < watermark or baseline
         send = not holdout and not history
         e = Entry(playbook.id, level, row["unit_id"], int(row["entry"]), row["ts"], holdout, row["owner"],
-                  reason_of(playbook, row))
+                  reason_of(playbook, row), live=not history)
         if send:
             e.actions = actions_for(playbook, e, wall_now, definition.owner_email)
         entries.append(e)
@@ -287,4 +292,5 @@ def _evaluate_one(con, definition, playbook: Playbook, known: dict, dry_run: boo
         return run
     run.outbox = record(con, entries, wall_now)
     run.closed = close_runs(con, definition, playbook, now)
+    effect.store(con, definition, playbook, now, watermark, wall_now)  # measured as data arrives (act.effect)
     return run

@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS act_entries (
     exited_at TIMESTAMP,               -- data time the run ended (goal reached, exit condition)
     exit_reason VARCHAR,               -- goal, exit, or null while the run is open
     recorded_at TIMESTAMP NOT NULL,    -- wall clock of the evaluation that stored it
+    live BOOLEAN,                      -- at or after the watermark (sent, or held out from being sent): what the
+                                       -- effect measures; false for history; null in stores older than the column
     PRIMARY KEY (playbook, unit_id, entry)
 );
 CREATE TABLE IF NOT EXISTS act_outbox (
@@ -66,6 +68,7 @@ CREATE TABLE IF NOT EXISTS act_outbox (
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
     """Create the act tables if the store has none yet (a store made before act/ existed has none)."""
     con.execute(DDL)
+    con.execute("ALTER TABLE act_entries ADD COLUMN IF NOT EXISTS live BOOLEAN")  # a store older than the column
 
 
 def in_holdout(playbook: str, unit_id: str, fraction: float) -> bool:
@@ -103,6 +106,8 @@ class Entry:
     owner: str | None
     reason: dict
     actions: list[Action] = field(default_factory=list)
+    live: bool = True
+    """At or after the watermark: sent unless held out, and measured (act.effect); False for history."""
 
 
 def record(con: duckdb.DuckDBPyConnection, entries: list[Entry], now: datetime) -> int:
@@ -114,9 +119,10 @@ def record(con: duckdb.DuckDBPyConnection, entries: list[Entry], now: datetime) 
     rows = 0
     for e in entries:
         con.execute(
-            "INSERT INTO act_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
+            "INSERT INTO act_entries (playbook, level, unit_id, entry, entered_at, holdout, owner, reason, sent,"
+            " exited_at, exit_reason, recorded_at, live) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
             [e.playbook, e.level, e.unit_id, e.entry, e.entered_at, e.holdout, e.owner,
-             json.dumps(e.reason, default=str), bool(e.actions), now])
+             json.dumps(e.reason, default=str), bool(e.actions), now, e.live])
         for i, a in enumerate(e.actions):
             con.execute(
                 "INSERT INTO act_outbox (key, playbook, unit_id, entry, action, kind, owner, payload, due_at, status,"

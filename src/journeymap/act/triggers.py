@@ -229,18 +229,26 @@ def audience_base(ctx: Context, playbook: Playbook, cand: str) -> str:
     """SQL: the candidates with `owner`, and the unit's `persona`, `plan` and `mrr` (at the candidate's time)."""
     sql = owner_sql(ctx, playbook, cand)
     sql = (f"SELECT c.*, u.persona FROM ({sql}) c LEFT JOIN {ctx.t['units']} u ON u.unit_id = c.unit_id")
+    revenue = revenue_sql(ctx)
+    if revenue is None:
+        return f"SELECT c.*, NULL::VARCHAR AS plan, NULL::DOUBLE AS mrr FROM ({sql}) c"
+    return (f"SELECT c.*, r._plan AS plan, r._mrr AS mrr FROM ({sql}) c "
+            f"ASOF LEFT JOIN ({revenue}) r ON c.unit_id = r.unit_id AND c.ts >= r.ts")
+
+
+def revenue_sql(ctx: Context) -> str | None:
+    """SQL: unit_id, ts, _mrr, _plan of every revenue event (a churn event: MRR 0); None without `revenue:`.
+    The MRR at a time is the latest row at or before it (an ASOF join)."""
     rev = ctx.definition.revenue
     if rev is None:
-        return f"SELECT c.*, NULL::VARCHAR AS plan, NULL::DOUBLE AS mrr FROM ({sql}) c"
+        return None
     t = ctx.engine.table(ctx.t["events"])
     expr = t.filter(rule_expr(ctx.engine, t, rev.match) | rule_expr(ctx.engine, t, rev.churn))
     churned = rule_expr(ctx.engine, t, rev.churn)
     mrr = ibis.cases((churned, ibis.literal(0.0)),
                      else_=ctx.engine.json_get(t.properties, rev.mrr).try_cast("float64") * rev.scale)
     plan = ctx.engine.json_get(t.properties, rev.plan) if rev.plan else ibis.null("string")
-    revenue = ctx.compile(expr.select(t.unit_id, t.ts, _mrr=mrr, _plan=plan))
-    return (f"SELECT c.*, r._plan AS plan, r._mrr AS mrr FROM ({sql}) c "
-            f"ASOF LEFT JOIN ({revenue}) r ON c.unit_id = r.unit_id AND c.ts >= r.ts")
+    return ctx.compile(expr.select(t.unit_id, t.ts, _mrr=mrr, _plan=plan))
 
 
 def audience_sql(ctx: Context, playbook: Playbook, cand: str) -> str:

@@ -38,6 +38,8 @@ class MapOutput(Output):
     experiments_note: str | None = Field(None, description="Why `experiments` is empty: what to add, or skipped.")
     improvements: list[dict] = Field([], description="The workspace's improvements: owner, status, and for shipped ones "
                                                      "their measured effect (docs/improvements.md).")
+    playbooks: dict = Field({}, description="The actions lane: per stage id, the playbooks whose entry, goal or owner "
+                                            "is on it, with owner, volume and measured effect (docs/playbooks.md).")
     warnings: list[dict] = Field([], description="journeymap.yml checked against the data, as `journeymap validate` "
                                                  "does: each {key, message, suggestion} (docs/journey-definition.md).")
 
@@ -59,7 +61,15 @@ def _map(ws, p: MapParams, progress=None) -> dict:
     warnings = ws.check(level)  # what `journeymap validate` says, at the map's unit
     result = build_map(ws.engine, ws.definition, level, say, insights=p.insights, date_from=p.date_from,
                        date_to=p.date_to, panels=panels(), min_answers=p.min_answers)
-    return {**result, "improvements": map_improvements(ws, level, say), "warnings": warnings}
+    return {**result, "improvements": map_improvements(ws, level, say), "playbooks": map_playbooks(ws),
+            "warnings": warnings}
+
+
+def map_playbooks(ws) -> dict:
+    """The actions lane: what the last refresh stored about each playbook, placed on its stages (act.summary)."""
+    from journeymap.act.summary import by_stage
+
+    return by_stage(ws.con, ws.definition) if ws.definition.playbooks else {}
 
 
 EFFECT_KEYS = ("method", "effect", "ci_low", "ci_high", "unit", "verdict", "verdict_text", "weeks_before",

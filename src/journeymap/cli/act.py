@@ -117,6 +117,69 @@ def backtest(
     console.print(f"{out['playbook']}: {t['entered']:,} entries{rate}", highlight=False)
 
 
+def _effect_line(rate: dict | None, note: str | None) -> str:
+    return rate["text"] if rate else (note or "–")
+
+
+@act.command()
+def playbooks(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):
+    """The playbooks: what each enters on, its volume and its measured effect on the goal (treated against held
+    out, as the last refresh stored it; docs/playbooks.md, "Measured effect")."""
+    from journeymap.act.summary import playbook_list
+
+    with workspace_for(workspace) as ws:
+        out = playbook_list(ws.con, ws.definition)
+    if as_json:
+        print_json(out)
+        return
+    console = Console()
+    if not out["playbooks"]:
+        console.print("no playbooks in journeymap.yml (docs/playbooks.md)")
+    for p in out["playbooks"]:
+        v = p["volume"] or {}
+        console.print(f"[bold]{p['id']}[/] ({p['entry_kind']}): {v.get('entries', 0):,} entries, "
+                      f"{v.get('last_30_days', 0):,} in the last 30 days; {_effect_line(p['goal'], p['note'])}",
+                      highlight=False, soft_wrap=True)
+
+
+@act.command()
+def show(
+    playbook: Annotated[str, typer.Argument(help="A playbook id from journeymap.yml.")],
+    workspace: WorkspaceOpt = Path("."),
+    as_json: JsonOpt = False,
+):
+    """One playbook: its definition, volume, measured effect (goal and churn rate, MRR change, treated against
+    held out) and its recent firings, as the web app's playbook page shows them."""
+    from journeymap.act.summary import playbook_detail
+
+    with workspace_for(workspace) as ws:
+        out = playbook_detail(ws.con, ws.definition, playbook)
+    if as_json:
+        print_json(out)
+        return
+    console = Console()
+    v = out["volume"] or {}
+    console.print(f"[bold]{out['name']}[/] ({out['id']}): enters on {out['entry_kind']}; holdout {out['holdout']:.0%}; "
+                  f"window {out['window'] or '–'}", highlight=False, soft_wrap=True)
+    console.print(f"  volume: {v.get('entries', 0):,} entries ({v.get('last_30_days', 0):,} in the last 30 days), "
+                  f"{v.get('live', 0):,} live, {v.get('sent', 0):,} sent", highlight=False)
+    console.print(f"  measured entries: {out['measured'] or 0:,}" + (f"; {out['note']}" if out["note"] else ""),
+                  highlight=False, soft_wrap=True)
+    for key in ("goal", "churn"):
+        if out[key]:
+            console.print(f"  {out[key]['text']}", highlight=False, soft_wrap=True)
+    if out["mrr"] and out["mrr"]["ci_low"] is not None:
+        m = out["mrr"]
+        console.print(f"  MRR change {m['difference']:+,.1f} treated vs held out (95% Welch CI {m['ci_low']:+,.1f} to "
+                      f"{m['ci_high']:+,.1f})", highlight=False)
+    table = Table("unit", "entry", "entered at", "side", "sent", "owner", "run ended")
+    for e in out["recent"]:
+        table.add_row(e["unit_id"], str(e["entry"]), str(e["entered_at"]), "held out" if e["holdout"] else "treated",
+                      "yes" if e["sent"] else "no", e["owner"] or "", e["exit_reason"] or "open")
+    if out["recent"]:
+        console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(act, name="act")
 

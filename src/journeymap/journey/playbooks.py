@@ -13,6 +13,7 @@ rule. Checked before anything is recorded to send (act.evaluate): that each webh
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import os
 import re
@@ -215,8 +216,16 @@ class Outcome(Rule):
         return self
 
     def rule(self) -> Rule | None:
-        return None if self.stage else Rule.model_validate(self.model_dump(exclude={"stage"}, by_alias=True,
+        return None if self.stage else Rule.model_validate(self.model_dump(exclude={"stage", "within"}, by_alias=True,
                                                                            exclude_defaults=True))
+
+
+class Goal(Outcome):
+    """The goal: an Outcome, and the window the play's effect is measured in (docs/playbooks.md, "Measured
+    effect"): an entry reached the goal when it did within `within` of entering."""
+
+    within: Duration = Field("30d", description="The effect's window: the goal counts when reached within this "
+                                                "of the entry (and churn when it happens within it).")
 
 
 class Owner(_Strict):
@@ -285,9 +294,13 @@ class Playbook(_Strict):
     entry: Entry
     audience: Audience = Field(default_factory=Audience)
     reentry: Reentry = Field(default_factory=Reentry)
-    goal: Outcome | None = Field(None, description="Reaching it ends the run; the play's effect is measured on it.")
+    goal: Goal | None = Field(None, description="Reaching it ends the run; the play's effect is measured on it, "
+                                                 "within `goal.within` (default 30d) of the entry.")
     exit: Outcome | None = Field(None, description="Ends the run without the goal (e.g. churned).")
     holdout: float = Field(0.0, ge=0, lt=1, description="Share of units that enter but get no action (e.g. 0.1).")
+    started: dt.date | None = Field(None, description="The day the playbook went live (its watermark): entries from "
+                                                      "then on are sent and measured. Default: the data's time at its "
+                                                      "first evaluation.")
     owner: Owner
     actions: list[Action] = Field(default_factory=list)
 

@@ -70,6 +70,7 @@ class StageCell:
     themes: list[dict[str, Any]] = field(default_factory=list)
     at_risk: dict[str, Any] | None = None
     experiments: list[dict[str, Any]] = field(default_factory=list)  # experiments exposed in this stage
+    playbooks: list[dict[str, Any]] = field(default_factory=list)  # the actions lane (docs/map-json.md)
 
     def get(self, key: str) -> Any:
         return self.data.get(key)
@@ -517,7 +518,8 @@ def _experiments(model: dict[str, Any], columns: list[Column]) -> list[dict[str,
 def _view(persona: dict[str, Any], view: dict[str, Any], columns: list[Column],
           personas: dict[str, str], min_answers: int | None = None,
           improvements: list[dict[str, Any]] | None = None,
-          experiments: list[dict[str, Any]] | None = None) -> ViewContext:
+          experiments: list[dict[str, Any]] | None = None,
+          playbooks: dict[str, list[dict[str, Any]]] | None = None) -> ViewContext:
     stage_data = view.get("stages") or {}
     cells = [_cell(column, stage_data.get(column.id) or {}) for column in columns]
     by_id = {cell.column.id: cell for cell in cells}
@@ -530,6 +532,7 @@ def _view(persona: dict[str, Any], view: dict[str, Any], columns: list[Column],
     at_risk = _stage_insights(view, by_id)
     for cell in cells:
         cell.other_owners = _owners(cell)
+        cell.playbooks = list((playbooks or {}).get(cell.column.id) or [])
     targets = _targets(view, {c.id: c for c in columns}, personas)
     emotion = emotion_curve([EmotionPoint(c.column.name, c.get("emotion"), c.column.terminal) for c in cells])
     emotion_notes = [{"stage": c.column.name, "answers": sum((s.get("n") or 0) for s in c.surveys), "note": c.get("emotion_note")}
@@ -577,7 +580,7 @@ def build_context(model: dict[str, Any]) -> MapContext:
     experiments = _experiments(model, columns)
     view_contexts = [
         _view(p, views[p["id"]], columns, names, model.get("emotion_min_answers"), model.get("improvements"),
-              experiments)
+              experiments, model.get("playbooks"))
         for p in personas
     ]
     return MapContext(

@@ -11,7 +11,7 @@ works offline. Analyses are cached per workspace until new data is loaded or the
 See docs/web-app.md.
 
 This package holds one module per page group (map, funnel, paths, retention, revenue, accounts, voice,
-conformance, delivery: tasks and the outbox, analyses, improvements, experiments, settings), each with its data and charts functions and its `Page` entries; base.py what they share,
+conformance, playbooks, delivery: tasks and the outbox, analyses, improvements, experiments, settings), each with its data and charts functions and its `Page` entries; base.py what they share,
 auth.py sign-in, exports.py the exports and static files. Here: the page table and the routes.
 """
 
@@ -26,7 +26,7 @@ from journeymap.errors import problem
 from journeymap.server.context import NoJourneysYet, ReadKey, ReadWorkspace, require_read
 from journeymap.server.encoding import JSONAnswer
 from journeymap.server.views import (accounts, analyses, auth, conformance, delivery, experiments, exports, funnel,
-                                     improvements, paths, retention, revenue, settings, voice)
+                                     improvements, paths, playbooks, retention, revenue, settings, voice)
 from journeymap.server.views import map as journey_map
 from journeymap.server.views.auth import _signed_in, _to_login
 from journeymap.server.views.base import NAV, Page, _build, _render
@@ -42,7 +42,8 @@ pages.include_router(delivery.router)  # closing and assigning tasks, re-sending
 pages.include_router(improvements.router)  # the improvement forms' POSTs (a write key)
 
 PAGES = (*journey_map.PAGES, *funnel.PAGES, *paths.PAGES, *retention.PAGES, *revenue.PAGES, *accounts.PAGES, *voice.PAGES,
-         *conformance.PAGES, *delivery.PAGES, *improvements.PAGES, *experiments.PAGES, *analyses.PAGES, *settings.PAGES)
+         *conformance.PAGES, *playbooks.PAGES, *delivery.PAGES, *improvements.PAGES, *experiments.PAGES, *analyses.PAGES,
+         *settings.PAGES)
 """Every page in the order of NAV, a page's deep-dive after it: path, template, data function, title, charts."""
 
 

@@ -28,9 +28,9 @@ from journeymap.workspace import Workspace
 NAV = (("map", "Journey map", "/app/map"), ("funnel", "Funnel", "/app/funnel"), ("paths", "Paths", "/app/paths"),
        ("retention", "Retention", "/app/retention"), ("lifecycle", "Lifecycle", "/app/lifecycle"),
        ("revenue", "Churn & revenue", "/app/revenue"), ("accounts", "Accounts", "/app/accounts"),
-       ("voice", "Voice", "/app/voice"), ("conformance", "Conformance", "/app/conformance"), ("tasks", "Tasks", "/app/tasks"),
-       ("outbox", "Outbox", "/app/outbox"), ("improvements", "Improvements", "/app/improvements"),
-       ("experiments", "Experiments", "/app/experiments"),
+       ("voice", "Voice", "/app/voice"), ("conformance", "Conformance", "/app/conformance"),
+       ("playbooks", "Playbooks", "/app/playbooks"), ("tasks", "Tasks", "/app/tasks"), ("outbox", "Outbox", "/app/outbox"),
+       ("improvements", "Improvements", "/app/improvements"), ("experiments", "Experiments", "/app/experiments"),
        ("analyses", "All analyses", "/app/analyses"), ("settings", "Settings", "/app/settings"))
 COLORS = {"positive": "#2d7a57", "negative": "#b0463d", "accent": "#1f3a68", "accent2": "#3e68ad", "warning": "#a86f12",
           "muted": "#9aa4b2", "teal": "#3a8a8c"}
@@ -216,8 +216,8 @@ class Page:
         self.needs_events = needs_events  # False: the page works on a workspace without journeys (settings)
 
 
-ACTIVE = {"stage": "map", "account": "accounts", "analysis": "analyses", "improvement": "improvements",
-          "experiment": "experiments"}
+ACTIVE = {"stage": "map", "playbook": "playbooks", "account": "accounts", "analysis": "analyses",
+          "improvement": "improvements", "experiment": "experiments"}
 
 
 def _build(page: Page, request: Request, ws: Workspace) -> tuple[dict, JourneymapError | None]:
