@@ -243,8 +243,9 @@ def test_the_demos_planted_nudge_effect_is_recovered_within_its_interval(ingeste
     truth = json.loads((Path(demo.workspace) / "truth" / "playbooks.json").read_text())["onboarding_nudge"]
     shown = invoke_json("act", "show", "onboarding_nudge", "-w", str(demo.workspace))
     definition = shown["definition"]
-    assert (str(definition["started"]), definition["holdout"], definition["goal"]["within"]) == (
-        truth["started"], truth["holdout"], f"{truth['window_days']}d")
+    assert (str(definition["started"]), definition["holdout"], definition["entry"]["absence"]["within"],
+            definition["goal"]["within"]) == (truth["started"], truth["holdout"], f"{truth['entry_days']}d",
+                                              f"{truth['window_days']}d")
     goal = shown["goal"]
     for side in ("treated", "holdout"):
         assert (goal[side]["n"], goal[side]["reached"]) == (truth["measured"][side], truth["goal_reached"][side])

@@ -168,9 +168,11 @@ NUDGE_PLAYBOOK = "onboarding_nudge"
 NUDGE_STARTED = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
 """The onboarding nudge (`playbooks:` in journeymap.yml) went live on 2026-01-01 (its `started:`), holding out
 NUDGE_HOLDOUT of accounts by act/outbox.py's hash; it enters accounts with no integration NUDGE_ENTRY_DAYS after
-signing up and measures integration_connected within NUDGE_WINDOW_DAYS of that."""
+signing up and measures integration_connected within NUDGE_WINDOW_DAYS of that. The nudge acts after the first two
+weeks, the window moments of truth read by default, so that analysis still sees the planted week-one effect
+(EFFECT_INTEGRATION_WEEK1_CHURN) undiluted by connections the nudge brought forward, which lower no churn."""
 NUDGE_HOLDOUT = 0.2
-NUDGE_ENTRY_DAYS = 7
+NUDGE_ENTRY_DAYS = 14
 NUDGE_WINDOW_DAYS = 14
 EFFECT_NUDGE_CONNECT = 0.25
 """A treated (not held-out) account the nudge enters on or after NUDGE_STARTED connects its first data source

@@ -2,9 +2,9 @@
 
 The demo's journeymap.yml runs the `onboarding_nudge` playbook since NUDGE_STARTED with a 20% holdout. Here the
 simulator enters accounts exactly as the evaluator will (an absence entry: a signup with no integration_connected
-in the 7 days after it, entering at signup + 7 days), splits them by the same stable hash act/outbox.py uses (the
-demo imports nothing but journeymap.errors, so the hash is written again here; tests/test_demo_nudge.py checks the
-two agree), and, for a treated entry on or after go-live, with probability EFFECT_NUDGE_CONNECT moves the
+in the 14 days after it, entering at signup + 14 days), splits them by the same stable hash act/outbox.py uses (the
+demo imports nothing but journeymap.errors, so the hash is written again here; tests/test_playbook_effect.py checks
+the two agree), and, for a treated entry on or after go-live, with probability EFFECT_NUDGE_CONNECT moves the
 account's first integration 0.1-5 days after the entry (or adds one). Nothing else the simulation drew changes:
 churn, billing and the week-one integration flag are drawn before and from the unmoved times.
 
@@ -69,6 +69,7 @@ def plant_nudge(rng: np.random.Generator, acc: Accounts, f: Funnel, life_end: np
         b.NUDGE_PLAYBOOK: {
             "started": datetime.fromtimestamp(b.NUDGE_STARTED, UTC).date().isoformat(),
             "holdout": b.NUDGE_HOLDOUT,
+            "entry_days": b.NUDGE_ENTRY_DAYS,
             "window_days": b.NUDGE_WINDOW_DAYS,
             "p_connect_after_nudge": b.EFFECT_NUDGE_CONNECT,
             "true_effect": effect,
