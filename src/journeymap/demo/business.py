@@ -174,7 +174,7 @@ weeks, the window moments of truth read by default, so that analysis still sees 
 NUDGE_HOLDOUT = 0.2
 NUDGE_ENTRY_DAYS = 14
 NUDGE_WINDOW_DAYS = 14
-EFFECT_NUDGE_CONNECT = 0.25
+EFFECT_NUDGE_CONNECT = 0.4
 """A treated (not held-out) account the nudge enters on or after NUDGE_STARTED connects its first data source
 0.1-5 days after the nudge with this probability (earlier than it would have, if it would have at all)."""
 ONBOARDING_VARIANTS = ("classic", "checklist")
