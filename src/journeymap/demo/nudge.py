@@ -44,7 +44,7 @@ class Nudge:
 def plant_nudge(rng: np.random.Generator, acc: Accounts, f: Funnel, life_end: np.ndarray) -> Nudge:
     n, day = acc.n, b.DAY
     coin = rng.random(n) < b.EFFECT_NUDGE_CONNECT
-    nudged_at = (rng.uniform(0.1, 5.0, n) * day).astype(np.int64)  # added to the entry below
+    delay = (rng.uniform(0.1, 5.0, n) * day).astype(np.int64)  # from the entry to the connection
     # an integration is written while the account is alive (product._onboarding): before its life end and END
     until = np.minimum(np.where(life_end == NA, b.END, life_end), b.END)
     natural = (f.integration_at != NA) & (f.integration_at < until)
@@ -53,7 +53,7 @@ def plant_nudge(rng: np.random.Generator, acc: Accounts, f: Funnel, life_end: np
     entered = signed_up & ~(natural & (f.integration_at <= entry_at)) & (entry_at <= b.END)
     live = entered & (entry_at >= b.NUDGE_STARTED)
     holdout = np.array([in_holdout(b.NUDGE_PLAYBOOK, u, b.NUDGE_HOLDOUT) for u in acc.ids.to_pylist()], bool)
-    nudged_at = entry_at + nudged_at
+    nudged_at = entry_at + delay
     takes = coin & (nudged_at < until)  # nudged in time to connect: what the nudge changes when treated
     moved = live & ~holdout & takes & (~natural | (nudged_at < f.integration_at))
     integration_at = np.where(moved, nudged_at, f.integration_at)
