@@ -1,6 +1,7 @@
 """A playbook's measured effect (docs/playbooks.md, "Measured effect"): the stored effect of a small workspace
 equals a brute-force count over its raw events with statsmodels' intervals; history is never measured; the
-interval arithmetic against statsmodels; the demo's planted nudge effect recovered within its interval."""
+interval arithmetic against statsmodels; the demo's planted nudge effect (truth/playbooks.json) recovered within
+its interval."""
 
 from __future__ import annotations
 
@@ -217,3 +218,44 @@ def test_the_worked_example_in_the_docs():
     out = effect.proportion(72, 240, 11, 60, 0.2, "goal rate")
     assert (round(100 * out["ci_low"], 1), round(100 * out["ci_high"], 1)) == (-1.1, 21.5)
     assert out["too_small"] and (out["needed"]["entries"], out["needed"]["holdout"]) == (905, 181)
+
+
+def test_the_demo_splits_the_holdout_as_the_evaluator_does():
+    """The simulator plants the nudge's effect on the treated side only, so its copy of the hash (the demo imports
+    nothing of act/) must put every unit where act.outbox.in_holdout does."""
+    from journeymap.demo.nudge import in_holdout as demo_in_holdout
+
+    rnd = random.Random(5)
+    units = [f"acct_{rnd.randrange(10**6, 10**7)}" for _ in range(3000)] + [f"u:{rnd.random()}" for _ in range(1000)]
+    for playbook, fraction in (("onboarding_nudge", 0.2), ("risk_alert", 0.1), ("x", 0.5), ("x", 0.0)):
+        sides = [in_holdout(playbook, u, fraction) for u in units]
+        assert [demo_in_holdout(playbook, u, fraction) for u in units] == sides
+        assert fraction == 0 or abs(sum(sides) / len(sides) - fraction) < 0.03
+
+
+def test_the_demos_planted_nudge_effect_is_recovered_within_its_interval(ingested_demo):
+    """The 1,500-account demo (seed 7): the onboarding nudge, live since its `started:` day, raises the treated
+    accounts' 14-day connection rate by the effect truth/playbooks.json plants. The evaluator measures exactly the
+    entries and goals the simulator planted, and the stored 95% interval covers the true effect and excludes 0."""
+    from conftest import invoke_json
+
+    demo = ingested_demo(1500, 7)
+    truth = json.loads((Path(demo.workspace) / "truth" / "playbooks.json").read_text())["onboarding_nudge"]
+    shown = invoke_json("act", "show", "onboarding_nudge", "-w", str(demo.workspace))
+    definition = shown["definition"]
+    assert (str(definition["started"]), definition["holdout"], definition["entry"]["absence"]["within"],
+            definition["goal"]["within"]) == (truth["started"], truth["holdout"], f"{truth['entry_days']}d",
+                                              f"{truth['window_days']}d")
+    goal = shown["goal"]
+    for side in ("treated", "holdout"):
+        assert (goal[side]["n"], goal[side]["reached"]) == (truth["measured"][side], truth["goal_reached"][side])
+    assert goal["ci_low"] <= truth["true_effect"] <= goal["ci_high"]
+    assert goal["ci_low"] > 0 and goal["verdict"] == "higher" and truth["true_effect"] > 0.1
+    with Workspace(demo.workspace) as ws:
+        live = ws.con.execute(
+            "SELECT min(entered_at), count(*) FILTER (WHERE holdout), count(*) FILTER (WHERE sent AND NOT holdout), "
+            "count(*) FILTER (WHERE NOT holdout) FROM act_entries WHERE playbook = 'onboarding_nudge' AND live"
+        ).fetchone()
+        pending = ws.con.execute("SELECT DISTINCT status FROM act_outbox WHERE playbook = 'onboarding_nudge'").fetchall()
+    assert live[0].date().isoformat() >= truth["started"] and live[2] == live[3] > truth["measured"]["treated"]
+    assert pending == [("pending",)]  # the demo runs no sender: its emails and tasks wait in the outbox

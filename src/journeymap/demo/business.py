@@ -164,6 +164,19 @@ EFFECT_SEAT_CALCULATOR_ACQUIRE = 0.4
 EFFECT_HIGH_EFFORT_CHURN = 3.6
 """Voluntary churn hazard x3.6 for 60 days after a ticket solved with effort >= 5; with the
 involuntary part (30% of the base) unaffected, total churn hazard x2.8 in that window."""
+NUDGE_PLAYBOOK = "onboarding_nudge"
+NUDGE_STARTED = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
+"""The onboarding nudge (`playbooks:` in journeymap.yml) went live on 2026-01-01 (its `started:`), holding out
+NUDGE_HOLDOUT of accounts by act/outbox.py's hash; it enters accounts with no integration NUDGE_ENTRY_DAYS after
+signing up and measures integration_connected within NUDGE_WINDOW_DAYS of that. The nudge acts after the first two
+weeks, the window moments of truth read by default, so that analysis still sees the planted week-one effect
+(EFFECT_INTEGRATION_WEEK1_CHURN) undiluted by connections the nudge brought forward, which lower no churn."""
+NUDGE_HOLDOUT = 0.2
+NUDGE_ENTRY_DAYS = 14
+NUDGE_WINDOW_DAYS = 14
+EFFECT_NUDGE_CONNECT = 0.4
+"""A treated (not held-out) account the nudge enters on or after NUDGE_STARTED connects its first data source
+0.1-5 days after the nudge with this probability (earlier than it would have, if it would have at all)."""
 ONBOARDING_VARIANTS = ("classic", "checklist")
 ONBOARDING_SPLIT_INTENDED = 0.5
 P_ONBOARDING_CHECKLIST = 0.45

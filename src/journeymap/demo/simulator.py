@@ -6,6 +6,8 @@ draws as they were, and the same seed always writes the same files.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from journeymap.demo.crm import crm_accounts_export, crm_export
 from journeymap.demo.definition import write_definition
 from journeymap.demo.funnel import NA, life_end, simulate_funnel
 from journeymap.demo.marketing import account_web_events, anonymous_visitors
+from journeymap.demo.nudge import plant_nudge
 from journeymap.demo.product import product_events, product_users
 from journeymap.demo.support import cut_at, draw_tickets, zendesk_export
 from journeymap.demo.surveys import nps_answers, survey_export
@@ -71,11 +74,15 @@ def simulate(out_dir: str | Path, accounts: int = 5000, seed: int = 42, progress
     tickets = cut_at(tickets, np.where(ends == NA, b.END + 1, ends))
     bill = simulate_billing(rng(6), acc, ppl, f, ch)
 
+    # the onboarding nudge's planted effect, its own stream: it moves treated accounts' first integration only
+    nudge = plant_nudge(rng(18), acc, f, ends)
+
     say("simulating product usage", 0.35)
     product = EventLog("prd_")
     users = product_users(rng(7), acc, ppl, f, ends)
     voluntary_at = np.where(ch.voluntary, ch.churn_at, NA)
-    product_events(rng(8), acc, ppl, f, users, product, bill.plan_changes, voluntary_at)
+    product_events(rng(8), acc, ppl, dataclasses.replace(f, integration_at=nudge.integration_at), users, product,
+                   bill.plan_changes, voluntary_at)
     nps = nps_answers(rng(9), f, ch, tickets, users)
     reviews = advocacy(rng(10), acc, ppl, nps, ends, product)
 
@@ -103,6 +110,7 @@ def simulate(out_dir: str | Path, accounts: int = 5000, seed: int = 42, progress
                           truth_dir / "accounts.parquet")
     write_parquet(ticket_truth(tickets, acc), truth_dir / "tickets.parquet")
     write_experiment_truth(truth_dir / "experiments.json", f, onboarding)
+    (truth_dir / "playbooks.json").write_text(json.dumps(nudge.truth, indent=2) + "\n", encoding="utf-8")
     definition = write_definition(out / "journeymap.yml")
     say("done", 1.0)
     return DemoOutput(out, definition, files, truth)
