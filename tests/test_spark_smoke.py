@@ -196,6 +196,7 @@ def test_journey_map_is_identical_on_duckdb_and_spark(spark_session, tmp_path):
     assert on_duck.pop("warnings") == []
     # ... and lists the improvements the store holds (none here): store rows, not a computation on the engine.
     assert on_duck.pop("improvements") == []
+    assert on_duck.pop("playbooks") == {}  # the actions lane: store rows too, and this definition has no playbooks
     # The data is rich enough to mean something: every view, stage, survey kind and outcome has numbers.
     view = on_duck["views"]["all"]
     assert [p["id"] for p in on_duck["personas"]] == ["all", "enterprise", "smb", "unassigned"]
