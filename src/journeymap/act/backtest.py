@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from journeymap.act.evaluate import prepare_health, data_now, new_entries
+from journeymap.act.evaluate import prepare_inputs, data_now, new_entries
 from journeymap.act.explain import check_level, find_playbook
 from journeymap.act.outbox import in_holdout
 from journeymap.act.triggers import Context, outcome_sql, q
@@ -23,7 +23,7 @@ def backtest(con, definition: JourneyDefinition, playbook_id: str, start: dt.dat
     playbook = find_playbook(definition, playbook_id)
     level = definition.playbook_level(playbook)
     check_level(con, definition, level)
-    why = prepare_health(con, definition, [playbook])
+    why = prepare_inputs(con, definition, [playbook])
     if why:
         raise DefinitionError("journeymap.yml", [(f"playbooks ({playbook.id}).entry.health_band", why)])
     latest = data_now(con, level)

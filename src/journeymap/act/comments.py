@@ -13,7 +13,6 @@ import duckdb
 import pyarrow as pa
 
 from journeymap.engine.backends import duckdb_engine
-from journeymap.ingest.store import has_table
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.playbooks import Comment, Playbook
 from journeymap.state.fold import tables
@@ -84,10 +83,6 @@ def candidates_sql(c: Comment, level: str, now: str, unit_filter: str, literal) 
                json_object('theme', lower(regexp_extract(text, {pattern}, 2)), 'kind', kind,
                            'sentiment', round(compound, 3), 'text', left(text, 200))::VARCHAR AS detail
         FROM {TABLE} WHERE {' AND '.join(where)}"""
-
-
-def stored(con: duckdb.DuckDBPyConnection) -> bool:
-    return has_table(con, TABLE)
 
 
 def theme_findings(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> list[dict]:

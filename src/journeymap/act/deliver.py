@@ -46,7 +46,7 @@ from journeymap.act import mail, slack, tasks, webhook
 from journeymap.act.outbox import ensure as ensure_outbox
 from journeymap.act.outcome import Dead, Delivered, Outcome, Refused, Retry
 from journeymap.errors import InputError, OptionError, WorkspaceError
-from journeymap.ingest.store import has_table as store_has_table
+from journeymap.ingest.store import has_table
 
 KINDS = ("webhook", "slack", "email", "task")
 STATUSES = ("pending", "delivered", "dead")
@@ -141,10 +141,6 @@ class Row:
     unit_id: str
     payload: dict
     attempts: int
-
-
-def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return store_has_table(con, name)
 
 
 def _store_path(con: duckdb.DuckDBPyConnection) -> str:

@@ -215,7 +215,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | Non
     try:
         known = meta(con)
         chosen = [p for p in definition.playbooks if only is None or p.id in only]
-        bands = prepare_health(con, definition, chosen)
+        bands = prepare_inputs(con, definition, chosen)
         for playbook in chosen:
             if playbook.entry.health_band is not None and bands is not None:
                 runs.append(PlaybookRun(playbook.id, definition.playbook_level(playbook), error=bands))
@@ -232,7 +232,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | Non
     return ActReport(runs, round(time.perf_counter() - started, 3), dry_run)
 
 
-def prepare_health(con, definition: JourneyDefinition, playbooks: list[Playbook]) -> str | None:
+def prepare_inputs(con, definition: JourneyDefinition, playbooks: list[Playbook]) -> str | None:
     """What the entries read besides the state, made ready: the texts of comment playbooks scored (act.comments)
     and the health bands now (act.health) when a playbook enters on them; returns why the bands cannot be
     (None: ready)."""

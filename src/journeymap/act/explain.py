@@ -11,7 +11,7 @@ import datetime as dt
 import difflib
 import json
 
-from journeymap.act.evaluate import data_now, level_problem, new_entries, prepare_health, reason_of
+from journeymap.act.evaluate import data_now, level_problem, new_entries, prepare_inputs, reason_of
 from journeymap.act.outbox import in_holdout
 from journeymap.act.triggers import Context, audience_base, audience_checks, candidates, owner_sql, q
 from journeymap.engine.backends import duckdb_engine
@@ -59,7 +59,7 @@ def explain(con, definition: JourneyDefinition, playbook_id: str, unit: str, at:
     playbook = find_playbook(definition, playbook_id)
     level = definition.playbook_level(playbook)
     check_level(con, definition, level)
-    why = prepare_health(con, definition, [playbook])
+    why = prepare_inputs(con, definition, [playbook])
     if why:
         raise DefinitionError("journeymap.yml", [(f"playbooks ({playbook.id}).entry.health_band", why)])
     find_unit(con, level, unit)

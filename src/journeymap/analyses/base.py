@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -36,6 +35,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.fields import FieldInfo
 
 from journeymap.errors import OptionError, did_you_mean
+from journeymap.insights.map.jsonsafe import finite
 from journeymap.journey.durations import parse_duration
 
 if TYPE_CHECKING:
@@ -277,17 +277,6 @@ def validate(model: type[Params], raw: Mapping[str, Any]) -> Params:
     except ValidationError as exc:
         message, option = describe(model, list(exc.errors()))
         raise OptionError(message, option=option) from None
-
-
-def finite(x: Any) -> Any:
-    """NaN and infinities as None, through dicts and lists: JSON has neither."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: finite(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [finite(v) for v in x]
-    return x
 
 
 class RowsView(Params):

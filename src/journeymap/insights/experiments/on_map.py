@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 
 from journeymap.insights.experiments.result import NO_EXPERIMENTS, experiment_result
+from journeymap.insights.map.jsonsafe import finite
 
 VERDICTS = ("winner", "loser", "no detectable difference", "too early")
 EARLY_SHARE = 0.5
@@ -143,18 +144,6 @@ def summary(result: dict, stage_order: list[str]) -> dict:
     return out
 
 
-def _finite(x):
-    """JSON-safe: a NaN or an infinity (a p-value of a degenerate comparison) becomes null, recursively, so the map
-    and the web app's list give the same entries."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_finite(v) for v in x]
-    return x
-
-
 def map_experiments(engine, definition, say: Callable[[str], None] | None = None) -> tuple[list[dict], str | None]:
     """(entries, note): one entry per declared experiment, in the definition's order; the note says what to add
     when there are none. An experiment that cannot be computed (no exposures yet) keeps its entry, with no
@@ -169,7 +158,7 @@ def map_experiments(engine, definition, say: Callable[[str], None] | None = None
         if say:
             say(f"measuring experiment {exp.id}")
         try:
-            out.append(_finite(summary(experiment_result(engine, definition, exp.id, exposure_stages=True), order)))
+            out.append(finite(summary(experiment_result(engine, definition, exp.id, exposure_stages=True), order)))
         except JourneymapError as e:
             out.append({"id": exp.id, "name": exp.name, "unit": exp.unit or definition.analysis.level,
                         "control": exp.control, "stage": None, "stage_share": None, "placed_by": None,

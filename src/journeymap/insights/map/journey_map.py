@@ -19,6 +19,7 @@ from journeymap.engine.stages import advancing_ids, funnel, stage_duration_count
 from journeymap.engine.survival import time_in_stage_summary
 from journeymap.insights.map.curves import curves
 from journeymap.insights.map.emotion_scale import emotion
+from journeymap.insights.map.jsonsafe import finite
 from journeymap.insights.map.minimums import MIN_EMOTION_ANSWERS
 from journeymap.insights.map.pain_points import opportunities, pain_points
 from journeymap.insights.map.targets import evaluate
@@ -241,17 +242,6 @@ def _skipped() -> dict:
     return {**{k: None for k in SECTIONS}, "insights_notes": {k: note for k in SECTIONS}}
 
 
-def _finite(x):
-    """JSON-safe: NaN and infinities become null, recursively (a NaN would break the map's JSON round trip)."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_finite(v) for v in x]
-    return x
-
-
 def _failed(what: str, e: Exception) -> str:
     return f"{what} could not be computed: {type(e).__name__}: {e}"
 
@@ -282,7 +272,7 @@ def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a
         from journeymap.insights.friction import friction
 
         f = friction(engine, definition, level, period=period)
-        everyone["friction"], everyone["delight"] = _finite(f["friction"]), _finite(f["delight"])
+        everyone["friction"], everyone["delight"] = finite(f["friction"]), finite(f["delight"])
         if not f["has_revenue"]:
             everyone["insights_notes"]["friction"] = everyone["insights_notes"]["delight"] = (
                 "no revenue section in journeymap.yml: units only, no MRR at stake")
@@ -334,7 +324,7 @@ def _experiments(engine: Engine, definition: JourneyDefinition, say: Callable[[s
         entries, note = map_experiments(engine, definition, say)
     except Exception as e:  # noqa: BLE001 - an insight that cannot be computed must not fail the map
         return [], _failed("experiments", e)
-    return _finite(entries), note
+    return finite(entries), note
 
 
 def behaviour_stage(engine: Engine, definition: JourneyDefinition, ac, behaviour: str) -> tuple[str | None, str | None]:
@@ -392,7 +382,7 @@ def _moments(engine: Engine, definition: JourneyDefinition, level: str, ac, opti
             "p_value": r["p_value"], "q_value": r["q_value"], "impact": r["impact"], "flags": r["flags"],
         })
     act = m["activation"]
-    return _finite({
+    return finite({
         "items": items,
         "activation": {k: act[k] for k in ("behaviour", "name", "within_days", "definition", "undecided", "candidates")}
         if act else None,
@@ -447,7 +437,7 @@ def _themes(engine: Engine, definition: JourneyDefinition, level: str, ac, perso
                       if pick else [])
             stages[stage].append({"theme": theme, "n": len(idx), "share": round(len(idx) / totals[stage], 4),
                                   "mean_compound": mean, "sentiment": mood, "quote": _short_quote(quotes)})
-        out[pid] = _finite({k: v for k, v in stages.items() if v})
+        out[pid] = finite({k: v for k, v in stages.items() if v})
     return out
 
 
@@ -487,7 +477,7 @@ def _at_risk(engine: Engine, definition: JourneyDefinition, level: str, a, perso
             if cutoff is not None and x["risk"] >= cutoff:
                 s["accounts"] += 1
                 s["mrr"] = round(s["mrr"] + (x["mrr"] or 0.0), 2)
-        out[pid] = _finite({
+        out[pid] = finite({
             "as_of": r["at"], "horizon_days": r["horizon_days"], "model": r["model"],
             "scores": r["scores"], "model_version": r["model_version"], "fitted_at": r["fitted_at"],
             "trained_through": r["trained_through"], "notes": r["notes"],
