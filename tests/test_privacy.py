@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from conftest import invoke_cli, invoke_json
+from journeymap.workspace import Workspace
 
 ANN_EMAIL = "Ann.Erasable@Example.com"
 ANN_USER = "user-ann-4711"
@@ -223,13 +224,34 @@ def test_retention_drops_raw_events_older_than_the_latest_event_less_the_setting
     assert after["retention"] == {"raw_events": "400d", "before": "2024-01-26T09:00:00", "dropped": 3}
     assert after["identity"]["persons"] == 2 and after["identity"]["events"] == 3
     assert invoke_json("refresh", "--workspace", str(ws))["retention"]["dropped"] == 0
-    # the journey state is that of the retained window: old-1 is gone, both-2 starts at its sign-up
+    # the journey state keeps the aggregates: every unit's stage visits, old-1's too; only the event rows went
     state = invoke_json("state", "--workspace", str(ws))["levels"]
-    assert {r["level"]: (r["current"], r["units"]) for r in state}["person"] == (True, 2)
+    assert {r["level"]: (r["current"], r["units"], r["events"]) for r in state}["person"] == (True, 3, 3)
+    with Workspace(ws) as w:
+        visits = w.con.execute("SELECT unit_id, stage, entered_at::DATE::VARCHAR, next_stage FROM state_visits_person "
+                               "ORDER BY unit_id, visit_no").fetchall()
+        units = w.con.execute("SELECT unit_id, events FROM state_units_person ORDER BY unit_id").fetchall()
+    assert visits == [("u:both-2", "evaluation", "2023-06-01", "onboarding"), ("u:both-2", "onboarding", "2025-02-01", None),
+                      ("u:new-3", "evaluation", "2025-02-10", "onboarding"), ("u:new-3", "onboarding", "2025-03-01", None),
+                      ("u:old-1", "evaluation", "2023-01-01", "onboarding"), ("u:old-1", "onboarding", "2023-01-02", None)]
+    assert units == [("u:both-2", 1), ("u:new-3", 2), ("u:old-1", 0)]
+    # the analyses that read raw events see the kept window only
     funnel = invoke_json("funnel", "--steps", "pricing_viewed,signup_completed", "--workspace", str(ws))
     assert funnel["steps"][0]["count"] == 1  # only new-3 viewed pricing inside the window
     text = invoke_cli("refresh", "--workspace", str(ws)).stdout
     assert "retention: 0 raw events older than 400d" in text
+    # a later event of both-2 is folded onto its kept visits; erasing old-1 takes its kept visits with it
+    (tmp_path / "later.csv").write_text("user_id,event,ts\nboth-2,pricing_viewed,2025-03-02T09:00:00\n")
+    invoke_cli("ingest", str(tmp_path / "later.csv"), "--workspace", str(ws))
+    invoke_cli("erase", "--person", "old-1", "--workspace", str(ws))
+    with Workspace(ws) as w:
+        assert w.con.execute("SELECT unit_id, stage, visit_no FROM state_visits_person WHERE unit_id <> 'u:new-3' "
+                             "ORDER BY unit_id, visit_no").fetchall() == [
+            ("u:both-2", "evaluation", 1), ("u:both-2", "onboarding", 2), ("u:both-2", "evaluation", 3)]
+        assert not w.con.execute("SELECT * FROM state_units_person WHERE unit_id = 'u:old-1'").fetchall()
+    # and old-1 is in the erase log: a re-import of an old export is refused for them
+    again = invoke_json("ingest", str(tmp_path / "events.csv"), "--workspace", str(ws))
+    assert again["files"][0]["reject_reasons"] == [{"reason": "erased", "field": "user_id", "count": 2}]
 
 
 def test_retention_applies_on_ingest(tmp_path):

@@ -51,7 +51,7 @@ def rows_of(con, sql: str) -> list[tuple]:
 
 def state_rows(con, level: str) -> dict[str, list[tuple]]:
     t = tables(level)
-    return {name: rows_of(con, f"SELECT * EXCLUDE (signature) FROM {t[name]}" if name == "units"
+    return {name: rows_of(con, f"SELECT * EXCLUDE (signature, last_ts, last_seq) FROM {t[name]}" if name == "units"
                           else f"SELECT * FROM {t[name]}") for name in ("events", "visits", "units")}
 
 
@@ -72,7 +72,10 @@ def direct_rows(con, definition, level: str) -> dict[str, list[tuple]]:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(rows=event_logs(), data=st.data())
 def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
-    order = data.draw(st.permutations(range(len(rows))), label="arrival order")
+    if data.draw(st.booleans(), label="arrival in time order"):  # batches then append to the units they touch
+        order = sorted(range(len(rows)), key=lambda i: (rows[i].ts, i))
+    else:
+        order = data.draw(st.permutations(range(len(rows))), label="arrival order")
     anonymous = data.draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows)), label="anonymous rows")
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(rows) - 1)), max_size=4), label="batch cuts"))
     unload = data.draw(st.booleans(), label="unload the first batch at the end")
@@ -134,6 +137,44 @@ def test_a_fold_recomputes_only_the_units_whose_events_changed(tmp_path):
         assert (person.mode, person.changed_units, person.units) == ("fold", 2, 3)
         assert ws.con.execute("SELECT stage FROM state_visits_person WHERE unit_id = 'u:cy' ORDER BY visit_no"
                               ).fetchall() == [("evaluation",), ("onboarding",)]
+
+
+def test_events_after_a_units_folded_ones_are_appended_without_reading_its_history(tmp_path):
+    """Ann's new events all come after her folded ones: her last visit (onboarding) is extended and a new
+    visit added, reading none of her earlier events; Bob's late event recomputes him whole. Both equal a rebuild."""
+    ws = Workspace.init(tmp_path / "ws")
+    (ws.path / "journeymap.yml").write_text(json.dumps(DEFINITION))
+    ws.__dict__.pop("definition", None)
+    first = tmp_path / "a.csv"
+    first.write_text("customer_id,event,ts,source,message_id\n"
+                     "ann,pricing_viewed,2024-01-01T00:00:00Z,product,m1\n"
+                     "ann,signup_completed,2024-01-02T00:00:00Z,product,m2\n"
+                     "bob,signup_completed,2024-01-05T00:00:00Z,product,m3\n")
+    second = tmp_path / "b.csv"
+    second.write_text("customer_id,event,ts,source,message_id,properties\n"
+                      "ann,signup_completed,2024-01-02T00:00:00Z,product,m4,\n"  # a tie in time: after m2 by seq
+                      'ann,report_created,2024-01-09T00:00:00Z,product,m5,"{""shared"": true}"\n'
+                      "bob,pricing_viewed,2024-01-04T00:00:00Z,product,m6,\n")
+    with ws:
+        ws.ingest([str(first)])
+        ws.ingest([str(second)], refresh=False)
+        person = ws.refresh().state.levels[0]
+        assert (person.mode, person.changed_units, person.appended_units) == ("fold", 2, 1)
+        visits = ws.con.execute("SELECT stage, visit_no, entered_at::DATE::VARCHAR, left_at::DATE::VARCHAR, "
+                                "next_stage FROM state_visits_person WHERE unit_id = 'u:ann' ORDER BY visit_no").fetchall()
+        assert visits == [("evaluation", 1, "2024-01-01", "2024-01-02", "onboarding"),
+                          ("onboarding", 2, "2024-01-02", "2024-01-09", "adoption"),
+                          ("adoption", 3, "2024-01-09", None, None)]
+        assert ws.con.execute("SELECT event, current_stage, stage_before FROM state_events_person "
+                              "WHERE unit_id = 'u:ann' ORDER BY ts, seq").fetchall() == [
+            ("pricing_viewed", "evaluation", None), ("signup_completed", "onboarding", "evaluation"),
+            ("signup_completed", "onboarding", "onboarding"), ("report_created", "adoption", "onboarding")]
+        folded = {level: state_rows(ws.con, level) for level in LEVELS}
+        direct = {level: direct_rows(ws.con, ws.definition, level) for level in LEVELS}
+        fold(ws.con, ws.definition, rebuild=True)
+        for level in LEVELS:
+            assert folded[level] == state_rows(ws.con, level), level
+            assert folded[level]["visits"] == direct[level]["visits"], level
 
 
 def test_a_changed_definition_is_rebuilt_and_stale_state_is_not_read(tmp_path):
@@ -224,13 +265,22 @@ def test_the_demo_map_folded_in_batches_equals_the_one_shot_map(ingested_demo, t
         monthly = [lo + dt.timedelta(days=30 * k) for k in range((last_month - lo).days // 30 + 1)]
         daily = [last_month + dt.timedelta(days=k) for k in range(31)]
         bounds = sorted({*monthly, *daily}) + [hi + dt.timedelta(seconds=1)]
-        modes = []
-        for start, end in zip(bounds, bounds[1:], strict=False):
-            ws.con.execute("INSERT INTO events SELECT * FROM demo.events WHERE ts >= ? AND ts < ?", [start, end])
-            modes.append([lv.mode for lv in ws.refresh().state.levels])
+        modes, appended, recomputed = [], 0, 0
+        for n, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False)):
+            # As a loader numbers them: a later batch's seq above every earlier one's (seq orders ties in time,
+            # and a tie never spans two batches, so the order of events is the one-shot load's).
+            ws.con.execute(f"INSERT INTO events SELECT * REPLACE (seq + {n * 10**15} AS seq) FROM demo.events "
+                           "WHERE ts >= ? AND ts < ?", [start, end])
+            levels = ws.refresh().state.levels
+            modes.append([lv.mode for lv in levels])
+            if n:
+                appended += sum(lv.appended_units for lv in levels)
+                recomputed += sum(lv.changed_units - lv.appended_units - lv.new_units for lv in levels)
         ws.con.execute("DETACH demo")
         assert len(modes) == len(bounds) - 1 > 30  # the daily batches of the last month included
         assert modes[0] == ["rebuild", "rebuild"] and modes.count(["fold", "fold"]) > len(modes) // 2
+        # most known units a batch touches only gained later events: their new events were folded onto their state
+        assert appended > 2 * recomputed > 0, (appended, recomputed)
         assert ws.con.execute("SELECT count(*) FROM events").fetchone()[0] > 0
         folded = drawn(ws)
         direct = drawn(ws, duckdb_engine(ws.con))

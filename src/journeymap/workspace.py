@@ -282,7 +282,7 @@ class Workspace:
         `journal_held` (the server's: Journal.holding_rotation) keeps
         the journal from rotating while its files are rewritten and names the segment being written, which is left
         as it is: its records are refused by the erase log when they are loaded."""
-        from journeymap.state.erase import erase_rows, journal_scrub, resolve, still_named
+        from journeymap.state.erase import erase_rows, erase_state, journal_scrub, resolve, still_named
         from journeymap.state.fold import tables as state_tables
 
         person_ids, accounts = resolve(self.con, person, email, account)
@@ -294,6 +294,7 @@ class Workspace:
         acted = erase_units(self.con, person_ids + accounts, needles + texts)  # playbook entries, outbox, tasks
         # the derived tables are still as they were: what of theirs is about to go
         derived_before = self._derived_counts(person_ids, accounts, seqs, state_tables)
+        erase_state(self.con, person_ids, accounts)
         if journal_held is None:
             files = journal_scrub(self.path / "journal", needles, message_ids)
         else:

@@ -37,6 +37,7 @@ from journeymap.identity import stitch
 from journeymap.ingest.erased import log_erased, normalise
 from journeymap.ingest.journal import QUARANTINE
 from journeymap.ingest.store import table_names
+from journeymap.state.fold import tables
 
 MIN_SUBSTRING = 4
 
@@ -60,6 +61,7 @@ def resolve(con: duckdb.DuckDBPyConnection, person: str | None = None, email: st
         value = normalise(person)
         rows = con.execute("SELECT DISTINCT person_id FROM identity_map WHERE person_id = ? OR id_value = ? "
                            "OR (id_type = 'email' AND id_value = ?)", [value, value, value.lower()]).fetchall()
+        rows = rows or _kept(con, "person", [value, f"u:{value}", f"e:{value.lower()}", f"a:{value}"])
         if not rows:
             _nobody(con, f"--person {person!r}: no person has this person_id or identifier", value,
                     "SELECT DISTINCT person_id FROM identity_map UNION SELECT id_value FROM identity_map")
@@ -71,17 +73,27 @@ def resolve(con: duckdb.DuckDBPyConnection, person: str | None = None, email: st
         value = normalise(email, email=True)
         rows = con.execute("SELECT DISTINCT person_id FROM identity_map WHERE id_type = 'email' AND id_value = ?",
                            [value]).fetchall()
+        rows = rows or _kept(con, "person", [f"e:{value}"])
         if not rows:
             _nobody(con, f"--email {email!r}: no person has this email", value,
                     "SELECT id_value FROM identity_map WHERE id_type = 'email'")
         return sorted(r[0] for r in rows), []
     value = normalise(account)
     named = con.execute("SELECT count(*) FROM journey_events WHERE account_id = ?", [value]).fetchone()[0]
-    if not named:
+    if not named and not _kept(con, "account", [value]):
         _nobody(con, f"--account {account!r}: no event names this account", value,
                 "SELECT account_id FROM accounts")
     rows = con.execute("SELECT person_id FROM persons WHERE account_id = ?", [value]).fetchall()
     return sorted(r[0] for r in rows), [value]
+
+
+def _kept(con: duckdb.DuckDBPyConnection, level: str, unit_ids: list[str]) -> list[tuple[str]]:
+    """Units of the journey state among `unit_ids`: a person whose raw events retention.raw_events dropped is
+    known only there, by the person_id it had (its other identifiers went with the events)."""
+    if tables(level)["units"] not in table_names(con):
+        return []
+    return con.execute(f"SELECT unit_id FROM {tables(level)['units']} WHERE unit_id IN (SELECT unnest(?::VARCHAR[]))",
+                       [unit_ids]).fetchall()
 
 
 def _nobody(con, message: str, value: str, candidates_sql: str):
@@ -104,6 +116,11 @@ def erase_rows(con: duckdb.DuckDBPyConnection, person_ids: list[str], accounts: 
     """)
     identifiers = con.execute("SELECT id_type, id_value FROM identity_map WHERE person_id IN "
                               "(SELECT person_id FROM _erase_persons)").fetchall()
+    known = {r[0] for r in con.execute("SELECT DISTINCT person_id FROM identity_map WHERE person_id IN "
+                                       "(SELECT person_id FROM _erase_persons)").fetchall()}
+    # a person the journey state alone keeps (retention dropped their events): the identifier in their person_id
+    identifiers += [({"u": "user_id", "e": "email"}.get(p[0], "anonymous_id"), p[2:]) for p in person_ids
+                    if p not in known and p[1:2] == ":"]
     raw = con.execute("""
         SELECT DISTINCT v FROM (
             SELECT unnest([user_id, anonymous_id, email, previous_id]) AS v FROM _erase_events
@@ -140,6 +157,22 @@ def erase_rows(con: duckdb.DuckDBPyConnection, person_ids: list[str], accounts: 
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return {"erase_id": erase_id, "persons": person_ids, "accounts": accounts, "identifiers": len(identifiers),
             "removed": counts, "needles": needles, "message_ids": message_ids, "seqs": seqs}
+
+
+def erase_state(con: duckdb.DuckDBPyConnection, person_ids: list[str], accounts: list[str]) -> None:
+    """Delete the erased persons' and accounts' units from the journey state, in one transaction. The refresh
+    after an erase would remove every unit that lost events anyway; this also removes the units that had
+    none left to lose (retention.raw_events dropped them all, and the state kept their visits)."""
+    con.begin()
+    try:
+        for level, ids in (("person", person_ids), ("account", accounts)):
+            for table in tables(level).values():
+                if ids and table in table_names(con):
+                    con.execute(f"DELETE FROM {table} WHERE unit_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
 
 
 def _names(payload: bytes, needles: list[tuple[bytes, bytes]], message_ids: set[bytes]) -> bool:

@@ -42,7 +42,7 @@ from journeymap.engine.unit_events import LEVELS, unit_events
 from journeymap.ingest.store import has_table
 from journeymap.journey.definition import JourneyDefinition
 
-STATE_VERSION = "1"
+STATE_VERSION = "2"
 """The layout of the state tables; a state written under another is rebuilt, never read."""
 
 JOURNEY_VERSION_KEY = "journey.version"
@@ -61,8 +61,13 @@ class LevelFold:
     units: int
     """Units in the state after the fold."""
     changed_units: int
-    """Units recomputed (all of them on a rebuild), removed ones included."""
+    """Units whose rows changed (all of them on a rebuild), removed ones included."""
     seconds: float
+    appended_units: int = 0
+    """Of changed_units, those whose new events all came after their folded ones: their new events were folded
+    onto their state, the rest recomputed from all their events."""
+    new_units: int = 0
+    """Of changed_units, those the state did not have yet (all of them on a rebuild)."""
 
 
 @dataclass
@@ -123,8 +128,8 @@ def fold(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, levels=L
             _set(con, f"state.{level}.annotation", key)
             _set(con, f"state.{level}.journey", str(version))
         _set(con, "state.version", STATE_VERSION)
-        con.execute("DROP TABLE IF EXISTS _state_current")
-        con.execute("DROP TABLE IF EXISTS _state_changed")
+        for name in ("_state_current", "_state_changed", "_state_appended", "_state_mark"):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
         con.commit()
     except BaseException:
         con.rollback()
@@ -139,25 +144,45 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
     if reason:
         for name in t.values():
             con.execute(f"DROP TABLE IF EXISTS {name}")
+    mark = None if reason else known.get(f"state.{level}.seq")
+    # Events past the mark arrived since the last fold; without one nothing counts as appended.
+    con.execute("CREATE OR REPLACE TEMP TABLE _state_mark AS SELECT ?::BIGINT AS seq",
+                [int(mark) if mark not in (None, "") else NO_MARK])
     sql = _statements(con, engine, definition, level, key)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _state_current AS {sql.current}")
     if reason:
-        con.execute(f"CREATE TABLE {t['units']} AS SELECT * FROM _state_current LIMIT 0")
+        con.execute(f"CREATE TABLE {t['units']} AS SELECT {UNIT_COLUMNS} FROM _state_current LIMIT 0")
         con.execute("CREATE OR REPLACE TEMP TABLE _state_changed AS SELECT unit_id FROM _state_current")
+        con.execute("CREATE OR REPLACE TEMP TABLE _state_appended AS SELECT unit_id FROM _state_current LIMIT 0")
     else:
+        differs = ("(c.events <> s.events OR c.signature <> s.signature OR c.persona IS DISTINCT FROM s.persona)")
+        # Only new events, all after the unit's folded ones, and the same persona: the unit's visits so far stay.
+        appends = ("(c.new_events > 0 AND c.persona = s.persona AND s.events + c.new_events = c.events "
+                   "AND xor(s.signature, c.new_signature) = c.signature AND c.new_first_ts >= s.last_ts)")
         con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _state_changed AS
-            SELECT coalesce(c.unit_id, s.unit_id) AS unit_id
+            CREATE OR REPLACE TEMP TABLE _state_classified AS
+            SELECT coalesce(c.unit_id, s.unit_id) AS unit_id, s.unit_id IS NULL AS new,
+                   c.unit_id IS NOT NULL AND s.unit_id IS NOT NULL AND {appends} AS appended
             FROM _state_current c FULL JOIN {t['units']} s ON c.unit_id = s.unit_id
-            WHERE c.unit_id IS NULL OR s.unit_id IS NULL OR c.events <> s.events
-               OR c.signature <> s.signature OR c.persona IS DISTINCT FROM s.persona
+            -- a unit the state keeps with no events left (retention dropped them all) keeps its rows
+            WHERE (c.unit_id IS NULL AND s.events > 0) OR s.unit_id IS NULL
+               OR (c.unit_id IS NOT NULL AND {differs})
         """)
-    (changed,) = con.execute("SELECT count(*) FROM _state_changed").fetchone()
+        con.execute("CREATE OR REPLACE TEMP TABLE _state_changed AS "
+                    "SELECT unit_id FROM _state_classified WHERE NOT appended")
+        con.execute("CREATE OR REPLACE TEMP TABLE _state_appended AS "
+                    "SELECT unit_id FROM _state_classified WHERE appended")
+        (new,) = con.execute("SELECT count(*) FILTER (WHERE new) FROM _state_classified").fetchall()[0]
+        con.execute("DROP TABLE _state_classified")
+    (changed,) = con.execute("SELECT count(*) FROM _state_changed").fetchall()[0]
+    if reason:
+        new = changed
+    (appended,) = con.execute("SELECT count(*) FROM _state_appended").fetchall()[0]
     if changed or reason:
         for name in ("events", "visits", "units"):
             if not reason:
                 con.execute(f"DELETE FROM {t[name]} WHERE unit_id IN (SELECT unit_id FROM _state_changed)")
-        con.execute(f"INSERT INTO {t['units']} SELECT * FROM _state_current "
+        con.execute(f"INSERT INTO {t['units']} BY NAME SELECT {UNIT_COLUMNS} FROM _state_current "
                     "WHERE unit_id IN (SELECT unit_id FROM _state_changed)")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _state_a AS {sql.annotated}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _state_v AS {sql.visits}")
@@ -165,17 +190,67 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
         _put(con, t["events"], sql.events, create=bool(reason))
         con.execute("DROP TABLE _state_a")
         con.execute("DROP TABLE _state_v")
-    (n_units,) = con.execute(f"SELECT count(*) FROM {t['units']}").fetchone()
-    return LevelFold(level, "rebuild" if reason else "fold" if changed else "unchanged", reason or "",
-                     int(n_units), int(changed), round(time.perf_counter() - started, 3))
+    if appended:
+        _append(con, t, sql)
+    (n_units,) = con.execute(f"SELECT count(*) FROM {t['units']}").fetchall()[0]
+    mark = con.execute("SELECT max(last_seq) FROM _state_current").fetchall()[0][0]
+    if mark is not None or reason:
+        _set(con, f"state.{level}.seq", "" if mark is None else str(mark))
+    return LevelFold(level, "rebuild" if reason else "fold" if changed or appended else "unchanged", reason or "",
+                     int(n_units), int(changed) + int(appended), round(time.perf_counter() - started, 3),
+                     int(appended), int(new))
+
+
+def _append(con, t: dict[str, str], sql: _Statements) -> None:
+    """Fold the new events of the units in _state_appended onto their state, reading none of their old events.
+
+    A unit's visits up to its last one cannot change when every new event comes after its folded ones, and
+    neither can its folded events' current_stage and stage_before. So the fold runs the same statements
+    (visits, with_current_stage) over a short tail: the last visit's entry, standing for the visit, and the
+    new events. The tail's first visit is that last visit again, now with where it led (left_at, next_stage);
+    its later visits are new; the tail's events after the entry are the new events with their stages."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _state_last AS
+        SELECT unit_id, persona, stage, entered_at, entry_seq, visit_no FROM {t['visits']}
+        WHERE unit_id IN (SELECT unit_id FROM _state_appended)
+        QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY visit_no DESC) = 1
+    """)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _state_a AS SELECT * FROM ({sql.appended}) "
+                "WHERE seq > (SELECT seq FROM _state_mark)")
+    con.execute("INSERT INTO _state_a BY NAME SELECT unit_id, entered_at AS ts, entry_seq AS seq, "
+                "stage AS stage_hit, persona FROM _state_last")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _state_v AS {sql.visits}")
+    con.execute(f"DELETE FROM {t['visits']} v USING _state_last l WHERE v.unit_id = l.unit_id "
+                "AND v.visit_no = l.visit_no")
+    con.execute(f"""INSERT INTO {t['visits']} BY NAME
+        SELECT v.* REPLACE (v.visit_no + coalesce(l.visit_no - 1, 0) AS visit_no)
+        FROM _state_v v LEFT JOIN _state_last l ON l.unit_id = v.unit_id""")
+    con.execute(f"INSERT INTO {t['events']} BY NAME SELECT * FROM ({sql.events}) "
+                "WHERE seq > (SELECT seq FROM _state_mark)")
+    con.execute(f"""UPDATE {t['units']} u SET events = c.events, signature = c.signature, last_ts = c.last_ts,
+                        last_seq = c.last_seq
+                    FROM _state_current c WHERE u.unit_id = c.unit_id
+                      AND c.unit_id IN (SELECT unit_id FROM _state_appended)""")
+    for name in ("_state_a", "_state_v", "_state_last"):
+        con.execute(f"DROP TABLE {name}")
+
+
+UNIT_COLUMNS = "unit_id, persona, events, signature, last_ts, last_seq"
+"""state_units_L: what the next fold compares (last_ts, last_seq: the unit's latest folded event)."""
+
+NO_MARK = 2**62
+"""The mark when there is none: no event is past it, so every changed unit is recomputed whole."""
 
 
 @dataclass(frozen=True)
 class _Statements:
     current: str
-    """unit_id, persona, events, signature of every unit now (the annotation's filter and persona rule)."""
+    """unit_id, persona, events, signature, last_ts, last_seq of every unit now (the annotation's filter and
+    persona rule), and new_events, new_signature, new_first_ts: the same over its events past _state_mark."""
     annotated: str
     """The annotated events of the units in _state_changed."""
+    appended: str
+    """The annotated events of the units in _state_appended."""
     visits: str
     """Their stage visits, from _state_a."""
     events: str
@@ -194,21 +269,49 @@ def _statements(con, engine, definition, level: str, key: str) -> _Statements:
     cache_key = (level, key, schema)
     if cache_key not in _COMPILED:
         ev = unit_events(engine, level)
+        new = "seq > (SELECT seq FROM _state_mark)"
         current = f"""
-            SELECT s.unit_id, coalesce(p.persona, '{UNASSIGNED}') AS persona, s.events, s.signature
-            FROM (SELECT unit_id, count(*) AS events, bit_xor(hash(seq)) AS signature
+            SELECT s.unit_id, coalesce(p.persona, '{UNASSIGNED}') AS persona, s.events, s.signature,
+                   s._last.ts AS last_ts, s._last.seq AS last_seq,
+                   s.new_events, coalesce(s.new_signature, 0::UBIGINT) AS new_signature, s.new_first_ts
+            FROM (SELECT unit_id, count(*) AS events, bit_xor(hash(seq)) AS signature,
+                         max(struct_pack(ts := ts, seq := seq)) AS _last,
+                         count(*) FILTER (WHERE {new}) AS new_events,
+                         bit_xor(hash(seq)) FILTER (WHERE {new}) AS new_signature,
+                         min(ts) FILTER (WHERE {new}) AS new_first_ts
                   FROM ({engine.backend.compile(ev)}) GROUP BY unit_id) s
             LEFT JOIN ({engine.backend.compile(units(engine, definition, level))}) p ON p.unit_id = s.unit_id"""
         changed = ibis.table({"unit_id": ev.unit_id.type()}, name="_state_changed")
+        appended = ibis.table({"unit_id": ev.unit_id.type()}, name="_state_appended")
         annotated = annotate(engine, definition, level, only=changed)
         a = ibis.table(annotated.schema(), name="_state_a")
         v = ibis.table(visits(a).schema(), name="_state_v")
         if len(_COMPILED) >= 64:
             _COMPILED.clear()
         _COMPILED[cache_key] = _Statements(current, engine.backend.compile(annotated),
+                                           engine.backend.compile(annotate(engine, definition, level, only=appended)),
                                            engine.backend.compile(visits(a)),
                                            engine.backend.compile(with_current_stage(a, v)))
     return _COMPILED[cache_key]
+
+
+def forget_before(con: duckdb.DuckDBPyConnection, before) -> dict[str, int]:
+    """Drop the state's event rows older than `before` (retention.raw_events drops their raw events in the same
+    transaction) and keep everything else: the units' stage visits, and the units themselves, whose event count
+    and signature now cover their kept events only, so that the next fold finds them unchanged. Returns the
+    event rows dropped per level."""
+    out = {}
+    for level in LEVELS:
+        t = tables(level)
+        if not all(_exists(con, name) for name in t.values()):
+            continue
+        con.execute(f"""
+            UPDATE {t['units']} u SET events = u.events - d.n, signature = xor(u.signature, d.x)
+            FROM (SELECT unit_id, count(*) AS n, bit_xor(hash(seq)) AS x FROM {t['events']} WHERE ts < ?
+                  GROUP BY unit_id) d
+            WHERE u.unit_id = d.unit_id""", [before])
+        out[level] = con.execute(f"DELETE FROM {t['events']} WHERE ts < ?", [before]).fetchall()[0][0]
+    return out
 
 
 def _put(con, table: str, sql: str, create: bool) -> None:

@@ -11,7 +11,7 @@ import duckdb
 from journeymap.identity import stitch
 from journeymap.identity.stitch import StitchResult
 from journeymap.journey.definition import JourneyDefinition
-from journeymap.state.fold import FoldReport, fold
+from journeymap.state.fold import FoldReport, fold, forget_before
 
 
 @dataclass
@@ -31,12 +31,22 @@ class RefreshResult:
 
 
 def drop_expired(con: duckdb.DuckDBPyConnection, raw_events: str, seconds: float) -> dict:
-    """Delete the events older than the latest event's time less `seconds`; returns what was done."""
-    latest = con.execute("SELECT max(ts) FROM events").fetchone()[0]
+    """Delete the events older than the latest event's time less `seconds`, and their rows in the journey state,
+    whose units keep their stage visits (state.fold.forget_before), in one transaction; returns what was done."""
+    latest = con.execute("SELECT max(ts) FROM events").fetchall()[0][0]
     if latest is None:
         return {"raw_events": raw_events, "before": None, "dropped": 0}
-    before = con.execute("SELECT ?::TIMESTAMP - to_microseconds(?::BIGINT)", [latest, int(seconds * 1e6)]).fetchone()[0]
-    dropped = con.execute("DELETE FROM events WHERE ts < ?", [before]).fetchone()[0]
+    before = con.execute("SELECT ?::TIMESTAMP - to_microseconds(?::BIGINT)",
+                         [latest, int(seconds * 1e6)]).fetchall()[0][0]
+    con.begin()
+    try:
+        dropped = con.execute("DELETE FROM events WHERE ts < ?", [before]).fetchall()[0][0]
+        if dropped:
+            forget_before(con, before)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
     return {"raw_events": raw_events, "before": before, "dropped": dropped}
 
 
