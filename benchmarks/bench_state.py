@@ -5,7 +5,7 @@
 The log is `events.event_table(n)` with benchmarks/bench_definition.py's journeymap.yml. 99% of it is
 loaded and refreshed (identity stitched, state rebuilt: the "before" store, copied once); then, per run,
 a copy of that store gets the other 1% and a refresh, which is timed in its two parts: identity stitching
-(still a rebuild of the journey events) and the state fold. Two ways to pick the 1%:
+(still a rebuild of the journey events) and the state fold (units appended or recomputed, docs/state.md). Two ways to pick the 1%:
 
 - `latest`: the newest 1% of events by time (a day's events arriving);
 - `random`: 1% of rows drawn at random (late events for many units: the fold's worst case).
@@ -102,7 +102,8 @@ def main() -> None:
                 fold_times.append(result.state.seconds)
                 stitch_times.append(result.stitch.seconds)
                 totals.append(total)
-                changed.append(sum(lv.changed_units for lv in result.state.levels))
+                changed.append((sum(lv.changed_units for lv in result.state.levels),
+                                sum(lv.appended_units for lv in result.state.levels)))
             results[how] = (statistics.median(stitch_times), statistics.median(fold_times), statistics.median(totals),
                             changed[0], sum(lv.units for lv in result.state.levels))
 
@@ -113,7 +114,8 @@ def main() -> None:
             fold(ws.con, ws.definition)  # the stitch above moved the journey version on
             full = stitch_full + rebuild
             for how, (stitch_s, fold_s, total_s, n_changed, n_units) in results.items():
-                print(f"| fold of 1% new events ({n_changed:,} of {n_units:,} units recomputed) | {how} | "
+                print(f"| fold of 1% new events ({n_changed[0]:,} of {n_units:,} units changed, {n_changed[1]:,} of "
+                      f"them appended) | {how} | "
                       f"{fold_s:.3f} | {fold_s / rebuild:.1%} of a state rebuild |", flush=True)
                 print(f"| refresh: stitch + fold | {how} | {total_s:.3f} (stitch {stitch_s:.3f}) | "
                       f"{total_s / full:.1%} |", flush=True)

@@ -35,12 +35,16 @@ def annotation_key(definition: JourneyDefinition) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def annotate(engine: Engine, definition: JourneyDefinition, level: str, only: ir.Table | None = None) -> ir.Table:
+def annotate(engine: Engine, definition: JourneyDefinition, level: str, only: ir.Table | None = None,
+             after_seq: ir.IntegerScalar | None = None) -> ir.Table:
     """The annotated events as an expression (not computed); `only` (a table with `unit_id`) keeps
-    the events of those units alone, filtered before anything else reads them."""
+    the events of those units alone, and `after_seq` those with a higher seq (the journey state's
+    appended events), filtered before anything else reads them."""
     ev = unit_events(engine, level)
     if only is not None:
         ev = ev.filter(ev.unit_id.isin(only.unit_id))
+    if after_seq is not None:
+        ev = ev.filter(ev.seq > after_seq)
     ev = ev.mutate(
         stage_hit=first_match(engine, ev, [(s.id, s.entry) for s in definition.stages]),
         touchpoint=first_match(engine, ev, [(t.id, t.match) for t in definition.touchpoints]),

@@ -193,7 +193,7 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
     if appended:
         _append(con, t, sql)
     (n_units,) = con.execute(f"SELECT count(*) FROM {t['units']}").fetchall()[0]
-    mark = con.execute("SELECT max(last_seq) FROM _state_current").fetchall()[0][0]
+    mark = con.execute("SELECT max(max_seq) FROM _state_current").fetchall()[0][0]
     if mark is not None or reason:
         _set(con, f"state.{level}.seq", "" if mark is None else str(mark))
     return LevelFold(level, "rebuild" if reason else "fold" if changed or appended else "unchanged", reason or "",
@@ -215,8 +215,7 @@ def _append(con, t: dict[str, str], sql: _Statements) -> None:
         WHERE unit_id IN (SELECT unit_id FROM _state_appended)
         QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY visit_no DESC) = 1
     """)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _state_a AS SELECT * FROM ({sql.appended}) "
-                "WHERE seq > (SELECT seq FROM _state_mark)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _state_a AS {sql.appended}")
     con.execute("INSERT INTO _state_a BY NAME SELECT unit_id, entered_at AS ts, entry_seq AS seq, "
                 "stage AS stage_hit, persona FROM _state_last")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _state_v AS {sql.visits}")
@@ -246,11 +245,12 @@ NO_MARK = 2**62
 class _Statements:
     current: str
     """unit_id, persona, events, signature, last_ts, last_seq of every unit now (the annotation's filter and
-    persona rule), and new_events, new_signature, new_first_ts: the same over its events past _state_mark."""
+    persona rule), max_seq (the next mark), and new_events, new_signature, new_first_ts: the same over its
+    events past _state_mark."""
     annotated: str
     """The annotated events of the units in _state_changed."""
     appended: str
-    """The annotated events of the units in _state_appended."""
+    """The annotated events of the units in _state_appended past _state_mark."""
     visits: str
     """Their stage visits, from _state_a."""
     events: str
@@ -272,10 +272,10 @@ def _statements(con, engine, definition, level: str, key: str) -> _Statements:
         new = "seq > (SELECT seq FROM _state_mark)"
         current = f"""
             SELECT s.unit_id, coalesce(p.persona, '{UNASSIGNED}') AS persona, s.events, s.signature,
-                   s._last.ts AS last_ts, s._last.seq AS last_seq,
+                   s._last.ts AS last_ts, s._last.seq AS last_seq, s.max_seq,
                    s.new_events, coalesce(s.new_signature, 0::UBIGINT) AS new_signature, s.new_first_ts
             FROM (SELECT unit_id, count(*) AS events, bit_xor(hash(seq)) AS signature,
-                         max(struct_pack(ts := ts, seq := seq)) AS _last,
+                         max(struct_pack(ts := ts, seq := seq)) AS _last, max(seq) AS max_seq,
                          count(*) FILTER (WHERE {new}) AS new_events,
                          bit_xor(hash(seq)) FILTER (WHERE {new}) AS new_signature,
                          min(ts) FILTER (WHERE {new}) AS new_first_ts
@@ -283,13 +283,15 @@ def _statements(con, engine, definition, level: str, key: str) -> _Statements:
             LEFT JOIN ({engine.backend.compile(units(engine, definition, level))}) p ON p.unit_id = s.unit_id"""
         changed = ibis.table({"unit_id": ev.unit_id.type()}, name="_state_changed")
         appended = ibis.table({"unit_id": ev.unit_id.type()}, name="_state_appended")
+        mark = ibis.table({"seq": "int64"}, name="_state_mark")
         annotated = annotate(engine, definition, level, only=changed)
         a = ibis.table(annotated.schema(), name="_state_a")
         v = ibis.table(visits(a).schema(), name="_state_v")
         if len(_COMPILED) >= 64:
             _COMPILED.clear()
         _COMPILED[cache_key] = _Statements(current, engine.backend.compile(annotated),
-                                           engine.backend.compile(annotate(engine, definition, level, only=appended)),
+                                           engine.backend.compile(annotate(engine, definition, level, only=appended,
+                                                                           after_seq=mark.seq.max())),
                                            engine.backend.compile(visits(a)),
                                            engine.backend.compile(with_current_stage(a, v)))
     return _COMPILED[cache_key]
