@@ -103,7 +103,8 @@ def main() -> None:
                 stitch_times.append(result.stitch.seconds)
                 totals.append(total)
                 changed.append((sum(lv.changed_units for lv in result.state.levels),
-                                sum(lv.appended_units for lv in result.state.levels)))
+                                sum(lv.appended_units for lv in result.state.levels),
+                                sum(lv.late_units for lv in result.state.levels)))
             results[how] = (statistics.median(stitch_times), statistics.median(fold_times), statistics.median(totals),
                             changed[0], sum(lv.units for lv in result.state.levels))
 
@@ -114,8 +115,8 @@ def main() -> None:
             fold(ws.con, ws.definition)  # the stitch above moved the journey version on
             full = stitch_full + rebuild
             for how, (stitch_s, fold_s, total_s, n_changed, n_units) in results.items():
-                print(f"| fold of 1% new events ({n_changed[0]:,} of {n_units:,} units changed, {n_changed[1]:,} of "
-                      f"them appended) | {how} | "
+                print(f"| fold of 1% new events ({n_changed[0]:,} of {n_units:,} units changed: {n_changed[1]:,} "
+                      f"appended, {n_changed[2]:,} late) | {how} | "
                       f"{fold_s:.3f} | {fold_s / rebuild:.1%} of a state rebuild |", flush=True)
                 print(f"| refresh: stitch + fold | {how} | {total_s:.3f} (stitch {stitch_s:.3f}) | "
                       f"{total_s / full:.1%} |", flush=True)

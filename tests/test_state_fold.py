@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from journeymap.engine.annotate import journey_tables
@@ -87,6 +87,12 @@ def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
         for n, batch in enumerate(batches):
             path = write_batch([(rows[i], anonymous[i]) for i in batch], base / f"batch{n}.csv")
             ws.ingest([str(path)], max_reject_rate=None)
+            for lv in ws.last_refresh.state.levels:  # which ways of folding this example took
+                for kind in ("appended", "late", "new"):
+                    if getattr(lv, f"{kind}_units"):
+                        event(f"{kind} units folded")
+                if lv.changed_units - lv.appended_units - lv.late_units - lv.new_units:
+                    event("units recomputed whole")
         if unload and len(batches) > 1:
             ws.unload(ws.loads()[0]["load_id"])
         assert all(row["current"] for row in ws.state())
@@ -141,7 +147,8 @@ def test_a_fold_recomputes_only_the_units_whose_events_changed(tmp_path):
 
 def test_events_after_a_units_folded_ones_are_appended_without_reading_its_history(tmp_path):
     """Ann's new events all come after her folded ones: her last visit (onboarding) is extended and a new
-    visit added, reading none of her earlier events; Bob's late event recomputes him whole. Both equal a rebuild."""
+    visit added, reading none of her earlier events. Bob's late event comes before his only visit: he is
+    refolded from his folded events (late). Both equal a rebuild."""
     ws = Workspace.init(tmp_path / "ws")
     (ws.path / "journeymap.yml").write_text(json.dumps(DEFINITION))
     ws.__dict__.pop("definition", None)
@@ -159,7 +166,7 @@ def test_events_after_a_units_folded_ones_are_appended_without_reading_its_histo
         ws.ingest([str(first)])
         ws.ingest([str(second)], refresh=False)
         person = ws.refresh().state.levels[0]
-        assert (person.mode, person.changed_units, person.appended_units) == ("fold", 2, 1)
+        assert (person.mode, person.changed_units, person.appended_units, person.late_units) == ("fold", 2, 1, 1)
         visits = ws.con.execute("SELECT stage, visit_no, entered_at::DATE::VARCHAR, left_at::DATE::VARCHAR, "
                                 "next_stage FROM state_visits_person WHERE unit_id = 'u:ann' ORDER BY visit_no").fetchall()
         assert visits == [("evaluation", 1, "2024-01-01", "2024-01-02", "onboarding"),

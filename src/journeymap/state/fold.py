@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 import duckdb
 import ibis
 
-from journeymap.engine.annotate import annotate, annotation_key
+from journeymap.engine.annotate import ANNOTATED_COLUMNS, annotate, annotation_key
 from journeymap.engine.backends import duckdb_engine
 from journeymap.engine.personas import UNASSIGNED, units
 from journeymap.engine.stages import visits, with_current_stage
@@ -68,6 +68,9 @@ class LevelFold:
     onto their state, the rest recomputed from all their events."""
     new_units: int = 0
     """Of changed_units, those the state did not have yet (all of them on a rebuild)."""
+    late_units: int = 0
+    """Of changed_units, those that only gained events, some earlier than their folded ones: refolded from the
+    last visit before their earliest new event rather than from all their events."""
 
 
 @dataclass
@@ -153,31 +156,34 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
     if reason:
         con.execute(f"CREATE TABLE {t['units']} AS SELECT {UNIT_COLUMNS} FROM _state_current LIMIT 0")
         con.execute("CREATE OR REPLACE TEMP TABLE _state_changed AS SELECT unit_id FROM _state_current")
-        con.execute("CREATE OR REPLACE TEMP TABLE _state_appended AS SELECT unit_id FROM _state_current LIMIT 0")
+        con.execute("CREATE OR REPLACE TEMP TABLE _state_appended AS "
+                    "SELECT unit_id, false AS late, new_first_ts FROM _state_current LIMIT 0")
     else:
         differs = ("(c.events <> s.events OR c.signature <> s.signature OR c.persona IS DISTINCT FROM s.persona)")
-        # Only new events, all after the unit's folded ones, and the same persona: the unit's visits so far stay.
-        appends = ("(c.new_events > 0 AND c.persona = s.persona AND s.events + c.new_events = c.events "
-                   "AND xor(s.signature, c.new_signature) = c.signature AND c.new_first_ts >= s.last_ts)")
+        # Only new events, and the same persona: none lost, no identity merge brought older ones.
+        gained = ("(c.new_events > 0 AND c.persona = s.persona AND s.events + c.new_events = c.events "
+                  "AND xor(s.signature, c.new_signature) = c.signature)")
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _state_classified AS
             SELECT coalesce(c.unit_id, s.unit_id) AS unit_id, s.unit_id IS NULL AS new,
-                   c.unit_id IS NOT NULL AND s.unit_id IS NOT NULL AND {appends} AS appended
+                   c.unit_id IS NOT NULL AND s.unit_id IS NOT NULL AND {gained} AS gained,
+                   c.new_first_ts < s.last_ts AS late, c.new_first_ts
             FROM _state_current c FULL JOIN {t['units']} s ON c.unit_id = s.unit_id
             -- a unit the state keeps with no events left (retention dropped them all) keeps its rows
             WHERE (c.unit_id IS NULL AND s.events > 0) OR s.unit_id IS NULL
                OR (c.unit_id IS NOT NULL AND {differs})
         """)
         con.execute("CREATE OR REPLACE TEMP TABLE _state_changed AS "
-                    "SELECT unit_id FROM _state_classified WHERE NOT appended")
+                    "SELECT unit_id FROM _state_classified WHERE NOT gained")
         con.execute("CREATE OR REPLACE TEMP TABLE _state_appended AS "
-                    "SELECT unit_id FROM _state_classified WHERE appended")
+                    "SELECT unit_id, late, new_first_ts FROM _state_classified WHERE gained")
         (new,) = con.execute("SELECT count(*) FILTER (WHERE new) FROM _state_classified").fetchall()[0]
         con.execute("DROP TABLE _state_classified")
     (changed,) = con.execute("SELECT count(*) FROM _state_changed").fetchall()[0]
     if reason:
         new = changed
-    (appended,) = con.execute("SELECT count(*) FROM _state_appended").fetchall()[0]
+    appended, late = con.execute("SELECT count(*) FILTER (WHERE NOT late), count(*) FILTER (WHERE late) "
+                                 "FROM _state_appended").fetchall()[0]
     if changed or reason:
         for name in ("events", "visits", "units"):
             if not reason:
@@ -190,47 +196,60 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
         _put(con, t["events"], sql.events, create=bool(reason))
         con.execute("DROP TABLE _state_a")
         con.execute("DROP TABLE _state_v")
-    if appended:
-        _append(con, t, sql)
+    if appended or late:
+        _fold_tails(con, t, sql)
     (n_units,) = con.execute(f"SELECT count(*) FROM {t['units']}").fetchall()[0]
     mark = con.execute("SELECT max(max_seq) FROM _state_current").fetchall()[0][0]
     if mark is not None or reason:
         _set(con, f"state.{level}.seq", "" if mark is None else str(mark))
-    return LevelFold(level, "rebuild" if reason else "fold" if changed or appended else "unchanged", reason or "",
-                     int(n_units), int(changed) + int(appended), round(time.perf_counter() - started, 3),
-                     int(appended), int(new))
+    return LevelFold(level, "rebuild" if reason else "fold" if changed or appended or late else "unchanged",
+                     reason or "", int(n_units), int(changed) + int(appended) + int(late),
+                     round(time.perf_counter() - started, 3), int(appended), int(new), int(late))
 
 
-def _append(con, t: dict[str, str], sql: _Statements) -> None:
-    """Fold the new events of the units in _state_appended onto their state, reading none of their old events.
+def _fold_tails(con, t: dict[str, str], sql: _Statements) -> None:
+    """Fold the new events of the units in _state_appended into their state from the last visit they cannot change.
 
-    A unit's visits up to its last one cannot change when every new event comes after its folded ones, and
-    neither can its folded events' current_stage and stage_before. So the fold runs the same statements
-    (visits, with_current_stage) over a short tail: the last visit's entry, standing for the visit, and the
-    new events. The tail's first visit is that last visit again, now with where it led (left_at, next_stage);
-    its later visits are new; the tail's events after the entry are the new events with their stages."""
+    Such a unit only gained events. Its visits before the last one entered before its earliest new event (the
+    cut) cannot change, nor can its events up to that entry; so the fold runs the same statements (visits,
+    with_current_stage) over the unit's tail alone: that visit's entry, standing for the visit, then its folded
+    events after the entry (from state_events_L, already annotated) and the new events. The tail's first visit
+    is that visit again, with where it now leads (left_at, next_stage), renumbered to its place; the tail's
+    visits and events replace the state's from the cut on. When every new event comes after the unit's folded
+    ones (`late` false: appended), the folded events after the entry keep their stages and are not read at all.
+    A unit with no visit before its new events has its whole tail re-read from the state."""
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _state_last AS
-        SELECT unit_id, persona, stage, entered_at, entry_seq, visit_no FROM {t['visits']}
-        WHERE unit_id IN (SELECT unit_id FROM _state_appended)
-        QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY visit_no DESC) = 1
+        CREATE OR REPLACE TEMP TABLE _state_cut AS
+        SELECT a.unit_id, a.late, v.persona, v.stage, v.entered_at, v.entry_seq, v.visit_no
+        FROM _state_appended a LEFT JOIN (
+            SELECT v.unit_id, v.persona, v.stage, v.entered_at, v.entry_seq, v.visit_no
+            FROM {t['visits']} v JOIN _state_appended a ON a.unit_id = v.unit_id AND v.entered_at <= a.new_first_ts
+            QUALIFY row_number() OVER (PARTITION BY v.unit_id ORDER BY v.visit_no DESC) = 1) v
+        ON v.unit_id = a.unit_id
     """)
+    after_cut = ("(c.visit_no IS NULL OR e.ts > c.entered_at OR (e.ts = c.entered_at AND e.seq > c.entry_seq))")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _state_a AS {sql.appended}")
     con.execute("INSERT INTO _state_a BY NAME SELECT unit_id, entered_at AS ts, entry_seq AS seq, "
-                "stage AS stage_hit, persona FROM _state_last")
+                "stage AS stage_hit, persona FROM _state_cut WHERE visit_no IS NOT NULL")
+    columns = ", ".join(f"e.{c}" for c in ANNOTATED_COLUMNS)
+    con.execute(f"""INSERT INTO _state_a BY NAME SELECT {columns} FROM {t['events']} e
+                    JOIN _state_cut c ON c.unit_id = e.unit_id AND c.late WHERE {after_cut}""")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _state_v AS {sql.visits}")
-    con.execute(f"DELETE FROM {t['visits']} v USING _state_last l WHERE v.unit_id = l.unit_id "
-                "AND v.visit_no = l.visit_no")
+    con.execute(f"DELETE FROM {t['visits']} v USING _state_cut c WHERE v.unit_id = c.unit_id "
+                "AND (c.visit_no IS NULL OR v.visit_no >= c.visit_no)")
     con.execute(f"""INSERT INTO {t['visits']} BY NAME
-        SELECT v.* REPLACE (v.visit_no + coalesce(l.visit_no - 1, 0) AS visit_no)
-        FROM _state_v v LEFT JOIN _state_last l ON l.unit_id = v.unit_id""")
-    con.execute(f"INSERT INTO {t['events']} BY NAME SELECT * FROM ({sql.events}) "
-                "WHERE seq > (SELECT seq FROM _state_mark)")
+        SELECT v.* REPLACE (v.visit_no + coalesce(c.visit_no - 1, 0) AS visit_no)
+        FROM _state_v v JOIN _state_cut c ON c.unit_id = v.unit_id""")
+    con.execute(f"DELETE FROM {t['events']} e USING _state_cut c WHERE e.unit_id = c.unit_id AND c.late "
+                f"AND {after_cut}")
+    # every row of the tail but the entry standing for the cut visit (its event's row stays as it was)
+    con.execute(f"""INSERT INTO {t['events']} BY NAME SELECT e.* FROM ({sql.events}) e
+                    JOIN _state_cut c ON c.unit_id = e.unit_id WHERE {after_cut}""")
     con.execute(f"""UPDATE {t['units']} u SET events = c.events, signature = c.signature, last_ts = c.last_ts,
                         last_seq = c.last_seq
                     FROM _state_current c WHERE u.unit_id = c.unit_id
                       AND c.unit_id IN (SELECT unit_id FROM _state_appended)""")
-    for name in ("_state_a", "_state_v", "_state_last"):
+    for name in ("_state_a", "_state_v", "_state_cut"):
         con.execute(f"DROP TABLE {name}")
 
 
@@ -282,7 +301,8 @@ def _statements(con, engine, definition, level: str, key: str) -> _Statements:
                   FROM ({engine.backend.compile(ev)}) GROUP BY unit_id) s
             LEFT JOIN ({engine.backend.compile(units(engine, definition, level))}) p ON p.unit_id = s.unit_id"""
         changed = ibis.table({"unit_id": ev.unit_id.type()}, name="_state_changed")
-        appended = ibis.table({"unit_id": ev.unit_id.type()}, name="_state_appended")
+        appended = ibis.table({"unit_id": ev.unit_id.type(), "late": "boolean", "new_first_ts": ev.ts.type()},
+                              name="_state_appended")
         mark = ibis.table({"seq": "int64"}, name="_state_mark")
         annotated = annotate(engine, definition, level, only=changed)
         a = ibis.table(annotated.schema(), name="_state_a")
