@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from journeymap.engine.annotate import journey_tables
 from journeymap.engine.backends import duckdb_engine
+from journeymap.identity import stitch
 from journeymap.state.fold import fold, tables
 from journeymap.workspace import Workspace
 from test_engine_reference import DEFINITION, Row, event_logs
@@ -55,6 +56,10 @@ def state_rows(con, level: str) -> dict[str, list[tuple]]:
                           else f"SELECT * FROM {t[name]}") for name in ("events", "visits", "units")}
 
 
+def identity_rows(con) -> dict[str, list[tuple]]:
+    return {t: rows_of(con, f"SELECT * FROM {t}") for t in ("journey_events", "identity_map", "persons", "accounts")}
+
+
 def direct_rows(con, definition, level: str) -> dict[str, list[tuple]]:
     """What the engine computes from the journey events, with no state at all."""
     engine = duckdb_engine(con)
@@ -87,6 +92,7 @@ def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
         for n, batch in enumerate(batches):
             path = write_batch([(rows[i], anonymous[i]) for i in batch], base / f"batch{n}.csv")
             ws.ingest([str(path)], max_reject_rate=None)
+            event(f"journey events {ws.last_refresh.stitch.journey_events}")
             for lv in ws.last_refresh.state.levels:  # which ways of folding this example took
                 for kind in ("appended", "late", "new"):
                     if getattr(lv, f"{kind}_units"):
@@ -98,6 +104,12 @@ def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
         assert all(row["current"] for row in ws.state())
         folded = {level: state_rows(ws.con, level) for level in LEVELS}
         direct = {level: direct_rows(ws.con, ws.definition, level) for level in LEVELS}
+        # the journey events as the stitches after each batch wrote them (updated in place) equal one stitch
+        # of everything, which writes them whole
+        stitched = identity_rows(ws.con)
+        ws.con.execute("DELETE FROM meta WHERE key LIKE 'identity.%'")
+        assert stitch(ws.con).journey_events == "rebuilt"
+        assert identity_rows(ws.con) == stitched
         report = fold(ws.con, ws.definition, rebuild=True)
         assert [lv.mode for lv in report.levels] == ["rebuild", "rebuild"]
         for level in LEVELS:

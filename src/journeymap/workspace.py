@@ -331,6 +331,7 @@ class Workspace:
         self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_a AS SELECT unnest(?::VARCHAR[]) AS id", [accounts])
         self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_s AS SELECT unnest(?::BIGINT[]) AS seq", [seqs])
         where = {"identity_map": "person_id IN (FROM _erase_p)", "persons": "person_id IN (FROM _erase_p)",
+                 "identity_resolved": "person_id IN (FROM _erase_p)",
                  "journey_events": "person_id IN (FROM _erase_p) OR account_id IN (FROM _erase_a) "
                                    "OR seq IN (FROM _erase_s)",
                  "accounts": "account_id IN (FROM _erase_a)"}

@@ -40,6 +40,8 @@ class StitchResult:
     largest_component: int
     largest_person_id: str | None
     seconds: float
+    journey_events: str = "rebuilt"
+    """How journey_events was written: "updated" (the new events inserted, the moved ones updated) or "rebuilt"."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,7 +89,7 @@ def _rebuild(con: duckdb.DuckDBPyConnection) -> dict:
     build_lookup(con)
     build_persons(con, salt)
     build_resolved(con)
-    build_journey_events(con, salt)
+    written = build_journey_events(con, salt)
     build_accounts(con)
     # Readers of the journey state compare this with the version the state was folded at (journeymap.state).
     con.execute("INSERT OR REPLACE INTO meta VALUES ('journey.version', "
@@ -110,6 +112,7 @@ def _rebuild(con: duckdb.DuckDBPyConnection) -> dict:
         "unresolved_events": unresolved,
         "largest_component": int(sizes.max()) if identifiers else 0,
         "largest_person_id": largest_person_id,
+        "journey_events": written,
     }
 
 
