@@ -11,7 +11,7 @@ compresses every copied string column), so a stitch writes only what changed sin
 the count and a checksum (XOR of hash(seq)) of the events written, and the salt of the keys. When the events
 up to the mark are no longer those written (an unload, an erase, retention, rows inserted below the mark)
 or the salt changed, the table is written whole, as it always was; either way the rows are the same
-(tests/test_identity.py compares a stitch after every batch with one stitch of everything).
+(tests/test_state_fold.py compares a stitch after every batch with one stitch of everything).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Identity stitching: rebuild identity_map, persons, accounts and journey_events from `events`.
+"""Identity stitching: rebuild identity_map, persons and accounts from `events`, and bring journey_events up to
+them (identity.journey_events: the new events inserted, the moved ones updated, or written whole).
 
 The pipeline: `_activity` (the one aggregation over events) -> identifiers and their links ->
 connected components (numpy, over the distinct links only) -> identity_map -> persons -> journey_events
