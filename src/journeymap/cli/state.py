@@ -46,8 +46,11 @@ def register(app: typer.Typer) -> None:
             return
         for lv in result.state.levels:
             why = f" ({lv.reason})" if lv.reason else ""
+            whole = lv.changed_units - lv.appended_units - lv.late_units - lv.new_units
+            how = (f" ({lv.appended_units:,} appended, {lv.late_units:,} late, {lv.new_units:,} new, {whole:,} "
+                   "recomputed whole)" if lv.mode == "fold" else "")
             console.print(f"journey state, {lv.level}: {lv.mode}{why}: {lv.changed_units:,} of {lv.units:,} units "
-                          f"recomputed in {lv.seconds:.1f} s", highlight=False, soft_wrap=True)
+                          f"changed{how} in {lv.seconds:.1f} s", highlight=False, soft_wrap=True)
         if result.risk is not None:
             console.print(result.risk.describe(), highlight=False, soft_wrap=True)
         if result.act is not None and result.act.playbooks:
