@@ -120,12 +120,18 @@ def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
             assert [(u, p, n) for u, p, n in folded[level]["units"]] == direct[level]["units"], level
 
 
+def reference_workspace(path: Path) -> Workspace:
+    """A new workspace with the reference journey's definition (test_engine_reference.DEFINITION)."""
+    ws = Workspace.init(path)
+    ws.definition_path.write_text(json.dumps(DEFINITION))  # JSON is YAML
+    ws.__dict__.pop("definition", None)
+    return ws
+
+
 def test_a_fold_recomputes_only_the_units_whose_events_changed(tmp_path):
     """Two persons; a late event for one of them re-folds that person alone, and an unchanged store folds
     nothing. An identity merge re-folds both persons it joins."""
-    ws = Workspace.init(tmp_path / "ws")
-    (ws.path / "journeymap.yml").write_text(json.dumps(DEFINITION))
-    ws.__dict__.pop("definition", None)
+    ws = reference_workspace(tmp_path / "ws")
     first = tmp_path / "a.csv"
     first.write_text("customer_id,anonymous_id,event,ts,source,message_id\n"
                      "ann,,signup_completed,2024-01-02T00:00:00Z,product,m1\n"
@@ -161,9 +167,7 @@ def test_events_after_a_units_folded_ones_are_appended_without_reading_its_histo
     """Ann's new events all come after her folded ones: her last visit (onboarding) is extended and a new
     visit added, reading none of her earlier events. Bob's late event comes before his only visit: he is
     refolded from his folded events (late). Both equal a rebuild."""
-    ws = Workspace.init(tmp_path / "ws")
-    (ws.path / "journeymap.yml").write_text(json.dumps(DEFINITION))
-    ws.__dict__.pop("definition", None)
+    ws = reference_workspace(tmp_path / "ws")
     first = tmp_path / "a.csv"
     first.write_text("customer_id,event,ts,source,message_id\n"
                      "ann,pricing_viewed,2024-01-01T00:00:00Z,product,m1\n"
