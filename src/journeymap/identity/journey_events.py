@@ -25,7 +25,18 @@ _KEYS = ("identity.seq", "identity.count", "identity.checksum", "identity.salt")
 def build_journey_events(con, salt: int) -> str:
     """Events keep every column; person_id is NULL for rows naming nobody (account-only billing rows).
     Returns how the table was written: "rebuilt" or "updated"."""
-    how = "updated" if _can_update(con, salt) else "rebuilt"
+    known = dict(con.execute(f"SELECT key, value FROM meta WHERE key IN {_KEYS}").fetchall())
+    mark = int(known["identity.seq"]) if known.get("identity.seq") else None
+    # one scan of the events' seq: whether those up to the mark are the ones written, and the totals to record
+    # (journey_events holds exactly the events once this stitch is done)
+    below, below_checksum, count, checksum, seq = con.execute("""
+        SELECT count(*) FILTER (WHERE seq <= $mark), coalesce(bit_xor(hash(seq)) FILTER (WHERE seq <= $mark), 0),
+               count(*), bit_xor(hash(seq)), max(seq)
+        FROM events""", {"mark": mark if mark is not None else -1}).fetchall()[0]
+    updatable = (mark is not None and _same_layout(con) and all(known.get(k) for k in _KEYS)
+                 and known["identity.salt"] == str(salt) and below == int(known["identity.count"])
+                 and str(below_checksum) == known["identity.checksum"])
+    how = "updated" if updatable else "rebuilt"
     resolved = f"LEFT JOIN _resolved r ON r.activity_key = {activity_key_sql('e', salt)}"
     if how == "rebuilt":
         con.execute(f"""
@@ -34,7 +45,6 @@ def build_journey_events(con, salt: int) -> str:
             FROM events e {resolved}
         """)
     else:
-        mark = con.execute("SELECT value::BIGINT FROM meta WHERE key = 'identity.seq'").fetchall()[0][0]
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _moved AS
             SELECT r.activity_key, r.person_id, r.account_id FROM _resolved r JOIN identity_resolved o USING (activity_key)
@@ -54,26 +64,18 @@ def build_journey_events(con, salt: int) -> str:
             FROM events e {resolved} WHERE e.seq > ?
         """, [mark])
     con.execute("CREATE OR REPLACE TABLE identity_resolved AS SELECT activity_key, person_id, account_id FROM _resolved")
-    seq, count, checksum = con.execute(
-        "SELECT max(seq), count(*), bit_xor(hash(seq)) FROM journey_events").fetchall()[0]
     for key, value in zip(_KEYS, (seq, count, checksum, salt), strict=True):
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, "" if value is None else str(value)])
     return how
 
 
-def _can_update(con, salt: int) -> bool:
-    """Whether journey_events, as the last stitch wrote it, holds exactly the events up to its mark."""
+def _same_layout(con) -> bool:
+    """Whether journey_events and identity_resolved exist, and journey_events has the events' columns (a
+    migration that changed them means writing it whole)."""
     if not {"journey_events", "identity_resolved"} <= table_names(con):
         return False
-    columns = con.execute("SELECT table_name, list(column_name || ' ' || data_type ORDER BY column_index) "
-                          "FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' "
-                          "AND table_name IN ('events', 'journey_events') GROUP BY ALL").fetchall()
-    columns = dict(columns)
-    if columns.get("journey_events") != [*columns.get("events", []), "person_id VARCHAR"]:
-        return False  # the events' columns changed (a migration): written whole
-    known = dict(con.execute(f"SELECT key, value FROM meta WHERE key IN {_KEYS}").fetchall())
-    if any(not known.get(k) for k in _KEYS) or known["identity.salt"] != str(salt):
-        return False
-    count, checksum = con.execute("SELECT count(*), coalesce(bit_xor(hash(seq)), 0) FROM events WHERE seq <= ?",
-                                  [int(known["identity.seq"])]).fetchall()[0]
-    return count == int(known["identity.count"]) and str(checksum) == known["identity.checksum"]
+    columns = dict(con.execute(
+        "SELECT table_name, list(column_name || ' ' || data_type ORDER BY column_index) "
+        "FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name IN ('events', 'journey_events') GROUP BY ALL").fetchall())
+    return columns.get("journey_events") == [*columns.get("events", []), "person_id VARCHAR"]

@@ -163,11 +163,12 @@ def erase_state(con: duckdb.DuckDBPyConnection, person_ids: list[str], accounts:
     """Delete the erased persons' and accounts' units from the journey state, in one transaction. The refresh
     after an erase would remove every unit that lost events anyway; this also removes the units that had
     none left to lose (retention.raw_events dropped them all, and the state kept their visits)."""
+    present = table_names(con)
     con.begin()
     try:
         for level, ids in (("person", person_ids), ("account", accounts)):
             for table in tables(level).values():
-                if ids and table in table_names(con):
+                if ids and table in present:
                     con.execute(f"DELETE FROM {table} WHERE unit_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
         con.commit()
     except BaseException:
