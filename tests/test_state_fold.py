@@ -57,7 +57,8 @@ def state_rows(con, level: str) -> dict[str, list[tuple]]:
 
 
 def identity_rows(con) -> dict[str, list[tuple]]:
-    return {t: rows_of(con, f"SELECT * FROM {t}") for t in ("journey_events", "identity_map", "persons", "accounts")}
+    return {t: rows_of(con, f"SELECT * FROM {t}")
+            for t in ("journey_events", "identity_map", "persons", "accounts", "identity_activity")}
 
 
 def direct_rows(con, definition, level: str) -> dict[str, list[tuple]]:
@@ -94,6 +95,7 @@ def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
             ws.ingest([str(path)], max_reject_rate=None)
             event(f"journey events {ws.last_refresh.stitch.journey_events}")
             for lv in ws.last_refresh.state.levels:  # which ways of folding this example took
+                event(f"{lv.looked_at} units looked at")
                 for kind in ("appended", "late", "new"):
                     if getattr(lv, f"{kind}_units"):
                         event(f"{kind} units folded")

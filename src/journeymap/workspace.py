@@ -332,6 +332,9 @@ class Workspace:
         self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_s AS SELECT unnest(?::BIGINT[]) AS seq", [seqs])
         where = {"identity_map": "person_id IN (FROM _erase_p)", "persons": "person_id IN (FROM _erase_p)",
                  "identity_resolved": "person_id IN (FROM _erase_p)",
+                 # raw identifier tuples: an erased tuple's events are all erased, its latest among them
+                 "identity_activity": "last_seq IN (FROM _erase_s)",
+                 "journey_moves": "unit_id IN (FROM _erase_p) OR unit_id IN (FROM _erase_a)",
                  "journey_events": "person_id IN (FROM _erase_p) OR account_id IN (FROM _erase_a) "
                                    "OR seq IN (FROM _erase_s)",
                  "accounts": "account_id IN (FROM _erase_a)"}

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from journeymap.identity.activity import build_activity
 from journeymap.identity.components import components
-from journeymap.identity.journey_events import build_journey_events
+from journeymap.identity.journey_events import build_journey_events, check_events
 from journeymap.identity.links import PERSON_ID_SQL, build_identifiers
 from journeymap.identity.profiles import build_accounts, build_lookup, build_persons, build_resolved
 
@@ -79,7 +79,8 @@ def stitch(con: duckdb.DuckDBPyConnection) -> StitchResult:
 
 
 def _rebuild(con: duckdb.DuckDBPyConnection) -> dict:
-    salt = build_activity(con)
+    check = check_events(con)
+    salt = build_activity(con, since=check.mark)
     identifiers = build_identifiers(con)
     links = con.sql("SELECT node, hub FROM _links").to_arrow_table()
     roots = components(identifiers, links["node"].to_numpy(), links["hub"].to_numpy())
@@ -90,15 +91,17 @@ def _rebuild(con: duckdb.DuckDBPyConnection) -> dict:
     build_lookup(con)
     build_persons(con, salt)
     build_resolved(con)
-    written = build_journey_events(con, salt)
+    (version,) = con.execute("SELECT coalesce(max(value::BIGINT), 0) + 1 FROM meta "
+                             "WHERE key = 'journey.version'").fetchall()[0]
+    written = build_journey_events(con, salt, version, check)
     build_accounts(con)
     # Readers of the journey state compare this with the version the state was folded at (journeymap.state).
-    con.execute("INSERT OR REPLACE INTO meta VALUES ('journey.version', "
-                "(SELECT (coalesce(max(value::BIGINT), 0) + 1)::VARCHAR FROM meta WHERE key = 'journey.version'))")
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('journey.version', ?)", [str(version)])
 
+    # every event is one _resolved row's (its tuple and account), so the totals need no scan of the events
     events, unresolved = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE person_id IS NULL) FROM journey_events"
-    ).fetchall()[0]
+        "SELECT coalesce(sum(events), 0)::BIGINT, coalesce(sum(events) FILTER (WHERE person_id IS NULL), 0)::BIGINT "
+        "FROM _resolved").fetchall()[0]
     largest_person_id = None
     if largest_root is not None:
         largest_person_id = con.execute(

@@ -11,6 +11,12 @@ and keys of the store's `meta` table: `state.version` (the layout below), `state
 definition it was computed under, engine.annotate.annotation_key) and `state.L.journey` (the journey
 version it reflects, which identity.stitch bumps with every rebuild of the journey events).
 
+Which units a fold looks at: when the stitch vouches for the journey events (identity.journey_events: since
+the version the state reflects they only gained rows past the state's mark `state.L.seq` and the moves listed
+in `journey_moves`), only the units with events past the mark, the units moved rows left or joined, and the
+units whose persona rules now give another persona; their new signature is the folded one XOR the new events'.
+Otherwise (the journey events were written whole since) every unit's signature is computed and compared.
+
 How a fold finds what to recompute: each unit's signature is the count and the XOR of hash(seq) over its
 journey events, so a unit that gained an event (new or late: timestamps before the state's latest are
 the same case), lost one (an unload, an erase), or was joined with another by an identity merge gets a
@@ -39,6 +45,7 @@ from journeymap.engine.backends import duckdb_engine
 from journeymap.engine.personas import UNASSIGNED, units
 from journeymap.engine.stages import visits, with_current_stage
 from journeymap.engine.unit_events import LEVELS, unit_events
+from journeymap.identity.journey_events import MOVES, WHOLE_KEY
 from journeymap.ingest.store import has_table
 from journeymap.journey.definition import JourneyDefinition
 
@@ -71,6 +78,9 @@ class LevelFold:
     late_units: int = 0
     """Of changed_units, those that only gained events, some earlier than their folded ones: refolded from the
     last visit before their earliest new event rather than from all their events."""
+    looked_at: str = "all"
+    """Which units the fold compared with the state: "named" (those with new events, moved rows or another
+    persona, as the stitch vouches) or "all" (every unit's signature computed)."""
 
 
 @dataclass
@@ -131,8 +141,10 @@ def fold(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, levels=L
             _set(con, f"state.{level}.annotation", key)
             _set(con, f"state.{level}.journey", str(version))
         _set(con, "state.version", STATE_VERSION)
-        for name in ("_state_current", "_state_changed", "_state_appended", "_state_mark"):
+        for name in ("_state_current", "_state_changed", "_state_appended", "_state_mark", "_state_touched",
+                     "_state_new"):
             con.execute(f"DROP TABLE IF EXISTS {name}")
+        _forget_moves(con, levels)
         con.commit()
     except BaseException:
         con.rollback()
@@ -152,7 +164,18 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
     con.execute("CREATE OR REPLACE TEMP TABLE _state_mark AS SELECT ?::BIGINT AS seq",
                 [int(mark) if mark not in (None, "") else NO_MARK])
     sql = _statements(con, engine, definition, level, key)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _state_current AS {sql.current}")
+    since = _vouched_since(known, level)
+    if reason or since is None or mark in (None, ""):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _state_current AS {sql.current}")
+        known_units = t["units"]
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _state_touched AS SELECT DISTINCT unit_id FROM {MOVES} "
+                    "WHERE level = ? AND version > ?", [level, since])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _state_new AS {sql.news}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _state_current AS {sql.touched} UNION ALL BY NAME FROM ({sql.delta})")
+        # the state's rows of the units looked at; every other unit is unchanged
+        known_units = (f"(SELECT * FROM {t['units']} WHERE unit_id IN (SELECT unit_id FROM _state_current) "
+                       "OR unit_id IN (SELECT unit_id FROM _state_touched))")
     if reason:
         con.execute(f"CREATE TABLE {t['units']} AS SELECT {UNIT_COLUMNS} FROM _state_current LIMIT 0")
         con.execute("CREATE OR REPLACE TEMP TABLE _state_changed AS SELECT unit_id FROM _state_current")
@@ -168,7 +191,7 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
             SELECT coalesce(c.unit_id, s.unit_id) AS unit_id, s.unit_id IS NULL AS new,
                    c.unit_id IS NOT NULL AND s.unit_id IS NOT NULL AND {gained} AS gained,
                    c.new_first_ts < s.last_ts AS late, c.new_first_ts
-            FROM _state_current c FULL JOIN {t['units']} s ON c.unit_id = s.unit_id
+            FROM _state_current c FULL JOIN {known_units} s ON c.unit_id = s.unit_id
             -- a unit the state keeps with no events left (retention dropped them all) keeps its rows
             WHERE (c.unit_id IS NULL AND s.events > 0) OR s.unit_id IS NULL
                OR (c.unit_id IS NOT NULL AND {differs})
@@ -204,7 +227,26 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
         _set(con, f"state.{level}.seq", "" if mark is None else str(mark))
     return LevelFold(level, "rebuild" if reason else "fold" if changed or appended or late else "unchanged",
                      reason or "", int(n_units), int(changed) + int(appended) + int(late),
-                     round(time.perf_counter() - started, 3), int(appended), int(new), int(late))
+                     round(time.perf_counter() - started, 3), int(appended), int(new), int(late),
+                     "all" if known_units == t["units"] else "named")
+
+
+def _vouched_since(known: dict[str, str], level: str) -> int | None:
+    """The journey version the state of `level` reflects when the stitch vouches for every change since (the
+    journey events not written whole after it, and their moves listed); None when the fold must compare all."""
+    whole, folded = known.get(WHOLE_KEY), known.get(f"state.{level}.journey")
+    if not whole or not folded or int(whole) > int(folded):
+        return None
+    return int(folded)
+
+
+def _forget_moves(con, levels) -> None:
+    """Moves that every level's state has folded are not needed again."""
+    if not has_table(con, MOVES):
+        return
+    folded = [meta(con).get(f"state.{level}.journey") for level in LEVELS]
+    if all(folded) and set(levels) == set(LEVELS):
+        con.execute(f"DELETE FROM {MOVES} WHERE version <= ?", [min(int(v) for v in folded)])
 
 
 def _fold_tails(con, t: dict[str, str], sql: _Statements) -> None:
@@ -266,6 +308,13 @@ class _Statements:
     """unit_id, persona, events, signature, last_ts, last_seq of every unit now (the annotation's filter and
     persona rule), max_seq (the next mark), and new_events, new_signature, new_first_ts: the same over its
     events past _state_mark."""
+    touched: str
+    """The same for the units in _state_touched only, from all their events."""
+    news: str
+    """_state_new: the other units' new events (past _state_mark): count, signature, first ts, last (ts, seq)."""
+    delta: str
+    """The same as `current` for the units in _state_new, from their folded row and _state_new, and for those
+    whose persona changed (their folded row, no new events)."""
     annotated: str
     """The annotated events of the units in _state_changed."""
     appended: str
@@ -288,8 +337,11 @@ def _statements(con, engine, definition, level: str, key: str) -> _Statements:
     cache_key = (level, key, schema)
     if cache_key not in _COMPILED:
         ev = unit_events(engine, level)
+        ev_sql, units_sql = engine.backend.compile(ev), engine.backend.compile(units(engine, definition, level))
         new = "seq > (SELECT seq FROM _state_mark)"
-        current = f"""
+
+        def current_of(where: str) -> str:
+            return f"""
             SELECT s.unit_id, coalesce(p.persona, '{UNASSIGNED}') AS persona, s.events, s.signature,
                    s._last.ts AS last_ts, s._last.seq AS last_seq, s.max_seq,
                    s.new_events, coalesce(s.new_signature, 0::UBIGINT) AS new_signature, s.new_first_ts
@@ -298,8 +350,36 @@ def _statements(con, engine, definition, level: str, key: str) -> _Statements:
                          count(*) FILTER (WHERE {new}) AS new_events,
                          bit_xor(hash(seq)) FILTER (WHERE {new}) AS new_signature,
                          min(ts) FILTER (WHERE {new}) AS new_first_ts
-                  FROM ({engine.backend.compile(ev)}) GROUP BY unit_id) s
-            LEFT JOIN ({engine.backend.compile(units(engine, definition, level))}) p ON p.unit_id = s.unit_id"""
+                  FROM ({ev_sql}) {where} GROUP BY unit_id) s
+            LEFT JOIN ({units_sql}) p ON p.unit_id = s.unit_id"""
+
+        current = current_of("")
+        touched = current_of("WHERE unit_id IN (SELECT unit_id FROM _state_touched)")
+        state_units = tables(level)["units"]
+        # A unit with no events left (retention dropped them all) is looked at only when it gains some, as in
+        # the full comparison, where it is not among the units with events.
+        news = f"""
+            SELECT unit_id, count(*) AS new_events, bit_xor(hash(seq)) AS new_signature, min(ts) AS new_first_ts,
+                   max(struct_pack(ts := ts, seq := seq)) AS _last, max(seq) AS max_seq
+            FROM ({ev_sql}) WHERE {new} AND unit_id NOT IN (SELECT unit_id FROM _state_touched) GROUP BY unit_id"""
+        delta = f"""
+            WITH p AS (SELECT unit_id, persona FROM ({units_sql}))
+            SELECT n.unit_id, coalesce(p.persona, '{UNASSIGNED}') AS persona,
+                   coalesce(s.events, 0) + n.new_events AS events,
+                   xor(coalesce(s.signature, 0::UBIGINT), n.new_signature) AS signature,
+                   CASE WHEN s.unit_id IS NULL OR n._last > struct_pack(ts := s.last_ts, seq := s.last_seq)
+                        THEN n._last.ts ELSE s.last_ts END AS last_ts,
+                   CASE WHEN s.unit_id IS NULL OR n._last > struct_pack(ts := s.last_ts, seq := s.last_seq)
+                        THEN n._last.seq ELSE s.last_seq END AS last_seq,
+                   n.max_seq, n.new_events, n.new_signature, n.new_first_ts
+            FROM _state_new n LEFT JOIN {state_units} s USING (unit_id) LEFT JOIN p USING (unit_id)
+            UNION ALL BY NAME
+            SELECT s.unit_id, coalesce(p.persona, '{UNASSIGNED}') AS persona, s.events, s.signature, s.last_ts,
+                   s.last_seq, NULL::BIGINT AS max_seq, 0::BIGINT AS new_events, 0::UBIGINT AS new_signature,
+                   NULL::TIMESTAMP AS new_first_ts
+            FROM {state_units} s LEFT JOIN p USING (unit_id)
+            WHERE coalesce(p.persona, '{UNASSIGNED}') <> s.persona AND s.events > 0
+              AND s.unit_id NOT IN (SELECT unit_id FROM _state_touched) AND s.unit_id NOT IN (SELECT unit_id FROM _state_new)"""
         changed = ibis.table({"unit_id": ev.unit_id.type()}, name="_state_changed")
         appended = ibis.table({"unit_id": ev.unit_id.type(), "late": "boolean", "new_first_ts": ev.ts.type()},
                               name="_state_appended")
@@ -309,7 +389,7 @@ def _statements(con, engine, definition, level: str, key: str) -> _Statements:
         v = ibis.table(visits(a).schema(), name="_state_v")
         if len(_COMPILED) >= 64:
             _COMPILED.clear()
-        _COMPILED[cache_key] = _Statements(current, engine.backend.compile(annotated),
+        _COMPILED[cache_key] = _Statements(current, touched, news, delta, engine.backend.compile(annotated),
                                            engine.backend.compile(annotate(engine, definition, level, only=appended,
                                                                            after_seq=mark.seq.max())),
                                            engine.backend.compile(visits(a)),
