@@ -95,6 +95,42 @@ def test_sbg_recovers_simulated_parameters(alpha, beta):
     assert m.beta_ == pytest.approx(beta, rel=0.10)
 
 
+@pytest.mark.parametrize("n", [10_000, 100_000])
+def test_sbg_of_a_population_with_one_churn_probability_is_the_geometric_model(n):
+    """Alive counts that follow one churn probability (3% a period), up to rounding: the likelihood has no
+    finite maximum beyond rounding's bumps (it rises towards alpha, beta -> infinity at alpha / (alpha + beta) =
+    0.03), and the search may run out of evaluations on that ridge (the 600-account demo's clv did). Either way
+    the fit is the geometric model, fitted by its closed form: its churn probability, survival and likelihood."""
+    counts = np.round(n * 0.97 ** np.arange(13)).astype(int)
+    m = ShiftedBetaGeometric().fit(counts)
+    churns, at_risk = counts[0] - counts[-1], counts[:-1].sum()  # each unit-period at risk churns or not
+    p = churns / at_risk
+    assert m.alpha_ / (m.alpha_ + m.beta_) == pytest.approx(p, rel=1e-3)
+    assert m.alpha_ + m.beta_ > 1e3  # theta's spread is under 1% of its mean
+    assert m.survival(np.arange(13)) == pytest.approx((1 - p) ** np.arange(13), rel=1e-3)
+    assert m.log_likelihood_ == pytest.approx(churns * math.log(p) + (at_risk - churns) * math.log(1 - p), abs=1e-2)
+
+
+def test_sbg_on_the_demos_cohorts_is_fitted_at_the_cap():
+    """The 600-account demo's (seed 3) paying cohorts: their churn shows no heterogeneity, and an unbounded search
+    ran out of evaluations on the ridge. The fit settles at the cap with the geometric model's likelihood, which
+    no (alpha, beta) beats by more than betaln's rounding."""
+    from journeymap.insights.value import sbg
+
+    cohorts = [[3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2], [2] * 14 + [1], [10, 10, 10, 9, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6],
+               [4] * 8 + [3] * 5, [6, 6, 6, 6, 6, 5, 5, 5, 5, 4, 3, 3], [12, 11, 11, 11, 11, 11, 10, 10, 10, 9, 9],
+               [9] * 7 + [8] * 3, [11, 11] + [10] * 7, [6] * 5 + [5] * 3, [6, 6, 5, 5, 5, 4, 4], [12] + [11] * 5,
+               [3] * 5, [8] * 4, [10] * 3, [4, 4], [9]]
+    m = ShiftedBetaGeometric().fit_cohorts(cohorts)
+    assert m.alpha_ + m.beta_ == pytest.approx(sbg.HOMOGENEOUS, rel=1e-6)
+    counts = [np.array(c) for c in cohorts]
+    churns = sum(int(c[0] - c[-1]) for c in counts)
+    at_risk = sum(int(c[:-1].sum()) for c in counts)
+    p = churns / at_risk
+    assert m.alpha_ / (m.alpha_ + m.beta_) == pytest.approx(p, rel=1e-3)
+    assert m.log_likelihood_ == pytest.approx(churns * math.log(p) + (at_risk - churns) * math.log(1 - p), abs=1e-3)
+
+
 def _sbg(alpha: float, beta: float) -> ShiftedBetaGeometric:
     m = ShiftedBetaGeometric()
     m.alpha_, m.beta_ = alpha, beta

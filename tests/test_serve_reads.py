@@ -270,10 +270,45 @@ def test_an_edited_definition_is_refolded_by_the_server_without_new_events(tmp_p
         while True:
             with runner.lock:
                 folded = len(current_tables(runner.con.cursor(), edited))
-            if folded == 2 or time.monotonic() > deadline:
+            # the loader publishes the refresh (the stitch count) once it has computed the map on it (server/warm.py)
+            if (folded == 2 and runner.stats["stitches"] > stitches) or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         assert folded == 2, "the edited definition was not folded"
         assert runner.stats["stitches"] == stitches + 1 and runner.stats["accepted"] == 0  # no event arrived
         status = client.get("/-/health").json()["loader"]
         assert status["stitches"] == stitches + 1
+
+
+def test_the_map_is_computed_when_events_arrive_not_when_it_is_viewed(tmp_path):
+    """After each refresh the loader computes the map page's default result and publishes it with the new data
+    version (server/warm.py): the first view after new events is a cache hit, the API and the page share it,
+    and it is the map the CLI prints once the server has stopped (issue 13)."""
+    ws = Workspace.init(tmp_path / "ws")
+    from journeymap.server.keys import create_key
+
+    _, read = create_key(ws.con, "read", "analyst")
+    _, write = create_key(ws.con, "write", "site")
+    ws.close()
+    auth = {"Authorization": f"Bearer {read}"}
+    with serve_in_process(ws.path, stitch_seconds=0, rate_limit=0) as http:
+        cache, runner = http.app.state.cache, http.app.state.runner
+        for batch in (_events(300), _events(500)[300:]):  # the second batch: new events, a new version
+            warmed = cache.stats["warmed"]
+            assert http.post("/v1/batch", json={"batch": batch}, auth=(write, "")).status_code == 200
+            deadline = time.monotonic() + 60
+            while cache.stats["warmed"] == warmed and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert cache.stats["warmed"] == warmed + 1, (runner.warm.stats, runner.stats)
+            misses = cache.stats["misses"]
+            answer = http.get("/api/v1/map", headers=auth)
+            assert answer.status_code == 200, answer.text
+            page = http.get("/app/map", headers=auth)
+            assert page.status_code == 200 and "no events yet" not in page.text
+            assert cache.stats["misses"] == misses  # neither the API nor the page computed the map
+        assert http.get("/-/health").json()["loader"]["warm"]["warmed"] == runner.warm.stats["warmed"] >= 2
+        served = answer.json()
+    printed = invoke_json("map", "--workspace", str(ws.path))
+    assert served.pop("generated_at") and printed.pop("generated_at")
+    assert served == printed
+    assert served["stages"], served  # a map with stages, not an empty answer

@@ -122,10 +122,14 @@ def _openapi_parameters(model: type[Params]) -> list[dict]:
 # -- running an analysis ---------------------------------------------------------------------------
 
 
+def cache_key(analysis: Analysis, params: Params) -> tuple:
+    """An analysis result's key in the server's one cache: its name and options."""
+    return analysis.name, json.dumps(params.model_dump(mode="json"), sort_keys=True)
+
+
 def run_cached(request: Request, ws: Workspace, analysis: Analysis, params: Params) -> Any:
     """The analysis's result from the server's one cache, computed on a miss."""
-    key = (analysis.name, json.dumps(params.model_dump(mode="json"), sort_keys=True))
-    return request.app.state.cache.get(key, lambda: analysis(ws, params))
+    return request.app.state.cache.get(cache_key(analysis, params), lambda: analysis(ws, params))
 
 
 def _endpoint(analysis: Analysis) -> Callable[..., Response]:

@@ -34,6 +34,7 @@ from journeymap.server.runner import StoreRunner
 from journeymap.server.security import SecurityHeaders, docs_router
 from journeymap.server.tracking import router as tracking_router
 from journeymap.server.views import router as web_router
+from journeymap.server.warm import Warmer, default_map
 
 RATE_LIMIT = 50_000.0
 """Events per second per write key (0 turns the limit off); the burst defaults to twice this."""
@@ -111,6 +112,13 @@ run the sender thread, which delivers the outbox (act.deliver; docs/delivery.md)
     app.state.improvement_changes = 0
     app.state.cache = AnalysisCache(lambda: (runner.stats["stitches"], definition_stamp(workspace / "journeymap.yml"),
                                              app.state.improvement_changes))
+    # the map page computed by the loader after each refresh, published with the new version (server/warm.py)
+    runner.warm = Warmer(
+        compute=lambda: default_map(workspace, runner.con),
+        version_after=lambda: (runner.stats["stitches"] + 1, definition_stamp(workspace / "journeymap.yml"),
+                               app.state.improvement_changes),
+        install=app.state.cache.install)
+    runner.stats["warm"] = runner.warm.stats  # shown by /-/health with the loader's
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONAnswer:

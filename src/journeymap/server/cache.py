@@ -35,6 +35,8 @@ class AnalysisCache:
         self._busy: dict[tuple, threading.Lock] = {}
         self._version: tuple | None = None
         self.entries = entries
+        self.stats = {"hits": 0, "misses": 0, "warmed": 0}
+        """Lookups answered from the cache, computed on a miss, and results the loader put in after a refresh."""
 
     def _current(self) -> tuple:
         """The data version now; clears the cache when it moved (call with the lock held)."""
@@ -49,12 +51,15 @@ class AnalysisCache:
             version = self._current()
             if key in self._items:
                 self._items.move_to_end(key)
+                self.stats["hits"] += 1
                 return self._items[key]
             busy = self._busy.setdefault(key, threading.Lock())
         with busy:
             with self._lock:
                 if self._current() == version and key in self._items:
+                    self.stats["hits"] += 1
                     return self._items[key]
+                self.stats["misses"] += 1
             value = compute()
             with self._lock:
                 if self._current() == version:  # computed from the data still current
@@ -62,6 +67,19 @@ class AnalysisCache:
                     while len(self._items) > self.entries:
                         self._items.popitem(last=False)
         return value
+
+    def install(self, version: tuple, values: dict[tuple, Any]) -> bool:
+        """Put results computed for the data `version` (the loader's, after a refresh: server/warm.py) in, if that
+        is still the current version; returns whether it was."""
+        with self._lock:
+            if self._current() != version:
+                return False
+            for key, value in values.items():
+                self._items[key] = value
+                self.stats["warmed"] += 1
+            while len(self._items) > self.entries:
+                self._items.popitem(last=False)
+            return True
 
     def peek(self, key: tuple) -> Any:
         with self._lock:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -100,6 +101,9 @@ class StoreRunner:
         self._definition_seen: tuple | None | bool = False  # journeymap.yml's stamp when last compared; False: never
         self.error: BaseException | None = None
         self.last_refresh = None  # what the last stitch did (journey state, churn model)
+        self.warm: Callable[[], Callable[[], None] | None] | None = None
+        """Computes pages ahead of their first view after each refresh (server/warm.py); its result publishes
+        them once the stitch count has moved."""
         self.stats = {"segments_loaded": 0, "rows_read": 0, "accepted": 0, "duplicate": 0, "rejected": 0, "stitches": 0,
                       "quarantined": 0, "risk": None, "retention_dropped": 0}
 
@@ -339,7 +343,11 @@ class StoreRunner:
         if result.risk is not None:
             self.stats["risk"] = result.risk.to_dict()
             (log.warning if result.risk.model == "failed" else log.info)("%s", result.risk.describe())
+        # not while stopping: nobody will view the pages of a server shutting down
+        publish = self.warm() if self.warm is not None and not self._stop.is_set() else None
         self.last_refresh = result
         self._dirty = False
         self._last_stitch = time.monotonic()
         self.stats["stitches"] += 1
+        if publish is not None:
+            publish()

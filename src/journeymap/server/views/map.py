@@ -26,7 +26,13 @@ def map_data(ctx: Ctx) -> dict:
         (last,) = ctx.ws.con.execute("SELECT max(ts) FROM journey_events").fetchall()[0]
         if last is not None:
             date_from, date_to = (last.date() - dt.timedelta(days=PERIODS[period] - 1)).isoformat(), last.date().isoformat()
-    return ctx.run("map", by=p.by, date_from=date_from, date_to=date_to, insights=p.insights, min_answers=p.min_answers)
+    return ctx.run("map", **map_options(p, date_from, date_to))
+
+
+def map_options(p, date_from, date_to) -> dict:
+    """The map analysis's options as the map page runs it (server/warm.py computes the page's default after each
+    refresh, under the same cache key)."""
+    return {"by": p.by, "date_from": date_from, "date_to": date_to, "insights": p.insights, "min_answers": p.min_answers}
 
 
 def _visits(ctx: Ctx, level: str | None):
