@@ -114,10 +114,10 @@ run the sender thread, which delivers the outbox (act.deliver; docs/delivery.md)
                                              app.state.improvement_changes))
     # the map page computed by the loader after each refresh, published with the new version (server/warm.py)
     runner.warm = Warmer(
-        compute=lambda: default_map(workspace, runner.con),
-        version_after=lambda: (runner.stats["stitches"] + 1, definition_stamp(workspace / "journeymap.yml"),
-                               app.state.improvement_changes),
-        install=app.state.cache.install)
+        pages=lambda: default_map(workspace, runner.con),
+        version=lambda: (runner.stats["stitches"] + 1, definition_stamp(workspace / "journeymap.yml"),
+                         app.state.improvement_changes),
+        cache=app.state.cache)
     runner.stats["warm"] = runner.warm.stats  # shown by /-/health with the loader's
 
     @app.exception_handler(RequestValidationError)

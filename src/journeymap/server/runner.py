@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -101,9 +100,9 @@ class StoreRunner:
         self._definition_seen: tuple | None | bool = False  # journeymap.yml's stamp when last compared; False: never
         self.error: BaseException | None = None
         self.last_refresh = None  # what the last stitch did (journey state, churn model)
-        self.warm: Callable[[], Callable[[], None] | None] | None = None
-        """Computes pages ahead of their first view after each refresh (server/warm.py); its result publishes
-        them once the stitch count has moved."""
+        self.warm = None
+        """server/warm.py's Warmer: computes pages ahead of their first view, at start and after each refresh
+        (published once the stitch count has moved)."""
         self.stats = {"segments_loaded": 0, "rows_read": 0, "accepted": 0, "duplicate": 0, "rejected": 0, "stitches": 0,
                       "quarantined": 0, "risk": None, "retention_dropped": 0}
 
@@ -166,6 +165,7 @@ class StoreRunner:
     # -- the thread ------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        warm_at_start = self.warm is not None
         while not self._stop.is_set():
             self._wake.wait(self.poll_seconds)
             self._wake.clear()
@@ -176,6 +176,10 @@ class StoreRunner:
                 due = self._dirty and time.monotonic() - self._last_stitch >= self.stitch_seconds
                 if due or self._definition_changed():
                     self._stitch()
+                if warm_at_start:  # the map of what the store held at start, unless a refresh computed it since
+                    warm_at_start = False
+                    if self.stats["stitches"] == 0 and has_table(self.con, "journey_events"):
+                        self.warm.at_start()
                 self.error = None
             except Exception as exc:  # keep serving: the segments stay in the journal and are retried
                 self.error = exc
@@ -344,7 +348,7 @@ class StoreRunner:
             self.stats["risk"] = result.risk.to_dict()
             (log.warning if result.risk.model == "failed" else log.info)("%s", result.risk.describe())
         # not while stopping: nobody will view the pages of a server shutting down
-        publish = self.warm() if self.warm is not None and not self._stop.is_set() else None
+        publish = self.warm.after_refresh() if self.warm is not None and not self._stop.is_set() else None
         self.last_refresh = result
         self._dirty = False
         self._last_stitch = time.monotonic()

@@ -6,7 +6,8 @@ The map is what every visit starts with and the costliest page (its insights rea
 churn scores and the surveys). Other pages are computed on their first view, as before. The result is the one
 the page would compute (the same analysis, options and cache key), so warming changes when the work is done,
 never the numbers. It adds the map's time to every refresh of the loader, which refreshes at most every
-`--stitch-seconds` (30 by default) while events arrive.
+`--stitch-seconds` (30 by default) while events arrive. The loader also computes it once when the server starts
+on a workspace with journeys, so the first view after a restart is read too.
 """
 
 from __future__ import annotations
@@ -24,43 +25,66 @@ from journeymap.server.views.map import map_options
 log = logging.getLogger("journeymap.server")
 
 
-def default_map(workspace, con) -> dict[tuple, Any]:
-    """The map page's result with an empty query (its default options), by its cache key, read through a cursor
-    of the server's store as a page view reads it."""
+def default_map(workspace, con) -> list[tuple[tuple, Callable[[], Any]]]:
+    """The map page with an empty query (its default options): its cache key, and what computes it through a
+    cursor of the server's store, as a page view reads it."""
     analysis = get("map")
     p = analysis.validate({})
     params = analysis.validate(map_options(p, p.date_from, p.date_to))
-    ws = ServerWorkspace(workspace, con.cursor())
-    try:
-        return {cache_key(analysis, params): analysis(ws, params)}
-    finally:
-        ws.close()
+
+    def compute() -> Any:
+        ws = ServerWorkspace(workspace, con.cursor())
+        try:
+            return analysis(ws, params)
+        finally:
+            ws.close()
+
+    return [(cache_key(analysis, params), compute)]
 
 
 class Warmer:
-    """Called by the loader after a refresh, before the cache's version moves: computes, then returns what puts
-    the results in once the version has moved (None when it skipped or failed; a failure is logged, never
-    raised: the events and the journey state are in)."""
+    """What the loader calls: `at_start` once, `after_refresh` after each refresh. A failure is logged, never
+    raised: the events and the journey state are in, and the page says why when it is viewed."""
 
-    def __init__(self, compute: Callable[[], dict[tuple, Any]], version_after: Callable[[], tuple],
-                 install: Callable[[tuple, dict], bool]):
-        self.compute, self.version_after, self.install = compute, version_after, install
+    def __init__(self, pages: Callable[[], list[tuple[tuple, Callable[[], Any]]]], version: Callable[[], tuple],
+                 cache):
+        """`pages`: the (cache key, computation) of each page to compute ahead; `version`: the cache's data
+        version once the refresh under way is published (one stitch more); `cache`: server/cache.py's."""
+        self.pages, self.version, self.cache = pages, version, cache
         self.stats = {"warmed": 0, "failed": 0, "seconds": None}
         """Results published, computations that failed, and the last one's seconds (shown by /-/health)."""
 
-    def __call__(self) -> Callable[[], None] | None:
-        version = self.version_after()  # the data version readers will see once this refresh is published
+    def at_start(self) -> None:
+        """The pages of what the store already holds, through the cache: a view that arrives meanwhile waits for
+        this computation instead of repeating it."""
         started = time.monotonic()
         try:
-            values = self.compute()
-        except Exception as exc:  # noqa: BLE001 - a page that cannot be computed says why when it is viewed
-            self.stats["failed"] += 1
-            log.info("the map was not computed ahead of its first view: %s", exc)
+            for key, compute in self.pages():
+                self.cache.get(key, compute)
+                self.stats["warmed"] += 1
+        except Exception as exc:  # noqa: BLE001 - see the class
+            self._failed(exc)
+            return
+        self.stats["seconds"] = round(time.monotonic() - started, 3)
+
+    def after_refresh(self) -> Callable[[], None] | None:
+        """Computes the pages on the refreshed data before readers see it; returns what puts them in the cache
+        once the stitch count has moved (None when the computation failed)."""
+        version = self.version()
+        started = time.monotonic()
+        try:
+            values = {key: compute() for key, compute in self.pages()}
+        except Exception as exc:  # noqa: BLE001 - see the class
+            self._failed(exc)
             return None
         self.stats["seconds"] = round(time.monotonic() - started, 3)
 
         def publish() -> None:
-            if self.install(version, values):
+            if self.cache.install(version, values):
                 self.stats["warmed"] += 1
 
         return publish
+
+    def _failed(self, exc: Exception) -> None:
+        self.stats["failed"] += 1
+        log.info("the map was not computed ahead of its first view: %s", exc)
