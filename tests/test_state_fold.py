@@ -315,3 +315,34 @@ def test_the_demo_map_folded_in_batches_equals_the_one_shot_map(ingested_demo, t
     assert folded == at_once
     assert folded == direct
     assert all(panel is not None for panels_ in at_risk.values() for panel in panels_)
+
+
+@pytest.mark.parametrize("kept", [1_000_000, 0])
+def test_a_merge_is_folded_from_the_moves_the_stitch_names(tmp_path, monkeypatch, kept):
+    """An identify call joins an anonymous person to cy: the stitch lists both persons in journey_moves, and
+    the fold looks only at the units it names. Past the list's limit (`kept` 0) the stitch starts the list again
+    and the fold compares every unit instead. Either way the state equals a rebuild."""
+    from journeymap.identity import journey_events
+
+    monkeypatch.setattr(journey_events, "MOVES_KEPT", kept)
+    ws = reference_workspace(tmp_path / "ws")
+    first = tmp_path / "a.csv"
+    first.write_text("customer_id,anonymous_id,event,ts,source,message_id\n"
+                     "ann,,signup_completed,2024-01-02T00:00:00Z,product,m1\n"
+                     ",anon-cy,pricing_viewed,2024-01-01T00:00:00Z,product,m2\n")
+    merge = tmp_path / "b.csv"
+    merge.write_text("customer_id,anonymous_id,event,ts,source,message_id,type\n"
+                     "cy,anon-cy,identify,2024-01-03T00:00:00Z,product,m3,identify\n")
+    with ws:
+        ws.ingest([str(first)])
+        ws.ingest([str(merge)], refresh=False)
+        result = ws.refresh()
+        assert result.stitch.journey_events == "updated"
+        person = result.state.levels[0]
+        assert person.looked_at == ("named" if kept else "all")
+        assert (person.mode, person.changed_units) == ("fold", 2)  # a:anon-cy left, u:cy came
+        if kept:  # folded by both levels, the moves are not kept
+            assert ws.con.execute("SELECT count(*) FROM journey_moves").fetchall()[0][0] == 0
+        folded = {level: state_rows(ws.con, level) for level in LEVELS}
+        fold(ws.con, ws.definition, rebuild=True)
+        assert folded == {level: state_rows(ws.con, level) for level in LEVELS}

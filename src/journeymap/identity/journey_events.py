@@ -31,6 +31,8 @@ _KEYS = ("identity.seq", "identity.count", "identity.checksum", "identity.salt",
 
 WHOLE_KEY = "journey.whole"
 MOVES = "journey_moves"
+MOVES_KEPT = 1_000_000
+"""The most moves listed; past it the list starts again (and a fold of an older state compares every unit)."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,11 @@ def build_journey_events(con, salt: int, version: int, check: EventsCheck) -> st
             SELECT e.* REPLACE (r.account_id AS account_id), r.person_id
             FROM events e {resolved} WHERE e.seq > ?
         """, [mark])
-    if how == "rebuilt" or not known.get(WHOLE_KEY) or not has_table(con, MOVES):
-        # from here on the fold can trust inserts past its mark and the moves listed; before, it compares all
+    # Start the list again when the table was written whole, or the list has grown past MOVES_KEPT (nothing folds
+    # them away on a workspace without a journey state, e.g. on Spark): from here on the fold can trust inserts
+    # past its mark and the moves listed; a state folded before compares every unit once.
+    if (how == "rebuilt" or not known.get(WHOLE_KEY) or not has_table(con, MOVES)
+            or con.execute(f"SELECT count(*) FROM {MOVES}").fetchall()[0][0] > MOVES_KEPT):
         con.execute(f"CREATE OR REPLACE TABLE {MOVES} (version BIGINT, level VARCHAR, unit_id VARCHAR)")
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [WHOLE_KEY, str(version)])
     con.execute("CREATE OR REPLACE TABLE identity_resolved AS SELECT activity_key, person_id, account_id FROM _resolved")
