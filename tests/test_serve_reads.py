@@ -191,16 +191,22 @@ def _events(n: int) -> list[dict]:
             for i in range(n)]
 
 
-def test_a_new_workspace_shows_its_empty_state_then_its_loaded_events(tmp_path):
-    ws = Workspace.init(tmp_path / "new")
+def new_served_workspace(path: Path) -> tuple[Path, str, str]:
+    """A new workspace with a read key and a write key: (path, read token, write token)."""
     from journeymap.server.keys import create_key
 
+    ws = Workspace.init(path)
     _, read = create_key(ws.con, "read", "analyst")
     _, write = create_key(ws.con, "write", "site")
     ws.close()
+    return ws.path, read, write
+
+
+def test_a_new_workspace_shows_its_empty_state_then_its_loaded_events(tmp_path):
+    path, read, write = new_served_workspace(tmp_path / "new")
     auth = {"Authorization": f"Bearer {read}"}
     # a stitch every 10 minutes: only the first load after start is stitched at once
-    with serve_in_process(ws.path, stitch_seconds=600, rate_limit=0) as http:
+    with serve_in_process(path, stitch_seconds=600, rate_limit=0) as http:
         for page in ("/app/accounts", "/app/retention", "/app/map", "/app/funnel", "/app/lifecycle", "/app/revenue",
                      "/app/paths", "/app/voice", "/app/conformance", "/app/stages/evaluation"):
             got = http.get(page, headers=auth)
@@ -284,14 +290,9 @@ def test_the_map_is_computed_when_events_arrive_not_when_it_is_viewed(tmp_path):
     """After each refresh the loader computes the map page's default result and publishes it with the new data
     version (server/warm.py): the first view after new events is a cache hit, the API and the page share it,
     and it is the map the CLI prints once the server has stopped (issue 13)."""
-    ws = Workspace.init(tmp_path / "ws")
-    from journeymap.server.keys import create_key
-
-    _, read = create_key(ws.con, "read", "analyst")
-    _, write = create_key(ws.con, "write", "site")
-    ws.close()
+    path, read, write = new_served_workspace(tmp_path / "ws")
     auth = {"Authorization": f"Bearer {read}"}
-    with serve_in_process(ws.path, stitch_seconds=0, rate_limit=0) as http:
+    with serve_in_process(path, stitch_seconds=0, rate_limit=0) as http:
         cache, runner = http.app.state.cache, http.app.state.runner
         for batch in (_events(300), _events(500)[300:]):  # the second batch: new events, a new version
             warmed = cache.stats["warmed"]
@@ -310,7 +311,7 @@ def test_the_map_is_computed_when_events_arrive_not_when_it_is_viewed(tmp_path):
         served = answer.json()
     # restarted on the same store: the loader computes the map of what it holds through the cache, so the view
     # and the loader compute it once between them, whichever comes first (one miss), and the page reads it too
-    with serve_in_process(ws.path, stitch_seconds=0, rate_limit=0) as http:
+    with serve_in_process(path, stitch_seconds=0, rate_limit=0) as http:
         cache = http.app.state.cache
         answer = http.get("/api/v1/map", headers=auth)
         assert answer.status_code == 200, answer.text
@@ -321,7 +322,7 @@ def test_the_map_is_computed_when_events_arrive_not_when_it_is_viewed(tmp_path):
         assert cache.stats["misses"] == 1 and http.get("/app/map", headers=auth).status_code == 200
         assert cache.stats["misses"] == 1
         restarted = answer.json()
-    printed = invoke_json("map", "--workspace", str(ws.path))
+    printed = invoke_json("map", "--workspace", str(path))
     assert restarted.pop("generated_at")
     assert restarted == {k: v for k, v in printed.items() if k != "generated_at"}
     assert served.pop("generated_at") and printed.pop("generated_at")
