@@ -178,14 +178,7 @@ def drop_offs(engine: Engine, v, definition: JourneyDefinition, stakes: Stakes) 
     return out
 
 
-def _durations(engine: Engine, v, definition: JourneyDefinition, until) -> list[dict]:
-    terminal = [s.id for s in definition.stages if s.terminal]
-    vv = v.filter(~v.stage.isin(terminal)) if terminal else v
-    d = visit_durations(vv, until)
-    return engine.execute(d.select("unit_id", "stage", "entered_at", "seconds", "observed", "next_stage")).to_pylist()
-
-
-def slow_and_fast(durations: list[dict], definition: JourneyDefinition, stakes: Stakes) -> tuple[list[dict], list[dict]]:
+def slow_and_fast(engine: Engine, v, definition: JourneyDefinition, stakes: Stakes, until) -> tuple[list[dict], list[dict]]:
     """Stuck: a visit on the way in (open or closed) longer than max(p90, 2 x p50) of the stage's time in
     stage, in a stage before the customer stage. Fast: a completed visit that moved on to a later stage in
     under half the median (delight).
@@ -193,27 +186,52 @@ def slow_and_fast(durations: list[dict], definition: JourneyDefinition, stakes: 
     p50 and p90 are the map's time in stage (Kaplan-Meier over every visit to the stage, open visits
     censored: engine.survival.time_in_stage_summary), so a card never cites a median the map's metrics
     lane does not show. Where censoring hides the median, there is no item; where it hides p90, the
-    threshold is 2 x p50."""
+    threshold is 2 x p50.
+
+    The engine does the work: Kaplan-Meier reads each stage's distinct (seconds, observed) with their counts,
+    and only the stuck and fast visits themselves come back (their units and times are the stakes); a map of
+    a million events has about as many visits, which fetched one by one took most of the map's time."""
     names = {s.id: s.name for s in definition.stages}
     order = {s.id: i for i, s in enumerate(definition.stages)}
     ahead = {s.id for s in definition.stages if not s.terminal or s.kind == "won"}
-    slow, fast = [], []
+    stages = _before_customer(definition)
+    terminal = [s.id for s in definition.stages if s.terminal]
+    d = visit_durations(v.filter(~v.stage.isin(terminal)) if terminal else v, until)
     # Only the way in counts: a customer who comes back to an earlier stage is not stalling in it.
-    since: dict[str, dt.datetime] = {}
-    for d in durations:
-        if d["stage"] == definition.milestones.customer_stage and (d["unit_id"] not in since or d["entered_at"] < since[d["unit_id"]]):
-            since[d["unit_id"]] = d["entered_at"]
-    for sid in _before_customer(definition):
-        every = [d for d in durations if d["stage"] == sid]
-        vis = [d for d in every if d["unit_id"] not in since or d["entered_at"] < since[d["unit_id"]]]
-        if sum(d["observed"] for d in every) < 10:
+    customer = d.filter(d.stage == definition.milestones.customer_stage)
+    since = customer.group_by(_u=customer.unit_id).aggregate(_since=customer.entered_at.min())
+    every = d.filter(d.stage.isin(stages))
+    every = every.left_join(since, every.unit_id == since._u).select(
+        "unit_id", "stage", "entered_at", "seconds", "observed", "next_stage", "_since")
+    counts = engine.execute(every.group_by(["stage", "seconds", "observed"]).aggregate(n=every.count())).to_pydict()
+    limits, quick_under = {}, {}
+    p50s, p90s = {}, {}
+    for sid in stages:
+        rows = [i for i, st in enumerate(counts["stage"]) if st == sid]
+        if sum(counts["n"][i] for i in rows if counts["observed"][i]) < 10:
             continue
-        tis = time_in_stage_summary([d["seconds"] for d in every], [d["observed"] for d in every])
+        tis = time_in_stage_summary([counts["seconds"][i] for i in rows], [counts["observed"][i] for i in rows],
+                                    weights=[counts["n"][i] for i in rows])
         p50, p90 = tis["p50_seconds"], tis["p90_seconds"]
         if p50 is None:
             continue
-        limit = max(p90 or 0.0, SLOW_P50_MULTIPLE * p50)
-        stuck = [d for d in vis if d["seconds"] > limit]
+        p50s[sid], p90s[sid] = p50, p90
+        limits[sid] = max(p90 or 0.0, SLOW_P50_MULTIPLE * p50)
+        quick_under[sid] = FAST_P50_FRACTION * p50
+    if not limits:
+        return [], []
+    way_in = every._since.isnull() | (every.entered_at < every._since)
+    stuck_at = ibis.or_(*[(every.stage == sid) & (every.seconds > limit) for sid, limit in limits.items() if limit > 0],
+                        ibis.literal(False))
+    quick_at = ibis.or_(*[(every.stage == sid) & every.observed & (every.seconds < quick_under[sid])
+                          & every.next_stage.isin([n for n in ahead if order[n] > order[sid]] or [""])
+                          for sid in limits if p50s[sid] > 0], ibis.literal(False))
+    picked = every.filter(way_in & (stuck_at | quick_at)).mutate(stuck=stuck_at)
+    visits = engine.execute(picked.select("unit_id", "stage", "entered_at", "observed", "stuck")).to_pylist()
+    slow, fast = [], []
+    for sid, limit in limits.items():
+        p50, p90 = p50s[sid], p90s[sid]
+        stuck = [r for r in visits if r["stage"] == sid and r["stuck"]]
         shown_p90 = format_duration(p90) if p90 is not None else "unknown (too many visits still open)"
         if stuck and limit > 0:
             slow.append(_item(
@@ -222,8 +240,7 @@ def slow_and_fast(durations: list[dict], definition: JourneyDefinition, stakes: 
                 f"{len({d['unit_id'] for d in stuck}):,} units spent longer than {format_duration(limit)} in {names[sid]} "
                 f"(median {format_duration(p50)}, p90 {shown_p90}); {sum(not d['observed'] for d in stuck):,} "
                 "visits are still open.", p50_seconds=p50, p90_seconds=p90, threshold_seconds=limit, visits=len(stuck)))
-        quick = [d for d in vis if d["observed"] and d["seconds"] < FAST_P50_FRACTION * p50 and d["next_stage"] in ahead
-                 and order.get(d["next_stage"], -1) > order[sid]]
+        quick = [r for r in visits if r["stage"] == sid and not r["stuck"]]
         if quick and p50 > 0:
             fast.append(_item(
                 "fast_progression", f"Fast through {names[sid]}: under {format_duration(FAST_P50_FRACTION * p50)}", sid, None,
@@ -396,7 +413,7 @@ def friction(engine: Engine, definition: JourneyDefinition, level: str | None = 
         until = engine.execute(a.aggregate(t=a.ts.max())).column("t")[0].as_py()
         stakes = Stakes(engine, definition, level, until)
         items = drop_offs(engine, v, definition, stakes)
-        slow, fast = slow_and_fast(_durations(engine, v, definition, until), definition, stakes) if until else ([], [])
+        slow, fast = slow_and_fast(engine, v, definition, stakes, until) if until else ([], [])
         low, high = survey_moments(engine, ac, definition, stakes)
         tickets = high_effort_tickets(engine, ac, signals, stakes)
         loops = failed_payment_loops(engine, ac, signals, stakes)
