@@ -402,10 +402,11 @@ def rank(items: list[dict], base_loss: float | None = None) -> list[dict]:
 
 
 def friction(engine: Engine, definition: JourneyDefinition, level: str | None = None, n_themes: int | None = None,
-             seed: int = 0, period: Period = (None, None)) -> dict:
+             seed: int = 0, period: Period = (None, None), texts=None) -> dict:
     """{"friction": [...], "delight": [...]} ranked by revenue at stake, then units. JSON-ready.
 
-    `period` (first and last day, inclusive): only the events inside it count, as in the map of that period."""
+    `period` (first and last day, inclusive): only the events inside it count, as in the map of that period.
+    `texts`: the customer texts of that level and period (voice.texts.text_rows), when the caller has them."""
     level = level or definition.analysis.level
     signals = definition.health.signals if definition.health else HealthSignals()
     with engine.scope():
@@ -417,7 +418,7 @@ def friction(engine: Engine, definition: JourneyDefinition, level: str | None = 
         low, high = survey_moments(engine, ac, definition, stakes)
         tickets = high_effort_tickets(engine, ac, signals, stakes)
         loops = failed_payment_loops(engine, ac, signals, stakes)
-        texts = text_rows(engine, definition, level, ac=ac)
+        texts = text_rows(engine, definition, level, ac=ac) if texts is None else texts
     neg, pos = theme_moments(texts, stakes, n_themes, seed)
     bad = rank(items + slow + low + tickets + loops + neg, stakes.base_loss())
     good = rank(fast + high + pos)

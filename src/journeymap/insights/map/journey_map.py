@@ -23,7 +23,7 @@ from journeymap.insights.map.jsonsafe import finite
 from journeymap.insights.map.minimums import MIN_EMOTION_ANSWERS
 from journeymap.insights.map.pain_points import opportunities, pain_points
 from journeymap.insights.map.targets import evaluate
-from journeymap.insights.voice.texts import blend_emotion, stage_sentiment
+from journeymap.insights.voice.texts import blend_emotion, stage_sentiment, text_rows
 from journeymap.journey.definition import JourneyDefinition
 
 ALL = "all"
@@ -77,8 +77,10 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
         personas.append({"id": UNASSIGNED, "name": "No persona", "description": "Units matching no persona rule"})
     durations = _time_in_stage(engine, v, definition, window["hi"])
     say("scoring what customers wrote")
-    texts = stage_sentiment(engine, definition, level, ac=ac)
-    placed = (placed_insights(engine, definition, level, a, ac, [p["id"] for p in personas], say, panels, period) if insights
+    rows = text_rows(engine, definition, level, ac=ac)  # read once: the emotion lane, friction and themes use them
+    texts = stage_sentiment(engine, definition, level, ac=ac, rows=rows)
+    placed = (placed_insights(engine, definition, level, a, ac, [p["id"] for p in personas], say, panels, period,
+                              texts=rows) if insights
               else {p["id"]: _skipped() for p in personas})
     say("holding journeys to the design")
     from journeymap.insights.conformance import map_view
@@ -253,14 +255,15 @@ def placed_at(period: tuple) -> dt.datetime | None:
 
 def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a, ac, persona_ids: list[str],
                     say: Callable[[str], None], panels: dict | None = None,
-                    period: tuple = (None, None)) -> dict[str, dict]:
+                    period: tuple = (None, None), texts=None) -> dict[str, dict]:
     """Per view id: friction, delight, moments_of_truth, themes, at_risk and insights_notes.
 
     Friction, delight and moments of truth are computed for "all" only (each reruns its own analysis; per
     persona they would multiply the cost); persona views carry them as null with a note. Themes and accounts
     at risk are cut per persona from the same scored texts and the same churn model. A section that cannot be
     computed on this workspace is empty or null with a note; it never fails the map. `period`: friction and
-    moments of truth read only its events (as `a` and `ac` hold only them), accounts at risk are scored at its end."""
+    moments of truth read only its events (as `a` and `ac` hold only them), accounts at risk are scored at its end.
+    `texts`: the customer texts of `ac` (voice.texts.text_rows), when the caller has read them."""
     out = {pid: {**{k: None for k in SECTIONS}, "insights_notes": {}} for pid in persona_ids}
     everyone = out[ALL]
     for pid in persona_ids:
@@ -271,7 +274,7 @@ def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a
     try:
         from journeymap.insights.friction import friction
 
-        f = friction(engine, definition, level, period=period)
+        f = friction(engine, definition, level, period=period, texts=texts)
         everyone["friction"], everyone["delight"] = finite(f["friction"]), finite(f["delight"])
         if not f["has_revenue"]:
             everyone["insights_notes"]["friction"] = everyone["insights_notes"]["delight"] = (
@@ -292,7 +295,7 @@ def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a
         everyone["insights_notes"]["moments_of_truth"] = _failed("moments of truth", e)
     say("finding themes in what customers wrote")
     try:
-        themes = _themes(engine, definition, level, ac, persona_ids)
+        themes = _themes(engine, definition, level, ac, persona_ids, texts)
         for pid in persona_ids:
             out[pid]["themes"] = themes.get(pid, {})
             if not out[pid]["themes"]:
@@ -397,7 +400,8 @@ def _short_quote(quotes: list[str]) -> str | None:
     return q if q is None or len(q) <= QUOTE_MAX_CHARS else q[: QUOTE_MAX_CHARS - 1].rstrip() + "…"
 
 
-def _themes(engine: Engine, definition: JourneyDefinition, level: str, ac, persona_ids: list[str]) -> dict[str, dict]:
+def _themes(engine: Engine, definition: JourneyDefinition, level: str, ac, persona_ids: list[str],
+            rows=None) -> dict[str, dict]:
     """Per view id, per stage id: the top THEMES_PER_STAGE themes (insights.voice.texts: the same themes and seed as
     `journeymap voice`) by texts in the stage, with their mean sentiment and one short quote: the most
     representative text of the theme in that stage whose own sentiment matches the theme's (any text if none); in an
@@ -405,7 +409,7 @@ def _themes(engine: Engine, definition: JourneyDefinition, level: str, ac, perso
     from journeymap.insights.voice.sentiment import label
     from journeymap.insights.voice.texts import representative_quotes, scored, text_rows
 
-    rows = text_rows(engine, definition, level, ac=ac)
+    rows = text_rows(engine, definition, level, ac=ac) if rows is None else rows
     if rows.num_rows == 0:
         return {}
     rows, _ = scored(rows)

@@ -246,13 +246,13 @@ def voice(engine: Engine, definition: JourneyDefinition, level: str | None = Non
 
 
 def stage_sentiment(engine: Engine, definition: JourneyDefinition, level: str | None = None, ac=None,
-                    personas: bool = True) -> dict[str, dict[str, dict]]:
+                    personas: bool = True, rows: pa.Table | None = None) -> dict[str, dict[str, dict]]:
     """Mean VADER compound of customer texts per stage, for the map's emotion lane.
 
     Returns {"all": {stage_id: {"mean_compound", "n", "pct_negative", "pct_positive"}}, persona_id: {...}};
     stages without text are absent. Pass the map's `ac` (annotated events with stages) to reuse it.
-    Blend with the survey emotion by `blend_emotion`."""
-    rows = text_rows(engine, definition, level, ac=ac)
+    Blend with the survey emotion by `blend_emotion`. `rows`: text_rows already read (the map reads them once)."""
+    rows = text_rows(engine, definition, level, ac=ac) if rows is None else rows
     compound = score_texts(rows.column("text").to_pylist()).compound
     stage, persona = rows.column("stage").to_pylist(), rows.column("persona").to_pylist()
     out: dict[str, dict[str, dict]] = {}
