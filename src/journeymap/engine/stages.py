@@ -130,8 +130,9 @@ def visit_durations(v: ir.Table, observed_until: dt.datetime) -> ir.Table:
     return v.mutate(seconds=end.delta(v.entered_at, unit="microsecond").cast("float64") / 1e6, observed=observed)
 
 
-def _stay_durations(v: ir.Table, definition: JourneyDefinition, observed_until) -> tuple[ir.Table, list[str]]:
-    """Visits to non-terminal stages with seconds and observed, and the columns the estimate reads.
+def stay_durations(v: ir.Table, definition: JourneyDefinition, observed_until) -> tuple[ir.Table, list[str]]:
+    """Visits to non-terminal stages with seconds and observed, and the columns the estimate reads: the visits
+    whose time in stage the map shows (and insights.friction's stuck and fast visits are cut from).
 
     Terminal stages are outcomes: nobody leaves them, so they have no time in stage."""
     terminal = [s.id for s in definition.stages if s.terminal]
@@ -144,11 +145,11 @@ def stage_duration_counts(engine: Engine, v: ir.Table, definition: JourneyDefini
 
     What Kaplan-Meier needs, in as many rows as there are distinct durations rather than visits: the
     visits of 50M events would not fit in Python, their distinct durations per stage are far fewer."""
-    d, keys = _stay_durations(v, definition, observed_until)
+    d, keys = stay_durations(v, definition, observed_until)
     return engine.execute(d.group_by(keys).aggregate(n=d.count()).order_by(keys))
 
 
 def stage_durations(engine: Engine, v: ir.Table, definition: JourneyDefinition, observed_until) -> pa.Table:
     """Per visit to a non-terminal stage: stage, persona, seconds in stage and whether the exit was observed."""
-    d, keys = _stay_durations(v, definition, observed_until)
+    d, keys = stay_durations(v, definition, observed_until)
     return engine.execute(d.select(*keys))

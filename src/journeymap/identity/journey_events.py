@@ -31,6 +31,7 @@ _KEYS = ("identity.seq", "identity.count", "identity.checksum", "identity.salt",
 
 WHOLE_KEY = "journey.whole"
 MOVES = "journey_moves"
+_MOVES_COLUMNS = "(version BIGINT, level VARCHAR, unit_id VARCHAR)"
 MOVES_KEPT = 1_000_000
 """The most moves listed; past it the list starts again (and a fold of an older state compares every unit)."""
 
@@ -48,6 +49,8 @@ class EventsCheck:
     checksum: int | None
     seq: int | None
     """The totals to record: journey_events holds exactly these events once the stitch is done."""
+    whole: str | None
+    """`journey.whole`: the journey version at which journey_events was last written whole."""
 
 
 def check_events(con) -> EventsCheck:
@@ -60,14 +63,13 @@ def check_events(con) -> EventsCheck:
         FROM events""", {"mark": mark if mark is not None else -1}).fetchall()[0]
     same = (mark is not None and all(known.get(k) for k in _KEYS[:4]) and below == int(known["identity.count"])
             and str(below_checksum) == known["identity.checksum"])
-    return EventsCheck(mark if same else None, known.get("identity.salt"), count, checksum, seq)
+    return EventsCheck(mark if same else None, known.get("identity.salt"), count, checksum, seq, known.get(WHOLE_KEY))
 
 
 def build_journey_events(con, salt: int, version: int, check: EventsCheck) -> str:
     """Events keep every column; person_id is NULL for rows naming nobody (account-only billing rows).
     `version`: the journey version this stitch makes; `check`: check_events before anything was written.
     Returns how the table was written: "rebuilt" or "updated"."""
-    known = dict(con.execute(f"SELECT key, value FROM meta WHERE key IN {_KEYS}").fetchall())
     mark = check.mark
     updatable = mark is not None and check.salt == str(salt) and _same_layout(con)
     how = "updated" if updatable else "rebuilt"
@@ -102,9 +104,9 @@ def build_journey_events(con, salt: int, version: int, check: EventsCheck) -> st
     # Start the list again when the table was written whole, or the list has grown past MOVES_KEPT (nothing folds
     # them away on a workspace without a journey state, e.g. on Spark): from here on the fold can trust inserts
     # past its mark and the moves listed; a state folded before compares every unit once.
-    if (how == "rebuilt" or not known.get(WHOLE_KEY) or not has_table(con, MOVES)
+    if (how == "rebuilt" or not check.whole or not has_table(con, MOVES)
             or con.execute(f"SELECT count(*) FROM {MOVES}").fetchall()[0][0] > MOVES_KEPT):
-        con.execute(f"CREATE OR REPLACE TABLE {MOVES} (version BIGINT, level VARCHAR, unit_id VARCHAR)")
+        con.execute(f"CREATE OR REPLACE TABLE {MOVES} {_MOVES_COLUMNS}")
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [WHOLE_KEY, str(version)])
     con.execute("CREATE OR REPLACE TABLE identity_resolved AS SELECT activity_key, person_id, account_id FROM _resolved")
     for key, value in zip(_KEYS[:4], (check.seq, check.count, check.checksum, salt), strict=True):
@@ -114,7 +116,7 @@ def build_journey_events(con, salt: int, version: int, check: EventsCheck) -> st
 
 def _record_moves(con, version: int) -> None:
     """The persons and accounts whose rows up to the mark the update below gives or takes (both sides)."""
-    con.execute(f"CREATE TABLE IF NOT EXISTS {MOVES} (version BIGINT, level VARCHAR, unit_id VARCHAR)")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {MOVES} {_MOVES_COLUMNS}")
     con.execute(f"""
         INSERT INTO {MOVES}
         SELECT DISTINCT $version, level, unit_id FROM (

@@ -28,7 +28,7 @@ from journeymap.engine.backends import Engine
 from journeymap.engine.intervals import Period
 from journeymap.engine.revenue import revenue_events
 from journeymap.engine.rules import rule_expr
-from journeymap.engine.stages import advancing, stage_order, visit_durations
+from journeymap.engine.stages import advancing, stage_order, stay_durations
 from journeymap.engine.survival import time_in_stage_summary
 from journeymap.insights.voice.sentiment import score_texts
 from journeymap.insights.voice.themes import find_themes
@@ -195,8 +195,7 @@ def slow_and_fast(engine: Engine, v, definition: JourneyDefinition, stakes: Stak
     order = {s.id: i for i, s in enumerate(definition.stages)}
     ahead = {s.id for s in definition.stages if not s.terminal or s.kind == "won"}
     stages = _before_customer(definition)
-    terminal = [s.id for s in definition.stages if s.terminal]
-    d = visit_durations(v.filter(~v.stage.isin(terminal)) if terminal else v, until)
+    d, _ = stay_durations(v, definition, until)
     # Only the way in counts: a customer who comes back to an earlier stage is not stalling in it.
     customer = d.filter(d.stage == definition.milestones.customer_stage)
     since = customer.group_by(_u=customer.unit_id).aggregate(_since=customer.entered_at.min())

@@ -165,7 +165,8 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
                 [int(mark) if mark not in (None, "") else NO_MARK])
     sql = _statements(con, engine, definition, level, key)
     since = _vouched_since(known, level)
-    if reason or since is None or mark in (None, ""):
+    named = not (reason or since is None or mark in (None, ""))
+    if not named:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _state_current AS {sql.current}")
         known_units = t["units"]
     else:
@@ -228,7 +229,7 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
     return LevelFold(level, "rebuild" if reason else "fold" if changed or appended or late else "unchanged",
                      reason or "", int(n_units), int(changed) + int(appended) + int(late),
                      round(time.perf_counter() - started, 3), int(appended), int(new), int(late),
-                     "all" if known_units == t["units"] else "named")
+                     "named" if named else "all")
 
 
 def _vouched_since(known: dict[str, str], level: str) -> int | None:
