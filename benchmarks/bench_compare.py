@@ -51,9 +51,11 @@ Jobs:
   Checked: every cohort's size and values.
 - `funnel` / `funnel30`: a 4-step (`event_00..event_03`) and a 30-step (`event_00..event_29`) ordered
   funnel in 14 days (journeymap and SQL only: an attempt-by-attempt ordered funnel is not something an
-  analyst writes in pandas). The 30-step floor is generated SQL, one join per step, CTEs MATERIALIZED.
-  journeymap also computes mean / median step times and histograms, the SQL counts only. Checked:
-  every step's count.
+  analyst writes in pandas). `sql` is the floor that computes what journeymap returns: each unit's
+  furthest attempt (ties: the earliest), every step's count, mean and median seconds from the step
+  before, and the time-to-convert histograms, in one statement; `sql-counts` only counts the units at
+  each step (the earlier floor). Generated SQL, one join per step; the 30-step CTEs are MATERIALIZED.
+  Checked: every step's count, mean and median (1e-9 relative) and histogram bins.
 - `lifecycle`: `engine.lifecycle.lifecycle(interval="month")` (persons; new / returning / resurrecting /
   dormant per calendar month, docs/metrics/lifecycle.md). Checked: every month's five numbers and
   quick ratio.
@@ -102,6 +104,7 @@ TOOLS = {  # tool -> jobs it takes part in
     "journeymap-no-insights": ("map",),
     "journeymap+variants": ("transitions",),
     "sql": ("ingest", "transitions", "retention", "funnel", "funnel30", "lifecycle", "features"),
+    "sql-counts": ("funnel", "funnel30"),
     "pandas": ("ingest", "transitions", "retention", "lifecycle", "features"),
     "polars": ("ingest", "transitions", "retention", "lifecycle", "features"),
     "pm4py": ("transitions",),
@@ -224,7 +227,10 @@ def jm_jobs(work: Path, job: str) -> tuple[dict, str]:
 
     def fun(steps=FUNNEL_STEPS):
         r = funnel(engine, funnel_options(steps, window="14d", order="ordered"))
-        return {"counts": [s["count"] for s in r["steps"]]}
+        return {"counts": [s["count"] for s in r["steps"]],
+                "mean": [s["avg_seconds_from_previous"] for s in r["steps"][1:]],
+                "median": [s["median_seconds_from_previous"] for s in r["steps"][1:]],
+                "histograms": [[b["count"] for b in h["bins"]] for h in r["histograms"]]}
 
     def life():
         r = lifecycle(engine, interval=LIFECYCLE_INTERVAL)
@@ -264,6 +270,44 @@ h AS (SELECT a.u, a.cohort, r.w - a.cohort AS p FROM a JOIN r ON a.u = r.u AND (
 SELECT 'size' AS k, cohort, NULL AS p, count(*) AS n FROM a GROUP BY cohort
 UNION ALL SELECT 'hit', cohort, p, count(DISTINCT u) FROM h GROUP BY cohort, p
 UNION ALL SELECT 'end', {WEEK.format('max(t)', DAY_US)}, NULL, NULL FROM ev"""
+
+
+def funnel_stats_sql(steps=FUNNEL_STEPS, materialized: bool = False) -> str:
+    """The floor of what journeymap's funnel returns: the chain of `funnel_sql`, each attempt carrying its
+    step times; each unit's furthest attempt (most steps, then the earliest entry); per step k >= 1 the
+    count, mean and median seconds from step k-1 and the histogram bins (HISTOGRAM_EDGES, last edge
+    reached). Rows (k, bin, n, mean, median): bin NULL for a step's totals."""
+    m = " MATERIALIZED" if materialized else ""
+    n = len(steps)
+    names = ", ".join(f"'{x}'" for x in sorted(set(steps)))
+    ctes = [f"ev AS{m} (SELECT * FROM ({EVENTS_SQL}) WHERE l IN ({names}))",
+            f"f0 AS{m} (SELECT u, t AS t0, s AS s0, t AS lt, s AS ls FROM ev WHERE l = '{steps[0]}')"]
+    for k in range(1, n):
+        carried = "".join(f", any_value(p.t{j}) AS t{j}" for j in range(1, k))
+        ctes.append(f"""f{k} AS{m} (SELECT p.u, p.t0, p.s0{carried}, min(e.t) AS t{k}, min(e.t) AS lt,
+        arg_min(e.s, (e.t, e.s)) AS ls
+    FROM f{k - 1} p JOIN ev e ON e.u = p.u AND e.l = '{steps[k]}'
+      AND (e.t > p.lt OR (e.t = p.lt AND e.s > p.ls)) AND e.t <= p.t0 + INTERVAL {FUNNEL_WINDOW_S} SECOND
+    GROUP BY p.u, p.t0, p.s0)""")
+    def times(k):
+        return ", ".join(["t0", *[f"t{j}" if j <= k else f"NULL::TIMESTAMP AS t{j}" for j in range(1, n)]])
+    ctes.append("att AS (" + " UNION ALL ".join(f"SELECT u, {k} AS k, s0, {times(k)} FROM f{k}" for k in range(n)) + ")")
+    fields = ", ".join(f"'t{j}': t{j}" for j in range(n))
+    ctes.append(f"best AS (SELECT arg_min({{{fields}}}, (-k, t0, s0)) AS b FROM att GROUP BY u)")
+    secs = ", ".join(f"(epoch_us(b.t{k}) - epoch_us(b.t{k - 1})) / 1e6 AS d{k}" for k in range(1, n))
+    ctes.append(f"d AS (SELECT {secs} FROM best)")
+    edges = HISTOGRAM_EDGES[1:]
+    def bin_of(k):
+        return "CASE " + " ".join(f"WHEN d{k} >= {e} THEN {i}" for i, e in reversed(list(enumerate(edges, start=1)))) + " ELSE 0 END"
+    parts = ["SELECT 0 AS k, NULL::BIGINT AS bin, count(*) AS n, NULL::DOUBLE AS mean, NULL::DOUBLE AS median FROM best"]
+    for k in range(1, n):
+        parts.append(f"SELECT {k}, NULL, count(d{k}), avg(d{k}), quantile_cont(d{k}, 0.5) FROM d")
+        parts.append(f"SELECT {k}, {bin_of(k)} AS bin, count(*), NULL, NULL FROM d WHERE d{k} IS NOT NULL GROUP BY bin")
+    return "WITH " + ",\n".join(ctes) + "\n" + "\nUNION ALL ".join(parts)
+
+
+HISTOGRAM_EDGES = (0, 60, 300, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400)
+"""journeymap.engine.funnels.HISTOGRAM_EDGES, written out: the floor imports nothing of journeymap's."""
 
 
 def funnel_sql(steps=FUNNEL_STEPS, materialized: bool = False) -> str:
@@ -394,6 +438,19 @@ def sql_jobs(work: Path, job: str) -> tuple[dict, str]:
         return {"cohorts": cohorts(sizes, counts, end)}
 
     def fun(steps=FUNNEL_STEPS, materialized=False):
+        totals, bins = {}, {}
+        for k, b, n, mean, median in con.execute(funnel_stats_sql(steps, materialized)).fetchall():
+            if b is None:
+                totals[k] = (int(n), mean, median)
+            else:
+                bins[k, b] = int(n)
+        return {"counts": [totals[k][0] for k in range(len(steps))],
+                "mean": [totals[k][1] for k in range(1, len(steps))],
+                "median": [totals[k][2] for k in range(1, len(steps))],
+                "histograms": [[bins.get((k, b), 0) for b in range(len(HISTOGRAM_EDGES))]
+                               for k in range(1, len(steps))]}
+
+    def fun_counts(steps=FUNNEL_STEPS, materialized=False):
         rows = dict(con.execute(funnel_sql(steps, materialized)).fetchall())
         return {"counts": [int(rows[k]) for k in range(len(steps))]}
 
@@ -412,7 +469,8 @@ def sql_jobs(work: Path, job: str) -> tuple[dict, str]:
         return feature_rows(con.execute(features_sql()).fetchall())
 
     return {("sql", "transitions"): trans, ("sql", "retention"): ret, ("sql", "funnel"): fun,
-            ("sql", "funnel30"): lambda: fun(FUNNEL30_STEPS, True), ("sql", "lifecycle"): life,
+            ("sql", "funnel30"): lambda: fun(FUNNEL30_STEPS, True), ("sql-counts", "funnel"): fun_counts,
+            ("sql-counts", "funnel30"): lambda: fun_counts(FUNNEL30_STEPS, True), ("sql", "lifecycle"): life,
             ("sql", "features"): feats}, f"duckdb {duckdb.__version__}"
 
 
@@ -659,7 +717,7 @@ def pm4py_jobs(work: Path, job: str) -> tuple[dict, str]:
 
 def worker(tool: str, job: str, work: Path, runs: int) -> None:
     make = {"journeymap": jm_jobs, "journeymap+variants": jm_jobs, "journeymap+identity": jm_jobs,
-            "journeymap-no-insights": jm_jobs, "sql": sql_jobs, "pandas": pandas_jobs,
+            "journeymap-no-insights": jm_jobs, "sql": sql_jobs, "sql-counts": sql_jobs, "pandas": pandas_jobs,
             "polars": polars_jobs, "pm4py": pm4py_jobs}[tool]
     sys.path.insert(0, str(HERE))  # bench_definition
     fns, versions = make(work, job)
@@ -698,6 +756,16 @@ def same(job: str, ref: dict, got: dict) -> str | None:
                 if not close:
                     return f"features differ: account {a[0]}, {col}: {y!r} vs {x!r}"
         return None
+    if job in ("funnel", "funnel30"):
+        for key in ref:
+            if key not in got:  # sql-counts: the counts only
+                continue
+            for k, (x, y) in enumerate(zip(ref[key], got[key], strict=True)):
+                close = (x == y) if not (isinstance(x, float) and isinstance(y, float)) else \
+                    abs(x - y) <= 1e-9 * max(1.0, abs(x))
+                if not close:
+                    return f"funnel {key} differ at step {k + (key != 'counts')}: {y!r} vs {x!r}"
+        return None
     if job != "transitions":
         return None if ref == got else f"{job} differs: {str(got)[:200]} vs {str(ref)[:200]}"
     for key in ("starts", "ends"):
@@ -722,6 +790,8 @@ def main() -> None:
                          "events.write_events (constant memory; the same rows up to 2M events, other rows above)")
     ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--alt-python", default="/tmp/benchenv/bin/python", help="interpreter for pandas, polars and pm4py")
+    ap.add_argument("--workdir", help="keep the log and the loaded workspace here, and reuse them when they hold "
+                                      "--events events (default: a temporary folder, removed at the end)")
     ap.add_argument("--worker", nargs=3, metavar=("TOOL", "JOB", "WORKDIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -729,6 +799,24 @@ def main() -> None:
         worker(tool, job, Path(work), args.runs)
         return
 
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="jm-bench-compare-"))
+    built = work / "built.json"  # what a kept workdir holds: written last, so a half-built one is built again
+    wanted = {"events": args.events, "generator": args.generator}
+    try:
+        if args.workdir and built.exists() and json.loads(built.read_text()) == wanted:
+            print(f"{args.events:,} events: the workspace in {work} is reused; median of {args.runs} runs; "
+                  f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; python {platform.python_version()}", flush=True)
+        else:
+            build(work, args)
+            built.write_text(json.dumps(wanted))
+        run_jobs(work, args)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def build(work: Path, args) -> None:
+    """The log as Parquet, loaded into `work/ws` (stitched), and the flat exports the other tools read."""
     import pyarrow.parquet as pq
 
     sys.path.insert(0, str(HERE))
@@ -737,62 +825,66 @@ def main() -> None:
 
     from journeymap.workspace import Workspace
 
-    work = Path(tempfile.mkdtemp(prefix="jm-bench-compare-"))
-    try:
-        if args.generator == "stream":
-            write_events(work / "events.parquet", args.events)
-        else:
-            pq.write_table(event_table(args.events), work / "events.parquet", compression="zstd")
-        ws = Workspace(work / "ws")
-        ws.path.mkdir()
-        write_definition(ws.path)  # stages, milestones and health signals for `map` and `features`
-        t0 = time.perf_counter()
-        ws.ingest([str(work / "events.parquet")])
-        # What the other tools read: the store's events of stitched persons, exported once.
-        ws.con.execute(f"COPY (SELECT person_id AS unit_id, event, ts, seq FROM journey_events WHERE person_id IS NOT NULL "
-                       f"AND type NOT IN {IDENTITY_CALLS}) TO '{work / 'flat.parquet'}' (FORMAT parquet)")
-        # ... and for `features`: the accounts' events with what the features read.
-        ws.con.execute(f"COPY (SELECT account_id AS unit_id, person_id, event, source, ts, seq, properties FROM journey_events "
-                       f"WHERE account_id IS NOT NULL AND type NOT IN {IDENTITY_CALLS}) TO '{work / 'accounts.parquet'}' "
-                       f"(FORMAT parquet)")
-        ws.con.execute("CHECKPOINT")
-        ws.close()
-        print(f"{args.events:,} events ingested in {time.perf_counter() - t0:.1f} s; median of {args.runs} runs; "
-              f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; python {platform.python_version()}", flush=True)
-        rows, versions = [], {}
-        for job in args.jobs.split(","):
-            ref, base = None, None
-            for tool in args.tools.split(","):
-                if job not in TOOLS[tool]:
-                    continue
-                py = args.alt_python if tool in ALT_TOOLS else sys.executable
-                if tool in ALT_TOOLS and not Path(py).exists():
-                    print(f"{job:<12} {tool:<20} skipped: {py} not found", flush=True)
-                    continue
-                p = subprocess.run([py, str(Path(__file__).resolve()), "--runs", str(args.runs), "--worker", tool, job, str(work)],
-                                   capture_output=True, text=True)
-                if p.returncode != 0:
-                    print(f"{job:<12} {tool:<20} FAILED: {p.stderr.strip().splitlines()[-3:]}", flush=True)
-                    continue
-                out = json.loads(p.stdout.strip().splitlines()[-1])
-                versions[tool] = out["versions"]
-                med = statistics.median(out["times"])
-                if ref is None:
-                    if tool != "journeymap":
-                        raise SystemExit(f"{job}: journeymap must run first: it is the reference")
-                    ref, base, check = out["result"], med, "reference"
-                else:
-                    diff = same(job, ref, out["result"])
-                    check = "matches journeymap" if diff is None else f"MISMATCH: {diff}"
-                rows.append((job, tool, med, out["rss_mb"], med / base, check))
-                print(f"| {job} | {tool} | {med:.3f} | {out['rss_mb']:.0f} | {med / base:.2f}x | {check} |", flush=True)
-        print(f"\nload at the end {os.getloadavg()[0]:.2f}; versions: "
-              + "; ".join(f"{k}: {v}" for k, v in versions.items()))
-        print("\n| job | tool | median s | peak RSS MB | / journeymap | numbers |\n|---|---|---|---|---|---|")
-        for job, tool, med, rss, ratio, check in rows:
-            print(f"| {job} | {tool} | {med:.3f} | {rss:.0f} | {ratio:.2f}x | {check} |")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work / "ws", ignore_errors=True)  # a kept workdir built for another --events
+    for stale in ("events.parquet", "flat.parquet", "accounts.parquet"):
+        (work / stale).unlink(missing_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    if args.generator == "stream":
+        write_events(work / "events.parquet", args.events)
+    else:
+        pq.write_table(event_table(args.events), work / "events.parquet", compression="zstd")
+    ws = Workspace(work / "ws")
+    ws.path.mkdir()
+    write_definition(ws.path)  # stages, milestones and health signals for `map` and `features`
+    t0 = time.perf_counter()
+    ws.ingest([str(work / "events.parquet")])
+    # What the other tools read: the store's events of stitched persons, exported once.
+    ws.con.execute(f"COPY (SELECT person_id AS unit_id, event, ts, seq FROM journey_events WHERE person_id IS NOT NULL "
+                   f"AND type NOT IN {IDENTITY_CALLS}) TO '{work / 'flat.parquet'}' (FORMAT parquet)")
+    # ... and for `features`: the accounts' events with what the features read.
+    ws.con.execute(f"COPY (SELECT account_id AS unit_id, person_id, event, source, ts, seq, properties FROM journey_events "
+                   f"WHERE account_id IS NOT NULL AND type NOT IN {IDENTITY_CALLS}) TO '{work / 'accounts.parquet'}' "
+                   f"(FORMAT parquet)")
+    ws.con.execute("CHECKPOINT")
+    ws.close()
+    print(f"{args.events:,} events ingested in {time.perf_counter() - t0:.1f} s; median of {args.runs} runs; "
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; python {platform.python_version()}", flush=True)
+
+
+def run_jobs(work: Path, args) -> None:
+    """Every (job, tool) in a fresh subprocess, journeymap first (the reference); a table at the end."""
+    rows, versions = [], {}
+    for job in args.jobs.split(","):
+        ref, base = None, None
+        for tool in args.tools.split(","):
+            if job not in TOOLS[tool]:
+                continue
+            py = args.alt_python if tool in ALT_TOOLS else sys.executable
+            if tool in ALT_TOOLS and not Path(py).exists():
+                print(f"{job:<12} {tool:<20} skipped: {py} not found", flush=True)
+                continue
+            p = subprocess.run([py, str(Path(__file__).resolve()), "--runs", str(args.runs), "--worker", tool, job, str(work)],
+                               capture_output=True, text=True)
+            if p.returncode != 0:
+                print(f"{job:<12} {tool:<20} FAILED: {p.stderr.strip().splitlines()[-3:]}", flush=True)
+                continue
+            out = json.loads(p.stdout.strip().splitlines()[-1])
+            versions[tool] = out["versions"]
+            med = statistics.median(out["times"])
+            if ref is None:
+                if tool != "journeymap":
+                    raise SystemExit(f"{job}: journeymap must run first: it is the reference")
+                ref, base, check = out["result"], med, "reference"
+            else:
+                diff = same(job, ref, out["result"])
+                check = "matches journeymap" if diff is None else f"MISMATCH: {diff}"
+            rows.append((job, tool, med, out["rss_mb"], med / base, check))
+            print(f"| {job} | {tool} | {med:.3f} | {out['rss_mb']:.0f} | {med / base:.2f}x | {check} |", flush=True)
+    print(f"\nload at the end {os.getloadavg()[0]:.2f}; versions: "
+          + "; ".join(f"{k}: {v}" for k, v in versions.items()))
+    print("\n| job | tool | median s | peak RSS MB | / journeymap | numbers |\n|---|---|---|---|---|---|")
+    for job, tool, med, rss, ratio, check in rows:
+        print(f"| {job} | {tool} | {med:.3f} | {rss:.0f} | {ratio:.2f}x | {check} |")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ engine, so no Python UDF ever runs per row.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,9 @@ def _duckdb_json_keys(doc: str, path: str) -> list[str]: ...
 
 @ibis.udf.scalar.builtin(name="json_object_keys")
 def _spark_json_keys(doc: str) -> list[str]: ...
+
+
+_SHARES = itertools.count(1)
 
 
 @dataclass
@@ -87,6 +91,19 @@ class Engine:
         self.backend.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
         self._cached.append(name)
         return self.backend.table(name)
+
+    @property
+    def lazy_shares(self) -> bool:
+        """Whether `share` defers the work to the statement that reads the table (DuckDB)."""
+        return self.name == "duckdb"
+
+    def share(self, expr: ir.Table) -> ir.Table:
+        """A table that later expressions of one statement read more than once: on DuckDB a named CTE, which
+        DuckDB computes once per statement that reads it twice, with no temp table written (each write costs
+        more than a short funnel's joins); on Spark `materialize`d, since Spark inlines a CTE at every read."""
+        if not self.lazy_shares:
+            return self.materialize(expr)
+        return expr.alias(f"_jm_share_{id(self)}_{next(_SHARES)}")
 
     def release(self, keep: int = 0) -> None:
         """Drop what `materialize` kept (all but the first `keep`): a server maps many times on one connection."""

@@ -3,15 +3,17 @@
 Written once in Ibis; runs on DuckDB and PySpark. Definition, rules and worked example:
 `docs/metrics/funnels.md`.
 
-The cost grows linearly with the number of steps: the events of the funnel are filtered and
-numbered once (`materialize`), every step-1 event starts an attempt, and each later step is one
-join of the attempts still alive with the events of that step, keeping the earliest match
-("greedy earliest next match"), materialized before the next step. No k-way self-join.
+The cost grows linearly with the number of steps: the events of the funnel are filtered once
+(`Engine.share`; numbered too in strict funnels), every step-1 event starts an attempt, and each
+later step is one join of the attempts still alive with the events of that step, keeping the
+earliest match ("greedy earliest next match"). No k-way self-join. The window and the order are
+comparisons of timestamps, never differences, so that the engine can join on a range.
 
 The attempts carry only what the next step reads (entry, latest step, a few event numbers), not
 every earlier step's columns; each step's (ts, r) is pivoted into one row per attempt at the end,
-after the furthest attempt of each unit is picked on the narrow per-step rows where it can be. Once
-no attempt is alive the remaining steps are not run (their columns are NULL, their counts 0).
+after the furthest attempt of each unit is picked on the narrow per-step rows where it can be.
+Where a step's attempts are written to a table (every step on Spark, every STEPS_PER_STATEMENT-th
+on DuckDB) and none is alive, the remaining steps are not run (their columns are NULL, their counts 0).
 """
 
 from __future__ import annotations
@@ -32,23 +34,49 @@ __all__ = ["HISTOGRAM_EDGES", "funnel", "funnel_attempts"]
 # (possible only with a tolerance) fall in the first bin.
 HISTOGRAM_EDGES = (0, 60, 300, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400)
 US = 1_000_000
+STEPS_PER_STATEMENT = 4
+"""On DuckDB the chain's steps are named CTEs of the statement that reads them, and every 4th step is written
+to a temp table: a statement per step costs a round trip and a table write each (most of a short funnel's
+time), one statement for a long chain an expression that grows with every step (building and compiling it
+grew faster than the steps: the 30-step funnel at 1M took 1.3 s as one statement, 0.65 s in fours, 0.71 s in
+twos; docs/benchmarks.md)."""
 
 
 def _numbered_events(engine: Engine, level: str, o: FunnelOptions) -> ir.Table:
-    """The unit's events, numbered `r` in the unit's order (ts, seq, event). Ordered funnels keep
-    only the events they name; strict funnels keep every event, since any event breaks a sequence."""
+    """The unit's events with `r`, which names an event and breaks ties on ts: (ts, r) is the unit's
+    order (ts, seq). Strict funnels keep every event (any event breaks a sequence) and number them
+    0, 1, 2, ... in that order, since a step must be the very next event. Other funnels keep only the
+    events they name, and `r` is the event's seq (unique): numbering them was a sort of every event of
+    the funnel, the most expensive step of a short funnel."""
     ev = unit_events(engine, level)
     ev = ev.filter(ev.ts.notnull())
+    props = ["properties"] if o.breakdown is not None else []  # only a breakdown reads them: a narrower sort
     if o.order != "strict":
         ev = ev.filter(ev.event.isin(sorted(set(o.steps) | {x.event for x in o.exclusions})))
+        return ev.select("unit_id", "ts", "event", *props, r=ev.seq)
     w = ibis.window(group_by=ev.unit_id, order_by=[ev.ts, ev.seq, ev.event])
-    props = ["properties"] if o.breakdown is not None else []  # only a breakdown reads them: a narrower sort
     return ev.select("unit_id", "ts", "event", *props, r=ibis.row_number().over(w))
+
+
+def _first_r(ts: ir.Column, r: ir.Column) -> ir.Scalar:
+    """The `r` of the earliest event, in (ts, r) order, of a group."""
+    return r.argmin(ibis.struct({"t": ts, "r": r}))
 
 
 def _entries(ev: ir.Table, o: FunnelOptions) -> ir.Table:
     first = in_entry_range(ev.filter(ev.event == o.steps[0]), o)
     return first.select("unit_id", t_0=first.ts, r_0=first.r)
+
+
+def _within(ts: ir.Column, anchor: ir.Column, seconds: float) -> ir.BooleanColumn:
+    """ts - anchor <= seconds. A comparison of the columns, not of their difference: the engine can then
+    join on a range instead of computing a difference for every pair (a short funnel ran 1.6x faster)."""
+    return ts <= anchor + ibis.interval(microseconds=int(seconds * US))
+
+
+def _not_before(ts: ir.Column, anchor: ir.Column, tolerance: float) -> ir.BooleanColumn:
+    """ts - anchor >= -tolerance (see `_within`)."""
+    return ts >= (anchor - ibis.interval(microseconds=int(tolerance * US)) if tolerance else anchor)
 
 
 def _latest(a: ir.Table, k: int, p: int) -> tuple[ir.Expr, ir.Expr]:
@@ -63,21 +91,19 @@ def _step_predicates(alive: ir.Table, cand: ir.Table, o: FunnelOptions, k: int) 
     p = o.previous_required(k)
     last_t, last_r = _latest(alive, k, p)
     anchor = alive.t_0 if o.window_from == "entry" else alive[f"t_{p}"]
-    preds = [alive.unit_id == cand.unit_id, cand.ts.delta(anchor, unit="microsecond") <= int(o.window_seconds * US)]
+    preds = [alive.unit_id == cand.unit_id, _within(cand.ts, anchor, o.window_seconds)]
     if o.order == "strict":
         return [*preds, cand.r == last_r + 1]
-    tol = -int(o.tolerance_seconds * US)
-    preds += [cand.ts.delta(last_t, unit="microsecond") >= tol, cand.ts.delta(alive.t_0, unit="microsecond") >= tol]
+    preds += [_not_before(cand.ts, last_t, o.tolerance_seconds), _not_before(cand.ts, alive.t_0, o.tolerance_seconds)]
     # Each step consumes a distinct event: skip events other steps of the same name already use.
     used = [alive[f"r_{j}"] for j in range(len(o.steps)) if j != k and o.steps[j] == o.steps[k] and f"r_{j}" in alive.columns]
     return preds + [r.isnull() | (cand.r != r) for r in used]
 
 
 def _earliest(pairs: ir.Table, k: int) -> ir.Table:
-    """Per attempt (unit_id, r_0), the earliest candidate event. `r` numbers a unit's events in
-    (ts, seq, event) order, so the earliest is the smallest `r`, and its ts the smallest ts."""
+    """Per attempt (unit_id, r_0), the earliest candidate event in (ts, r) order."""
     return pairs.group_by(["unit_id", "r_0"]).aggregate(
-        **{f"t_{k}": pairs[f"t_{k}"].min(), f"r_{k}": pairs[f"r_{k}"].min()})
+        **{f"t_{k}": pairs[f"t_{k}"].min(), f"r_{k}": _first_r(pairs[f"t_{k}"], pairs[f"r_{k}"])})
 
 
 def _fill_optional(engine: Engine, a: ir.Table, ev: ir.Table, o: FunnelOptions, k: int) -> ir.Table:
@@ -89,7 +115,8 @@ def _fill_optional(engine: Engine, a: ir.Table, ev: ir.Table, o: FunnelOptions, 
     preds = _step_predicates(base, cand, o, k)
     nxt = o.next_required(k)
     if o.order != "strict" and nxt is not None and f"r_{nxt}" in base.columns:
-        preds.append(base[f"r_{nxt}"].isnull() | (cand.r < base[f"r_{nxt}"]))
+        t_nxt, r_nxt = base[f"t_{nxt}"], base[f"r_{nxt}"]
+        preds.append(r_nxt.isnull() | (cand.ts < t_nxt) | ((cand.ts == t_nxt) & (cand.r < r_nxt)))
     pairs = base.join(cand, preds).select(unit_id=base.unit_id, r_0=base.r_0, **{f"t_{k}": cand.ts, f"r_{k}": cand.r})
     hit = _earliest(pairs, k).rename(_u="unit_id", _a="r_0")
     j = a.left_join(hit, [a.unit_id == hit._u, a.r_0 == hit._a])
@@ -107,7 +134,7 @@ def _chain_step(s: ir.Table, ev: ir.Table, o: FunnelOptions, k: int, carry: set[
     cand = ev.filter(ev.event == o.steps[k])
     keep = [c for c in s.columns if c not in ("lt", "lr", "pt", "hit")]
     anchor = s.t_0 if o.window_from == "entry" else s.pt if strict else s.lt
-    preds = [s.unit_id == cand.unit_id, cand.ts.delta(anchor, unit="microsecond") <= int(o.window_seconds * US)]
+    preds = [s.unit_id == cand.unit_id, _within(cand.ts, anchor, o.window_seconds)]
     if strict:  # the very next event of the unit: at most one candidate, no earliest to pick
         preds.append(cand.r == s.lr + 1)
         if k in o.optional:
@@ -116,12 +143,11 @@ def _chain_step(s: ir.Table, ev: ir.Table, o: FunnelOptions, k: int, carry: set[
                             pt=s.pt, hit=cand.r.notnull())
         j = s.join(cand, preds)
         return j.select(*[s[c] for c in keep], lt=cand.ts, lr=cand.r, pt=cand.ts)
-    tol = -int(o.tolerance_seconds * US)
-    preds += [cand.ts.delta(s.lt, unit="microsecond") >= tol, cand.ts.delta(s.t_0, unit="microsecond") >= tol]
+    preds += [_not_before(cand.ts, s.lt, o.tolerance_seconds), _not_before(cand.ts, s.t_0, o.tolerance_seconds)]
     # Each step consumes a distinct event: skip events earlier steps of the same name use (all done).
     preds += [cand.r != s[f"u_{j}"] for j in range(k) if f"u_{j}" in s.columns and o.steps[j] == o.steps[k]]
     pairs = s.join(cand, preds).select(*[s[c] for c in keep], _t=cand.ts, _r=cand.r)
-    nxt = pairs.group_by(keep).aggregate(lt=pairs._t.min(), lr=pairs._r.min())  # the earliest (see `_earliest`)
+    nxt = pairs.group_by(keep).aggregate(lt=pairs._t.min(), lr=_first_r(pairs._t, pairs._r))  # the earliest
     return nxt.mutate(**{f"u_{k}": nxt.lr}) if k in carry else nxt
 
 
@@ -133,13 +159,12 @@ def _paths(engine: Engine, ev: ir.Table, o: FunnelOptions) -> tuple[ir.Table, bo
     funnels need the optional steps in the chain, since the next step must be the very next event.
 
     The chain carries only a few columns per attempt; each step's (ts, r) is read back from its own
-    table and pivoted into one row per attempt at the end. Once no attempt is alive, later steps
-    are not run: their columns are NULL.
+    table and pivoted into one row per attempt at the end. Once a step written to a table has no
+    attempt alive, later steps are not run: their columns are NULL.
 
     Returns the table and whether it already holds only each unit's furthest attempt: with
-    `count="uniques"`, no exclusion and no optional step to fill in afterwards, the attempt is chosen
-    on the narrow per-step table, before the pivot (same order as `funnel_attempts`: most required
-    steps, then most steps, then the earliest; `r_0` orders a unit's entries as (t_0, r_0) does)."""
+    `count="uniques"`, no exclusion and no optional step, the attempt is chosen on the narrow per-step
+    tables, before the pivot (same order as `funnel_attempts`: most steps, then the earliest)."""
     n, strict = len(o.steps), o.order == "strict"
     chain = list(range(n)) if strict else list(o.required)
     # u_j: required steps whose event a later required step of the same name must skip (ordered).
@@ -147,34 +172,37 @@ def _paths(engine: Engine, ev: ir.Table, o: FunnelOptions) -> tuple[ir.Table, bo
     e = _entries(ev, o)
     s = e.select("unit_id", "r_0", "t_0", lt=e.t_0, lr=e.r_0, **({"pt": e.t_0} if strict else {}),
                  **({"u_0": e.r_0} if 0 in carry else {}))
-    s = engine.materialize(s)
+    s = engine.share(s)
     done = [(0, s)]  # (step, table whose rows took the step: lt, lr are its ts, r)
-    alive = engine.execute(s.count()).as_py() > 0
-    for k in chain[1:]:
+    alive = engine.lazy_shares or engine.execute(s.count()).as_py() > 0
+    for i, k in enumerate(chain[1:], start=1):
         if not alive:
             break
-        s = engine.materialize(_chain_step(s, ev, o, k, carry))
+        step = _chain_step(s, ev, o, k, carry)
+        written = not engine.lazy_shares or i % STEPS_PER_STATEMENT == 0
+        s = engine.materialize(step) if written else engine.share(step)
         if k in o.optional:  # strict only: every attempt goes on
             done.append((k, s.filter(s.hit)))
         else:
             done.append((k, s))
-            alive = engine.execute(s.count()).as_py() > 0
+            alive = not written or engine.execute(s.count()).as_py() > 0
     types = {"t": ev.ts.type(), "r": ev.r.type()}
     cols = ["unit_id"] + [f"{x}_{k}" for k in range(n) for x in ("t", "r")]
     got = {k for k, _ in done}
-    chosen = o.count == "uniques" and not o.exclusions and (strict or not o.optional)
+    chosen = o.count == "uniques" and not o.exclusions and not o.optional
     if len(done) == 1:  # entries only: one attempt per unit is picked later if need be
         chosen = False
         a = s.select("unit_id", t_0=s.t_0, r_0=s.r_0)
     else:
-        parts = [t.select("unit_id", _a=t.r_0, _k=ibis.literal(k, "int64"), _t=t.lt, _r=t.lr) for k, t in done]
+        parts = [t.select("unit_id", _a=t.r_0, _k=ibis.literal(k, "int64"), _t=t.lt, _r=t.lr, _t0=t.t_0)
+                 for k, t in done]
         u = ibis.union(*parts)
         if chosen:
-            g = u.group_by(["unit_id", "_a"]).aggregate(
-                _req=u._k.isin(list(o.required)).cast("int64").sum(), _n=u.count())
-            w = ibis.window(group_by=g.unit_id, order_by=[ibis.desc(g._req), ibis.desc(g._n), g._a])
-            g = g.mutate(_best=ibis.row_number().over(w))
-            g = g.filter(g._best == 0).select(_u=g.unit_id, _b=g._a)
+            # Every step is required, and each step's attempts are some of the step before's: an attempt
+            # reached as many steps as its largest k says, and a unit's furthest attempt is the one with the
+            # largest k (ties: the earliest entry, (t_0, r_0)). One aggregate, no window.
+            g = u.group_by("unit_id").aggregate(_b=u._a.argmin(ibis.struct({"k": -u._k, "t": u._t0, "a": u._a})))
+            g = g.select(_u=g.unit_id, _b=g._b)
             u = u.semi_join(g, [u.unit_id == g._u, u._a == g._b])
         aggs = {}
         for k in sorted(got):
@@ -212,7 +240,7 @@ def _excluded(a: ir.Table, ev: ir.Table, o: FunnelOptions) -> ir.Table | None:
         req_before = [j for j in range(t - 1, p - 1, -1) if o.order == "unordered" or j in o.required] or [p]
         last_t = ibis.coalesce(*[alive[f"t_{j}"] for j in req_before]) if len(req_before) > 1 else alive[f"t_{req_before[0]}"]
         anchor = alive.t_0 if o.window_from == "entry" else last_t
-        in_window = xe.ts.delta(anchor, unit="microsecond") <= int(o.window_seconds * US)
+        in_window = _within(xe.ts, anchor, o.window_seconds)
         preds = [alive.unit_id == xe.unit_id, after_from, ibis.ifelse(rt.notnull(), before_to, in_window)]
         used = [alive[f"r_{j}"] for j in range(n) if o.order == "unordered" or o.steps[j] == x.event]
         preds += [r.isnull() | (xe.r != r) for r in used]
@@ -228,7 +256,7 @@ def funnel_attempts(engine: Engine, o: FunnelOptions, level: str = "person") -> 
     reached), `reached` (steps completed) and `value` (the breakdown value, when asked for).
 
     With `count="uniques"` only each unit's furthest-reaching attempt remains (ties: earliest)."""
-    ev = engine.materialize(_numbered_events(engine, level, o))
+    ev = engine.share(_numbered_events(engine, level, o))
     a, chosen = (unordered_paths(engine, ev, o), False) if o.order == "unordered" else _paths(engine, ev, o)
     removed = _excluded(a, ev, o)
     if removed is not None:
@@ -300,17 +328,14 @@ def _histograms(engine: Engine, a: ir.Table, secs: dict[int, ir.Expr], names: tu
                 scan: set[int]) -> list[dict]:
     if not secs:
         return []
-    parts = []
-    for k, s in secs.items():
-        if k not in scan:
-            continue
-        # The last edge reached, as one flat CASE (a nested one costs more to build and compile).
-        b = ibis.cases(*[(s >= edge, i) for i, edge in reversed(list(enumerate(HISTOGRAM_EDGES[1:], start=1)))], else_=0)
-        sub = a.filter(a[f"r_{k}"].notnull())
-        parts.append(sub.select(step=ibis.literal(k), bin=b.cast("int64").name("bin")))
+    parts = [a.filter(a[f"r_{k}"].notnull()).select(step=ibis.literal(k), s=s) for k, s in secs.items() if k in scan]
     counts = {}
     if parts:
         u = ibis.union(*parts) if len(parts) > 1 else parts[0]
+        # The last edge reached, as one flat CASE over every step's times (one per step, or a nested one,
+        # cost more to build and compile than the query takes to run).
+        b = ibis.cases(*[(u.s >= edge, i) for i, edge in reversed(list(enumerate(HISTOGRAM_EDGES[1:], start=1)))], else_=0)
+        u = u.select("step", bin=b.cast("int64"))
         rows = engine.execute(u.group_by(["step", "bin"]).aggregate(n=u.count())).to_pylist()
         counts = {(r["step"], r["bin"]): int(r["n"]) for r in rows}
     edges = [*HISTOGRAM_EDGES, None]
