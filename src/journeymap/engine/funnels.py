@@ -12,8 +12,8 @@ comparisons of timestamps, never differences, so that the engine can join on a r
 The attempts carry only what the next step reads (entry, latest step, a few event numbers), not
 every earlier step's columns; each step's (ts, r) is pivoted into one row per attempt at the end,
 after the furthest attempt of each unit is picked on the narrow per-step rows where it can be.
-Where a step's attempts are written to a table (every step on Spark, every STEPS_PER_STATEMENT-th
-on DuckDB) and none is alive, the remaining steps are not run (their columns are NULL, their counts 0).
+Where a step's attempts are written to a table (every step on Spark and of strict funnels, every
+STEPS_PER_STATEMENT-th otherwise on DuckDB) and none is alive, the remaining steps are not run (their columns are NULL, their counts 0).
 """
 
 from __future__ import annotations
@@ -179,7 +179,8 @@ def _paths(engine: Engine, ev: ir.Table, o: FunnelOptions) -> tuple[ir.Table, bo
         if not alive:
             break
         step = _chain_step(s, ev, o, k, carry)
-        written = not engine.lazy_shares or i % STEPS_PER_STATEMENT == 0
+        # Strict steps each scan every event of the unit (a statement recomputing them costs more than a table).
+        written = not engine.lazy_shares or strict or i % STEPS_PER_STATEMENT == 0
         s = engine.materialize(step) if written else engine.share(step)
         if k in o.optional:  # strict only: every attempt goes on
             done.append((k, s.filter(s.hit)))
@@ -256,7 +257,11 @@ def funnel_attempts(engine: Engine, o: FunnelOptions, level: str = "person") -> 
     reached), `reached` (steps completed) and `value` (the breakdown value, when asked for).
 
     With `count="uniques"` only each unit's furthest-reaching attempt remains (ties: earliest)."""
-    ev = engine.share(_numbered_events(engine, level, o))
+    ev = _numbered_events(engine, level, o)
+    # Read by every step: written to a table when it is numbered (strict: a sort of every event) or when
+    # optional steps read it again, each in its own statement; otherwise a filter of the events that each
+    # statement applies again more cheaply than a table is written.
+    ev = engine.materialize(ev) if o.order == "strict" or o.optional else engine.share(ev)
     a, chosen = (unordered_paths(engine, ev, o), False) if o.order == "unordered" else _paths(engine, ev, o)
     removed = _excluded(a, ev, o)
     if removed is not None:
