@@ -34,8 +34,8 @@ def interval_index(ts: ir.TimestampValue, interval: str) -> ir.IntegerValue:
     """The calendar interval that `ts` falls in, as an integer (see the module docstring)."""
     check(interval)
     if interval in ("day", "week"):
-        days = (ts.delta(ibis.timestamp(ORIGIN), unit="microsecond") // DAY_US).cast("int64")
-        return days if interval == "day" else (days // 7).cast("int64")
+        # floor(floor(us / day) / 7) = floor(us / week): one division per row instead of two
+        return (ts.delta(ibis.timestamp(ORIGIN), unit="microsecond") // (DAY_US * (1 if interval == "day" else 7))).cast("int64")
     months = ts.year().cast("int64") * 12 + ts.month().cast("int64") - 1
     return months if interval == "month" else (months // 3).cast("int64")
 
