@@ -1,6 +1,7 @@
 """The journey state: a fold of 1% new events against a rebuild, and the map from warm state (run on demand).
 
     .venv/bin/python benchmarks/bench_state.py [--events 1000000] [--runs 3] [--insights]
+        [--new-events K] [--picks latest,random]
 
 The log is `events.event_table(n)` with benchmarks/bench_definition.py's journeymap.yml. 99% of it is
 loaded and refreshed (identity stitched, state rebuilt: the "before" store, copied once); then, per run,
@@ -14,6 +15,9 @@ late or recomputed, docs/state.md). Two ways to pick the 1%:
 On the final data it also times a rebuild of the state from scratch, and the map (`insights` off unless
 --insights) read from the state against the map computed from the events with no state; both maps are
 checked equal (apart from generated_at) before a time is printed. Medians of --runs.
+
+`--new-events K` loads K new events instead of 1% (with the same K on logs of different sizes, what a
+refresh costs as the history grows and the new events do not: docs/scale.md).
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--insights", action="store_true", help="time the map with its insights placed (slow)")
+    ap.add_argument("--new-events", type=int, help="how many events arrive after the store is built (default: 1%%)")
+    ap.add_argument("--picks", default="latest,random", help="which new events: latest, random or both")
     args = ap.parse_args()
 
     import numpy as np
@@ -64,15 +70,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="jm-bench-state-"))
     print(f"{args.events:,} events; median of {args.runs} runs; {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.2f}", flush=True)
-    print("| step | 1% picked | seconds | of a full refresh |\n|---|---|---|---|", flush=True)
+    n_new = args.new_events or max(1, args.events // 100)
+    share = f"{n_new / args.events:.2%}".replace(".00%", "%")
+    print(f"| step | {share} picked | seconds | of a full refresh |\n|---|---|---|---|", flush=True)
     try:
         table = event_table(args.events)
-        n_new = max(1, args.events // 100)
         rng = np.random.default_rng(1)
         picks = {
-            "latest": np.argsort(table.column("ts").to_numpy(), kind="stable")[-n_new:],
-            "random": rng.choice(args.events, n_new, replace=False),
+            "latest": lambda: np.argsort(table.column("ts").to_numpy(), kind="stable")[-n_new:],
+            "random": lambda: rng.choice(args.events, n_new, replace=False),
         }
+        picks = {how: picks[how]() for how in args.picks.split(",")}
         results = {}
         for how, new_rows in picks.items():
             is_new = np.zeros(args.events, dtype=bool)
@@ -109,7 +117,7 @@ def main() -> None:
             results[how] = (statistics.median(stitch_times), statistics.median(fold_times), statistics.median(totals),
                             changed[0], sum(lv.units for lv in result.state.levels))
 
-        run = work / "run"  # the final data (random pick): rebuild the state, then the maps
+        run = work / "run"  # the final data (the last pick's): rebuild the state, then the maps
         with Workspace(run) as ws:
             rebuild, _ = timed(lambda: fold(ws.con, ws.definition, rebuild=True), args.runs)
             from journeymap.identity import stitch
@@ -122,7 +130,7 @@ def main() -> None:
             fold(ws.con, ws.definition)  # the stitch above moved the journey version on
             full = stitch_full + rebuild
             for how, (stitch_s, fold_s, total_s, n_changed, n_units) in results.items():
-                print(f"| fold of 1% new events ({n_changed[0]:,} of {n_units:,} units changed: {n_changed[1]:,} "
+                print(f"| fold of {n_new:,} new events ({n_changed[0]:,} of {n_units:,} units changed: {n_changed[1]:,} "
                       f"appended, {n_changed[2]:,} late) | {how} | "
                       f"{fold_s:.3f} | {fold_s / rebuild:.1%} of a state rebuild |", flush=True)
                 print(f"| refresh: stitch + fold | {how} | {total_s:.3f} (stitch {stitch_s:.3f}) | "

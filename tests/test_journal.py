@@ -143,6 +143,29 @@ def test_appending_after_close_is_unavailable(tmp_path):
         journal.write(b'{"a": 1}\n')
 
 
+def test_a_batch_queued_before_the_journal_fails_gets_the_refusals_words_not_the_os_error(tmp_path, monkeypatch):
+    """A batch accepted just before the writer fails (e.g. the next segment cannot be created) is answered with
+    the same words as a batch refused afterwards, never a bare "[Errno 21] Is a directory: ..." (seen once on a
+    live server, tests/test_journal_faults.py). The failure is set while the batch is queued, under the
+    writer's lock, so the writer takes the batch only after it."""
+    journal = Journal(tmp_path / "journal")
+    journal.open()
+    real_append = journal.append
+
+    def append_then_fail(data, done):
+        with journal._cond:
+            real_append(data, done)
+            journal._failed = IsADirectoryError(21, "Is a directory", str(tmp_path / "journal" / "seg-x.jsonl"))
+
+    monkeypatch.setattr(journal, "append", append_then_fail)
+    try:
+        with pytest.raises(JournalUnavailable) as refused:
+            journal.write(b'{"a": 1}\n')
+        assert str(refused.value) == f"the journal cannot be written: Is a directory: {tmp_path / 'journal' / 'seg-x.jsonl'}"
+    finally:
+        journal.close()
+
+
 def _event(i: int, **extra) -> bytes:
     ev = {"type": "track", "event": "Song Played", "userId": f"u{i % 7}", "messageId": f"m-{i}",
           "timestamp": "2024-02-01T10:00:00Z", "properties": {"i": i}, **extra}

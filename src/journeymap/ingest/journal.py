@@ -292,7 +292,7 @@ class Journal:
     def error(self) -> str | None:
         """Why the journal cannot be written now (the writer keeps retrying); None when it can."""
         failed = self._failed
-        return None if failed is None else f"the journal cannot be written: {_reason(failed)}"
+        return None if failed is None else _cannot_write(failed)
 
     # -- appending -------------------------------------------------------------------------------
 
@@ -319,7 +319,7 @@ class Journal:
         self.append(data, done)
         finished.wait()
         if result[0] is not None:
-            raise JournalUnavailable(str(result[0])) from result[0]
+            raise JournalUnavailable(_cannot_write(result[0])) from result[0]
 
     async def write_async(self, data: bytes) -> None:
         """Append and wait until durable, without blocking the event loop."""
@@ -331,8 +331,8 @@ class Journal:
 
         self.append(data, done)
         error = await future
-        if error is not None:
-            raise JournalUnavailable(str(error)) from error
+        if error is not None:  # a batch queued before the journal failed: the same words as a refusal
+            raise JournalUnavailable(_cannot_write(error)) from error
 
     # -- segments --------------------------------------------------------------------------------
 
@@ -489,6 +489,10 @@ class Journal:
                 self._fail(exc)
         for _, done in batch:
             done(error)
+
+
+def _cannot_write(exc: BaseException) -> str:
+    return f"the journal cannot be written: {_reason(exc)}"
 
 
 def _reason(exc: BaseException) -> str:
