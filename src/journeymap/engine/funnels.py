@@ -13,7 +13,8 @@ The attempts carry only what the next step reads (entry, latest step, a few even
 every earlier step's columns; each step's (ts, r) is pivoted into one row per attempt at the end,
 after the furthest attempt of each unit is picked on the narrow per-step rows where it can be.
 Where a step's attempts are written to a table (every step on Spark and of strict funnels, every
-STEPS_PER_STATEMENT-th otherwise on DuckDB) and none is alive, the remaining steps are not run (their columns are NULL, their counts 0).
+STEPS_PER_STATEMENT-th otherwise on DuckDB) and none is alive, the remaining steps are not run (their
+columns are NULL, their counts 0).
 """
 
 from __future__ import annotations

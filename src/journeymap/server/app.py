@@ -110,14 +110,16 @@ run the sender thread, which delivers the outbox (act.deliver; docs/delivery.md)
     # The one cache of analysis results (API and web app): valid until the next stitch, a new journeymap.yml, or a
     # change of an improvement (the map shows them: server/improvements.py counts the changes).
     app.state.improvement_changes = 0
-    app.state.cache = AnalysisCache(lambda: (runner.stats["stitches"], definition_stamp(workspace / "journeymap.yml"),
-                                             app.state.improvement_changes))
-    # the map page computed by the loader after each refresh, published with the new version (server/warm.py)
-    runner.warm = Warmer(
-        pages=lambda: default_map(workspace, runner.con),
-        version=lambda: (runner.stats["stitches"] + 1, definition_stamp(workspace / "journeymap.yml"),
-                         app.state.improvement_changes),
-        cache=app.state.cache)
+
+    def data_version(stitches_ahead: int = 0) -> tuple:
+        return (runner.stats["stitches"] + stitches_ahead, definition_stamp(workspace / "journeymap.yml"),
+                app.state.improvement_changes)
+
+    app.state.cache = AnalysisCache(data_version)
+    # the map page computed by the loader after each refresh, published with the new version (server/warm.py): the
+    # version once the refresh under way is published, one stitch ahead
+    runner.warm = Warmer(pages=lambda: default_map(workspace, runner.con), version=lambda: data_version(1),
+                         cache=app.state.cache)
     runner.stats["warm"] = runner.warm.stats  # shown by /-/health with the loader's
 
     @app.exception_handler(RequestValidationError)
