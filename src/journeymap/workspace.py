@@ -331,7 +331,7 @@ class Workspace:
         self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_a AS SELECT unnest(?::VARCHAR[]) AS id", [accounts])
         self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_s AS SELECT unnest(?::BIGINT[]) AS seq", [seqs])
         where = {"identity_map": "person_id IN (FROM _erase_p)", "persons": "person_id IN (FROM _erase_p)",
-                 "identity_resolved": "person_id IN (FROM _erase_p)",
+                 "identity_resolved": "person_id IN (FROM _erase_p)", "identity_traits": "person_id IN (FROM _erase_p)",
                  # raw identifier tuples: an erased tuple's events are all erased, its latest among them
                  "identity_activity": "last_seq IN (FROM _erase_s)",
                  "journey_moves": "unit_id IN (FROM _erase_p) OR unit_id IN (FROM _erase_a)",

@@ -45,7 +45,8 @@ _AGGREGATE = """
 def build_activity(con, since: int | None = None) -> int:
     """`_activity`: events, first and last ts and last seq per raw (identifier tuple, account_id), with
     its keys. `since`: the mark of the last stitch when the events up to it are the ones it saw; only the
-    events past it are aggregated then. Returns the salt the keys were made with."""
+    events past it are aggregated then, into `_activity_new` too (what identity.delta resolves). Returns the
+    salt the keys were made with."""
     if since is not None and has_table(con, ACTIVITY):
         con.execute(f"CREATE OR REPLACE TEMP TABLE _activity_new AS {_AGGREGATE.format(where='WHERE seq > ?')}",
                     [since])
@@ -57,8 +58,8 @@ def build_activity(con, since: int | None = None) -> int:
         con.execute(f"""
             INSERT INTO {ACTIVITY} SELECT n.* FROM _activity_new n
             WHERE NOT EXISTS (SELECT 1 FROM {ACTIVITY} a WHERE {same})""")
-        con.execute("DROP TABLE _activity_new")
     else:
+        con.execute("DROP TABLE IF EXISTS _activity_new")
         con.execute(f"CREATE OR REPLACE TABLE {ACTIVITY} AS {_AGGREGATE.format(where='')}")
     salt = 0
     while True:

@@ -71,7 +71,7 @@ def build_journey_events(con, salt: int, version: int, check: EventsCheck) -> st
     `version`: the journey version this stitch makes; `check`: check_events before anything was written.
     Returns how the table was written: "rebuilt" or "updated"."""
     mark = check.mark
-    updatable = mark is not None and check.salt == str(salt) and _same_layout(con)
+    updatable = mark is not None and check.salt == str(salt) and same_layout(con)
     how = "updated" if updatable else "rebuilt"
     resolved = f"LEFT JOIN _resolved r ON r.activity_key = {activity_key_sql('e', salt)}"
     if how == "rebuilt":
@@ -127,7 +127,7 @@ def _record_moves(con, version: int) -> None:
         WHERE unit_id IS NOT NULL""", {"version": version})
 
 
-def _same_layout(con) -> bool:
+def same_layout(con) -> bool:
     """Whether journey_events and identity_resolved exist, and journey_events has the events' columns (a
     migration that changed them means writing it whole)."""
     if not {"journey_events", "identity_resolved"} <= table_names(con):

@@ -43,19 +43,51 @@ def build_lookup(con) -> None:
     """)
 
 
-def build_persons(con, salt: int) -> None:
-    """`persons`: one row per person with their span, main account, identifiers and latest traits."""
-    identify_calls = f"""(
-        SELECT l.person_id AS owner, e.ts, e.seq, e.traits
-        FROM events e JOIN _lookup l ON l.tuple_key = {tuple_key_sql('e', salt)}
-        WHERE e.type = 'identify' AND e.traits IS NOT NULL
-    )"""
-    con.execute(f"""
-        CREATE OR REPLACE TABLE persons AS
+TRAITS = "identity_traits"
+"""Each person's latest non-null value of each identify trait, with the (ts, seq) of the call that set it: what
+a stitch that adds events to a person, or merges two, needs to know to write the person's traits again."""
+
+_TRAIT_VALUES = """
+    SELECT s.person_id, j.key, j.value, {{'ts': s.ts, 'seq': s.seq}} AS set_at
+    FROM (SELECT l.person_id, e.ts, e.seq, e.traits
+          FROM events e JOIN {lookup} l ON l.tuple_key = {key}
+          WHERE e.type = 'identify' AND e.traits IS NOT NULL AND json_valid(e.traits)
+            AND json_type(e.traits) = 'OBJECT' {since}) s,
+         json_each(s.traits) j
+    WHERE j.type <> 'NULL'
+"""
+_LATEST = "SELECT person_id, key, arg_max(value, set_at) AS value, max(set_at) AS set_at FROM ({rows}) GROUP BY ALL"
+
+
+def build_traits(con, salt: int, since: int | None = None) -> None:
+    """`identity_traits` from every identify call, or (`since`: the last stitch's mark; an incremental stitch,
+    identity.delta) the touched persons' rows, renamed by `_remap`, with the calls past the mark."""
+    key = tuple_key_sql("e", salt)
+    if since is None:
+        rows = _TRAIT_VALUES.format(lookup="_lookup", key=key, since="")
+        con.execute(f"CREATE OR REPLACE TABLE {TRAITS} AS {_LATEST.format(rows=rows)} ORDER BY person_id, key")
+        return
+    rows = f"""
+        SELECT coalesce(r.new, t.person_id) AS person_id, t.key, t.value, t.set_at
+        FROM {TRAITS} t LEFT JOIN _remap r ON r.old = t.person_id
+        WHERE t.person_id IN (SELECT person_id FROM _touched)
+        UNION ALL
+        {_TRAIT_VALUES.format(lookup="_dlookup", key=key, since="AND e.seq > $since")}"""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _dtraits AS {_LATEST.format(rows=rows)}", {"since": since})
+    con.execute(f"DELETE FROM {TRAITS} WHERE person_id IN (SELECT person_id FROM _touched)")
+    con.execute(f"INSERT INTO {TRAITS} SELECT * FROM _dtraits ORDER BY person_id, key")
+    con.execute("DROP TABLE _dtraits")
+
+
+def build_persons(con, touched: bool = False) -> None:
+    """`persons`: one row per person with their span, main account, identifiers and latest traits (from
+    identity_traits). `touched`: only the rows of the persons in `_touched` are written again (identity.delta)."""
+    only = "WHERE person_id IN (SELECT person_id FROM _touched)" if touched else ""
+    select = f"""
         WITH activity AS (
             SELECT l.person_id, {clean_sql('a.account_id')} AS account_id, a.events, a.first_seen,
                    a.last_seen, a.last_seq
-            FROM _activity a JOIN _lookup l USING (tuple_key)
+            FROM _activity a JOIN (SELECT * FROM _lookup {only}) l USING (tuple_key)
         ),
         spans AS (
             SELECT person_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
@@ -75,18 +107,26 @@ def build_persons(con, salt: int) -> None:
             SELECT person_id,
                    list(id_value ORDER BY id_value) FILTER (WHERE id_type = 'user_id') AS user_ids,
                    list(id_value ORDER BY id_value) FILTER (WHERE id_type = 'email') AS emails
-            FROM identity_map GROUP BY person_id
+            FROM identity_map {only} GROUP BY person_id
         ),
-        traits AS ({_LATEST_TRAITS.format(src=identify_calls)})
+        traits AS (
+            SELECT person_id, '{{' || string_agg(to_json(key) || ':' || value, ',' ORDER BY key) || '}}' AS traits
+            FROM {TRAITS} {only} GROUP BY person_id
+        )
         SELECT s.person_id, a.account_id, s.first_seen, s.last_seen, s.events,
                coalesce(i.user_ids, []) AS user_ids, coalesce(i.emails, []) AS emails,
                coalesce(t.traits, '{{}}') AS traits, {created_at_sql('t.traits')} AS created_at
         FROM spans s
         LEFT JOIN main_account a USING (person_id)
         LEFT JOIN ids i USING (person_id)
-        LEFT JOIN traits t ON t.owner = s.person_id
+        LEFT JOIN traits t USING (person_id)
         ORDER BY s.person_id
-    """)
+    """
+    if not touched:
+        con.execute(f"CREATE OR REPLACE TABLE persons AS {select}")
+        return
+    con.execute(f"DELETE FROM persons {only}")
+    con.execute(f"INSERT INTO persons {select}")
 
 
 def build_resolved(con) -> None:

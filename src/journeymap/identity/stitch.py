@@ -1,10 +1,15 @@
-"""Identity stitching: rebuild identity_map, persons and accounts from `events`, and bring journey_events up to
-them (identity.journey_events: the new events inserted, the moved ones updated, or written whole).
+"""Identity stitching: bring identity_map, persons and accounts up to `events`, and journey_events up to them
+(identity.journey_events: the new events inserted, the moved ones updated, or written whole).
 
 The pipeline: `_activity` (the one aggregation over events) -> identifiers and their links ->
 connected components (numpy, over the distinct links only) -> identity_map -> persons -> journey_events
--> accounts. All but the components is DuckDB SQL. The rebuild is one transaction: readers see the old
+-> accounts. All but the components is DuckDB SQL. A stitch is one transaction: readers see the old
 tables or the new ones, never a mix, and a failure leaves the old ones.
+
+When the events up to the last stitch's mark are the ones it saw, identity is resolved incrementally
+(identity.delta): only the tuples of the events past the mark, against identity_map, and only the persons they
+touch are written again. Otherwise, or when `resolve_delta` declines, everything is resolved again. Either
+way the tables hold the same rows (tests/test_identity_delta.py).
 """
 
 from __future__ import annotations
@@ -16,13 +21,26 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from journeymap.identity.activity import build_activity
+from journeymap.identity import delta
+from journeymap.identity.activity import ACTIVITY, build_activity
 from journeymap.identity.components import components
-from journeymap.identity.journey_events import build_journey_events, check_events
+from journeymap.identity.journey_events import build_journey_events, check_events, same_layout
 from journeymap.identity.links import PERSON_ID_SQL, build_identifiers
-from journeymap.identity.profiles import build_accounts, build_lookup, build_persons, build_resolved
+from journeymap.identity.profiles import (
+    TRAITS,
+    build_accounts,
+    build_lookup,
+    build_persons,
+    build_resolved,
+    build_traits,
+)
+from journeymap.ingest.store import has_table, table_names
 
-_TEMP_TABLES = ("_activity", "_tuples", "_ids", "_members", "_hubs", "_links", "_roots", "_lookup", "_resolved")
+_TEMP_TABLES = ("_activity", "_activity_new", "_tuples", "_ids", "_members", "_hubs", "_links", "_roots",
+                "_lookup", "_resolved", *delta.TEMP_TABLES)
+LAYOUT = "1"
+"""The layout of the identity tables an incremental stitch updates in place (meta `identity.layout`); a store
+whose tables were written under another is resolved whole."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,8 @@ class StitchResult:
     seconds: float
     journey_events: str = "rebuilt"
     """How journey_events was written: "updated" (the new events inserted, the moved ones updated) or "rebuilt"."""
+    identity: str = "resolved"
+    """How identity was resolved: "updated" (the new tuples against identity_map) or "resolved" (all of it)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,16 +100,16 @@ def stitch(con: duckdb.DuckDBPyConnection) -> StitchResult:
 
 def _rebuild(con: duckdb.DuckDBPyConnection) -> dict:
     check = check_events(con)
+    incremental = check.mark is not None and _updatable(con)
     salt = build_activity(con, since=check.mark)
-    identifiers = build_identifiers(con)
-    links = con.sql("SELECT node, hub FROM _links").to_arrow_table()
-    roots = components(identifiers, links["node"].to_numpy(), links["hub"].to_numpy())
-    _write_identity_map(con, roots)
-
-    sizes = np.bincount(roots, minlength=identifiers)
-    largest_root = int(sizes.argmax()) if identifiers else None
-    build_lookup(con)
-    build_persons(con, salt)
+    if incremental and check.salt == str(salt) and delta.resolve_delta(con, salt):
+        build_traits(con, salt, since=check.mark)
+        build_persons(con, touched=True)
+        counts = _identity_counts(con)
+    else:
+        counts = _resolve(con, salt)
+        build_traits(con, salt)
+        build_persons(con)
     build_resolved(con)
     (version,) = con.execute("SELECT coalesce(max(value::BIGINT), 0) + 1 FROM meta "
                              "WHERE key = 'journey.version'").fetchall()[0]
@@ -97,27 +117,67 @@ def _rebuild(con: duckdb.DuckDBPyConnection) -> dict:
     build_accounts(con)
     # Readers of the journey state compare this with the version the state was folded at (journeymap.state).
     con.execute("INSERT OR REPLACE INTO meta VALUES ('journey.version', ?)", [str(version)])
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('identity.layout', ?)", [LAYOUT])
 
     # every event is one _resolved row's (its tuple and account), so the totals need no scan of the events
     events, unresolved = con.execute(
         "SELECT coalesce(sum(events), 0)::BIGINT, coalesce(sum(events) FILTER (WHERE person_id IS NULL), 0)::BIGINT "
         "FROM _resolved").fetchall()[0]
+    return {
+        **counts,
+        "accounts": con.execute("SELECT count(*) FROM accounts").fetchall()[0][0],
+        "events": events,
+        "unresolved_events": unresolved,
+        "journey_events": written,
+    }
+
+
+def _updatable(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the identity tables a stitch would update are there, in this journeymap's layout."""
+    have = table_names(con)
+    if not {"identity_map", "persons", "identity_resolved", TRAITS} <= have or not has_table(con, ACTIVITY):
+        return False
+    layout = con.execute("SELECT value FROM meta WHERE key = 'identity.layout'").fetchall()
+    return layout == [(LAYOUT,)] and same_layout(con)
+
+
+def _resolve(con: duckdb.DuckDBPyConnection, salt: int) -> dict:
+    """identity_map and `_lookup` from every identifier tuple: the components of the whole graph."""
+    identifiers = build_identifiers(con)
+    links = con.sql("SELECT node, hub FROM _links").to_arrow_table()
+    roots = components(identifiers, links["node"].to_numpy(), links["hub"].to_numpy())
+    _write_identity_map(con, roots)
+    build_lookup(con)
+
+    sizes = np.bincount(roots, minlength=identifiers)
     largest_person_id = None
-    if largest_root is not None:
+    if identifiers:
         largest_person_id = con.execute(
-            f"SELECT {PERSON_ID_SQL.format(t='_ids')} FROM _ids WHERE node = ?", [largest_root]
+            f"SELECT {PERSON_ID_SQL.format(t='_ids')} FROM _ids WHERE node = ?", [int(sizes.argmax())]
         ).fetchall()[0][0]
     return {
         "persons": int((sizes > 0).sum()),
         "identifiers": identifiers,
         "merged_components": int((sizes > 1).sum()),
-        "accounts": con.execute("SELECT count(*) FROM accounts").fetchall()[0][0],
-        "events": events,
-        "unresolved_events": unresolved,
         "largest_component": int(sizes.max()) if identifiers else 0,
         "largest_person_id": largest_person_id,
-        "journey_events": written,
+        "identity": "resolved",
     }
+
+
+def _identity_counts(con: duckdb.DuckDBPyConnection) -> dict:
+    """What `_resolve` reports, read from identity_map: the largest person on a tie is the one whose naming
+    identifier is the most trusted, as the components' order gives it."""
+    persons, identifiers, merged, largest, largest_person_id = con.execute("""
+        WITH sizes AS (SELECT person_id, count(*) AS n FROM identity_map GROUP BY person_id)
+        SELECT count(*), coalesce(sum(n), 0)::BIGINT, count(*) FILTER (WHERE n > 1), coalesce(max(n), 0),
+               (SELECT person_id FROM sizes
+                ORDER BY n DESC, CASE left(person_id, 2) WHEN 'u:' THEN 0 WHEN 'e:' THEN 1 ELSE 2 END, person_id[3:]
+                LIMIT 1)
+        FROM sizes
+    """).fetchall()[0]
+    return {"persons": persons, "identifiers": identifiers, "merged_components": merged,
+            "largest_component": largest, "largest_person_id": largest_person_id, "identity": "updated"}
 
 
 def _write_identity_map(con: duckdb.DuckDBPyConnection, roots: np.ndarray) -> None:
