@@ -295,7 +295,7 @@ def test_rebuild_is_one_transaction(story, monkeypatch):
     before = rows(story, "SELECT * FROM identity_map ORDER BY ALL")
     insert(story, [{"type": "identify", "anonymous_id": "a9", "user_id": "nina"}])
 
-    def fail(con):
+    def fail(con, **kwargs):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(stitch_module, "build_accounts", fail)

@@ -15,7 +15,8 @@ written nothing). Older alias tuples whose `previous_id` a new identifier now na
 new tuples, as a rebuild would link them.
 
 Temp tables: `_dtuples` (the tuples to resolve, cleaned), `_dlookup` (their persons), `_remap` (old person ->
-the person it merged into), `_touched` (the persons whose rows change), `_lookup` (every tuple's person).
+the person it merged into), `_touched` (the persons whose rows change), `_lookup` (the person of every tuple
+of a touched person: a full stitch's `_lookup` has every tuple).
 """
 
 from __future__ import annotations
@@ -146,12 +147,14 @@ def _apply(con) -> None:
         SELECT DISTINCT d.id_type, d.id_value, r.person_id FROM _dmembers d JOIN _droots r USING (rank, value)
         WHERE d.was IS NULL ORDER BY ALL
     """)
-    # every tuple's person: the new ones as resolved above, the others as the last stitch resolved them, merged
+    # the person of every tuple of a touched person: the new ones as resolved above, the others as the last
+    # stitch resolved them, merged. Nothing else is written again, so nothing else needs looking up.
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _lookup AS
         SELECT tuple_key, person_id FROM _dlookup
         UNION ALL
         SELECT DISTINCT a.tuple_key, coalesce(r.new, o.person_id) AS person_id
-        FROM _activity a JOIN identity_resolved o USING (activity_key) LEFT JOIN _remap r ON r.old = o.person_id
-        WHERE o.person_id IS NOT NULL AND a.tuple_key NOT IN (SELECT tuple_key FROM _dtuples)
+        FROM (SELECT * FROM identity_resolved WHERE person_id IN (SELECT person_id FROM _touched)) o
+        JOIN _activity a USING (activity_key) LEFT JOIN _remap r ON r.old = o.person_id
+        WHERE a.tuple_key NOT IN (SELECT tuple_key FROM _dtuples)
     """)

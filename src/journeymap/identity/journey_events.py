@@ -66,10 +66,11 @@ def check_events(con) -> EventsCheck:
     return EventsCheck(mark if same else None, known.get("identity.salt"), count, checksum, seq, known.get(WHOLE_KEY))
 
 
-def build_journey_events(con, salt: int, version: int, check: EventsCheck) -> str:
+def build_journey_events(con, salt: int, version: int, check: EventsCheck, partial: bool = False) -> str:
     """Events keep every column; person_id is NULL for rows naming nobody (account-only billing rows).
-    `version`: the journey version this stitch makes; `check`: check_events before anything was written.
-    Returns how the table was written: "rebuilt" or "updated"."""
+    `version`: the journey version this stitch makes; `check`: check_events before anything was written;
+    `partial`: `_resolved` holds only the rows that may have changed, and every row of the events past the
+    mark (identity.delta). Returns how the table was written: "rebuilt" or "updated"."""
     mark = check.mark
     updatable = mark is not None and check.salt == str(salt) and same_layout(con)
     how = "updated" if updatable else "rebuilt"
@@ -108,7 +109,12 @@ def build_journey_events(con, salt: int, version: int, check: EventsCheck) -> st
             or con.execute(f"SELECT count(*) FROM {MOVES}").fetchall()[0][0] > MOVES_KEPT):
         con.execute(f"CREATE OR REPLACE TABLE {MOVES} {_MOVES_COLUMNS}")
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [WHOLE_KEY, str(version)])
-    con.execute("CREATE OR REPLACE TABLE identity_resolved AS SELECT activity_key, person_id, account_id FROM _resolved")
+    if partial and how == "updated":
+        con.execute("DELETE FROM identity_resolved WHERE activity_key IN (SELECT activity_key FROM _resolved)")
+        con.execute("INSERT INTO identity_resolved SELECT activity_key, person_id, account_id FROM _resolved")
+    else:
+        con.execute("CREATE OR REPLACE TABLE identity_resolved AS "
+                    "SELECT activity_key, person_id, account_id FROM _resolved")
     for key, value in zip(_KEYS[:4], (check.seq, check.count, check.checksum, salt), strict=True):
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, "" if value is None else str(value)])
     return how

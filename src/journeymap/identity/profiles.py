@@ -129,37 +129,61 @@ def build_persons(con, touched: bool = False) -> None:
     con.execute(f"INSERT INTO persons {select}")
 
 
-def build_resolved(con) -> None:
+def build_resolved(con, touched: bool = False) -> None:
     """`_resolved`: person_id and account_id of every `_activity` row (what journey_events joins).
 
-    An event counts for its own account, else for its person's.
+    An event counts for its own account, else for its person's. `touched` (identity.delta): only the rows
+    that may resolve differently (those of the tuples resolved again and of the persons written again), and
+    `_taccounts`: the accounts those rows counted for before or count for now.
     """
+    # the delta's `_lookup` holds exactly the touched persons' tuples
+    rows = ("(SELECT * FROM _activity WHERE tuple_key IN (SELECT tuple_key FROM _dtuples UNION "
+            "SELECT tuple_key FROM _lookup))") if touched else "_activity"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _resolved AS
         SELECT a.activity_key, l.person_id, coalesce({clean_sql('a.account_id')}, p.account_id) AS account_id,
                a.events, a.first_seen, a.last_seen
-        FROM _activity a
+        FROM {rows} a
         LEFT JOIN _lookup l USING (tuple_key)
         LEFT JOIN persons p USING (person_id)
     """)
+    if touched:
+        # a new group call is an event too: its account is one of its row's
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _taccounts AS
+            SELECT account_id FROM _resolved WHERE account_id IS NOT NULL
+            UNION SELECT o.account_id FROM identity_resolved o JOIN _resolved USING (activity_key)
+            WHERE o.account_id IS NOT NULL
+        """)
 
 
-def build_accounts(con) -> None:
+def build_accounts(con, touched: bool = False) -> None:
     """`accounts`: every account an event counts for, with traits from group calls.
 
-    `persons` counts the distinct people with events counted for the account.
+    `persons` counts the distinct people with events counted for the account. `touched` (identity.delta):
+    only the accounts of `_taccounts` are written again, from identity_resolved.
     """
     group_calls = f"(SELECT {clean_sql('account_id')} AS owner, ts, seq, traits FROM events WHERE type = 'group')"
-    con.execute(f"""
-        CREATE OR REPLACE TABLE accounts AS
+    if touched:
+        group_calls = f"(SELECT * FROM {group_calls} WHERE owner IN (SELECT account_id FROM _taccounts))"
+    rows = "_resolved" if not touched else """(
+        SELECT r.account_id, r.person_id, a.events, a.first_seen, a.last_seen
+        FROM (SELECT * FROM identity_resolved WHERE account_id IN (SELECT account_id FROM _taccounts)) r
+        JOIN _activity a USING (activity_key))"""
+    select = f"""
         WITH spans AS (
             SELECT account_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
                    count(DISTINCT person_id) AS persons, sum(events)::BIGINT AS events
-            FROM _resolved WHERE account_id IS NOT NULL GROUP BY account_id
+            FROM {rows} WHERE account_id IS NOT NULL GROUP BY account_id
         ),
         traits AS ({_LATEST_TRAITS.format(src=group_calls)})
         SELECT s.account_id, s.first_seen, s.last_seen, s.persons, s.events,
                coalesce(t.traits, '{{}}') AS traits, {created_at_sql('t.traits')} AS created_at
         FROM spans s LEFT JOIN traits t ON t.owner = s.account_id
         ORDER BY s.account_id
-    """)
+    """
+    if not touched:
+        con.execute(f"CREATE OR REPLACE TABLE accounts AS {select}")
+        return
+    con.execute("DELETE FROM accounts WHERE account_id IN (SELECT account_id FROM _taccounts)")
+    con.execute(f"INSERT INTO accounts {select}")

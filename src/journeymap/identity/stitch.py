@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from journeymap.errors import InternalError
 from journeymap.identity import delta
 from journeymap.identity.activity import ACTIVITY, build_activity
 from journeymap.identity.components import components
@@ -36,7 +37,7 @@ from journeymap.identity.profiles import (
 )
 from journeymap.ingest.store import has_table, table_names
 
-_TEMP_TABLES = ("_activity", "_activity_new", "_tuples", "_ids", "_members", "_hubs", "_links", "_roots",
+_TEMP_TABLES = ("_activity", "_activity_new", "_taccounts", "_tuples", "_ids", "_members", "_hubs", "_links", "_roots",
                 "_lookup", "_resolved", *delta.TEMP_TABLES)
 LAYOUT = "1"
 """The layout of the identity tables an incremental stitch updates in place (meta `identity.layout`); a store
@@ -102,7 +103,8 @@ def _rebuild(con: duckdb.DuckDBPyConnection) -> dict:
     check = check_events(con)
     incremental = check.mark is not None and _updatable(con)
     salt = build_activity(con, since=check.mark)
-    if incremental and check.salt == str(salt) and delta.resolve_delta(con, salt):
+    partial = incremental and check.salt == str(salt) and delta.resolve_delta(con, salt)
+    if partial:
         build_traits(con, salt, since=check.mark)
         build_persons(con, touched=True)
         counts = _identity_counts(con)
@@ -110,19 +112,23 @@ def _rebuild(con: duckdb.DuckDBPyConnection) -> dict:
         counts = _resolve(con, salt)
         build_traits(con, salt)
         build_persons(con)
-    build_resolved(con)
+    build_resolved(con, touched=partial)
     (version,) = con.execute("SELECT coalesce(max(value::BIGINT), 0) + 1 FROM meta "
                              "WHERE key = 'journey.version'").fetchall()[0]
-    written = build_journey_events(con, salt, version, check)
-    build_accounts(con)
+    written = build_journey_events(con, salt, version, check, partial=partial)
+    if partial and written != "updated":  # _updatable checked what build_journey_events checks
+        raise InternalError("an incremental stitch found journey_events it cannot update")
+    build_accounts(con, touched=partial)
     # Readers of the journey state compare this with the version the state was folded at (journeymap.state).
     con.execute("INSERT OR REPLACE INTO meta VALUES ('journey.version', ?)", [str(version)])
     con.execute("INSERT OR REPLACE INTO meta VALUES ('identity.layout', ?)", [LAYOUT])
 
-    # every event is one _resolved row's (its tuple and account), so the totals need no scan of the events
-    events, unresolved = con.execute(
-        "SELECT coalesce(sum(events), 0)::BIGINT, coalesce(sum(events) FILTER (WHERE person_id IS NULL), 0)::BIGINT "
-        "FROM _resolved").fetchall()[0]
+    # every event is one resolved row's (its tuple and account), so the totals need no scan of the events
+    events, unresolved = con.execute("""
+        SELECT coalesce(sum(events), 0)::BIGINT,
+               coalesce(sum(events) FILTER (WHERE activity_key IN (
+                   SELECT activity_key FROM identity_resolved WHERE person_id IS NULL)), 0)::BIGINT
+        FROM _activity""").fetchall()[0]
     return {
         **counts,
         "accounts": con.execute("SELECT count(*) FROM accounts").fetchall()[0][0],
