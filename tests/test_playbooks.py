@@ -404,6 +404,27 @@ def test_health_turning_red_is_sent_and_the_first_evaluations_reds_are_only_reco
         assert evaluate(ws.con, ws.definition).playbooks[1].entered == 0  # still red: no change, no entry
 
 
+def test_the_bands_a_refresh_reads_from_the_risk_scoring_equal_the_bands_computed_alone(demo_copy):
+    """A refresh hands the features the churn scoring computed to the health bands (act.health) instead of
+    computing them again: the same bands, health and dates as health.prepare computing them itself."""
+    from journeymap.act import health
+
+    demo = demo_copy(300, 7)
+    with Workspace(demo.workspace) as ws:
+        ws.con.execute("DELETE FROM meta WHERE key = 'act.health.computed_from'")  # as if events had come since
+        result = ws.refresh()
+        at, now = result.risk.features
+        assert result.risk.model in ("reused", "refitted") and len(now) == result.risk.accounts > 0
+        assert "features" not in result.risk.to_dict()
+        ws.con.execute("DELETE FROM meta WHERE key = 'act.health.computed_from'")
+        health.prepare(ws.con, ws.definition, (at, now))
+        handed = ws.con.execute("SELECT * FROM _act_health_now ORDER BY unit_id").fetchall()
+        health.prepare(ws.con, ws.definition)
+        alone = ws.con.execute("SELECT * FROM _act_health_now ORDER BY unit_id").fetchall()
+    assert handed == alone and len(alone) == len(now)
+    assert {band for _, band, *_ in alone} >= {"red"}
+
+
 def test_erasing_a_person_removes_their_entries_and_firings(tmp_path):
     with small_workspace(tmp_path / "ws") as ws:
         ws.ingest([str(history(tmp_path / "a.csv"))])

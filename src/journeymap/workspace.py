@@ -263,7 +263,9 @@ class Workspace:
         # the churn model refitted when due and every paying account scored (insights.risk.stored)
         result.risk = refresh_risk(self.con, definition)
         # every playbook evaluated on the state just folded: new entries and their actions in one transaction
-        result.act = evaluate_playbooks(self.con, definition)  # on Spark each playbook says it is not evaluated
+        # on Spark each playbook says it is not evaluated; the health bands read the features just scored
+        result.act = evaluate_playbooks(self.con, definition,
+                                        features=result.risk.features if result.risk is not None else None)
         self.last_refresh = result
         return result
 

@@ -201,9 +201,11 @@ def _watermark(con, known: dict, playbook: Playbook, now: dt.datetime, dry_run: 
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None, dry_run: bool = False,
-             wall_now: dt.datetime | None = None, environ=None, only: list[str] | None = None) -> ActReport:
+             wall_now: dt.datetime | None = None, environ=None, only: list[str] | None = None,
+             features: tuple | None = None) -> ActReport:
     """Evaluate every playbook (or those in `only`); record new entries and their actions in one transaction
-    (nothing with `dry_run`: the report then lists the entries it would record)."""
+    (nothing with `dry_run`: the report then lists the entries it would record). `features`: (at, the paying
+    accounts' features at `at`) when the refresh's risk scoring computed them on the same data (act.health)."""
     started = time.perf_counter()
     if definition is None or not definition.playbooks:
         return ActReport([], 0.0, dry_run)
@@ -215,7 +217,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | Non
     try:
         known = meta(con)
         chosen = [p for p in definition.playbooks if only is None or p.id in only]
-        bands = prepare_inputs(con, definition, chosen)
+        bands = prepare_inputs(con, definition, chosen, features)
         for playbook in chosen:
             if playbook.entry.health_band is not None and bands is not None:
                 runs.append(PlaybookRun(playbook.id, definition.playbook_level(playbook), error=bands))
@@ -232,7 +234,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | Non
     return ActReport(runs, round(time.perf_counter() - started, 3), dry_run)
 
 
-def prepare_inputs(con, definition: JourneyDefinition, playbooks: list[Playbook]) -> str | None:
+def prepare_inputs(con, definition: JourneyDefinition, playbooks: list[Playbook], features: tuple | None = None
+                   ) -> str | None:
     """What the entries read besides the state, made ready: the texts of comment playbooks scored (act.comments)
     and the health bands now (act.health) when a playbook enters on them; returns why the bands cannot be
     (None: ready)."""
@@ -244,7 +247,7 @@ def prepare_inputs(con, definition: JourneyDefinition, playbooks: list[Playbook]
     # the bands are scored on the account state: on Spark, or with a stale state, the playbook says so
     problem = health.problem(definition) or level_problem(con, definition, "account")
     if problem is None:
-        health.prepare(con, definition)
+        health.prepare(con, definition, features)
     return problem
 
 

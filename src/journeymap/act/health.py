@@ -35,8 +35,10 @@ def problem(definition: JourneyDefinition) -> str | None:
     return None
 
 
-def prepare(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> None:
-    """Temp table _act_health_now: unit_id, band, health, scored_at, previous (the band at the last evaluation)."""
+def prepare(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, features: tuple | None = None) -> None:
+    """Temp table _act_health_now: unit_id, band, health, scored_at, previous (the band at the last evaluation).
+    `features`: (at, the paying accounts' features at `at`, the day after the latest event) as the refresh's
+    risk scoring computed them on the same events; otherwise they are computed here."""
     from journeymap.insights.risk.features import FeatureBuilder
     from journeymap.insights.risk.health import band, configured_components, score
 
@@ -45,13 +47,16 @@ def prepare(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> No
         con.execute(f"CREATE OR REPLACE TEMP TABLE {NOW} AS SELECT unit_id, band, health, scored_at, band AS previous "
                     "FROM act_health")
         return
-    engine = duckdb_engine(con)
+    if features is not None:
+        at, now = features
+    else:
+        engine = duckdb_engine(con)
+        with engine.scope():
+            fb = FeatureBuilder(engine, definition, materialize=False)
+            last = fb.span()[1]
+            at = dt.datetime(last.year, last.month, last.day) + dt.timedelta(days=1)
+            now = fb.at(at)
     health: Health = definition.health
-    with engine.scope():
-        fb = FeatureBuilder(engine, definition, materialize=False)
-        last = fb.span()[1]
-        at = dt.datetime(last.year, last.month, last.day) + dt.timedelta(days=1)
-        now = fb.at(at)
     now = now[now["paying"]].reset_index(drop=True)
     s = score(now, configured_components(health)) if len(now) else pd.DataFrame({"health": []})
     frame = pd.DataFrame({"unit_id": now["unit_id"].astype(str), "health": s["health"].astype(float),
@@ -81,7 +86,7 @@ def _stamp(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> str
     """What the bands are computed from: the accounts' journey events (their count and the XOR of the state's
     per-unit signatures, which change with any event added or removed: state.fold) and the health section.
     (The journey version will not do: identity stitching bumps it at every refresh, new events or not.)"""
-    events, signature = con.execute("SELECT sum(events), bit_xor(signature) FROM state_units_account").fetchone()
+    events, signature = con.execute("SELECT sum(events), bit_xor(signature) FROM state_units_account").fetchall()[0]
     digest = hashlib.sha256(definition.model_dump_json(include={"health", "revenue"}).encode()).hexdigest()[:16]
     return f"{events}/{signature}/{digest}"
 

@@ -44,7 +44,7 @@ import json
 import logging
 import pickle
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 
 import duckdb
 import sklearn
@@ -116,9 +116,12 @@ class RiskRefresh:
     accounts: int = 0
     fit_seconds: float = 0.0
     seconds: float = 0.0
+    features: tuple | None = field(default=None, repr=False, compare=False)
+    """(at, features of the paying accounts at `at`) the scores were computed from: the playbooks' health bands
+    in the same refresh read them instead of computing them again (act.health). Not reported."""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "features"}
 
     def describe(self) -> str:
         """One line for people, e.g. 'churn model refitted (no model yet): version 1, 851 accounts scored at 2026-11-01'."""
@@ -246,7 +249,7 @@ def _refresh(con, definition: JourneyDefinition, say, started: float) -> RiskRef
         raise
     return RiskRefresh("refitted" if why is not None else "reused", why or reuse, int(version), fitted_at,
                        trained_through.isoformat(), at.isoformat(), len(accounts), fit_seconds,
-                       round(time.perf_counter() - started, 3))
+                       round(time.perf_counter() - started, 3), features=(at, now))
 
 
 def _pickled(fitted: ChurnModel) -> bytes:
