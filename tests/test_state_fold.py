@@ -165,6 +165,38 @@ def test_a_fold_recomputes_only_the_units_whose_events_changed(tmp_path):
                               ).fetchall() == [("evaluation",), ("onboarding",)]
 
 
+def test_a_merge_without_new_events_keeps_the_folds_mark(tmp_path):
+    """A batch that only merges two units (an identify call: no journey event at the person level) folds the
+    units it joins, whose events are older than the state's mark; the mark must stay, or the next fold takes
+    every event between for a new one and folds it twice (found by test_folding_batches_equals_a_rebuild)."""
+    ws = reference_workspace(tmp_path / "ws")
+    first = tmp_path / "a.csv"
+    first.write_text("customer_id,anonymous_id,event,ts,source,message_id\n"
+                     ",anon-cy,pricing_viewed,2024-01-01T00:00:00Z,product,m1\n"
+                     "cy,,signup_completed,2024-01-02T00:00:00Z,product,m2\n"
+                     "ann,,pricing_viewed,2024-01-03T00:00:00Z,product,m3\n"
+                     "ann,,signup_completed,2024-01-04T00:00:00Z,product,m4\n")
+    with ws:
+        ws.ingest([str(first)])
+        (mark,) = ws.con.execute("SELECT value FROM meta WHERE key = 'state.person.seq'").fetchone()
+        merge = tmp_path / "b.csv"
+        merge.write_text("customer_id,anonymous_id,event,ts,source,message_id,type\n"
+                         "cy,anon-cy,identify,2024-01-05T00:00:00Z,product,m5,identify\n")
+        ws.ingest([str(merge)])
+        person = ws.last_refresh.state.levels[0]
+        assert (person.mode, person.looked_at, person.changed_units) == ("fold", "named", 2)
+        assert ws.con.execute("SELECT value FROM meta WHERE key = 'state.person.seq'").fetchone() == (mark,)
+        later = tmp_path / "c.csv"
+        later.write_text("customer_id,event,ts,source,message_id\nbob,pricing_viewed,2024-01-06T00:00:00Z,product,m6\n")
+        ws.ingest([str(later)])
+        assert ws.con.execute("SELECT count(*), count(DISTINCT seq) FROM state_events_person WHERE unit_id = 'u:ann'"
+                              ).fetchone() == (2, 2)
+        folded = state_rows(ws.con, "person")
+        assert folded["events"] == direct_rows(ws.con, ws.definition, "person")["events"]
+        fold(ws.con, ws.definition, rebuild=True)
+        assert state_rows(ws.con, "person") == folded
+
+
 def test_events_after_a_units_folded_ones_are_appended_without_reading_its_history(tmp_path):
     """Ann's new events all come after her folded ones: her last visit (onboarding) is extended and a new
     visit added, reading none of her earlier events. Bob's late event comes before his only visit: he is

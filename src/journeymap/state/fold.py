@@ -223,9 +223,14 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
     if appended or late:
         _fold_tails(con, t, sql)
     (n_units,) = con.execute(f"SELECT count(*) FROM {t['units']}").fetchall()[0]
-    mark = con.execute("SELECT max(max_seq) FROM _state_current").fetchall()[0][0]
-    if mark is not None or reason:
-        _set(con, f"state.{level}.seq", "" if mark is None else str(mark))
+    latest = con.execute("SELECT max(max_seq) FROM _state_current").fetchall()[0][0]
+    if named:
+        # _state_current holds the units looked at: every event past the mark is theirs, but the units that only
+        # moved (a merge, with no new event) bring their older events' seq, which must not pull the mark back:
+        # the events between would be taken for new ones and folded twice
+        latest = max(int(mark), latest) if latest is not None else int(mark)
+    if latest is not None or reason:
+        _set(con, f"state.{level}.seq", "" if latest is None else str(latest))
     return LevelFold(level, "rebuild" if reason else "fold" if changed or appended or late else "unchanged",
                      reason or "", int(n_units), int(changed) + int(appended) + int(late),
                      round(time.perf_counter() - started, 3), int(appended), int(new), int(late),
