@@ -1,7 +1,7 @@
 """The journey state: a fold of 1% new events against a rebuild, and the map from warm state (run on demand).
 
     .venv/bin/python benchmarks/bench_state.py [--events 1000000] [--runs 3] [--insights]
-        [--new-events K] [--picks latest,random]
+        [--new-events K] [--picks latest,random] [--no-maps]
 
 The log is `events.event_table(n)` with benchmarks/bench_definition.py's journeymap.yml. 99% of it is
 loaded and refreshed (identity stitched, state rebuilt: the "before" store, copied once); then, per run,
@@ -51,6 +51,8 @@ def main() -> None:
     ap.add_argument("--insights", action="store_true", help="time the map with its insights placed (slow)")
     ap.add_argument("--new-events", type=int, help="how many events arrive after the store is built (default: 1%%)")
     ap.add_argument("--picks", default="latest,random", help="which new events: latest, random or both")
+    ap.add_argument("--no-maps", action="store_true",
+                    help="skip the maps (at 50M the map computed from the events alone takes minutes)")
     args = ap.parse_args()
 
     import numpy as np
@@ -137,6 +139,9 @@ def main() -> None:
                       f"{total_s / full:.1%} |", flush=True)
             print(f"| state rebuild from scratch (both levels) | | {rebuild:.3f} | |", flush=True)
             print(f"| identity stitch writing the journey events whole | | {stitch_full:.3f} | |", flush=True)
+
+            if args.no_maps:
+                return
 
             def build(engine):
                 with engine.scope():
