@@ -1,7 +1,7 @@
 """The journey state: a fold of 1% new events against a rebuild, and the map from warm state (run on demand).
 
     .venv/bin/python benchmarks/bench_state.py [--events 1000000] [--runs 3] [--insights]
-        [--new-events K] [--picks latest,random] [--no-maps]
+        [--new-events K] [--picks latest,random] [--memory-limit 8GB] [--no-maps]
 
 The log is `events.event_table(n)` with benchmarks/bench_definition.py's journeymap.yml. 99% of it is
 loaded and refreshed (identity stitched, state rebuilt: the "before" store, copied once); then, per run,
@@ -51,9 +51,13 @@ def main() -> None:
     ap.add_argument("--insights", action="store_true", help="time the map with its insights placed (slow)")
     ap.add_argument("--new-events", type=int, help="how many events arrive after the store is built (default: 1%%)")
     ap.add_argument("--picks", default="latest,random", help="which new events: latest, random or both")
+    ap.add_argument("--memory-limit", help="the store's memory_limit (JOURNEYMAP_MEMORY_LIMIT), e.g. 8GB (DuckDB's default is 80%% of RAM, "
+                    "which with this process's copy of the log leaves a 24 GB machine short at 50M)")
     ap.add_argument("--no-maps", action="store_true",
                     help="skip the maps (at 50M the map computed from the events alone takes minutes)")
     args = ap.parse_args()
+    if args.memory_limit:
+        os.environ["JOURNEYMAP_MEMORY_LIMIT"] = args.memory_limit
 
     import numpy as np
     import pyarrow.compute as pc
@@ -83,12 +87,14 @@ def main() -> None:
             "random": lambda: rng.choice(args.events, n_new, replace=False),
         }
         picks = {how: picks[how]() for how in args.picks.split(",")}
-        results = {}
         for how, new_rows in picks.items():
             is_new = np.zeros(args.events, dtype=bool)
             is_new[new_rows] = True
             pq.write_table(table.filter(pc.invert(is_new)), work / f"old-{how}.parquet")
             pq.write_table(table.filter(is_new), work / f"new-{how}.parquet")
+        table = None  # the log is in Parquet now; at 50M its Arrow copy is several GB the store needs
+        results = {}
+        for how in picks:
             before = work / f"before-{how}"
             before.mkdir()
             write_definition(before)
