@@ -142,7 +142,7 @@ def fold(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, levels=L
             _set(con, f"state.{level}.journey", str(version))
         _set(con, "state.version", STATE_VERSION)
         for name in ("_state_current", "_state_changed", "_state_appended", "_state_mark", "_state_touched",
-                     "_state_new"):
+                     "_state_new", "_state_fresh", "_state_whole"):
             con.execute(f"DROP TABLE IF EXISTS {name}")
         _forget_moves(con, levels)
         con.commit()
@@ -214,7 +214,17 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
                 con.execute(f"DELETE FROM {t[name]} WHERE unit_id IN (SELECT unit_id FROM _state_changed)")
         con.execute(f"INSERT INTO {t['units']} BY NAME SELECT {UNIT_COLUMNS} FROM _state_current "
                     "WHERE unit_id IN (SELECT unit_id FROM _state_changed)")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _state_a AS {sql.annotated}")
+        # A changed unit all of whose events are past the mark (a new customer) is read from the events past it,
+        # which the events' order by seq keeps to their last row groups; the others (merged, late, lost events)
+        # need all their events, which no order helps find: a scan of every journey event.
+        con.execute("""CREATE OR REPLACE TEMP TABLE _state_fresh AS SELECT unit_id FROM _state_current
+                       WHERE new_events = events AND unit_id IN (SELECT unit_id FROM _state_changed)""")
+        con.execute("CREATE OR REPLACE TEMP TABLE _state_whole AS SELECT unit_id FROM _state_changed "
+                    "WHERE unit_id NOT IN (SELECT unit_id FROM _state_fresh)")
+        (whole,) = con.execute("SELECT count(*) FROM _state_whole").fetchall()[0]
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _state_a AS {sql.annotated if whole else sql.fresh}")
+        if whole and changed > whole:
+            con.execute(f"INSERT INTO _state_a BY NAME {sql.fresh}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _state_v AS {sql.visits}")
         _put(con, t["visits"], "SELECT * FROM _state_v", create=bool(reason))
         _put(con, t["events"], sql.events, create=bool(reason))
@@ -322,7 +332,9 @@ class _Statements:
     """The same as `current` for the units in _state_new, from their folded row and _state_new, and for those
     whose persona changed (their folded row, no new events)."""
     annotated: str
-    """The annotated events of the units in _state_changed."""
+    """The annotated events of the units in _state_whole (the changed units with events up to the mark)."""
+    fresh: str
+    """The annotated events of the units in _state_fresh (the changed units whose every event is past the mark)."""
     appended: str
     """The annotated events of the units in _state_appended past _state_mark."""
     visits: str
@@ -386,16 +398,19 @@ def _statements(con, engine, definition, level: str, key: str) -> _Statements:
             FROM {state_units} s LEFT JOIN p USING (unit_id)
             WHERE coalesce(p.persona, '{UNASSIGNED}') <> s.persona AND s.events > 0
               AND s.unit_id NOT IN (SELECT unit_id FROM _state_touched) AND s.unit_id NOT IN (SELECT unit_id FROM _state_new)"""
-        changed = ibis.table({"unit_id": ev.unit_id.type()}, name="_state_changed")
+        whole = ibis.table({"unit_id": ev.unit_id.type()}, name="_state_whole")
+        fresh = ibis.table({"unit_id": ev.unit_id.type()}, name="_state_fresh")
         appended = ibis.table({"unit_id": ev.unit_id.type(), "late": "boolean", "new_first_ts": ev.ts.type()},
                               name="_state_appended")
         mark = ibis.table({"seq": "int64"}, name="_state_mark")
-        annotated = annotate(engine, definition, level, only=changed)
+        annotated = annotate(engine, definition, level, only=whole)
         a = ibis.table(annotated.schema(), name="_state_a")
         v = ibis.table(visits(a).schema(), name="_state_v")
         if len(_COMPILED) >= 64:
             _COMPILED.clear()
         _COMPILED[cache_key] = _Statements(current, touched, news, delta, engine.backend.compile(annotated),
+                                           engine.backend.compile(annotate(engine, definition, level, only=fresh,
+                                                                           after_seq=mark.seq.max())),
                                            engine.backend.compile(annotate(engine, definition, level, only=appended,
                                                                            after_seq=mark.seq.max())),
                                            engine.backend.compile(visits(a)),
