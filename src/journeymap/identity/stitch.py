@@ -46,7 +46,7 @@ whose tables were written under another is resolved whole."""
 
 @dataclass(frozen=True)
 class StitchResult:
-    """What a rebuild found. `largest_component` is the identifier count of the biggest person: a
+    """What a stitch found. `largest_component` is the identifier count of the biggest person: a
     shared identifier (an office email, a kiosk's anonymous id) shows up here as one huge person."""
 
     persons: int
@@ -70,7 +70,7 @@ class StitchResult:
 
 
 def stitch(con: duckdb.DuckDBPyConnection) -> StitchResult:
-    """Rebuild the identity tables from `events`, in one transaction.
+    """Bring the identity tables up to `events`, in one transaction (incrementally when it can: module docstring).
 
     >>> import tempfile
     >>> from journeymap.ingest.store import open_store
@@ -89,7 +89,7 @@ def stitch(con: duckdb.DuckDBPyConnection) -> StitchResult:
     started = time.perf_counter()
     con.begin()
     try:
-        counts = _rebuild(con)
+        counts = _stitch(con)
         for table in _TEMP_TABLES:
             con.execute(f"DROP TABLE IF EXISTS {table}")
         con.commit()
@@ -99,7 +99,7 @@ def stitch(con: duckdb.DuckDBPyConnection) -> StitchResult:
     return StitchResult(**counts, seconds=round(time.perf_counter() - started, 3))
 
 
-def _rebuild(con: duckdb.DuckDBPyConnection) -> dict:
+def _stitch(con: duckdb.DuckDBPyConnection) -> dict:
     check = check_events(con)
     incremental = check.mark is not None and _updatable(con)
     salt = build_activity(con, since=check.mark)
