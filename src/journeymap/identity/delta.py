@@ -26,14 +26,12 @@ import pyarrow as pa
 
 from journeymap.identity.activity import tuple_key_sql
 from journeymap.identity.components import components
-from journeymap.identity.links import clean_sql
+from journeymap.identity.links import PERSON_TRUST_SQL, TRUST_SQL, cleaned_tuple_sql
 
 TEMP_TABLES = ("_dtuples", "_dseen", "_dmembers", "_dnodes", "_droots", "_dlookup", "_remap", "_touched")
 
-_RANK = "CASE {t} WHEN 'user_id' THEN 0 WHEN 'email' THEN 1 ELSE 2 END"
+# a node's person_id from its rank (links.TRUST_SQL) and value: PERSON_ID_SQL's prefix, by rank
 _PREFIX = "CASE {r} WHEN 0 THEN 'u:' WHEN 1 THEN 'e:' ELSE 'a:' END"
-# the naming identifier of a person_id: its type's rank and its value
-_PERSON_RANK = "CASE left({p}, 2) WHEN 'u:' THEN 0 WHEN 'e:' THEN 1 ELSE 2 END"
 
 
 def resolve_delta(con, salt: int) -> bool:
@@ -41,9 +39,7 @@ def resolve_delta(con, salt: int) -> bool:
     and build `_lookup`. False, with nothing written, when only a rebuild gives the right answer."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _dtuples AS
-        SELECT DISTINCT {tuple_key_sql('n', salt, from_events=False)} AS tuple_key,
-               {clean_sql('n.user_id')} AS u, {clean_sql('n.email', lower=True)} AS e,
-               {clean_sql('n.anonymous_id')} AS a, {clean_sql('n.previous_id')} AS p
+        SELECT DISTINCT {tuple_key_sql('n', salt, from_events=False)} AS tuple_key, {cleaned_tuple_sql('n')}
         FROM _activity_new n
     """)
     # the identifiers the new tuples carry, and whether identity_map knows them
@@ -67,10 +63,9 @@ def resolve_delta(con, salt: int) -> bool:
     con.execute(f"""
         INSERT INTO _dtuples
         SELECT * FROM (
-            SELECT DISTINCT tuple_key, {clean_sql('user_id')} AS u, {clean_sql('email', lower=True)} AS e,
-                   {clean_sql('anonymous_id')} AS a, {clean_sql('previous_id')} AS p
-            FROM _activity WHERE previous_id IS NOT NULL
-              AND tuple_key NOT IN (SELECT tuple_key FROM _dtuples)
+            SELECT DISTINCT t.tuple_key, {cleaned_tuple_sql('t')}
+            FROM _activity t WHERE t.previous_id IS NOT NULL
+              AND t.tuple_key NOT IN (SELECT tuple_key FROM _dtuples)
         ) o
         WHERE o.p IN (SELECT id_value FROM _dseen WHERE person_id IS NULL AND id_type IN ('user_id', 'anonymous_id'))
     """)
@@ -100,8 +95,8 @@ def _link(con) -> None:
         ),
         members AS (FROM named UNION FROM previous)
         SELECT m.tuple_key, m.id_type, m.id_value, k.person_id AS was,
-               CASE WHEN k.person_id IS NULL THEN {_RANK.format(t='m.id_type')}
-                    ELSE {_PERSON_RANK.format(p='k.person_id')} END AS rank,
+               CASE WHEN k.person_id IS NULL THEN {TRUST_SQL.format(t='m.id_type')}
+                    ELSE {PERSON_TRUST_SQL.format(p='k.person_id')} END AS rank,
                CASE WHEN k.person_id IS NULL THEN m.id_value ELSE k.person_id[3:] END AS value
         FROM members m LEFT JOIN identity_map k USING (id_type, id_value)
     """)

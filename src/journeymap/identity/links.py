@@ -18,6 +18,12 @@ from journeymap.events.schema import PLACEHOLDER_IDS
 PERSON_ID_SQL = "CASE {t}.id_type WHEN 'user_id' THEN 'u:' WHEN 'email' THEN 'e:' ELSE 'a:' END || {t}.id_value"
 """person_id is a type prefix (u:, e:, a:) and the value of the person's most trusted identifier."""
 
+TRUST_SQL = "CASE {t} WHEN 'user_id' THEN 0 WHEN 'email' THEN 1 ELSE 2 END"
+"""The order of trust of an id_type expression `t`: user_id, email, anonymous_id (then the value orders)."""
+
+PERSON_TRUST_SQL = "CASE left({p}, 2) WHEN 'u:' THEN 0 WHEN 'e:' THEN 1 ELSE 2 END"
+"""TRUST_SQL of a person_id's naming identifier, from its prefix; its value is `{p}[3:]`."""
+
 WHITESPACE = " \t\n\r\x0b\x0c"
 """What trimming removes: ASCII whitespace."""
 
@@ -32,6 +38,12 @@ def clean_sql(column: str, lower: bool = False) -> str:
     return f"CASE WHEN list_contains({_PLACEHOLDERS}, lower({trimmed})) THEN NULL ELSE {value} END"
 
 
+def cleaned_tuple_sql(rows: str) -> str:
+    """The select list of a raw identifier tuple's columns as they are compared (clean_sql): u, e, a, p."""
+    return (f"{clean_sql(f'{rows}.user_id')} AS u, {clean_sql(f'{rows}.email', lower=True)} AS e, "
+            f"{clean_sql(f'{rows}.anonymous_id')} AS a, {clean_sql(f'{rows}.previous_id')} AS p")
+
+
 def build_identifiers(con) -> int:
     """Create temp tables `_tuples`, `_ids` (numbered identifiers), `_members`, `_hubs` and `_links`.
 
@@ -41,14 +53,10 @@ def build_identifiers(con) -> int:
     """
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _tuples AS
-        SELECT tuple_key,
-               {clean_sql('user_id')} AS u,
-               {clean_sql('email', lower=True)} AS e,
-               {clean_sql('anonymous_id')} AS a,
-               {clean_sql('previous_id')} AS p
-        FROM (SELECT DISTINCT tuple_key, user_id, email, anonymous_id, previous_id FROM _activity)
+        SELECT t.tuple_key, {cleaned_tuple_sql('t')}
+        FROM (SELECT DISTINCT tuple_key, user_id, email, anonymous_id, previous_id FROM _activity) t
     """)
-    con.execute("""
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ids AS
         WITH seen AS (
             SELECT DISTINCT 'user_id' AS id_type, u AS id_value FROM _tuples WHERE u IS NOT NULL
@@ -62,7 +70,7 @@ def build_identifiers(con) -> int:
               AND p NOT IN (SELECT id_value FROM seen WHERE id_type IN ('user_id', 'anonymous_id'))
         )
         SELECT (row_number() OVER (
-                    ORDER BY CASE id_type WHEN 'user_id' THEN 0 WHEN 'email' THEN 1 ELSE 2 END, id_value
+                    ORDER BY {TRUST_SQL.format(t='id_type')}, id_value
                ) - 1)::BIGINT AS node,
                id_type, id_value
         FROM (FROM seen UNION ALL FROM orphans)

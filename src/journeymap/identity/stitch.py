@@ -26,7 +26,7 @@ from journeymap.identity import delta
 from journeymap.identity.activity import ACTIVITY, build_activity
 from journeymap.identity.components import components
 from journeymap.identity.journey_events import build_journey_events, check_events, same_layout
-from journeymap.identity.links import PERSON_ID_SQL, build_identifiers
+from journeymap.identity.links import PERSON_ID_SQL, PERSON_TRUST_SQL, build_identifiers
 from journeymap.identity.profiles import (
     TRAITS,
     build_accounts,
@@ -35,7 +35,7 @@ from journeymap.identity.profiles import (
     build_resolved,
     build_traits,
 )
-from journeymap.ingest.store import has_table, table_names
+from journeymap.ingest.store import table_names
 
 _TEMP_TABLES = ("_activity", "_activity_new", "_taccounts", "_tuples", "_ids", "_members", "_hubs", "_links", "_roots",
                 "_lookup", "_resolved", *delta.TEMP_TABLES)
@@ -140,8 +140,7 @@ def _stitch(con: duckdb.DuckDBPyConnection) -> dict:
 
 def _updatable(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the identity tables a stitch would update are there, in this journeymap's layout."""
-    have = table_names(con)
-    if not {"identity_map", "persons", "identity_resolved", TRAITS} <= have or not has_table(con, ACTIVITY):
+    if not {"identity_map", "persons", "identity_resolved", TRAITS, ACTIVITY} <= table_names(con):
         return False
     layout = con.execute("SELECT value FROM meta WHERE key = 'identity.layout'").fetchall()
     return layout == [(LAYOUT,)] and same_layout(con)
@@ -174,11 +173,11 @@ def _resolve(con: duckdb.DuckDBPyConnection, salt: int) -> dict:
 def _identity_counts(con: duckdb.DuckDBPyConnection) -> dict:
     """What `_resolve` reports, read from identity_map: the largest person on a tie is the one whose naming
     identifier is the most trusted, as the components' order gives it."""
-    persons, identifiers, merged, largest, largest_person_id = con.execute("""
+    persons, identifiers, merged, largest, largest_person_id = con.execute(f"""
         WITH sizes AS (SELECT person_id, count(*) AS n FROM identity_map GROUP BY person_id)
         SELECT count(*), coalesce(sum(n), 0)::BIGINT, count(*) FILTER (WHERE n > 1), coalesce(max(n), 0),
                (SELECT person_id FROM sizes
-                ORDER BY n DESC, CASE left(person_id, 2) WHEN 'u:' THEN 0 WHEN 'e:' THEN 1 ELSE 2 END, person_id[3:]
+                ORDER BY n DESC, {PERSON_TRUST_SQL.format(p='person_id')}, person_id[3:]
                 LIMIT 1)
         FROM sizes
     """).fetchall()[0]
