@@ -207,11 +207,13 @@ SPARK_TEST_CONF = {
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.sql.adaptive.enabled": "false",
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
 }
 """For the test Spark sessions only (local and Connect): evaluate expressions interpreted instead of compiling
 Java for each query, and plan once without adaptive re-optimisation. The tests run hundreds of distinct
 queries over a few thousand rows, where Janino's compile and AQE's re-planning cost far more than they save
-(test_spark_smoke.py: 117 s -> 83 s). Spark's own test suite runs both modes for equal results; the engine
+(test_spark_smoke.py: 117 s -> 83 s). The Spark fold reads one folder per event date: listed by the driver,
+not by a Spark job over hundreds of tiny tasks. Spark's own test suite runs both modes for equal results; the engine
 comparison is about our SQL's meaning, which neither changes. Production sessions keep Spark's defaults."""
 
 

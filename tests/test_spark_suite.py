@@ -132,8 +132,9 @@ def test_analyses_have_numbers(duck):
 # -- the engine from journeymap.yml ----------------------------------------------------------------
 
 def test_workspace_with_spark_config_runs_on_spark(demo, duck, spark_session, tmp_path):
-    """`engine: {backend: spark, master: "local[2]"}`: refresh exports the Parquet, `Workspace.engine` is Spark,
-    and its transitions equal the DuckDB workspace's."""
+    """`engine: {backend: spark, master: "local[2]"}`: refresh exports the Parquet and folds the journey state with
+    Spark jobs (state.spark_fold), `Workspace.engine` is Spark reading that state, and its transitions equal the
+    DuckDB workspace's."""
     copy = tmp_path / "ws"
     shutil.copytree(demo, copy, ignore=shutil.ignore_patterns("*.wal"))
     config = yaml.safe_load((copy / "journeymap.yml").read_text())
@@ -144,6 +145,9 @@ def test_workspace_with_spark_config_runs_on_spark(demo, duck, spark_session, tm
         ws.refresh()
         assert sorted(p.name for p in (copy / "data" / "spark").glob("*.parquet")) == sorted(
             f"{t}.parquet" for t in JOURNEY_TABLES)
+        assert [(lv.level, lv.mode) for lv in ws.last_refresh.spark_state.levels] == [
+            ("person", "rebuild"), ("account", "rebuild")]
         engine = ws.engine
         assert engine.name == "pyspark"
+        assert {level for level, _ in engine.journey} == {"person", "account"}  # both read from the Spark state
         same(duck.transitions(level="stage"), ws.transitions(level="stage"), "transitions")

@@ -240,7 +240,7 @@ class Workspace:
     def refresh(self, rebuild: bool = False) -> RefreshResult:
         """Rebuild identity and fold the new events into the journey state (journeymap.state), after events
         changed (`rebuild`: the state from scratch); on a Spark engine, export the journey tables as Parquet
-        instead of folding. First, with `retention.raw_events` in journeymap.yml, the raw events older than the
+        and fold the state with Spark jobs instead (state.spark_fold; `spark_state` of the result). First, with `retention.raw_events` in journeymap.yml, the raw events older than the
         latest event's time less that are dropped (`result.retention` counts them; docs/privacy.md). Then refit
         the churn model when due and score every paying account (insights.risk.stored); `risk` of the result
         says whether the model was refitted or reused, and why. Last, every playbook is evaluated (act.evaluate):
@@ -258,8 +258,11 @@ class Workspace:
         result = refresh(self.con, None if spark else definition, rebuild=rebuild, retention=definition)
         if invalid is not None:
             raise invalid
-        if spark:  # table -> where its Parquet now lives
+        if spark:  # table -> where its Parquet now lives; then the journey state folded by Spark jobs
+            from journeymap.state.spark_fold import fold_workspace
+
             self.spark_tables = export_workspace(self.con, self.path, definition.engine)
+            result.spark_state, result.spark_state_note = fold_workspace(self.con, self.path, definition, rebuild)
         # the churn model refitted when due and every paying account scored (insights.risk.stored)
         result.risk = refresh_risk(self.con, definition)
         # every playbook evaluated on the state just folded: new entries and their actions in one transaction
@@ -411,8 +414,14 @@ class Workspace:
             raise NotEnoughData(f"{self.path}: no events yet",
                                 add=f"events: run `journeymap ingest FILE --workspace {self.path}`")
         if self.definition_path.exists() and self.definition.engine.backend == "spark":
-            # the journey tables as Parquet, analyses on Spark (docs/spark.md)
-            return spark_engine_for(self.con, self.path, self.definition.engine)
+            # the journey tables as Parquet, analyses on Spark (docs/spark.md), reading the Spark state when current
+            from journeymap.engine.spark_backend import spark_session_for
+            from journeymap.state.spark_fold import current_views
+
+            engine = spark_engine_for(self.con, self.path, self.definition.engine)
+            engine.journey = current_views(spark_session_for(self.definition.engine), self.con, self.path,
+                                           self.definition)
+            return engine
         engine = duckdb_engine(self.con)
         if self.definition_path.exists():  # the journey tables the state holds, when they are current
             engine.journey = current_tables(self.con, self.definition)

@@ -27,6 +27,15 @@ app = typer.Typer(
 )
 
 
+def _spark_state_line(refreshed) -> str:
+    """One line on the Spark fold of a refresh: what each level did, or why it did not run."""
+    report = refreshed.spark_state
+    if report is None:
+        return refreshed.spark_state_note
+    levels = "; ".join(f"{lv.level} {lv.mode} ({lv.changed_units:,} of {lv.units:,} units changed)" for lv in report.levels)
+    return f"journey state folded on Spark in {report.seconds:.1f} s: {levels}"
+
+
 def _out() -> Console:
     # made per command, so the terminal's width (COLUMNS) is read when the command runs, not at import
     return Console()
@@ -163,6 +172,7 @@ def ingest(
                                 replace=replace)
             elapsed = time.perf_counter() - t0
             spark_tables = ws.spark_tables
+            spark_refresh = ws.last_refresh if spark_tables and ws.last_refresh is not None else None
             risk = ws.last_refresh.risk if ws.last_refresh is not None else None
     except JourneymapError as exc:
         fail_with(exc)
@@ -175,6 +185,8 @@ def ingest(
     if as_json:
         print_json({"files": [r.as_dict() for r in reports], **totals, "seconds": round(elapsed, 3),
                     "failed": len(failed), **({"spark_tables": spark_tables} if spark_tables else {}),
+                    **({"spark_state": spark_refresh.spark_state.to_dict() if spark_refresh.spark_state else
+                        {"note": spark_refresh.spark_state_note}} if spark_refresh else {}),
                     **({"risk": risk.to_dict()} if risk is not None else {})})
     else:
         table = Table("file", "status", "rows", "accepted", "duplicate", "rejected", "seconds")
@@ -187,6 +199,8 @@ def ingest(
                   f"in {elapsed:.1f} s" + (f"; {len(failed)} of {len(reports)} files failed" if failed else ""))
         if spark_tables:
             _out().print(f"journey tables for Spark: {', '.join(spark_tables.values())}", highlight=False)
+        if spark_refresh is not None:
+            _out().print(escape(_spark_state_line(spark_refresh)), highlight=False, soft_wrap=True)
         if risk is not None:
             _out().print(escape(risk.describe()), highlight=False, soft_wrap=True)
         for r in reports:

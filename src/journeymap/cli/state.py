@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
         out = {"identity": result.stitch.to_dict(), "state": result.state.to_dict() if result.state else None,
                "risk": result.risk.to_dict() if result.risk is not None else None,
                "retention": result.retention or None,
-               "act": result.act.to_dict() if result.act is not None else None}
+               "act": result.act.to_dict() if result.act is not None else None,
+               **({"spark_state": result.spark_state.to_dict() if result.spark_state else
+                   {"note": result.spark_state_note}} if result.spark_state or result.spark_state_note else {})}
         if as_json:
             print_json(out)
             return
@@ -40,17 +42,19 @@ def register(app: typer.Typer) -> None:
                           "retention: no events", highlight=False)
         console.print(f"identity: {result.stitch.persons:,} persons, {result.stitch.accounts:,} accounts, "
                       f"{result.stitch.events:,} events in {result.stitch.seconds:.1f} s", highlight=False)
-        if result.state is None:
-            console.print("journey state: none (no journeymap.yml, or a Spark engine, which reads Parquet instead)",
-                          highlight=False)
+        if result.spark_state_note:
+            console.print(result.spark_state_note, highlight=False, soft_wrap=True)
+        report, where = (result.state, "") if result.state is not None else (result.spark_state, " on Spark")
+        if report is None:
+            console.print("journey state: none (no journeymap.yml)", highlight=False)
             return
-        for lv in result.state.levels:
+        for lv in report.levels:
             why = f" ({lv.reason})" if lv.reason else ""
             whole = lv.changed_units - lv.appended_units - lv.late_units - lv.new_units
             how = (f" ({lv.appended_units:,} appended, {lv.late_units:,} late, {lv.new_units:,} new, {whole:,} "
                    "recomputed whole)" if lv.mode == "fold" else "")
-            console.print(f"journey state, {lv.level}: {lv.mode}{why}: {lv.changed_units:,} of {lv.units:,} units "
-                          f"changed{how} in {lv.seconds:.1f} s", highlight=False, soft_wrap=True)
+            console.print(f"journey state{where}, {lv.level}: {lv.mode}{why}: {lv.changed_units:,} of {lv.units:,} "
+                          f"units changed{how} in {lv.seconds:.1f} s", highlight=False, soft_wrap=True)
         if result.risk is not None:
             console.print(result.risk.describe(), highlight=False, soft_wrap=True)
         if result.act is not None and result.act.playbooks:

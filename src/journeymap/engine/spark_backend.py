@@ -78,7 +78,7 @@ def spark_session_for(config: EngineConfig):
     return session
 
 
-def _select_list(con, table: str) -> str:
+def parquet_select_list(con, table: str) -> str:
     """Every column, timestamps as timestamp(us) without a zone in UTC (what Spark reads as wall time in UTC)."""
     cols = []
     for name, dtype in con.execute(
@@ -116,7 +116,7 @@ def export_journey_tables(con, path: str | Path) -> dict[str, str]:
         target = folder / f"{table}.parquet"
         tmp = folder / f".{table}.parquet.{os.getpid()}.tmp"  # Spark skips names starting with a dot
         literal = str(tmp).replace("'", "''")
-        con.execute(f"COPY (SELECT {_select_list(con, table)} FROM main.\"{table}\") TO '{literal}' "
+        con.execute(f"COPY (SELECT {parquet_select_list(con, table)} FROM main.\"{table}\") TO '{literal}' "
                     "(FORMAT parquet, COMPRESSION zstd)")
         os.replace(tmp, target)
         out[table] = str(target.resolve())
@@ -157,7 +157,7 @@ def write_journey_tables_with_spark(session, con, folder: str, batch_rows: int =
     out = {}
     for table in JOURNEY_TABLES:
         target = _spark_target(folder, table)
-        reader = con.sql(f"SELECT {_select_list(con, table)} FROM main.\"{table}\"").to_arrow_reader(batch_rows)
+        reader = con.sql(f"SELECT {parquet_select_list(con, table)} FROM main.\"{table}\"").to_arrow_reader(batch_rows)
         mode = "overwrite"
         for batch in reader:
             if batch.num_rows == 0:
@@ -172,6 +172,11 @@ def write_journey_tables_with_spark(session, con, folder: str, batch_rows: int =
 
 # The functions below take what they need of a workspace (its store connection `con`, its folder
 # `workspace_path`, its `engine:` config) rather than the Workspace, which sits above the engine layer.
+
+def uses_uri(folder: str) -> bool:
+    """Whether `folder` is a URI (`file:///...`, `s3a://...`) rather than a plain local path."""
+    return bool(_URI.match(folder))
+
 
 def export_folder(config: EngineConfig, workspace_path: str | Path) -> str:
     """Where the workspace's Parquet lives: `engine.path` (relative to the workspace) or data/spark/."""

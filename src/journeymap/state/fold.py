@@ -144,7 +144,7 @@ def fold(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, levels=L
         for name in ("_state_current", "_state_changed", "_state_appended", "_state_mark", "_state_touched",
                      "_state_new", "_state_fresh", "_state_whole"):
             con.execute(f"DROP TABLE IF EXISTS {name}")
-        _forget_moves(con, levels)
+        forget_moves(con)
         con.commit()
     except BaseException:
         con.rollback()
@@ -256,13 +256,25 @@ def _vouched_since(known: dict[str, str], level: str) -> int | None:
     return int(folded)
 
 
-def _forget_moves(con, levels) -> None:
-    """Moves that every level's state has folded are not needed again."""
+SPARK_JOURNEY_KEY = "state.spark.journey"
+"""Store meta: the journey version the Spark state reflects (state.spark_fold), when there is one."""
+
+
+def forget_moves(con) -> None:
+    """Moves that every state of the store has folded are not needed again: the DuckDB state (both levels) and
+    the Spark state (state.spark_fold), whichever the store has."""
     if not has_table(con, MOVES):
         return
-    folded = [meta(con).get(f"state.{level}.journey") for level in LEVELS]
-    if all(folded) and set(levels) == set(LEVELS):
-        con.execute(f"DELETE FROM {MOVES} WHERE version <= ?", [min(int(v) for v in folded)])
+    known = meta(con)
+    duckdb_state = [known.get(f"state.{level}.journey") for level in LEVELS]
+    folded = [known.get(SPARK_JOURNEY_KEY)]
+    if any(duckdb_state):
+        if not all(duckdb_state):
+            return
+        folded += duckdb_state
+    folded = [int(v) for v in folded if v]
+    if folded:
+        con.execute(f"DELETE FROM {MOVES} WHERE version <= ?", [min(folded)])
 
 
 def _fold_tails(con, t: dict[str, str], sql: _Statements) -> None:

@@ -25,6 +25,10 @@ class RefreshResult:
     act: Any = None
     """What the playbooks did after the churn scores (act.evaluate.ActReport): new entries per playbook; set by
     the same callers; None when not run."""
+    spark_state: FoldReport | None = None
+    """On a Spark workspace, the Spark fold of the journey state (state.spark_fold), set by Workspace.refresh;
+    None elsewhere, or when it did not run (`spark_state_note` says why)."""
+    spark_state_note: str = ""
     retention: dict = field(default_factory=dict)
     """{raw_events, before, dropped} when journeymap.yml sets `retention.raw_events`: events older than `before`
     (the latest event's time less the retention) were dropped by this refresh; empty otherwise."""

@@ -1,0 +1,126 @@
+"""The Spark state's files: the journey events by event date, the state by unit bucket, and one manifest.
+
+Layout under a root folder (docs/spark.md, "The journey state on Spark"):
+
+    events/v=N/event_date=D/      journey_events of day D (UTC), written by the store (DuckDB COPY)
+    persons/v=N.parquet, accounts/v=N.parquet
+    state_events_L/v=N/bucket=B/  the state of level L for the units whose unit_id hashes to bucket B
+    state_visits_L/..., state_units_L/...
+    manifest.json                 which folder of each is current, and what each level's state reflects
+
+Every folder is written once under a new serial `N` and never changed; the manifest, replaced atomically
+(a rename), is the commit: a refresh killed before it leaves the previous manifest and every file it names,
+and the next refresh sweeps what no manifest names. A refresh rewrites the event dates that its new events
+fall on and those of the units an identity merge moved (`journey_moves`), and only the buckets of the units
+whose state changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from journeymap.engine.spark_backend import parquet_select_list
+from journeymap.identity.journey_events import MOVES, WHOLE_KEY
+from journeymap.ingest.store import has_table
+
+MANIFEST = "manifest.json"
+LAYOUT = "1"
+"""The layout of the folders and the manifest; another is rebuilt, never read."""
+TABLES = ("events", "persons", "accounts")
+
+
+def read_manifest(root: Path) -> dict:
+    """The manifest (empty without one, or with another layout: everything is then written again)."""
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+    except FileNotFoundError:
+        return {}
+    return manifest if manifest.get("layout") == LAYOUT else {}
+
+
+def commit(root: Path, manifest: dict) -> None:
+    """Replace the manifest in one rename, then remove every folder and file it does not name."""
+    tmp = root / f".{MANIFEST}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({**manifest, "layout": LAYOUT}, indent=1, sort_keys=True))
+    os.replace(tmp, root / MANIFEST)
+    sweep(root, manifest)
+
+
+def named_paths(manifest: dict) -> set[str]:
+    """Every folder or file (relative to the root) the manifest names."""
+    paths = set(manifest.get("events", {}).values()) | {manifest[t] for t in ("persons", "accounts") if t in manifest}
+    for level in manifest.get("levels", {}).values():
+        for buckets in level.get("tables", {}).values():
+            paths |= set(buckets.values())
+    return paths
+
+
+def sweep(root: Path, manifest: dict) -> None:
+    """Remove what no manifest names: what a refresh replaced, or wrote before it was killed."""
+    named = named_paths(manifest)
+    keep = {Path(p).parts[:i] for p in named for i in range(1, len(Path(p).parts) + 1)}
+    for table in root.iterdir():
+        if not table.is_dir():
+            continue
+        for version in table.iterdir():
+            _prune(root, version, named, keep)
+
+
+def _prune(root: Path, path: Path, named: set[str], keep: set[tuple]) -> None:
+    relative = path.relative_to(root)
+    if str(relative) in named:
+        return
+    if relative.parts not in keep:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return
+    for child in path.iterdir():
+        _prune(root, child, named, keep)
+
+
+def _copy(con, sql: str, target: Path, options: str = "") -> None:
+    literal = str(target).replace("'", "''")
+    con.execute(f"COPY ({sql}) TO '{literal}' (FORMAT parquet, COMPRESSION zstd{options})")
+
+
+def export_events(con, root: Path, manifest: dict, serial: int) -> dict:
+    """Write the journey events that changed since the manifest's export, by event date, and persons and
+    accounts whole; returns the manifest's new `events`, `persons`, `accounts`, `events_seq` and
+    `events_journey` (nothing is committed here).
+
+    The dates rewritten are those of the events past the last export's highest seq, and those of every event of
+    a unit that `journey_moves` lists since the last export's journey version (an identity merge rewrote those
+    events' person_id or account_id). When the store wrote journey_events whole since (an unload, an erase,
+    retention, a new salt), or there is no export yet, every date is written."""
+    known = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    version = int(known.get("journey.version", 0))
+    whole = (not manifest.get("events") or manifest.get("events_journey") is None
+             or int(known.get(WHOLE_KEY) or version) > int(manifest["events_journey"]))
+    select = parquet_select_list(con, "journey_events")
+    if whole:
+        con.execute("CREATE OR REPLACE TEMP TABLE _spark_dates AS SELECT DISTINCT ts::DATE AS d FROM journey_events")
+    else:
+        moved = (f"SELECT unit_id FROM {MOVES} WHERE level = ? AND version > ?" if has_table(con, MOVES)
+                 else "SELECT NULL::VARCHAR AS unit_id WHERE ? IS NULL AND ? IS NULL")
+        since = int(manifest["events_journey"])
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _spark_dates AS SELECT DISTINCT ts::DATE AS d FROM journey_events
+                        WHERE seq > ? OR person_id IN ({moved}) OR account_id IN ({moved})""",
+                    [int(manifest.get("events_seq") or -1), "person", since, "account", since])
+    dates = [str(d) for (d,) in con.execute("SELECT d FROM _spark_dates ORDER BY d").fetchall()]
+    events = {} if whole else dict(manifest["events"])
+    if dates:
+        folder = root / "events" / f"v={serial}"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        _copy(con, f"SELECT {select}, strftime(ts, '%Y-%m-%d') AS event_date FROM journey_events "
+                   "WHERE ts::DATE IN (SELECT d FROM _spark_dates) ORDER BY seq", folder, ", PARTITION_BY (event_date)")
+        events.update({d: f"events/v={serial}/event_date={d}" for d in dates})
+    con.execute("DROP TABLE _spark_dates")
+    out = {"events": events, "events_journey": version,
+           "events_seq": con.execute("SELECT max(seq) FROM journey_events").fetchall()[0][0]}
+    for table in ("persons", "accounts"):
+        (root / table).mkdir(parents=True, exist_ok=True)
+        _copy(con, f"SELECT {parquet_select_list(con, table)} FROM main.\"{table}\"", root / table / f"v={serial}.parquet")
+        out[table] = f"{table}/v={serial}.parquet"
+    return out

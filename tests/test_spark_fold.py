@@ -1,0 +1,169 @@
+"""The journey state folded by Spark jobs (state.spark_fold) equals the one DuckDB folds (state.fold), batch by batch.
+
+The demo business is loaded into a fresh store in batches that take every path of the fold: the first 60% of its
+history (a rebuild), the rest split by seq parity into two batches (new customers, appended events, late events
+for units already folded, identity merges), an unchanged refresh, and events deleted below the mark (the store
+writes the journey events whole, so both folds compare every unit). After each batch the store stitches and
+folds with DuckDB, Spark folds the same store, and every row of both states must agree (the signature aside:
+each engine hashes seq with its own function). One fold is killed before its commit on the way: readers see
+the previous state, and the next fold completes the work and sweeps what the killed one wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from journeymap.engine.unit_events import LEVELS
+from journeymap.state.spark_files import MANIFEST, read_manifest
+from journeymap.state.spark_fold import BUCKETS, read_state, spark_fold
+from journeymap.workspace import Workspace
+
+pytestmark = pytest.mark.spark
+
+NAMES = ("events", "visits", "units")
+
+
+def rows(table, drop=("signature", "bucket")) -> list[tuple]:
+    """The rows of an Arrow table as sorted tuples of text (column order and types aside)."""
+    columns = sorted(c for c in table.column_names if c not in drop)
+    return sorted(tuple(str(r[c]) for c in columns) for r in table.select(columns).to_pylist())
+
+
+def duckdb_state(ws, level, name):
+    return rows(ws.con.sql(f"SELECT * FROM state_{name}_{level}").to_arrow_table())
+
+
+def spark_state(session, root, level, name):
+    return rows(read_state(session, root, level, name).toArrow())
+
+
+def buckets_of(session, unit_ids) -> set[int]:
+    """Spark's bucket of each unit id, computed apart from the fold."""
+    if not unit_ids:
+        return set()
+    df = session.createDataFrame([(u,) for u in unit_ids], "unit_id string")
+    return {r[0] for r in df.selectExpr(f"pmod(xxhash64(unit_id), {BUCKETS})").collect()}
+
+
+_UNIT = sorted(("unit_id", "persona", "events", "last_ts", "last_seq")).index("unit_id")
+"""Where unit_id is in a row of state_units as `rows` gives it (columns by name, the signature left out)."""
+
+
+def changed_units(before: list[tuple], after: list[tuple]) -> set[str]:
+    """The units whose state_units row differs between two folds (or is in one only)."""
+    return {r[_UNIT] for r in set(before) ^ set(after)}
+
+
+def test_the_spark_fold_equals_the_duckdb_fold_batch_by_batch(ingested_demo, spark_session, tmp_path, monkeypatch):
+    demo = ingested_demo(60, 7)
+    ws = Workspace.init(tmp_path / "ws")
+    ws.definition_path.write_text(Path(demo.definition).read_text())
+    ws.__dict__.pop("definition", None)
+    root = tmp_path / "spark_state"
+    with ws:
+        ws.con.execute(f"ATTACH '{Path(demo.workspace) / 'journeymap.duckdb'}' AS demo (READ_ONLY)")
+        lo, hi = ws.con.execute("SELECT min(ts), max(ts) FROM demo.events").fetchone()
+        cut = lo + (hi - lo) * 0.6
+        batches = [("ts < ?", [cut]), ("ts >= ? AND seq % 2 = 0", [cut]), ("ts >= ? AND seq % 2 = 1", [cut]),
+                   (None, None), ("delete", None)]
+        seen = []
+        for n, (where, args) in enumerate(batches):
+            units_before = {lv: duckdb_state(ws, lv, "units") for lv in LEVELS} if n else {}
+            exported_seq = read_manifest(root).get("events_seq")
+            if where == "delete":
+                ws.con.execute("DELETE FROM events WHERE seq % 23 = 0")
+            elif where:
+                ws.con.execute(f"INSERT INTO events SELECT * REPLACE (seq + {n * 10**15} AS seq) FROM demo.events "
+                               f"WHERE {where}", args)
+            before = read_manifest(root)
+            duck = ws.refresh().state
+            moved = _moved_dates(ws, before) if n and where != "delete" else set()  # read before Spark forgets them
+            if n == 2:
+                _killed_before_commit(spark_session, ws, root, monkeypatch)
+            folded = spark_fold(spark_session, ws.con, ws.definition, root)
+            after = read_manifest(root)
+            for d, s in zip(duck.levels, folded.levels, strict=True):
+                # the same units changed, for the same reasons
+                assert (s.level, s.mode, s.units, s.changed_units, s.appended_units, s.new_units, s.late_units,
+                        s.looked_at) == (d.level, d.mode, d.units, d.changed_units, d.appended_units, d.new_units,
+                                         d.late_units, d.looked_at), n
+                for name in NAMES:
+                    assert spark_state(spark_session, root, d.level, name) == duckdb_state(ws, d.level, name), \
+                        (n, d.level, name)
+            seen.append([(lv.mode, lv.looked_at, lv.late_units > 0) for lv in folded.levels])
+            if not n:
+                continue
+            # only the event dates with new events (or moved units' events) were written again
+            new_dates = {str(d) for (d,) in ws.con.execute(
+                "SELECT DISTINCT ts::DATE FROM journey_events WHERE seq > ?", [exported_seq]).fetchall()}
+            rewritten = {d for d, f in after["events"].items() if before["events"].get(d) != f}
+            if where == "delete":
+                assert set(after["events"]) == rewritten  # written whole
+            else:
+                assert rewritten == new_dates | moved
+            # and only the buckets of the units whose state changed
+            for level in LEVELS:
+                changed = changed_units(units_before[level], duckdb_state(ws, level, "units"))
+                for name in NAMES:
+                    old, new = before["levels"][level]["tables"][name], after["levels"][level]["tables"][name]
+                    rewritten_buckets = {int(b) for b in set(old) | set(new) if old.get(b) != new.get(b)}
+                    assert rewritten_buckets <= buckets_of(spark_session, changed), (n, level, name)
+                    if name == "units":
+                        assert rewritten_buckets == buckets_of(spark_session, changed), (n, level)
+            if where is None:  # nothing changed: no date, no bucket written
+                assert after["events"] == before["events"]
+                assert all(after["levels"][lv]["tables"] == before["levels"][lv]["tables"] for lv in LEVELS)
+    assert seen[0] == [("rebuild", "all", False)] * 2
+    assert seen[1] == [("fold", "named", False)] * 2
+    assert [late for _, _, late in seen[2]] == [True, True]  # the odd half of the same days came late
+    assert [mode for mode, _, _ in seen[3]] == ["unchanged"] * 2
+    assert seen[4] == [("fold", "all", False)] * 2
+    # nothing the manifest does not name is left on disk: what the killed fold wrote was swept
+    assert all(_named(root, after, p) for p in _files(root) if not p.name.startswith(("_", ".")) and p.name != MANIFEST)
+
+
+def _moved_dates(ws, before) -> set[str]:
+    """The dates of the events of the units moved since the last export (an identity merge): the only other
+    reason a date is written again."""
+    since = before["events_journey"]
+    return {str(d) for (d,) in ws.con.execute(
+        "SELECT DISTINCT ts::DATE FROM journey_events WHERE "
+        "person_id IN (SELECT unit_id FROM journey_moves WHERE level = 'person' AND version > ?) OR "
+        "account_id IN (SELECT unit_id FROM journey_moves WHERE level = 'account' AND version > ?)",
+        [since, since]).fetchall()}
+
+
+def _files(root: Path):
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def _named(root: Path, manifest: dict, path: Path) -> bool:
+    relative = path.relative_to(root)
+    names = set(manifest["events"].values()) | {manifest["persons"], manifest["accounts"]}
+    for level in manifest["levels"].values():
+        for buckets in level["tables"].values():
+            names |= set(buckets.values())
+    return str(relative) == MANIFEST or any(str(relative) == n or str(relative).startswith(n + "/") for n in names)
+
+
+def _killed_before_commit(session, ws, root: Path, monkeypatch) -> None:
+    """A fold killed before the manifest's rename (its commit) leaves the previous manifest and state readable;
+    its folders are on disk but named by nothing, and the next fold sweeps them."""
+    import journeymap.state.spark_fold as spark_fold_module
+
+    committed = (root / MANIFEST).read_text()
+    previous = {(lv, name): spark_state(session, root, lv, name) for lv in LEVELS for name in NAMES}
+
+    def killed(root, manifest):
+        raise KeyboardInterrupt("kill -9 before the manifest's rename")
+
+    monkeypatch.setattr(spark_fold_module, "commit", killed)
+    with pytest.raises(KeyboardInterrupt):
+        spark_fold(session, ws.con, ws.definition, root)
+    monkeypatch.undo()
+    assert (root / MANIFEST).read_text() == committed
+    assert {(lv, name): spark_state(session, root, lv, name) for lv in LEVELS for name in NAMES} == previous
+    manifest = json.loads(committed)
+    assert any(not _named(root, manifest, p) for p in _files(root) if not p.name.startswith(("_", ".")))
