@@ -425,6 +425,17 @@ def test_the_bands_a_refresh_reads_from_the_risk_scoring_equal_the_bands_compute
     assert {band for _, band, *_ in alone} >= {"red"}
 
 
+def test_a_refresh_with_every_event_gone_evaluates_the_bands_as_empty(demo_copy):
+    """Every event deleted (every load unloaded): the refresh's health bands score no account (they raised on the
+    missing latest event before), and every playbook is evaluated on nothing."""
+    demo = demo_copy(300, 7)
+    with Workspace(demo.workspace) as ws:
+        ws.con.execute("DELETE FROM events")
+        result = ws.refresh()
+        assert ws.con.execute("SELECT count(*) FROM _act_health_now").fetchone()[0] == 0
+        assert result.act is not None and all(p.entered == 0 for p in result.act.playbooks)
+
+
 def test_erasing_a_person_removes_their_entries_and_firings(tmp_path):
     with small_workspace(tmp_path / "ws") as ws:
         ws.ingest([str(history(tmp_path / "a.csv"))])

@@ -71,6 +71,7 @@ def test_the_spark_fold_equals_the_duckdb_fold_batch_by_batch(ingested_demo, spa
         seen = []
         for n, (where, args) in enumerate(batches):
             units_before = {lv: duckdb_state(ws, lv, "units") for lv in LEVELS} if n else {}
+            events_before = {lv: duckdb_state(ws, lv, "events") for lv in LEVELS} if n else {}
             exported_seq = read_manifest(root).get("events_seq")
             if where == "delete":
                 ws.con.execute("DELETE FROM events WHERE seq % 23 = 0")
@@ -103,15 +104,20 @@ def test_the_spark_fold_equals_the_duckdb_fold_batch_by_batch(ingested_demo, spa
                 assert set(after["events"]) == rewritten  # written whole
             else:
                 assert rewritten == new_dates | moved
-            # and only the buckets of the units whose state changed
+            # and only the folders that hold a row of a unit whose state changed: for the visits and the units the
+            # buckets of those units, for the events the dates of their events, at least every date where a row differs
             for level in LEVELS:
                 changed = changed_units(units_before[level], duckdb_state(ws, level, "units"))
                 for name in NAMES:
                     old, new = before["levels"][level]["tables"][name], after["levels"][level]["tables"][name]
-                    rewritten_buckets = {int(b) for b in set(old) | set(new) if old.get(b) != new.get(b)}
-                    assert rewritten_buckets <= buckets_of(spark_session, changed), (n, level, name)
+                    rewritten = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
+                    if name == "events":
+                        differ, theirs = _event_dates(events_before[level], duckdb_state(ws, level, "events"), changed)
+                        assert differ <= rewritten <= theirs, (n, level)
+                        continue
+                    assert {int(b) for b in rewritten} <= buckets_of(spark_session, changed), (n, level, name)
                     if name == "units":
-                        assert rewritten_buckets == buckets_of(spark_session, changed), (n, level)
+                        assert {int(b) for b in rewritten} == buckets_of(spark_session, changed), (n, level)
             if where is None:  # nothing changed: no date, no bucket written
                 assert after["events"] == before["events"]
                 assert all(after["levels"][lv]["tables"] == before["levels"][lv]["tables"] for lv in LEVELS)
@@ -122,6 +128,25 @@ def test_the_spark_fold_equals_the_duckdb_fold_batch_by_batch(ingested_demo, spa
     assert seen[4] == [("fold", "all", False)] * 2
     # nothing the manifest does not name is left on disk: what the killed fold wrote was swept
     assert all(_named(root, after, p) for p in _files(root) if not p.name.startswith(("_", ".")) and p.name != MANIFEST)
+    # every event gone (an unload of everything): no state is left to read, and no event date
+    with Workspace(tmp_path / "ws") as ws:
+        ws.con.execute("DELETE FROM events")
+        ws.refresh()
+        assert spark_fold(spark_session, ws.con, ws.definition, root).levels == []
+    emptied = read_manifest(root)
+    assert (emptied["events"], emptied["levels"]) == ({}, {})
+    assert not list((root / "events").rglob("*.parquet"))
+
+
+_EVENT_COLUMNS = sorted(("unit_id", "ts", "seq", "event", "source", "channel", "stage_hit", "touchpoint", "properties",
+                         "persona", "current_stage", "stage_before"))
+
+
+def _event_dates(before: list[tuple], after: list[tuple], units: set[str]) -> tuple[set[str], set[str]]:
+    """(the dates of the state_events rows that differ between two folds, the dates of every row of `units`)."""
+    unit, ts = _EVENT_COLUMNS.index("unit_id"), _EVENT_COLUMNS.index("ts")
+    return ({r[ts][:10] for r in set(before) ^ set(after)},
+            {r[ts][:10] for r in [*before, *after] if r[unit] in units})
 
 
 def _moved_dates(ws, before) -> set[str]:
@@ -167,3 +192,17 @@ def _killed_before_commit(session, ws, root: Path, monkeypatch) -> None:
     assert {(lv, name): spark_state(session, root, lv, name) for lv in LEVELS for name in NAMES} == previous
     manifest = json.loads(committed)
     assert any(not _named(root, manifest, p) for p in _files(root) if not p.name.startswith(("_", ".")))
+
+
+def test_a_uri_engine_path_gets_no_spark_state_and_says_why(tmp_path):
+    """An object-store `engine.path` cannot take the store's local writes nor a rename as commit: the refresh
+    says so (and starts no Spark session to find out)."""
+    from journeymap.journey.definition import EngineConfig
+    from journeymap.state.spark_fold import fold_workspace
+
+    class Definition:
+        engine = EngineConfig(backend="spark", master="local[2]", path="s3a://lake/journey")
+
+    report, note = fold_workspace(None, tmp_path, Definition())
+    assert report is None
+    assert "s3a://lake/journey" in note and "not folded on Spark" in note

@@ -262,7 +262,11 @@ class Workspace:
             from journeymap.state.spark_fold import fold_workspace
 
             self.spark_tables = export_workspace(self.con, self.path, definition.engine)
-            result.spark_state, result.spark_state_note = fold_workspace(self.con, self.path, definition, rebuild)
+            try:
+                result.spark_state, result.spark_state_note = fold_workspace(self.con, self.path, definition, rebuild)
+            except Exception as exc:  # noqa: BLE001 - the events are in; said, and the analyses compute from them
+                result.spark_state_note = (f"the journey state was not folded on Spark ({type(exc).__name__}: {exc}); "
+                                           "analyses compute from the events until a refresh folds it")
         # the churn model refitted when due and every paying account scored (insights.risk.stored)
         result.risk = refresh_risk(self.con, definition)
         # every playbook evaluated on the state just folded: new entries and their actions in one transaction

@@ -54,6 +54,10 @@ def prepare(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, featu
         with engine.scope():
             fb = FeatureBuilder(engine, definition, materialize=False)
             last = fb.span()[1]
+            if last is None:  # no events left (every load unloaded or erased): no account to score
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {NOW} (unit_id VARCHAR, band VARCHAR, health DOUBLE, "
+                            "scored_at TIMESTAMP, previous VARCHAR)")
+                return
             at = dt.datetime(last.year, last.month, last.day) + dt.timedelta(days=1)
             now = fb.at(at)
     health: Health = definition.health

@@ -72,6 +72,11 @@ def spark_fold(session, con, definition: JourneyDefinition, root: str | Path, le
     version = int(known.get("journey.version", 0))
     manifest = {**old, **export_events(con, root, old, serial), "serial": serial,
                 "levels": dict(old.get("levels", {}))}
+    if not manifest["events"]:  # every event gone (an unload, an erase): no state, and none to read
+        manifest["levels"] = {}
+        commit(root, manifest)
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [SPARK_JOURNEY_KEY, str(version)])
+        return FoldReport([], version, round(time.perf_counter() - started, 3))
     _register(session, root, manifest)
     engine = Engine(ibis.pyspark.connect(session), "pyspark")
     key = annotation_key(definition)
@@ -140,15 +145,10 @@ def read_state(session, root: str | Path, level: str, name: str):
 
 def _register(session, root: Path, manifest: dict) -> None:
     """journey_events, persons and accounts as the temporary views the engine's expressions read."""
-    paths = [str(root / p) for p in sorted(manifest["events"].values())]
-    events = session.read.parquet(*paths) if paths else None
-    persons = session.read.parquet(str(root / manifest["persons"]))
-    accounts = session.read.parquet(str(root / manifest["accounts"]))
-    if events is None:  # no event yet: the schema from an empty read of the store's columns is not at hand
-        raise FileNotFoundError("the store has no journey events to fold")
-    events.createOrReplaceTempView("journey_events")
-    persons.createOrReplaceTempView("persons")
-    accounts.createOrReplaceTempView("accounts")
+    session.read.parquet(*[str(root / p) for p in sorted(manifest["events"].values())]).createOrReplaceTempView(
+        "journey_events")
+    for table in ("persons", "accounts"):
+        session.read.parquet(str(root / manifest[table])).createOrReplaceTempView(table)
 
 
 def _read(session, root: Path, level_manifest: dict, name: str):
@@ -244,7 +244,8 @@ def _fold_level(session, engine, con, definition, level, key, root, before, know
                                       "(SELECT unit_id FROM _sf_changed UNION ALL SELECT unit_id FROM _sf_appended)"))
     if appended or late:
         _tail_rows(session, sql, added)
-    tables, schemas = _write(session, root, level, before, serial, buckets, old, added)
+    tables, schemas = _write(session, root, level, before, serial, buckets, old, added,
+                             changed_known=bool(int(changed) - int(new)) or bool(late))
     if named:
         latest = max(mark, latest) if latest is not None else mark
     n_units = int(before.get("units", 0)) + int(new) - int(gone)
@@ -315,35 +316,59 @@ _REMOVED = {
 """The rows of an appended unit that its tail replaces (`u`: the state's row, `c`: the unit's cut)."""
 
 
-def _write(session, root, level, before, serial, buckets, old, added):
-    """Write the buckets of the units that changed: their rows kept, less those replaced, plus those added.
-    Returns the buckets' folders per table, and each table's schema (an empty table is read with it)."""
+def _partition(name: str, buckets: int) -> tuple[str, str]:
+    """(column, expression) of the folder a row of table `name` goes to: the events by event date (a day's new
+    events land in that day's folder, so a fold of them writes only it), the visits and units by a bucket of
+    unit_id (a unit's visits and its row are rewritten together)."""
+    if name == "events":
+        return "event_date", "date_format(ts, 'yyyy-MM-dd')"
+    return "bucket", f"CAST(pmod(xxhash64(unit_id), {buckets}) AS STRING)"
+
+
+def _write(session, root, level, before, serial, buckets, old, added, changed_known: bool):
+    """Write the folders that hold a row that changed: their rows kept, less those replaced, plus those added.
+    Returns the folders per table, and each table's schema (an empty table is read with it).
+
+    A folder is touched by a row added or removed: for the visits and units the buckets of the units changed or
+    appended; for the events the dates of the events added, and (`changed_known`: some unit the state had was
+    changed, or some late unit is refolded from its cut) the dates of the rows they replace, which only a read of
+    those units' rows in every date's folder finds."""
     from pyspark.sql import functions as F
 
-    bucket = F.expr(f"pmod(xxhash64(unit_id), {buckets})")
-    touched = session.sql("SELECT unit_id FROM _sf_changed UNION SELECT unit_id FROM _sf_appended")
-    hit = sorted(r[0] for r in touched.select(bucket.alias("b")).distinct().collect())
-    if not hit:  # nothing changed: every folder stays
-        return dict(before.get("tables", {})), dict(before.get("schemas", {}))
     tables, schemas = {}, {}
     for name in NAMES:
-        current = dict(before.get("tables", {}).get(name, {}))
+        column, key = _partition(name, buckets)
+        folders = dict(before.get("tables", {}).get(name, {}))
+        removed = (f"u.unit_id IN (SELECT unit_id FROM _sf_changed) OR coalesce({_REMOVED[name]}, false)")
         frames = list(added[name])
-        if old[name] is not None:
-            frames.insert(0, session.sql(f"""
-                SELECT u.* FROM _sf_old_{name} u LEFT JOIN _sf_cut c ON c.unit_id = u.unit_id
-                WHERE pmod(xxhash64(u.unit_id), {buckets}) IN ({', '.join(map(str, hit))})
-                  AND u.unit_id NOT IN (SELECT unit_id FROM _sf_changed) AND NOT coalesce({_REMOVED[name]}, false)"""))
+        keys = set()
+        for frame in frames:
+            frame.createOrReplaceTempView("_sf_added")
+            keys |= {r[0] for r in session.sql(f"SELECT DISTINCT {key} FROM _sf_added").collect()}
+        if old[name] is not None and (name != "events" or changed_known):
+            keys |= {r[0] for r in session.sql(
+                f"SELECT DISTINCT {key} FROM (SELECT u.* FROM _sf_old_{name} u "
+                f"LEFT JOIN _sf_cut c ON c.unit_id = u.unit_id WHERE {removed})").collect()}
+        keys.discard(None)
+        if not keys:
+            tables[name], schemas[name] = folders, before.get("schemas", {}).get(name)
+            continue
+        kept_from = [folders[k] for k in sorted(keys) if k in folders]
+        if kept_from:  # the rows of the touched folders that stay
+            _read(session, root, {"tables": {name: dict(enumerate(kept_from))}, "schemas": before.get("schemas", {})},
+                  name).createOrReplaceTempView("_sf_touched_rows")
+            frames.insert(0, session.sql(f"SELECT u.* FROM _sf_touched_rows u LEFT JOIN _sf_cut c ON c.unit_id = u.unit_id "
+                                         f"WHERE NOT ({removed})"))
         df = frames[0]
         for other in frames[1:]:
             df = df.unionByName(other)
         schemas[name] = df.schema.json()
         folder = f"state_{name}_{level}/v={serial}"
-        df.withColumn("bucket", bucket).write.partitionBy("bucket").parquet(str(root / folder))
-        for b in hit:
-            current.pop(str(b), None)
-        current.update({p.name.split("=", 1)[1]: f"{folder}/{p.name}" for p in (root / folder).glob("bucket=*")})
-        tables[name] = current
+        df.withColumn(column, F.expr(key)).repartition(column).write.partitionBy(column).parquet(str(root / folder))
+        for k in keys:
+            folders.pop(k, None)
+        folders.update({p.name.split("=", 1)[1]: f"{folder}/{p.name}" for p in (root / folder).glob(f"{column}=*")})
+        tables[name] = folders
     return tables, schemas
 
 
