@@ -195,12 +195,14 @@ def _fold_level(session, engine, con, definition, level, key, root, before, know
     named = not (reason or mark is None or since is None or not whole_since or int(whole_since) > int(since))
     mark = NO_MARK if mark is None else int(mark)
     sql = _statements(engine, definition, level, key, mark)
-    old = {name: _read(session, root, before, name) for name in NAMES}
+    # the state's events are read only when a fold needs them (late units, units recomputed that the state had):
+    # listing every date's folder costs seconds
+    old = {name: _read(session, root, before, name) for name in ("visits", "units")}
     if old["units"] is None:  # no state: the rebuild's comparison finds every unit new
         old["units"] = session.sql("SELECT CAST(NULL AS STRING) AS unit_id, CAST(NULL AS STRING) AS persona, "
                                    "CAST(0 AS BIGINT) AS events, CAST(0 AS BIGINT) AS signature, "
                                    "CAST(NULL AS TIMESTAMP_NTZ) AS last_ts, CAST(0 AS BIGINT) AS last_seq WHERE false")
-    for name in NAMES:
+    for name in ("visits", "units"):
         if old[name] is not None:
             old[name].createOrReplaceTempView(f"_sf_old_{name}")
     if named:
@@ -242,10 +244,13 @@ def _fold_level(session, engine, con, definition, level, key, root, before, know
         _changed_rows(session, sql, added)
     added["units"].append(session.sql(f"SELECT {UNIT_COLUMNS} FROM _sf_current WHERE unit_id IN "
                                       "(SELECT unit_id FROM _sf_changed UNION ALL SELECT unit_id FROM _sf_appended)"))
+    changed_known = bool(int(changed) - int(new)) or bool(late)
+    if changed_known and (events := _read(session, root, before, "events")) is not None:
+        old["events"] = events
+        events.createOrReplaceTempView("_sf_old_events")
     if appended or late:
-        _tail_rows(session, sql, added)
-    tables, schemas = _write(session, root, level, before, serial, buckets, old, added,
-                             changed_known=bool(int(changed) - int(new)) or bool(late))
+        _tail_rows(session, sql, added, late=bool(late))
+    tables, schemas = _write(session, root, level, before, serial, buckets, old, added)
     if named:
         latest = max(mark, latest) if latest is not None else mark
     n_units = int(before.get("units", 0)) + int(new) - int(gone)
@@ -286,15 +291,18 @@ _CUT = """
 """Per appended unit, its last visit entered before its earliest new event (none: the whole tail is refolded)."""
 
 
-def _tail_rows(session, sql, added) -> None:
-    """state.fold._fold_tails on Spark: the appended units' visits and events from their cut on."""
+def _tail_rows(session, sql, added, late: bool) -> None:
+    """state.fold._fold_tails on Spark: the appended units' visits and events from their cut on (`late`: some of
+    them have late events, so their folded events after the cut are read again; `_sf_old_events` is registered)."""
     tail = session.sql(sql.appended)
     entries = session.sql("SELECT unit_id, entered_at AS ts, entry_seq AS seq, stage AS stage_hit, persona "
                           "FROM _sf_cut WHERE visit_no IS NOT NULL")
-    columns = ", ".join(f"e.{c}" for c in ANNOTATED_COLUMNS)
-    kept = session.sql(f"SELECT {columns} FROM _sf_old_events e JOIN _sf_cut c ON c.unit_id = e.unit_id AND c.late "
-                       f"WHERE {_AFTER_CUT}")
-    a = tail.unionByName(entries, allowMissingColumns=True).unionByName(kept).localCheckpoint()
+    a = tail.unionByName(entries, allowMissingColumns=True)
+    if late:
+        columns = ", ".join(f"e.{c}" for c in ANNOTATED_COLUMNS)
+        a = a.unionByName(session.sql(f"SELECT {columns} FROM _sf_old_events e JOIN _sf_cut c "
+                                      f"ON c.unit_id = e.unit_id AND c.late WHERE {_AFTER_CUT}"))
+    a = a.localCheckpoint()
     a.createOrReplaceTempView("_state_a")
     v = _view(session, "_state_v", sql.visits)
     renumbered = ", ".join("v.visit_no + coalesce(c.visit_no - 1, 0) AS visit_no" if c == "visit_no" else f"v.{c}"
@@ -325,14 +333,14 @@ def _partition(name: str, buckets: int) -> tuple[str, str]:
     return "bucket", f"CAST(pmod(xxhash64(unit_id), {buckets}) AS STRING)"
 
 
-def _write(session, root, level, before, serial, buckets, old, added, changed_known: bool):
+def _write(session, root, level, before, serial, buckets, old, added):
     """Write the folders that hold a row that changed: their rows kept, less those replaced, plus those added.
     Returns the folders per table, and each table's schema (an empty table is read with it).
 
     A folder is touched by a row added or removed: for the visits and units the buckets of the units changed or
-    appended; for the events the dates of the events added, and (`changed_known`: some unit the state had was
-    changed, or some late unit is refolded from its cut) the dates of the rows they replace, which only a read of
-    those units' rows in every date's folder finds."""
+    appended; for the events the dates of the events added, and (when some unit the state had was changed, or
+    some late unit is refolded from its cut: `old` then has the events) the dates of the rows they replace, which
+    only a read of those units' rows in every date's folder finds."""
     from pyspark.sql import functions as F
 
     tables, schemas = {}, {}
@@ -345,7 +353,7 @@ def _write(session, root, level, before, serial, buckets, old, added, changed_kn
         for frame in frames:
             frame.createOrReplaceTempView("_sf_added")
             keys |= {r[0] for r in session.sql(f"SELECT DISTINCT {key} FROM _sf_added").collect()}
-        if old[name] is not None and (name != "events" or changed_known):
+        if old.get(name) is not None:
             keys |= {r[0] for r in session.sql(
                 f"SELECT DISTINCT {key} FROM (SELECT u.* FROM _sf_old_{name} u "
                 f"LEFT JOIN _sf_cut c ON c.unit_id = u.unit_id WHERE {removed})").collect()}
