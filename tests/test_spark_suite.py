@@ -150,4 +150,7 @@ def test_workspace_with_spark_config_runs_on_spark(demo, duck, spark_session, tm
         engine = ws.engine
         assert engine.name == "pyspark"
         assert {level for level, _ in engine.journey} == {"person", "account"}  # both read from the Spark state
+        # `journeymap state` reads the Spark state's manifest
+        assert [(r["level"], r["current"], r["units"]) for r in ws.state()] == [
+            (lv.level, True, lv.units) for lv in ws.last_refresh.spark_state.levels]
         same(duck.transitions(level="stage"), ws.transitions(level="stage"), "transitions")

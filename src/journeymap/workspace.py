@@ -407,6 +407,10 @@ class Workspace:
     def state(self) -> list[dict]:
         """Per level, whether the journey state is current and its size (`journeymap state`)."""
         definition = self.definition if self.definition_path.exists() else None
+        if definition is not None and definition.engine.backend == "spark":  # the Spark state (state.spark_fold)
+            from journeymap.state.spark_fold import status as spark_status
+
+            return spark_status(self.con, self.path, definition)
         return state_status(self.con, definition)
 
     # -- analyses --------------------------------------------------------------------------------

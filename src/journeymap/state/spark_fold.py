@@ -99,14 +99,45 @@ def fold_workspace(con, workspace_path: str | Path, definition: JourneyDefinitio
     """The Spark fold of a workspace whose journeymap.yml says `engine: {backend: spark}`: the state under
     `<engine.path>/state/`. Returns (report, None), or (None, why not) when `engine.path` is a URI: the store
     writes the event dates with DuckDB, which writes a local folder only."""
-    from journeymap.engine.spark_backend import export_folder, spark_session_for, uses_uri
+    from journeymap.engine.spark_backend import spark_session_for
+
+    root = _state_root(workspace_path, definition)
+    if root is None:
+        return None, (f"the journey state is not folded on Spark: engine.path {definition.engine.path!r} is a URI, "
+                      "and the store writes the events by date to a local folder only; analyses compute from the "
+                      "events")
+    return spark_fold(spark_session_for(definition.engine), con, definition, root, rebuild=rebuild), None
+
+
+def _state_root(workspace_path: str | Path, definition: JourneyDefinition) -> Path | None:
+    """Where a Spark workspace's state lives (None: `engine.path` is a URI, which gets no Spark state)."""
+    from journeymap.engine.spark_backend import export_folder, uses_uri
 
     folder = export_folder(definition.engine, workspace_path)
     if uses_uri(folder) and not folder.startswith("file://"):
-        return None, (f"the journey state is not folded on Spark: engine.path {folder!r} is a URI, and the store "
-                      "writes the events by date to a local folder only; analyses compute from the events")
-    root = Path(folder.removeprefix("file://")) / "state"
-    return spark_fold(spark_session_for(definition.engine), con, definition, root, rebuild=rebuild), None
+        return None
+    return Path(folder.removeprefix("file://")) / "state"
+
+
+def status(con, workspace_path: str | Path, definition: JourneyDefinition) -> list[dict]:
+    """Per level, whether the Spark state is current and why not, from its manifest alone (no Spark session):
+    `journeymap state` on a Spark workspace. The unit count is the manifest's; events and visits are not
+    counted (that would take a Spark job)."""
+    root = _state_root(workspace_path, definition)
+    levels = read_manifest(root).get("levels", {}) if root is not None else {}
+    key, journey = annotation_key(definition), int(meta(con).get("journey.version", 0))
+    out = []
+    for level in LEVELS:
+        state = levels.get(level)
+        why = ("engine.path is a URI: no journey state is folded on Spark" if root is None else
+               _rebuild_reason(state or {}, key, int((state or {}).get("buckets", BUCKETS))))
+        if why is None and state.get("journey") != journey:
+            why = "events arrived since"
+        elif why is not None and why.startswith("journeymap.yml"):
+            why += " since"
+        out.append({"level": level, "current": why is None, "stale_because": why,
+                    "units": state.get("units") if state else None, "events": None, "visits": None})
+    return out
 
 
 def current_views(session, con, workspace_path: str | Path, definition: JourneyDefinition) -> dict:
@@ -114,12 +145,9 @@ def current_views(session, con, workspace_path: str | Path, definition: JourneyD
     `state_visits_L` for each level whose state is current (this definition's annotation, the store's journey
     version): `Engine.journey` of a Spark workspace, as state.read.current_tables is of a DuckDB one. Levels whose
     Spark state is stale (or missing) are left out, and the engine computes them from the events."""
-    from journeymap.engine.spark_backend import export_folder, uses_uri
-
-    folder = export_folder(definition.engine, workspace_path)
-    if uses_uri(folder) and not folder.startswith("file://"):
+    root = _state_root(workspace_path, definition)
+    if root is None:
         return {}
-    root = Path(folder.removeprefix("file://")) / "state"
     levels = read_manifest(root).get("levels", {})
     key, journey = annotation_key(definition), int(meta(con).get("journey.version", 0))
     out = {}
