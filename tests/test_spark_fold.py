@@ -206,3 +206,38 @@ def test_a_uri_engine_path_gets_no_spark_state_and_says_why(tmp_path):
     report, note = fold_workspace(None, tmp_path, Definition())
     assert report is None
     assert "s3a://lake/journey" in note and "not folded on Spark" in note
+
+
+def test_the_servers_loader_folds_the_spark_state_after_each_load(spark_session, tmp_path):
+    """A served Spark workspace: events sent to the tracking API are loaded and stitched by the server's loader,
+    which then exports the journey tables and folds the Spark state (not a DuckDB state): once the server has
+    stopped, the Spark state is current and holds the new person, and no DuckDB state was written."""
+    import datetime as dt
+
+    from conftest import invoke_json, serve_in_process
+
+    base = dt.datetime(2025, 1, 1)
+    ws = Workspace.init(tmp_path / "ws")
+    (ws.path / "journeymap.yml").write_text(json.dumps({
+        "analysis": {"level": "person"}, "engine": {"backend": "spark", "master": "local[2]"},
+        "stages": [{"id": "trial", "name": "Trial", "entry": {"event": "signed_up"}},
+                   {"id": "active", "name": "Active", "entry": {"event": "used"}}]}))
+    csv = tmp_path / "a.csv"
+    csv.write_text("customer_id,event,ts,source,message_id\n"
+                   f"ann,signed_up,{base.isoformat()}Z,product,m1\nann,used,{(base + dt.timedelta(days=1)).isoformat()}Z,"
+                   "product,m2\n")
+    with ws:
+        ws.ingest([str(csv)])
+        assert [lv.mode for lv in ws.last_refresh.spark_state.levels] == ["rebuild", "rebuild"]
+    token = invoke_json("keys", "create", "--kind", "write", "--name", "app", "--workspace", str(ws.path))["token"]
+    later = (base + dt.timedelta(days=3)).isoformat() + "Z"
+    batch = [{"type": "track", "userId": "bo", "event": "signed_up", "timestamp": later, "messageId": "s1"},
+             {"type": "track", "userId": "ann", "event": "used", "timestamp": later, "messageId": "s2"}]
+    with serve_in_process(ws.path, segment_seconds=0.1, stitch_seconds=0.1) as http:
+        assert http.post("/v1/batch", json={"batch": batch, "writeKey": token}).status_code == 200
+    with Workspace(ws.path) as served:
+        assert all(row["current"] for row in served.state()), served.state()
+        units = {r["unit_id"]: r["events"] for r in read_state(spark_session, ws.path / "data" / "spark" / "state",
+                                                                 "person", "units").collect()}
+        assert units == {"u:ann": 3, "u:bo": 1}
+        assert not served.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'state_%'").fetchone()[0]

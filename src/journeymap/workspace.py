@@ -31,7 +31,7 @@ from functools import cached_property
 from pathlib import Path
 
 from journeymap.engine.backends import Engine, duckdb_engine
-from journeymap.engine.spark_backend import export_workspace, spark_engine_for
+from journeymap.engine.spark_backend import spark_engine_for
 from journeymap.errors import DefinitionError, InputError, InternalError, NotEnoughData, OptionError, WorkspaceError
 from journeymap.ingest.files import expand
 from journeymap.ingest.loader import TOO_MANY_REJECTS, FileFailed, Loader, LoadReport
@@ -259,14 +259,10 @@ class Workspace:
         if invalid is not None:
             raise invalid
         if spark:  # table -> where its Parquet now lives; then the journey state folded by Spark jobs
-            from journeymap.state.spark_fold import fold_workspace
+            from journeymap.state.spark_fold import refresh_on_spark
 
-            self.spark_tables = export_workspace(self.con, self.path, definition.engine)
-            try:
-                result.spark_state, result.spark_state_note = fold_workspace(self.con, self.path, definition, rebuild)
-            except Exception as exc:  # noqa: BLE001 - the events are in; said, and the analyses compute from them
-                result.spark_state_note = (f"the journey state was not folded on Spark ({type(exc).__name__}: {exc}); "
-                                           "analyses compute from the events until a refresh folds it")
+            self.spark_tables, result.spark_state, result.spark_state_note = refresh_on_spark(
+                self.con, self.path, definition, rebuild)
         # the churn model refitted when due and every paying account scored (insights.risk.stored)
         result.risk = refresh_risk(self.con, definition)
         # every playbook evaluated on the state just folded: new entries and their actions in one transaction

@@ -44,6 +44,8 @@ from journeymap.insights.risk.stored import refresh_risk
 from journeymap.journey.load import load_definition, store_settings_for
 from journeymap.server.cache import definition_stamp
 from journeymap.state import current_tables, refresh
+from journeymap.state.spark_fold import refresh_on_spark
+from journeymap.state.spark_fold import status as spark_status
 
 log = logging.getLogger("journeymap.server")
 
@@ -316,6 +318,8 @@ class StoreRunner:
         with self.lock:
             if not has_table(self.con, "journey_events"):
                 return False  # nothing stitched yet: the first load folds
+            if definition.engine.backend == "spark":
+                return not all(row["current"] for row in spark_status(self.con, self.workspace, definition))
             return len(current_tables(self.con, definition)) < len(LEVELS)
 
     def _retire(self, path: Path) -> None:
@@ -331,7 +335,17 @@ class StoreRunner:
     def _stitch(self) -> None:
         with self.lock:  # a backup copies the store between refreshes, never during one
             definition = self._definition()
-            result = refresh(self.con, definition)  # journeymap.yml's retention.raw_events applies here too
+            spark = definition is not None and definition.engine.backend == "spark"
+            # journeymap.yml's retention.raw_events applies here too; on Spark the state is folded by Spark jobs
+            result = refresh(self.con, None if spark else definition, retention=definition)
+            if spark:
+                try:
+                    _, result.spark_state, result.spark_state_note = refresh_on_spark(self.con, self.workspace,
+                                                                                      definition)
+                except Exception:  # noqa: BLE001 - the loader keeps loading; the next stitch exports again
+                    log.exception("exporting the journey tables for Spark failed")
+                if result.spark_state_note:
+                    log.warning("%s", result.spark_state_note)
             # the churn model refitted when due and every paying account scored (insights.risk.stored); its
             # failures are reported, never raised: the events and the journey state are in
             result.risk = refresh_risk(self.con, definition)

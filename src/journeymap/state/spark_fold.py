@@ -109,6 +109,22 @@ def fold_workspace(con, workspace_path: str | Path, definition: JourneyDefinitio
     return spark_fold(spark_session_for(definition.engine), con, definition, root, rebuild=rebuild), None
 
 
+def refresh_on_spark(con, workspace_path: str | Path, definition: JourneyDefinition, rebuild: bool = False):
+    """What a refresh does on a Spark workspace after its stitch (Workspace.refresh, the server's loader): the
+    journey tables exported as Parquet for the analyses, then the journey state folded by Spark jobs. Returns
+    (the exported tables, the fold's report or None, why it did not run). An export that fails raises; a fold
+    that fails is said, not raised: the events are in, and the analyses compute from them until a fold runs."""
+    from journeymap.engine.spark_backend import export_workspace
+
+    exported = export_workspace(con, workspace_path, definition.engine)
+    try:
+        report, note = fold_workspace(con, workspace_path, definition, rebuild)
+    except Exception as exc:  # noqa: BLE001 - said in the refresh's result; the next refresh folds again
+        report, note = None, (f"the journey state was not folded on Spark ({type(exc).__name__}: {exc}); "
+                              "analyses compute from the events until a refresh folds it")
+    return exported, report, note
+
+
 def _state_root(workspace_path: str | Path, definition: JourneyDefinition) -> Path | None:
     """Where a Spark workspace's state lives (None: `engine.path` is a URI, which gets no Spark state)."""
     from journeymap.engine.spark_backend import export_folder, uses_uri
