@@ -102,12 +102,12 @@ def export_events(con, root: Path, manifest: dict, serial: int) -> dict:
     if whole:
         con.execute("CREATE OR REPLACE TEMP TABLE _spark_dates AS SELECT DISTINCT ts::DATE AS d FROM journey_events")
     else:
-        moved = (f"SELECT unit_id FROM {MOVES} WHERE level = ? AND version > ?" if has_table(con, MOVES)
-                 else "SELECT NULL::VARCHAR AS unit_id WHERE ? IS NULL AND ? IS NULL")
-        since = int(manifest["events_journey"])
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE _spark_dates AS SELECT DISTINCT ts::DATE AS d FROM journey_events
-                        WHERE seq > ? OR person_id IN ({moved}) OR account_id IN ({moved})""",
-                    [int(manifest.get("events_seq") or -1), "person", since, "account", since])
+        since, past = int(manifest["events_journey"]), int(manifest.get("events_seq") or -1)
+        moved = (f"OR person_id IN (SELECT unit_id FROM {MOVES} WHERE level = 'person' AND version > $since) "
+                 f"OR account_id IN (SELECT unit_id FROM {MOVES} WHERE level = 'account' AND version > $since)"
+                 if has_table(con, MOVES) else "")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _spark_dates AS SELECT DISTINCT ts::DATE AS d FROM journey_events "
+                    f"WHERE seq > $past {moved}", {"past": past, "since": since} if moved else {"past": past})
     dates = [str(d) for (d,) in con.execute("SELECT d FROM _spark_dates ORDER BY d").fetchall()]
     events = {} if whole else dict(manifest["events"])
     if dates:

@@ -9,9 +9,10 @@ The annotation, the visits and the current stage are the engine's Ibis expressio
 engine.stages) compiled for Spark; the comparisons are Spark SQL.
 
 The store stays the system of record (docs/spark.md): it stitches identity, says which units an identity
-merge moved (`journey_moves`) and writes the events of the dates that changed. Spark reads those, the state's
-buckets and the previous units, and writes new folders for the buckets whose units changed; the manifest
-names them, and its rename commits the fold.
+merge moved (`journey_moves`) and writes the events of the dates that changed. Spark reads those and the
+state's units and visits, and writes new folders only for what changed: the state's events by event date (the
+dates of the events added or replaced), its visits and units by a bucket of the unit (the buckets of the units
+changed). The manifest names the folders, and its rename commits the fold.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import ibis
 
 from journeymap.engine.annotate import ANNOTATED_COLUMNS, annotate, annotation_key
 from journeymap.engine.backends import Engine
+from journeymap.engine.spark_backend import export_folder, export_workspace, spark_session_for, uses_uri
 from journeymap.engine.personas import UNASSIGNED, units
 from journeymap.engine.stages import visits, with_current_stage
 from journeymap.engine.unit_events import LEVELS, unit_events
@@ -44,7 +46,7 @@ from journeymap.state.fold import (
 from journeymap.state.spark_files import commit, export_events, read_manifest, sweep
 
 BUCKETS = 16
-"""Buckets per state table: a fold rewrites the buckets of the units it changed."""
+"""Buckets of the state's visits and units: a fold rewrites the buckets of the units it changed."""
 
 NAMES = ("events", "visits", "units")
 
@@ -99,8 +101,6 @@ def fold_workspace(con, workspace_path: str | Path, definition: JourneyDefinitio
     """The Spark fold of a workspace whose journeymap.yml says `engine: {backend: spark}`: the state under
     `<engine.path>/state/`. Returns (report, None), or (None, why not) when `engine.path` is a URI: the store
     writes the event dates with DuckDB, which writes a local folder only."""
-    from journeymap.engine.spark_backend import spark_session_for
-
     root = _state_root(workspace_path, definition)
     if root is None:
         return None, (f"the journey state is not folded on Spark: engine.path {definition.engine.path!r} is a URI, "
@@ -114,8 +114,6 @@ def refresh_on_spark(con, workspace_path: str | Path, definition: JourneyDefinit
     journey tables exported as Parquet for the analyses, then the journey state folded by Spark jobs. Returns
     (the exported tables, the fold's report or None, why it did not run). An export that fails raises; a fold
     that fails is said, not raised: the events are in, and the analyses compute from them until a fold runs."""
-    from journeymap.engine.spark_backend import export_workspace
-
     exported = export_workspace(con, workspace_path, definition.engine)
     try:
         report, note = fold_workspace(con, workspace_path, definition, rebuild)
@@ -127,8 +125,6 @@ def refresh_on_spark(con, workspace_path: str | Path, definition: JourneyDefinit
 
 def _state_root(workspace_path: str | Path, definition: JourneyDefinition) -> Path | None:
     """Where a Spark workspace's state lives (None: `engine.path` is a URI, which gets no Spark state)."""
-    from journeymap.engine.spark_backend import export_folder, uses_uri
-
     folder = export_folder(definition.engine, workspace_path)
     if uses_uri(folder) and not folder.startswith("file://"):
         return None
