@@ -389,14 +389,17 @@ def _write(session, root, level, before, serial, buckets, old, added):
         folders = dict(before.get("tables", {}).get(name, {}))
         removed = (f"u.unit_id IN (SELECT unit_id FROM _sf_changed) OR coalesce({_REMOVED[name]}, false)")
         frames = list(added[name])
-        keys = set()
-        for frame in frames:
-            frame.createOrReplaceTempView("_sf_added")
-            keys |= {r[0] for r in session.sql(f"SELECT DISTINCT {key} FROM _sf_added").collect()}
+        touched = []  # the folders of the rows added, and of the rows removed: one Spark job
+        if frames:
+            new_rows = frames[0]
+            for other in frames[1:]:
+                new_rows = new_rows.unionByName(other)
+            new_rows.createOrReplaceTempView("_sf_added")
+            touched.append(f"SELECT {key} AS k FROM _sf_added")
         if old.get(name) is not None:
-            keys |= {r[0] for r in session.sql(
-                f"SELECT DISTINCT {key} FROM (SELECT u.* FROM _sf_old_{name} u "
-                f"LEFT JOIN _sf_cut c ON c.unit_id = u.unit_id WHERE {removed})").collect()}
+            touched.append(f"SELECT {key} AS k FROM (SELECT u.* FROM _sf_old_{name} u "
+                           f"LEFT JOIN _sf_cut c ON c.unit_id = u.unit_id WHERE {removed})")
+        keys = {r[0] for r in session.sql(" UNION ".join(touched)).collect()} if touched else set()
         keys.discard(None)
         if not keys:
             tables[name], schemas[name] = folders, before.get("schemas", {}).get(name)
