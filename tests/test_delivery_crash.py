@@ -19,7 +19,9 @@ from delivery_receivers import SECRET, SECRET_ENV, Receiver, add_rows, webhook_e
 
 from journeymap.workspace import Workspace
 
-ROWS = 300
+ROWS = 600
+"""Enough that the twenty kills come while rows are left: with 300, a fast machine delivered 295 by the
+16th kill, and a sender with nothing left to send is never killed inside the receiver (run 16 timed out)."""
 KILLS = 20
 
 
