@@ -240,8 +240,9 @@ class Workspace:
     def refresh(self, rebuild: bool = False) -> RefreshResult:
         """Rebuild identity and fold the new events into the journey state (journeymap.state), after events
         changed (`rebuild`: the state from scratch); on a Spark engine, export the journey tables as Parquet
-        and fold the state with Spark jobs instead (state.spark_fold; `spark_state` of the result). First, with `retention.raw_events` in journeymap.yml, the raw events older than the
-        latest event's time less that are dropped (`result.retention` counts them; docs/privacy.md). Then refit
+        and fold the state with Spark jobs instead (state.spark_fold; `spark_state` of the result). First, with
+        `retention.raw_events` in journeymap.yml, the raw events older than the latest event's time less that
+        are dropped (`result.retention` counts them; docs/privacy.md). Then refit
         the churn model when due and score every paying account (insights.risk.stored); `risk` of the result
         says whether the model was refitted or reused, and why. Last, every playbook is evaluated (act.evaluate):
         `act` says what entered each (docs/playbooks.md). Kept as `last_refresh`."""

@@ -29,6 +29,7 @@ class RefreshResult:
     """On a Spark workspace, the Spark fold of the journey state (state.spark_fold), set by Workspace.refresh;
     None elsewhere, or when it did not run (`spark_state_note` says why)."""
     spark_state_note: str = ""
+    """Why the Spark fold did not run or failed (a URI `engine.path`, a Spark error); empty when it ran."""
     retention: dict = field(default_factory=dict)
     """{raw_events, before, dropped} when journeymap.yml sets `retention.raw_events`: events older than `before`
     (the latest event's time less the retention) were dropped by this refresh; empty otherwise."""
