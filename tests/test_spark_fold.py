@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from journeymap.engine.unit_events import LEVELS
-from journeymap.state.spark_files import MANIFEST, read_manifest
+from journeymap.state.spark_files import MANIFEST, named_paths, read_manifest
 from journeymap.state.spark_fold import BUCKETS, read_state, spark_fold
 from journeymap.workspace import Workspace
 
@@ -165,12 +165,9 @@ def _files(root: Path):
 
 
 def _named(root: Path, manifest: dict, path: Path) -> bool:
-    relative = path.relative_to(root)
-    names = set(manifest["events"].values()) | {manifest["persons"], manifest["accounts"]}
-    for level in manifest["levels"].values():
-        for buckets in level["tables"].values():
-            names |= set(buckets.values())
-    return str(relative) == MANIFEST or any(str(relative) == n or str(relative).startswith(n + "/") for n in names)
+    """Whether `path` is the manifest or under a folder or file it names (spark_files.named_paths)."""
+    relative = str(path.relative_to(root))
+    return relative == MANIFEST or any(relative == n or relative.startswith(n + "/") for n in named_paths(manifest))
 
 
 def _killed_before_commit(session, ws, root: Path, monkeypatch) -> None:

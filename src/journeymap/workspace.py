@@ -255,15 +255,11 @@ class Workspace:
             definition = self.definition if self.definition_path.exists() else None
         except DefinitionError as exc:  # identity is stitched all the same; the state waits for a valid definition
             definition, invalid = None, exc
-        spark = definition is not None and definition.engine.backend == "spark"
-        result = refresh(self.con, None if spark else definition, rebuild=rebuild, retention=definition)
+        result = refresh(self.con, definition, rebuild=rebuild, workspace_path=self.path)
         if invalid is not None:
             raise invalid
-        if spark:  # table -> where its Parquet now lives; then the journey state folded by Spark jobs
-            from journeymap.state.spark_fold import refresh_on_spark
-
-            self.spark_tables, result.spark_state, result.spark_state_note = refresh_on_spark(
-                self.con, self.path, definition, rebuild)
+        if result.spark_tables:  # table -> where its Parquet now lives
+            self.spark_tables = result.spark_tables
         # the churn model refitted when due and every paying account scored (insights.risk.stored)
         result.risk = refresh_risk(self.con, definition)
         # every playbook evaluated on the state just folded: new entries and their actions in one transaction

@@ -335,10 +335,10 @@ class StoreRunner:
     def _stitch(self) -> None:
         with self.lock:  # a backup copies the store between refreshes, never during one
             definition = self._definition()
-            spark = definition is not None and definition.engine.backend == "spark"
-            # journeymap.yml's retention.raw_events applies here too; on Spark the state is folded by Spark jobs
-            result = refresh(self.con, None if spark else definition, retention=definition)
-            if spark:
+            # journeymap.yml's retention.raw_events applies here too; on Spark the state is folded by Spark jobs,
+            # below, where a failed export is logged and the loader keeps loading
+            result = refresh(self.con, definition)
+            if definition is not None and definition.engine.backend == "spark":
                 try:
                     _, result.spark_state, result.spark_state_note = refresh_on_spark(self.con, self.workspace,
                                                                                       definition)

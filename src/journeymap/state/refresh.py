@@ -4,6 +4,7 @@ folded in (state.fold)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -12,6 +13,7 @@ from journeymap.identity import stitch
 from journeymap.identity.stitch import StitchResult
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.state.fold import FoldReport, fold, forget_before
+from journeymap.state.spark_fold import refresh_on_spark
 
 
 @dataclass
@@ -28,6 +30,8 @@ class RefreshResult:
     spark_state: FoldReport | None = None
     """On a Spark workspace, the Spark fold of the journey state (state.spark_fold), set by Workspace.refresh;
     None elsewhere, or when it did not run (`spark_state_note` says why)."""
+    spark_tables: dict[str, str] | None = None
+    """On a Spark workspace, where each journey table's Parquet now lives (engine.spark_backend)."""
     spark_state_note: str = ""
     """Why the Spark fold did not run or failed (a URI `engine.path`, a Spark error); empty when it ran."""
     retention: dict = field(default_factory=dict)
@@ -55,13 +59,19 @@ def drop_expired(con: duckdb.DuckDBPyConnection, raw_events: str, seconds: float
     return {"raw_events": raw_events, "before": before, "dropped": dropped}
 
 
-def refresh(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None,
-            rebuild: bool = False, retention: JourneyDefinition | None = None) -> RefreshResult:
-    """`retention`: the definition whose `retention` applies (`definition` when not given: a Spark workspace
-    folds no state, so it passes None as `definition` and itself here)."""
-    retention = retention or definition
-    kept = retention.retention if retention is not None else None
+def refresh(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None, rebuild: bool = False,
+            workspace_path: str | Path | None = None) -> RefreshResult:
+    """Drop the expired raw events, stitch, then fold: with DuckDB, or on a Spark engine with Spark jobs when
+    `workspace_path` says where its Parquet lives (state.spark_fold.refresh_on_spark: an export that fails
+    raises); without it a Spark workspace gets no fold here, and its caller folds it."""
+    kept = definition.retention if definition is not None else None
     expired = drop_expired(con, kept.raw_events, kept.raw_events_seconds) if kept and kept.raw_events else {}
-    stitched = stitch(con)
-    return RefreshResult(stitched, fold(con, definition, rebuild=rebuild) if definition is not None else None,
-                         retention=expired)
+    result = RefreshResult(stitch(con), None, retention=expired)
+    if definition is None:
+        return result
+    if definition.engine.backend != "spark":
+        result.state = fold(con, definition, rebuild=rebuild)
+    elif workspace_path is not None:  # the journey tables exported, then the state folded by Spark jobs
+        result.spark_tables, result.spark_state, result.spark_state_note = refresh_on_spark(
+            con, workspace_path, definition, rebuild)
+    return result
