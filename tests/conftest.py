@@ -196,11 +196,14 @@ def serve_in_process(workspace: str | Path, **options) -> Iterator:
         yield client
 
 
-SPARK_TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+SPARK_TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=256m"
 """For the test JVMs only (this session's and the Spark Connect server's): the quick C1 compiler alone and
 one GC thread. The tests run many small, short-lived queries on two shared cores, where C2's compile
 threads and a parallel GC cost more than they give back: the Spark tests take about a third less time
-(test_spark_suite.py + test_lifecycle.py: 132 s -> 96 s). JIT tiers change no result."""
+(test_spark_suite.py + test_lifecycle.py: 132 s -> 96 s). JIT tiers change no result. The C1-only JVM reserves 48 MB
+for compiled code, which the Spark group fills in about a minute ("CodeCache is full. Compiler has been disabled":
+every method compiled after that is interpreted); with 256 MB it does not fill (`pytest -m spark`: 389 s -> 365 s).
+"""
 
 
 SPARK_TEST_CONF = {

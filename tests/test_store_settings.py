@@ -20,6 +20,7 @@ store:
   threads: 1
   temp_directory: .journeymap/tmp
   preserve_insertion_order: false
+  checkpoint_threshold: 1GB
 """
 
 
@@ -49,6 +50,7 @@ def test_yml_settings_take_effect(tmp_path):
         assert setting(con, "threads") == 1
         assert setting(con, "temp_directory") == str((path / ".journeymap" / "tmp").absolute())
         assert setting(con, "preserve_insertion_order") is False
+        assert setting(con, "checkpoint_threshold") == "953.6 MiB"  # 1GB = 10^9 bytes
         assert (path / ".journeymap" / "tmp").is_dir()
         assert ws.definition.store.threads == 1  # the whole definition accepts the section too
     # read-only connections get them as well (open_store reads no journeymap.yml: the caller passes them)
@@ -65,6 +67,8 @@ def test_nothing_set_keeps_duckdb_defaults(tmp_path):
         for key in ("memory_limit", "threads", "preserve_insertion_order"):
             assert setting(ws.con, key) == setting(ref, key), key
         assert setting(ws.con, "preserve_insertion_order") is True
+        # but for journeymap's own default: 256MB, where DuckDB's is 16MB (ingest/store.py DEFAULTS)
+        assert (setting(ws.con, "checkpoint_threshold"), setting(ref, "checkpoint_threshold")) == ("244.1 MiB", "16.0 MiB")
 
 
 def test_environment_overrides_yml_key_by_key(tmp_path, monkeypatch):
@@ -73,7 +77,9 @@ def test_environment_overrides_yml_key_by_key(tmp_path, monkeypatch):
     monkeypatch.setenv("JOURNEYMAP_THREADS", "2")
     monkeypatch.setenv("JOURNEYMAP_TEMP_DIRECTORY", str(tmp_path / "spill"))
     monkeypatch.setenv("JOURNEYMAP_PRESERVE_INSERTION_ORDER", "")  # empty: not set
+    monkeypatch.setenv("JOURNEYMAP_CHECKPOINT_THRESHOLD", "64MiB")
     with Workspace(path) as ws:
+        assert setting(ws.con, "checkpoint_threshold") == "64.0 MiB"
         assert setting(ws.con, "memory_limit") == "256.0 MiB"
         assert setting(ws.con, "threads") == 2
         assert setting(ws.con, "temp_directory") == str(tmp_path / "spill")
@@ -112,6 +118,7 @@ def test_environment_without_a_definition(tmp_path, monkeypatch):
     ("store:\n  threads: 0\n", "store.threads", "0"),
     ("store:\n  threads: many\n", "store.threads", "'many'"),
     ("store:\n  preserve_insertion_order: maybe\n", "store.preserve_insertion_order", "'maybe'"),
+    ("store:\n  checkpoint_threshold: 50%\n", "store.checkpoint_threshold", "'50%'"),
     ("store:\n  memory: 4GB\n", "store.memory", "Extra inputs are not permitted"),
 ])
 def test_bad_yml_value_names_key_and_value(tmp_path, yml, key, value):
@@ -128,6 +135,7 @@ def test_bad_yml_value_names_key_and_value(tmp_path, yml, key, value):
 @pytest.mark.parametrize("var, text", [
     ("JOURNEYMAP_MEMORY_LIMIT", "lots"), ("JOURNEYMAP_MEMORY_LIMIT", "4"), ("JOURNEYMAP_THREADS", "0"),
     ("JOURNEYMAP_THREADS", "two"), ("JOURNEYMAP_PRESERVE_INSERTION_ORDER", "maybe"),
+    ("JOURNEYMAP_CHECKPOINT_THRESHOLD", "lots"),
 ])
 def test_bad_environment_value_names_variable_and_value(tmp_path, monkeypatch, var, text):
     path = workspace(tmp_path)
@@ -173,3 +181,35 @@ def test_settings_let_a_query_spill(tmp_path, monkeypatch):
         """).fetchone()[0]
         assert n == 3_000_000
         assert setting(ws.con, "memory_limit") == "61.0 MiB"
+
+
+_CRASH = """
+import os, sys
+from journeymap.workspace import Workspace
+ws = Workspace(sys.argv[1])
+ws.ingest([sys.argv[2]])
+os._exit(0)  # no close: as a crash leaves the store
+"""
+
+
+@pytest.mark.parametrize("threshold, checkpointed", [(None, False), ("1KB", True)])
+def test_a_refresh_commits_to_the_log_and_a_crash_loses_nothing(tmp_path, monkeypatch, threshold, checkpointed):
+    """With journeymap's checkpoint_threshold an ingest's commits stay in the write-ahead log (no checkpoint
+    inside them); with a tiny one DuckDB checkpoints inside the commit and the log is emptied. Either way a
+    process that dies without closing the store loses no committed event: the next open replays the log."""
+    import subprocess
+    import sys
+
+    path = workspace(tmp_path, "")
+    events = tmp_path / "events.csv"
+    events.write_text("user_id,event,ts\n" + "".join(f"u{i % 7},e{i % 3},2024-01-01T00:{i // 60:02d}:{i % 60:02d}Z\n"
+                                                     for i in range(500)))
+    if threshold:
+        monkeypatch.setenv("JOURNEYMAP_CHECKPOINT_THRESHOLD", threshold)
+    subprocess.run([sys.executable, "-c", _CRASH, str(path), str(events)], check=True, timeout=120)
+    wal = path / "journeymap.duckdb.wal"
+    logged = wal.stat().st_size if wal.exists() else 0
+    assert (logged == 0) == checkpointed, logged
+    with Workspace(path) as ws:
+        assert ws.con.execute("SELECT count(*) FROM events").fetchone()[0] == 500
+        assert ws.con.execute("SELECT count(*) FROM journey_events").fetchone()[0] == 500

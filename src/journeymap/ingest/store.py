@@ -4,8 +4,9 @@ DuckDB allows one writer process per file. Every writer opens the store through 
 takes the file lock DuckDB itself holds; a second writer gets `StoreLocked` naming the holder's pid.
 
 Every connection `open_store` opens gets the store settings (memory_limit, threads, temp_directory,
-preserve_insertion_order: docs/store.md): what the caller configured, each key overridden by its
-environment variable (JOURNEYMAP_MEMORY_LIMIT, ...). The caller reads the configuration: the store sits
+preserve_insertion_order, checkpoint_threshold: docs/store.md): what the caller configured, each key overridden
+by its environment variable (JOURNEYMAP_MEMORY_LIMIT, ...), and journeymap's own default where it has one
+(DEFAULTS). The caller reads the configuration: the store sits
 below the journey layer and never reads journeymap.yml itself (`journey.load.store_settings_for` does,
 for a workspace). A bad value raises `StoreSettingError` naming the key, where it came from and the value.
 """
@@ -31,9 +32,17 @@ how a store of the previous version becomes this one (docs/store.md, "Schema ver
 SCHEMA_KEY = "schema_version"
 DEFINITION_FILE = "journeymap.yml"  # names where configured settings came from in error messages
 
-SETTINGS = ("memory_limit", "threads", "temp_directory", "preserve_insertion_order")
+SETTINGS = ("memory_limit", "threads", "temp_directory", "preserve_insertion_order", "checkpoint_threshold")
 ENV = {key: f"JOURNEYMAP_{key.upper()}" for key in SETTINGS}
 """The environment variable that overrides each setting: JOURNEYMAP_MEMORY_LIMIT, JOURNEYMAP_THREADS, ..."""
+
+DEFAULTS = {"checkpoint_threshold": "256MB"}
+"""Settings journeymap sets when neither journeymap.yml nor the environment does (the others keep DuckDB's).
+checkpoint_threshold: DuckDB checkpoints inside the commit that grows its write-ahead log past it. At DuckDB's
+16MB every refresh of a large store checkpointed inside both its commits (the stitch's and the fold's): on 10M
+events, ten refreshes of 10,000 new events each took 21.9-23.3 s with 16MB and 16.7-18.2 s with 256MB, the final
+checkpoint included (benchmarks/bench_checkpoint.py, docs/store.md). The log is replayed when a store is opened
+after a crash; a clean close checkpoints it."""
 
 StoreSettings = dict[str, tuple[Any, str]]
 """What a store connection is SET to: setting -> (value, where it came from); `store_settings` makes one."""
@@ -122,11 +131,16 @@ def check_setting(key: str, value: Any) -> Any:
     """`value` as the store setting `key` takes it; ValueError naming the key and the value when it is not valid.
 
     memory_limit: a size with its unit (`4GB`, `512MiB`, `1.5GB`) or a share of RAM (`50%`); threads: a
-    whole number, at least 1; temp_directory: a folder; preserve_insertion_order: true or false."""
+    whole number, at least 1; temp_directory: a folder; preserve_insertion_order: true or false;
+    checkpoint_threshold: a size with its unit (`256MB`, `1GiB`)."""
     if key == "memory_limit":
         if isinstance(value, str) and _MEMORY.match(value):
             return value.strip()
         raise ValueError(f"memory_limit must be a size with its unit such as 4GB, 512MiB or 50%, not {value!r}")
+    if key == "checkpoint_threshold":
+        if isinstance(value, str) and _MEMORY.match(value) and not value.strip().endswith("%"):
+            return value.strip()
+        raise ValueError(f"checkpoint_threshold must be a size with its unit such as 256MB or 1GiB, not {value!r}")
     if key == "threads":
         number = value
         if isinstance(value, str) and value.strip().isdigit():
@@ -148,7 +162,7 @@ def check_setting(key: str, value: Any) -> Any:
 
 
 def store_settings(workspace: str | Path, configured: dict | None = None) -> StoreSettings:
-    """The settings the store opens with: setting -> (value, where it came from), only those set.
+    """The settings the store opens with: setting -> (value, where it came from): those set, and DEFAULTS.
 
     `configured` is the workspace's journeymap.yml `store:` section as a dict of checked values (the
     caller reads it: `journey.load.store_settings_for`); None is none. Each JOURNEYMAP_* variable that is
@@ -169,6 +183,8 @@ def store_settings(workspace: str | Path, configured: dict | None = None) -> Sto
             except ValueError as exc:
                 raise StoreSettingError(f"environment variable {var}={text!r}: {exc}") from None
             out[key] = (str(Path(value).absolute()) if key == "temp_directory" else value, f"environment variable {var}")
+    for key, value in DEFAULTS.items():
+        out.setdefault(key, (value, "journeymap's default"))
     return out
 
 

@@ -353,7 +353,8 @@ class EngineConfig(_Strict):
 
 class StoreConfig(_Strict):
     """DuckDB settings for every connection to the workspace store; JOURNEYMAP_* environment variables
-    override each key (docs/store.md). Unset keys keep DuckDB's defaults."""
+    override each key (docs/store.md). Unset keys keep DuckDB's defaults, but checkpoint_threshold
+    (journeymap's is 256MB)."""
 
     memory_limit: str | None = Field(
         None, description="Most memory DuckDB may use before it spills to temp_directory: 4GB, 512MiB, 50%. "
@@ -366,7 +367,13 @@ class StoreConfig(_Strict):
         None, description="false lets DuckDB reorder results without ORDER BY and use less memory; DuckDB's "
                           "default, true, is kept unless set (docs/store.md). Env: JOURNEYMAP_PRESERVE_INSERTION_ORDER.")
 
-    @field_validator("memory_limit", "threads", "temp_directory", "preserve_insertion_order", mode="before")
+    checkpoint_threshold: str | None = Field(
+        None, description="DuckDB writes a checkpoint once its write-ahead log grows past this: 256MB, 1GiB "
+                          "(journeymap's default 256MB; DuckDB's own, 16MB, checkpoints at nearly every refresh of a "
+                          "large store). Env: JOURNEYMAP_CHECKPOINT_THRESHOLD.")
+
+    @field_validator("memory_limit", "threads", "temp_directory", "preserve_insertion_order", "checkpoint_threshold",
+                     mode="before")
     @classmethod
     def _setting(cls, value: Any, info) -> Any:
         return None if value is None else check_setting(info.field_name, value)
