@@ -38,13 +38,9 @@ def main() -> None:
     if args.crash:
         return crash(Path(args.crash), args.thresholds)
 
-    import numpy as np
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     sys.path.insert(0, str(HERE))
     from bench_definition import write_definition
-    from events import event_table
+    from events import write_newest_apart
 
     from journeymap.workspace import Workspace
 
@@ -52,16 +48,7 @@ def main() -> None:
     print(f"{args.events:,} events, the newest 1% in {args.batches} batches; {args.runs} runs; "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}", flush=True)
     try:
-        table = event_table(args.events)
-        order = np.argsort(table.column("ts").to_numpy(), kind="stable")
-        n_new = max(args.batches, args.events // 100)
-        is_new = np.zeros(args.events, dtype=bool)
-        is_new[order[-n_new:]] = True
-        pq.write_table(table.filter(pc.invert(is_new)), work / "old.parquet")
-        newest = order[-n_new:]
-        for k, part in enumerate(np.array_split(newest, args.batches)):
-            pq.write_table(table.take(part), work / f"new-{k}.parquet")
-        table = None
+        write_newest_apart(args.events, max(args.batches, args.events // 100), work, args.batches)
         before = work / "before"
         before.mkdir()
         write_definition(before)

@@ -54,13 +54,9 @@ def main() -> None:
     ap.add_argument("--master", default="local[2]")
     args = ap.parse_args()
 
-    import numpy as np
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     sys.path.insert(0, str(HERE))
     from bench_definition import write_definition
-    from events import event_table
+    from events import write_newest_apart
 
     from journeymap.engine.spark_backend import spark_session_for
     from journeymap.journey.definition import EngineConfig
@@ -74,13 +70,7 @@ def main() -> None:
     print(f"{args.events:,} events, the newest {n_new:,} arriving last; Spark {session.version} {args.master}; "
           f"median of {args.runs} runs; {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}", flush=True)
     try:
-        table = event_table(args.events)
-        newest = np.argsort(table.column("ts").to_numpy(), kind="stable")[-n_new:]
-        is_new = np.zeros(args.events, dtype=bool)
-        is_new[newest] = True
-        pq.write_table(table.filter(pc.invert(is_new)), work / "old.parquet")
-        pq.write_table(table.filter(is_new), work / "new.parquet")
-        table = None
+        write_newest_apart(args.events, n_new, work)
         before = work / "before"
         before.mkdir()
         write_definition(before)

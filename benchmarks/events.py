@@ -69,6 +69,24 @@ def event_table(n_events: int, seed: int = 7) -> pa.Table:
     return _chunk(rng, p, n_events, 0)
 
 
+def write_newest_apart(n_events: int, n_new: int, folder, batches: int | None = None) -> None:
+    """`event_table(n_events)` written to `folder` as old.parquet (all but the newest `n_new` events by time) and
+    new.parquet, or with `batches` new-0.parquet ... in order of time: what arrives after a store is built."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = event_table(n_events)
+    newest = np.argsort(table.column("ts").to_numpy(), kind="stable")[-n_new:]
+    is_new = np.zeros(n_events, dtype=bool)
+    is_new[newest] = True
+    pq.write_table(table.filter(pc.invert(is_new)), f"{folder}/old.parquet")
+    if batches is None:
+        pq.write_table(table.filter(is_new), f"{folder}/new.parquet")
+        return
+    for k, part in enumerate(np.array_split(newest, batches)):
+        pq.write_table(table.take(part), f"{folder}/new-{k}.parquet")
+
+
 def write_events(path, n_events: int, seed: int = 7, chunk: int = 2_000_000, compression: str = "zstd") -> int:
     """Write the log to one Parquet file, `chunk` rows at a time (one row group per chunk); returns n_events.
 
