@@ -280,7 +280,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group("spark"))
 
 
-_UNGROUPED: list[str] = []
+_UNGROUPED: set[str] = set()
 
 
 def pytest_collection_finish(session):
@@ -290,12 +290,12 @@ def pytest_collection_finish(session):
     starting its own Spark JVM and building the module fixtures the group's tests share (`pytest -m spark -n 2`:
     586 s of test time on two workers instead of about 365 s on one)."""
     if os.environ.get("PYTEST_XDIST_WORKER") and getattr(session.config.option, "loadgroup", False):
-        _UNGROUPED.extend(item.nodeid for item in session.items
+        _UNGROUPED.update(item.nodeid for item in session.items
                           if item.get_closest_marker("xdist_group") and "@" not in item.nodeid)
 
 
 def pytest_runtest_setup(item):
-    if _UNGROUPED and item.nodeid in _UNGROUPED:
+    if item.nodeid in _UNGROUPED:
         pytest.fail(f"--dist loadgroup does not group the {len(_UNGROUPED)} tests marked xdist_group: pytest "
                     f"{pytest.__version__} drops the group pytest-xdist writes into node ids (pytest-xdist issue #1386); "
                     "install the dev extra's pytest (below 9.2)", pytrace=False)
