@@ -40,6 +40,7 @@ def main() -> None:
 
     sys.path.insert(0, str(HERE))
     from bench_definition import write_definition
+    from stores import copy_store
     from events import write_newest_apart
 
     from journeymap.workspace import Workspace
@@ -64,8 +65,7 @@ def main() -> None:
             rows = []
             for _ in range(args.runs):
                 run = work / "run"
-                shutil.rmtree(run, ignore_errors=True)
-                shutil.copytree(before, run)
+                copy_store(before, run)
                 with Workspace(run) as ws:
                     started = time.perf_counter()
                     each = load_and_refresh(ws, threshold, batches)
@@ -82,7 +82,7 @@ def main() -> None:
 
         largest = args.thresholds.split(",")[-1]
         crashed = work / "crashed"
-        shutil.copytree(before, crashed)
+        copy_store(before, crashed)
         subprocess.run([sys.executable, __file__, "--thresholds", largest, "--crash", str(crashed),
                         *map(str, batches)], check=True)
         wal = crashed / "journeymap.duckdb.wal"

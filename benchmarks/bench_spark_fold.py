@@ -56,6 +56,7 @@ def main() -> None:
 
     sys.path.insert(0, str(HERE))
     from bench_definition import write_definition
+    from stores import copy_store
     from events import write_newest_apart
 
     from journeymap.engine.spark_backend import spark_session_for
@@ -87,8 +88,7 @@ def main() -> None:
         duck, spark, checked = [], [], True
         for _ in range(args.runs):
             run = work / "run"
-            shutil.rmtree(run, ignore_errors=True)
-            shutil.copytree(before, run)
+            copy_store(before, run)
             with Workspace(run) as ws:
                 ws.ingest([str(work / "new.parquet")], refresh=False)
                 t = time.perf_counter()

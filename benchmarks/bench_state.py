@@ -66,6 +66,7 @@ def main() -> None:
 
     sys.path.insert(0, str(HERE))
     from bench_definition import write_definition
+    from stores import copy_store
     from events import event_table
 
     from journeymap.analyses.map import panels
@@ -105,8 +106,7 @@ def main() -> None:
 
             def one_run(how=how, before=before):
                 run = work / "run"
-                shutil.rmtree(run, ignore_errors=True)
-                shutil.copytree(before, run)
+                copy_store(before, run)
                 with Workspace(run) as ws:
                     ws.ingest([str(work / f"new-{how}.parquet")], refresh=False)
                     t = time.perf_counter()
