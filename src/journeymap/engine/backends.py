@@ -17,6 +17,8 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from journeymap.engine import compile_cache
+
 
 @ibis.udf.scalar.builtin(name="json_extract_string")
 def _duckdb_json_get(doc: str, path: str) -> str: ...
@@ -48,6 +50,10 @@ class Engine:
     """Journey tables already computed, by (level, annotation key): {"events": table, "visits": table}.
     The workspace sets it from the journey state when the state is current (journeymap.state); the
     engine reads them instead of annotating the events again (engine.annotate.journey_tables)."""
+
+    def __post_init__(self) -> None:
+        if not getattr(self.backend.compile, "cached", False):
+            self.backend.compile = compile_cache.cached(self.backend.compile, self.name)
 
     def table(self, name: str) -> ir.Table:
         return self.backend.table(name)

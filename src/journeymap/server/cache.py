@@ -46,6 +46,11 @@ class AnalysisCache:
             self._version = version
         return version
 
+    def clear(self) -> None:
+        """Drop every result, as new data would (benchmarks/bench_server_reads.py times requests this way)."""
+        with self._lock:
+            self._items.clear()
+
     def get(self, key: tuple, compute: Callable[[], Any]) -> Any:
         with self._lock:
             version = self._current()
