@@ -47,7 +47,8 @@ def buckets_of(session, unit_ids) -> set[int]:
     return {r[0] for r in df.selectExpr(f"pmod(xxhash64(unit_id), {BUCKETS})").collect()}
 
 
-_UNIT = sorted(("unit_id", "persona", "events", "last_ts", "last_seq")).index("unit_id")
+_UNIT = sorted(("unit_id", "persona", "events", "last_ts", "last_seq", "last_visit_no", "last_stage", "last_entered_at",
+                "last_entry_seq")).index("unit_id")
 """Where unit_id is in a row of state_units as `rows` gives it (columns by name, the signature left out)."""
 
 

@@ -56,6 +56,20 @@ def state_rows(con, level: str) -> dict[str, list[tuple]]:
                           else f"SELECT * FROM {t[name]}") for name in ("events", "visits", "units")}
 
 
+def last_visits_agree(con, level: str) -> bool:
+    """Whether each unit's row in state_units_L holds its last stage visit (none: NULLs), found by brute force
+    over state_visits_L: the next fold's tails start there."""
+    t = tables(level)
+    last = {}
+    for unit, no, stage, at, seq in con.execute(
+            f"SELECT unit_id, visit_no, stage, entered_at, entry_seq FROM {t['visits']}").fetchall():
+        if unit not in last or no > last[unit][0]:
+            last[unit] = (no, stage, at, seq)
+    units = con.execute(f"SELECT unit_id, last_visit_no, last_stage, last_entered_at, last_entry_seq "
+                        f"FROM {t['units']}").fetchall()
+    return all(tuple(row[1:]) == last.get(row[0], (None,) * 4) for row in units)
+
+
 def identity_rows(con) -> dict[str, list[tuple]]:
     return {t: rows_of(con, f"SELECT * FROM {t}")
             for t in ("journey_events", "identity_map", "persons", "accounts", "identity_activity")}
@@ -106,6 +120,7 @@ def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
         assert all(row["current"] for row in ws.state())
         folded = {level: state_rows(ws.con, level) for level in LEVELS}
         direct = {level: direct_rows(ws.con, ws.definition, level) for level in LEVELS}
+        assert all(last_visits_agree(ws.con, level) for level in LEVELS)
         # the journey events as the stitches after each batch wrote them (updated in place) equal one stitch
         # of everything, which writes them whole
         stitched = identity_rows(ws.con)
@@ -119,7 +134,7 @@ def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
             assert folded[level] == rebuilt, level
             assert folded[level]["events"] == direct[level]["events"], level
             assert folded[level]["visits"] == direct[level]["visits"], level
-            assert [(u, p, n) for u, p, n in folded[level]["units"]] == direct[level]["units"], level
+            assert [row[:3] for row in folded[level]["units"]] == direct[level]["units"], level
 
 
 def reference_workspace(path: Path) -> Workspace:
@@ -252,6 +267,35 @@ def test_a_changed_definition_is_rebuilt_and_stale_state_is_not_read(tmp_path):
         report = ws.refresh().state
         assert [(lv.mode, lv.reason) for lv in report.levels] == [
             ("rebuild", "journeymap.yml's stages, touchpoints or personas changed")] * 2
+
+
+def test_a_state_of_the_previous_layout_is_rebuilt_not_read(tmp_path):
+    """Layout 2 had no last visit in state_units_L: a store folded by that journeymap says so, computes from the
+    events until a refresh, and the refresh rebuilds both levels, after which the next batch folds from the
+    last visits the rebuild wrote."""
+    ws = Workspace.init(tmp_path / "ws")
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text("customer_id,event,ts\nann,pricing_viewed,2025-03-01T09:00:00\n"
+                     "ann,signup_completed,2025-03-01T09:05:00\n")
+    second.write_text("customer_id,event,ts\nann,pricing_viewed,2025-03-02T09:00:00\n")
+    with ws:
+        ws.ingest([str(first)])
+        for level in LEVELS:
+            ws.con.execute(f"ALTER TABLE {tables(level)['units']} DROP COLUMN last_visit_no")
+        ws.con.execute("UPDATE meta SET value = '2' WHERE key = 'state.version'")
+        assert [r["stale_because"] for r in ws.state()] == ["the state was written by layout 2, this journeymap "
+                                                            "reads 3"] * 2
+        assert ws.engine.journey == {}  # computed from the events instead
+        report = ws.refresh().state
+        assert [(lv.mode, lv.reason) for lv in report.levels] == [
+            ("rebuild", "the state was written by layout 2, this journeymap reads 3")] * 2
+        assert ws.engine.journey and all(last_visits_agree(ws.con, level) for level in LEVELS)
+        ws.ingest([str(second)], refresh=False)
+        report = ws.refresh().state
+        assert [(lv.level, lv.mode, lv.appended_units) for lv in report.levels] == [
+            ("person", "fold", 1), ("account", "unchanged", 0)]
+        assert all(last_visits_agree(ws.con, level) for level in LEVELS)
+        assert ws.con.execute("SELECT last_visit_no, last_stage FROM state_units_person").fetchall() == [(3, "evaluation")]
 
 
 def test_an_interrupted_fold_leaves_the_previous_state(tmp_path, monkeypatch):

@@ -5,7 +5,9 @@ The state holds, per level L (person, account), what the journey views read:
   state_events_L  each journey event annotated (stage hit, touchpoint, persona) with the unit's
                   current_stage and stage_before: engine.annotate.annotate + engine.stages.with_current_stage
   state_visits_L  each stage visit: engine.stages.visits
-  state_units_L   unit_id, persona, events, signature: what the next fold compares
+  state_units_L   unit_id, persona, events, signature, last_ts, last_seq: what the next fold compares; and
+                  the unit's last stage visit (last_visit_no, last_stage, last_entered_at, last_entry_seq),
+                  where an appended unit's tail starts
 
 and keys of the store's `meta` table: `state.version` (the layout below), `state.L.annotation` (the
 definition it was computed under, engine.annotate.annotation_key) and `state.L.journey` (the journey
@@ -49,7 +51,7 @@ from journeymap.identity.journey_events import MOVES, WHOLE_KEY
 from journeymap.ingest.store import has_table
 from journeymap.journey.definition import JourneyDefinition
 
-STATE_VERSION = "2"
+STATE_VERSION = "3"
 """The layout of the state tables; a state written under another is rebuilt, never read."""
 
 JOURNEY_VERSION_KEY = "journey.version"
@@ -178,7 +180,6 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
         known_units = (f"(SELECT * FROM {t['units']} WHERE unit_id IN (SELECT unit_id FROM _state_current) "
                        "OR unit_id IN (SELECT unit_id FROM _state_touched))")
     if reason:
-        con.execute(f"CREATE TABLE {t['units']} AS SELECT {UNIT_COLUMNS} FROM _state_current LIMIT 0")
         con.execute("CREATE OR REPLACE TEMP TABLE _state_changed AS SELECT unit_id FROM _state_current")
         con.execute("CREATE OR REPLACE TEMP TABLE _state_appended AS "
                     "SELECT unit_id, false AS late, new_first_ts FROM _state_current LIMIT 0")
@@ -212,8 +213,6 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
         for name in ("events", "visits", "units"):
             if not reason:
                 con.execute(f"DELETE FROM {t[name]} WHERE unit_id IN (SELECT unit_id FROM _state_changed)")
-        con.execute(f"INSERT INTO {t['units']} BY NAME SELECT {UNIT_COLUMNS} FROM _state_current "
-                    "WHERE unit_id IN (SELECT unit_id FROM _state_changed)")
         # A changed unit all of whose events are past the mark (a new customer) is read from the events past it,
         # which the events' order by seq keeps to their last row groups; the others (merged, late, lost events)
         # need all their events, which no order helps find: a scan of every journey event.
@@ -228,10 +227,14 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
         con.execute(f"CREATE OR REPLACE TEMP TABLE _state_v AS {sql.visits}")
         _put(con, t["visits"], "SELECT * FROM _state_v", create=bool(reason))
         _put(con, t["events"], sql.events, create=bool(reason))
+        _put(con, t["units"], f"""SELECT c.{UNIT_COLUMNS.replace(', ', ', c.')}, {LAST_VISIT_COLUMNS}
+                                  FROM _state_current c LEFT JOIN ({LAST_VISIT.format(visits='_state_v')}) l
+                                  ON l.unit_id = c.unit_id WHERE c.unit_id IN (SELECT unit_id FROM _state_changed)""",
+             create=bool(reason))
         con.execute("DROP TABLE _state_a")
         con.execute("DROP TABLE _state_v")
     if appended or late:
-        _fold_tails(con, t, sql)
+        _fold_tails(con, t, sql, late=bool(late))
     (n_units,) = con.execute(f"SELECT count(*) FROM {t['units']}").fetchall()[0]
     latest = con.execute("SELECT max(max_seq) FROM _state_current").fetchall()[0][0]
     if named:
@@ -277,7 +280,7 @@ def forget_moves(con) -> None:
         con.execute(f"DELETE FROM {MOVES} WHERE version <= ?", [min(folded)])
 
 
-def _fold_tails(con, t: dict[str, str], sql: _Statements) -> None:
+def _fold_tails(con, t: dict[str, str], sql: _Statements, late: bool) -> None:
     """Fold the new events of the units in _state_appended into their state from the last visit they cannot change.
 
     Such a unit only gained events. Its visits before the last one entered before its earliest new event (the
@@ -287,16 +290,27 @@ def _fold_tails(con, t: dict[str, str], sql: _Statements) -> None:
     is that visit again, with where it now leads (left_at, next_stage), renumbered to its place; the tail's
     visits and events replace the state's from the cut on. When every new event comes after the unit's folded
     ones (`late` false: appended), the folded events after the entry keep their stages and are not read at all.
-    A unit with no visit before its new events has its whole tail re-read from the state."""
+    A unit with no visit before its new events has its whole tail re-read from the state.
+
+    An appended unit's cut is its last visit, which its row of state_units_L holds (every folded visit entered
+    at or before its last folded event, and its new events are no earlier); only late units' cuts are looked up
+    in the visits (`late`: there are some), a join with every visit of the level."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _state_cut AS
-        SELECT a.unit_id, a.late, v.persona, v.stage, v.entered_at, v.entry_seq, v.visit_no
-        FROM _state_appended a LEFT JOIN (
-            SELECT v.unit_id, v.persona, v.stage, v.entered_at, v.entry_seq, v.visit_no
-            FROM {t['visits']} v JOIN _state_appended a ON a.unit_id = v.unit_id AND v.entered_at <= a.new_first_ts
-            QUALIFY row_number() OVER (PARTITION BY v.unit_id ORDER BY v.visit_no DESC) = 1) v
-        ON v.unit_id = a.unit_id
-    """)
+        SELECT a.unit_id, a.late, u.persona, u.last_stage AS stage, u.last_entered_at AS entered_at,
+               u.last_entry_seq AS entry_seq, u.last_visit_no AS visit_no
+        FROM _state_appended a JOIN {t['units']} u ON u.unit_id = a.unit_id WHERE NOT a.late""")
+    if late:
+        con.execute(f"""
+            INSERT INTO _state_cut BY NAME
+            SELECT a.unit_id, a.late, v.persona, v.stage, v.entered_at, v.entry_seq, v.visit_no
+            FROM _state_appended a LEFT JOIN (
+                SELECT v.unit_id, v.persona, v.stage, v.entered_at, v.entry_seq, v.visit_no
+                FROM {t['visits']} v JOIN _state_appended a
+                  ON a.unit_id = v.unit_id AND a.late AND v.entered_at <= a.new_first_ts
+                QUALIFY row_number() OVER (PARTITION BY v.unit_id ORDER BY v.visit_no DESC) = 1) v
+            ON v.unit_id = a.unit_id
+            WHERE a.late""")
     after_cut = ("(c.visit_no IS NULL OR e.ts > c.entered_at OR (e.ts = c.entered_at AND e.seq > c.entry_seq))")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _state_a AS {sql.appended}")
     con.execute("INSERT INTO _state_a BY NAME SELECT unit_id, entered_at AS ts, entry_seq AS seq, "
@@ -307,24 +321,38 @@ def _fold_tails(con, t: dict[str, str], sql: _Statements) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE _state_v AS {sql.visits}")
     con.execute(f"DELETE FROM {t['visits']} v USING _state_cut c WHERE v.unit_id = c.unit_id "
                 "AND (c.visit_no IS NULL OR v.visit_no >= c.visit_no)")
-    con.execute(f"""INSERT INTO {t['visits']} BY NAME
+    con.execute("""CREATE OR REPLACE TEMP TABLE _state_vr AS
         SELECT v.* REPLACE (v.visit_no + coalesce(c.visit_no - 1, 0) AS visit_no)
         FROM _state_v v JOIN _state_cut c ON c.unit_id = v.unit_id""")
+    con.execute(f"INSERT INTO {t['visits']} BY NAME SELECT * FROM _state_vr")
     con.execute(f"DELETE FROM {t['events']} e USING _state_cut c WHERE e.unit_id = c.unit_id AND c.late "
                 f"AND {after_cut}")
     # every row of the tail but the entry standing for the cut visit (its event's row stays as it was)
     con.execute(f"""INSERT INTO {t['events']} BY NAME SELECT e.* FROM ({sql.events}) e
                     JOIN _state_cut c ON c.unit_id = e.unit_id WHERE {after_cut}""")
+    # the tail's last visit (renumbered above) is the unit's; a unit with no visit keeps none
     con.execute(f"""UPDATE {t['units']} u SET events = c.events, signature = c.signature, last_ts = c.last_ts,
-                        last_seq = c.last_seq
-                    FROM _state_current c WHERE u.unit_id = c.unit_id
-                      AND c.unit_id IN (SELECT unit_id FROM _state_appended)""")
-    for name in ("_state_a", "_state_v", "_state_cut"):
+                        last_seq = c.last_seq, last_visit_no = c.last_visit_no, last_stage = c.last_stage,
+                        last_entered_at = c.last_entered_at, last_entry_seq = c.last_entry_seq
+                    FROM (SELECT c.*, {LAST_VISIT_COLUMNS} FROM _state_current c
+                          LEFT JOIN ({LAST_VISIT.format(visits='_state_vr')}) l ON l.unit_id = c.unit_id
+                          WHERE c.unit_id IN (SELECT unit_id FROM _state_appended)) c
+                    WHERE u.unit_id = c.unit_id""")
+    for name in ("_state_a", "_state_v", "_state_vr", "_state_cut"):
         con.execute(f"DROP TABLE {name}")
 
 
 UNIT_COLUMNS = "unit_id, persona, events, signature, last_ts, last_seq"
-"""state_units_L: what the next fold compares (last_ts, last_seq: the unit's latest folded event)."""
+"""state_units_L: what the next fold compares (last_ts, last_seq: the unit's latest folded event), followed by
+LAST_VISIT_COLUMNS."""
+
+LAST_VISIT_COLUMNS = ("l.visit_no AS last_visit_no, l.stage AS last_stage, l.entered_at AS last_entered_at, "
+                      "l.entry_seq AS last_entry_seq")
+"""state_units_L's copy of the unit's last stage visit (NULL: none), where an appended unit's tail starts."""
+
+LAST_VISIT = ("SELECT unit_id, visit_no, stage, entered_at, entry_seq FROM {visits} "
+              "QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY visit_no DESC) = 1")
+"""Each unit's last visit among the visits in `{visits}`."""
 
 NO_MARK = 2**62
 """The mark when there is none: no event is past it, so every changed unit is recomputed whole."""

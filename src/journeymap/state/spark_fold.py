@@ -34,6 +34,7 @@ from journeymap.identity.journey_events import MOVES, WHOLE_KEY
 from journeymap.ingest.store import has_table
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.state.fold import (
+    LAST_VISIT_COLUMNS,
     NO_MARK,
     SPARK_JOURNEY_KEY,
     STATE_VERSION,
@@ -50,9 +51,9 @@ BUCKETS = 16
 
 NAMES = ("events", "visits", "units")
 
-_VIEWS = ("_sf_new", "_sf_current", "_sf_classified", "_sf_changed", "_sf_appended", "_sf_appended_ids", "_sf_cut",
-          "_sf_old_units", "_sf_old_visits", "_sf_old_events", "_sf_tail_events", "_state_touched", "_state_fresh",
-          "_state_whole", "_state_a", "_state_v")
+_VIEWS = ("_sf_new", "_sf_current", "_sf_added_visits", "_sf_classified", "_sf_changed", "_sf_appended",
+          "_sf_appended_ids", "_sf_cut", "_sf_old_units", "_sf_old_visits", "_sf_old_events", "_sf_tail_events",
+          "_state_touched", "_state_fresh", "_state_whole", "_state_a", "_state_v")
 """The temporary views a fold registers and drops when done."""
 
 
@@ -241,7 +242,10 @@ def _fold_level(session, engine, con, definition, level, key, root, before, know
     if old["units"] is None:  # no state: the rebuild's comparison finds every unit new
         old["units"] = session.sql("SELECT CAST(NULL AS STRING) AS unit_id, CAST(NULL AS STRING) AS persona, "
                                    "CAST(0 AS BIGINT) AS events, CAST(0 AS BIGINT) AS signature, "
-                                   "CAST(NULL AS TIMESTAMP_NTZ) AS last_ts, CAST(0 AS BIGINT) AS last_seq WHERE false")
+                                   "CAST(NULL AS TIMESTAMP_NTZ) AS last_ts, CAST(0 AS BIGINT) AS last_seq, "
+                                   "CAST(NULL AS BIGINT) AS last_visit_no, CAST(NULL AS STRING) AS last_stage, "
+                                   "CAST(NULL AS TIMESTAMP_NTZ) AS last_entered_at, "
+                                   "CAST(NULL AS BIGINT) AS last_entry_seq WHERE false")
     for name in ("visits", "units"):
         if old[name] is not None:
             old[name].createOrReplaceTempView(f"_sf_old_{name}")
@@ -282,14 +286,13 @@ def _fold_level(session, engine, con, definition, level, key, root, before, know
     added = {name: [] for name in NAMES}
     if changed:
         _changed_rows(session, sql, added)
-    added["units"].append(session.sql(f"SELECT {UNIT_COLUMNS} FROM _sf_current WHERE unit_id IN "
-                                      "(SELECT unit_id FROM _sf_changed UNION ALL SELECT unit_id FROM _sf_appended)"))
     changed_known = bool(int(changed) - int(new)) or bool(late)
     if changed_known and (events := _read(session, root, before, "events")) is not None:
         old["events"] = events
         events.createOrReplaceTempView("_sf_old_events")
     if appended or late:
         _tail_rows(session, sql, added, late=bool(late))
+    added["units"].append(_unit_rows(session, added["visits"]))
     tables, schemas = _write(session, root, level, before, serial, buckets, old, added)
     if named:
         latest = max(mark, latest) if latest is not None else mark
@@ -301,6 +304,28 @@ def _fold_level(session, engine, con, definition, level, key, root, before, know
                        round(time.perf_counter() - started, 3), int(appended), int(new), int(late),
                        "named" if named else "all")
     return report, level_manifest
+
+
+def _unit_rows(session, visits: list):
+    """The rows of state_units_L for the changed and appended units, each with its last visit among the visits
+    the fold adds (a changed unit's are all of them, an appended unit's all from its cut on)."""
+    if visits:
+        frame = visits[0]
+        for other in visits[1:]:
+            frame = frame.unionByName(other)
+        frame.createOrReplaceTempView("_sf_added_visits")
+    else:
+        session.sql("SELECT CAST(NULL AS STRING) AS unit_id, CAST(NULL AS BIGINT) AS visit_no, "
+                    "CAST(NULL AS STRING) AS stage, CAST(NULL AS TIMESTAMP_NTZ) AS entered_at, "
+                    "CAST(NULL AS BIGINT) AS entry_seq WHERE false").createOrReplaceTempView("_sf_added_visits")
+    columns = ", ".join(f"c.{c}" for c in UNIT_COLUMNS.split(", "))
+    return session.sql(f"""
+        SELECT {columns}, {LAST_VISIT_COLUMNS}
+        FROM _sf_current c LEFT JOIN (
+            SELECT * FROM (SELECT unit_id, visit_no, stage, entered_at, entry_seq,
+                                  row_number() OVER (PARTITION BY unit_id ORDER BY visit_no DESC) AS _rn
+                           FROM _sf_added_visits) WHERE _rn = 1) l ON l.unit_id = c.unit_id
+        WHERE c.unit_id IN (SELECT unit_id FROM _sf_changed UNION ALL SELECT unit_id FROM _sf_appended)""")
 
 
 def _changed_rows(session, sql, added) -> None:
