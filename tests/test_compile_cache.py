@@ -73,9 +73,13 @@ def test_each_engine_reads_its_own_tables_from_cached_sql():
 def _unnamed(sql: str) -> str:
     """`sql` with the engine's per-call names numbered by first appearance."""
     names: list[str] = []
-    return re.sub(r"_jm_(cache|share)_\d+_\d+",
-                  lambda m: f"<{m.group(1)} {names.index(m.group(0)) if m.group(0) in names else names.append(m.group(0)) or len(names) - 1}>",
-                  sql)
+
+    def number(match: re.Match) -> str:
+        if match.group(0) not in names:
+            names.append(match.group(0))
+        return f"<{match.group(1)} {names.index(match.group(0))}>"
+
+    return re.sub(r"_jm_(cache|share)_\d+_\d+", number, sql)
 
 
 def test_a_table_whose_columns_changed_gets_new_sql():
