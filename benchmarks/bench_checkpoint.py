@@ -40,8 +40,8 @@ def main() -> None:
 
     sys.path.insert(0, str(HERE))
     from bench_definition import write_definition
-    from stores import copy_store
     from events import write_newest_apart
+    from stores import copy_store
 
     from journeymap.workspace import Workspace
 

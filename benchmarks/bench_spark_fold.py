@@ -56,8 +56,8 @@ def main() -> None:
 
     sys.path.insert(0, str(HERE))
     from bench_definition import write_definition
-    from stores import copy_store
     from events import write_newest_apart
+    from stores import copy_store
 
     from journeymap.engine.spark_backend import spark_session_for
     from journeymap.journey.definition import EngineConfig

@@ -66,8 +66,8 @@ def main() -> None:
 
     sys.path.insert(0, str(HERE))
     from bench_definition import write_definition
-    from stores import copy_store
     from events import event_table
+    from stores import copy_store
 
     from journeymap.analyses.map import panels
     from journeymap.engine.backends import duckdb_engine

@@ -227,7 +227,7 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
         con.execute(f"CREATE OR REPLACE TEMP TABLE _state_v AS {sql.visits}")
         _put(con, t["visits"], "SELECT * FROM _state_v", create=bool(reason))
         _put(con, t["events"], sql.events, create=bool(reason))
-        _put(con, t["units"], f"""SELECT c.{UNIT_COLUMNS.replace(', ', ', c.')}, {LAST_VISIT_COLUMNS}
+        _put(con, t["units"], f"""SELECT {UNIT_COLUMNS_OF_C}, {LAST_VISIT_COLUMNS}
                                   FROM _state_current c LEFT JOIN ({LAST_VISIT.format(visits='_state_v')}) l
                                   ON l.unit_id = c.unit_id WHERE c.unit_id IN (SELECT unit_id FROM _state_changed)""",
              create=bool(reason))
@@ -345,6 +345,9 @@ def _fold_tails(con, t: dict[str, str], sql: _Statements, late: bool) -> None:
 UNIT_COLUMNS = "unit_id, persona, events, signature, last_ts, last_seq"
 """state_units_L: what the next fold compares (last_ts, last_seq: the unit's latest folded event), followed by
 LAST_VISIT_COLUMNS."""
+
+UNIT_COLUMNS_OF_C = ", ".join(f"c.{c}" for c in UNIT_COLUMNS.split(", "))
+"""UNIT_COLUMNS read from a table aliased `c` (the units now, beside their last visit `l`)."""
 
 LAST_VISIT_COLUMNS = ("l.visit_no AS last_visit_no, l.stage AS last_stage, l.entered_at AS last_entered_at, "
                       "l.entry_seq AS last_entry_seq")

@@ -17,6 +17,7 @@ changed). The manifest names the folders, and its rename commits the fold.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from journeymap.state.fold import (
     NO_MARK,
     SPARK_JOURNEY_KEY,
     STATE_VERSION,
-    UNIT_COLUMNS,
+    UNIT_COLUMNS_OF_C,
     FoldReport,
     LevelFold,
     forget_moves,
@@ -310,22 +311,23 @@ def _unit_rows(session, visits: list):
     """The rows of state_units_L for the changed and appended units, each with its last visit among the visits
     the fold adds (a changed unit's are all of them, an appended unit's all from its cut on)."""
     if visits:
-        frame = visits[0]
-        for other in visits[1:]:
-            frame = frame.unionByName(other)
-        frame.createOrReplaceTempView("_sf_added_visits")
+        _union(visits).createOrReplaceTempView("_sf_added_visits")
     else:
         session.sql("SELECT CAST(NULL AS STRING) AS unit_id, CAST(NULL AS BIGINT) AS visit_no, "
                     "CAST(NULL AS STRING) AS stage, CAST(NULL AS TIMESTAMP_NTZ) AS entered_at, "
                     "CAST(NULL AS BIGINT) AS entry_seq WHERE false").createOrReplaceTempView("_sf_added_visits")
-    columns = ", ".join(f"c.{c}" for c in UNIT_COLUMNS.split(", "))
     return session.sql(f"""
-        SELECT {columns}, {LAST_VISIT_COLUMNS}
+        SELECT {UNIT_COLUMNS_OF_C}, {LAST_VISIT_COLUMNS}
         FROM _sf_current c LEFT JOIN (
             SELECT * FROM (SELECT unit_id, visit_no, stage, entered_at, entry_seq,
                                   row_number() OVER (PARTITION BY unit_id ORDER BY visit_no DESC) AS _rn
                            FROM _sf_added_visits) WHERE _rn = 1) l ON l.unit_id = c.unit_id
         WHERE c.unit_id IN (SELECT unit_id FROM _sf_changed UNION ALL SELECT unit_id FROM _sf_appended)""")
+
+
+def _union(frames: list):
+    """The rows of every DataFrame in `frames` (at least one), columns matched by name."""
+    return functools.reduce(lambda a, b: a.unionByName(b), frames)
 
 
 def _changed_rows(session, sql, added) -> None:
@@ -416,10 +418,7 @@ def _write(session, root, level, before, serial, buckets, old, added):
         frames = list(added[name])
         touched = []  # the folders of the rows added, and of the rows removed: one Spark job
         if frames:
-            new_rows = frames[0]
-            for other in frames[1:]:
-                new_rows = new_rows.unionByName(other)
-            new_rows.createOrReplaceTempView("_sf_added")
+            _union(frames).createOrReplaceTempView("_sf_added")
             touched.append(f"SELECT {key} AS k FROM _sf_added")
         if old.get(name) is not None:
             touched.append(f"SELECT {key} AS k FROM (SELECT u.* FROM _sf_old_{name} u "
@@ -435,9 +434,7 @@ def _write(session, root, level, before, serial, buckets, old, added):
                   name).createOrReplaceTempView("_sf_touched_rows")
             frames.insert(0, session.sql(f"SELECT u.* FROM _sf_touched_rows u LEFT JOIN _sf_cut c ON c.unit_id = u.unit_id "
                                          f"WHERE NOT ({removed})"))
-        df = frames[0]
-        for other in frames[1:]:
-            df = df.unionByName(other)
+        df = _union(frames)
         schemas[name] = df.schema.json()
         folder = f"state_{name}_{level}/v={serial}"
         df.withColumn(column, F.expr(key)).repartition(column).write.partitionBy(column).parquet(str(root / folder))
