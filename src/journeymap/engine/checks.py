@@ -136,23 +136,24 @@ def _events_phrase(names: list[str]) -> str:
 
 
 def _values(engine: Engine, t: ir.Table, where: ir.BooleanValue, value: ir.Value) -> list[tuple]:
-    """The most common values of `value` among rows where `where` holds: [(value, rows)], NULL included."""
+    """The most common values of `value` among rows where `where` holds (ties by value, so that a suggestion
+    reads the same at every call): [(value, rows)], NULL included."""
     s = t.filter(where).select(v=value)
-    top = s.group_by("v").aggregate(n=s.count()).order_by(ibis.desc("n")).limit(200)
+    top = s.group_by("v").aggregate(n=s.count()).order_by([ibis.desc("n"), "v"]).limit(200)
     return [(r["v"], r["n"]) for r in engine.execute(top).to_pylist()]
 
 
 def _keys(engine: Engine, t: ir.Table, where: ir.BooleanValue, docs: list[ir.StringValue], path: str) -> list[str]:
-    """The keys present (most common first) in the JSON objects `docs` at the parent of `path`."""
+    """The keys present (most common first, ties by name) in the JSON objects `docs` at the parent of `path`."""
     parent = path.rsplit(".", 1)[0] if "." in path else None
     found: dict[str, int] = {}
     for doc in docs:
         obj = engine.json_get(doc, parent) if parent else doc
         s = t.filter(where & obj.startswith("{").fill_null(False)).select(k=engine.json_keys(obj).unnest())
-        top = s.group_by("k").aggregate(n=s.count()).order_by(ibis.desc("n")).limit(200)
+        top = s.group_by("k").aggregate(n=s.count()).order_by([ibis.desc("n"), "k"]).limit(200)
         for r in engine.execute(top).to_pylist():
             found[r["k"]] = found.get(r["k"], 0) + r["n"]
-    keys = sorted(found, key=lambda k: -found[k])
+    keys = sorted(found, key=lambda k: (-found[k], k))
     return [f"{parent}.{k}" for k in keys] if parent else keys
 
 
@@ -466,11 +467,14 @@ def _events(engine: Engine) -> ir.Table:
 
 
 def _vocabulary(engine: Engine, ev: ir.Table) -> tuple[dict[str, int], list[dict]]:
+    """Every event name with its count, most common first and ties by name (a parallel aggregate returns its
+    groups in any order, and "events present" must read the same everywhere), and the (event, source, channel)
+    combinations."""
     combos = engine.execute(ev.group_by(["event", "source", "channel"]).aggregate(n=ev.count())).to_pylist()
     known: dict[str, int] = {}
     for r in combos:
         known[r["event"]] = known.get(r["event"], 0) + int(r["n"])
-    return dict(sorted(known.items(), key=lambda kv: -kv[1])), combos
+    return dict(sorted(known.items(), key=lambda kv: (-kv[1], kv[0]))), combos
 
 
 def definition_findings(engine: Engine, definition: JourneyDefinition, level: str | None = None) -> list[Finding]:
@@ -507,7 +511,7 @@ def name_findings(engine: Engine, names: dict[str, list[str]], labels: ir.Table 
     else:
         t = labels.filter(labels.label.notnull())
         t = t.group_by("label").aggregate(n=t.count())
-    present = [r["label"] for r in engine.execute(t.order_by(ibis.desc("n"))).to_pylist()]
+    present = [r["label"] for r in engine.execute(t.order_by([ibis.desc("n"), "label"])).to_pylist()]
     if not present:
         return []
     out = []
