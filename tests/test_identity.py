@@ -310,8 +310,15 @@ def test_a_key_collision_is_retried_with_another_salt(story, monkeypatch):
     expected = rows(story, "SELECT * FROM journey_events ORDER BY seq")
     answers = itertools.chain([False], itertools.repeat(True))
     real = activity._keys_unique
-    monkeypatch.setattr(activity, "_keys_unique", lambda con: real(con) and next(answers))
-    stitch(story)
+    monkeypatch.setattr(activity, "_keys_unique", lambda con, new=False: real(con, new) and next(answers))
+    # the second stitch's check of its (no) new keys says they collide: every key is made with salt 1, and
+    # what the keys join is resolved and written again with them
+    result = stitch(story)
+    assert (result.identity, result.journey_events) == ("resolved", "rebuilt")
+    assert rows(story, "SELECT value FROM meta WHERE key = 'identity.salt'") == [("1",)]
+    assert rows(story, "SELECT * FROM journey_events ORDER BY seq") == expected
+    # the next stitch keeps salt 1, and checks only the new keys again
+    assert stitch(story).identity == "updated"
     assert rows(story, "SELECT * FROM journey_events ORDER BY seq") == expected
 
 

@@ -119,6 +119,13 @@ def test_a_store_from_before_the_layout_is_resolved_whole(tmp_path):
     con.execute("DELETE FROM meta WHERE key = 'identity.layout'")
     insert(con, [{"type": "track", "anonymous_id": "a1"}])
     assert stitch(con).identity == "resolved"
+    # layout 1 kept identity_activity without its keys: such a table is aggregated again, with them
+    con.execute("ALTER TABLE identity_activity DROP activity_key")
+    con.execute("ALTER TABLE identity_activity DROP tuple_key")
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('identity.layout', '1')")
+    insert(con, [{"type": "track", "anonymous_id": "a1"}])
+    assert stitch(con).identity == "resolved"
+    assert con.execute("SELECT count(activity_key), sum(events) FROM identity_activity").fetchall() == [(2, 3)]
     insert(con, [{"type": "track", "anonymous_id": "a1"}])
     assert stitch(con).identity == "updated"
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from journeymap.identity.activity import tuple_key_sql
 from journeymap.identity.components import components
 from journeymap.identity.links import PERSON_TRUST_SQL, TRUST_SQL, cleaned_tuple_sql
 
@@ -34,13 +33,12 @@ TEMP_TABLES = ("_dtuples", "_dseen", "_dmembers", "_dnodes", "_droots", "_dlooku
 _PREFIX = "CASE {r} WHEN 0 THEN 'u:' WHEN 1 THEN 'e:' ELSE 'a:' END"
 
 
-def resolve_delta(con, salt: int) -> bool:
+def resolve_delta(con) -> bool:
     """Resolve the tuples of `_activity_new` (built by build_activity) against identity_map, update identity_map
     and build `_lookup`. False, with nothing written, when only a rebuild gives the right answer."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _dtuples AS
-        SELECT DISTINCT {tuple_key_sql('n', salt, from_events=False)} AS tuple_key, {cleaned_tuple_sql('n')}
-        FROM _activity_new n
+        SELECT DISTINCT n.tuple_key, {cleaned_tuple_sql('n')} FROM _activity_new n
     """)
     # the identifiers the new tuples carry, and whether identity_map knows them
     con.execute("""
@@ -64,7 +62,7 @@ def resolve_delta(con, salt: int) -> bool:
         INSERT INTO _dtuples
         SELECT * FROM (
             SELECT DISTINCT t.tuple_key, {cleaned_tuple_sql('t')}
-            FROM _activity t WHERE t.previous_id IS NOT NULL
+            FROM identity_activity t WHERE t.previous_id IS NOT NULL
               AND t.tuple_key NOT IN (SELECT tuple_key FROM _dtuples)
         ) o
         WHERE o.p IN (SELECT id_value FROM _dseen WHERE person_id IS NULL AND id_type IN ('user_id', 'anonymous_id'))
@@ -150,6 +148,6 @@ def _apply(con) -> None:
         UNION ALL
         SELECT DISTINCT a.tuple_key, coalesce(r.new, o.person_id) AS person_id
         FROM (SELECT * FROM identity_resolved WHERE person_id IN (SELECT person_id FROM _touched)) o
-        JOIN _activity a USING (activity_key) LEFT JOIN _remap r ON r.old = o.person_id
+        JOIN identity_activity a USING (activity_key) LEFT JOIN _remap r ON r.old = o.person_id
         WHERE a.tuple_key NOT IN (SELECT tuple_key FROM _dtuples)
     """)

@@ -7,7 +7,7 @@ an identify call that carries anonymous_id, user_id and email links all three, a
 sent after login with both ids. On an `alias` call `previous_id` is one more identifier of the event:
 the anonymous_id and/or user_id of that value, or a new anonymous_id when neither was ever seen.
 
-All of this works on the distinct raw identifier tuples of `_activity` (about one per person and
+All of this works on the distinct raw identifier tuples of `identity_activity` (about one per person and
 device, however many events there are), never on events one by one.
 """
 
@@ -54,7 +54,7 @@ def build_identifiers(con) -> int:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _tuples AS
         SELECT t.tuple_key, {cleaned_tuple_sql('t')}
-        FROM (SELECT DISTINCT tuple_key, user_id, email, anonymous_id, previous_id FROM _activity) t
+        FROM (SELECT DISTINCT tuple_key, user_id, email, anonymous_id, previous_id FROM identity_activity) t
     """)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ids AS

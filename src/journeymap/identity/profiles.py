@@ -1,4 +1,4 @@
-"""Persons and accounts: one row each, rolled up from `_activity` once identity_map is known."""
+"""Persons and accounts: one row each, rolled up from `identity_activity` once identity_map is known."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def build_persons(con, touched: bool = False) -> None:
         WITH activity AS (
             SELECT l.person_id, {clean_sql('a.account_id')} AS account_id, a.events, a.first_seen,
                    a.last_seen, a.last_seq
-            FROM _activity a JOIN (SELECT * FROM _lookup {only}) l USING (tuple_key)
+            FROM identity_activity a JOIN (SELECT * FROM _lookup {only}) l USING (tuple_key)
         ),
         spans AS (
             SELECT person_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
@@ -130,15 +130,15 @@ def build_persons(con, touched: bool = False) -> None:
 
 
 def build_resolved(con, touched: bool = False) -> None:
-    """`_resolved`: person_id and account_id of every `_activity` row (what journey_events joins).
+    """`_resolved`: person_id and account_id of every `identity_activity` row (what journey_events joins).
 
     An event counts for its own account, else for its person's. `touched` (identity.delta): only the rows
     that may resolve differently (those of the tuples resolved again and of the persons written again), and
     `_taccounts`: the accounts those rows counted for before or count for now.
     """
     # the delta's `_lookup` holds exactly the touched persons' tuples
-    rows = ("(SELECT * FROM _activity WHERE tuple_key IN (SELECT tuple_key FROM _dtuples UNION "
-            "SELECT tuple_key FROM _lookup))") if touched else "_activity"
+    rows = ("(SELECT * FROM identity_activity WHERE tuple_key IN (SELECT tuple_key FROM _dtuples UNION "
+            "SELECT tuple_key FROM _lookup))") if touched else "identity_activity"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _resolved AS
         SELECT a.activity_key, l.person_id, coalesce({clean_sql('a.account_id')}, p.account_id) AS account_id,
@@ -169,7 +169,7 @@ def build_accounts(con, touched: bool = False) -> None:
     rows = "_resolved" if not touched else """(
         SELECT r.account_id, r.person_id, a.events, a.first_seen, a.last_seen
         FROM (SELECT * FROM identity_resolved WHERE account_id IN (SELECT account_id FROM _taccounts)) r
-        JOIN _activity a USING (activity_key))"""
+        JOIN identity_activity a USING (activity_key))"""
     select = f"""
         WITH spans AS (
             SELECT account_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen,

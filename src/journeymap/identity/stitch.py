@@ -1,7 +1,7 @@
 """Identity stitching: bring identity_map, persons and accounts up to `events`, and journey_events up to them
 (identity.journey_events: the new events inserted, the moved ones updated, or written whole).
 
-The pipeline: `_activity` (the one aggregation over events) -> identifiers and their links ->
+The pipeline: `identity_activity` (the one aggregation over events) -> identifiers and their links ->
 connected components (numpy, over the distinct links only) -> identity_map -> persons -> journey_events
 -> accounts. All but the components is DuckDB SQL. A stitch is one transaction: readers see the old
 tables or the new ones, never a mix, and a failure leaves the old ones.
@@ -37,9 +37,9 @@ from journeymap.identity.profiles import (
 )
 from journeymap.ingest.store import table_names
 
-_TEMP_TABLES = ("_activity", "_activity_new", "_taccounts", "_tuples", "_ids", "_members", "_hubs", "_links", "_roots",
+_TEMP_TABLES = ("_activity_new", "_taccounts", "_tuples", "_ids", "_members", "_hubs", "_links", "_roots",
                 "_lookup", "_resolved", *delta.TEMP_TABLES)
-LAYOUT = "1"
+LAYOUT = "2"
 """The layout of the identity tables an incremental stitch updates in place (meta `identity.layout`); a store
 whose tables were written under another is resolved whole."""
 
@@ -102,8 +102,9 @@ def stitch(con: duckdb.DuckDBPyConnection) -> StitchResult:
 def _stitch(con: duckdb.DuckDBPyConnection) -> dict:
     check = check_events(con)
     incremental = check.mark is not None and _updatable(con)
-    salt = build_activity(con, since=check.mark)
-    partial = incremental and check.salt == str(salt) and delta.resolve_delta(con, salt)
+    salt = build_activity(con, since=check.mark if incremental else None,
+                          salt=int(check.salt) if check.salt is not None else None)
+    partial = incremental and check.salt == str(salt) and delta.resolve_delta(con)
     if partial:
         build_traits(con, salt, since=check.mark)
         build_persons(con, touched=True)
@@ -128,7 +129,7 @@ def _stitch(con: duckdb.DuckDBPyConnection) -> dict:
         SELECT coalesce(sum(events), 0)::BIGINT,
                coalesce(sum(events) FILTER (WHERE activity_key IN (
                    SELECT activity_key FROM identity_resolved WHERE person_id IS NULL)), 0)::BIGINT
-        FROM _activity""").fetchall()[0]
+        FROM identity_activity""").fetchall()[0]
     return {
         **counts,
         "accounts": con.execute("SELECT count(*) FROM accounts").fetchall()[0][0],
