@@ -83,13 +83,17 @@ def with_current_stage(a: ir.Table, v: ir.Table) -> ir.Table:
     not advocacy."""
     starts = v.select(_seq=v.entry_seq, _unit=v.unit_id, _new=ibis.literal(1))
     j = a.left_join(starts, [a.unit_id == starts._unit, a.seq == starts._seq])
+    j = j.mutate(_new=j._new.fill_null(0))
     w = ibis.window(group_by=j.unit_id, order_by=[j.ts, j.seq], preceding=None, following=0)
-    j = j.mutate(_visit_no=j._new.fill_null(0).sum().over(w))
-    vv = v.select(_u=v.unit_id, _vn=v.visit_no, current_stage=v.stage)
-    out = j.left_join(vv, [j.unit_id == vv._u, j._visit_no == vv._vn])
-    out = out.drop("_seq", "_unit", "_new", "_u", "_vn", "_visit_no")
-    w2 = ibis.window(group_by=out.unit_id, order_by=[out.ts, out.seq])
-    return out.mutate(stage_before=out.current_stage.lag().over(w2))
+    # visits are numbered 1, 2, ... in (ts, seq) order, so the running count of entries is the visit an event is
+    # in (0: none yet), and the event before it was in that visit less its own entry: stage_before without a
+    # second window (a lag) over every event
+    j = j.mutate(_visit_no=j._new.sum().over(w))
+    now = v.select(_u=v.unit_id, _vn=v.visit_no, current_stage=v.stage)
+    before = v.select(_ub=v.unit_id, _vb=v.visit_no, stage_before=v.stage)
+    out = j.left_join(now, [j.unit_id == now._u, j._visit_no == now._vn])
+    out = out.left_join(before, [out.unit_id == before._ub, (out._visit_no - out._new) == before._vb])
+    return out.drop("_seq", "_unit", "_new", "_u", "_vn", "_ub", "_vb", "_visit_no")
 
 
 def funnel(engine: Engine, v: ir.Table, definition: JourneyDefinition) -> dict[str, dict[str, int]]:

@@ -202,17 +202,18 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
                     "SELECT unit_id FROM _state_classified WHERE NOT gained")
         con.execute("CREATE OR REPLACE TEMP TABLE _state_appended AS "
                     "SELECT unit_id, late, new_first_ts FROM _state_classified WHERE gained")
-        (new,) = con.execute("SELECT count(*) FILTER (WHERE new) FROM _state_classified").fetchall()[0]
+        new, known_changed = con.execute("SELECT count(*) FILTER (WHERE new), count(*) FILTER (WHERE NOT new AND NOT gained) "
+                                         "FROM _state_classified").fetchall()[0]
         con.execute("DROP TABLE _state_classified")
     (changed,) = con.execute("SELECT count(*) FROM _state_changed").fetchall()[0]
     if reason:
-        new = changed
+        new, known_changed = changed, 0
     appended, late = con.execute("SELECT count(*) FILTER (WHERE NOT late), count(*) FILTER (WHERE late) "
                                  "FROM _state_appended").fetchall()[0]
     if changed or reason:
-        for name in ("events", "visits", "units"):
-            if not reason:
-                con.execute(f"DELETE FROM {t[name]} WHERE unit_id IN (SELECT unit_id FROM _state_changed)")
+        # only units the state has rows of (not new ones: most changed units on a day of new customers)
+        for name in ("events", "visits", "units") if known_changed else ():
+            con.execute(f"DELETE FROM {t[name]} WHERE unit_id IN (SELECT unit_id FROM _state_changed)")
         # A changed unit all of whose events are past the mark (a new customer) is read from the events past it,
         # which the events' order by seq keeps to their last row groups; the others (merged, late, lost events)
         # need all their events, which no order helps find: a scan of every journey event.
@@ -319,22 +320,27 @@ def _fold_tails(con, t: dict[str, str], sql: _Statements, late: bool) -> None:
     con.execute(f"""INSERT INTO _state_a BY NAME SELECT {columns} FROM {t['events']} e
                     JOIN _state_cut c ON c.unit_id = e.unit_id AND c.late WHERE {after_cut}""")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _state_v AS {sql.visits}")
-    con.execute(f"DELETE FROM {t['visits']} v USING _state_cut c WHERE v.unit_id = c.unit_id "
-                "AND (c.visit_no IS NULL OR v.visit_no >= c.visit_no)")
+    # An appended unit's cut visit is its last, and the tail's first: unless a new visit follows it in the tail
+    # (most units gain events, not stages), its row is the same, and neither deleted nor written again
     con.execute("""CREATE OR REPLACE TEMP TABLE _state_vr AS
         SELECT v.* REPLACE (v.visit_no + coalesce(c.visit_no - 1, 0) AS visit_no)
-        FROM _state_v v JOIN _state_cut c ON c.unit_id = v.unit_id""")
+        FROM _state_v v JOIN _state_cut c ON c.unit_id = v.unit_id
+        WHERE c.late OR c.visit_no IS NULL OR v.visit_no > 1 OR v.next_stage IS NOT NULL""")
+    con.execute(f"DELETE FROM {t['visits']} v USING _state_cut c WHERE v.unit_id = c.unit_id "
+                "AND (c.visit_no IS NULL OR v.visit_no >= c.visit_no) "
+                "AND (c.late OR c.unit_id IN (SELECT unit_id FROM _state_vr))")
     con.execute(f"INSERT INTO {t['visits']} BY NAME SELECT * FROM _state_vr")
     con.execute(f"DELETE FROM {t['events']} e USING _state_cut c WHERE e.unit_id = c.unit_id AND c.late "
                 f"AND {after_cut}")
     # every row of the tail but the entry standing for the cut visit (its event's row stays as it was)
     con.execute(f"""INSERT INTO {t['events']} BY NAME SELECT e.* FROM ({sql.events}) e
                     JOIN _state_cut c ON c.unit_id = e.unit_id WHERE {after_cut}""")
-    # the tail's last visit (renumbered above) is the unit's; a unit with no visit keeps none
+    # the tail's last visit written (renumbered above) is the unit's; a unit with none written keeps its last
+    # visit: it had none and the tail has none, or the tail's only visit is the unchanged cut visit
+    kept = ", ".join(f"{c} = CASE WHEN c._wrote THEN c.{c} ELSE u.{c} END" for c in LAST_VISIT_NAMES)
     con.execute(f"""UPDATE {t['units']} u SET events = c.events, signature = c.signature, last_ts = c.last_ts,
-                        last_seq = c.last_seq, last_visit_no = c.last_visit_no, last_stage = c.last_stage,
-                        last_entered_at = c.last_entered_at, last_entry_seq = c.last_entry_seq
-                    FROM (SELECT c.*, {LAST_VISIT_COLUMNS} FROM _state_current c
+                        last_seq = c.last_seq, {kept}
+                    FROM (SELECT c.*, {LAST_VISIT_COLUMNS}, l.unit_id IS NOT NULL AS _wrote FROM _state_current c
                           LEFT JOIN ({LAST_VISIT.format(visits='_state_vr')}) l ON l.unit_id = c.unit_id
                           WHERE c.unit_id IN (SELECT unit_id FROM _state_appended)) c
                     WHERE u.unit_id = c.unit_id""")
@@ -352,6 +358,8 @@ UNIT_COLUMNS_OF_C = ", ".join(f"c.{c}" for c in UNIT_COLUMNS.split(", "))
 LAST_VISIT_COLUMNS = ("l.visit_no AS last_visit_no, l.stage AS last_stage, l.entered_at AS last_entered_at, "
                       "l.entry_seq AS last_entry_seq")
 """state_units_L's copy of the unit's last stage visit (NULL: none), where an appended unit's tail starts."""
+
+LAST_VISIT_NAMES = ("last_visit_no", "last_stage", "last_entered_at", "last_entry_seq")
 
 LAST_VISIT = ("SELECT unit_id, visit_no, stage, entered_at, entry_seq FROM {visits} "
               "QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY visit_no DESC) = 1")
