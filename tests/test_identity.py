@@ -322,6 +322,29 @@ def test_a_key_collision_is_retried_with_another_salt(story, monkeypatch):
     assert rows(story, "SELECT * FROM journey_events ORDER BY seq") == expected
 
 
+@pytest.mark.parametrize("key", ["activity_key", "tuple_key"])
+def test_a_new_key_that_a_kept_row_already_has_is_a_collision(story, key, tmp_path):
+    """The incremental check compares the new rows' keys with the kept ones (no monkeypatch: a kept row is given
+    the key the new row will get, as a hash collision would)."""
+    stitch(story)
+    # the new event's tuple (user_id, email, anonymous_id, previous_id) and account, hashed with salt 0
+    hashed = {"activity_key": "hash(0, NULL, NULL, ?, NULL, NULL)", "tuple_key": "hash(0, NULL, NULL, ?, NULL)"}
+    (new_key,) = rows(story, f"SELECT {hashed[key]}", "brand-new")[0]
+    story.execute(f"UPDATE identity_activity SET {key} = ? WHERE anonymous_id = 'a3' AND user_id IS NULL", [new_key])
+    insert(story, [{"type": "track", "anonymous_id": "brand-new"}])
+    result = stitch(story)
+    assert result.identity == "resolved"  # every key made again with salt 1, and everything resolved with them
+    assert rows(story, "SELECT value FROM meta WHERE key = 'identity.salt'") == [("1",)]
+    (tmp_path / "fresh").mkdir()
+    fresh = open_store(tmp_path / "fresh")
+    fresh.register("_copy", story.sql("SELECT * FROM events ORDER BY seq").to_arrow_table())
+    fresh.execute("INSERT INTO events SELECT * FROM _copy")
+    stitch(fresh)
+    for sql in ("SELECT * FROM persons ORDER BY ALL", "SELECT * FROM identity_map ORDER BY ALL",
+                "SELECT seq, person_id, account_id FROM journey_events ORDER BY seq"):
+        assert rows(story, sql) == rows(fresh, sql)
+
+
 def test_empty_store(tmp_path):
     con = open_store(tmp_path)
     result = stitch(con)

@@ -321,7 +321,7 @@ def _fold_tails(con, t: dict[str, str], sql: _Statements, late: bool) -> None:
                     JOIN _state_cut c ON c.unit_id = e.unit_id AND c.late WHERE {after_cut}""")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _state_v AS {sql.visits}")
     # An appended unit's cut visit is its last, and the tail's first: unless a new visit follows it in the tail
-    # (most units gain events, not stages), its row is the same, and neither deleted nor written again
+    # (the unit did more in the stage it was in), its row is the same, and neither deleted nor written again
     con.execute("""CREATE OR REPLACE TEMP TABLE _state_vr AS
         SELECT v.* REPLACE (v.visit_no + coalesce(c.visit_no - 1, 0) AS visit_no)
         FROM _state_v v JOIN _state_cut c ON c.unit_id = v.unit_id
@@ -340,7 +340,7 @@ def _fold_tails(con, t: dict[str, str], sql: _Statements, late: bool) -> None:
     kept = ", ".join(f"CASE WHEN l.unit_id IS NOT NULL THEN l.{v} WHEN NOT k.late THEN k.{v} END AS {c}"
                      for c, v in zip(LAST_VISIT_NAMES, _VISIT, strict=True))
     # written as a delete and an insert, not an UPDATE: on a 50M-event store DuckDB checkpointed the whole database
-    # at the commit of that UPDATE (11 s for a 10,000-event refresh), and does not for the delete and the insert
+    # at the commit of that UPDATE (5-11 s of a 10,000-event refresh), and does not for the delete and the insert
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _state_ur AS
                     SELECT {UNIT_COLUMNS_OF_C}, {kept} FROM _state_current c JOIN _state_cut k ON k.unit_id = c.unit_id
                     LEFT JOIN ({LAST_VISIT.format(visits='_state_vr')}) l ON l.unit_id = c.unit_id""")
