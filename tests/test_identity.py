@@ -327,11 +327,11 @@ def test_a_new_key_that_a_kept_row_already_has_is_a_collision(story, key, tmp_pa
     """The incremental check compares the new rows' keys with the kept ones (no monkeypatch: a kept row is given
     the key the new row will get, as a hash collision would)."""
     stitch(story)
-    # the new event's tuple (user_id, email, anonymous_id, previous_id) and account, hashed with salt 0
-    hashed = {"activity_key": "hash(0, NULL, NULL, ?, NULL, NULL)", "tuple_key": "hash(0, NULL, NULL, ?, NULL)"}
-    (new_key,) = rows(story, f"SELECT {hashed[key]}", "brand-new")[0]
-    story.execute(f"UPDATE identity_activity SET {key} = ? WHERE anonymous_id = 'a3' AND user_id IS NULL", [new_key])
     insert(story, [{"type": "track", "anonymous_id": "brand-new"}])
+    # the key the new event's row will get (salt 0), given to a kept row of other values
+    hashed = (activity.activity_key_sql if key == "activity_key" else activity.tuple_key_sql)("e", 0)
+    (new_key,) = rows(story, f"SELECT {hashed} FROM events e WHERE anonymous_id = 'brand-new'")[0]
+    story.execute(f"UPDATE identity_activity SET {key} = ? WHERE anonymous_id = 'a3' AND user_id IS NULL", [new_key])
     result = stitch(story)
     assert result.identity == "resolved"  # every key made again with salt 1, and everything resolved with them
     assert rows(story, "SELECT value FROM meta WHERE key = 'identity.salt'") == [("1",)]

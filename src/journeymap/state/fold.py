@@ -357,13 +357,12 @@ LAST_VISIT_COLUMNS."""
 UNIT_COLUMNS_OF_C = ", ".join(f"c.{c}" for c in UNIT_COLUMNS.split(", "))
 """UNIT_COLUMNS read from a table aliased `c` (the units now, beside their last visit `l`)."""
 
-LAST_VISIT_COLUMNS = ("l.visit_no AS last_visit_no, l.stage AS last_stage, l.entered_at AS last_entered_at, "
-                      "l.entry_seq AS last_entry_seq")
-"""state_units_L's copy of the unit's last stage visit (NULL: none), where an appended unit's tail starts."""
-
 LAST_VISIT_NAMES = ("last_visit_no", "last_stage", "last_entered_at", "last_entry_seq")
 _VISIT = ("visit_no", "stage", "entered_at", "entry_seq")
 """LAST_VISIT_NAMES as a visit's columns (state_visits_L's, and _state_cut's)."""
+
+LAST_VISIT_COLUMNS = ", ".join(f"l.{v} AS {c}" for c, v in zip(LAST_VISIT_NAMES, _VISIT, strict=True))
+"""state_units_L's copy of the unit's last stage visit (NULL: none), where an appended unit's tail starts."""
 
 LAST_VISIT = ("SELECT unit_id, visit_no, stage, entered_at, entry_seq FROM {visits} "
               "QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY visit_no DESC) = 1")
