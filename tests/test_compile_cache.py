@@ -107,7 +107,7 @@ def test_parameters_are_compiled_each_time():
     limit = ibis.param("int64")
     expr = t.filter(t.amount > limit).count()
     assert [engine.backend.execute(expr, params={limit: v}) for v in (1, 10, 30)] == [2, 1, 0]
-    assert compile_cache.stats == {"hits": 0, "misses": 0}
+    assert compile_cache.stats == {"hits": 0, "misses": 0, "uncached": 3}
 
 
 def test_tables_held_in_memory_are_not_kept():
@@ -117,7 +117,7 @@ def test_tables_held_in_memory_are_not_kept():
         wanted = ibis.memtable({"plan": plans})
         expr = t.filter(t.plan.isin(wanted.plan)).count().as_table()
         engine.execute(expr)
-    assert compile_cache._entries == {} and compile_cache.stats == {"hits": 0, "misses": 0}
+    assert compile_cache._entries == {} and compile_cache.stats == {"hits": 0, "misses": 0, "uncached": 3}
 
 
 def test_the_cache_keeps_its_size(monkeypatch):
@@ -132,7 +132,7 @@ def test_the_cache_keeps_its_size(monkeypatch):
     monkeypatch.setattr(compile_cache, "SIZE", 0)  # off
     compile_cache.clear()
     engine.execute(t.filter(t.amount > 0).select("plan"))
-    assert compile_cache._entries == {} and compile_cache.stats == {"hits": 0, "misses": 0}
+    assert compile_cache._entries == {} and compile_cache.stats == {"hits": 0, "misses": 0, "uncached": 0}
 
 
 def _answers(workspace) -> dict:
@@ -155,3 +155,56 @@ def test_every_analysis_answers_the_same_from_cached_sql(ingested_demo):
     assert hits > 150 and misses == 0, (hits, misses)
     for a in REGISTRY:
         assert cached[a.name] == compiled[a.name], a.name
+
+
+def test_a_table_made_in_python_is_read_from_cached_sql_and_released_with_the_scope():
+    """engine.in_memory: two engines each read their own rows through one compiled statement; a different
+    literal is a different statement; the table goes when its scope closes."""
+    import pyarrow as pa
+
+    def plans(engine, rows, over):
+        with engine.scope():
+            t = engine.in_memory(pa.table({"amount": pa.array([a for a, _ in rows], pa.int64()),
+                                           "plan": pa.array([p for _, p in rows], pa.string())}))
+            big = t.filter(t.amount > over)
+            expr = big.group_by("plan").agg(n=big.count()).order_by("plan")
+            got = {r["plan"]: r["n"] for r in engine.execute(expr).to_pylist()}
+            name = t.op().name
+        assert engine.backend.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                                          [name]).fetchone()[0] == 0
+        return got
+
+    first_rows, second_rows = [(5, "pro"), (20, "pro"), (30, "team")], [(50, "free"), (9, "pro"), (70, "free")]
+    assert plans(duckdb_engine(duckdb.connect()), first_rows, 10) == {"pro": 1, "team": 1}
+    misses, hits = compile_cache.stats["misses"], compile_cache.stats["hits"]
+    assert plans(duckdb_engine(duckdb.connect()), second_rows, 10) == {"free": 2}
+    assert compile_cache.stats["misses"] == misses and compile_cache.stats["hits"] > hits
+    assert plans(duckdb_engine(duckdb.connect()), second_rows, 60) == {"free": 1}
+    assert compile_cache.stats["misses"] == misses + 1
+
+
+def test_churn_features_at_a_new_date_come_from_cached_sql(ingested_demo, monkeypatch):
+    """The churn features (scoring at each refresh) read their dates and scored texts from tables, not
+    literals: features at a later date, on a new engine, compile nothing, and equal those computed with no cache."""
+    import datetime as dt
+
+    from journeymap.insights.risk.churn_model import extra_features
+    from journeymap.insights.risk.features import features_at
+
+    with Workspace(ingested_demo(60, 7).workspace) as ws:
+        latest = ws.con.execute("SELECT max(ts) FROM journey_events").fetchone()[0]
+
+        def features(at):
+            engine = duckdb_engine(ws.con)
+            with engine.scope():
+                return features_at(engine, ws.definition, at, extra_features(engine, ws.definition))
+
+        features(latest - dt.timedelta(days=7))
+        before = dict(compile_cache.stats)
+        cached = features(latest)
+        assert compile_cache.stats["misses"] == before["misses"] and compile_cache.stats["hits"] > before["hits"]
+        assert compile_cache.stats["uncached"] == before["uncached"]
+        assert "sentiment" in cached.columns and cached["sentiment"].notna().any()
+        monkeypatch.setattr(compile_cache, "SIZE", 0)
+        compiled = features(latest)
+    assert cached.equals(compiled)

@@ -98,6 +98,25 @@ class Engine:
         self._cached.append(name)
         return self.backend.table(name)
 
+    def in_memory(self, table: pa.Table) -> ir.Table:
+        """A small table made in Python (scoring dates, scored texts) as a table the engine reads.
+
+        On DuckDB a temp table under a name of this engine's (released with the scope, as `materialize`'s),
+        so that what reads it compiles once (engine.compile_cache keys a table by name; an ibis.memtable is
+        new at every call and compiled each time: about a second for the churn features). Elsewhere an
+        ibis.memtable."""
+        if self.name != "duckdb":
+            return ibis.memtable(table)
+        name, arrow = f"_jm_cache_{id(self)}_{len(self._cached) + 1}", f"_jm_arrow_{id(self)}"
+        con = self.backend.con
+        con.register(arrow, table)
+        try:
+            con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS SELECT * FROM "{arrow}"')
+        finally:
+            con.unregister(arrow)
+        self._cached.append(name)
+        return self.backend.table(name)
+
     @property
     def lazy_shares(self) -> bool:
         """Whether `share` defers the work to the statement that reads the table (DuckDB)."""

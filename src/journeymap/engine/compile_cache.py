@@ -12,8 +12,10 @@ The engine names what it materializes or shares per call (`_jm_cache_<engine>_<n
 engine.backends): those names are replaced by their order of appearance in the key and in the stored SQL, and
 put back for the caller, so that a metric computed again on a new engine finds its SQL.
 
-An expression with parameters (or any option but `limit` and `pretty`), or over a table held in memory,
-is compiled each time. The cache holds the latest `SIZE` entries.
+An expression with parameters (or any option but `limit` and `pretty`), or over a table held in memory
+(ibis.memtable), is compiled each time (`stats["uncached"]` counts them): a small table made in Python goes
+through Engine.in_memory instead, which names it as `materialize` does. The cache holds the latest `SIZE`
+entries.
 """
 
 from __future__ import annotations
@@ -35,22 +37,27 @@ _CANONICAL = re.compile(r"_jm_scoped_(\d+)_")
 
 _lock = threading.Lock()
 _entries: OrderedDict[tuple, str] = OrderedDict()
-stats = {"hits": 0, "misses": 0}
-"""Lookups since the process started (or `clear`): what the tests and benchmarks read."""
+stats = {"hits": 0, "misses": 0, "uncached": 0}
+"""Lookups since the process started (or `clear`), and compilations the cache could not keep (parameters, a
+table held in memory, a name the key does not hold): what the tests and benchmarks read."""
 
 
 def clear() -> None:
     with _lock:
         _entries.clear()
-        stats.update(hits=0, misses=0)
+        stats.update(hits=0, misses=0, uncached=0)
 
 
-def _canonical(op: ops.Node) -> tuple[ops.Node | None, list[str]]:
-    """`op` with its tables unbound from their backend and the engine's scoped names replaced by their order
-    of appearance, and those names in that order. None for an expression over a table held in memory
-    (ibis.memtable): it is new at every call, and a key would keep its data alive."""
+def _canonical(op: ops.Node) -> tuple[tuple | None, list[str]]:
+    """A key for `op`: its graph written out node by node, children first, each node as its type and its
+    arguments with child nodes given by their position, tables by name, schema and namespace (not by the
+    backend that holds them), and the engine's scoped names by their order of appearance; and those names in
+    that order. None for an expression over a table held in memory (ibis.memtable): it is new at every call,
+    and a key would keep its data alive. Written out rather than rebuilt with the tables unbound (`op.replace`):
+    rebuilding validates every node again, about half a second for the churn features' expression."""
     scoped: list[str] = []
-    in_memory = False
+    position: dict[ops.Node, int] = {}
+    nodes: list[tuple] = []
 
     def name(original: str) -> str:
         if not SCOPED.fullmatch(original):
@@ -59,32 +66,55 @@ def _canonical(op: ops.Node) -> tuple[ops.Node | None, list[str]]:
             scoped.append(original)
         return f"_jm_scoped_{scoped.index(original)}_"
 
-    def replace(node, kwargs):
-        nonlocal in_memory
-        if isinstance(node, ops.InMemoryTable):
-            in_memory = True
-            return node
-        if isinstance(node, ops.DatabaseTable):
-            return ops.UnboundTable(name(node.name), node.schema, node.namespace)
-        if isinstance(node, ops.AliasedRelation) and SCOPED.fullmatch(node.name):
-            args = dict(kwargs) if kwargs else dict(zip(node.__argnames__, node.__args__))
-            return node.__recreate__({**args, "name": name(node.name)})
-        return node.__recreate__(kwargs) if kwargs else node
+    def value(v):
+        if isinstance(v, ops.Node):
+            return ("node", position[v])
+        if isinstance(v, (tuple, list)):
+            return ("seq", tuple(value(x) for x in v))
+        if isinstance(v, dict):
+            return ("map", tuple((value(k), value(x)) for k, x in v.items()))
+        return v
 
-    canonical = op.replace(replace)
-    return (None if in_memory else canonical), scoped
+    def describe(node: ops.Node) -> tuple:
+        if isinstance(node, ops.DatabaseTable):
+            return ("table", name(node.name), node.schema, node.namespace)
+        args = node.__args__
+        if isinstance(node, ops.AliasedRelation) and SCOPED.fullmatch(node.name):
+            args = tuple(name(a) if n == "name" else a for n, a in zip(node.__argnames__, args, strict=True))
+        return (type(node), tuple(value(a) for a in args))
+
+    stack: list[tuple[ops.Node, bool]] = [(op, False)]
+    while stack:  # children first, without recursion: an expression can nest deeper than Python's stack
+        node, ready = stack.pop()
+        if node in position:
+            continue
+        if isinstance(node, ops.InMemoryTable):
+            return None, scoped
+        if not ready:
+            stack.append((node, True))
+            stack.extend((c, False) for c in reversed(node.__children__) if c not in position)
+            continue
+        position[node] = len(nodes)
+        nodes.append(describe(node))
+    return tuple(nodes), scoped
+
+
+def _count(what: str) -> None:
+    with _lock:
+        stats[what] += 1
 
 
 def cached(compile: Callable[..., str], dialect: str) -> Callable[..., str]:
     """`compile` (an Ibis backend's) answering from the cache; installed on each engine's backend."""
 
     def compile_cached(expr, /, *, limit=None, params=None, pretty=False, **other) -> str:
-        if params or other or not SIZE:
+        if not SIZE:
             return compile(expr, limit=limit, params=params, pretty=pretty, **other)
-        op, scoped = _canonical(expr.op())
-        if op is None:
-            return compile(expr, limit=limit, params=params, pretty=pretty)
-        key = (dialect, op, limit, pretty)
+        shape, scoped = (None, []) if params or other else _canonical(expr.op())
+        if shape is None:
+            _count("uncached")
+            return compile(expr, limit=limit, params=params, pretty=pretty, **other)
+        key = (dialect, shape, limit, pretty)
         with _lock:
             sql = _entries.get(key)
             if sql is not None:
@@ -94,6 +124,7 @@ def cached(compile: Callable[..., str], dialect: str) -> Callable[..., str]:
             return _CANONICAL.sub(lambda m: scoped[int(m.group(1))], sql)
         sql = compile(expr, limit=limit, params=params, pretty=pretty)
         if "_jm_scoped_" in sql or not set(SCOPED.findall(sql)) <= set(scoped):
+            _count("uncached")
             return sql  # a name the key does not hold (or our placeholder, in a literal): not cached
         stored = SCOPED.sub(lambda m: f"_jm_scoped_{scoped.index(m.group(0))}_", sql)
         with _lock:

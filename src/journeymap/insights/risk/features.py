@@ -45,6 +45,8 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from journeymap.engine.backends import Engine
 from journeymap.engine.rules import first_match, rule_expr
@@ -54,9 +56,11 @@ from journeymap.journey.durations import parse_duration
 
 DAY = dt.timedelta(days=1)
 HIGH_EFFORT_CAP = 90.0
-ExtraFeatures = Callable[[Engine, ir.Table, dt.datetime], ir.Table]
-"""A feature hook: (engine, events before `at`, at) -> a table with `unit_id` and more columns.
-Sentiment scores of comments plug in here; the columns join the feature table by account."""
+ExtraFeatures = Callable[[Engine, ir.Table], ir.Table]
+"""A feature hook: (engine, the scoring dates: `_d`, `_at`, `_a30`, `_a60`, `_a90` as `_cutoffs` gives them) ->
+a table with `_d`, `unit_id` and more columns, each date's from what came before its `_at`. Sentiment scores of
+comments plug in here; the columns join the feature table by date and account. The dates are a table, not
+literals, so that the SQL is the same whatever the dates (engine.compile_cache)."""
 
 
 def signals(definition: JourneyDefinition) -> HealthSignals:
@@ -167,7 +171,7 @@ class FeatureBuilder:
         dates = [as_datetime(d) for d in dates]
         if not dates:
             return []
-        cut = _cutoffs(dates)
+        cut = _cutoffs(self.engine, dates)
         ev = self.events.cross_join(cut).filter(self.events.ts < cut._at)
         keys = ["_d", "unit_id"]
 
@@ -197,10 +201,7 @@ class FeatureBuilder:
         parts = [self._last_surveys(ev), self._current_stage(ev), self._early(ev)]
         if self.revenue is not None:
             parts.append(self._billing(cut))
-        for f in self.extra:  # a hook sees one date at a time: its tables, one per date, are stacked
-            per_date = [f(self.engine, self.events.filter(self.events.ts < _lit(at)), at).mutate(_d=ibis.literal(i, "int64"))
-                        for i, at in enumerate(dates)]
-            parts.append(per_date[0] if len(per_date) == 1 else ibis.union(*per_date, distinct=False))
+        parts += [f(self.engine, cut) for f in self.extra]
         out = base
         for i, p in enumerate(parts):
             p = p.rename({f"_j{i}": "_d", f"_k{i}": "unit_id"})
@@ -305,7 +306,7 @@ class FeatureBuilder:
         dates = [as_datetime(d) for d in dates]
         if not dates:
             return []
-        cut = _cutoffs(dates, horizon_days)
+        cut = _cutoffs(self.engine, dates, horizon_days)
         ch = self.events.filter(self.events.churn)
         ev = ch.cross_join(cut).filter((ch.ts >= cut._at) & (ch.ts < cut._end))
         df = self.engine.execute(ev.group_by(["_d", "unit_id"]).aggregate(churn_at=ev.ts.min())).to_pandas()
@@ -416,14 +417,14 @@ def _lit(value: dt.datetime) -> ir.TimestampValue:
     return ibis.literal(value, type="timestamp")
 
 
-def _cutoffs(dates: list[dt.datetime], horizon_days: int | None = None) -> ir.Table:
+def _cutoffs(engine: Engine, dates: list[dt.datetime], horizon_days: int | None = None) -> ir.Table:
     """One row per scoring date: `_d` (its position), `_at`, `_a30` / `_a60` / `_a90` (30, 60, 90 days
     before) and, with a horizon, `_end` (`_at` + horizon). Computed here, so no engine does date arithmetic."""
-    rows = {"_d": list(range(len(dates))), "_at": dates, **{f"_a{n}": [d - n * DAY for d in dates] for n in (30, 60, 90)}}
+    rows = {"_at": dates, **{f"_a{n}": [d - n * DAY for d in dates] for n in (30, 60, 90)}}
     if horizon_days is not None:
         rows["_end"] = [d + horizon_days * DAY for d in dates]
-    schema = {"_d": "int64", **{k: "timestamp" for k in rows if k != "_d"}}
-    return ibis.memtable(pd.DataFrame(rows), schema=schema)
+    return engine.in_memory(pa.table({"_d": pa.array(range(len(dates)), pa.int64()),
+                                      **{k: pa.array(v, pa.timestamp("us")) for k, v in rows.items()}}))
 
 
 def as_datetime(value) -> dt.datetime:
@@ -449,12 +450,14 @@ def text_sentiment(engine: Engine, definition: JourneyDefinition) -> ExtraFeatur
     rows = text_rows(engine, definition, "account")
     if rows.num_rows == 0:
         return None
-    compound = score_texts(rows.column("text").to_pylist()).compound
-    scored = ibis.memtable(pd.DataFrame({"_u": rows.column("unit_id").to_pylist(), "_ts": rows.column("ts").to_pylist(),
-                                         "_c": compound}).dropna())
+    compound = pa.array(score_texts(rows.column("text").to_pylist()).compound, pa.float64(), from_pandas=True)
+    scored = pa.table({"_u": rows.column("unit_id"), "_ts": rows.column("ts"), "_c": compound})
+    valid = pc.and_(pc.and_(pc.is_valid(scored["_u"]), pc.is_valid(scored["_ts"])), pc.is_valid(compound))
+    scored = engine.in_memory(scored.filter(valid))
 
-    def features(engine: Engine, ev: ir.Table, at: dt.datetime) -> ir.Table:
-        t = scored.filter((scored._ts < at) & (scored._ts >= at - dt.timedelta(days=90)))
-        return t.group_by(unit_id=t._u).aggregate(sentiment=t._c.mean(), negative_texts_90d=t.count(where=t._c <= -0.05))
+    def features(engine: Engine, cut: ir.Table) -> ir.Table:
+        t = scored.cross_join(cut).filter((scored._ts < cut._at) & (scored._ts >= cut._a90))
+        return t.group_by(["_d", t._u.name("unit_id")]).aggregate(sentiment=t._c.mean(),
+                                                                  negative_texts_90d=t.count(where=t._c <= -0.05))
 
     return features
