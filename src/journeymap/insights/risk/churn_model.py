@@ -342,11 +342,12 @@ def risk_report(engine, definition, at: dt.datetime | None = None, horizon_days:
             say("done", 1.0)
             return found
     say("scoring what customers wrote", 0.0)
-    extra = extra_features(engine, definition)
-    fitted = fit_model(engine, definition, extra, horizon_days, model, seed, progress=say)
-    fitted_at = _utc_now()
-    say("scoring accounts", 0.9)
-    now, at, end = scoring_frame(engine, definition, extra, at)
+    with engine.scope():  # the scored texts' table (Engine.in_memory) goes with it
+        extra = extra_features(engine, definition)
+        fitted = fit_model(engine, definition, extra, horizon_days, model, seed, progress=say)
+        fitted_at = _utc_now()
+        say("scoring accounts", 0.9)
+        now, at, end = scoring_frame(engine, definition, extra, at)
     accounts, risk = ranked_accounts(fitted, now, top, explain_top, explain_by)
     say("done", 1.0)
     return {"at": at.isoformat(), "horizon_days": horizon_days, "model": model, "paying_accounts": int(len(now)),
