@@ -86,14 +86,21 @@ class Engine:
         reads (Ibis's `cache()` shares one view between equal expressions). DuckDB gets a temp table
         written with plain SQL (Ibis 12's cache and create_table emit a DROP that DuckDB 2.0 cannot
         parse); Spark a cached DataFrame behind a temp view. `release` frees both."""
-        name = f"_jm_cache_{id(self)}_{len(self._cached) + 1}"
+        name = self._next_name()
         if self.name != "duckdb":
             session = self.backend._session
             df = session.sql(self.backend.compile(expr)).cache()
             df.createOrReplaceTempView(name)
             self._cached.append((name, df))
             return self.backend.table(name)
-        sql = self.backend.compile(expr)
+        return self._temp_table(name, self.backend.compile(expr))
+
+    def _next_name(self) -> str:
+        """The name of the next table this engine keeps (engine.compile_cache.SCOPED matches it)."""
+        return f"_jm_cache_{id(self)}_{len(self._cached) + 1}"
+
+    def _temp_table(self, name: str, sql: str) -> ir.Table:
+        """DuckDB: `sql`'s rows kept as temp table `name`, dropped by `release`."""
         self.backend.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
         self._cached.append(name)
         return self.backend.table(name)
@@ -107,15 +114,12 @@ class Engine:
         ibis.memtable."""
         if self.name != "duckdb":
             return ibis.memtable(table)
-        name, arrow = f"_jm_cache_{id(self)}_{len(self._cached) + 1}", f"_jm_arrow_{id(self)}"
-        con = self.backend.con
-        con.register(arrow, table)
+        name, arrow = self._next_name(), f"_jm_arrow_{id(self)}"
+        self.backend.con.register(arrow, table)
         try:
-            con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS SELECT * FROM "{arrow}"')
+            return self._temp_table(name, f'SELECT * FROM "{arrow}"')
         finally:
-            con.unregister(arrow)
-        self._cached.append(name)
-        return self.backend.table(name)
+            self.backend.con.unregister(arrow)
 
     @property
     def lazy_shares(self) -> bool:
