@@ -1,6 +1,7 @@
-"""Churn risk at refresh time (insights.risk.stored): the model is refitted on the schedule of `risk.refit`
-(the data's time) or when journeymap.yml changes, every paying account is scored at each refresh, and
-`journeymap risk` with its defaults and the map read those scores without fitting a model.
+"""Churn risk and health at refresh time (insights.risk.stored): the model (and the health weights, on its
+snapshots) is refitted on the schedule of `risk.refit` (the data's time) or when journeymap.yml changes, every
+paying account is scored at each refresh, and `journeymap risk` and `journeymap health` with their defaults and
+the map read those scores without fitting a model or computing a snapshot.
 
 On a small simulated business (300 accounts): refreshed once by a module fixture, copied by each test."""
 
@@ -17,7 +18,9 @@ from conftest import invoke_cli, invoke_json
 
 from journeymap.insights.risk import churn_model
 from journeymap.insights.risk.churn_model import extra_features, ranked_accounts, risk_report, scoring_frame
-from journeymap.insights.risk.stored import DEFAULTS, MODELS, SCORES
+from journeymap.insights.risk import features as features_module
+from journeymap.insights.risk.health import health_report
+from journeymap.insights.risk.stored import DEFAULTS, HEALTH, MODELS, SCORES
 from journeymap.errors import DefinitionError
 from journeymap.journey.load import load_definition
 from journeymap.workspace import Workspace
@@ -258,3 +261,91 @@ def test_the_risk_commands_defaults_are_the_refresh_models_options():
 
     p = RiskParams()
     assert {"horizon_days": round(days(p.horizon)), "model": p.model, "seed": 0} == DEFAULTS
+
+
+# -- health -------------------------------------------------------------------------------------------------
+
+FROM_WHERE = ("scores", "model_version", "notes")
+"""health_report's keys that say where the numbers come from; every other key is a number or a name."""
+
+
+@pytest.fixture
+def snapshot_calls(monkeypatch):
+    """How many times features.snapshots (the monthly feature history, what health's weights and backtest
+    read) is computed."""
+    calls = []
+    real = features_module.snapshots
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(features_module, "snapshots", counted)
+    return calls
+
+
+def test_the_refresh_writes_the_health_scores_that_computing_them_gives(ws_path, base, snapshot_calls):
+    with Workspace(ws_path) as ws:
+        stored = health_report(ws.engine, ws.definition)
+        assert snapshot_calls == []  # read, not computed
+        computed = health_report(ws.engine, ws.definition, stored=False)
+        assert len(snapshot_calls) == 1
+        rows = ws.con.execute(f"SELECT unit_id, health, band, model_version, scored_at FROM {HEALTH} ORDER BY rank").fetchall()
+        ((fit,),) = ws.con.execute(f"SELECT health FROM {MODELS} WHERE version = 1").fetchall()
+    assert stored["scores"] == "stored" and stored["model_version"] == 1 and "churn model version 1" in stored["notes"][0]
+    assert computed["scores"] == "computed" and computed["model_version"] is None and computed["notes"] == []
+    # every number and name exactly as computed now, right after the refit: the same weights, backtest and ranks
+    assert {k: v for k, v in stored.items() if k not in FROM_WHERE} == \
+           {k: v for k, v in computed.items() if k not in FROM_WHERE}
+    assert len(rows) == base[1].accounts == len(stored["accounts"]) > 10
+    assert [r[0] for r in rows] == [a["unit_id"] for a in stored["accounts"]]
+    assert {(r[3], r[4].isoformat()) for r in rows} == {(1, base[1].scored_at)}
+    assert len({r[2] for r in rows}) >= 2 and stored["backtest"]["rows"] > 0
+    assert json.loads(fit)["source"] == "config" == stored["weights"]["source"]
+    out = invoke_json("health", "--workspace", str(ws_path))
+    assert out["scores"] == "stored" and out["accounts"] == stored["accounts"] and snapshot_calls == [1]
+
+
+def test_between_refits_health_is_rescored_under_the_stored_weights(ws_path, snapshot_calls):
+    with Workspace(ws_path) as ws:
+        ws.ingest([str(_later(ws_path, 3))])
+        assert ws.last_refresh.risk.model == "reused" and snapshot_calls == []
+        stored = health_report(ws.engine, ws.definition)
+        computed = health_report(ws.engine, ws.definition, stored=False)
+    assert stored["scores"] == "stored" and stored["at"] == computed["at"] and stored["at"].startswith("2026-11-04")
+    # configured weights: the scores at the new date are the ones computed now; only the backtest (and each
+    # band's churn rate, which it gives) is the refit's, on the snapshots of the data it was fitted on
+    assert stored["weights"] == computed["weights"]
+    keep = ("unit_id", "health", "band", "mrr", "components", "expansion")
+    assert [{k: a[k] for k in keep} for a in stored["accounts"]] == [{k: a[k] for k in keep} for a in computed["accounts"]]
+    assert [b["accounts"] for b in stored["bands"]] == [b["accounts"] for b in computed["bands"]]
+    assert stored["expansion"] == computed["expansion"]
+
+
+def test_other_health_options_and_stale_scores_compute_now_and_say_so(ws_path):
+    learned = invoke_json("health", "--workspace", str(ws_path), "--weights", "learned")
+    assert learned["scores"] == "computed" and learned["weights"]["source"] == "learned"
+    assert "not weights learned (stored: auto)" in learned["notes"][0]
+    past = invoke_json("health", "--workspace", str(ws_path), "--at", "2026-09-01")
+    assert past["scores"] == "computed" and "not 2026-09-01" in past["notes"][0]
+    assert invoke_json("health", "--workspace", str(ws_path), "--at", "2026-11-01")["scores"] == "stored"
+    with Workspace(ws_path) as ws:
+        ws.ingest([str(_later(ws_path, 2))], refresh=False)
+        from journeymap.state import refresh
+
+        refresh(ws.con, ws.definition)  # the journey moved; the scores were not rewritten
+        h = health_report(ws.engine, ws.definition)
+    assert h["scores"] == "computed" and "events arrived since the stored scores were written" in h["notes"][0]
+
+
+def test_a_model_stored_by_an_earlier_journeymap_is_refitted_for_its_health_weights(ws_path):
+    with Workspace(ws_path) as ws:
+        ws.con.execute(f"ALTER TABLE {MODELS} DROP COLUMN health")  # the table as the previous layout wrote it
+        ws.con.execute(f"DROP TABLE {HEALTH}")
+        ws.con.execute("DELETE FROM meta WHERE key = 'health.summary'")
+        assert health_report(ws.engine, ws.definition)["notes"][0].startswith("computed now: no stored health scores")
+        risk = ws.refresh().risk
+        assert risk.model == "refitted" and "no health weights (an earlier journeymap fitted it)" in risk.reason
+        assert risk.model_version == 2
+        assert health_report(ws.engine, ws.definition)["model_version"] == 2
+        assert ws.con.execute(f"SELECT count(*) FROM {MODELS} WHERE health IS NULL").fetchall() == [(1,)]  # version 1

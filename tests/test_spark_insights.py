@@ -108,7 +108,7 @@ def test_churn_risk_identical_on_spark(duck, spark, feature_tables):
 
 
 def test_health_identical_on_spark(duck, spark, feature_tables):
-    on_duck, on_spark = both("health", duck, spark, lambda e, d: health_report(e, d, None, 90, "auto"))
+    on_duck, on_spark = both("health", duck, spark, lambda e, d: health_report(e, d, None, 90, "auto", stored=False))
     same(frame(feature_tables[0]), frame(feature_tables[1]), "snapshots")
     same(on_duck, on_spark, "health")
     healths = [a["health"] for a in on_duck["accounts"]]

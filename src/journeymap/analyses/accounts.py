@@ -128,6 +128,12 @@ class HealthOutput(Output):
     backtest: dict = Field(description="The score against churn on held-out dates: ROC-AUC and churn per band.")
     accounts: list[dict] = Field(description="Every paying account, least healthy first.")
     expansion: dict = Field(description="Expansion signals: seat utilisation and usage growth.")
+    scores: Literal["stored", "computed"] = Field(
+        description="stored: written by the last refresh under the weights fitted with the stored churn model; "
+                    "computed: now (options other than the defaults, or no current stored scores: `notes` says why).")
+    model_version: int | None = Field(description="The stored churn model whose snapshots fitted the weights and "
+                                                  "the backtest (state_models); null when computed now.")
+    notes: list[str] = Field(description="Where the scores come from, and why they were computed now.")
 
 
 def _health(ws, p: HealthParams, progress=None) -> dict:

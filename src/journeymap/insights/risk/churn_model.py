@@ -278,12 +278,14 @@ def extra_features(engine, definition) -> list:
 
 
 def fit_model(engine, definition, extra: list, horizon_days: int = DEFAULT_HORIZON_DAYS, model: str = DEFAULT_MODEL,
-              seed: int = DEFAULT_SEED, progress=None) -> ChurnModel:
-    """The churn model fitted on the workspace's monthly snapshots (`features.snapshots`)."""
+              seed: int = DEFAULT_SEED, progress=None, snaps: pd.DataFrame | None = None) -> ChurnModel:
+    """The churn model fitted on the workspace's monthly snapshots (`features.snapshots`; `snaps` when computed
+    already, with `extra`)."""
     from journeymap.insights.risk.features import snapshots
 
     say = progress or (lambda _m, _f: None)
-    snaps = snapshots(engine, definition, horizon_days, extra=extra, progress=lambda m, f: say(m, 0.8 * f))
+    if snaps is None:
+        snaps = snapshots(engine, definition, horizon_days, extra=extra, progress=lambda m, f: say(m, 0.8 * f))
     say("fitting the churn model", 0.8)
     return ChurnModel(horizon_days=horizon_days, model=model, seed=seed).fit(snaps)
 

@@ -148,41 +148,40 @@ def expansion_signals(features: pd.DataFrame, health: Health) -> pd.Series:
     return pd.Series(out, index=features.index)
 
 
-def health_report(engine, definition: JourneyDefinition, at: dt.datetime | None = None, horizon_days: int = 90,
-                  weights: str = "auto", seed: int = 0, progress=None) -> dict:
-    """Score every account paying at `at` (default: the day after the last event) and backtest the score.
-
-    weights: "config" (the definition's health.components), "learned", or "auto" (config when given)."""
-    from journeymap.insights.risk.features import FeatureBuilder, snapshots
-
-    if definition.revenue is None:
-        raise NotEnoughData("journeymap.yml defines no churn, so there is nothing to backtest health against",
-                            add="a `revenue:` section with its `churn:` rule (docs/metrics/revenue.md)")
-    say = progress or (lambda _m, _f: None)
-    health = definition.health or Health()
+def weights_source(health: Health, weights: str) -> str:
+    """config or learned, for the `weights` option: "config" (the definition's health.components), "learned",
+    or "auto" (config when given)."""
     if weights not in ("auto", "config", "learned"):
         raise ValueError(f"weights must be auto, config or learned, not {weights!r}")
     if weights == "config" and not health.components:
         raise NotEnoughData("journeymap.yml has no health.components", add="them (docs/journey-definition.md), or use --weights learned")
-    source = "config" if weights == "config" or (weights == "auto" and health.components) else "learned"
-    snaps = snapshots(engine, definition, horizon_days, progress=lambda m, f: say(m, 0.8 * f))
+    return "config" if weights == "config" or (weights == "auto" and health.components) else "learned"
+
+
+def fit_health(snaps: pd.DataFrame, definition: JourneyDefinition, horizon_days: int = 90, weights: str = "auto",
+               seed: int = 0) -> dict:
+    """{"source", "components", "backtest"}: the weights (configured, or learned on the snapshots' training
+    dates) and the score's backtest on their held-out dates. `snaps`: features.snapshots at `horizon_days`."""
+    health = definition.health or Health()
+    source = weights_source(health, weights)
     split = time_split(snaps["at"].unique(), horizon_days)
     fit_dates = split.train + split.calibration  # every label window closes before the held-out dates
     components = configured_components(health) if source == "config" else \
         learned_components(snaps[snaps["at"].isin(fit_dates)], seed)
-    say("backtesting the health score", 0.85)
-    bt = backtest(snaps, components, health.bands, split.test)
-    with engine.scope():
-        fb = FeatureBuilder(engine, definition, materialize=False)
-        if at is None:
-            last = fb.span()[1]
-            at = dt.datetime(last.year, last.month, last.day) + dt.timedelta(days=1)
-        now = fb.at(at)
-    now = now[now["paying"]].reset_index(drop=True)
+    return {"source": source, "components": components,
+            "backtest": backtest(snaps, components, health.bands, split.test)}
+
+
+def scored(now: pd.DataFrame, definition: JourneyDefinition, fitted: dict) -> tuple[list[dict], list[dict], dict]:
+    """(accounts least healthy first, accounts per band, expansion counts) of the paying accounts' features
+    `now` under the weights and backtest `fitted` (fit_health's)."""
+    health = definition.health or Health()
+    components = fitted["components"]
+    now = now.reset_index(drop=True)
     s = score(now, components)
     bands = band(s["health"], health.bands)
     flags = expansion_signals(now, health)
-    rates = {b["band"]: b["churn_rate"] for b in bt["bands"]}
+    rates = {b["band"]: b["churn_rate"] for b in fitted["backtest"]["bands"]}
     accounts = []
     for i, r in now.iterrows():
         accounts.append({
@@ -194,13 +193,49 @@ def health_report(engine, definition: JourneyDefinition, at: dt.datetime | None 
     accounts.sort(key=lambda a: (a["health"], a["unit_id"]))
     summary = [{"band": name, "accounts": int((bands == name).sum()), "backtest_churn_rate": rates.get(name)}
                for name in health.bands]
+    expansion = {"high_utilisation": int(sum("high_utilisation" in f for f in flags)),
+                 "growing_usage": int(sum("growing_usage" in f for f in flags)),
+                 "utilisation_threshold": health.expansion_utilisation, "trend_threshold": health.expansion_trend}
+    return accounts, summary, expansion
+
+
+def health_report(engine, definition: JourneyDefinition, at: dt.datetime | None = None, horizon_days: int = 90,
+                  weights: str = "auto", seed: int = 0, progress=None, stored: bool = True) -> dict:
+    """Score every account paying at `at` (default: the day after the last event) and backtest the score.
+
+    weights: "config" (the definition's health.components), "learned", or "auto" (config when given).
+
+    With `stored` (default) and the default options, the scores the last refresh wrote are read
+    (insights.risk.stored: no snapshot is computed, no weight learned); otherwise, or when they are not
+    current, they are computed now and the notes say why."""
+    from journeymap.insights.risk.features import FeatureBuilder, snapshots
+    from journeymap.insights.risk.scores import stored_health
+
+    if definition.revenue is None:
+        raise NotEnoughData("journeymap.yml defines no churn, so there is nothing to backtest health against",
+                            add="a `revenue:` section with its `churn:` rule (docs/metrics/revenue.md)")
+    say = progress or (lambda _m, _f: None)
+    weights_source(definition.health or Health(), weights)
+    why = None
+    if stored:
+        found, why = stored_health(engine, definition, at=at, horizon_days=horizon_days, weights=weights, seed=seed)
+        if found is not None:
+            say("done", 1.0)
+            return found
+    snaps = snapshots(engine, definition, horizon_days, progress=lambda m, f: say(m, 0.8 * f))
+    say("backtesting the health score", 0.85)
+    fitted = fit_health(snaps, definition, horizon_days, weights, seed)
+    with engine.scope():
+        fb = FeatureBuilder(engine, definition, materialize=False)
+        if at is None:
+            last = fb.span()[1]
+            at = dt.datetime(last.year, last.month, last.day) + dt.timedelta(days=1)
+        now = fb.at(at)
+    accounts, summary, expansion = scored(now[now["paying"]], definition, fitted)
     say("done", 1.0)
     return {
         "at": at.isoformat(), "horizon_days": horizon_days,
-        "weights": {"source": source, "components": components},
-        "bands": summary, "backtest": bt,
-        "expansion": {"high_utilisation": int(sum("high_utilisation" in f for f in flags)),
-                      "growing_usage": int(sum("growing_usage" in f for f in flags)),
-                      "utilisation_threshold": health.expansion_utilisation, "trend_threshold": health.expansion_trend},
-        "accounts": accounts,
+        "weights": {"source": fitted["source"], "components": fitted["components"]},
+        "bands": summary, "backtest": fitted["backtest"], "expansion": expansion, "accounts": accounts,
+        "scores": "computed", "model_version": None, "notes": [f"computed now: {why}"] if why else [],
     }

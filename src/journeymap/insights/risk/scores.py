@@ -1,5 +1,6 @@
-"""The stored churn scores, read (insights.risk.stored writes them at each refresh): what `journeymap risk` with
-its default options and the map's accounts at risk show, without fitting a model.
+"""The stored churn and health scores, read (insights.risk.stored writes them at each refresh): what `journeymap
+risk` and `journeymap health` with their default options, the accounts page and the map's accounts at risk show,
+without fitting a model or computing a snapshot.
 
 Its own module, below both the model (churn_model, which asks it first) and the refresh (stored, which
 writes what it reads), so that neither imports the other both ways.
@@ -29,6 +30,10 @@ LAYOUT = "1"
 """The stored model's recipe and tables; a model or scores written under another are refitted, never read."""
 MODELS = "state_models"
 SCORES = "state_risk"
+HEALTH = "state_health"
+HEALTH_DEFAULTS = {"horizon_days": DEFAULT_HORIZON_DAYS, "weights": "auto", "seed": 0}
+"""The options of `journeymap health` without flags: the health weights fitted with the churn model and the
+scores written at each refresh are for these."""
 
 IGNORED_SECTIONS = ("name", "engine", "store", "server", "sources", "targets", "risk")
 """journeymap.yml sections no churn feature reads: changing them refits nothing."""
@@ -65,12 +70,9 @@ def stored_report(engine: Engine, definition: JourneyDefinition, at: dt.datetime
     known = meta(con)
     if "risk.model_version" not in known or not exists(con, SCORES) or not exists(con, MODELS):
         return None, "no stored scores yet: each refresh (after ingest) writes them"
-    if known.get("risk.layout") != LAYOUT:
-        return None, f"the stored scores have layout {known.get('risk.layout')}; the next refresh rewrites them"
-    if known.get("risk.journey") != known.get(JOURNEY_VERSION_KEY, "0"):
-        return None, "events arrived since the stored scores were written"
-    if known.get("risk.definition") != definition_fingerprint(definition):
-        return None, "journeymap.yml changed since the stored scores were written"
+    why = _stale(known, definition)
+    if why:
+        return None, why
     summary = json.loads(known["risk.summary"])
     if at is not None and dt.datetime.fromisoformat(summary["at"]) != at:
         return None, f"the stored scores are at {summary['at'][:10]}, not {at:%Y-%m-%d}"
@@ -95,3 +97,63 @@ def stored_report(engine: Engine, definition: JourneyDefinition, at: dt.datetime
                   f"{refit} of the data's time: risk.refit in journeymap.yml); other options fit a model now"],
     }, None
 
+
+
+def _stale(known: dict[str, str], definition: JourneyDefinition) -> str | None:
+    """Why the scores the last refresh wrote (risk and health, in one transaction) do not answer now, or None."""
+    if known.get("risk.layout") != LAYOUT:
+        return f"the stored scores have layout {known.get('risk.layout')}; the next refresh rewrites them"
+    if known.get("risk.journey") != known.get(JOURNEY_VERSION_KEY, "0"):
+        return "events arrived since the stored scores were written"
+    if known.get("risk.definition") != definition_fingerprint(definition):
+        return "journeymap.yml changed since the stored scores were written"
+    return None
+
+
+def stored_health(engine: Engine, definition: JourneyDefinition, at: dt.datetime | None = None,
+                  horizon_days: int = DEFAULT_HORIZON_DAYS, weights: str = "auto", seed: int = 0
+                  ) -> tuple[dict | None, str | None]:
+    """(the stored health scores as `health_report` returns them, None) when they answer these options, else
+    (None, why not). The weights and the backtest are those fitted with the stored churn model, on its
+    snapshots; the scores, the paying accounts' features at the last refresh under them."""
+    if engine.name != "duckdb":
+        return None, "the Spark engine scores health when asked"
+    asked = {"horizon_days": int(horizon_days), "weights": weights, "seed": int(seed)}
+    other = [f"{k} {asked[k]} (stored: {HEALTH_DEFAULTS[k]})" for k in HEALTH_DEFAULTS if asked[k] != HEALTH_DEFAULTS[k]]
+    if other:
+        return None, "the stored health scores are for the default options, not " + ", ".join(other)
+    con = engine.backend.con
+    known = meta(con)
+    if "health.summary" not in known or not exists(con, MODELS):
+        return None, "no stored health scores yet: each refresh (after ingest) writes them"
+    why = _stale(known, definition)
+    if why:
+        return None, why
+    summary = json.loads(known["health.summary"])
+    version = summary["model_version"]
+    if summary.get("error") or not exists(con, HEALTH):
+        return None, f"the health weights could not be fitted with model version {version}: {summary.get('error')}"
+    if str(version) != known.get("risk.model_version"):
+        return None, f"the stored health scores are of model version {version}, not the current one"
+    if at is not None and dt.datetime.fromisoformat(summary["at"]) != at:
+        return None, f"the stored health scores are at {summary['at'][:10]}, not {at:%Y-%m-%d}"
+    rows = con.execute(f"SELECT fitted_at, trained_through, health FROM {MODELS} WHERE version = ?", [version]).fetchall()
+    if not rows:
+        return None, f"the stored model version {version} is gone"
+    fitted_at, trained_through, fitted = rows[0]
+    fitted = json.loads(fitted)
+    accounts = [{"unit_id": u, "health": h, "band": b, "band_churn_rate": r, "mrr": m, "components": json.loads(c),
+                 "expansion": json.loads(x)}
+                for u, h, b, r, m, c, x in con.execute(
+                    f"SELECT unit_id, health, band, band_churn_rate, mrr, components, expansion FROM {HEALTH} "
+                    "ORDER BY rank").fetchall()]
+    refit = definition.risk.refit
+    return {
+        "at": summary["at"], "horizon_days": HEALTH_DEFAULTS["horizon_days"],
+        "weights": {"source": fitted["source"], "components": fitted["components"]},
+        "bands": summary["bands"], "backtest": fitted["backtest"], "expansion": summary["expansion"],
+        "accounts": accounts, "scores": "stored", "model_version": version,
+        "notes": [f"scores written at the last refresh; weights and backtest fitted with churn model version {version} "
+                  f"at {fitted_at:%Y-%m-%d %H:%M} UTC on the events before {day(trained_through)} (refitted every "
+                  f"{refit} of the data's time: risk.refit in journeymap.yml); other options compute them now"],
+    }, None

@@ -10,6 +10,7 @@ refitting it first when
   - it was made by another layout of the model (`LAYOUT`) or another scikit-learn;
   - its options (horizon, estimator, seed: the defaults of `journeymap risk`) differ;
   - journeymap.yml changed in a section the features read (`definition_fingerprint`);
+  - it has no health weights (fitted by an earlier journeymap);
   - the data now reaches `risk.refit` (journeymap.yml, default 7d) past the data it was fitted on, or
     ends before it (events were unloaded).
 
@@ -26,15 +27,21 @@ model and scores, which readers then see as stale and compute instead):
                 definition (fingerprint), split (the train, calibration and held-out dates: its training
                 window), evaluation (held-out metrics), features, seconds, model (the pickled ChurnModel).
                 The last KEEP_MODELS are kept.
+                health (JSON: the health score's weights, `source` config or learned, and its `backtest`,
+                fitted on the same snapshots as the model; or the `error` that kept them from being fitted).
   state_risk    per account paying at the scoring date: unit_id, rank (riskiest first), risk, mrr, stage,
                 reasons (JSON, for every account), model_version, scored_at (the scoring date).
+  state_health  per account paying at the scoring date, under the stored model's health weights: unit_id,
+                rank (least healthy first), health, band, band_churn_rate, mrr, components (JSON), expansion
+                (JSON), model_version, scored_at.
 
 meta: risk.layout, risk.journey (the journey version scored), risk.definition, risk.model_version,
-risk.summary (JSON: at, paying_accounts, mean_risk).
+risk.summary (JSON: at, paying_accounts, mean_risk), health.summary (JSON: at, model_version, bands,
+expansion; or model_version and error).
 
-`insights.risk.scores.stored_report` reads them as `risk_report` returns its result, when they are current
-(the same journey version, definition and layout) and the options are the defaults; otherwise it says why
-and the caller fits.
+`insights.risk.scores.stored_report` and `stored_health` read them as `risk_report` and `health_report` return
+their results, when they are current (the same journey version, definition and layout) and the options are the
+defaults; otherwise they say why and the caller computes.
 """
 
 from __future__ import annotations
@@ -58,11 +65,15 @@ from journeymap.insights.risk.churn_model import (
     ranked_accounts,
     scoring_frame,
 )
+from journeymap.insights.risk.features import snapshots
+from journeymap.insights.risk.health import fit_health, scored
 from journeymap.insights.risk.scores import (
     DEFAULT_HORIZON_DAYS,
     DEFAULT_MODEL,
     DEFAULT_SEED,
     DEFAULTS,
+    HEALTH,
+    HEALTH_DEFAULTS,
     LAYOUT,
     MODELS,
     SCORES,
@@ -79,7 +90,8 @@ from journeymap.state.read import current_tables
 log = logging.getLogger("journeymap.risk")
 
 KEEP_MODELS = 5
-__all__ = ["DEFAULTS", "KEEP_MODELS", "LAYOUT", "MODELS", "SCORES", "RiskRefresh", "refresh_risk", "stored_report"]
+__all__ = ["DEFAULTS", "HEALTH", "KEEP_MODELS", "LAYOUT", "MODELS", "SCORES", "RiskRefresh", "refresh_risk",
+           "stored_report"]
 
 
 _DDL = f"""
@@ -93,8 +105,11 @@ CREATE TABLE IF NOT EXISTS {MODELS} (
     evaluation      VARCHAR NOT NULL,
     features        VARCHAR NOT NULL,
     seconds         DOUBLE NOT NULL,
-    model           BLOB NOT NULL
-)"""
+    model           BLOB NOT NULL,
+    health          VARCHAR
+);
+-- a table an earlier journeymap created has no health column: its models are refitted (refit_reason)
+ALTER TABLE {MODELS} ADD COLUMN IF NOT EXISTS health VARCHAR"""
 
 
 def model_options(horizon_days: int = DEFAULT_HORIZON_DAYS, model: str = DEFAULT_MODEL, seed: int = DEFAULT_SEED) -> dict:
@@ -135,11 +150,11 @@ def last_model(con: duckdb.DuckDBPyConnection, with_blob: bool = True) -> dict |
     """The newest stored model's row (None when there is none)."""
     if not exists(con, MODELS):
         return None
-    cols = ["version", "fitted_at", "trained_through", "options", "definition", "split", "evaluation", "features",
-            "seconds"] + (["model"] if with_blob else [])
-    # fetchall: a result left unfinished would block the next query on this connection
-    rows = con.execute(f"SELECT {', '.join(cols)} FROM {MODELS} ORDER BY version DESC LIMIT 1").fetchall()
-    return dict(zip(cols, rows[0], strict=True)) if rows else None
+    # every column the table has (a table an earlier journeymap wrote has no health); fetchall: a result left
+    # unfinished would block the next query on this connection
+    cur = con.execute(f"SELECT * {'' if with_blob else 'EXCLUDE (model)'} FROM {MODELS} ORDER BY version DESC LIMIT 1")
+    rows = cur.fetchall()
+    return dict(zip([d[0] for d in cur.description], rows[0], strict=True)) if rows else None
 
 
 def refit_reason(last: dict | None, options: dict, fingerprint: str, end: dt.datetime, refit: str,
@@ -158,6 +173,8 @@ def refit_reason(last: dict | None, options: dict, fingerprint: str, end: dt.dat
         return "the model options changed: " + ", ".join(changed), ""
     if last["definition"] != fingerprint:
         return "journeymap.yml changed since the model was fitted", ""
+    if last.get("health") is None:
+        return "the stored model has no health weights (an earlier journeymap fitted it)", ""
     through = last["trained_through"]
     if end < through:
         return (f"the data now ends before the data the model was fitted on (events before {day(end)}, it read "
@@ -216,8 +233,12 @@ def _refresh(con, definition: JourneyDefinition, say, started: float) -> RiskRef
         if why is not None:
             say("fitting the churn model")
             t = time.perf_counter()
-            fitted = fit_model(engine, definition, extra, **DEFAULTS)
+            snaps = snapshots(engine, definition, DEFAULTS["horizon_days"], extra=extra)
+            fitted = fit_model(engine, definition, extra, **DEFAULTS, snaps=snaps)
+            health_fit = _fit_health(snaps, definition)
             fit_seconds = round(time.perf_counter() - t, 3)
+        else:
+            health_fit = json.loads(last["health"])
     say("scoring every paying account")
     accounts, risk = ranked_accounts(fitted, now)
     summary = {"at": at.isoformat(), "paying_accounts": int(len(now)),
@@ -228,20 +249,23 @@ def _refresh(con, definition: JourneyDefinition, say, started: float) -> RiskRef
             con.execute(_DDL)
             ((version,),) = con.execute(f"SELECT coalesce(max(version), 0) + 1 FROM {MODELS}").fetchall()
             fitted_at = _utc_now()
-            con.execute(f"INSERT INTO {MODELS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            con.execute(f"INSERT INTO {MODELS} BY NAME SELECT ?::INTEGER AS version, ?::TIMESTAMP AS fitted_at, "
+                        "?::TIMESTAMP AS trained_through, ? AS options, ? AS definition, ? AS split, ? AS evaluation, "
+                        "? AS features, ?::DOUBLE AS seconds, ?::BLOB AS model, ? AS health", [
                 version, fitted_at.rstrip("Z"), end, json.dumps(options), fingerprint,
                 json.dumps(fitted.split_.as_dict()), json.dumps(fitted.evaluation()), json.dumps(fitted.features_),
-                fit_seconds, _pickled(fitted)])
+                fit_seconds, _pickled(fitted), json.dumps(health_fit)])
             con.execute(f"DELETE FROM {MODELS} WHERE version <= ?", [version - KEEP_MODELS])
             trained_through = end
         else:
             version, trained_through = last["version"], last["trained_through"]
             fitted_at = last["fitted_at"].strftime("%Y-%m-%dT%H:%M:%SZ")
         _write_scores(con, accounts, version, at)
+        health_summary = _write_health(con, definition, now, health_fit, version, at)
         known = meta(con)
         for key, value in {"risk.layout": LAYOUT, "risk.journey": known.get(JOURNEY_VERSION_KEY, "0"),
                            "risk.definition": fingerprint, "risk.model_version": str(version),
-                           "risk.summary": json.dumps(summary)}.items():
+                           "risk.summary": json.dumps(summary), "health.summary": json.dumps(health_summary)}.items():
             con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
         con.commit()
     except BaseException:
@@ -278,3 +302,40 @@ def _write_scores(con, accounts: list[dict], version: int, at: dt.datetime) -> N
             FROM _risk_rows ORDER BY rank""", [version, at])
     finally:
         con.unregister("_risk_rows")
+
+
+def _fit_health(snaps, definition: JourneyDefinition) -> dict:
+    """The health weights and backtest of `journeymap health` with its defaults, on the model's snapshots; or the
+    `error` that keeps them from being fitted (`journeymap health` then computes, and says it)."""
+    try:
+        return fit_health(snaps, definition, **HEALTH_DEFAULTS)
+    except ValueError as exc:  # NotEnoughData among them: learned weights need churn in the training dates
+        return {"error": str(exc)}
+
+
+def _write_health(con, definition: JourneyDefinition, now, health_fit: dict, version: int, at: dt.datetime) -> dict:
+    """state_health: the paying accounts `now` scored under the stored health weights; returns health.summary."""
+    import pyarrow as pa
+
+    if "error" in health_fit:
+        con.execute(f"DROP TABLE IF EXISTS {HEALTH}")
+        return {"model_version": version, "error": health_fit["error"]}
+    accounts, bands, expansion = scored(now, definition, health_fit)
+    rows = pa.table({
+        "unit_id": pa.array([a["unit_id"] for a in accounts], pa.string()),
+        "rank": pa.array(range(1, len(accounts) + 1), pa.int32()),
+        "health": pa.array([a["health"] for a in accounts], pa.float64()),
+        "band": pa.array([a["band"] for a in accounts], pa.string()),
+        "band_churn_rate": pa.array([a["band_churn_rate"] for a in accounts], pa.float64()),
+        "mrr": pa.array([a["mrr"] for a in accounts], pa.float64()),
+        "components": pa.array([json.dumps(a["components"]) for a in accounts], pa.string()),
+        "expansion": pa.array([json.dumps(a["expansion"]) for a in accounts], pa.string()),
+    })
+    con.register("_health_rows", rows)
+    try:
+        con.execute(f"""CREATE OR REPLACE TABLE {HEALTH} AS
+            SELECT *, ?::INTEGER AS model_version, ?::TIMESTAMP AS scored_at FROM _health_rows ORDER BY rank""",
+                    [version, at])
+    finally:
+        con.unregister("_health_rows")
+    return {"at": at.isoformat(), "model_version": version, "bands": bands, "expansion": expansion}
