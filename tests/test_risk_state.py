@@ -349,3 +349,19 @@ def test_a_model_stored_by_an_earlier_journeymap_is_refitted_for_its_health_weig
         assert risk.model_version == 2
         assert health_report(ws.engine, ws.definition)["model_version"] == 2
         assert ws.con.execute(f"SELECT count(*) FROM {MODELS} WHERE health IS NULL").fetchall() == [(1,)]  # version 1
+
+
+def test_the_text_features_read_the_stored_texts_and_equal_those_read_from_the_events(ws_path):
+    from journeymap.insights.voice import text_state
+
+    with Workspace(ws_path) as ws:
+        engine, d = ws.engine, ws.definition
+        assert text_state.stored_texts(engine, d) is not None  # the refresh folded them
+        with engine.scope():
+            stored, at, _ = scoring_frame(engine, d, extra_features(engine, d))
+        ws.con.execute("DELETE FROM meta WHERE key = ?", [text_state.JOURNEY_KEY])  # not current: read the events
+        assert text_state.stored_texts(engine, d) is None
+        with engine.scope():
+            read, _, _ = scoring_frame(engine, d, extra_features(engine, d))
+    assert stored["sentiment"].notna().sum() > 10 and stored["negative_texts_90d"].sum() > 0
+    pd.testing.assert_frame_equal(stored, read)

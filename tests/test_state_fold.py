@@ -385,6 +385,11 @@ def test_the_demo_map_folded_in_batches_equals_the_one_shot_map(ingested_demo, t
         assert ws.con.execute("SELECT count(*) FROM events").fetchone()[0] > 0
         folded = drawn(ws)
         direct = drawn(ws, duckdb_engine(ws.con))
+        # the customer texts the churn features read, folded at each of those refreshes, equal a read of them all
+        from test_text_state import scored_from_scratch, stored_rows
+
+        texts = stored_rows(ws.con)
+        assert len(texts) > 100 and texts == scored_from_scratch(ws.con, ws.definition)
     with Workspace(demo.workspace) as one_shot:
         assert one_shot.engine.journey  # its state was built in one refresh
         at_once = drawn(one_shot)

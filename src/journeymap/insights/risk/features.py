@@ -439,21 +439,30 @@ def as_datetime(value) -> dt.datetime:
 
 def text_sentiment(engine: Engine, definition: JourneyDefinition) -> ExtraFeatures | None:
     """The `sentiment` features: VADER over every customer text (docs/metrics/voice-of-customer.md),
-    scored once; per scoring date only texts before it count. None when the workspace has no text.
+    scored once (at refresh, when the stored texts are current); per scoring date only texts before it count.
+    None when the workspace has no text.
 
     sentiment            mean compound of the account's texts in the 90 days before the date (missing: none)
     negative_texts_90d   of those, how many are negative (compound <= -0.05); 0 without texts
     """
     from journeymap.insights.voice.sentiment import score_texts
+    from journeymap.insights.voice.text_state import stored_texts
     from journeymap.insights.voice.texts import text_rows
 
-    rows = text_rows(engine, definition, "account")
-    if rows.num_rows == 0:
-        return None
-    compound = pa.array(score_texts(rows.column("text").to_pylist()).compound, pa.float64(), from_pandas=True)
-    scored = pa.table({"_u": rows.column("unit_id"), "_ts": rows.column("ts"), "_c": compound})
-    valid = pc.and_(pc.and_(pc.is_valid(scored["_u"]), pc.is_valid(scored["_ts"])), pc.is_valid(compound))
-    scored = engine.in_memory(scored.filter(valid))
+    kept = stored_texts(engine, definition)  # scored at refresh, folded per account (insights.voice.text_state)
+    if kept is not None:
+        scored = kept.select(_u=kept.unit_id, _ts=kept.ts, _c=kept.compound)
+        scored = scored.filter(scored._u.notnull() & scored._ts.notnull() & scored._c.notnull())
+        if engine.execute(scored.count()).as_py() == 0:
+            return None
+    else:
+        rows = text_rows(engine, definition, "account")
+        if rows.num_rows == 0:
+            return None
+        compound = pa.array(score_texts(rows.column("text").to_pylist()).compound, pa.float64(), from_pandas=True)
+        scored = pa.table({"_u": rows.column("unit_id"), "_ts": rows.column("ts"), "_c": compound})
+        valid = pc.and_(pc.and_(pc.is_valid(scored["_u"]), pc.is_valid(scored["_ts"])), pc.is_valid(compound))
+        scored = engine.in_memory(scored.filter(valid))
 
     def features(engine: Engine, cut: ir.Table) -> ir.Table:
         t = scored.cross_join(cut).filter((scored._ts < cut._at) & (scored._ts >= cut._a90))

@@ -67,6 +67,7 @@ from journeymap.insights.risk.churn_model import (
 )
 from journeymap.insights.risk.features import snapshots
 from journeymap.insights.risk.health import fit_health, scored
+from journeymap.insights.voice.text_state import refresh_texts
 from journeymap.insights.risk.scores import (
     DEFAULT_HORIZON_DAYS,
     DEFAULT_MODEL,
@@ -216,6 +217,7 @@ def refresh_risk(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition |
 def _refresh(con, definition: JourneyDefinition, say, started: float) -> RiskRefresh:
     engine = duckdb_engine(con)
     engine.journey = current_tables(con, definition)
+    refresh_texts(engine, definition)  # the texts of the accounts whose events changed, scored for the features
     options = model_options()
     fingerprint = definition_fingerprint(definition)
     fit_seconds = 0.0

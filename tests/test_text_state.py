@@ -1,0 +1,138 @@
+"""The scored customer texts folded per account at each refresh (insights.voice.text_state) equal a read of every
+text from the events, scored from scratch.
+
+Hypothesis draws logs of customer texts (ticket subjects said on two event names, comments beside subjects on one
+event, the same words with a trailing space, anonymous rows an identify call later links to their person, rows
+without a text), shuffles them (most batches then bring late events), cuts them into batches, loads each through a
+real workspace (which stitches and folds the journey state) and folds the texts after each; the first batch may be
+unloaded at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import strategies as st
+from test_engine_reference import DEFINITION, Row
+from test_state_fold import write_batch
+
+from journeymap.engine.backends import duckdb_engine
+from journeymap.insights.voice.sentiment import score_texts
+from journeymap.insights.voice.text_state import TEXTS, refresh_texts, stored_texts
+from journeymap.insights.voice.texts import text_rows
+from journeymap.state.read import current_tables
+from journeymap.workspace import Workspace
+
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if os.environ.get("JOURNEYMAP_SHRINK") else [])
+PERSONS, ACCOUNTS = ["p1", "p2", "p3", "p4"], ["a1", "a2"]
+WORDS = ["the export is slow", "the export is slow ", "Love the new reports!", "terrible support, nobody answered"]
+TEXT_EVENTS = [
+    ("ticket_created", "support", lambda d: {"subject": d(st.sampled_from(WORDS))}),
+    ("ticket_solved", "support", lambda d: {"subject": d(st.sampled_from(WORDS))}),
+    ("feedback_given", "survey", lambda d: {"comment": d(st.sampled_from(WORDS)), "subject": d(st.sampled_from(WORDS))}),
+    ("review_posted", "marketing", lambda d: {"body": d(st.sampled_from(WORDS))}),
+    ("report_created", "product", lambda d: {}),
+]
+
+
+@st.composite
+def text_logs(draw) -> list[Row]:
+    home = {p: draw(st.sampled_from(ACCOUNTS)) for p in PERSONS}
+    raw = []
+    for _ in range(draw(st.integers(1, 30))):
+        person = draw(st.sampled_from(PERSONS))
+        hour = draw(st.integers(0, 20))
+        if draw(st.integers(0, 9)) == 0:
+            raw.append((person, home[person], "identify", "identify", "product", None, {}, {}, hour))
+            continue
+        name, source, props = draw(st.sampled_from(TEXT_EVENTS))
+        names = draw(st.booleans())  # the row names the account, or only the person does (through its traits)
+        raw.append((person, home[person] if names else None, name, "track", source, None, props(draw), None, hour))
+    return [Row(i, *r) for i, r in enumerate(raw)]
+
+
+def scored_from_scratch(con, definition) -> list[tuple]:
+    """Every account's texts read from the journey events with no state, scored now."""
+    engine = duckdb_engine(con)
+    with engine.scope():
+        rows = text_rows(engine, definition, "account")
+    compound = score_texts(rows.column("text").to_pylist()).compound
+    return sorted(zip(rows.column("unit_id").to_pylist(), rows.column("ts").to_pylist(),
+                      rows.column("seq").to_pylist(), [float(c) for c in compound], strict=True))
+
+
+def stored_rows(con) -> list[tuple]:
+    return sorted(con.execute(f"SELECT unit_id, ts, seq, compound FROM {TEXTS}").fetchall())
+
+
+@settings(max_examples=20, deadline=None, phases=PHASES,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(rows=text_logs(), data=st.data())
+def test_texts_folded_batch_by_batch_equal_every_text_read_and_scored(tmp_path_factory, rows, data):
+    if data.draw(st.booleans(), label="arrival in time order"):
+        order = sorted(range(len(rows)), key=lambda i: (rows[i].ts, i))
+    else:
+        order = data.draw(st.permutations(range(len(rows))), label="arrival order")
+    anonymous = data.draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows)), label="anonymous rows")
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(rows) - 1)), max_size=4), label="batch cuts"))
+    unload = data.draw(st.booleans(), label="unload the first batch at the end")
+    batches = [order[i:j] for i, j in zip([0, *cuts], [*cuts, len(rows)], strict=True) if order[i:j]]
+    base = tmp_path_factory.mktemp("texts")
+    with Workspace(base / "ws") as ws:
+        ws.path.mkdir()
+        (ws.path / "journeymap.yml").write_text(json.dumps(DEFINITION))  # JSON is YAML; no voice: the defaults
+
+        def fold_texts():
+            engine = ws.engine
+            assert engine.journey == current_tables(ws.con, ws.definition) != {}
+            done = refresh_texts(engine, ws.definition)
+            event(f"texts {done.mode}")
+            if done.accounts_dropped:
+                event("accounts dropped")
+            return done
+
+        for n, batch in enumerate(batches):
+            ws.ingest([str(write_batch([(rows[i], anonymous[i]) for i in batch], base / f"batch{n}.csv"))],
+                      max_reject_rate=None)
+            assert fold_texts().mode == ("rebuild" if n == 0 else "fold")
+        if unload and len(batches) > 1:
+            ws.unload(ws.loads()[0]["load_id"])
+            fold_texts()
+        folded = stored_rows(ws.con)
+        event("some texts" if folded else "no texts")
+        assert folded == scored_from_scratch(ws.con, ws.definition)
+        assert stored_texts(ws.engine, ws.definition) is not None
+        # nothing new: no account is read again, and the texts stay as they are
+        again = refresh_texts(ws.engine, ws.definition)
+        assert (again.mode, again.accounts_read, again.accounts_dropped) == ("fold", 0, 0)
+        assert stored_rows(ws.con) == folded
+
+
+def test_an_account_unloaded_whole_loses_its_texts_and_other_voice_sources_read_every_account(tmp_path):
+    def batch(name: str, rows: list[tuple]) -> str:
+        path = tmp_path / name
+        path.write_text("customer_id,account_id,event,ts,source,message_id,properties\n" + "".join(
+            f"{c},{a},{e},{ts},support,{m},\"{json.dumps(p).replace(chr(34), chr(34) * 2)}\"\n"
+            for c, a, e, ts, m, p in rows))
+        return str(path)
+
+    with Workspace(tmp_path / "ws") as ws:
+        ws.path.mkdir()
+        (ws.path / "journeymap.yml").write_text(json.dumps(DEFINITION))
+        ws.ingest([batch("a.csv", [("p9", "a9", "ticket_created", "2024-01-01T00:00:00Z", "m1", {"subject": "slow export"}),
+                                   ("p1", "a1", "ticket_created", "2024-01-01T00:00:00Z", "m2", {"subject": "love it"})])])
+        ws.ingest([batch("b.csv", [("p1", "a1", "ticket_solved", "2024-01-02T00:00:00Z", "m3", {"body": "thanks, fixed"})])])
+        assert refresh_texts(ws.engine, ws.definition).texts == 3
+        ws.unload(ws.loads()[0]["load_id"])  # a9 had events in the first load only
+        done = refresh_texts(ws.engine, ws.definition)
+        assert (done.mode, done.accounts_read, done.accounts_dropped, done.texts) == ("fold", 1, 1, 1)
+        assert [r[0] for r in stored_rows(ws.con)] == ["a1"] and stored_rows(ws.con) == scored_from_scratch(ws.con, ws.definition)
+        # voice sources that read only `body`: every account read again, under them
+        (ws.path / "journeymap.yml").write_text(json.dumps({
+            **DEFINITION, "voice": [{"match": {"event": "ticket_solved"}, "text": "body", "kind": "ticket"}]}))
+        ws.__dict__.pop("definition", None)
+        assert stored_texts(ws.engine, ws.definition) is None  # read under the other sources: not these texts
+        done = refresh_texts(ws.engine, ws.definition)
+        assert (done.mode, done.texts) == ("rebuild", 1) and stored_rows(ws.con) == scored_from_scratch(ws.con, ws.definition)
