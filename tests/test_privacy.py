@@ -354,3 +354,28 @@ def test_erase_removes_what_acting_on_her_stored(tmp_path):
         assert con.execute("SELECT unit_id FROM act_outbox").fetchall() == [("u:bob-1",)]
     finally:
         con.close()
+
+
+def test_erase_removes_her_scored_texts_and_the_refresh_reads_her_account_again(tmp_path):
+    from journeymap.insights.voice.text_state import TEXTS, refresh_texts
+    from test_text_state import scored_from_scratch, stored_rows
+
+    ws_path = tmp_path / "ws"
+    invoke_cli("init", str(ws_path))
+    export = tmp_path / "export.csv"
+    export.write_text(f"""message_id,user_id,email,account_id,event,ts,type,properties
+m1,{ANN_USER},{ANN_EMAIL},acct-1,survey_answered,2025-03-02T09:00:00,track,"{{""comment"": ""{ANN_TEXT}""}}"
+m2,bob-1,,acct-1,ticket_created,2025-03-02T10:00:00,track,"{{""subject"": ""export is slow""}}"
+m3,cat-2,,acct-2,ticket_created,2025-03-03T10:00:00,track,"{{""subject"": ""love the reports""}}"
+""")
+    invoke_cli("ingest", str(export), "--workspace", str(ws_path))
+    with Workspace(ws_path) as ws:
+        assert refresh_texts(ws.engine, ws.definition).texts == 3
+        (her_seq,) = ws.con.execute("SELECT seq FROM events WHERE message_id = 'm1'").fetchone()
+    result = invoke_json("erase", "--email", ANN_EMAIL, "--workspace", str(ws_path))
+    assert result["removed"][TEXTS] == 1
+    with Workspace(ws_path) as ws:
+        assert her_seq not in [r[2] for r in stored_rows(ws.con)]
+        done = refresh_texts(ws.engine, ws.definition)  # acct-1 lost an event: read again, without hers
+        assert (done.accounts_read, done.texts) == (1, 2)
+        assert stored_rows(ws.con) == scored_from_scratch(ws.con, ws.definition)

@@ -285,6 +285,7 @@ class Workspace:
         the journal from rotating while its files are rewritten and names the segment being written, which is left
         as it is: its records are refused by the erase log when they are loaded."""
         from journeymap.state.erase import erase_rows, erase_state, journal_scrub, resolve, still_named
+        from journeymap.insights.voice import text_state
         from journeymap.state.fold import tables as state_tables
 
         person_ids, accounts = resolve(self.con, person, email, account)
@@ -297,6 +298,7 @@ class Workspace:
         # the derived tables are still as they were: what of theirs is about to go
         derived_before = self._derived_counts(person_ids, accounts, seqs, state_tables)
         erase_state(self.con, person_ids, accounts)
+        text_state.erase(self.con, accounts, seqs)  # the scored texts of her events (insights.voice.text_state)
         if journal_held is None:
             files = journal_scrub(self.path / "journal", needles, message_ids)
         else:
@@ -328,6 +330,8 @@ class Workspace:
                         state_tables) -> dict[str, int]:
         """Rows of the derived tables that belong to these persons and accounts, or are these events (a person's
         events in their account's state), per table."""
+        from journeymap.insights.voice import text_state
+
         tables = table_names(self.con)
         self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_p AS SELECT unnest(?::VARCHAR[]) AS id", [person_ids])
         self.con.execute("CREATE OR REPLACE TEMP TABLE _erase_a AS SELECT unnest(?::VARCHAR[]) AS id", [accounts])
@@ -342,6 +346,8 @@ class Workspace:
                  "accounts": "account_id IN (FROM _erase_a)"}
         for table in ("act_entries", "act_outbox", "act_health"):
             where[table] = "unit_id IN (FROM _erase_p) OR unit_id IN (FROM _erase_a)"
+        for table, sql in text_state.ERASE_WHERE.items():
+            where[table] = sql.format(accounts="_erase_a", seqs="_erase_s")
         for level, ids in (("person", "_erase_p"), ("account", "_erase_a")):
             for kind, table in state_tables(level).items():
                 where[table] = f"unit_id IN (FROM {ids})"

@@ -132,3 +132,20 @@ def stored_texts(engine: Engine, definition: JourneyDefinition) -> ir.Table | No
             known.get(JOURNEY_KEY) != known.get(f"state.{LEVEL}.journey"):
         return None
     return engine.table(TEXTS)
+
+
+def erase(con, accounts: list[str], seqs: list[int]) -> dict[str, int]:
+    """Delete the texts of these events and the rows of these accounts (`journeymap erase`, before the refresh that
+    follows it reads the accounts that lost events again); returns the rows deleted per table."""
+    out = {}
+    for table, where in ((TEXTS, "unit_id IN (SELECT unnest(?::VARCHAR[])) OR seq IN (SELECT unnest(?::BIGINT[]))"),
+                         (UNITS, "unit_id IN (SELECT unnest(?::VARCHAR[]))")):
+        if has_table(con, table):
+            params = [accounts, seqs] if table == TEXTS else [accounts]
+            out[table] = con.execute(f"DELETE FROM {table} WHERE {where}", params).fetchone()[0]
+    return out
+
+
+ERASE_WHERE = {TEXTS: "unit_id IN (FROM {accounts}) OR seq IN (FROM {seqs})", UNITS: "unit_id IN (FROM {accounts})"}
+"""What `erase` deletes, as SQL over tables of the erased accounts and event seqs (the erase's count before and
+after)."""
