@@ -357,7 +357,7 @@ def test_erase_removes_what_acting_on_her_stored(tmp_path):
 
 
 def test_erase_removes_her_scored_texts_and_the_refresh_reads_her_account_again(tmp_path):
-    from journeymap.insights.voice.text_state import TEXTS, refresh_texts
+    from journeymap.insights.voice.text_state import TEXTS, refresh_texts  # the account level's
     from test_text_state import scored_from_scratch, stored_rows
 
     ws_path = tmp_path / "ws"
@@ -377,5 +377,5 @@ m3,cat-2,,acct-2,ticket_created,2025-03-03T10:00:00,track,"{{""subject"": ""love
     with Workspace(ws_path) as ws:
         assert her_seq not in [r[2] for r in stored_rows(ws.con)]
         done = refresh_texts(ws.engine, ws.definition)  # acct-1 lost an event: read again, without hers
-        assert (done.accounts_read, done.texts) == (1, 2)
+        assert (done.units_read, done.texts) == (1, 2)
         assert stored_rows(ws.con) == scored_from_scratch(ws.con, ws.definition)

@@ -359,7 +359,7 @@ def test_the_text_features_read_the_stored_texts_and_equal_those_read_from_the_e
         assert text_state.stored_texts(engine, d) is not None  # the refresh folded them
         with engine.scope():
             stored, at, _ = scoring_frame(engine, d, extra_features(engine, d))
-        ws.con.execute("DELETE FROM meta WHERE key = ?", [text_state.JOURNEY_KEY])  # not current: read the events
+        ws.con.execute("DELETE FROM meta WHERE key = ?", ["texts.account.journey"])  # not current: read the events
         assert text_state.stored_texts(engine, d) is None
         with engine.scope():
             read, _, _ = scoring_frame(engine, d, extra_features(engine, d))

@@ -20,7 +20,7 @@ from test_state_fold import write_batch
 
 from journeymap.engine.backends import duckdb_engine
 from journeymap.insights.voice.sentiment import score_texts
-from journeymap.insights.voice.text_state import TEXTS, refresh_texts, stored_texts
+from journeymap.insights.voice.text_state import refresh_texts, stored_texts, texts_table
 from journeymap.insights.voice.texts import text_rows
 from journeymap.state.read import current_tables
 from journeymap.workspace import Workspace
@@ -63,8 +63,8 @@ def scored_from_scratch(con, definition) -> list[tuple]:
                       rows.column("seq").to_pylist(), [float(c) for c in compound], strict=True))
 
 
-def stored_rows(con) -> list[tuple]:
-    return sorted(con.execute(f"SELECT unit_id, ts, seq, compound FROM {TEXTS}").fetchall())
+def stored_rows(con, level: str = "account") -> list[tuple]:
+    return sorted(con.execute(f"SELECT unit_id, ts, seq, compound FROM {texts_table(level)}").fetchall())
 
 
 @settings(max_examples=20, deadline=None, phases=PHASES,
@@ -89,7 +89,7 @@ def test_texts_folded_batch_by_batch_equal_every_text_read_and_scored(tmp_path_f
             assert engine.journey == current_tables(ws.con, ws.definition) != {}
             done = refresh_texts(engine, ws.definition)
             event(f"texts {done.mode}")
-            if done.accounts_dropped:
+            if done.units_dropped:
                 event("accounts dropped")
             return done
 
@@ -106,7 +106,7 @@ def test_texts_folded_batch_by_batch_equal_every_text_read_and_scored(tmp_path_f
         assert stored_texts(ws.engine, ws.definition) is not None
         # nothing new: no account is read again, and the texts stay as they are
         again = refresh_texts(ws.engine, ws.definition)
-        assert (again.mode, again.accounts_read, again.accounts_dropped) == ("fold", 0, 0)
+        assert (again.mode, again.units_read, again.units_dropped) == ("fold", 0, 0)
         assert stored_rows(ws.con) == folded
 
 
@@ -127,7 +127,7 @@ def test_an_account_unloaded_whole_loses_its_texts_and_other_voice_sources_read_
         assert refresh_texts(ws.engine, ws.definition).texts == 3
         ws.unload(ws.loads()[0]["load_id"])  # a9 had events in the first load only
         done = refresh_texts(ws.engine, ws.definition)
-        assert (done.mode, done.accounts_read, done.accounts_dropped, done.texts) == ("fold", 1, 1, 1)
+        assert (done.mode, done.units_read, done.units_dropped, done.texts) == ("fold", 1, 1, 1)
         assert [r[0] for r in stored_rows(ws.con)] == ["a1"] and stored_rows(ws.con) == scored_from_scratch(ws.con, ws.definition)
         # voice sources that read only `body`: every account read again, under them
         (ws.path / "journeymap.yml").write_text(json.dumps({

@@ -298,7 +298,7 @@ class Workspace:
         # the derived tables are still as they were: what of theirs is about to go
         derived_before = self._derived_counts(person_ids, accounts, seqs, state_tables)
         erase_state(self.con, person_ids, accounts)
-        text_state.erase(self.con, accounts, seqs)  # the scored texts of her events (insights.voice.text_state)
+        text_state.erase(self.con, {"person": person_ids, "account": accounts}, seqs)  # her events' scored texts
         if journal_held is None:
             files = journal_scrub(self.path / "journal", needles, message_ids)
         else:
@@ -346,8 +346,7 @@ class Workspace:
                  "accounts": "account_id IN (FROM _erase_a)"}
         for table in ("act_entries", "act_outbox", "act_health"):
             where[table] = "unit_id IN (FROM _erase_p) OR unit_id IN (FROM _erase_a)"
-        for table, sql in text_state.ERASE_WHERE.items():
-            where[table] = sql.format(accounts="_erase_a", seqs="_erase_s")
+        where.update(text_state.erase_where({"person": "_erase_p", "account": "_erase_a"}, "_erase_s"))
         for level, ids in (("person", "_erase_p"), ("account", "_erase_a")):
             for kind, table in state_tables(level).items():
                 where[table] = f"unit_id IN (FROM {ids})"

@@ -1,10 +1,10 @@
-"""The customer texts a `comment` entry reads, with their sentiment, kept in `act_texts` (docs/playbooks.md).
+"""The customer texts a `comment` entry reads, with their sentiment (docs/playbooks.md): the scored texts of the
+playbook's level, folded per unit at each evaluation (insights.voice.text_state: `state_texts_L`).
 
-VADER runs in Python, so a refresh scores only the texts it has not scored before: `act_texts` holds one row
-per (level, event seq, text) with the unit, time, kind and VADER's compound score, and the entry's SQL
-(act.triggers) matches the theme and the sentiment there. Texts come from the voice sources of the definition
-(insights.voice.texts), read from the journey state, so they are the texts `journeymap voice` reads. Rows of
-events no longer in the state (unloaded, erased, aged out) are dropped at the same time.
+VADER runs in Python, so a refresh reads and scores only the texts of the units whose events changed since; the
+entry's SQL (act.triggers) matches the theme and the sentiment there. Texts come from the voice sources of the
+definition (insights.voice.texts), read from the journey state, so they are the texts `journeymap voice` reads.
+Units that lost events (unloaded, erased, aged out) are read again, so their texts go at the same time.
 """
 
 from __future__ import annotations
@@ -13,52 +13,37 @@ import duckdb
 import pyarrow as pa
 
 from journeymap.engine.backends import duckdb_engine
+from journeymap.insights.voice.text_state import refresh_texts, texts_table
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.playbooks import Comment, Playbook
-from journeymap.state.fold import tables
 from journeymap.state.read import current_tables
 
-TABLE = "act_texts"
-DDL = (f"CREATE TABLE IF NOT EXISTS {TABLE} (level VARCHAR NOT NULL, seq BIGINT NOT NULL, unit_id VARCHAR NOT NULL, "
-       "ts TIMESTAMP, kind VARCHAR, text VARCHAR NOT NULL, compound DOUBLE, PRIMARY KEY (level, seq, text))")
 NEGATIVE, POSITIVE = -0.05, 0.05  # VADER's usual cut-offs, as insights.voice.sentiment.label
+LEGACY = "act_texts"
+"""Where an earlier journeymap kept the scored texts of comment entries (per level, event and text): dropped."""
 
 
 def levels(definition: JourneyDefinition, playbooks: list[Playbook]) -> list[str]:
     return sorted({definition.playbook_level(p) for p in playbooks if p.entry.comment is not None})
 
 
-def prepare(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, levels: list[str]) -> int:
-    """Score the texts not scored yet at these levels (their state current); returns how many were scored."""
-    from journeymap.insights.voice.sentiment import score_texts
-    from journeymap.insights.voice.texts import text_rows
+def table(level: str) -> str:
+    """The table a comment entry of this level reads."""
+    return texts_table(level)
 
-    scored = 0
+
+def prepare(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, levels: list[str]) -> int:
+    """Fold the scored texts of these levels (their state current), in the evaluation's transaction (none on a
+    dry run: each statement then commits, and a fold cut short reads its units again next time); returns how
+    many units were read again."""
+    con.execute(f"DROP TABLE IF EXISTS {LEGACY}")
+    engine = duckdb_engine(con)
+    engine.journey = current_tables(con, definition)
+    read = 0
     for level in levels:
-        con.execute(DDL)
-        engine = duckdb_engine(con)
-        engine.journey = current_tables(con, definition)
-        rows = text_rows(engine, definition, level).select(["unit_id", "ts", "seq", "kind", "text"])
-        con.register("_act_texts_now", rows)
-        try:
-            con.execute(f"DELETE FROM {TABLE} WHERE level = ? AND seq NOT IN (SELECT seq FROM {tables(level)['events']})",
-                        [level])
-            new = con.execute(f"""SELECT n.* FROM _act_texts_now n ANTI JOIN (SELECT seq, text FROM {TABLE}
-                                  WHERE level = ?) o ON o.seq = n.seq AND o.text = n.text""", [level]).to_arrow_table()
-        finally:
-            con.unregister("_act_texts_now")
-        if not new.num_rows:
-            continue
-        compound = score_texts(new.column("text").to_pylist()).compound
-        new = new.append_column("compound", pa.array(compound, pa.float64()))
-        con.register("_act_texts_new", new)
-        try:
-            con.execute(f"INSERT OR IGNORE INTO {TABLE} SELECT ?, seq, unit_id, ts, kind, text, compound "
-                        "FROM _act_texts_new", [level])
-        finally:
-            con.unregister("_act_texts_new")
-        scored += new.num_rows
-    return scored
+        done = refresh_texts(engine, definition, level, own_transaction=False)
+        read += done.units_read if done is not None else 0
+    return read
 
 
 def _regex(terms: list[str]) -> str:
@@ -71,7 +56,7 @@ def _regex(terms: list[str]) -> str:
 def candidates_sql(c: Comment, level: str, now: str, unit_filter: str, literal) -> str:
     """SQL: unit_id, ts, seq, detail of each text on the theme with the sentiment asked for, at or before now."""
     pattern = literal(_regex(c.theme))
-    where = [f"level = {literal(level)}", f"ts <= {now}", f"regexp_matches(text, {pattern})", unit_filter]
+    where = [f"ts <= {now}", f"regexp_matches(text, {pattern})", unit_filter]
     if c.sentiment == "negative":
         where.append(f"compound <= {NEGATIVE}")
     elif c.sentiment == "positive":
@@ -82,7 +67,7 @@ def candidates_sql(c: Comment, level: str, now: str, unit_filter: str, literal) 
         SELECT unit_id, ts, seq,
                json_object('theme', lower(regexp_extract(text, {pattern}, 2)), 'kind', kind,
                            'sentiment', round(compound, 3), 'text', left(text, 200))::VARCHAR AS detail
-        FROM {TABLE} WHERE {' AND '.join(where)}"""
+        FROM {table(level)} WHERE {' AND '.join(where)}"""
 
 
 def theme_findings(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> list[dict]:

@@ -124,8 +124,8 @@ def candidates(ctx: Context, playbook: Playbook) -> str:
                                'rank', r.rank)::VARCHAR AS detail
             FROM state_risk r {join}
             WHERE r.risk > {e.risk_above!r} AND r.scored_at - INTERVAL 1 DAY <= {now} AND {ctx.unit_filter(unit)}"""
-    if e.comment is not None:  # act.comments.prepare scored the texts
-        if not _exists(ctx, comments.TABLE):
+    if e.comment is not None:  # act.comments.prepare folded the scored texts
+        if not _exists(ctx, comments.table(ctx.level)):
             return "SELECT NULL::VARCHAR AS unit_id, NULL::TIMESTAMP AS ts, 0::BIGINT AS seq, NULL::VARCHAR AS detail LIMIT 0"
         return comments.candidates_sql(e.comment, ctx.level, now, ctx.unit_filter(), q)
     if e.health_band is not None:  # act.health.prepare wrote the bands now and the previous ones
