@@ -404,10 +404,12 @@ def test_health_turning_red_is_sent_and_the_first_evaluations_reds_are_only_reco
         assert evaluate(ws.con, ws.definition).playbooks[1].entered == 0  # still red: no change, no entry
 
 
-def test_the_bands_a_refresh_reads_from_the_risk_scoring_equal_the_bands_computed_alone(demo_copy):
-    """A refresh hands the features the churn scoring computed to the health bands (act.health) instead of
-    computing them again: the same bands, health and dates as health.prepare computing them itself."""
+def test_the_bands_read_from_the_stored_health_equal_those_scored_from_features_or_computed_alone(demo_copy):
+    """The evaluation reads the bands the refresh stored with the churn scores (state_health, what `journeymap
+    health` shows); scored from the features the risk scoring handed over, or computed by health.prepare alone
+    (no current stored health), they are the same bands, health and dates."""
     from journeymap.act import health
+    from journeymap.insights.risk.health import health_report
 
     demo = demo_copy(300, 7)
     with Workspace(demo.workspace) as ws:
@@ -416,13 +418,21 @@ def test_the_bands_a_refresh_reads_from_the_risk_scoring_equal_the_bands_compute
         at, now = result.risk.features
         assert result.risk.model in ("reused", "refitted") and len(now) == result.risk.accounts > 0
         assert "features" not in result.risk.to_dict()
-        ws.con.execute("DELETE FROM meta WHERE key = 'act.health.computed_from'")
-        health.prepare(ws.con, ws.definition, (at, now))
-        handed = ws.con.execute("SELECT * FROM _act_health_now ORDER BY unit_id").fetchall()
-        health.prepare(ws.con, ws.definition)
-        alone = ws.con.execute("SELECT * FROM _act_health_now ORDER BY unit_id").fetchall()
-    assert handed == alone and len(alone) == len(now)
-    assert {band for _, band, *_ in alone} >= {"red"}
+
+        def bands(*features) -> list[tuple]:
+            ws.con.execute("DELETE FROM meta WHERE key = 'act.health.computed_from'")
+            health.prepare(ws.con, ws.definition, *features)
+            return ws.con.execute("SELECT * FROM _act_health_now ORDER BY unit_id").fetchall()
+
+        stored = bands()
+        shown = health_report(ws.engine, ws.definition)
+        ((summary,),) = ws.con.execute("SELECT value FROM meta WHERE key = 'health.summary'").fetchall()
+        ws.con.execute("DELETE FROM meta WHERE key = 'health.summary'")  # no stored health: score or compute
+        handed, alone = bands((at, now)), bands()
+    assert stored == handed == alone and len(alone) == len(now)
+    assert {band for _, band, *_ in alone} >= {"red"} and shown["scores"] == "stored"
+    assert sorted((a["unit_id"], a["band"], a["health"]) for a in shown["accounts"]) == [r[:3] for r in stored]
+    assert json.loads(summary)["at"] == at.isoformat()
 
 
 def test_a_refresh_with_every_event_gone_evaluates_the_bands_as_empty(demo_copy):

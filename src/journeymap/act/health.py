@@ -4,9 +4,10 @@ at its previous evaluation (table `act_health`), so an entry is a band *change* 
 The score is journeymap's health score (insights.risk.health: configured components, percentile ranks among
 the accounts paying at the day after the latest event); the bands are `health.bands`. An account seen for the
 first time has no previous band: it enters when it is in one of the bands (at the first evaluation, the accounts
-red now are its starting point, recorded as history by act.evaluate). The previous bands are written in the evaluation's transaction, never by a dry run. Computing the bands reads
-every account's features (as scoring the churn model does); a refresh that brought no events and left the
-health section as it was reuses the bands of the last evaluation.
+red now are its starting point, recorded as history by act.evaluate). The previous bands are written in the evaluation's transaction, never by a dry run. The bands are those the
+refresh stored with the churn scores (state_health) when current; otherwise computing them reads every account's
+features (as scoring the churn model does). A refresh that brought no events and left the health section as it
+was reuses the bands of the last evaluation.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import duckdb
 import pandas as pd
 
 from journeymap.engine.backends import duckdb_engine
+from journeymap.insights.risk.scores import HEALTH, health_stale
 from journeymap.ingest.store import has_table
 from journeymap.journey.definition import Health, JourneyDefinition
 from journeymap.state.fold import meta
@@ -37,8 +39,9 @@ def problem(definition: JourneyDefinition) -> str | None:
 
 def prepare(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, features: tuple | None = None) -> None:
     """Temp table _act_health_now: unit_id, band, health, scored_at, previous (the band at the last evaluation).
-    `features`: (at, the paying accounts' features at `at`, the day after the latest event) as the refresh's
-    risk scoring computed them on the same events; otherwise they are computed here."""
+    The bands are read from the health scores the refresh stored (insights.risk.stored: state_health) when they
+    are current; otherwise scored from `features` (at, the paying accounts' features at `at`, the day after the
+    latest event) when the refresh's risk scoring computed them on the same events, else computed here."""
     from journeymap.insights.risk.features import FeatureBuilder
     from journeymap.insights.risk.health import band, configured_components, score
 
@@ -46,6 +49,11 @@ def prepare(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, featu
         # nothing changed since the bands were last computed: the same bands, so no change into any
         con.execute(f"CREATE OR REPLACE TEMP TABLE {NOW} AS SELECT unit_id, band, health, scored_at, band AS previous "
                     "FROM act_health")
+        return
+    if health_stale(con, definition) is None:
+        # the refresh scored every paying account under the configured weights (the default options' weights when
+        # health.components is given, as it is here: `problem`): the bands `journeymap health` shows
+        _now_from(con, f"(SELECT unit_id, health, band, scored_at FROM {HEALTH})")
         return
     if features is not None:
         at, now = features
@@ -68,14 +76,18 @@ def prepare(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, featu
     frame["scored_at"] = at
     con.register("_act_health_frame", frame)
     try:
-        known = _exists(con)
-        previous = "(SELECT unit_id, band FROM act_health)" if known else \
-            "(SELECT NULL::VARCHAR AS unit_id, NULL::VARCHAR AS band LIMIT 0)"
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE {NOW} AS
-                        SELECT f.unit_id, f.band, f.health, f.scored_at::TIMESTAMP AS scored_at, p.band AS previous
-                        FROM _act_health_frame f LEFT JOIN {previous} p ON p.unit_id = f.unit_id""")
+        _now_from(con, "_act_health_frame")
     finally:
         con.unregister("_act_health_frame")
+
+
+def _now_from(con: duckdb.DuckDBPyConnection, bands: str) -> None:
+    """_act_health_now from `bands` (unit_id, health, band, scored_at) and the bands of the last evaluation."""
+    previous = "(SELECT unit_id, band FROM act_health)" if _exists(con) else \
+        "(SELECT NULL::VARCHAR AS unit_id, NULL::VARCHAR AS band LIMIT 0)"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {NOW} AS
+                    SELECT f.unit_id, f.band, f.health, f.scored_at::TIMESTAMP AS scored_at, p.band AS previous
+                    FROM {bands} f LEFT JOIN {previous} p ON p.unit_id = f.unit_id""")
 
 
 def remember(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> None:

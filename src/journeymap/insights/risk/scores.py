@@ -110,6 +110,24 @@ def _stale(known: dict[str, str], definition: JourneyDefinition) -> str | None:
     return None
 
 
+def health_stale(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> str | None:
+    """Why state_health does not hold the health of the accounts paying now under the default options' weights
+    (None: it does)."""
+    known = meta(con)
+    if "health.summary" not in known or not exists(con, MODELS):
+        return "no stored health scores yet: each refresh (after ingest) writes them"
+    why = _stale(known, definition)
+    if why:
+        return why
+    summary = json.loads(known["health.summary"])
+    version = summary["model_version"]
+    if summary.get("error") or not exists(con, HEALTH):
+        return f"the health weights could not be fitted with model version {version}: {summary.get('error')}"
+    if str(version) != known.get("risk.model_version"):
+        return f"the stored health scores are of model version {version}, not the current one"
+    return None
+
+
 def stored_health(engine: Engine, definition: JourneyDefinition, at: dt.datetime | None = None,
                   horizon_days: int = DEFAULT_HORIZON_DAYS, weights: str = "auto", seed: int = 0
                   ) -> tuple[dict | None, str | None]:
@@ -123,18 +141,11 @@ def stored_health(engine: Engine, definition: JourneyDefinition, at: dt.datetime
     if other:
         return None, "the stored health scores are for the default options, not " + ", ".join(other)
     con = engine.backend.con
-    known = meta(con)
-    if "health.summary" not in known or not exists(con, MODELS):
-        return None, "no stored health scores yet: each refresh (after ingest) writes them"
-    why = _stale(known, definition)
+    why = health_stale(con, definition)
     if why:
         return None, why
-    summary = json.loads(known["health.summary"])
+    summary = json.loads(meta(con)["health.summary"])
     version = summary["model_version"]
-    if summary.get("error") or not exists(con, HEALTH):
-        return None, f"the health weights could not be fitted with model version {version}: {summary.get('error')}"
-    if str(version) != known.get("risk.model_version"):
-        return None, f"the stored health scores are of model version {version}, not the current one"
     if at is not None and dt.datetime.fromisoformat(summary["at"]) != at:
         return None, f"the stored health scores are at {summary['at'][:10]}, not {at:%Y-%m-%d}"
     rows = con.execute(f"SELECT fitted_at, trained_through, health FROM {MODELS} WHERE version = ?", [version]).fetchall()
