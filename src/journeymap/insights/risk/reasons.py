@@ -67,6 +67,7 @@ def reason_codes(predict: Callable[[pd.DataFrame], np.ndarray], X: pd.DataFrame,
     else:
         matrix = np.zeros((len(X), len(names)))
     out = []
+    records = X.to_dict("records")  # one conversion: a row read with iloc costs more than its reasons
     for i in range(len(X)):
         order = np.argsort(-matrix[i])[:top]
         row = []
@@ -74,15 +75,15 @@ def reason_codes(predict: Callable[[pd.DataFrame], np.ndarray], X: pd.DataFrame,
             if matrix[i, j] <= 1e-6:
                 break
             g = names[j]
-            feature = _headline(g, groups[g], X.iloc[i], reference)
-            value, ref = _num(X.iloc[i][feature]), _num(reference.get(feature, np.nan))
+            feature = _headline(g, groups[g], records[i], reference)
+            value, ref = _num(records[i][feature]), _num(reference.get(feature, np.nan))
             row.append({"group": g, "feature": feature, "value": value, "reference": ref,
                         "risk_drop": float(matrix[i, j]), "text": describe(feature, value, ref)})
         out.append(row)
     return out
 
 
-def _headline(group: str, cols: list[str], row: pd.Series, reference: pd.Series) -> str:
+def _headline(group: str, cols: list[str], row: dict, reference: pd.Series) -> str:
     if group == "stage":
         on = [c for c in cols if row[c] == 1]
         return on[0] if on else cols[0]
