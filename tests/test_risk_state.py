@@ -147,9 +147,14 @@ def test_a_changed_definition_refits_and_the_schedule_alone_does_not(ws_path):
     yml = ws_path / "journeymap.yml"
     spec = yaml.safe_load(yml.read_text())
     spec["risk"] = {"refit": "30d"}  # the schedule is not part of what the features read: no refit for it
+    # nor are the playbooks, their owners and the future state: editing them leaves the scores current
+    spec["playbooks"][0]["name"] += " (renamed)"
+    spec["owners"] = {**(spec.get("owners") or {}), "default": "cs-team@example.com"}
+    spec["future_state"] = None
     yml.write_text(yaml.safe_dump(spec, sort_keys=False))
     with Workspace(ws_path) as ws:
         assert risk_report(ws.engine, ws.definition, top=3)["scores"] == "stored"
+        assert health_report(ws.engine, ws.definition)["scores"] == "stored"
         assert ws.refresh().risk.model == "reused"
     spec["health"] = {**(spec.get("health") or {}), "signals": {**(spec.get("health") or {}).get("signals", {}),
                                                                  "high_effort": 4}}

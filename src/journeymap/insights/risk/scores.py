@@ -35,8 +35,10 @@ HEALTH_DEFAULTS = {"horizon_days": DEFAULT_HORIZON_DAYS, "weights": "auto", "see
 """The options of `journeymap health` without flags: the health weights fitted with the churn model and the
 scores written at each refresh are for these."""
 
-IGNORED_SECTIONS = ("name", "engine", "store", "server", "sources", "targets", "risk")
-"""journeymap.yml sections no churn feature reads: changing them refits nothing."""
+IGNORED_SECTIONS = ("name", "engine", "store", "server", "sources", "targets", "risk", "retention", "future_state",
+                   "experiments", "playbooks", "owners")
+"""journeymap.yml sections no churn feature or health score reads: changing them refits nothing, and the stored
+scores stay current (retention changes the data when it drops events, which the journey version follows)."""
 
 
 def definition_fingerprint(definition: JourneyDefinition) -> str:
