@@ -328,3 +328,64 @@ def test_the_map_is_computed_when_events_arrive_not_when_it_is_viewed(tmp_path):
     assert served.pop("generated_at") and printed.pop("generated_at")
     assert served == printed
     assert served["stages"], served  # a map with stages, not an empty answer
+
+
+def test_a_read_during_the_loaders_fold_answers_from_what_is_committed_without_waiting(tmp_path, monkeypatch):
+    """While the loader folds new events (its transaction open, the person level written, the account level
+    held here), a request computes its answer from what is committed: the stitch's journey events (committed
+    before the fold) with the state, which still reflects the previous journey version, read as stale, so the
+    engine computes from the journey events. It does not wait for the fold, sees none of the fold's uncommitted
+    rows, and gives the numbers of all the events: those the request gives once the fold is published, and the
+    CLI once the server has stopped."""
+    import threading
+
+    from journeymap.state import fold as fold_module
+
+    path, read, write = new_served_workspace(tmp_path / "ws")
+    auth = {"Authorization": f"Bearer {read}"}
+    query = "/api/v1/funnel?steps=signed_up,report_created,trial_started&window=30d&by=person"
+    entered, release = threading.Event(), threading.Event()
+    real = fold_module._fold_level
+
+    def held(con, engine, definition, level, *args):
+        if level == "account" and holding.is_set():
+            entered.set()
+            release.wait(60)
+        return real(con, engine, definition, level, *args)
+
+    holding = threading.Event()
+    monkeypatch.setattr(fold_module, "_fold_level", held)
+    with serve_in_process(path, stitch_seconds=0, rate_limit=0) as http:
+        cache = http.app.state.cache
+
+        def published(warmed: int) -> None:
+            deadline = time.monotonic() + 60
+            while cache.stats["warmed"] == warmed and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert cache.stats["warmed"] > warmed
+
+        warmed = cache.stats["warmed"]
+        assert http.post("/v1/batch", json={"batch": _events(300)}, auth=(write, "")).status_code == 200
+        published(warmed)
+        before = http.get(query, headers=auth).json()
+        holding.set()
+        warmed = cache.stats["warmed"]
+        assert http.post("/v1/batch", json={"batch": _events(600)[300:]}, auth=(write, "")).status_code == 200
+        assert entered.wait(60), "the loader never reached the account level's fold"
+        cache.clear()  # computed now, from the store, while the fold's transaction is open
+        misses, answers = cache.stats["misses"], []
+        reader = threading.Thread(target=lambda: answers.append(http.get(query, headers=auth)))
+        reader.start()
+        reader.join(30)
+        waited = reader.is_alive()
+        release.set()
+        reader.join(60)
+        assert not waited, "the read waited for the loader's fold"
+        assert answers[0].status_code == 200 and cache.stats["misses"] == misses + 1
+        published(warmed)
+        after = http.get(query, headers=auth).json()
+    assert after["steps"][0]["count"] > before["steps"][0]["count"]  # the second batch brought new persons
+    assert answers[0].json() == after
+    printed = invoke_json("funnel", "--steps", "signed_up,report_created,trial_started", "--window", "30d",
+                          "--by", "person", "--workspace", str(path))
+    assert after == printed
