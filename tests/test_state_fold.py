@@ -88,10 +88,9 @@ def direct_rows(con, definition, level: str) -> dict[str, list[tuple]]:
     return {"events": events, "visits": visits, "units": units}
 
 
-@settings(max_examples=25, deadline=None, phases=PHASES,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(rows=event_logs(), data=st.data())
-def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
+def draw_arrival(rows: list[Row], data) -> tuple[list[list[int]], list[bool], bool]:
+    """(the rows' indexes in batches, in arrival order: time order, or shuffled so that most batches bring late
+    events; which rows name only their anonymous id; whether to unload the first batch at the end)."""
     if data.draw(st.booleans(), label="arrival in time order"):  # batches then append to the units they touch
         order = sorted(range(len(rows)), key=lambda i: (rows[i].ts, i))
     else:
@@ -99,7 +98,14 @@ def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
     anonymous = data.draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows)), label="anonymous rows")
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(rows) - 1)), max_size=4), label="batch cuts"))
     unload = data.draw(st.booleans(), label="unload the first batch at the end")
-    batches = [order[i:j] for i, j in zip([0, *cuts], [*cuts, len(rows)], strict=True) if order[i:j]]
+    return [order[i:j] for i, j in zip([0, *cuts], [*cuts, len(rows)], strict=True) if order[i:j]], anonymous, unload
+
+
+@settings(max_examples=25, deadline=None, phases=PHASES,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(rows=event_logs(), data=st.data())
+def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
+    batches, anonymous, unload = draw_arrival(rows, data)
     base = tmp_path_factory.mktemp("fold")
     with Workspace(base / "ws") as ws:
         ws.path.mkdir()

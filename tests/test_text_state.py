@@ -16,7 +16,7 @@ import os
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from test_engine_reference import DEFINITION, Row
-from test_state_fold import write_batch
+from test_state_fold import draw_arrival, write_batch
 
 from journeymap.engine.backends import duckdb_engine
 from journeymap.insights.voice.sentiment import score_texts
@@ -71,14 +71,7 @@ def stored_rows(con, level: str = "account") -> list[tuple]:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(rows=text_logs(), data=st.data())
 def test_texts_folded_batch_by_batch_equal_every_text_read_and_scored(tmp_path_factory, rows, data):
-    if data.draw(st.booleans(), label="arrival in time order"):
-        order = sorted(range(len(rows)), key=lambda i: (rows[i].ts, i))
-    else:
-        order = data.draw(st.permutations(range(len(rows))), label="arrival order")
-    anonymous = data.draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows)), label="anonymous rows")
-    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(rows) - 1)), max_size=4), label="batch cuts"))
-    unload = data.draw(st.booleans(), label="unload the first batch at the end")
-    batches = [order[i:j] for i, j in zip([0, *cuts], [*cuts, len(rows)], strict=True) if order[i:j]]
+    batches, anonymous, unload = draw_arrival(rows, data)
     base = tmp_path_factory.mktemp("texts")
     with Workspace(base / "ws") as ws:
         ws.path.mkdir()

@@ -287,23 +287,28 @@ def _pickled(fitted: ChurnModel) -> bytes:
 
 
 def _write_scores(con, accounts: list[dict], version: int, at: dt.datetime) -> None:
+    _write_ranked(con, SCORES, accounts, {"risk": "float64", "mrr": "float64", "stage": "string", "reasons": "json"},
+                  version, at)
+
+
+def _write_ranked(con, table: str, accounts: list[dict], columns: dict[str, str], version: int,
+                  at: dt.datetime) -> None:
+    """`table`, replaced: one row per account in the order given (`rank` 1 first), its unit_id and `columns`
+    (name -> Arrow type, or "json" for a value written as JSON text), with the model version and scoring date."""
     import pyarrow as pa
 
-    rows = pa.table({
-        "unit_id": pa.array([a["unit_id"] for a in accounts], pa.string()),
-        "rank": pa.array(range(1, len(accounts) + 1), pa.int32()),
-        "risk": pa.array([a["risk"] for a in accounts], pa.float64()),
-        "mrr": pa.array([a["mrr"] for a in accounts], pa.float64()),
-        "stage": pa.array([a["stage"] for a in accounts], pa.string()),
-        "reasons": pa.array([json.dumps(a["reasons"]) for a in accounts], pa.string()),
-    })
-    con.register("_risk_rows", rows)
+    rows = {"unit_id": pa.array([a["unit_id"] for a in accounts], pa.string()),
+            "rank": pa.array(range(1, len(accounts) + 1), pa.int32())}
+    for name, kind in columns.items():
+        values = [json.dumps(a[name]) if kind == "json" else a[name] for a in accounts]
+        rows[name] = pa.array(values, pa.string() if kind == "json" else pa.type_for_alias(kind))
+    con.register("_ranked_rows", pa.table(rows))
     try:
-        con.execute(f"""CREATE OR REPLACE TABLE {SCORES} AS
-            SELECT unit_id, rank, risk, mrr, stage, reasons, ?::INTEGER AS model_version, ?::TIMESTAMP AS scored_at
-            FROM _risk_rows ORDER BY rank""", [version, at])
+        con.execute(f"""CREATE OR REPLACE TABLE {table} AS
+            SELECT *, ?::INTEGER AS model_version, ?::TIMESTAMP AS scored_at FROM _ranked_rows ORDER BY rank""",
+                    [version, at])
     finally:
-        con.unregister("_risk_rows")
+        con.unregister("_ranked_rows")
 
 
 def _fit_health(snaps, definition: JourneyDefinition) -> dict:
@@ -317,27 +322,10 @@ def _fit_health(snaps, definition: JourneyDefinition) -> dict:
 
 def _write_health(con, definition: JourneyDefinition, now, health_fit: dict, version: int, at: dt.datetime) -> dict:
     """state_health: the paying accounts `now` scored under the stored health weights; returns health.summary."""
-    import pyarrow as pa
-
     if "error" in health_fit:
         con.execute(f"DROP TABLE IF EXISTS {HEALTH}")
         return {"model_version": version, "error": health_fit["error"]}
     accounts, bands, expansion = scored(now, definition, health_fit)
-    rows = pa.table({
-        "unit_id": pa.array([a["unit_id"] for a in accounts], pa.string()),
-        "rank": pa.array(range(1, len(accounts) + 1), pa.int32()),
-        "health": pa.array([a["health"] for a in accounts], pa.float64()),
-        "band": pa.array([a["band"] for a in accounts], pa.string()),
-        "band_churn_rate": pa.array([a["band_churn_rate"] for a in accounts], pa.float64()),
-        "mrr": pa.array([a["mrr"] for a in accounts], pa.float64()),
-        "components": pa.array([json.dumps(a["components"]) for a in accounts], pa.string()),
-        "expansion": pa.array([json.dumps(a["expansion"]) for a in accounts], pa.string()),
-    })
-    con.register("_health_rows", rows)
-    try:
-        con.execute(f"""CREATE OR REPLACE TABLE {HEALTH} AS
-            SELECT *, ?::INTEGER AS model_version, ?::TIMESTAMP AS scored_at FROM _health_rows ORDER BY rank""",
-                    [version, at])
-    finally:
-        con.unregister("_health_rows")
+    _write_ranked(con, HEALTH, accounts, {"health": "float64", "band": "string", "band_churn_rate": "float64",
+                                          "mrr": "float64", "components": "json", "expansion": "json"}, version, at)
     return {"at": at.isoformat(), "model_version": version, "bands": bands, "expansion": expansion}
