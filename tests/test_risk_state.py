@@ -309,6 +309,8 @@ def test_the_refresh_writes_the_health_scores_that_computing_them_gives(ws_path,
     assert json.loads(fit)["source"] == "config" == stored["weights"]["source"]
     out = invoke_json("health", "--workspace", str(ws_path))
     assert out["scores"] == "stored" and out["accounts"] == stored["accounts"] and snapshot_calls == [1]
+    text = " ".join(invoke_cli("health", "--workspace", str(ws_path), "--rows", "3").stdout.split())
+    assert "scores written at the last refresh; weights and backtest fitted with churn model version 1" in text
 
 
 def test_between_refits_health_is_rescored_under_the_stored_weights(ws_path, snapshot_calls):

@@ -295,6 +295,8 @@ def health(result: dict, params, view) -> None:
     e = result["expansion"]
     out.print(f"expansion signals: {e['high_utilisation']:,} accounts at >= {e['utilisation_threshold']:.0%} seat "
               f"utilisation, {e['growing_usage']:,} with usage growing >= {e['trend_threshold']}x")
+    for note in result.get("notes", []):
+        out.print(f"[dim]{escape(note)}[/]", highlight=False, soft_wrap=True)
 
 
 # -- moments, voice, friction -------------------------------------------------------------------------------
