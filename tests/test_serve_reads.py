@@ -330,21 +330,25 @@ def test_the_map_is_computed_when_events_arrive_not_when_it_is_viewed(tmp_path):
     assert served["stages"], served  # a map with stages, not an empty answer
 
 
-def test_a_read_during_the_loaders_fold_answers_from_what_is_committed_without_waiting(tmp_path, monkeypatch):
-    """While the loader folds new events (its transaction open, the person level written, the account level
-    held here), a request computes its answer from what is committed: the stitch's journey events (committed
-    before the fold) with the state, which still reflects the previous journey version, read as stale, so the
-    engine computes from the journey events. It does not wait for the fold, sees none of the fold's uncommitted
-    rows, and gives the numbers of all the events: those the request gives once the fold is published, and the
-    CLI once the server has stopped."""
+def test_a_read_during_the_loaders_refresh_computes_from_its_snapshot_and_keeps_nothing(tmp_path, monkeypatch):
+    """While the loader refreshes (the stitch committed, the fold's transaction open with the person level written,
+    the account level held here), a request does not wait for it: it reads one snapshot (the stitched journey
+    events, and the state of the previous version, which it reads as stale and computes from the events) and
+    gives the numbers of all the events, those it gives once the refresh is published and the CLI gives once the
+    server has stopped. It neither answers from nor keeps in the cache, whose results are of the previous version:
+    a page viewed meanwhile shows the previous version's numbers, or its own snapshot's, never a mix."""
     import threading
 
+    from journeymap.server.api import cache_key
+    from journeymap.analyses import get
     from journeymap.state import fold as fold_module
 
     path, read, write = new_served_workspace(tmp_path / "ws")
     auth = {"Authorization": f"Bearer {read}"}
-    query = "/api/v1/funnel?steps=signed_up,report_created,trial_started&window=30d&by=person"
-    entered, release = threading.Event(), threading.Event()
+    steps = "signed_up,report_created,trial_started"
+    query = f"/api/v1/funnel?steps={steps}&window=30d&by=person"
+    key = cache_key(get("funnel"), get("funnel").validate({"steps": steps, "window": "30d", "by": "person"}))
+    entered, release, holding = threading.Event(), threading.Event(), threading.Event()
     real = fold_module._fold_level
 
     def held(con, engine, definition, level, *args):
@@ -353,10 +357,9 @@ def test_a_read_during_the_loaders_fold_answers_from_what_is_committed_without_w
             release.wait(60)
         return real(con, engine, definition, level, *args)
 
-    holding = threading.Event()
     monkeypatch.setattr(fold_module, "_fold_level", held)
     with serve_in_process(path, stitch_seconds=0, rate_limit=0) as http:
-        cache = http.app.state.cache
+        cache, runner = http.app.state.cache, http.app.state.runner
 
         def published(warmed: int) -> None:
             deadline = time.monotonic() + 60
@@ -368,20 +371,23 @@ def test_a_read_during_the_loaders_fold_answers_from_what_is_committed_without_w
         assert http.post("/v1/batch", json={"batch": _events(300)}, auth=(write, "")).status_code == 200
         published(warmed)
         before = http.get(query, headers=auth).json()
+        assert cache.peek(key) == before and runner.settled()
         holding.set()
         warmed = cache.stats["warmed"]
         assert http.post("/v1/batch", json={"batch": _events(600)[300:]}, auth=(write, "")).status_code == 200
         assert entered.wait(60), "the loader never reached the account level's fold"
-        cache.clear()  # computed now, from the store, while the fold's transaction is open
+        assert not runner.settled()
         misses, answers = cache.stats["misses"], []
         reader = threading.Thread(target=lambda: answers.append(http.get(query, headers=auth)))
         reader.start()
         reader.join(30)
         waited = reader.is_alive()
+        kept = cache.peek(key)
         release.set()
         reader.join(60)
-        assert not waited, "the read waited for the loader's fold"
-        assert answers[0].status_code == 200 and cache.stats["misses"] == misses + 1
+        assert not waited, "the read waited for the loader's refresh"
+        assert answers[0].status_code == 200 and cache.stats["misses"] == misses + 1  # computed, not the cached one
+        assert kept == before  # and not kept: the cache holds the previous version's result
         published(warmed)
         after = http.get(query, headers=auth).json()
     assert after["steps"][0]["count"] > before["steps"][0]["count"]  # the second batch brought new persons

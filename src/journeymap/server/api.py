@@ -29,6 +29,7 @@ from journeymap.analyses.base import MAX_INT, Field, Params, options, validate
 from journeymap.analyses.catalog import catalog
 from journeymap.errors import InternalError, JourneymapError, OptionError, problem, raised_by_journeymap
 from journeymap.journey.load import problems
+from journeymap.server.cache import LIVE
 from journeymap.server.context import ReadKey, ReadWorkspace, require_journeys
 from journeymap.server.encoding import JSONAnswer
 from journeymap.server.local import LOCAL_KEY_ID
@@ -129,7 +130,8 @@ def cache_key(analysis: Analysis, params: Params) -> tuple:
 
 def run_cached(request: Request, ws: Workspace, analysis: Analysis, params: Params) -> Any:
     """The analysis's result from the server's one cache, computed on a miss."""
-    return request.app.state.cache.get(cache_key(analysis, params), lambda: analysis(ws, params))
+    return request.app.state.cache.get(cache_key(analysis, params), lambda: analysis(ws, params),
+                                       reads=getattr(ws, "reads", LIVE))
 
 
 def _endpoint(analysis: Analysis) -> Callable[..., Response]:

@@ -4,6 +4,12 @@ One invalidation rule: a result is valid while the journey tables and journeymap
 computed from. The journey tables change only when identity is stitched (the loader thread stitches after
 loads), so the version is the runner's stitch count and the definition file's stamp. One computation per
 key at a time: a second request for the same key waits for the first instead of computing it again.
+
+A read request computes from one snapshot of the store (server/context.py: a read transaction per request),
+whose version it knows when no refresh was under way as it began (`reads`). Only such a result is kept, and a
+request reads kept results only when they are of its snapshot's version: a request that began during a refresh
+(its snapshot may hold the new journey events before the new version is published) or before the last publish
+computes from its snapshot and keeps nothing, so two panels of one page, or of two pages, never mix versions.
 """
 
 from __future__ import annotations
@@ -14,9 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AnalysisCache", "definition_stamp"]
+__all__ = ["LIVE", "AnalysisCache", "definition_stamp"]
 
 ENTRIES = 128
+
+LIVE = "live"
+"""`reads` of a computation that reads the store as it is when each query runs (no snapshot): the version when
+it began is its version, as long as it is still current when it ends."""
 
 
 def definition_stamp(path: Path) -> tuple | None:
@@ -46,19 +56,32 @@ class AnalysisCache:
             self._version = version
         return version
 
+    def version(self) -> tuple:
+        """The data version now."""
+        with self._lock:
+            return self._current()
+
     def clear(self) -> None:
         """Drop every result, as new data would (benchmarks/bench_server_reads.py times requests this way)."""
         with self._lock:
             self._items.clear()
 
-    def get(self, key: tuple, compute: Callable[[], Any]) -> Any:
+    def get(self, key: tuple, compute: Callable[[], Any], reads: tuple | str | None = LIVE) -> Any:
+        """The result for `key`, computed on a miss. `reads`: the version of the snapshot `compute` reads (None:
+        unknown, a refresh was under way), or LIVE (module docstring)."""
         with self._lock:
             version = self._current()
-            if key in self._items:
+            foreign = reads is not LIVE and reads != version  # not this version's data: neither read nor kept
+            if foreign:
+                self.stats["misses"] += 1
+            elif key in self._items:
                 self._items.move_to_end(key)
                 self.stats["hits"] += 1
                 return self._items[key]
-            busy = self._busy.setdefault(key, threading.Lock())
+            else:
+                busy = self._busy.setdefault(key, threading.Lock())
+        if foreign:
+            return compute()
         with busy:
             with self._lock:
                 if self._current() == version and key in self._items:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated
 
@@ -20,6 +20,7 @@ from fastapi import Depends, HTTPException, Request
 
 from journeymap.errors import NotEnoughData
 from journeymap.ingest.store import table_names
+from journeymap.server.cache import LIVE
 from journeymap.server.keys import ApiKey
 from journeymap.server.local import LOCAL_KEY_ID
 from journeymap.workspace import Workspace
@@ -96,6 +97,21 @@ class ServerWorkspace(Workspace):
     def __init__(self, path, cursor):
         super().__init__(path)
         self._con = cursor
+        self.reads = LIVE
+        """The data version this workspace's queries read (server/cache.py): LIVE, or after `snapshot` the
+        version of its snapshot (None when a refresh was under way as it began)."""
+        self._snapshot = False
+
+    def snapshot(self, state: Callable[[], tuple[tuple, bool]]) -> None:
+        """Read everything from one snapshot of the store (a read transaction, rolled back at `close`): the
+        analyses of one request see the same data even when the loader commits meanwhile. `state`: (the cache's
+        data version, whether no refresh is under way); taken before and after the snapshot begins, so that a
+        refresh starting or publishing in between is seen."""
+        before = state()
+        self._con.begin()
+        self._snapshot = True
+        after = state()
+        self.reads = before[0] if before == after and before[1] else None
 
     @property
     def engine(self):
@@ -104,6 +120,8 @@ class ServerWorkspace(Workspace):
 
     def close(self) -> None:
         if self._con is not None:
+            if self._snapshot:
+                self._con.rollback()  # a snapshot only reads (temp tables of its analyses go with it)
             self._con.close()
             self._con = None
 
@@ -114,6 +132,9 @@ def read_workspace(request: Request) -> Iterator[Workspace]:
     if con is None:
         raise HTTPException(status_code=503, detail="the store is not open yet", headers={"Retry-After": "1"})
     ws = ServerWorkspace(request.app.state.workspace, con.cursor())
+    if request.method in ("GET", "HEAD"):  # reads: one snapshot per request (writes go through their own cursor)
+        runner, cache = request.app.state.runner, request.app.state.cache
+        ws.snapshot(lambda: (cache.version(), runner.settled()))
     try:
         yield ws
     finally:

@@ -105,6 +105,7 @@ class StoreRunner:
         self.warm = None
         """server/warm.py's Warmer: computes pages ahead of their first view, at start and after each refresh
         (published once the stitch count has moved)."""
+        self._refreshing, self._refreshing_lock = 0, threading.Lock()
         self.stats = {"segments_loaded": 0, "rows_read": 0, "accepted": 0, "duplicate": 0, "rejected": 0, "stitches": 0,
                       "quarantined": 0, "risk": None, "retention_dropped": 0}
 
@@ -332,7 +333,21 @@ class StoreRunner:
         for old in sorted(kept.glob("seg-*.jsonl"))[: -self.keep_segments]:
             old.unlink(missing_ok=True)
 
+    def settled(self) -> bool:
+        """Whether no refresh is under way: between a stitch's commit and the publication of its version, the store
+        holds data newer than the version readers are told (server/cache.py)."""
+        return self._refreshing == 0
+
     def _stitch(self) -> None:
+        with self._refreshing_lock:
+            self._refreshing += 1
+        try:
+            self._refresh_and_publish()
+        finally:
+            with self._refreshing_lock:
+                self._refreshing -= 1
+
+    def _refresh_and_publish(self) -> None:
         with self.lock:  # a backup copies the store between refreshes, never during one
             definition = self._definition()
             # journeymap.yml's retention.raw_events applies here too; on Spark the state is folded by Spark jobs,

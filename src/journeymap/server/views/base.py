@@ -21,6 +21,7 @@ from journeymap.analyses.base import unit_of
 from journeymap.errors import JourneymapError, raised_by_journeymap
 from journeymap.report.context import build_context
 from journeymap.report.html import template_environment
+from journeymap.server.cache import LIVE
 from journeymap.server.context import require_journeys
 from journeymap.server.encoding import plain
 from journeymap.workspace import Workspace
@@ -130,7 +131,7 @@ class Ctx:
         return [p.strip() for v in self.query.getlist(name) for p in v.split(",") if p.strip()]
 
     def cached(self, *key, compute: Callable[[], Any]) -> Any:
-        return self.cache.get(("web", *key), compute)
+        return self.cache.get(("web", *key), compute, reads=getattr(self.ws, "reads", LIVE))
 
     def options(self, name: str, prefill: dict | None = None) -> Params:
         """The analysis's options from the page's query string (empty fields left out), checked by its
