@@ -372,3 +372,32 @@ def test_the_text_features_read_the_stored_texts_and_equal_those_read_from_the_e
             read, _, _ = scoring_frame(engine, d, extra_features(engine, d))
     assert stored["sentiment"].notna().sum() > 10 and stored["negative_texts_90d"].sum() > 0
     pd.testing.assert_frame_equal(stored, read)
+
+
+def test_health_weights_that_cannot_be_learned_leave_the_churn_scores_and_say_why(ws_path, monkeypatch):
+    from journeymap.errors import NotEnoughData
+    from journeymap.insights.risk import health as health_module
+
+    yml = ws_path / "journeymap.yml"
+    spec = yaml.safe_load(yml.read_text())
+    spec["health"].pop("components")  # auto: learned weights
+    yml.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    def no_churn(*_args, **_kwargs):
+        raise NotEnoughData("the training dates have no churn (or only churn): health weights cannot be learned",
+                            add="`health.components` weights to journeymap.yml")
+
+    monkeypatch.setattr(health_module, "learned_components", no_churn)
+    with Workspace(ws_path) as ws:
+        risk = ws.refresh().risk
+        assert risk.model == "refitted" and risk.model_version == 2  # the churn scores are written all the same
+        assert risk_report(ws.engine, ws.definition, top=3)["scores"] == "stored"
+        ((fit,),) = ws.con.execute(f"SELECT health FROM {MODELS} WHERE version = 2").fetchall()
+        assert "no churn" in json.loads(fit)["error"]
+        with pytest.raises(NotEnoughData, match="health weights cannot be learned"):
+            health_report(ws.engine, ws.definition)  # computed now: the same error, to the user
+    monkeypatch.undo()
+    with Workspace(ws_path) as ws:
+        computed = health_report(ws.engine, ws.definition)
+    assert computed["scores"] == "computed" and computed["weights"]["source"] == "learned"
+    assert "computed now: the health weights could not be fitted with model version 2" in computed["notes"][0]

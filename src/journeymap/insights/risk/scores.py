@@ -100,7 +100,6 @@ def stored_report(engine: Engine, definition: JourneyDefinition, at: dt.datetime
     }, None
 
 
-
 def _stale(known: dict[str, str], definition: JourneyDefinition) -> str | None:
     """Why the scores the last refresh wrote (risk and health, in one transaction) do not answer now, or None."""
     if known.get("risk.layout") != LAYOUT:
@@ -123,8 +122,10 @@ def health_stale(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) 
         return why
     summary = json.loads(known["health.summary"])
     version = summary["model_version"]
-    if summary.get("error") or not exists(con, HEALTH):
-        return f"the health weights could not be fitted with model version {version}: {summary.get('error')}"
+    if summary.get("error"):
+        return f"the health weights could not be fitted with model version {version}: {summary['error']}"
+    if not exists(con, HEALTH):
+        return "no stored health scores: the next refresh writes them"
     if str(version) != known.get("risk.model_version"):
         return f"the stored health scores are of model version {version}, not the current one"
     return None
