@@ -332,7 +332,10 @@ def test_between_refits_health_is_rescored_under_the_stored_weights(ws_path, sna
 def test_other_health_options_and_stale_scores_compute_now_and_say_so(ws_path):
     learned = invoke_json("health", "--workspace", str(ws_path), "--weights", "learned")
     assert learned["scores"] == "computed" and learned["weights"]["source"] == "learned"
-    assert "not weights learned (stored: auto)" in learned["notes"][0]
+    assert "the stored health scores are for config weights, not weights learned" in learned["notes"][0]
+    # the demo configures its components: asking for them is asking for what auto chose
+    configured = invoke_json("health", "--workspace", str(ws_path), "--weights", "config")
+    assert configured["scores"] == "stored" and configured["weights"]["source"] == "config"
     past = invoke_json("health", "--workspace", str(ws_path), "--at", "2026-09-01")
     assert past["scores"] == "computed" and "not 2026-09-01" in past["notes"][0]
     assert invoke_json("health", "--workspace", str(ws_path), "--at", "2026-11-01")["scores"] == "stored"

@@ -140,7 +140,9 @@ def stored_health(engine: Engine, definition: JourneyDefinition, at: dt.datetime
     if engine.name != "duckdb":
         return None, "the Spark engine scores health when asked"
     asked = {"horizon_days": int(horizon_days), "weights": weights, "seed": int(seed)}
-    other = [f"{k} {asked[k]} (stored: {HEALTH_DEFAULTS[k]})" for k in HEALTH_DEFAULTS if asked[k] != HEALTH_DEFAULTS[k]]
+    # weights: `auto` is config or learned; asking for the one auto chose is the same (checked below)
+    other = [f"{k} {asked[k]} (stored: {HEALTH_DEFAULTS[k]})" for k in HEALTH_DEFAULTS
+             if asked[k] != HEALTH_DEFAULTS[k] and k != "weights"]
     if other:
         return None, "the stored health scores are for the default options, not " + ", ".join(other)
     con = engine.backend.con
@@ -156,6 +158,8 @@ def stored_health(engine: Engine, definition: JourneyDefinition, at: dt.datetime
         return None, f"the stored model version {version} is gone"
     fitted_at, trained_through, fitted = rows[0]
     fitted = json.loads(fitted)
+    if weights not in ("auto", fitted["source"]):
+        return None, f"the stored health scores are for {fitted['source']} weights, not weights {weights}"
     accounts = [{"unit_id": u, "health": h, "band": b, "band_churn_rate": r, "mrr": m, "components": json.loads(c),
                  "expansion": json.loads(x)}
                 for u, h, b, r, m, c, x in con.execute(
