@@ -404,3 +404,28 @@ def test_health_weights_that_cannot_be_learned_leave_the_churn_scores_and_say_wh
         computed = health_report(ws.engine, ws.definition)
     assert computed["scores"] == "computed" and computed["weights"]["source"] == "learned"
     assert "computed now: the health weights could not be fitted with model version 2" in computed["notes"][0]
+
+
+def test_journeymap_state_says_whether_the_scores_and_texts_a_refresh_writes_are_current(ws_path, base):
+    from journeymap.state import refresh
+
+    def written() -> dict[str, tuple]:
+        out = invoke_json("state", "--workspace", str(ws_path))["refreshed"]
+        return {r["name"]: (r["table"], r["current"], r["stale_because"], r["rows"], r["model_version"]) for r in out}
+
+    now = written()
+    assert now == {"churn risk": ("state_risk", True, None, base[1].accounts, 1),
+                   "health": ("state_health", True, None, base[1].accounts, 1),
+                   "customer texts (account)": ("state_texts_account", True, None, now["customer texts (account)"][3],
+                                                None)}
+    assert now["customer texts (account)"][3] > 100
+    with Workspace(ws_path) as ws:
+        ws.ingest([str(_later(ws_path, 2))], refresh=False)
+        refresh(ws.con, ws.definition)  # identity and the journey state, without the scores (as if they failed)
+    stale = written()
+    assert {k: v[1:3] for k, v in stale.items()} == {
+        "churn risk": (False, "events arrived since the stored scores were written"),
+        "health": (False, "events arrived since the stored scores were written"),
+        "customer texts (account)": (False, "the journey state moved on since")}
+    text = " ".join(invoke_cli("state", "--workspace", str(ws_path)).stdout.split())
+    assert "churn risk │ state_risk │ no: events arrived since the stored scores were written" in text

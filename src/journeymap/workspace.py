@@ -411,6 +411,15 @@ class Workspace:
             return spark_status(self.con, self.path, definition)
         return state_status(self.con, definition)
 
+    def refreshed(self) -> list[dict]:
+        """What each refresh writes besides the journey state, whether current and its rows (`journeymap state`):
+        the churn and health scores (insights.risk.stored) and the scored customer texts (insights.voice.text_state)."""
+        from journeymap.insights.risk.scores import status as scores_status
+        from journeymap.insights.voice.text_state import status as texts_status
+
+        definition = self.definition if self.definition_path.exists() else None
+        return scores_status(self.con, definition) + texts_status(self.con, definition)
+
     # -- analyses --------------------------------------------------------------------------------
 
     @property

@@ -63,11 +63,12 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def state(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):
         """Whether the journey state is current for the events and journeymap.yml, per unit of analysis, and its
-        size. A stale state is not read: analyses compute from the events until `journeymap refresh`."""
+        size; and the same for what each refresh writes beside it (churn and health scores, scored customer
+        texts). What is stale is not read: analyses compute from the events until `journeymap refresh`."""
         with workspace_for(workspace) as ws:
-            rows = ws.state()
+            rows, written = ws.state(), ws.refreshed()
         if as_json:
-            print_json({"levels": rows})
+            print_json({"levels": rows, "refreshed": written})
             return
         console = Console()
         table = Table("unit", "current", "units", "events", "visits")
@@ -75,6 +76,12 @@ def register(app: typer.Typer) -> None:
             table.add_row(r["level"], "yes" if r["current"] else f"no: {r['stale_because']}",
                           *(f"{r[k]:,}" if r[k] is not None else "" for k in ("units", "events", "visits")))
         console.print(table)
-        if not all(r["current"] for r in rows):
+        other = Table("written at refresh", "table", "current", "rows", "model")
+        for r in written:
+            other.add_row(r["name"], r["table"], "yes" if r["current"] else f"no: {r['stale_because']}",
+                          f"{r['rows']:,}" if r["rows"] is not None else "",
+                          str(r["model_version"]) if r["model_version"] is not None else "")
+        console.print(other)
+        if not all(r["current"] for r in rows + written):
             console.print(f"`journeymap refresh --workspace {workspace}` brings it up to date", highlight=False,
                           soft_wrap=True)

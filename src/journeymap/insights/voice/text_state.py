@@ -184,3 +184,27 @@ def erase(con, units: dict[str, list[str]], seqs: list[int]) -> None:
                              (_units_table(level), "unit_id IN (SELECT unnest(?::VARCHAR[]))")):
             if has_table(con, table):
                 con.execute(f"DELETE FROM {table} WHERE {where}", [ids, seqs] if "seq" in where else [ids])
+
+
+def status(con, definition: JourneyDefinition | None, levels=("person", "account")) -> list[dict]:
+    """The scored texts of each level that has them (`journeymap state`): {name, table, current, stale_because,
+    rows, model_version (None)}. Stale texts are not read: readers read the events until the next refresh."""
+    out = []
+    for level in levels:
+        table = texts_table(level)
+        if not has_table(con, table):
+            continue
+        known = meta(con)
+        sources_meta, journey_meta = _keys(level)
+        if definition is None:
+            why = "no journeymap.yml"
+        elif known.get(sources_meta) != sources_key(definition):
+            why = "journeymap.yml's voice sources changed since"
+        elif known.get(journey_meta) != known.get(f"state.{level}.journey"):
+            why = "the journey state moved on since"
+        else:
+            why = None
+        out.append({"name": f"customer texts ({level})", "table": table, "current": why is None,
+                    "stale_because": why, "rows": con.execute(f"SELECT count(*) FROM {table}").fetchone()[0],
+                    "model_version": None})
+    return out
