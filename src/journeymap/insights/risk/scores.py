@@ -179,20 +179,19 @@ def stored_health(engine: Engine, definition: JourneyDefinition, at: dt.datetime
 
 def status(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None) -> list[dict]:
     """The stored churn and health scores (`journeymap state`): each {name, table, current, stale_because, rows,
-    model_version}. Stale ones are not read: `risk` and `health` compute until the next refresh writes them."""
+    model_version}; none where no refresh writes them (no journeymap.yml, no `revenue:`, the Spark engine).
+    Stale ones are not read: `risk` and `health` compute until the next refresh writes them."""
+    if definition is None or definition.revenue is None or definition.engine.backend != "duckdb":
+        return []
     known = meta(con)
+    version = known.get("risk.model_version")
     out = []
-    for name, table, why in (("churn risk", SCORES, None), ("health", HEALTH, None)):
-        if definition is None:
-            why = "no journeymap.yml"
-        elif definition.revenue is None:
-            why = "journeymap.yml defines no churn (no `revenue:` section)"
-        elif "risk.model_version" not in known or not exists(con, table):
+    for name, table in (("churn risk", SCORES), ("health", HEALTH)):
+        if version is None or not exists(con, table):
             why = "not written yet: each refresh writes them"
         else:
             why = health_stale(con, definition) if table == HEALTH else _stale(known, definition)
         rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] if exists(con, table) else None
-        version = known.get("risk.model_version")
         out.append({"name": name, "table": table, "current": why is None, "stale_because": why, "rows": rows,
                     "model_version": int(version) if version else None})
     return out

@@ -148,19 +148,24 @@ def refresh_texts(engine: Engine, definition: JourneyDefinition, level: str = "a
                        round(time.perf_counter() - started, 3))
 
 
-def current(con, definition: JourneyDefinition, level: str = "account") -> bool:
-    """Whether state_texts_L reflects the level's journey state as the store's meta records it, under these voice
-    sources (the caller knows that state is current)."""
+def stale_because(con, definition: JourneyDefinition, level: str = "account") -> str | None:
+    """Why state_texts_L does not reflect the level's journey state as the store's meta records it under these
+    voice sources (None: it does; the caller knows whether that state is current)."""
+    if not has_table(con, texts_table(level)):
+        return "not written yet"
     known = meta(con)
     sources_meta, journey_meta = _keys(level)
-    return has_table(con, texts_table(level)) and known.get(sources_meta) == sources_key(definition) and \
-        known.get(journey_meta) == known.get(f"state.{level}.journey")
+    if known.get(sources_meta) != sources_key(definition):
+        return "journeymap.yml's voice sources changed since"
+    if known.get(journey_meta) != known.get(f"state.{level}.journey"):
+        return "the journey state moved on since"
+    return None
 
 
 def stored_texts(engine: Engine, definition: JourneyDefinition, level: str = "account") -> ir.Table | None:
     """The scored texts (unit_id, ts, seq, kind, text, compound) when they reflect the level's current journey
     state under these voice sources; None otherwise (read them with texts.text_rows and score them)."""
-    if _state(engine, definition, level) is None or not current(engine.backend.con, definition, level):
+    if _state(engine, definition, level) is None or stale_because(engine.backend.con, definition, level):
         return None
     return engine.table(texts_table(level))
 
@@ -194,16 +199,7 @@ def status(con, definition: JourneyDefinition | None, levels=("person", "account
         table = texts_table(level)
         if not has_table(con, table):
             continue
-        known = meta(con)
-        sources_meta, journey_meta = _keys(level)
-        if definition is None:
-            why = "no journeymap.yml"
-        elif known.get(sources_meta) != sources_key(definition):
-            why = "journeymap.yml's voice sources changed since"
-        elif known.get(journey_meta) != known.get(f"state.{level}.journey"):
-            why = "the journey state moved on since"
-        else:
-            why = None
+        why = "no journeymap.yml" if definition is None else stale_because(con, definition, level)
         out.append({"name": f"customer texts ({level})", "table": table, "current": why is None,
                     "stale_because": why, "rows": con.execute(f"SELECT count(*) FROM {table}").fetchone()[0],
                     "model_version": None})
