@@ -46,7 +46,6 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from journeymap.engine.backends import Engine
 from journeymap.engine.rules import first_match, rule_expr
@@ -445,24 +444,18 @@ def text_sentiment(engine: Engine, definition: JourneyDefinition) -> ExtraFeatur
     sentiment            mean compound of the account's texts in the 90 days before the date (missing: none)
     negative_texts_90d   of those, how many are negative (compound <= -0.05); 0 without texts
     """
-    from journeymap.insights.voice.sentiment import score_texts
-    from journeymap.insights.voice.text_state import stored_texts
-    from journeymap.insights.voice.texts import text_rows
+    from journeymap.insights.voice.text_state import scored_rows, stored_texts
 
     kept = stored_texts(engine, definition)  # scored at refresh, folded per account (insights.voice.text_state)
-    if kept is not None:
-        scored = kept.select(_u=kept.unit_id, _ts=kept.ts, _c=kept.compound)
-        scored = scored.filter(scored._u.notnull() & scored._ts.notnull() & scored._c.notnull())
-        if engine.execute(scored.count()).as_py() == 0:
-            return None
-    else:
-        rows = text_rows(engine, definition, "account")
+    if kept is None:  # not current: read from the events and scored now, as a refresh would
+        rows = scored_rows(engine, definition, "account")
         if rows.num_rows == 0:
             return None
-        compound = pa.array(score_texts(rows.column("text").to_pylist()).compound, pa.float64(), from_pandas=True)
-        scored = pa.table({"_u": rows.column("unit_id"), "_ts": rows.column("ts"), "_c": compound})
-        valid = pc.and_(pc.and_(pc.is_valid(scored["_u"]), pc.is_valid(scored["_ts"])), pc.is_valid(compound))
-        scored = engine.in_memory(scored.filter(valid))
+        kept = engine.in_memory(rows.select(["unit_id", "ts", "compound"]))
+    elif engine.execute(kept.count()).as_py() == 0:
+        return None
+    scored = kept.select(_u=kept.unit_id, _ts=kept.ts, _c=kept.compound)
+    scored = scored.filter(scored._u.notnull() & scored._ts.notnull() & scored._c.notnull())
 
     def features(engine: Engine, cut: ir.Table) -> ir.Table:
         t = scored.cross_join(cut).filter((scored._ts < cut._at) & (scored._ts >= cut._a90))

@@ -122,10 +122,7 @@ def refresh_texts(engine: Engine, definition: JourneyDefinition, level: str = "a
             with engine.scope():
                 ids = engine.in_memory(pa.table({"unit_id": pa.array(changed, pa.string())}))
                 ac = engine.table(state["events"])
-                rows = text_rows(engine, definition, level, ac=ac.semi_join(ids, ac.unit_id == ids.unit_id))
-            scored = rows.select(["unit_id", "ts", "seq", "kind", "text"]).append_column(
-                "compound", pa.array(score_texts(rows.column("text").to_pylist()).compound, pa.float64(),
-                                     from_pandas=True))
+                scored = scored_rows(engine, definition, level, ac=ac.semi_join(ids, ac.unit_id == ids.unit_id))
             con.register("_texts_rows", scored)
             try:
                 con.execute(f"INSERT INTO {texts} SELECT unit_id, ts, seq, kind, text, compound FROM _texts_rows")
@@ -146,6 +143,14 @@ def refresh_texts(engine: Engine, definition: JourneyDefinition, level: str = "a
         raise
     return TextRefresh("rebuild" if whole else "fold", len(changed), int(dropped), int(n),
                        round(time.perf_counter() - started, 3))
+
+
+def scored_rows(engine: Engine, definition: JourneyDefinition, level: str, ac=None) -> pa.Table:
+    """Customer texts as `texts.text_rows` reads them (from `ac`, the annotated events, or the level's), with VADER's
+    compound: unit_id, ts, seq, kind, text, compound. What the tables hold, for the units read."""
+    rows = text_rows(engine, definition, level, ac=ac)
+    return rows.select(["unit_id", "ts", "seq", "kind", "text"]).append_column(
+        "compound", pa.array(score_texts(rows.column("text").to_pylist()).compound, pa.float64(), from_pandas=True))
 
 
 def stale_because(con, definition: JourneyDefinition, level: str = "account") -> str | None:
