@@ -18,6 +18,7 @@ from conftest import invoke_cli, invoke_json
 
 from journeymap.insights.risk import churn_model
 from journeymap.insights.risk.churn_model import extra_features, ranked_accounts, risk_report, scoring_frame
+from journeymap.insights.risk import feature_state
 from journeymap.insights.risk import features as features_module
 from journeymap.insights.risk.health import health_report
 from journeymap.insights.risk.stored import DEFAULTS, HEALTH, MODELS, SCORES
@@ -126,6 +127,15 @@ def test_within_the_window_the_model_is_reused_and_every_account_rescored(ws_pat
         assert at.isoformat() == risk.scored_at
         _same_accounts(after, accounts)
         assert ws.con.execute(f"SELECT count(*) FROM {MODELS}").fetchall() == [(1,)]
+        # the features it scored: the lifetime aggregates folded for the accounts with new events only, the 90-day
+        # windows moved three days for all; equal to every account's features computed from all its events
+        engine, d = ws.engine, ws.definition
+        with engine.scope():
+            extra = extra_features(engine, d)
+            folded, folded_at = feature_state.stored_features(engine, d, extra)
+            full = features_module.FeatureBuilder(engine, d, extra, materialize=False).at(at)
+        assert folded_at == at and len(folded) > len(accounts)  # every account, paying or not
+        pd.testing.assert_frame_equal(folded, full, check_exact=False, rtol=1e-12)
 
 
 def test_after_the_window_the_model_is_refitted(ws_path):
@@ -409,6 +419,11 @@ def test_health_weights_that_cannot_be_learned_leave_the_churn_scores_and_say_wh
 def test_journeymap_state_says_whether_the_scores_and_texts_a_refresh_writes_are_current(ws_path, base):
     from journeymap.state import refresh
 
+    def accounts(path) -> int:
+        """Every account of the account-level journey state (each has features; only paying ones are scored)."""
+        with Workspace(path) as ws:
+            return ws.con.execute("SELECT count(*) FROM state_units_account").fetchone()[0]
+
     def written() -> dict[str, tuple]:
         out = invoke_json("state", "--workspace", str(ws_path))["refreshed"]
         return {r["name"]: (r["table"], r["current"], r["stale_because"], r["rows"], r["model_version"]) for r in out}
@@ -416,6 +431,7 @@ def test_journeymap_state_says_whether_the_scores_and_texts_a_refresh_writes_are
     now = written()
     assert now == {"churn risk": ("state_risk", True, None, base[1].accounts, 1),
                    "health": ("state_health", True, None, base[1].accounts, 1),
+                   "churn features (account)": ("state_features_account", True, None, accounts(ws_path), None),
                    "customer texts (account)": ("state_texts_account", True, None, now["customer texts (account)"][3],
                                                 None)}
     assert now["customer texts (account)"][3] > 100
@@ -426,6 +442,7 @@ def test_journeymap_state_says_whether_the_scores_and_texts_a_refresh_writes_are
     assert {k: v[1:3] for k, v in stale.items()} == {
         "churn risk": (False, "events arrived since the stored scores were written"),
         "health": (False, "events arrived since the stored scores were written"),
+        "churn features (account)": (False, "the journey state moved on since"),
         "customer texts (account)": (False, "the journey state moved on since")}
     text = " ".join(invoke_cli("state", "--workspace", str(ws_path)).stdout.split())
     assert "churn risk │ state_risk │ no: events arrived since the stored scores were written" in text

@@ -285,6 +285,7 @@ class Workspace:
         the journal from rotating while its files are rewritten and names the segment being written, which is left
         as it is: its records are refused by the erase log when they are loaded."""
         from journeymap.state.erase import erase_rows, erase_state, journal_scrub, resolve, still_named
+        from journeymap.insights.risk import feature_state
         from journeymap.insights.voice import text_state
         from journeymap.state.fold import tables as state_tables
 
@@ -299,6 +300,7 @@ class Workspace:
         derived_before = self._derived_counts(person_ids, accounts, seqs, state_tables)
         erase_state(self.con, person_ids, accounts)
         text_state.erase(self.con, {"person": person_ids, "account": accounts}, seqs)  # her events' scored texts
+        feature_state.erase(self.con, accounts)  # the erased accounts' churn features (the refresh refolds the rest)
         if journal_held is None:
             files = journal_scrub(self.path / "journal", needles, message_ids)
         else:
@@ -330,6 +332,7 @@ class Workspace:
                         state_tables) -> dict[str, int]:
         """Rows of the derived tables that belong to these persons and accounts, or are these events (a person's
         events in their account's state), per table."""
+        from journeymap.insights.risk import feature_state
         from journeymap.insights.voice import text_state
 
         tables = table_names(self.con)
@@ -347,6 +350,7 @@ class Workspace:
         for table in ("act_entries", "act_outbox", "act_health"):
             where[table] = "unit_id IN (FROM _erase_p) OR unit_id IN (FROM _erase_a)"
         where.update(text_state.erase_where({"person": "_erase_p", "account": "_erase_a"}, "_erase_s"))
+        where.update(feature_state.erase_where("_erase_a"))
         for level, ids in (("person", "_erase_p"), ("account", "_erase_a")):
             for kind, table in state_tables(level).items():
                 where[table] = f"unit_id IN (FROM {ids})"
@@ -413,12 +417,15 @@ class Workspace:
 
     def refreshed(self) -> list[dict]:
         """What each refresh writes besides the journey state, whether current and its rows (`journeymap state`):
-        the churn and health scores (insights.risk.stored) and the scored customer texts (insights.voice.text_state)."""
+        the churn and health scores (insights.risk.stored), the churn features they were scored from
+        (insights.risk.feature_state) and the scored customer texts (insights.voice.text_state)."""
+        from journeymap.insights.risk.feature_state import status as features_status
         from journeymap.insights.risk.scores import status as scores_status
         from journeymap.insights.voice.text_state import status as texts_status
 
         definition = self.definition if self.definition_path.exists() else None
-        return scores_status(self.con, definition) + texts_status(self.con, definition)
+        return (scores_status(self.con, definition) + features_status(self.con, definition)
+                + texts_status(self.con, definition))
 
     # -- analyses --------------------------------------------------------------------------------
 

@@ -100,24 +100,36 @@ class FeatureBuilder:
     Use inside `engine.scope()`: the prepared tables are released when the scope closes."""
 
     def __init__(self, engine: Engine, definition: JourneyDefinition, extra: Iterable[ExtraFeatures] = (),
-                 materialize: bool = True):
+                 materialize: bool = True, units: ir.Table | None = None, since: dt.datetime | None = None,
+                 revenue: bool = True):
+        """`units` (a table with `unit_id`) keeps those accounts' events only; `since` keeps the events at or after
+        it (the derived columns are then computed for those rows only); `revenue` false leaves the billing
+        features out. All three serve the features folded at refresh (insights.risk.feature_state)."""
         self.engine, self.definition, self.extra = engine, definition, list(extra)
         self.signals = signals(definition)
         self.key_features = [f.id for f in definition.milestones.key_features]
         self.early = early_touchpoints(definition)
         self.stage_ids = [s.id for s in definition.stages]
+        self.units, self.since = units, since
         # Materialized when read many times (snapshots: every date's labels); a single `at` reads the events
         # once, and writing ~15 derived columns of every event to a temp table cost more than the query.
         keep = engine.materialize if materialize else (lambda t: t)
         self.events = keep(self._events())
-        self.revenue = keep(self._revenue()) if definition.revenue else None
+        self.revenue = keep(self._revenue()) if definition.revenue and revenue else None
+
+    def _kept(self, ev: ir.Table, unit: ir.Column) -> ir.Table:
+        if self.units is not None:
+            ev = ev.filter(unit.isin(self.units.unit_id))
+        if self.since is not None:
+            ev = ev.filter(ev.ts >= _lit(self.since))
+        return ev
 
     # -- prepared tables ---------------------------------------------------------------------------
 
     def _events(self) -> ir.Table:
         e, d, sig = self.engine, self.definition, self.signals
         ev = e.table("journey_events")
-        ev = ev.filter(ev.account_id.notnull(), ~ev.type.isin(IDENTITY_CALLS))
+        ev = self._kept(ev.filter(ev.account_id.notnull(), ~ev.type.isin(IDENTITY_CALLS)), ev.account_id)
         solved = rule_expr(e, ev, sig.ticket_solved)
         effort = e.json_get(ev.properties, sig.effort).try_cast("float64")
         survey_score = ibis.cases(
@@ -147,6 +159,8 @@ class FeatureBuilder:
 
         r = self.definition.revenue
         rev = revenue_events(self.engine, self.definition)
+        if self.units is not None:
+            rev = rev.filter(rev.unit_id.isin(self.units.unit_id))
         w = ibis.window(group_by=rev.unit_id, order_by=[rev.ts, rev.seq])
         seats = self.engine.json_get(rev.properties, r.seats).try_cast("float64") if r.seats else ibis.null("float64")
         return rev.select("unit_id", "ts", "seq", "churn", "mrr", prev_mrr=rev.mrr.lag().over(w), seats=seats)
@@ -170,17 +184,42 @@ class FeatureBuilder:
         dates = [as_datetime(d) for d in dates]
         if not dates:
             return []
-        cut = _cutoffs(self.engine, dates)
+        df = self.engine.execute(self.raw(_cutoffs(self.engine, dates))).to_pandas()
+        return [self._finish(df[df["_d"] == i].drop(columns="_d").reset_index(drop=True), at) for i, at in enumerate(dates)]
+
+    def raw(self, cut: ir.Table, parts: tuple[str, ...] = ("lifetime", "window")) -> ir.Table:
+        """The aggregates `finish` turns into features, per (`_d`, unit_id) of the dates in `cut` (`_cutoffs`).
+        "lifetime" are those an account's later events alone can change (first and last times, adoption, the
+        latest survey answers, stage and billing, the early touchpoints); "window" those that read the 90 days
+        before the date (activity, tickets, effort, failed payments, downgrades, the `extra` hooks)."""
         ev = self.events.cross_join(cut).filter(self.events.ts < cut._at)
         keys = ["_d", "unit_id"]
+        aggs = {**(self._lifetime_aggs(ev) if "lifetime" in parts else {}),
+                **(self._window_aggs(ev) if "window" in parts else {})}
+        out = ev.group_by(keys).aggregate(**aggs)
+        joined = [self._last_surveys(ev), self._current_stage(ev), self._early(ev)] if "lifetime" in parts else []
+        if self.revenue is not None:
+            joined.append(self._billing(cut, parts))
+        if "window" in parts:
+            joined += [f(self.engine, cut) for f in self.extra]
+        for i, p in enumerate(joined):
+            p = p.rename({f"_j{i}": "_d", f"_k{i}": "unit_id"})
+            out = out.left_join(p, [out._d == p[f"_j{i}"], out.unit_id == p[f"_k{i}"]]).drop(f"_j{i}", f"_k{i}")
+        return out
 
+    def _lifetime_aggs(self, ev: ir.Table) -> dict:
+        aggs = {"first_ts": ev.ts.min(),
+                "last_usage_ts": ev.ts.max(where=ev.usage),
+                "last_high_effort_ts": ev.ts.max(where=ev.effort >= self.signals.high_effort),
+                "start_ts": ev.ts.min(where=ev.start)}
+        return aggs | {f"adopted_{k}": ev.count(where=ev.key_feature == k) for k in self.key_features}
+
+    def _window_aggs(self, ev: ir.Table) -> dict:
         def since(days: int) -> ir.BooleanValue:
             return ev.ts >= ev[f"_a{days}"]
 
         u = ev.usage
-        aggs = {
-            "first_ts": ev.ts.min(),
-            "last_usage_ts": ev.ts.max(where=u),
+        return {
             "active_days_30d": ev.day.nunique(where=u & since(30)),
             "active_days_90d": ev.day.nunique(where=u & since(90)),
             "usage_30d": ev.count(where=u & since(30)),
@@ -191,22 +230,8 @@ class FeatureBuilder:
             "max_effort_90d": ev.effort.max(where=since(90)),
             "mean_effort_90d": ev.effort.mean(where=since(90)),
             "high_effort_tickets_60d": ev.count(where=(ev.effort >= self.signals.high_effort) & since(60)),
-            "last_high_effort_ts": ev.ts.max(where=ev.effort >= self.signals.high_effort),
             "failed_payments_60d": ev.count(where=ev.failed & since(60)),
-            "start_ts": ev.ts.min(where=ev.start),
         }
-        aggs.update({f"adopted_{k}": ev.count(where=ev.key_feature == k) for k in self.key_features})
-        base = ev.group_by(keys).aggregate(**aggs)
-        parts = [self._last_surveys(ev), self._current_stage(ev), self._early(ev)]
-        if self.revenue is not None:
-            parts.append(self._billing(cut))
-        parts += [f(self.engine, cut) for f in self.extra]
-        out = base
-        for i, p in enumerate(parts):
-            p = p.rename({f"_j{i}": "_d", f"_k{i}": "unit_id"})
-            out = out.left_join(p, [out._d == p[f"_j{i}"], out.unit_id == p[f"_k{i}"]]).drop(f"_j{i}", f"_k{i}")
-        df = self.engine.execute(out).to_pandas()
-        return [self._finish(df[df["_d"] == i].drop(columns="_d").reset_index(drop=True), at) for i, at in enumerate(dates)]
 
     def _last_surveys(self, ev: ir.Table) -> ir.Table:
         s = ev.filter(ev.survey_kind.notnull() & ev.survey_score.notnull())
@@ -233,20 +258,36 @@ class FeatureBuilder:
         aggs = {f"early_{t}": j.count(where=j.early_tp == t) for t in self.early} or {"_none": j.count()}
         return j.group_by(["_d", "unit_id"]).aggregate(**aggs)
 
-    def _billing(self, cut: ir.Table) -> ir.Table:
+    def _billing(self, cut: ir.Table, parts: tuple[str, ...] = ("lifetime", "window")) -> ir.Table:
         r = self.revenue.cross_join(cut).filter(self.revenue.ts < cut._at)
         by = [r._d, r.unit_id]
+        aggs = {}
+        if "lifetime" in parts:
+            aggs["customer_since"] = r.ts.min(where=r.mrr > 0)
+        if "window" in parts:
+            aggs["downgrades_90d"] = r.count(where=downgrade(r) & (r.ts >= r._a90))
+        g = r.group_by(["_d", "unit_id"]).aggregate(**aggs)
+        if "lifetime" not in parts:
+            return g
         last = r.mutate(_r=ibis.row_number().over(ibis.window(group_by=by, order_by=[ibis.desc(r.ts), ibis.desc(r.seq)])))
         last = last.filter(last._r == 0).select(_ld=last._d, _lu=last.unit_id, mrr=last.mrr)
-        down = (r.prev_mrr > 0) & (r.mrr > 0) & (r.mrr < r.prev_mrr) & (r.ts >= r._a90)
         seated = r.filter(r.seats.notnull())
         seated = seated.mutate(_r=ibis.row_number().over(
             ibis.window(group_by=[seated._d, seated.unit_id], order_by=[ibis.desc(seated.ts), ibis.desc(seated.seq)])))
         seated = seated.filter(seated._r == 0).select(_sd=seated._d, _su=seated.unit_id, seats=seated.seats)
-        g = r.group_by(["_d", "unit_id"]).aggregate(customer_since=r.ts.min(where=r.mrr > 0), downgrades_90d=r.count(where=down))
         g = g.left_join(last, [g._d == last._ld, g.unit_id == last._lu]).drop("_ld", "_lu")
         g = g.left_join(seated, [g._d == seated._sd, g.unit_id == seated._su]).drop("_sd", "_su")
         return g
+
+    def downgrades(self) -> ir.Table:
+        """unit_id, ts of every revenue event that lowered a non-zero MRR to a non-zero one (`downgrades_90d`
+        counts those in the 90 days before the date)."""
+        r = self.revenue
+        return r.filter(downgrade(r)).select("unit_id", "ts")
+
+    def finish(self, df: pd.DataFrame, at: dt.datetime) -> pd.DataFrame:
+        """The features at `at` from `raw`'s aggregates of that date (without `_d`)."""
+        return self._finish(df, at)
 
     def _finish(self, df: pd.DataFrame, at: dt.datetime) -> pd.DataFrame:
         def days(col: str) -> pd.Series:
@@ -314,6 +355,11 @@ class FeatureBuilder:
             part = df[df["_d"] == i].drop(columns="_d").reset_index(drop=True)
             out.append(part.assign(unit_id=part["unit_id"].astype(str)))
         return out
+
+
+def downgrade(r: ir.Table) -> ir.BooleanValue:
+    """A revenue event (FeatureBuilder._revenue) that lowered a non-zero MRR to a non-zero one."""
+    return (r.prev_mrr > 0) & (r.mrr > 0) & (r.mrr < r.prev_mrr)
 
 
 _INTERNAL = {"last_high_effort_ts", "first_ts", "last_usage_ts", "usage_30d", "usage_prev_30d", "start_ts", "customer_since", "stage", "_none"}

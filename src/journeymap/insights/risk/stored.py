@@ -65,6 +65,7 @@ from journeymap.insights.risk.churn_model import (
     ranked_accounts,
     scoring_frame,
 )
+from journeymap.insights.risk.feature_state import refresh_features, stored_frame
 from journeymap.insights.risk.features import snapshots
 from journeymap.insights.risk.health import fit_health, scored
 from journeymap.insights.voice.text_state import refresh_texts
@@ -218,12 +219,13 @@ def _refresh(con, definition: JourneyDefinition, say, started: float) -> RiskRef
     engine = duckdb_engine(con)
     engine.journey = current_tables(con, definition)
     refresh_texts(engine, definition)  # the texts of the accounts whose events changed, scored for the features
+    refresh_features(engine, definition)  # the lifetime aggregates of the accounts whose events changed
     options = model_options()
     fingerprint = definition_fingerprint(definition)
     fit_seconds = 0.0
     with engine.scope():
         extra = extra_features(engine, definition)
-        now, at, end = scoring_frame(engine, definition, extra)
+        now, at, end = stored_frame(engine, definition, extra) or scoring_frame(engine, definition, extra)
         last = last_model(con)
         why, reuse = refit_reason(last, options, fingerprint, end, definition.risk.refit, definition.risk.refit_seconds)
         fitted: ChurnModel | None = None
