@@ -186,3 +186,27 @@ def test_an_erase_takes_the_erased_accounts_features_and_refolds_her_account(tmp
         folded, _ = stored_features(ws.engine, ws.definition, [])
         assert folded["unit_id"].tolist() == ["a1"]
         pd.testing.assert_frame_equal(folded, from_history(ws)[0], check_exact=False, rtol=1e-12)
+
+
+def test_an_account_whose_events_change_but_not_their_count_is_read_again(tmp_path):
+    """Her account-less answer moves from a1 to a2 when she is identified with a2, in the batch that brings a1 a
+    new event: a1 still has two events, but not the same ones (its signature changed, its count did not)."""
+    first = [Row(0, "p1", "a1", "identify", "identify", "product", None, {}, {}, 0),
+             Row(1, "p1", None, "nps_answered", "track", "survey", None, {"score": 2}, None, 24),
+             Row(2, "p2", "a2", "plan_changed", "track", "billing", None, {"mrr": 50}, None, 0)]
+    second = [Row(3, "p1", "a2", "identify", "identify", "product", None, {}, {}, 48),
+              Row(4, "p3", "a1", "page_viewed", "track", "product", None, {}, None, 72)]
+    with Workspace(tmp_path / "ws") as ws:
+        ws.path.mkdir()
+        (ws.path / "journeymap.yml").write_text(json.dumps(FEATURE_DEFINITION))
+        ws.ingest([str(write_batch([(r, False) for r in first], tmp_path / "a.csv"))])
+        a1 = "SELECT events, signature FROM state_units_account WHERE unit_id = 'a1'"
+        before = ws.con.execute(a1).fetchone()
+        assert stored_features(ws.engine, ws.definition, [])[0].set_index("unit_id").loc["a1", "last_nps"] == 2.0
+        ws.ingest([str(write_batch([(r, False) for r in second], tmp_path / "b.csv"))])
+        after = ws.con.execute(a1).fetchone()
+        assert after[0] == before[0] and after[1] != before[1]  # the case this test is about
+        folded = stored_features(ws.engine, ws.definition, [])[0]
+        nps = folded.set_index("unit_id")["last_nps"]
+        assert pd.isna(nps["a1"]) and nps["a2"] == 2.0  # her answer went with her
+        pd.testing.assert_frame_equal(folded, from_history(ws)[0], check_exact=False, rtol=1e-12)

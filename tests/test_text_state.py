@@ -129,3 +129,29 @@ def test_an_account_unloaded_whole_loses_its_texts_and_other_voice_sources_read_
         assert stored_texts(ws.engine, ws.definition) is None  # read under the other sources: not these texts
         done = refresh_texts(ws.engine, ws.definition)
         assert (done.mode, done.texts) == ("rebuild", 1) and stored_rows(ws.con) == scored_from_scratch(ws.con, ws.definition)
+
+
+def test_an_account_whose_events_change_but_not_their_count_is_read_again(tmp_path):
+    """Her account-less comment moves from a1 to a2 when she is identified with a2, in the batch that brings a1 a
+    new event: a1 still has two events, but not the same ones (its signature changed, its count did not)."""
+    from test_engine_reference import Row
+    from test_state_fold import write_batch
+
+    first = [Row(0, "p1", "a1", "identify", "identify", "product", None, {}, {}, 0),
+             Row(1, "p1", None, "feedback_given", "track", "survey", None, {"comment": "terrible support"}, None, 1)]
+    second = [Row(2, "p1", "a2", "identify", "identify", "product", None, {}, {}, 2),
+              Row(3, "p3", "a1", "report_created", "track", "product", None, {}, None, 3)]
+    with Workspace(tmp_path / "ws") as ws:
+        ws.path.mkdir()
+        (ws.path / "journeymap.yml").write_text(json.dumps(DEFINITION))
+        ws.ingest([str(write_batch([(r, False) for r in first], tmp_path / "a.csv"))])
+        refresh_texts(ws.engine, ws.definition)
+        a1 = "SELECT events, signature FROM state_units_account WHERE unit_id = 'a1'"
+        before = ws.con.execute(a1).fetchone()
+        assert [r[0] for r in stored_rows(ws.con)] == ["a1"]
+        ws.ingest([str(write_batch([(r, False) for r in second], tmp_path / "b.csv"))])
+        after = ws.con.execute(a1).fetchone()
+        assert after[0] == before[0] and after[1] != before[1]  # the case this test is about
+        refresh_texts(ws.engine, ws.definition)
+        assert [r[0] for r in stored_rows(ws.con)] == ["a2"]  # her comment went with her
+        assert stored_rows(ws.con) == scored_from_scratch(ws.con, ws.definition)
