@@ -148,9 +148,11 @@ def stage_duration_counts(engine: Engine, v: ir.Table, definition: JourneyDefini
     """`stage_durations` grouped: stage, persona, seconds, observed and `n`, the visits alike in all four.
 
     What Kaplan-Meier needs, in as many rows as there are distinct durations rather than visits: the
-    visits of 50M events would not fit in Python, their distinct durations per stage are far fewer."""
+    visits of 50M events would not fit in Python, their distinct durations per stage are far fewer. In no
+    order: the estimate does not depend on it, and sorting millions of rows took two thirds of the query (10M
+    synthetic events, 5.1M rows: 1.9 s sorted, 0.6 s not)."""
     d, keys = stay_durations(v, definition, observed_until)
-    return engine.execute(d.group_by(keys).aggregate(n=d.count()).order_by(keys))
+    return engine.execute(d.group_by(keys).aggregate(n=d.count()))
 
 
 def stage_durations(engine: Engine, v: ir.Table, definition: JourneyDefinition, observed_until) -> pa.Table:

@@ -163,22 +163,25 @@ def drop_offs(engine: Engine, v, definition: JourneyDefinition, stakes: Stakes) 
     later = vo.filter(vo._adv).select(_u=vo.unit_id, _o=vo._order, _no=vo.visit_no)
     j = first.left_join(later, [first.unit_id == later._u, later._o > first._order, later._no > first._first])
     per = j.group_by(["unit_id", "stage", "ts"]).aggregate(_moved=j._u.count())
-    rows = engine.execute(per).to_pylist()
+    # only the units that dropped come back (their touches are the stakes), each with its stage's count of units
+    per = per.mutate(_reached=per.unit_id.count().over(ibis.window(group_by=per.stage)))
+    gone = engine.execute(per.filter(per._moved == 0).select("unit_id", "stage", "ts", "_reached")).to_pylist()
     names = {s.id: s.name for s in definition.stages}
     out = []
     for sid in stages:
-        reached = [r for r in rows if r["stage"] == sid]
-        dropped = [r for r in reached if r["_moved"] == 0]
+        dropped = [r for r in gone if r["stage"] == sid]
         if not dropped:
             continue
-        share = len(dropped) / len(reached)
+        reached = dropped[0]["_reached"]
+        share = len(dropped) / reached
         out.append(_item("drop_off", f"{100 * share:.0f}% drop in {names[sid]}", sid, None, stakes.of(_touches(dropped)),
-                         f"{len(dropped):,} of {len(reached):,} units that reached {names[sid]} never moved on to a later stage.",
-                         reached=len(reached), dropped=len(dropped), drop_rate=round(share, 4)))
+                         f"{len(dropped):,} of {reached:,} units that reached {names[sid]} never moved on to a later stage.",
+                         reached=reached, dropped=len(dropped), drop_rate=round(share, 4)))
     return out
 
 
-def slow_and_fast(engine: Engine, v, definition: JourneyDefinition, stakes: Stakes, until) -> tuple[list[dict], list[dict]]:
+def slow_and_fast(engine: Engine, v, definition: JourneyDefinition, stakes: Stakes, until,
+                  time_in_stage: dict[str, dict] | None = None) -> tuple[list[dict], list[dict]]:
     """Stuck: a visit on the way in (open or closed) longer than max(p90, 2 x p50) of the stage's time in
     stage, in a stage before the customer stage. Fast: a completed visit that moved on to a later stage in
     under half the median (delight).
@@ -190,7 +193,9 @@ def slow_and_fast(engine: Engine, v, definition: JourneyDefinition, stakes: Stak
 
     The engine does the work: Kaplan-Meier reads each stage's distinct (seconds, observed) with their counts,
     and only the stuck and fast visits themselves come back (their units and times are the stakes); a map of
-    a million events has about as many visits, which fetched one by one took most of the map's time."""
+    a million events has about as many visits, which fetched one by one took most of the map's time.
+    `time_in_stage`: those summaries per stage (`time_in_stage_summary` of every visit, the map's "all" view),
+    when the caller has computed them from the same visits; otherwise they are computed here."""
     names = {s.id: s.name for s in definition.stages}
     order = {s.id: i for i, s in enumerate(definition.stages)}
     ahead = {s.id for s in definition.stages if not s.terminal or s.kind == "won"}
@@ -202,15 +207,13 @@ def slow_and_fast(engine: Engine, v, definition: JourneyDefinition, stakes: Stak
     every = d.filter(d.stage.isin(stages))
     every = every.left_join(since, every.unit_id == since._u).select(
         "unit_id", "stage", "entered_at", "seconds", "observed", "next_stage", "_since")
-    counts = engine.execute(every.group_by(["stage", "seconds", "observed"]).aggregate(n=every.count())).to_pydict()
+    summaries = time_in_stage if time_in_stage is not None else _time_in_stage(engine, every, stages)
     limits, quick_under = {}, {}
     p50s, p90s = {}, {}
     for sid in stages:
-        rows = [i for i, st in enumerate(counts["stage"]) if st == sid]
-        if sum(counts["n"][i] for i in rows if counts["observed"][i]) < 10:
+        tis = summaries.get(sid)
+        if tis is None or tis["n"] - tis["censored"] < 10:  # fewer than 10 visits seen to end
             continue
-        tis = time_in_stage_summary([counts["seconds"][i] for i in rows], [counts["observed"][i] for i in rows],
-                                    weights=[counts["n"][i] for i in rows])
         p50, p90 = tis["p50_seconds"], tis["p90_seconds"]
         if p50 is None:
             continue
@@ -227,10 +230,13 @@ def slow_and_fast(engine: Engine, v, definition: JourneyDefinition, stakes: Stak
                           for sid in limits if p50s[sid] > 0], ibis.literal(False))
     picked = every.filter(way_in & (stuck_at | quick_at)).mutate(stuck=stuck_at)
     visits = engine.execute(picked.select("unit_id", "stage", "entered_at", "observed", "stuck")).to_pylist()
+    by_stage: dict[tuple[str, bool], list[dict]] = {}  # (stage, stuck) -> visits, in one pass over them
+    for r in visits:
+        by_stage.setdefault((r["stage"], bool(r["stuck"])), []).append(r)
     slow, fast = [], []
     for sid, limit in limits.items():
         p50, p90 = p50s[sid], p90s[sid]
-        stuck = [r for r in visits if r["stage"] == sid and r["stuck"]]
+        stuck = by_stage.get((sid, True), [])
         shown_p90 = format_duration(p90) if p90 is not None else "unknown (too many visits still open)"
         if stuck and limit > 0:
             slow.append(_item(
@@ -239,7 +245,7 @@ def slow_and_fast(engine: Engine, v, definition: JourneyDefinition, stakes: Stak
                 f"{len({d['unit_id'] for d in stuck}):,} units spent longer than {format_duration(limit)} in {names[sid]} "
                 f"(median {format_duration(p50)}, p90 {shown_p90}); {sum(not d['observed'] for d in stuck):,} "
                 "visits are still open.", p50_seconds=p50, p90_seconds=p90, threshold_seconds=limit, visits=len(stuck)))
-        quick = [r for r in visits if r["stage"] == sid and not r["stuck"]]
+        quick = by_stage.get((sid, False), [])
         if quick and p50 > 0:
             fast.append(_item(
                 "fast_progression", f"Fast through {names[sid]}: under {format_duration(FAST_P50_FRACTION * p50)}", sid, None,
@@ -400,12 +406,31 @@ def rank(items: list[dict], base_loss: float | None = None) -> list[dict]:
     return items
 
 
+def _time_in_stage(engine: Engine, every, stages: list[str]) -> dict[str, dict]:
+    """`time_in_stage_summary` per stage of these visits, from their distinct (stage, seconds, observed) with
+    counts, as numpy columns: a log of millions of events has about as many distinct durations per stage."""
+    counts = engine.execute(every.group_by(["stage", "seconds", "observed"]).aggregate(n=every.count()))
+    stage_of = counts.column("stage").to_numpy(zero_copy_only=False)
+    seconds = counts.column("seconds").to_numpy(zero_copy_only=False)
+    ended = counts.column("observed").to_numpy(zero_copy_only=False).astype(bool)
+    n = counts.column("n").to_numpy(zero_copy_only=False)
+    out = {}
+    for sid in stages:
+        rows = stage_of == sid
+        if rows.any():
+            out[sid] = time_in_stage_summary(seconds[rows], ended[rows], weights=n[rows])
+    return out
+
+
 def friction(engine: Engine, definition: JourneyDefinition, level: str | None = None, n_themes: int | None = None,
-             seed: int = 0, period: Period = (None, None), texts=None) -> dict:
+             seed: int = 0, period: Period = (None, None), texts=None,
+             time_in_stage: dict[str, dict] | None = None) -> dict:
     """{"friction": [...], "delight": [...]} ranked by revenue at stake, then units. JSON-ready.
 
     `period` (first and last day, inclusive): only the events inside it count, as in the map of that period.
-    `texts`: the customer texts of that level and period (voice.texts.text_rows), when the caller has them."""
+    `texts`: the customer texts of that level and period (voice.texts.text_rows), when the caller has them.
+    `time_in_stage`: the map's time in stage per stage for all units of that level and period, when the caller
+    has computed it (slow_and_fast)."""
     level = level or definition.analysis.level
     signals = definition.health.signals if definition.health else HealthSignals()
     with engine.scope():
@@ -413,7 +438,7 @@ def friction(engine: Engine, definition: JourneyDefinition, level: str | None = 
         until = engine.execute(a.aggregate(t=a.ts.max())).column("t")[0].as_py()
         stakes = Stakes(engine, definition, level, until)
         items = drop_offs(engine, v, definition, stakes)
-        slow, fast = slow_and_fast(engine, v, definition, stakes, until) if until else ([], [])
+        slow, fast = slow_and_fast(engine, v, definition, stakes, until, time_in_stage) if until else ([], [])
         low, high = survey_moments(engine, ac, definition, stakes)
         tickets = high_effort_tickets(engine, ac, signals, stakes)
         loops = failed_payment_loops(engine, ac, signals, stakes)

@@ -80,7 +80,7 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
     rows = text_rows(engine, definition, level, ac=ac)  # read once: the emotion lane, friction and themes use them
     texts = stage_sentiment(engine, definition, level, ac=ac, rows=rows)
     placed = (placed_insights(engine, definition, level, a, ac, [p["id"] for p in personas], say, panels, period,
-                              texts=rows) if insights
+                              texts=rows, durations=durations) if insights
               else {p["id"]: _skipped() for p in personas})
     say("holding journeys to the design")
     from journeymap.insights.conformance import map_view
@@ -255,7 +255,7 @@ def placed_at(period: tuple) -> dt.datetime | None:
 
 def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a, ac, persona_ids: list[str],
                     say: Callable[[str], None], panels: dict | None = None,
-                    period: tuple = (None, None), texts=None) -> dict[str, dict]:
+                    period: tuple = (None, None), texts=None, durations: dict | None = None) -> dict[str, dict]:
     """Per view id: friction, delight, moments_of_truth, themes, at_risk and insights_notes.
 
     Friction, delight and moments of truth are computed for "all" only (each reruns its own analysis; per
@@ -263,7 +263,8 @@ def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a
     at risk are cut per persona from the same scored texts and the same churn model. A section that cannot be
     computed on this workspace is empty or null with a note; it never fails the map. `period`: friction and
     moments of truth read only its events (as `a` and `ac` hold only them), accounts at risk are scored at its end.
-    `texts`: the customer texts of `ac` (voice.texts.text_rows), when the caller has read them."""
+    `texts`: the customer texts of `ac` (voice.texts.text_rows), when the caller has read them. `durations`: the
+    map's time in stage (`_time_in_stage`), which friction's stuck and fast visits are measured against."""
     out = {pid: {**{k: None for k in SECTIONS}, "insights_notes": {}} for pid in persona_ids}
     everyone = out[ALL]
     for pid in persona_ids:
@@ -274,7 +275,8 @@ def placed_insights(engine: Engine, definition: JourneyDefinition, level: str, a
     try:
         from journeymap.insights.friction import friction
 
-        f = friction(engine, definition, level, period=period, texts=texts)
+        tis = None if durations is None else {s: t for (s, pid), t in durations.items() if pid == ALL}
+        f = friction(engine, definition, level, period=period, texts=texts, time_in_stage=tis)
         everyone["friction"], everyone["delight"] = finite(f["friction"]), finite(f["delight"])
         if not f["has_revenue"]:
             everyone["insights_notes"]["friction"] = everyone["insights_notes"]["delight"] = (
