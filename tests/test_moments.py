@@ -103,6 +103,18 @@ def test_worked_example_by_hand(example):
     assert "correlation, not causation" in r["caveat"]
 
 
+def test_the_journey_state_and_the_event_log_give_the_same_moments(example):
+    """`prepare` reads the journey state's events when it is current, else copies them from the event log."""
+    for options in ({"min_units": 1}, {"min_units": 1, "population": "started"},
+                    {"min_units": 1, "horizon_days": 60, "period": (T0.date() + dt.timedelta(days=1), T0.date() + dt.timedelta(days=130))}):
+        engine = example.engine
+        assert engine.journey  # the refresh after the ingest folded the state
+        from_state = moments_of_truth(engine, example.definition, **options)
+        engine.journey = {}
+        from_log = moments_of_truth(engine, example.definition, **options)
+        assert from_state == from_log and from_state["moments"], options
+
+
 def test_worked_example_options(example):
     # Every started unit: a7 (never paid, never churned) is a retained non-doer.
     m = _row(moments_of_truth(example.engine, example.definition, min_units=1, population="started"), "event:integrated")

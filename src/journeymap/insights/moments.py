@@ -42,6 +42,7 @@ import ibis.expr.types as ir
 from scipy import stats
 
 from journeymap.errors import OptionError
+from journeymap.engine.annotate import annotation_key
 from journeymap.engine.backends import Engine
 from journeymap.engine.intervals import Period, in_period
 from journeymap.engine.personas import units
@@ -181,13 +182,23 @@ def _exit_expr(engine: Engine, ev: ir.Table, definition: JourneyDefinition) -> i
     return ibis.or_(*parts) if parts else ibis.literal(False)
 
 
+EVENT_COLUMNS = ("unit_id", "ts", "seq", "event", "source", "channel", "properties")
+"""What `prepare`'s events keep: a rule reads the event's name, source, channel and properties."""
+
+
 def prepare(engine: Engine, definition: JourneyDefinition, level: str, horizon_days: float, population: str,
             period: Period = (None, None)) -> dict:
     """The unit table every window reuses: unit_id, persona, start_at, days_to_exit (NULL: never),
     days_observed (start to the latest event in the data), in_population.
 
-    Materialised; call inside `engine.scope()`. `period`: only the events inside it count (the data ends there)."""
-    ev = engine.materialize(in_period(unit_events(engine, level), period))
+    Materialised; call inside `engine.scope()`. `period`: only the events inside it count (the data ends there).
+    The events are the journey state's when it is current (the same rows, already a table), else a copy of the
+    columns the rules and windows read: not every event's traits, which nothing here reads."""
+    state = engine.journey.get((level, annotation_key(definition)))
+    if state is not None:
+        ev = in_period(engine.table(state["events"]).select(*EVENT_COLUMNS), period)
+    else:
+        ev = engine.materialize(in_period(unit_events(engine, level), period).select(*EVENT_COLUMNS))
     start_rule = definition.milestones.start
     starts = ev.filter(rule_expr(engine, ev, start_rule)) if start_rule else ev
     start = starts.group_by("unit_id").aggregate(start_at=starts.ts.min())
