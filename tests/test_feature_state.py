@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from test_engine_reference import DEFINITION, Row
 from test_state_fold import draw_arrival, write_batch
 
+from journeymap.ingest.store import has_table
 from journeymap.insights.risk.feature_state import FEATURES, refresh_features, stale_because, stored_features
 from journeymap.insights.risk.features import FeatureBuilder
 from journeymap.state import refresh
@@ -93,19 +94,16 @@ def test_features_folded_batch_by_batch_equal_those_computed_from_every_event(tm
         ws.path.mkdir()
         (ws.path / "journeymap.yml").write_text(json.dumps(FEATURE_DEFINITION))  # JSON is YAML
 
-        folded_before = False  # whether a fold has kept any account yet (before, each is a rebuild)
-
         def fold_and_compare() -> None:
-            nonlocal folded_before
             refresh(ws.con, ws.definition)  # identity and the journey state, as a refresh does before the scores
             engine = ws.engine
+            kept = has_table(ws.con, FEATURES)  # until a fold has kept an account, each is a rebuild
             done = refresh_features(engine, ws.definition)
             event(f"features {done.mode}")
             if done.accounts_dropped:
                 event("accounts dropped")
-            assert done.mode in (("fold", "unchanged") if folded_before else ("rebuild",))
+            assert done.mode in (("fold", "unchanged") if kept else ("rebuild",))
             full = from_history(ws)
-            folded_before = full is not None
             folded = stored_features(engine, ws.definition, [])
             if full is None:  # no account has an event: nothing is read
                 assert folded is None
@@ -123,10 +121,10 @@ def test_features_folded_batch_by_batch_equal_those_computed_from_every_event(tm
         if unload and len(batches) > 1:
             ws.unload(ws.loads()[0]["load_id"])
             fold_and_compare()
-        # nothing new: no account is read again (without any account, nothing is kept: a rebuild of none)
+        # nothing new: no account is read again (before any account was kept, a rebuild of none)
+        kept = has_table(ws.con, FEATURES)
         again = refresh_features(ws.engine, ws.definition)
-        assert (again.mode, again.accounts_read, again.accounts_dropped) == (
-            "unchanged" if from_history(ws) else "rebuild", 0, 0)
+        assert (again.mode, again.accounts_read, again.accounts_dropped) == ("unchanged" if kept else "rebuild", 0, 0)
 
 
 def test_a_changed_definition_rebuilds_and_stale_features_are_not_read(tmp_path):
@@ -210,3 +208,22 @@ def test_an_account_whose_events_change_but_not_their_count_is_read_again(tmp_pa
         nps = folded.set_index("unit_id")["last_nps"]
         assert pd.isna(nps["a1"]) and nps["a2"] == 2.0  # her answer went with her
         pd.testing.assert_frame_equal(folded, from_history(ws)[0], check_exact=False, rtol=1e-12)
+
+
+def test_the_last_account_unloaded_leaves_no_features_and_nothing_to_read(tmp_path):
+    rows = [Row(0, "p1", "a1", "plan_changed", "track", "billing", None, {"mrr": 100}, None, 0),
+            Row(1, "p2", None, "page_viewed", "track", "product", None, {}, None, 24)]
+    with Workspace(tmp_path / "ws") as ws:
+        ws.path.mkdir()
+        (ws.path / "journeymap.yml").write_text(json.dumps(FEATURE_DEFINITION))
+        for n, row in enumerate(rows):
+            ws.ingest([str(write_batch([(row, False)], tmp_path / f"{n}.csv"))], refresh=False)
+            refresh(ws.con, ws.definition)
+            assert refresh_features(ws.engine, ws.definition).mode == ("rebuild" if n == 0 else "unchanged")
+        ws.unload(ws.loads()[0]["load_id"], refresh=False)
+        refresh(ws.con, ws.definition)
+        done = refresh_features(ws.engine, ws.definition)
+        assert (done.mode, done.accounts_read, done.accounts_dropped, done.accounts) == ("fold", 0, 1, 0)
+        assert stored_features(ws.engine, ws.definition, []) is None and from_history(ws) is None
+        again = refresh_features(ws.engine, ws.definition)
+        assert (again.mode, again.accounts) == ("unchanged", 0)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from journeymap.engine.unit_events import LEVELS
@@ -72,6 +74,10 @@ def test_the_spark_fold_equals_the_duckdb_fold_batch_by_batch(ingested_demo, spa
         seen = []
         for n, (where, args) in enumerate(batches):
             units_before = {lv: duckdb_state(ws, lv, "units") for lv in LEVELS} if n else {}
+            # a reader that lists the state's files before the fold commits (a query planned on it, a request the
+            # server answers while its loader folds) reads them after: the commit keeps what it replaces a while
+            readers = {lv: (read_state(spark_session, root, lv, "units"), spark_state(spark_session, root, lv, "units"))
+                       for lv in LEVELS} if n == 1 else {}
             events_before = {lv: duckdb_state(ws, lv, "events") for lv in LEVELS} if n else {}
             exported_seq = read_manifest(root).get("events_seq")
             if where == "delete":
@@ -95,6 +101,13 @@ def test_the_spark_fold_equals_the_duckdb_fold_batch_by_batch(ingested_demo, spa
                     assert spark_state(spark_session, root, d.level, name) == duckdb_state(ws, d.level, name), \
                         (n, d.level, name)
             seen.append([(lv.mode, lv.looked_at, lv.late_units > 0) for lv in folded.levels])
+            for level, (reader, rows_then) in readers.items():
+                assert rows(reader.toArrow()) == rows_then
+                replaced = set(before["levels"][level]["tables"]["units"].values()) - set(
+                    after["levels"][level]["tables"]["units"].values())
+                assert replaced and replaced <= set(after["kept"]) and all((root / p).exists() for p in replaced)
+            if n == 2:  # and the next commit removes what the one before kept
+                assert not any((root / p).exists() for p in before["kept"]) and before["kept"]
             if not n:
                 continue
             # only the event dates with new events (or moved units' events) were written again
@@ -127,15 +140,19 @@ def test_the_spark_fold_equals_the_duckdb_fold_batch_by_batch(ingested_demo, spa
     assert [late for _, _, late in seen[2]] == [True, True]  # the odd half of the same days came late
     assert [mode for mode, _, _ in seen[3]] == ["unchanged"] * 2
     assert seen[4] == [("fold", "all", False)] * 2
-    # nothing the manifest does not name is left on disk: what the killed fold wrote was swept
+    # nothing the manifest does not name or keep is left on disk: what the killed fold wrote was swept
     assert all(_named(root, after, p) for p in _files(root) if not p.name.startswith(("_", ".")) and p.name != MANIFEST)
-    # every event gone (an unload of everything): no state is left to read, and no event date
+    # every event gone (an unload of everything): no state is left to read, and no event date but those kept for
+    # the readers of the state before, which the next commit removes
     with Workspace(tmp_path / "ws") as ws:
         ws.con.execute("DELETE FROM events")
         ws.refresh()
         assert spark_fold(spark_session, ws.con, ws.definition, root).levels == []
-    emptied = read_manifest(root)
-    assert (emptied["events"], emptied["levels"]) == ({}, {})
+        emptied = read_manifest(root)
+        assert (emptied["events"], emptied["levels"]) == ({}, {})
+        left = list((root / "events").rglob("*.parquet"))
+        assert left and all(_named(root, emptied, p) for p in left)
+        assert spark_fold(spark_session, ws.con, ws.definition, root).levels == []
     assert not list((root / "events").rglob("*.parquet"))
 
 
@@ -166,9 +183,10 @@ def _files(root: Path):
 
 
 def _named(root: Path, manifest: dict, path: Path) -> bool:
-    """Whether `path` is the manifest or under a folder or file it names (spark_files.named_paths)."""
+    """Whether `path` is the manifest or under a folder or file it names (spark_files.named_paths) or keeps."""
     relative = str(path.relative_to(root))
-    return relative == MANIFEST or any(relative == n or relative.startswith(n + "/") for n in named_paths(manifest))
+    return relative == MANIFEST or any(relative == n or relative.startswith(n + "/")
+                                       for n in named_paths(manifest) | set(manifest.get("kept", [])))
 
 
 def _killed_before_commit(session, ws, root: Path, monkeypatch) -> None:
@@ -230,12 +248,23 @@ def test_the_servers_loader_folds_the_spark_state_after_each_load(spark_session,
     token = invoke_json("keys", "create", "--kind", "write", "--name", "app", "--workspace", str(ws.path))["token"]
     later = (base + dt.timedelta(days=3)).isoformat() + "Z"
     batch = [{"type": "track", "userId": "bo", "event": "signed_up", "timestamp": later, "messageId": "s1"},
-             {"type": "track", "userId": "ann", "event": "used", "timestamp": later, "messageId": "s2"}]
+             {"type": "track", "userId": "ann", "event": "used", "timestamp": later, "messageId": "s2"},
+             {"type": "track", "userId": "quinn-7f3e", "event": "signed_up", "timestamp": later, "messageId": "s3"}]
     with serve_in_process(ws.path, segment_seconds=0.1, stitch_seconds=0.1) as http:
         assert http.post("/v1/batch", json={"batch": batch, "writeKey": token}).status_code == 200
     with Workspace(ws.path) as served:
         assert all(row["current"] for row in served.state()), served.state()
         units = {r["unit_id"]: r["events"] for r in read_state(spark_session, ws.path / "data" / "spark" / "state",
                                                                  "person", "units").collect()}
-        assert units == {"u:ann": 3, "u:bo": 1}
+        assert units == {"u:ann": 3, "u:bo": 1, "u:quinn-7f3e": 1}
         assert not served.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'state_%'").fetchone()[0]
+        # an erase folds the state without her; what that fold replaced (her rows among them), which a fold keeps for
+        # the readers of the state before it, goes at once
+        served.erase(person="quinn-7f3e")
+        root = ws.path / "data" / "spark"
+        assert read_manifest(root / "state")["kept"] == []
+        for path in root.rglob("*.parquet"):
+            table = pq.read_table(path)
+            for name in table.column_names:
+                if pa.types.is_string(table.schema.field(name).type):
+                    assert not any("quinn-7f3e" in v for v in table.column(name).to_pylist() if v), (path, name)

@@ -313,6 +313,10 @@ class Workspace:
         try:
             self.refresh()
             note = None
+            if self.definition_path.exists() and self.definition.engine.backend == "spark":  # keeps what a fold replaced
+                from journeymap.state.spark_fold import drop_replaced
+
+                drop_replaced(self.path, self.definition)
         except DefinitionError as exc:  # identity is rebuilt; a state folded under the old definition still has them
             dropped = sorted(table_names(self.con, "state\\_%"))
             for table in dropped:

@@ -10,7 +10,8 @@ Layout under a root folder (docs/spark.md, "The journey state on Spark"):
 
 Every folder is written once under a new serial `N` and never changed; the manifest, replaced atomically
 (a rename), is the commit: a refresh killed before it leaves the previous manifest and every file it names,
-and the next refresh sweeps what no manifest names. A refresh rewrites the event dates that its new events
+and the next refresh sweeps what no manifest names. What a commit replaces is kept until the next commit
+(`kept` in the manifest), for readers that listed the previous state's files before it. A refresh rewrites the event dates that its new events
 fall on and those of the units an identity merge moved (`journey_moves`), and only the buckets of the units
 whose state changed.
 """
@@ -42,11 +43,30 @@ def read_manifest(root: Path) -> dict:
 
 
 def commit(root: Path, manifest: dict) -> None:
-    """Replace the manifest in one rename, then remove every folder and file it does not name."""
+    """Replace the manifest in one rename, then remove every folder and file it does not name, but those of the
+    manifest it replaces: they stay one refresh longer (`kept`), so that a reader that listed its files before
+    this commit still finds them (a query planned on the previous state, a request the server answers while its
+    loader folds). The next commit removes them."""
+    previous = read_manifest(root)
+    manifest["kept"] = sorted(named_paths(previous) - named_paths(manifest)) if previous else []
+    _replace(root, manifest)
+    sweep(root, manifest)
+
+
+def drop_kept(root: Path) -> None:
+    """Remove now what the last commit kept for readers of the state before it: after `journeymap erase`, nothing
+    of the erased may stay on disk, however recent."""
+    manifest = read_manifest(root)
+    if manifest.get("kept"):
+        manifest["kept"] = []
+        _replace(root, manifest)
+        sweep(root, manifest)
+
+
+def _replace(root: Path, manifest: dict) -> None:
     tmp = root / f".{MANIFEST}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps({**manifest, "layout": LAYOUT}, indent=1, sort_keys=True))
     os.replace(tmp, root / MANIFEST)
-    sweep(root, manifest)
 
 
 def named_paths(manifest: dict) -> set[str]:
@@ -59,8 +79,9 @@ def named_paths(manifest: dict) -> set[str]:
 
 
 def sweep(root: Path, manifest: dict) -> None:
-    """Remove what no manifest names: what a refresh replaced, or wrote before it was killed."""
-    named = named_paths(manifest)
+    """Remove what the manifest neither names nor keeps: what a refresh before the last replaced, or what a
+    refresh wrote before it was killed."""
+    named = named_paths(manifest) | set(manifest.get("kept", []))
     keep = {Path(p).parts[:i] for p in named for i in range(1, len(Path(p).parts) + 1)}
     for table in root.iterdir():
         if not table.is_dir():

@@ -45,7 +45,7 @@ from journeymap.state.fold import (
     forget_moves,
     meta,
 )
-from journeymap.state.spark_files import commit, export_events, read_manifest, sweep
+from journeymap.state.spark_files import MANIFEST, commit, drop_kept, export_events, read_manifest, sweep
 
 BUCKETS = 16
 """Buckets of the state's visits and units: a fold rewrites the buckets of the units it changed."""
@@ -123,6 +123,14 @@ def refresh_on_spark(con, workspace_path: str | Path, definition: JourneyDefinit
         report, note = None, (f"the journey state was not folded on Spark ({type(exc).__name__}: {exc}); "
                               "analyses compute from the events until a refresh folds it")
     return exported, report, note
+
+
+def drop_replaced(workspace_path: str | Path, definition: JourneyDefinition) -> None:
+    """Remove the files the last fold replaced, which its commit kept for readers of the state before it
+    (spark_files.commit): `journeymap erase` leaves nothing of the erased on disk."""
+    root = _state_root(workspace_path, definition)
+    if root is not None and (root / MANIFEST).exists():
+        drop_kept(root)
 
 
 def _state_root(workspace_path: str | Path, definition: JourneyDefinition) -> Path | None:

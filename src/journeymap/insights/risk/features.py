@@ -185,7 +185,7 @@ class FeatureBuilder:
         if not dates:
             return []
         df = self.engine.execute(self.raw(_cutoffs(self.engine, dates))).to_pandas()
-        return [self._finish(df[df["_d"] == i].drop(columns="_d").reset_index(drop=True), at) for i, at in enumerate(dates)]
+        return [self.finish(df[df["_d"] == i].drop(columns="_d").reset_index(drop=True), at) for i, at in enumerate(dates)]
 
     def raw(self, cut: ir.Table, parts: tuple[str, ...] = ("lifetime", "window")) -> ir.Table:
         """The aggregates `finish` turns into features, per (`_d`, unit_id) of the dates in `cut` (`_cutoffs`).
@@ -287,9 +287,7 @@ class FeatureBuilder:
 
     def finish(self, df: pd.DataFrame, at: dt.datetime) -> pd.DataFrame:
         """The features at `at` from `raw`'s aggregates of that date (without `_d`)."""
-        return self._finish(df, at)
 
-    def _finish(self, df: pd.DataFrame, at: dt.datetime) -> pd.DataFrame:
         def days(col: str) -> pd.Series:
             return (pd.Timestamp(at) - pd.to_datetime(df[col])).dt.total_seconds() / 86400.0
 
