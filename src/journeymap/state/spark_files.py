@@ -11,9 +11,9 @@ Layout under a root folder (docs/spark.md, "The journey state on Spark"):
 Every folder is written once under a new serial `N` and never changed; the manifest, replaced atomically
 (a rename), is the commit: a refresh killed before it leaves the previous manifest and every file it names,
 and the next refresh sweeps what no manifest names. What a commit replaces is kept until the next commit
-(`kept` in the manifest), for readers that listed the previous state's files before it. A refresh rewrites the event dates that its new events
-fall on and those of the units an identity merge moved (`journey_moves`), and only the buckets of the units
-whose state changed.
+(`kept` in the manifest), for readers that listed the previous state's files before it. A refresh rewrites
+the event dates that its new events fall on and those of the units an identity merge moved (`journey_moves`),
+and only the buckets of the units whose state changed.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ Which accounts are read again: those whose count or XOR signature of events diff
 computed from (new, late, merged, unloaded, erased, retention-trimmed events all change it); accounts gone from
 the state lose their rows; another definition or layout rebuilds both tables. Each account's aggregates depend on
 its own events alone, so the fold equals a computation from scratch (tests/test_feature_state.py: random logs in
-random batches, and features_at on the demo). Written in one transaction with the meta keys.
+random batches; tests/test_risk_state.py: the demo three days later). Written in one transaction with the meta
+keys.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 import ibis
 import pandas as pd
 
+from journeymap.engine.annotate import annotation_key
 from journeymap.engine.backends import Engine
 from journeymap.ingest.store import has_table
 from journeymap.insights.risk.churn_model import _day_after
@@ -131,8 +133,6 @@ def refresh_features(engine: Engine, definition: JourneyDefinition) -> FeatureRe
 
 
 def _state_current(engine: Engine, definition: JourneyDefinition) -> bool:
-    from journeymap.engine.annotate import annotation_key
-
     return ("account", annotation_key(definition)) in engine.journey
 
 
