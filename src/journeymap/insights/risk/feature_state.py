@@ -42,6 +42,7 @@ from journeymap.insights.risk.churn_model import _day_after
 from journeymap.insights.risk.features import DAY, FeatureBuilder, _cutoffs
 from journeymap.insights.risk.scores import definition_fingerprint
 from journeymap.journey.definition import JourneyDefinition
+from journeymap.state.derived import stale_units
 from journeymap.state.fold import JOURNEY_VERSION_KEY, meta, tables
 
 FEATURES = "state_features_account"
@@ -92,28 +93,17 @@ def refresh_features(engine: Engine, definition: JourneyDefinition) -> FeatureRe
     if engine.name != "duckdb" or definition.revenue is None or not _state_current(engine, definition):
         return None
     con = engine.backend.con
-    key, units = _key(definition), _units()
+    key = _key(definition)
     con.begin()
     try:
         whole = meta(con).get(_DEFINITION_KEY) != key or not (has_table(con, FEATURES) and has_table(con, DOWNGRADES))
         if whole:
             for table in (FEATURES, DOWNGRADES):
                 con.execute(f"DROP TABLE IF EXISTS {table}")
-            changed = "SELECT unit_id FROM " + units
-        else:
-            changed = f"""SELECT u.unit_id FROM {units} u LEFT JOIN {FEATURES} f USING (unit_id)
-                          WHERE f.unit_id IS NULL OR f.events <> u.events OR f.signature <> u.signature
-                          UNION ALL
-                          SELECT unit_id FROM {FEATURES} WHERE unit_id NOT IN (SELECT unit_id FROM {units})"""
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _features_changed AS {changed}")
-        dropped = read = 0
+        read, dropped = stale_units(con, "account", None if whole else FEATURES, "_features_changed")
         if not whole:
             for table in (FEATURES, DOWNGRADES):
                 con.execute(f"DELETE FROM {table} WHERE unit_id IN (SELECT unit_id FROM _features_changed)")
-            (dropped,) = con.execute(f"SELECT count(*) FROM _features_changed WHERE unit_id NOT IN "
-                                     f"(SELECT unit_id FROM {units})").fetchone()
-        (read,) = con.execute(f"SELECT count(*) FROM _features_changed WHERE unit_id IN "
-                              f"(SELECT unit_id FROM {units})").fetchone()
         if read:
             _write(engine, definition, con, whole)
         elif whole:  # no account yet: the tables come with the first, and until then nothing is read

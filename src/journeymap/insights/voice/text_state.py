@@ -36,6 +36,7 @@ from journeymap.ingest.store import has_table
 from journeymap.insights.voice.sentiment import score_texts
 from journeymap.insights.voice.texts import text_rows, voice_sources
 from journeymap.journey.definition import JourneyDefinition
+from journeymap.state.derived import stale_units
 from journeymap.state.fold import meta, tables
 
 
@@ -107,15 +108,9 @@ def refresh_texts(engine: Engine, definition: JourneyDefinition, level: str = "a
             con.execute(f"CREATE OR REPLACE TABLE {texts} (unit_id VARCHAR, ts TIMESTAMP, seq BIGINT, kind VARCHAR, "
                         "text VARCHAR, compound DOUBLE)")
             con.execute(f"CREATE OR REPLACE TABLE {done_from} (unit_id VARCHAR, events BIGINT, signature UBIGINT)")
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE _texts_changed AS
-                        SELECT u.unit_id FROM {units} u LEFT JOIN {done_from} t USING (unit_id)
-                        WHERE t.unit_id IS NULL OR t.events <> u.events OR t.signature <> u.signature
-                        UNION ALL
-                        SELECT unit_id FROM {done_from} WHERE unit_id NOT IN (SELECT unit_id FROM {units})""")
+        _, dropped = stale_units(con, level, done_from, "_texts_changed")
         for table in (texts, done_from):
             con.execute(f"DELETE FROM {table} WHERE unit_id IN (SELECT unit_id FROM _texts_changed)")
-        (dropped,) = con.execute(f"SELECT count(*) FROM _texts_changed WHERE unit_id NOT IN (SELECT unit_id FROM {units})"
-                                 ).fetchone()
         changed = [u for (u,) in con.execute(f"SELECT unit_id FROM _texts_changed WHERE unit_id IN "
                                              f"(SELECT unit_id FROM {units})").fetchall()]
         if changed:
