@@ -24,9 +24,13 @@ import datetime as dt
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from journeymap.engine.backends import Engine
+from journeymap.engine.personas import UNASSIGNED
+from journeymap.engine.survival import time_in_stage_summary
 from journeymap.journey.definition import JourneyDefinition
 
 
@@ -153,6 +157,33 @@ def stage_duration_counts(engine: Engine, v: ir.Table, definition: JourneyDefini
     synthetic events, 5.1M rows: 1.9 s sorted, 0.6 s not)."""
     d, keys = stay_durations(v, definition, observed_until)
     return engine.execute(d.group_by(keys).aggregate(n=d.count()))
+
+
+def time_in_stage_summaries(engine: Engine, v: ir.Table, definition: JourneyDefinition, observed_until,
+                            everyone: str, by_persona: bool = True) -> dict:
+    """Kaplan-Meier summaries (survival.time_in_stage_summary) keyed by (stage, `everyone`) and, `by_persona`,
+    (stage, persona id), from one fetch of `stage_duration_counts`, read as Arrow and numpy (no row objects).
+    The map's time in stage, and the medians friction's stuck and fast visits are measured against."""
+    t = stage_duration_counts(engine, v, definition, observed_until)
+    if t.num_rows == 0:
+        return {}
+    stage = pc.dictionary_encode(t.column("stage")).combine_chunks()
+    persona = pc.dictionary_encode(t.column("persona").fill_null(UNASSIGNED)).combine_chunks()
+    s_code, p_code = stage.indices.to_numpy(), persona.indices.to_numpy()
+    s_name, p_name = stage.dictionary.to_pylist(), persona.dictionary.to_pylist()
+    secs = t.column("seconds").to_numpy()
+    seen = t.column("observed").to_numpy(zero_copy_only=False).astype(bool)
+    n = t.column("n").to_numpy()
+    groupings = [(s_code, lambda c: (s_name[c], everyone))]
+    if by_persona:
+        groupings.append((s_code * len(p_name) + p_code, lambda c: (s_name[c // len(p_name)], p_name[c % len(p_name)])))
+    out = {}
+    for code, key in groupings:
+        order = np.argsort(code, kind="stable")
+        bounds = np.flatnonzero(np.diff(code[order])) + 1
+        for idx in np.split(order, bounds):
+            out[key(int(code[idx[0]]))] = time_in_stage_summary(secs[idx], seen[idx], n[idx])
+    return out
 
 
 def stage_durations(engine: Engine, v: ir.Table, definition: JourneyDefinition, observed_until) -> pa.Table:

@@ -28,8 +28,7 @@ from journeymap.engine.backends import Engine
 from journeymap.engine.intervals import Period
 from journeymap.engine.revenue import revenue_events
 from journeymap.engine.rules import rule_expr
-from journeymap.engine.stages import advancing, stage_order, stay_durations
-from journeymap.engine.survival import time_in_stage_summary
+from journeymap.engine.stages import advancing, stage_order, stay_durations, time_in_stage_summaries
 from journeymap.insights.voice.sentiment import score_texts
 from journeymap.insights.voice.themes import find_themes
 from journeymap.insights.voice.texts import representative_quotes, text_rows
@@ -194,7 +193,7 @@ def slow_and_fast(engine: Engine, v, definition: JourneyDefinition, stakes: Stak
     The engine does the work: Kaplan-Meier reads each stage's distinct (seconds, observed) with their counts,
     and only the stuck and fast visits themselves come back (their units and times are the stakes); a map of
     a million events has about as many visits, which fetched one by one took most of the map's time.
-    `time_in_stage`: those summaries per stage (`time_in_stage_summary` of every visit, the map's "all" view),
+    `time_in_stage`: those summaries per stage (engine.stages.time_in_stage_summaries, the map's "all" view),
     when the caller has computed them from the same visits; otherwise they are computed here."""
     names = {s.id: s.name for s in definition.stages}
     order = {s.id: i for i, s in enumerate(definition.stages)}
@@ -207,11 +206,13 @@ def slow_and_fast(engine: Engine, v, definition: JourneyDefinition, stakes: Stak
     every = d.filter(d.stage.isin(stages))
     every = every.left_join(since, every.unit_id == since._u).select(
         "unit_id", "stage", "entered_at", "seconds", "observed", "next_stage", "_since")
-    summaries = time_in_stage if time_in_stage is not None else _time_in_stage(engine, every, stages)
+    if time_in_stage is None:
+        time_in_stage = {s: t for (s, _), t in time_in_stage_summaries(engine, v, definition, until, "",
+                                                                       by_persona=False).items()}
     limits, quick_under = {}, {}
     p50s, p90s = {}, {}
     for sid in stages:
-        tis = summaries.get(sid)
+        tis = time_in_stage.get(sid)
         if tis is None or tis["n"] - tis["censored"] < 10:  # fewer than 10 visits seen to end
             continue
         p50, p90 = tis["p50_seconds"], tis["p90_seconds"]
@@ -404,22 +405,6 @@ def rank(items: list[dict], base_loss: float | None = None) -> list[dict]:
     for n, i in enumerate(items, start=1):
         i["rank"] = n
     return items
-
-
-def _time_in_stage(engine: Engine, every, stages: list[str]) -> dict[str, dict]:
-    """`time_in_stage_summary` per stage of these visits, from their distinct (stage, seconds, observed) with
-    counts, as numpy columns: a log of millions of events has about as many distinct durations per stage."""
-    counts = engine.execute(every.group_by(["stage", "seconds", "observed"]).aggregate(n=every.count()))
-    stage_of = counts.column("stage").to_numpy(zero_copy_only=False)
-    seconds = counts.column("seconds").to_numpy(zero_copy_only=False)
-    ended = counts.column("observed").to_numpy(zero_copy_only=False).astype(bool)
-    n = counts.column("n").to_numpy(zero_copy_only=False)
-    out = {}
-    for sid in stages:
-        rows = stage_of == sid
-        if rows.any():
-            out[sid] = time_in_stage_summary(seconds[rows], ended[rows], weights=n[rows])
-    return out
 
 
 def friction(engine: Engine, definition: JourneyDefinition, level: str | None = None, n_themes: int | None = None,

@@ -8,14 +8,13 @@ from collections.abc import Callable
 
 import ibis
 import numpy as np
-import pyarrow.compute as pc
 
 from journeymap.errors import OptionError
 from journeymap.engine import metrics as M
 from journeymap.engine.annotate import journey_tables
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import UNASSIGNED
-from journeymap.engine.stages import advancing_ids, funnel, stage_duration_counts
+from journeymap.engine.stages import advancing_ids, funnel, time_in_stage_summaries
 from journeymap.engine.survival import time_in_stage_summary
 from journeymap.insights.map.curves import curves
 from journeymap.insights.map.emotion_scale import emotion
@@ -127,28 +126,10 @@ def _iso(ts) -> str | None:
 
 
 def _time_in_stage(engine: Engine, v, definition: JourneyDefinition, until) -> dict:
-    """Kaplan-Meier summaries keyed by (stage, persona id), "all" included, from one fetch of the visits'
-    distinct (stage, persona, seconds, observed) with their counts, read as Arrow and numpy (no row objects)."""
+    """Kaplan-Meier summaries keyed by (stage, persona id), "all" included (engine.stages.time_in_stage_summaries)."""
     if until is None:
         return {}
-    t = stage_duration_counts(engine, v, definition, until)
-    if t.num_rows == 0:
-        return {}
-    stage = pc.dictionary_encode(t.column("stage")).combine_chunks()
-    persona = pc.dictionary_encode(t.column("persona").fill_null(UNASSIGNED)).combine_chunks()
-    s_code, p_code = stage.indices.to_numpy(), persona.indices.to_numpy()
-    s_name, p_name = stage.dictionary.to_pylist(), persona.dictionary.to_pylist()
-    secs = t.column("seconds").to_numpy()
-    seen = t.column("observed").to_numpy(zero_copy_only=False).astype(bool)
-    n = t.column("n").to_numpy()
-    out = {}
-    for code, key in ((s_code, lambda c: (s_name[c], ALL)),
-                      (s_code * len(p_name) + p_code, lambda c: (s_name[c // len(p_name)], p_name[c % len(p_name)]))):
-        order = np.argsort(code, kind="stable")
-        bounds = np.flatnonzero(np.diff(code[order])) + 1
-        for idx in np.split(order, bounds):
-            out[key(int(code[idx[0]]))] = time_in_stage_summary(secs[idx], seen[idx], n[idx])
-    return out
+    return time_in_stage_summaries(engine, v, definition, until, ALL)
 
 
 def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, persona: str, until,
