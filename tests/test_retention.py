@@ -10,6 +10,7 @@ import datetime as dt
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 
 from cohort_data import ACCOUNT, at, write_workspace
 from journeymap.cli.main import app as cli_app
-from journeymap.engine.retention import parse_brackets, retention
+from journeymap.engine.retention import parse_brackets, rates, retention
 from journeymap.engine.spark_backend import export_journey_tables
 
 # -- the worked example (docs/metrics/retention.md) ------------------------------------------------------------------
@@ -204,8 +205,27 @@ def test_matches_reference(rows, interval, timing, level, ret, date_from, date_t
                     want = reference(rows, "a", ret, interval, mode, period, timing == "rolling", parse_brackets(b),
                                      level, date_from=date_from, date_to=date_to)
                     assert _table(got) == want, (mode, period)
+                    assert all(c["rates"] == [round(v / c["size"], 6) for v in c["values"]] for c in got["cohorts"])
         finally:
             ws.close()
+
+
+# sizes whose rates can end in an exact decimal half at the 7th place (1 / 640 = 0.0015625), where the product
+# v / size * 1e6 rounds to the half and the double v / size lies just above or below it
+HALVES = st.builds(lambda a, b: 2**a * 5**b, st.integers(0, 10), st.integers(0, 10))
+
+
+@settings(max_examples=300, deadline=None)
+@given(size=st.one_of(st.integers(1, 10**8), HALVES), picks=st.lists(st.floats(0, 1), min_size=1, max_size=40))
+def test_rates_are_pythons_rounding(size, picks):
+    values = [int(f * size) for f in picks]
+    assert rates(np.array(values, dtype=np.int64), size) == [round(v / size, 6) for v in values]
+
+
+@pytest.mark.parametrize("size", [128, 640, 78125, 2**7 * 5**3, 3 * 2**20])
+def test_rates_at_exact_halves(size):
+    values = np.arange(0, size + 1, max(1, size // 100_000), dtype=np.int64)
+    assert rates(values, size) == [round(int(v) / size, 6) for v in values]
 
 
 # -- the same answers on Spark (lifecycle and stickiness: tests/test_lifecycle.py) ---------------------------------

@@ -28,6 +28,9 @@ import datetime as dt
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from journeymap.errors import OptionError
 from journeymap.engine.backends import Engine
@@ -85,6 +88,57 @@ def _hits(ev: ir.Table, anchors: ir.Table, return_event: str, interval: str, rol
     return j.select(unit_id=j.unit_id, cohort=j.cohort, p=p)
 
 
+def _cohorts(result: pa.Table, interval: str, period: str, rolling: bool, brackets) -> list[dict]:
+    """The cohorts from the statement's rows (kind, cohort, p, n, at), read as Arrow columns: at 1M events the
+    rows held about 100 cohorts and 5,000 hits, and a dict per row cost more than the counting after it."""
+    kind = result.column("kind")
+    end = result.filter(pc.equal(kind, "end")).column("at").to_pylist()
+    end = end[0] if end else None
+    sizes = result.filter(pc.equal(kind, "size")).sort_by("cohort")
+    hits = result.filter(pc.equal(kind, "hit")).sort_by([("cohort", "ascending"), ("p", "ascending")])
+    hit_cohort, hit_p, hit_n = (hits.column(c).to_numpy() for c in ("cohort", "p", "n"))
+    cohorts = []
+    for c, size, first in zip(*(sizes.column(x).to_pylist() for x in ("cohort", "n", "at")), strict=True):
+        if brackets:
+            n = len(brackets) - 1
+        elif rolling:
+            n = int((end - first) / dt.timedelta(days=ROLLING_DAYS[interval]))
+        else:
+            n = python_index(end, interval) - c
+        begin, stop = np.searchsorted(hit_cohort, [c, c + 1])
+        p, got = hit_p[begin:stop], hit_n[begin:stop]
+        counts = np.zeros(max(n + 1, int(p[-1]) + 1 if len(p) else 0), dtype=np.int64)
+        counts[p] = got  # p >= 0: a return is never before its anchor; (cohort, p) is a group, so unique
+        if period == "on_or_after":  # units whose latest return is in period k or later (brackets: day >= lo)
+            counts = np.cumsum(counts[::-1])[::-1]
+        if brackets and period != "on":
+            values = np.array([counts[lo] if lo < len(counts) else 0 for lo, _ in brackets], dtype=np.int64)
+        else:
+            values = counts[:max(n + 1, 0)]
+        cohorts.append({"start": index_to_start(c, interval).isoformat(), "size": size,
+                        "values": values.tolist(), "rates": rates(values, size)})
+    return cohorts
+
+
+def rates(values: np.ndarray, size: int) -> list[float]:
+    """`[round(v / size, 6) for v in values]`, the same floats, computed for the array at once.
+
+    Both round the same double `v / size`. Python rounds its exact value half to even, then reads back the
+    decimal; `rint(x * 1e6) / 1e6` reads back the same decimal (an integer over 10**6, divided exactly
+    rounded) unless the product's rounding (under 1e-9 for a rate up to 1) moved it across a half: those, if
+    any, are rounded by Python.
+
+    >>> rates(np.array([0, 1, 2, 3]), 3)
+    [0.0, 0.333333, 0.666667, 1.0]
+    """
+    x = values / size
+    scaled = x * 1e6
+    out = (np.rint(scaled) / 1e6).tolist()
+    for i in np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6):
+        out[i] = round(float(x[i]), 6)
+    return out
+
+
 def retention(engine: Engine, start: str, return_event: str, *, interval: str = "week", mode: str = "first_time",
               period: str = "on", rolling: bool = False, brackets=None, level: str = "person",
               date_from=None, date_to=None) -> dict:
@@ -129,38 +183,7 @@ def retention(engine: Engine, start: str, return_event: str, *, interval: str = 
         agg = last.group_by(["cohort", "p"]).aggregate(n=last.count())
     agg = agg.select(kind=ibis.literal("hit"), cohort=agg.cohort.cast("int64"), p=agg.p.cast("int64"),
                      n=agg.n.cast("int64"), at=ibis.null(latest.at.type()))
-    rows = engine.execute(ibis.union(sizes, latest, agg)).to_pylist()
-    end, sizes, hit_rows = None, [], []
-    for row in rows:
-        if row["kind"] == "end":
-            end = row["at"]
-        elif row["kind"] == "size":
-            sizes.append({"cohort": row["cohort"], "size": row["n"], "first": row["at"]})
-        else:
-            hit_rows.append(row)
-    sizes.sort(key=lambda s: s["cohort"])
-    rows = hit_rows
-    counts: dict[int, dict[int, int]] = {}
-    for row in rows:
-        counts.setdefault(row["cohort"], {})[row["p"]] = row["n"]
-    cohorts = []
-    for s in sizes:
-        c, size = s["cohort"], s["size"]
-        if brackets:
-            n = len(brackets) - 1
-        elif rolling:
-            n = int((end - s["first"]) / dt.timedelta(days=ROLLING_DAYS[interval]))
-        else:
-            n = python_index(end, interval) - c
-        got = counts.get(c, {})
-        if period == "on":
-            values = [got.get(k, 0) for k in range(n + 1)]
-        elif brackets:
-            values = [sum(v for p, v in got.items() if p >= lo) for lo, _ in brackets]
-        else:
-            values = [sum(v for p, v in got.items() if p >= k) for k in range(n + 1)]
-        cohorts.append({"start": index_to_start(c, interval).isoformat(), "size": size, "values": values,
-                        "rates": [round(v / size, 6) for v in values]})
+    cohorts = _cohorts(engine.execute(ibis.union(sizes, latest, agg)), interval, period, rolling, brackets)
     return {"start_event": start, "return_event": return_event, "interval": interval, "mode": mode,
             "period": period, "rolling": rolling, "brackets": [f"{lo}-{hi}" for lo, hi in brackets or []],
             "by": level, "cohorts": cohorts}
