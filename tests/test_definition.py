@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 
+import journeymap.demo
 from conftest import invoke_cli
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.durations import parse_duration
-from journeymap.journey.load import DefinitionError, load_definition, parse_definition
+from journeymap.journey.load import DefinitionError, load_definition, parse_definition, parse_text, read_yaml
 from journeymap.workspace import TEMPLATE
 
 MINIMAL = {"stages": [{"id": "trial", "name": "Trial", "entry": "trial_started"}]}
@@ -68,6 +70,21 @@ def test_yaml_syntax_errors_give_the_line(tmp_path):
         load_definition(f)
     assert str(f) in str(exc.value)
     assert exc.value.problems[0][0].startswith("line ")
+
+
+@pytest.mark.parametrize("text", [
+    TEMPLATE.read_text(), (Path(journeymap.demo.__file__).parent / "journeymap.yml").read_text(),
+    "a: [1, 2.5, 1e3, .inf, 0x1f, 0o17, 1_000]\nb: {c: yes, d: no, e: ~, f: 2026-12-06, g: 2026-12-06T10:00:00Z}\n"
+    "h: &x [1]\ni: *x\nj: 'quoted'\nk: |\n  block\n  text\n",
+])
+def test_yaml_read_through_libyaml_equals_pyyaml(text):
+    assert read_yaml(text) == yaml.safe_load(text)
+
+
+def test_a_yaml_error_reads_as_pyyaml_words_it():
+    with pytest.raises(DefinitionError) as exc:
+        parse_text("stages: [")
+    assert exc.value.problems == [("line 1, column 10", "expected the node content, but found '<stream end>'")]
 
 
 def test_shorthands_expand():
