@@ -60,7 +60,7 @@ def main() -> None:
     from stores import copy_store
 
     from journeymap.engine.spark_backend import spark_session_for
-    from journeymap.journey.definition import EngineConfig
+    from journeymap.journey.settings import EngineConfig
     from journeymap.state.spark_fold import spark_fold
     from journeymap.workspace import Workspace
 

@@ -93,7 +93,7 @@ CLIENT = """
 import json, sys
 from journeymap.engine.backends import spark_engine
 from journeymap.engine.spark_backend import spark_session_for
-from journeymap.journey.definition import EngineConfig
+from journeymap.journey.settings import EngineConfig
 from journeymap.journey.load import load_definition
 from test_spark_connect import analyses
 

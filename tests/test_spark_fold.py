@@ -213,7 +213,7 @@ def _killed_before_commit(session, ws, root: Path, monkeypatch) -> None:
 def test_a_uri_engine_path_gets_no_spark_state_and_says_why(tmp_path):
     """An object-store `engine.path` cannot take the store's local writes nor a rename as commit: the refresh
     says so (and starts no Spark session to find out)."""
-    from journeymap.journey.definition import EngineConfig
+    from journeymap.journey.settings import EngineConfig
     from journeymap.state.spark_fold import fold_workspace
 
     class Definition:

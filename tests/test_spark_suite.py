@@ -22,7 +22,7 @@ from journeymap.engine.spark_backend import (
     export_journey_tables,
     spark_session_for,
 )
-from journeymap.journey.definition import EngineConfig
+from journeymap.journey.settings import EngineConfig
 from journeymap.workspace import Workspace
 
 pytestmark = pytest.mark.spark

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from journeymap.engine.backends import Engine, spark_engine
 from journeymap.ingest.store import table_names
-from journeymap.journey.definition import EngineConfig
+from journeymap.journey.settings import EngineConfig
 
 JOURNEY_TABLES = ("journey_events", "persons", "accounts")
 DEFAULT_FOLDER = Path("data") / "spark"  # under the workspace, beside the store

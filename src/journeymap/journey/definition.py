@@ -7,35 +7,23 @@ engine; nothing downstream re-reads YAML.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from journeymap.errors import closest, did_you_mean
 from journeymap.events.schema import SOURCES
 from journeymap.ingest.mapping import SourceMapping
-from journeymap.ingest.store import check_setting
+from journeymap.journey.base import StrictModel, check_id
 from journeymap.journey.durations import parse_duration
 from journeymap.journey.future_state import FutureState
 from journeymap.journey.experiments import Experiment, experiment_references
 from journeymap.journey.playbooks import Playbook, reference_problems
 from journeymap.journey.rules import Condition, Rule
-
-_ID = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-def _check_id(value: str) -> str:
-    if not _ID.match(value):
-        raise ValueError(f"{value!r} is not a valid id: use lower-case letters, digits and _, starting with a letter")
-    return value
+from journeymap.journey.settings import Analysis, EngineConfig, RiskConfig, Retention, ServerConfig, StoreConfig
+from journeymap.journey.targets import Target
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class Stage(_Strict):
+class Stage(StrictModel):
     """A journey stage. Stages are ordered as listed; terminal stages are outcomes (churned, lost)."""
 
     id: str
@@ -49,7 +37,7 @@ class Stage(_Strict):
     description: str | None = None
     opportunities: list[str] = Field(default_factory=list, description="Ideas the team has written down.")
 
-    _id = field_validator("id")(_check_id)
+    _id = field_validator("id")(check_id)
 
     @model_validator(mode="after")
     def _kind_needs_terminal(self) -> Stage:
@@ -58,7 +46,7 @@ class Stage(_Strict):
         return self
 
 
-class Touchpoint(_Strict):
+class Touchpoint(StrictModel):
     """A named interaction: an event (narrowed by a rule) mapped to a channel, a stage and an owner."""
 
     id: str
@@ -68,10 +56,10 @@ class Touchpoint(_Strict):
     stage: str | None = None
     owner: str | None = None
 
-    _id = field_validator("id")(_check_id)
+    _id = field_validator("id")(check_id)
 
 
-class Persona(_Strict):
+class Persona(StrictModel):
     """A persona: conditions over person or account traits (all must hold). First match wins."""
 
     id: str
@@ -79,7 +67,7 @@ class Persona(_Strict):
     description: str | None = None
     traits: dict[str, Condition] = Field(default_factory=dict)
 
-    _id = field_validator("id")(_check_id)
+    _id = field_validator("id")(check_id)
 
     @field_validator("traits", mode="before")
     @classmethod
@@ -89,15 +77,15 @@ class Persona(_Strict):
         return {k: (v if isinstance(v, dict) else {"eq": v}) for k, v in value.items()}
 
 
-class Feature(_Strict):
+class Feature(StrictModel):
     id: str
     name: str
     match: Rule
 
-    _id = field_validator("id")(_check_id)
+    _id = field_validator("id")(check_id)
 
 
-class Milestones(_Strict):
+class Milestones(StrictModel):
     """Moments that metrics are measured between."""
 
     start: Rule | None = Field(None, description="Starts the time-to-value clock; default: the unit's first event.")
@@ -108,7 +96,7 @@ class Milestones(_Strict):
     key_features: list[Feature] = Field(default_factory=list)
 
 
-class Revenue(_Strict):
+class Revenue(StrictModel):
     """Where MRR lives: events that state an account's MRR after them, and the event that ends it."""
 
     match: Rule = Field(description="Events that state the account's current MRR (subscription created, changed, renewed).")
@@ -123,7 +111,7 @@ class Revenue(_Strict):
     )
 
 
-class Survey(_Strict):
+class Survey(StrictModel):
     """Which events carry a survey answer, and where its score and comment are."""
 
     id: str
@@ -138,7 +126,7 @@ class Survey(_Strict):
     detractor_max: float = Field(6, description="NPS: scores at or below are detractors.")
     satisfied_min: float = Field(4, description="CSAT: scores at or above are satisfied.")
 
-    _id = field_validator("id")(_check_id)
+    _id = field_validator("id")(check_id)
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -146,7 +134,7 @@ class Survey(_Strict):
 
 
 
-class VoiceSource(_Strict):
+class VoiceSource(StrictModel):
     """Events that carry customer text (a survey comment, a ticket subject, a review, an interview), for
     `journeymap voice` (docs/metrics/voice-of-customer.md)."""
 
@@ -176,7 +164,7 @@ HEALTH_COMPONENTS: dict[str, tuple[str, str]] = {
 """Named health components and the feature each one reads (docs/metrics/health-and-risk.md)."""
 
 
-class HealthComponent(_Strict):
+class HealthComponent(StrictModel):
     """One part of the health score: a feature, its weight and which way is healthy."""
 
     weight: float = Field(gt=0, description="Relative weight; weights are normalised to sum to 1.")
@@ -186,7 +174,7 @@ class HealthComponent(_Strict):
     feature: str | None = Field(None, description="Feature column to read; default: the named component's feature.")
 
 
-class HealthSignals(_Strict):
+class HealthSignals(StrictModel):
     """Which events the health and churn-risk features read. Defaults fit Segment-style product events
     and the Zendesk and Stripe mappings that `journeymap demo` writes."""
 
@@ -202,7 +190,7 @@ class HealthSignals(_Strict):
     early_window: str = Field("7d", description="How long after milestones.start counts as the first week.")
 
 
-class Health(_Strict):
+class Health(StrictModel):
     """The health score: weighted components (or weights learned from churn), bands and expansion signals."""
 
     components: dict[str, HealthComponent] | None = Field(
@@ -237,239 +225,10 @@ class Health(_Strict):
         return out
 
 
-_METRICS = (
-    "ttv_p50", "ttv_p90", "nps", "csat", "ces", "conversion", "time_in_stage_p50",
-    "time_in_stage_p90", "churn_rate", "adoption", "reached",
-)
-
-
-RATE_METRICS = frozenset({"conversion", "churn_rate", "adoption", "reached", "csat"})
-"""Rates: a target is a fraction in [0, 1] or a percentage such as '25%'."""
-DURATION_METRICS = frozenset({"ttv_p50", "ttv_p90", "time_in_stage_p50", "time_in_stage_p90"})
-"""Durations: a target is a positive duration such as '3d' (or a number of seconds)."""
-
-
-def _percent(text: str) -> float | None:
-    """The number in a percentage such as '25%' or '-3.5 %'; None for any other text."""
-    match = re.fullmatch(r"([+-]?\d+(?:\.\d+)?)\s*%", text)
-    return float(match.group(1)) if match else None
-
-
-def _number(x: float) -> str:
-    """A number as people write it: 1000 not 1000.0, 0.1 not 0.1000000001."""
-    return f"{x:g}" if abs(x) < 1e15 else str(x)
-
-
-class Target(_Strict):
-    """A future-state target, e.g. `ttv_p50 <= 3d`, `nps >= 40`, or `ces` down 15% year over year."""
-
-    metric: Literal[_METRICS]  # type: ignore[valid-type]
-    op: Literal["<=", ">=", "<", ">"] | None = None
-    value: float | str | None = Field(None, description="A number, a percentage like '25%' or a duration like '3d'.")
-    change: str | None = Field(None, description="A relative target such as '-15%'.")
-    baseline: Literal["yoy"] | None = None
-    stage: str | None = None
-    touchpoint: str | None = None
-    feature: str | None = None
-    persona: str | None = None
-    label: str | None = None
-    reference: str | None = Field(None, description="Where the target's number comes from.")
-
-    @model_validator(mode="after")
-    def _absolute_or_relative(self) -> Target:
-        if (self.value is None) == (self.change is None):
-            raise ValueError(f"target {self.metric}: give either op+value or change+baseline")
-        if self.value is not None and self.op is None:
-            raise ValueError(f"target {self.metric}: an absolute target needs op")
-        if self.change is not None:
-            if self.baseline is None:
-                raise ValueError(f"target {self.metric}: a relative target needs baseline: yoy")
-            if not re.fullmatch(r"[+-]\d+(\.\d+)?%", self.change):
-                raise ValueError(f"target {self.metric}: change {self.change!r} must look like '-15%'")
-        if self.metric in ("conversion", "time_in_stage_p50", "time_in_stage_p90") and not self.stage:
-            raise ValueError(f"target {self.metric}: needs stage")
-        if self.metric == "adoption" and not self.feature:
-            raise ValueError("target adoption: needs feature")
-        return self
-
-    def value_problem(self, ces_scale: tuple[float, float] = (1, 7)) -> str | None:
-        """What is wrong with `value` for this metric's unit (None when it is fine): a rate is a fraction in
-        [0, 1] or a percentage in [0%, 100%], NPS is points in [-100, 100], CES lies within the CES survey's
-        scale (`ces_scale`), a duration is positive. Suggests the likely meant value ("did you mean 0.1?")."""
-        v, m = self.value, self.metric
-        if v is None:
-            return None
-        text = v.strip() if isinstance(v, str) else None
-        percent = _percent(text) if text is not None else None
-        if m in RATE_METRICS:
-            if percent is not None:
-                return None if 0 <= percent <= 100 else f"{m} is a rate: {v!r} is not between 0% and 100%"
-            if text is not None:
-                return f"{m} is a rate: write a fraction such as 0.25 or a percentage such as '25%', not {v!r}"
-            if 0 <= v <= 1:
-                return None
-            hint = f" (did you mean {_number(v / 100)}?)" if 1 < v <= 100 else ""
-            return f"{m} is a rate between 0 and 1 (or a percentage such as '25%'), not {_number(v)}{hint}"
-        if m in DURATION_METRICS:
-            if percent is not None:
-                return f"{m} is a duration: write a number and one of s, m, h, d, w (e.g. '3d'), not {v!r}"
-            try:
-                seconds = parse_duration(text) if text is not None else float(v)
-            except ValueError as exc:
-                return str(exc)
-            return None if seconds > 0 else f"{m} is a duration and must be positive, not {v!r}"
-        lo, hi = (-100.0, 100.0) if m == "nps" else ces_scale
-        if text is not None:
-            hint = f" (did you mean {_number(percent)}?)" if percent is not None else ""
-            return f"{m} is a score: write a number between {_number(lo)} and {_number(hi)}, not {v!r}{hint}"
-        if lo <= v <= hi:
-            return None
-        what = "NPS is in points" if m == "nps" else "CES is the mean answer on the CES survey's scale"
-        return f"{what}, from {_number(lo)} to {_number(hi)}: {_number(v)} is out of range"
-
-    def numeric_value(self) -> float | None:
-        """The absolute value in the metric's unit: seconds for durations, 0-100 for rates (a bare number is
-        a fraction: 0.25 is 25), points for NPS, the scale's units for CES."""
-        if self.value is None:
-            return None
-        text = self.value.strip() if isinstance(self.value, str) else None
-        if text is not None and text.endswith("%"):
-            return float(text[:-1])
-        if text is not None:
-            return parse_duration(text)
-        value = float(self.value)
-        return 100.0 * value if self.metric in RATE_METRICS else value
-
-    def relative_change(self) -> float | None:
-        return None if self.change is None else float(self.change[:-1]) / 100.0
-
-
-class EngineConfig(_Strict):
-    backend: Literal["duckdb", "spark"] = "duckdb"
-    master: str | None = None
-    remote: str | None = None
-    path: str | None = Field(None, description="Spark: where the event Parquet lives.")
-
-
-class StoreConfig(_Strict):
-    """DuckDB settings for every connection to the workspace store; JOURNEYMAP_* environment variables
-    override each key (docs/store.md). Unset keys keep DuckDB's defaults, but checkpoint_threshold
-    (journeymap's is 256MB)."""
-
-    memory_limit: str | None = Field(
-        None, description="Most memory DuckDB may use before it spills to temp_directory: 4GB, 512MiB, 50%. "
-                          "DuckDB's default is 80% of RAM. Env: JOURNEYMAP_MEMORY_LIMIT.")
-    threads: int | None = Field(None, description="DuckDB worker threads (default: all cores). Env: JOURNEYMAP_THREADS.")
-    temp_directory: str | None = Field(
-        None, description="Where DuckDB spills, relative to the workspace (default: journeymap.duckdb.tmp next to "
-                          "the store). Env: JOURNEYMAP_TEMP_DIRECTORY.")
-    preserve_insertion_order: bool | None = Field(
-        None, description="false lets DuckDB reorder results without ORDER BY and use less memory; DuckDB's "
-                          "default, true, is kept unless set (docs/store.md). Env: JOURNEYMAP_PRESERVE_INSERTION_ORDER.")
-
-    checkpoint_threshold: str | None = Field(
-        None, description="DuckDB writes a checkpoint once its write-ahead log grows past this: 256MB, 1GiB "
-                          "(journeymap's default 256MB; DuckDB's own, 16MB, checkpoints at nearly every refresh of a "
-                          "large store). Env: JOURNEYMAP_CHECKPOINT_THRESHOLD.")
-
-    @field_validator("memory_limit", "threads", "temp_directory", "preserve_insertion_order", "checkpoint_threshold",
-                     mode="before")
-    @classmethod
-    def _setting(cls, value: Any, info) -> Any:
-        return None if value is None else check_setting(info.field_name, value)
-
-
-def check_origin(value: str) -> str:
-    """A browser origin, lower-cased: scheme http or https, a host, an optional port, nothing else.
-
-    >>> check_origin("https://Shop.example.com:8443")
-    'https://shop.example.com:8443'
-    >>> check_origin("https://shop.example.com/")
-    Traceback (most recent call last):
-    ...
-    ValueError: 'https://shop.example.com/' is not an origin: an origin has no path, query or fragment; did you mean 'https://shop.example.com'?
-    """
-    parts = urlsplit(value.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an origin: write scheme://host[:port], such as https://www.example.com")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"{value!r} is not an origin: the port is not a number from 0 to 65535") from None
-    origin = f"{parts.scheme.lower()}://{parts.hostname}" + (f":{port}" if port is not None else "")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(f"{value!r} is not an origin: an origin has no user name; did you mean {origin!r}?")
-    if parts.path or parts.query or parts.fragment or value.strip().endswith(("?", "#")):
-        raise ValueError(f"{value!r} is not an origin: an origin has no path, query or fragment; did you mean {origin!r}?")
-    return origin
-
-
-class ServerConfig(_Strict):
-    """Settings of `journeymap serve` (docs/server.md)."""
-
-    cors_origins: list[Annotated[str, AfterValidator(check_origin)]] = Field(
-        default_factory=list,
-        description="Origins (scheme://host[:port], as a browser sends them) whose pages may call the tracking API "
-                    "(/v1/*) from the browser: they get CORS headers; any other origin gets none. Default: none.")
-
-
-REFIT_WORDS = {"daily": "1d", "weekly": "7d", "fortnightly": "14d", "monthly": "30d", "always": "0d"}
-
-
-def check_refit(value: Any) -> str:
-    """A refit schedule: a duration of the data's time such as '7d' ('0d': at every refresh).
-
-    >>> check_refit("2w")
-    '2w'
-    >>> check_refit("weekly")
-    Traceback (most recent call last):
-    ...
-    ValueError: 'weekly' is not a duration: write a number and one of s, m, h, d, w; did you mean '7d'?
-    """
-
-    text = str(value).strip() if isinstance(value, str | int | float) and not isinstance(value, bool) else None
-    if text is None:
-        raise ValueError(f"{value!r} is not a duration: write a number and one of s, m, h, d, w, e.g. '7d'")
-    try:
-        parse_duration(text)
-    except ValueError:
-        word = closest(text, REFIT_WORDS)
-        hint = (f"did you mean {REFIT_WORDS[word[0]]!r}?" if word
-                else f"did you mean '{text}d' (days)?" if text.replace(".", "", 1).isdigit() else "e.g. '7d'")
-        raise ValueError(f"{text!r} is not a duration: write a number and one of s, m, h, d, w; {hint}") from None
-    return text
-
-
-class RiskConfig(_Strict):
-    """The churn model behind `journeymap risk` and the map's accounts at risk: fitted at refresh time,
-    refitted on a schedule, and every paying account scored at each refresh (docs/metrics/health-and-risk.md)."""
-
-    refit: Annotated[str, BeforeValidator(check_refit)] = Field(
-        "7d", description="Refit the churn model once the data's latest event is this much later than the "
-                          "data it was fitted on (a duration of the data's time: 1d, 7d, 2w; 0d refits at every "
-                          "refresh). Between refits each refresh scores the accounts with the stored model. "
-                          "A changed journeymap.yml or model version refits at once.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key in data:
-                if key not in cls.model_fields:
-                    near = did_you_mean(str(key), cls.model_fields)
-                    raise ValueError(f"{key!r} is not a risk setting (known: {', '.join(cls.model_fields)})"
-                                     + (f"; {near}" if near else ""))
-        return data
-
-    @property
-    def refit_seconds(self) -> float:
-        return parse_duration(self.refit)
-
-
 EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 
 
-class OwnerContact(_Strict):
+class OwnerContact(StrictModel):
     """How to reach an owner the definition or the data names (a stage's owner, a CRM owner such as a CSM):
     what a playbook's `email` action with `to: owner` sends to when the owner is a name, not an address."""
 
@@ -488,32 +247,7 @@ class OwnerContact(_Strict):
         return value.strip()
 
 
-class Retention(_Strict):
-    """How long raw data is kept (docs/privacy.md)."""
-
-    raw_events: str | None = Field(
-        None, description="Drop raw events older than this on every refresh (ingest, `journeymap refresh`, the "
-                          "server's loader), counted back from the latest event's time, not the clock: 400d, 52w. "
-                          "The journey state is then that of the retained window. Default: keep everything.")
-
-    @field_validator("raw_events")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None and parse_duration(value) <= 0:
-            raise ValueError(f"{value!r} must be longer than 0 (e.g. '400d')")
-        return value
-
-    @property
-    def raw_events_seconds(self) -> float | None:
-        return None if self.raw_events is None else parse_duration(self.raw_events)
-
-
-class Analysis(_Strict):
-    level: Literal["person", "account"] = "person"
-    timezone: str = "UTC"
-
-
-class JourneyDefinition(_Strict):
+class JourneyDefinition(StrictModel):
     """The whole of `journeymap.yml`."""
 
     name: str = "Customer journey"

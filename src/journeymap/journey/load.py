@@ -11,7 +11,8 @@ from pydantic import BaseModel, ValidationError
 
 from journeymap.errors import DefinitionError
 from journeymap.ingest.store import DEFINITION_FILE, StoreSettings, store_settings
-from journeymap.journey.definition import JourneyDefinition, ServerConfig, StoreConfig
+from journeymap.journey.definition import JourneyDefinition
+from journeymap.journey.settings import ServerConfig, StoreConfig
 from journeymap.journey.playbooks import ACTION_KINDS
 
 __all__ = ["DefinitionError", "json_schema", "load_definition", "parse_definition", "parse_text", "problems",

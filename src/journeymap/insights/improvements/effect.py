@@ -27,7 +27,7 @@ import numpy as np
 from journeymap.insights.improvements import did, its, power
 from journeymap.insights.improvements.series import MIN_WEEK_N, Series, weekly
 from journeymap.insights.improvements.store import STAGE_METRICS, Improvement, unit_of
-from journeymap.journey.definition import RATE_METRICS
+from journeymap.journey.targets import RATE_METRICS
 
 MIN_PRE_WEEKS = 8
 MIN_POST_WEEKS = 4

@@ -21,7 +21,8 @@ import duckdb
 
 from journeymap.errors import InputError, OptionError
 from journeymap.ingest.store import has_table
-from journeymap.journey.definition import DURATION_METRICS, RATE_METRICS, JourneyDefinition, Target
+from journeymap.journey.definition import JourneyDefinition
+from journeymap.journey.targets import DURATION_METRICS, RATE_METRICS, Target
 
 STATUSES = ("idea", "planned", "in progress", "shipped", "dropped")
 METRICS = tuple(Target.model_fields["metric"].annotation.__args__)  # the metrics targets know

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from journeymap.insights.map.emotion_scale import survey_emotion
 from journeymap.insights.map.targets import label
-from journeymap.journey.definition import JourneyDefinition, Target
+from journeymap.journey.definition import JourneyDefinition
+from journeymap.journey.targets import Target
 
 SURVEY_METRICS = ("nps", "csat", "ces")
 EMOTION_EXAMPLE = "{metric: csat, stage: %s, op: '>=', value: 87%%}"

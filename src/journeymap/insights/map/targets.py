@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 
-from journeymap.journey.definition import DURATION_METRICS, RATE_METRICS, Target
+from journeymap.journey.targets import DURATION_METRICS, RATE_METRICS, Target
 from journeymap.journey.durations import format_duration
 
 PERCENT_METRICS = RATE_METRICS
