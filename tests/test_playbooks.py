@@ -529,7 +529,7 @@ def test_email_to_the_owner_goes_to_the_address_under_owners_and_validate_names_
             assert isinstance(refused, mail.Refused) and repr(left) in refused.error and "owners:" in refused.error
 
 
-def test_a_negative_comment_on_a_theme_enters_the_units_a_direct_reading_of_the_texts_finds(demo_copy):
+def test_a_negative_comment_on_a_theme_enters_the_units_a_direct_reading_of_the_texts_finds(demo_copy, monkeypatch):
     """The demo's customers complain about sharing dashboards. A `comment` entry on that theme enters exactly
     the accounts whose texts (the voice sources) mention it as a whole word and read negative to VADER, each at
     its first such text: recomputed here with Python's re and vaderSentiment over the same texts. validate says
@@ -538,8 +538,10 @@ def test_a_negative_comment_on_a_theme_enters_the_units_a_direct_reading_of_the_
 
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+    from journeymap.act import comments
     from journeymap.act.comments import prepare
     from journeymap.engine.backends import duckdb_engine
+    from journeymap.insights.voice.text_state import stored_texts
     from journeymap.insights.voice.texts import text_rows
     from journeymap.state.read import current_tables
 
@@ -574,6 +576,11 @@ def test_a_negative_comment_on_a_theme_enters_the_units_a_direct_reading_of_the_
         assert detail["theme"] in ("dashboard", "dashboards", "share", "sharing") and detail["sentiment"] <= -0.05 and detail["text"]
         # scored once: a second evaluation scores nothing new
         assert prepare(ws.con, ws.definition, ["account"]) == 0
+        # validate reads the texts just folded, and finds what it finds reading them from the journey state
+        assert stored_texts(engine, ws.definition, "account") is not None
         (finding,) = [f for f in ws.check() if f["key"].endswith("entry.comment.theme")]
+        with monkeypatch.context() as m:
+            m.setattr(comments, "stored_texts", lambda *_: None)
+            assert [f for f in ws.check() if f["key"].endswith("entry.comment.theme")] == [finding]
     assert finding["key"] == f"playbooks[{len(spec['playbooks']) - 1}].entry.comment.theme"
     assert "no customer text mentions 'dashbaord'" in finding["message"] and "'dashboard'" in finding["suggestion"]

@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from journeymap.engine.backends import duckdb_engine
-from journeymap.insights.voice.text_state import refresh_texts, texts_table
+from journeymap.insights.voice.text_state import refresh_texts, stored_texts, texts_table
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.playbooks import Comment, Playbook
 from journeymap.state.read import current_tables
@@ -70,11 +70,23 @@ def candidates_sql(c: Comment, level: str, now: str, unit_filter: str, literal) 
         FROM {table(level)} WHERE {' AND '.join(where)}"""
 
 
+def _texts(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, level: str) -> pa.Table:
+    """The level's customer texts (text, kind): those the last evaluation folded when they are current
+    (insights.voice.text_state), else read from the journey state as `texts.text_rows` reads them."""
+    from journeymap.insights.voice.texts import text_rows
+
+    engine = duckdb_engine(con)
+    engine.journey = current_tables(con, definition)
+    stored = stored_texts(engine, definition, level)
+    if stored is not None:
+        return engine.execute(stored.select("text", "kind"))
+    return text_rows(engine, definition, level).select(["text", "kind"])
+
+
 def theme_findings(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> list[dict]:
     """`validate`'s warnings for comment entries whose theme no customer text mentions (whatever its
     sentiment), with the words the texts do use that are closest to each term ("did you mean")."""
     from journeymap.errors import did_you_mean
-    from journeymap.insights.voice.texts import text_rows
 
     out = []
     by_level: dict[str, pa.Table] = {}
@@ -84,9 +96,7 @@ def theme_findings(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition
             continue
         level = definition.playbook_level(p)
         if level not in by_level:
-            engine = duckdb_engine(con)
-            engine.journey = current_tables(con, definition)
-            by_level[level] = text_rows(engine, definition, level).select(["text", "kind"])
+            by_level[level] = _texts(con, definition, level)
         texts = by_level[level]
         con.register("_act_theme_texts", texts)
         try:
