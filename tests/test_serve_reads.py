@@ -35,6 +35,8 @@ READS = [
     ("clv", "--margin", "0.7", "--touch-sources", "marketing", "--touch-sources", "crm"),
     ("experiment", "pricing_page"),  # a positional option
 ]
+STORE_READS = [("state",), ("loads",), ("rejects", "--limit", "3"), ("validate",)]
+"""Commands outside the registry that read the store (Workspace.read_report, answered at /-/reads/NAME)."""
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def served(demo_copy, tmp_path_factory):
 
 def _outputs(workspace: Path, spend: Path) -> dict:
     out = {}
-    for args in READS + [("clv", "--spend", str(spend))]:
+    for args in READS + [("clv", "--spend", str(spend))] + STORE_READS:
         for fmt in ((), ("--json",)):
             got = invoke_cli(*args, *fmt, "--workspace", str(workspace))
             out[" ".join(args + fmt)] = (got.stdout, got.stderr)

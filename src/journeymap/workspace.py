@@ -205,6 +205,33 @@ class Workspace:
             d["mapping_changed"] = None if now is None else now != d["mapping_hash"]
         return out
 
+    def rejects(self, limit: int = 50) -> dict:
+        """The dead letters (`journeymap rejects`): {"total", "rejects": [{file, row, field, reason, detail}]}, the
+        first `limit` by file and row. The server's damaged journal records are files, read beside it."""
+        rows = self.con.execute("SELECT file, row_number, field, reason, detail FROM dead_letters "
+                                "ORDER BY file, row_number LIMIT ?", [limit]).fetchall()
+        total = self.con.execute("SELECT count(*) FROM dead_letters").fetchall()[0][0]
+        cols = ("file", "row", "field", "reason", "detail")
+        return {"total": total, "rejects": [dict(zip(cols, r, strict=True)) for r in rows]}
+
+    READ_REPORTS = ("state", "loads", "rejects", "check")
+    """What `read_report` answers: the read-only commands outside the registry that read the store."""
+
+    def read_report(self, name: str, limit: int = 50) -> dict:
+        """The store's answer to a read-only command outside the registry, as one dict: `state` ({levels,
+        refreshed}), `loads` ({loads}), `rejects` (`rejects(limit)`), `check` ({warnings}: `validate` against the
+        data). The server answers the same dict to those commands on this machine while it holds the store
+        (server/reads.py, cli/forward.py)."""
+        if name == "state":
+            return {"levels": self.state(), "refreshed": self.refreshed()}
+        if name == "loads":
+            return {"loads": self.loads()}
+        if name == "rejects":
+            return self.rejects(limit)
+        if name == "check":
+            return {"warnings": self.check()}
+        raise OptionError(f"no read report {name!r}: one of {', '.join(self.READ_REPORTS)}")
+
     def unload(self, load_id: int, refresh: bool = True) -> dict:
         """Remove one load's events and dead letters, mark it unloaded, and rebuild identity and the journey
         tables (`journeymap unload`). Returns {load_id, file, source, events, dead_letters, later}: `later` lists

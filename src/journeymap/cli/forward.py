@@ -1,6 +1,7 @@
 """Read-only commands while `journeymap serve` holds the workspace: asked of the server instead of failing.
 
-A command that only reads (every analysis of the registry, `journeymap keys`) first opens the store itself,
+A command that only reads (every analysis of the registry, `journeymap keys`, and `state`, `loads`, `rejects` and
+`validate`'s data checks: `read_report`) first opens the store itself,
 as always. When that fails because the store is locked, and the lock's holder is the server named in the
 workspace's server file (server/local.py: same pid), the command sends the same call to the server over
 loopback, authenticated by the file's local token: an analysis to `/api/v1/NAME` with the same options, keys to
@@ -20,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from journeymap.analyses import Analysis
-from journeymap.analyses.base import Params, options
+from journeymap.analyses.base import Params, options, to_json
 from journeymap.errors import (DefinitionError, InputError, InternalError, JourneymapError, MissingExtra, NotEnoughData,
                                OptionError, UserError, WorkspaceError)
-from journeymap.ingest.store import StoreLocked
+from journeymap.ingest.store import STORE_FILE, StoreLocked
 from journeymap.server.local import LocalServer, server_holding
 from journeymap.workspace import Workspace
 
-__all__ = ["ServerAnswered", "analysis_via", "request", "server_for"]
+__all__ = ["ServerAnswered", "analysis_via", "read_report", "request", "server_for"]
 
 TIMEOUT = 3600.0
 """An analysis may fit a model for minutes; the server answers when done."""
@@ -118,3 +119,13 @@ def _query(analysis: Analysis, params: Params) -> list[tuple[str, str]]:
 def analysis_via(server: LocalServer, analysis: Analysis, params: Params) -> dict:
     """What `analysis(ws, params)` returns, computed by the server that holds the workspace."""
     return request(server, "GET", f"/api/v1/{analysis.name}", _query(analysis, params))
+
+
+def read_report(ws: Workspace, name: str, limit: int = 50) -> dict:
+    """`ws.read_report(name)` as its JSON reads back: from the store here, or while `journeymap serve` holds it, from
+    the server (/-/reads/NAME, server/admin.py): the same dict either way, dates as ISO text."""
+    # no store yet: nothing holds it, and `validate` must not create one to find out
+    server = server_for(ws) if (ws.path / STORE_FILE).exists() else None
+    if server is None:
+        return json.loads(to_json(ws.read_report(name, limit=limit)))
+    return request(server, "GET", f"/-/reads/{name}", [("limit", str(limit))])

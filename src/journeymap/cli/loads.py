@@ -11,10 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from journeymap.cli.common import JsonOpt, WorkspaceOpt, print_json, workspace_for
+from journeymap.cli.forward import read_report
 
 
-def _when(ts) -> str:
-    return "" if ts is None else f"{ts:%Y-%m-%d %H:%M:%S}"
+def _when(ts: str | None) -> str:
+    """An ISO time as the table shows it: 2026-12-06 09:41:07 (UTC)."""
+    return "" if ts is None else ts.replace("T", " ")[:19]
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +25,7 @@ def register(app: typer.Typer) -> None:
         """List the loads: id, file, source, mapping hash, rows read, accepted, duplicate, rejected, status, when it
         started (UTC). --json adds when each finished and was unloaded, and whether its mapping changed since."""
         with workspace_for(workspace) as ws:
-            rows = ws.loads()
+            rows = read_report(ws, "loads")["loads"]  # the server's answer while it holds the store (cli/forward.py)
         if as_json:
             print_json({"loads": rows})
             return

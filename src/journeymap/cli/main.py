@@ -14,6 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from journeymap.cli.common import JsonOpt, WorkspaceOpt, err, fail, fail_with, print_json, print_warnings, workspace_for
+from journeymap.cli.forward import read_report
 from journeymap.errors import JourneymapError, OptionError
 from journeymap.ingest.store import StoreLocked
 from journeymap.journey.load import DefinitionError
@@ -233,21 +234,18 @@ def rejects(workspace: WorkspaceOpt = Path("."), limit: int = 50, as_json: JsonO
     from journeymap.ingest.journal import QUARANTINE, read_quarantine
 
     with workspace_for(workspace) as ws:
-        rows = ws.con.execute(
-            "SELECT file, row_number, field, reason, detail FROM dead_letters ORDER BY file, row_number LIMIT ?", [limit]
-        ).fetchall()
-        total = ws.con.execute("SELECT count(*) FROM dead_letters").fetchall()[0][0]
+        report = read_report(ws, "rejects", limit)  # the server's answer while it holds the store (cli/forward.py)
+    total = report["total"]
     quarantine_file = workspace / "journal" / QUARANTINE
     quarantined = read_quarantine(workspace / "journal")
     shown = [{k: q.get(k) for k in ("segment", "line", "offset", "reason", "detail")} for q in quarantined[:limit]]
     cols = ("file", "row", "field", "reason", "detail")
     if as_json:
-        print_json({"total": total, "rejects": [dict(zip(cols, r, strict=True)) for r in rows],
-                    "quarantined": {"total": len(quarantined), "file": str(quarantine_file), "records": shown}})
+        print_json({**report, "quarantined": {"total": len(quarantined), "file": str(quarantine_file), "records": shown}})
         return
     table = Table(*cols)
-    for r in rows:
-        table.add_row(*[("" if v is None else str(v)) for v in r])
+    for r in report["rejects"]:
+        table.add_row(*[("" if r[c] is None else str(r[c])) for c in cols])
     _out().print(table)
     _out().print(f"{total:,} dead letters")
     if quarantined:
@@ -272,8 +270,8 @@ def validate(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):
             raise typer.Exit(exc.exit_code) from None
         fail(str(exc))
     try:
-        warnings = ws.check()
-    except Exception as exc:  # noqa: BLE001 - a locked store or a bad workspace: said as any command says it
+        warnings = read_report(ws, "check")["warnings"]  # the server's answer while it holds the store (cli/forward.py)
+    except Exception as exc:  # noqa: BLE001 - a bad workspace: said as any command says it
         fail_with(exc)
     finally:
         ws.close()

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from journeymap.cli.common import JsonOpt, WorkspaceOpt, print_json, workspace_for
+from journeymap.cli.forward import read_report
 
 
 def register(app: typer.Typer) -> None:
@@ -66,7 +67,8 @@ def register(app: typer.Typer) -> None:
         size; and the same for what each refresh writes beside it (churn and health scores, scored customer
         texts). What is stale is not read: analyses compute from the events until `journeymap refresh`."""
         with workspace_for(workspace) as ws:
-            rows, written = ws.state(), ws.refreshed()
+            report = read_report(ws, "state")  # the server's answer while it holds the store (cli/forward.py)
+        rows, written = report["levels"], report["refreshed"]
         if as_json:
             print_json({"levels": rows, "refreshed": written})
             return

@@ -1,5 +1,5 @@
-"""Key management and backups while the server runs: `/-/keys` and `/-/backup`, for the local admin only (the
-token of the server file).
+"""Key management, backups and the store's read-only reports while the server runs: `/-/keys`, `/-/backup` and
+`/-/reads`, for the local admin only (the token of the server file).
 
 The store is the server's while it runs, so `journeymap keys create|list|revoke` on this machine ask the
 server (cli/forward.py): the key is written through a cursor on the server's store, in the same table as
@@ -13,11 +13,12 @@ from __future__ import annotations
 import threading
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 
+from journeymap.analyses.base import MAX_INT
 from journeymap.ingest.backup import write_backup
 from journeymap.server.api import answer_error
-from journeymap.server.context import local_admin, read_token, require_key
+from journeymap.server.context import ReadWorkspace, local_admin, read_token, require_key
 from journeymap.server.encoding import JSONAnswer
 from journeymap.server.keys import ApiKey, KeyRing, create_key, list_keys, revoke_key
 from journeymap.workspace import Workspace
@@ -98,6 +99,19 @@ def backup(request: Request, out: Annotated[str, Body(embed=True)]) -> Response:
             return answer_error(exc)
         finally:
             cursor.close()
+
+
+reads_router = APIRouter(prefix="/-/reads", include_in_schema=False, dependencies=[Depends(require_local)])
+
+
+@reads_router.get("/{name}")
+def read_report(name: str, ws: ReadWorkspace, limit: Annotated[int, Query(ge=0, le=MAX_INT)] = 50) -> Response:
+    """`journeymap state`, `loads`, `rejects` and `validate`'s data checks while serving: `Workspace.read_report` on
+    a snapshot of the server's store, the dict the command prints from (cli/forward.py)."""
+    try:
+        return JSONAnswer(ws.read_report(name, limit=limit))
+    except Exception as exc:  # noqa: BLE001 - answered by its type
+        return answer_error(exc)
 
 
 # -- erasing a person: POST /api/v1/erase -------------------------------------------------------------------------

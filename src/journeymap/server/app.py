@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from journeymap.ingest.journal import SEGMENT_BYTES, SEGMENT_SECONDS, Journal
 from journeymap.journey.load import server_config_for
 from journeymap.server.admin import backup_router
-from journeymap.server.admin import erase_router
+from journeymap.server.admin import erase_router, reads_router
 from journeymap.server.admin import router as admin_router
 from journeymap.server.api import router as api_router
 from journeymap.insights.improvements.store import ensure as improvement_tables
@@ -153,6 +153,7 @@ run the sender thread, which delivers the outbox (act.deliver; docs/delivery.md)
     app.include_router(tracking_router)
     app.include_router(admin_router)
     app.include_router(backup_router)
+    app.include_router(reads_router)  # /-/reads: `journeymap state|loads|rejects|validate` while serving
     app.include_router(erase_router)  # POST /api/v1/erase: an admin key (docs/privacy.md)
     app.include_router(improvements_router)  # /api/v1/improvements: read key to read, write key to write
     app.include_router(api_router)
