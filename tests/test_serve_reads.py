@@ -35,7 +35,8 @@ READS = [
     ("clv", "--margin", "0.7", "--touch-sources", "marketing", "--touch-sources", "crm"),
     ("experiment", "pricing_page"),  # a positional option
 ]
-STORE_READS = [("state",), ("loads",), ("rejects", "--limit", "3"), ("validate",)]
+STORE_READS = [("state",), ("loads",), ("rejects", "--limit", "3"), ("validate",), ("act", "playbooks"),
+               ("act", "show", "onboarding_nudge"), ("act", "backtest", "--playbook", "onboarding_nudge", "--from", "2026-09-01")]
 """Commands outside the registry that read the store (Workspace.read_report, answered at /-/reads/NAME)."""
 
 
@@ -56,6 +57,10 @@ def _outputs(workspace: Path, spend: Path) -> dict:
         for fmt in ((), ("--json",)):
             got = invoke_cli(*args, *fmt, "--workspace", str(workspace))
             out[" ".join(args + fmt)] = (got.stdout, got.stderr)
+    unit = invoke_json("act", "show", "onboarding_nudge", "--workspace", str(workspace))["recent"][0]["unit_id"]
+    for fmt in ((), ("--json",)):  # why the unit entered, at the data's latest event
+        got = invoke_cli("explain", unit, "--playbook", "onboarding_nudge", *fmt, "--workspace", str(workspace))
+        out[" ".join(("explain", "--playbook", "onboarding_nudge") + fmt)] = (got.stdout, got.stderr)
     got = invoke_cli("map", "--json", "--workspace", str(workspace))
     whole = json.loads(got.stdout)
     assert whole.pop("generated_at")  # when it was computed: the one field that differs between two runs

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from journeymap.cli.common import JsonOpt, WorkspaceOpt, fail_with, print_json, workspace_for
+from journeymap.cli.forward import read_report
 from journeymap.errors import OptionError
 
 act = typer.Typer(help="Act on the journey: who enters the playbooks and why (docs/playbooks.md), and delivering "
@@ -95,13 +96,11 @@ def backtest(
 ):
     """Replay history: how many units the playbook would have entered per week, and what then happened to them
     (goal reached, exited, churned). Nothing is written."""
-    from journeymap.act.backtest import backtest as run
-
     t0, t1 = parse_time(start, "from"), parse_time(end, "to")
     if t1 is not None and end is not None and len(end.strip()) == 10:
         t1 += dt.timedelta(days=1) - dt.timedelta(microseconds=1)  # a day: up to its end
-    with workspace_for(workspace) as ws:
-        out = run(ws.con, ws.definition, playbook, t0, t1)
+    with workspace_for(workspace) as ws:  # the server's answer while it holds the store (cli/forward.py)
+        out = read_report(ws, "backtest", playbook=playbook, start=t0, end=t1)
     if as_json:
         print_json(out)
         return
@@ -117,6 +116,11 @@ def backtest(
     console.print(f"{out['playbook']}: {t['entered']:,} entries{rate}", highlight=False)
 
 
+def _time(value: str | None) -> str:
+    """An ISO time as the tables show it: 2026-05-01 12:00:00."""
+    return "" if value is None else str(value).replace("T", " ")
+
+
 def _effect_line(rate: dict | None, note: str | None) -> str:
     return rate["text"] if rate else (note or "–")
 
@@ -125,10 +129,8 @@ def _effect_line(rate: dict | None, note: str | None) -> str:
 def playbooks(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):
     """The playbooks: what each enters on, its volume and its measured effect on the goal (treated against held
     out, as the last refresh stored it; docs/playbooks.md, "Measured effect")."""
-    from journeymap.act.summary import playbook_list
-
-    with workspace_for(workspace) as ws:
-        out = playbook_list(ws.con, ws.definition)
+    with workspace_for(workspace) as ws:  # the server's answer while it holds the store (cli/forward.py)
+        out = read_report(ws, "playbooks")
     if as_json:
         print_json(out)
         return
@@ -150,10 +152,8 @@ def show(
 ):
     """One playbook: its definition, volume, measured effect (goal and churn rate, MRR change, treated against
     held out) and its recent firings, as the web app's playbook page shows them."""
-    from journeymap.act.summary import playbook_detail
-
-    with workspace_for(workspace) as ws:
-        out = playbook_detail(ws.con, ws.definition, playbook)
+    with workspace_for(workspace) as ws:  # the server's answer while it holds the store (cli/forward.py)
+        out = read_report(ws, "playbook", playbook=playbook)
     if as_json:
         print_json(out)
         return
@@ -174,7 +174,7 @@ def show(
                       f"{m['ci_high']:+,.1f})", highlight=False)
     table = Table("unit", "entry", "entered at", "side", "sent", "owner", "run ended")
     for e in out["recent"]:
-        table.add_row(e["unit_id"], str(e["entry"]), str(e["entered_at"]), "held out" if e["holdout"] else "treated",
+        table.add_row(e["unit_id"], str(e["entry"]), _time(e["entered_at"]), "held out" if e["holdout"] else "treated",
                       "yes" if e["sent"] else "no", e["owner"] or "", e["exit_reason"] or "open")
     if out["recent"]:
         console.print(table)
@@ -192,16 +192,14 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ):
         """Why UNIT entered a playbook, or which condition kept it out, at a given time."""
-        from journeymap.act.explain import explain as run
-
         when = parse_time(at, "at")
-        with workspace_for(workspace) as ws:
-            out = run(ws.con, ws.definition, playbook, unit, when)
+        with workspace_for(workspace) as ws:  # the server's answer while it holds the store (cli/forward.py)
+            out = read_report(ws, "explain", playbook=playbook, unit=unit, at=when)
         if as_json:
             print_json(out)
             return
         console = Console()
-        console.print(f"[bold]{out['unit']}[/] / {out['playbook']} at {out['at']}: {out['verdict']}", soft_wrap=True)
+        console.print(f"[bold]{out['unit']}[/] / {out['playbook']} at {_time(out['at'])}: {out['verdict']}", soft_wrap=True)
         for c in out["conditions"]:
             mark = "[green]yes[/]" if c["holds"] else "[red]no[/]"
             console.print(f"  {c['condition']}: {mark} ({c['moments']} moment{'s' if c['moments'] != 1 else ''})",
@@ -209,6 +207,6 @@ def register(app: typer.Typer) -> None:
             for why in c.get("why_not", []):
                 console.print(f"    {why}", highlight=False, soft_wrap=True)
         for e in out["entries"]:
-            console.print(f"  entry {e['entry']} at {e['entered_at']}, owner {e['owner']}"
+            console.print(f"  entry {e['entry']} at {_time(e['entered_at'])}, owner {e['owner']}"
                           f"{' (holdout)' if e['holdout'] else ''}: {e['reason']['values']}", highlight=False,
                           soft_wrap=True)

@@ -121,11 +121,14 @@ def analysis_via(server: LocalServer, analysis: Analysis, params: Params) -> dic
     return request(server, "GET", f"/api/v1/{analysis.name}", _query(analysis, params))
 
 
-def read_report(ws: Workspace, name: str, limit: int = 50) -> dict:
-    """`ws.read_report(name)` as its JSON reads back: from the store here, or while `journeymap serve` holds it, from
-    the server (/-/reads/NAME, server/admin.py): the same dict either way, dates as ISO text."""
+def read_report(ws: Workspace, name: str, limit: int = 50, **options: Any) -> dict:
+    """`ws.read_report(name, ...)` as its JSON reads back: from the store here, or while `journeymap serve` holds it,
+    from the server (/-/reads/NAME, server/admin.py): the same dict either way, dates as ISO text. `options`: the
+    report's (playbook, unit, and times at, start, end); None ones are left out."""
     # no store yet: nothing holds it, and `validate` must not create one to find out
     server = server_for(ws) if (ws.path / STORE_FILE).exists() else None
     if server is None:
-        return json.loads(to_json(ws.read_report(name, limit=limit)))
-    return request(server, "GET", f"/-/reads/{name}", [("limit", str(limit))])
+        return json.loads(to_json(ws.read_report(name, limit=limit, **options)))
+    query = [("limit", str(limit))] + [(k, v.isoformat() if hasattr(v, "isoformat") else str(v))
+                                       for k, v in options.items() if v is not None]
+    return request(server, "GET", f"/-/reads/{name}", query)

@@ -10,6 +10,7 @@ are left out of the OpenAPI document (they are the CLI's, not the public API).
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from typing import Annotated
 
@@ -105,11 +106,14 @@ reads_router = APIRouter(prefix="/-/reads", include_in_schema=False, dependencie
 
 
 @reads_router.get("/{name}")
-def read_report(name: str, ws: ReadWorkspace, limit: Annotated[int, Query(ge=0, le=MAX_INT)] = 50) -> Response:
-    """`journeymap state`, `loads`, `rejects` and `validate`'s data checks while serving: `Workspace.read_report` on
-    a snapshot of the server's store, the dict the command prints from (cli/forward.py)."""
+def read_report(name: str, ws: ReadWorkspace, limit: Annotated[int, Query(ge=0, le=MAX_INT)] = 50,
+                playbook: str | None = None, unit: str | None = None, at: dt.datetime | None = None,
+                start: dt.datetime | None = None, end: dt.datetime | None = None) -> Response:
+    """`journeymap state`, `loads`, `rejects`, `validate`'s data checks and the playbooks' reads (`act playbooks`,
+    `act show`, `act backtest`, `explain`) while serving: `Workspace.read_report` on a snapshot of the server's
+    store, the dict the command prints from (cli/forward.py)."""
     try:
-        return JSONAnswer(ws.read_report(name, limit=limit))
+        return JSONAnswer(ws.read_report(name, limit=limit, playbook=playbook, unit=unit, at=at, start=start, end=end))
     except Exception as exc:  # noqa: BLE001 - answered by its type
         return answer_error(exc)
 
