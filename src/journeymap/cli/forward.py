@@ -1,11 +1,11 @@
 """Read-only commands while `journeymap serve` holds the workspace: asked of the server instead of failing.
 
-A command that only reads (every analysis of the registry, `journeymap keys`, and `state`, `loads`, `rejects` and
-`validate`'s data checks: `read_report`) first opens the store itself,
+A command that only reads (every analysis of the registry, `journeymap keys`, and through `read_report` `state`,
+`loads`, `rejects`, `validate`'s data checks, `act playbooks|show|backtest` and `explain`) first opens the store itself,
 as always. When that fails because the store is locked, and the lock's holder is the server named in the
 workspace's server file (server/local.py: same pid), the command sends the same call to the server over
 loopback, authenticated by the file's local token: an analysis to `/api/v1/NAME` with the same options, keys to
-`/-/keys`. The answer is the dict the analysis returns, so `--json` prints the same bytes and the table is
+`/-/keys`, a report to `/-/reads/NAME`. The answer is the dict the analysis returns, so `--json` prints the same bytes and the table is
 rendered from the same dict. An error is answered by its type, and shown with the same message and exit code.
 When the holder is not a server (another command), the lock error stays what it was.
 """
@@ -121,14 +121,14 @@ def analysis_via(server: LocalServer, analysis: Analysis, params: Params) -> dic
     return request(server, "GET", f"/api/v1/{analysis.name}", _query(analysis, params))
 
 
-def read_report(ws: Workspace, name: str, limit: int = 50, **options: Any) -> dict:
+def read_report(ws: Workspace, name: str, limit: int = 50, **given: Any) -> dict:
     """`ws.read_report(name, ...)` as its JSON reads back: from the store here, or while `journeymap serve` holds it,
-    from the server (/-/reads/NAME, server/admin.py): the same dict either way, dates as ISO text. `options`: the
-    report's (playbook, unit, and times at, start, end); None ones are left out."""
+    from the server (/-/reads/NAME, server/admin.py): the same dict either way, dates as ISO text. `given`: the
+    report's options (playbook, unit, and times at, start, end); None ones are left out."""
     # no store yet: nothing holds it, and `validate` must not create one to find out
     server = server_for(ws) if (ws.path / STORE_FILE).exists() else None
     if server is None:
-        return json.loads(to_json(ws.read_report(name, limit=limit, **options)))
+        return json.loads(to_json(ws.read_report(name, limit=limit, **given)))
     query = [("limit", str(limit))] + [(k, v.isoformat() if hasattr(v, "isoformat") else str(v))
-                                       for k, v in options.items() if v is not None]
+                                       for k, v in given.items() if v is not None]
     return request(server, "GET", f"/-/reads/{name}", query)
