@@ -25,7 +25,6 @@ This is the Python API (here on a three-event export in a temporary folder):
 from __future__ import annotations
 
 import datetime as dt
-
 import os
 import shutil
 from collections.abc import Callable

@@ -271,7 +271,7 @@ def validate(workspace: WorkspaceOpt = Path("."), as_json: JsonOpt = False):
         fail(str(exc))
     try:
         warnings = read_report(ws, "check")["warnings"]  # the server's answer while it holds the store (cli/forward.py)
-    except Exception as exc:  # noqa: BLE001 - a bad workspace: said as any command says it
+    except Exception as exc:  # noqa: BLE001 - a store another command holds, a bad workspace: said as any command says it
         fail_with(exc)
     finally:
         ws.close()

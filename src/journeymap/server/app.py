@@ -153,7 +153,7 @@ run the sender thread, which delivers the outbox (act.deliver; docs/delivery.md)
     app.include_router(tracking_router)
     app.include_router(admin_router)
     app.include_router(backup_router)
-    app.include_router(reads_router)  # /-/reads: `journeymap state|loads|rejects|validate` while serving
+    app.include_router(reads_router)  # /-/reads: `journeymap state`, `validate`, `act show`... while serving
     app.include_router(erase_router)  # POST /api/v1/erase: an admin key (docs/privacy.md)
     app.include_router(improvements_router)  # /api/v1/improvements: read key to read, write key to write
     app.include_router(api_router)
