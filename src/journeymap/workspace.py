@@ -215,42 +215,30 @@ class Workspace:
         cols = ("file", "row", "field", "reason", "detail")
         return {"total": total, "rejects": [dict(zip(cols, r, strict=True)) for r in rows]}
 
-    READ_REPORTS = ("state", "loads", "rejects", "check", "playbooks", "playbook", "backtest", "explain")
-    """What `read_report` answers: the read-only commands outside the registry that read the store."""
-
     def read_report(self, name: str, limit: int = 50, playbook: str | None = None, unit: str | None = None,
                     at: dt.datetime | None = None, start: dt.datetime | None = None,
                     end: dt.datetime | None = None) -> dict:
-        """The store's answer to a read-only command outside the registry, as one dict: `state` ({levels,
-        refreshed}), `loads` ({loads}), `rejects` (`rejects(limit)`), `check` ({warnings}: `validate` against the
-        data), and the playbooks' `act playbooks`, `act show PLAYBOOK`, `act backtest --playbook P --from --to`,
-        `explain UNIT --playbook P --at` (act.summary, act.backtest, act.explain). The server answers the same
-        dict to those commands on this machine while it holds the store (server/admin.py, cli/forward.py)."""
-        if name == "state":
-            return {"levels": self.state(), "refreshed": self.refreshed()}
-        if name == "loads":
-            return {"loads": self.loads()}
-        if name == "rejects":
-            return self.rejects(limit)
-        if name == "check":
-            return {"warnings": self.check()}
-        if name == "playbooks":
-            from journeymap.act.summary import playbook_list
+        """The store's answer to a read-only command outside the registry, as one dict: `state`, `loads`, `rejects`,
+        `check` (`validate` against the data), and the playbooks' `act playbooks`, `act show`, `act backtest`,
+        `explain` (act.summary, act.backtest, act.explain). The server answers the same dict to those commands on
+        this machine while it holds the store (server/admin.py, cli/forward.py)."""
+        from journeymap.act.backtest import backtest
+        from journeymap.act.explain import explain
+        from journeymap.act.summary import playbook_detail, playbook_list
 
-            return playbook_list(self.con, self.definition)
-        if name == "playbook":
-            from journeymap.act.summary import playbook_detail
-
-            return playbook_detail(self.con, self.definition, playbook)
-        if name == "backtest":
-            from journeymap.act.backtest import backtest
-
-            return backtest(self.con, self.definition, playbook, start, end)
-        if name == "explain":
-            from journeymap.act.explain import explain
-
-            return explain(self.con, self.definition, playbook, unit, at)
-        raise OptionError(f"no read report {name!r}: one of {', '.join(self.READ_REPORTS)}")
+        reports = {
+            "state": lambda: {"levels": self.state(), "refreshed": self.refreshed()},
+            "loads": lambda: {"loads": self.loads()},
+            "rejects": lambda: self.rejects(limit),
+            "check": lambda: {"warnings": self.check()},
+            "playbooks": lambda: playbook_list(self.con, self.definition),
+            "playbook": lambda: playbook_detail(self.con, self.definition, playbook),
+            "backtest": lambda: backtest(self.con, self.definition, playbook, start, end),
+            "explain": lambda: explain(self.con, self.definition, playbook, unit, at),
+        }
+        if name not in reports:
+            raise OptionError(f"no read report {name!r}: one of {', '.join(reports)}")
+        return reports[name]()
 
     def unload(self, load_id: int, refresh: bool = True) -> dict:
         """Remove one load's events and dead letters, mark it unloaded, and rebuild identity and the journey

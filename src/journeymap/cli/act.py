@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from journeymap.cli.common import JsonOpt, WorkspaceOpt, fail_with, print_json, workspace_for
+from journeymap.cli.common import JsonOpt, WorkspaceOpt, fail_with, print_json, shown_time, workspace_for
 from journeymap.cli.forward import read_report
 from journeymap.errors import OptionError
 
@@ -116,11 +116,6 @@ def backtest(
     console.print(f"{out['playbook']}: {t['entered']:,} entries{rate}", highlight=False)
 
 
-def _time(value: str | None) -> str:
-    """An ISO time as the tables show it: 2026-05-01 12:00:00."""
-    return "" if value is None else str(value).replace("T", " ")
-
-
 def _effect_line(rate: dict | None, note: str | None) -> str:
     return rate["text"] if rate else (note or "–")
 
@@ -174,7 +169,8 @@ def show(
                       f"{m['ci_high']:+,.1f})", highlight=False)
     table = Table("unit", "entry", "entered at", "side", "sent", "owner", "run ended")
     for e in out["recent"]:
-        table.add_row(e["unit_id"], str(e["entry"]), _time(e["entered_at"]), "held out" if e["holdout"] else "treated",
+        side = "held out" if e["holdout"] else "treated"
+        table.add_row(e["unit_id"], str(e["entry"]), shown_time(e["entered_at"], to_seconds=False), side,
                       "yes" if e["sent"] else "no", e["owner"] or "", e["exit_reason"] or "open")
     if out["recent"]:
         console.print(table)
@@ -199,7 +195,8 @@ def register(app: typer.Typer) -> None:
             print_json(out)
             return
         console = Console()
-        console.print(f"[bold]{out['unit']}[/] / {out['playbook']} at {_time(out['at'])}: {out['verdict']}", soft_wrap=True)
+        console.print(f"[bold]{out['unit']}[/] / {out['playbook']} at {shown_time(out['at'], to_seconds=False)}: "
+                      f"{out['verdict']}", soft_wrap=True)
         for c in out["conditions"]:
             mark = "[green]yes[/]" if c["holds"] else "[red]no[/]"
             console.print(f"  {c['condition']}: {mark} ({c['moments']} moment{'s' if c['moments'] != 1 else ''})",
@@ -207,6 +204,6 @@ def register(app: typer.Typer) -> None:
             for why in c.get("why_not", []):
                 console.print(f"    {why}", highlight=False, soft_wrap=True)
         for e in out["entries"]:
-            console.print(f"  entry {e['entry']} at {_time(e['entered_at'])}, owner {e['owner']}"
+            console.print(f"  entry {e['entry']} at {shown_time(e['entered_at'], to_seconds=False)}, owner {e['owner']}"
                           f"{' (holdout)' if e['holdout'] else ''}: {e['reason']['values']}", highlight=False,
                           soft_wrap=True)

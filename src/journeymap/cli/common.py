@@ -114,5 +114,14 @@ def print_warnings(warnings: list[dict]) -> None:
                   soft_wrap=True)
 
 
+def shown_time(value, to_seconds: bool = True) -> str:
+    """A time as the tables show it, from the store (a datetime) or from JSON (ISO text): 2026-05-01 12:00:00;
+    `to_seconds=False` keeps the fraction of a second when there is one."""
+    if value is None:
+        return ""
+    text = str(value).replace("T", " ")
+    return text[:19] if to_seconds else text
+
+
 def pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"

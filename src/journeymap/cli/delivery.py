@@ -28,7 +28,7 @@ from rich.table import Table
 
 from journeymap.act import deliver
 from journeymap.act import tasks as act_tasks
-from journeymap.cli.common import JsonOpt, WorkspaceOpt, err, print_json, workspace_for
+from journeymap.cli.common import JsonOpt, WorkspaceOpt, err, print_json, shown_time, workspace_for
 from journeymap.cli.forward import request, server_for
 from journeymap.errors import WorkspaceError
 
@@ -36,11 +36,6 @@ from journeymap.errors import WorkspaceError
 def _out() -> Console:
     # made per command, so the terminal's width (COLUMNS) is read when the command runs, not at import
     return Console()
-
-
-def _when(value) -> str:
-    """A time as the table shows it, from the store (a datetime) or from the server's JSON (ISO text)."""
-    return "" if value is None else str(value)[:19].replace("T", " ")
 
 
 def add_delivery_commands(act_app: typer.Typer) -> None:
@@ -95,7 +90,7 @@ def add_delivery_commands(act_app: typer.Typer) -> None:
             return
         _out().print(f"delivered {summary.delivered:,}, retried {summary.retried:,} (will try again), "
                   f"dead {summary.dead:,}, refused {summary.refused:,}; {left['pending']:,} pending"
-                  + (f" (next due {_when(nxt)} UTC)" if nxt else "") + f", {left['dead']:,} dead in all",
+                  + (f" (next due {shown_time(nxt)} UTC)" if nxt else "") + f", {left['dead']:,} dead in all",
                   highlight=False, soft_wrap=True)
         for e in summary.errors[-5:]:
             _out().print(f"  [yellow]{e['status']}[/] {escape(e['key'])}: {escape(e['error'])}", highlight=False,
@@ -144,7 +139,7 @@ def add_delivery_commands(act_app: typer.Typer) -> None:
         for name in ("kind", "status", "attempts", "next try", "last error"):
             table.add_column(name)
         for r in data["rows"]:
-            table.add_row(r["key"], r["kind"], r["status"], str(r["attempts"]), _when(r["next_attempt_at"]),
+            table.add_row(r["key"], r["kind"], r["status"], str(r["attempts"]), shown_time(r["next_attempt_at"]),
                           escape(r["last_error"] or ""))
         _out().print(table)
         c = data["counts"]
@@ -159,7 +154,7 @@ tasks_app = typer.Typer(help="journeymap's task list: tasks opened by playbooks'
 
 def _task_line(t: dict) -> str:
     return (f"task {t['id']} ({t['status']}, owner {t['owner'] or '–'}): {t['title']}"
-            + (f"; closed {_when(t['closed_at'])} by {t['closed_by']}" if t["status"] == "done" else ""))
+            + (f"; closed {shown_time(t['closed_at'])} by {t['closed_by']}" if t["status"] == "done" else ""))
 
 
 @tasks_app.callback(invoke_without_command=True)
@@ -183,7 +178,7 @@ def tasks_list(
         return
     table = Table("id", "owner", "status", "due", "title", "unit", "playbook")
     for t in rows:
-        table.add_row(str(t["id"]), t["owner"] or "", t["status"], _when(t["due_at"]), escape(t["title"]),
+        table.add_row(str(t["id"]), t["owner"] or "", t["status"], shown_time(t["due_at"]), escape(t["title"]),
                       t["unit_id"], t["playbook"])
     _out().print(table)
     _out().print(f"{len(rows):,} {status} task{'s' if len(rows) != 1 else ''}", highlight=False)

@@ -10,13 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from journeymap.cli.common import JsonOpt, WorkspaceOpt, print_json, workspace_for
+from journeymap.cli.common import JsonOpt, WorkspaceOpt, print_json, shown_time, workspace_for
 from journeymap.cli.forward import read_report
-
-
-def _when(ts: str | None) -> str:
-    """An ISO time as the table shows it: 2026-12-06 09:41:07 (UTC)."""
-    return "" if ts is None else ts.replace("T", " ")[:19]
 
 
 def register(app: typer.Typer) -> None:
@@ -38,7 +33,7 @@ def register(app: typer.Typer) -> None:
             status = d["status"] + (f" (by {d['replaced_by']})" if d["replaced_by"] is not None else "")
             table.add_row(str(d["load_id"]), escape(d["file"]), escape(d["source"] or ""), mapping, f"{d['rows_read']:,}",
                           f"{d['accepted']:,}", f"{d['duplicate']:,}", f"{d['rejected']:,}", status,
-                          _when(d["started_at"]))
+                          shown_time(d["started_at"]))
         out.print(table)
         live = [d for d in rows if d["status"] != "unloaded"]
         out.print(f"{len(rows):,} loads, {len(live):,} live; times are UTC. "
