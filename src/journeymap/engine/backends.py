@@ -18,6 +18,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from journeymap.engine import compile_cache
+from journeymap.engine.duckdb_tables import duckdb_table
 
 
 @ibis.udf.scalar.builtin(name="json_extract_string")
@@ -56,6 +57,8 @@ class Engine:
             self.backend.compile = compile_cache.cached(self.backend.compile, self.name)
 
     def table(self, name: str) -> ir.Table:
+        if self.name == "duckdb":
+            return duckdb_table(self.backend, name)
         return self.backend.table(name)
 
     def json_get(self, doc: ir.StringValue, path: str) -> ir.StringValue:
@@ -103,7 +106,7 @@ class Engine:
         """DuckDB: `sql`'s rows kept as temp table `name`, dropped by `release`."""
         self.backend.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
         self._cached.append(name)
-        return self.backend.table(name)
+        return duckdb_table(self.backend, name)
 
     def in_memory(self, table: pa.Table) -> ir.Table:
         """A small table made in Python (scoring dates, scored texts) as a table the engine reads.
