@@ -263,8 +263,8 @@ FROM o GROUP BY ALL"""
 WEEK = "((epoch_us({0}) - epoch_us(TIMESTAMP '1970-01-05')) // {1} // 7)"
 RETENTION_SQL = f"""
 WITH ev AS ({EVENTS_SQL}),
-a AS (SELECT u, t, s, {WEEK.format('t', DAY_US)} AS cohort FROM ev WHERE l = '{START}'
-      QUALIFY row_number() OVER (PARTITION BY u ORDER BY t, s) = 1),
+a AS (SELECT u, min(t) AS t, arg_min(s, (t, s)) AS s, {WEEK.format('min(t)', DAY_US)} AS cohort FROM ev
+      WHERE l = '{START}' GROUP BY u),
 r AS (SELECT u, t, s, {WEEK.format('t', DAY_US)} AS w FROM ev WHERE l = '{RETURN}'),
 h AS (SELECT a.u, a.cohort, r.w - a.cohort AS p FROM a JOIN r ON a.u = r.u AND (r.t > a.t OR (r.t = a.t AND r.s > a.s)))
 SELECT 'size' AS k, cohort, NULL AS p, count(*) AS n FROM a GROUP BY cohort

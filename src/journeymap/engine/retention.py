@@ -30,7 +30,6 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from journeymap.errors import OptionError
 from journeymap.engine.backends import Engine
@@ -59,11 +58,16 @@ def parse_brackets(text: str | list | None) -> list[tuple[int, int]] | None:
 
 
 def _anchors(ev: ir.Table, start: str, interval: str, mode: str) -> ir.Table:
+    """(unit_id, ts, seq, cohort): each unit's first start event, of all time or of each interval, in (ts, seq)
+    order. An aggregation, not a numbering of every start event: the window's sort took 25 of the 73 ms of
+    the statement at 1M events (docs/benchmarks.md)."""
     s = ev.filter(ev.event == start)
-    s = s.select(unit_id=s.unit_id, ts=s.ts, seq=s.seq, cohort=interval_index(s.ts, interval))
-    keys = [s.unit_id] if mode == "first_time" else [s.unit_id, s.cohort]
-    ranked = s.mutate(rn=ibis.row_number().over(group_by=keys, order_by=[s.ts, s.seq]))
-    return ranked.filter(ranked.rn == 0).drop("rn")
+    if mode == "first_time":
+        g = s.group_by("unit_id").aggregate(ts=s.ts.min(), seq=s.seq.argmin(ibis.struct({"t": s.ts, "s": s.seq})))
+        return g.select("unit_id", "ts", "seq", cohort=interval_index(g.ts, interval))
+    s = s.mutate(cohort=interval_index(s.ts, interval))
+    g = s.group_by(["unit_id", "cohort"]).aggregate(ts=s.ts.min(), seq=s.seq.argmin(ibis.struct({"t": s.ts, "s": s.seq})))
+    return g.select("unit_id", "ts", "seq", "cohort")
 
 
 def _hits(ev: ir.Table, anchors: ir.Table, return_event: str, interval: str, rolling: bool, brackets,
@@ -88,17 +92,23 @@ def _hits(ev: ir.Table, anchors: ir.Table, return_event: str, interval: str, rol
     return j.select(unit_id=j.unit_id, cohort=j.cohort, p=p)
 
 
+SIZE, HIT, END = 0, 1, 2
+"""The statement's `kind` of row: a cohort's size (and first anchor), a (cohort, period)'s hits, the latest event."""
+
+
 def _cohorts(result: pa.Table, interval: str, period: str, rolling: bool, brackets) -> list[dict]:
-    """The cohorts from the statement's rows (kind, cohort, p, n, at), read as Arrow columns: at 1M events the
+    """The cohorts from the statement's rows (kind, cohort, p, n, at), read as numpy arrays: at 1M events the
     rows held about 100 cohorts and 5,000 hits, and a dict per row cost more than the counting after it."""
-    kind = result.column("kind")
-    end = result.filter(pc.equal(kind, "end")).column("at").to_pylist()
-    end = end[0] if end else None
-    sizes = result.filter(pc.equal(kind, "size")).sort_by("cohort")
-    hits = result.filter(pc.equal(kind, "hit")).sort_by([("cohort", "ascending"), ("p", "ascending")])
-    hit_cohort, hit_p, hit_n = (hits.column(c).to_numpy() for c in ("cohort", "p", "n"))
+    kind, cohort, period_of, n_of = (result.column(c).to_numpy() for c in ("kind", "cohort", "p", "n"))
+    order = np.lexsort((period_of, cohort, kind))  # by kind, then cohort, then period
+    kind, cohort, period_of, n_of = kind[order], cohort[order], period_of[order], n_of[order]
+    s0, h0, e0 = np.searchsorted(kind, [SIZE, HIT, END])
+    at = result.column("at")
+    end = at[int(order[e0])].as_py() if e0 < len(kind) else None
+    firsts = at.take(order[s0:h0]).to_pylist()
+    hit_cohort, hit_p, hit_n = cohort[h0:e0], period_of[h0:e0], n_of[h0:e0]
     cohorts = []
-    for c, size, first in zip(*(sizes.column(x).to_pylist() for x in ("cohort", "n", "at")), strict=True):
+    for c, size, first in zip(cohort[s0:h0].tolist(), n_of[s0:h0].tolist(), firsts, strict=True):
         if brackets:
             n = len(brackets) - 1
         elif rolling:
@@ -115,13 +125,21 @@ def _cohorts(result: pa.Table, interval: str, period: str, rolling: bool, bracke
             values = np.array([counts[lo] if lo < len(counts) else 0 for lo, _ in brackets], dtype=np.int64)
         else:
             values = counts[:max(n + 1, 0)]
-        cohorts.append({"start": index_to_start(c, interval).isoformat(), "size": size,
-                        "values": values.tolist(), "rates": rates(values, size)})
+        cohorts.append({"start": index_to_start(c, interval).isoformat(), "size": size, "values": values})
+    # the rates of every cohort at once: one rounding per array costs as much as per cohort's
+    lengths = [len(c["values"]) for c in cohorts]
+    flat = np.concatenate([c["values"] for c in cohorts]) if cohorts else np.zeros(0, dtype=np.int64)
+    every = rates(flat, np.repeat(np.array([c["size"] for c in cohorts], dtype=np.int64), lengths))
+    at = 0
+    for c, n in zip(cohorts, lengths, strict=True):
+        c["values"], c["rates"] = c["values"].tolist(), every[at:at + n]
+        at += n
     return cohorts
 
 
-def rates(values: np.ndarray, size: int) -> list[float]:
-    """`[round(v / size, 6) for v in values]`, the same floats, computed for the array at once.
+def rates(values: np.ndarray, size: int | np.ndarray) -> list[float]:
+    """`[round(v / size, 6) for v in values]`, the same floats, computed for the array at once (`size` one
+    number, or one per value).
 
     Both round the same double `v / size`. Python rounds its exact value half to even, then reads back the
     decimal; `rint(x * 1e6) / 1e6` reads back the same decimal (an integer over 10**6, divided exactly
@@ -163,14 +181,14 @@ def retention(engine: Engine, start: str, return_event: str, *, interval: str = 
     if d_to:
         anchors = anchors.filter(anchors.cohort <= python_index(d_to, interval))
     # One statement, one round trip: cohort sizes, the latest event and the hit counts as one union
-    # (kind, cohort, p, n, at). A temp table of anchors and three queries cost twice the work (docs/benchmarks.md).
+    # (kind, cohort, p, n, at), the integers never NULL, so that they are read as numpy arrays without a copy. A temp table of anchors and three queries cost twice the work (docs/benchmarks.md).
     anchors = anchors.alias("jm_anchors")  # a named CTE: read twice, computed once
     sizes = anchors.group_by("cohort").aggregate(n=anchors.count(), at=anchors.ts.min())
-    sizes = sizes.select(kind=ibis.literal("size"), cohort=sizes.cohort.cast("int64"), p=ibis.null("int64"),
+    sizes = sizes.select(kind=ibis.literal(SIZE, "int8"), cohort=sizes.cohort.cast("int64"), p=ibis.literal(0, "int64"),
                          n=sizes.n.cast("int64"), at=sizes.at)
     latest = ev.aggregate(at=ev.ts.max())
-    latest = latest.select(kind=ibis.literal("end"), cohort=ibis.null("int64"), p=ibis.null("int64"),
-                           n=ibis.null("int64"), at=latest.at)
+    latest = latest.select(kind=ibis.literal(END, "int8"), cohort=ibis.literal(0, "int64"), p=ibis.literal(0, "int64"),
+                           n=ibis.literal(0, "int64"), at=latest.at)
     hits = _hits(ev, anchors, return_event, interval, rolling, brackets, mode)
     if period == "on" and not brackets:
         agg = hits.group_by(["cohort", "p"]).aggregate(n=hits.unit_id.nunique())
@@ -181,7 +199,7 @@ def retention(engine: Engine, start: str, return_event: str, *, interval: str = 
     else:
         last = hits.group_by(["unit_id", "cohort"]).aggregate(p=hits.p.max())
         agg = last.group_by(["cohort", "p"]).aggregate(n=last.count())
-    agg = agg.select(kind=ibis.literal("hit"), cohort=agg.cohort.cast("int64"), p=agg.p.cast("int64"),
+    agg = agg.select(kind=ibis.literal(HIT, "int8"), cohort=agg.cohort.cast("int64"), p=agg.p.cast("int64"),
                      n=agg.n.cast("int64"), at=ibis.null(latest.at.type()))
     cohorts = _cohorts(engine.execute(ibis.union(sizes, latest, agg)), interval, period, rolling, brackets)
     return {"start_event": start, "return_event": return_event, "interval": interval, "mode": mode,
