@@ -36,7 +36,8 @@ READS = [
     ("experiment", "pricing_page"),  # a positional option
 ]
 STORE_READS = [("state",), ("loads",), ("rejects", "--limit", "3"), ("validate",), ("act", "playbooks"),
-               ("act", "show", "onboarding_nudge"), ("act", "backtest", "--playbook", "onboarding_nudge", "--from", "2026-09-01")]
+               ("act", "show", "onboarding_nudge"), ("act", "backtest", "--playbook", "onboarding_nudge", "--from", "2026-09-01"),
+               ("act", "--dry-run", "--limit", "5")]
 """Commands outside the registry that read the store (Workspace.read_report, answered at /-/reads/NAME)."""
 
 
@@ -56,7 +57,12 @@ def _outputs(workspace: Path, spend: Path) -> dict:
     for args in READS + [("clv", "--spend", str(spend))] + STORE_READS:
         for fmt in ((), ("--json",)):
             got = invoke_cli(*args, *fmt, "--workspace", str(workspace))
-            out[" ".join(args + fmt)] = (got.stdout, got.stderr)
+            stdout = got.stdout
+            if args[:2] == ("act", "--dry-run") and fmt:  # how long the evaluation took differs between two runs
+                report = json.loads(stdout)
+                assert report.pop("seconds") >= 0 and report["dry_run"] and report["playbooks"]
+                stdout = json.dumps(report)
+            out[" ".join(args + fmt)] = (stdout, got.stderr)
     unit = invoke_json("act", "show", "onboarding_nudge", "--workspace", str(workspace))["recent"][0]["unit_id"]
     for fmt in ((), ("--json",)):  # why the unit entered, at the data's latest event
         got = invoke_cli("explain", unit, "--playbook", "onboarding_nudge", *fmt, "--workspace", str(workspace))
@@ -402,3 +408,33 @@ def test_a_read_during_the_loaders_refresh_computes_from_its_snapshot_and_keeps_
     printed = invoke_json("funnel", "--steps", "signed_up,report_created,trial_started", "--window", "30d",
                           "--by", "person", "--workspace", str(path))
     assert after == printed
+
+
+def test_a_dry_run_while_serving_waits_for_the_loader_and_keeps_no_write(demo_copy):
+    """`act --dry-run` folds the comment playbooks' texts, a write: the server runs it with the loader's lock held,
+    so no refresh commits under it, in a transaction it rolls back. Other reads answer meanwhile."""
+    import threading
+
+    from journeymap.server.local import new_token
+
+    workspace, token = Path(demo_copy(300, 7).workspace), new_token()
+    with serve_in_process(workspace, rate_limit=0, local=LocalServer(os.getpid(), "127.0.0.1", 1, token)) as http:
+        auth = {"Authorization": f"Bearer {token}"}
+        runner, got = http.app.state.runner, {}
+        runner.lock.acquire()
+        try:
+            asking = threading.Thread(target=lambda: got.update(answer=http.get("/-/reads/dry-run", headers=auth)))
+            asking.start()
+            asking.join(1.5)
+            assert asking.is_alive() and not got  # waiting for the loader's lock
+            assert http.get("/-/reads/state", headers=auth).status_code == 200  # a snapshot read does not wait
+        finally:
+            runner.lock.release()
+        asking.join(120)
+        answer = got["answer"]
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["dry_run"] and {p["playbook"] for p in answer.json()["playbooks"]} >= {"onboarding_nudge"}
+        with runner.con.cursor() as cursor:  # the snapshot was rolled back: no transaction left open, nothing kept
+            cursor.execute("CREATE TEMP TABLE _probe AS SELECT 1")
+        unknown = http.get("/-/reads/dry-run", params={"playbook": "onboarding_nudg"}, headers=auth)
+        assert unknown.status_code == 422 and "did you mean 'onboarding_nudge'" in unknown.json()["detail"]

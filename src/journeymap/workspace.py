@@ -220,10 +220,10 @@ class Workspace:
                     end: dt.datetime | None = None) -> dict:
         """The store's answer to a read-only command outside the registry, as one dict: `state`, `loads`, `rejects`,
         `check` (`validate` against the data), and the playbooks' `act playbooks`, `act show`, `act backtest`,
-        `explain` (act.summary, act.backtest, act.explain). The server answers the same dict to those commands on
-        this machine while it holds the store (server/admin.py, cli/forward.py)."""
+        `explain`, `dry-run` (act.summary, act.backtest, act.explain). The server answers the same dict to those
+        commands on this machine while it holds the store (server/admin.py, cli/forward.py)."""
         from journeymap.act.backtest import backtest
-        from journeymap.act.explain import explain
+        from journeymap.act.explain import dry_run, explain
         from journeymap.act.summary import playbook_detail, playbook_list
 
         reports = {
@@ -235,6 +235,7 @@ class Workspace:
             "playbook": lambda: playbook_detail(self.con, self.definition, playbook),
             "backtest": lambda: backtest(self.con, self.definition, playbook, start, end),
             "explain": lambda: explain(self.con, self.definition, playbook, unit, at),
+            "dry-run": lambda: dry_run(self.con, self.definition, playbook),
         }
         if name not in reports:
             raise OptionError(f"no read report {name!r}: one of {', '.join(reports)}")

@@ -3,6 +3,7 @@
 The replay is the evaluator's own query (act.evaluate.selection_sql) restricted to the one unit and to the
 data up to `at`, without the stored entries: what the playbook's rules give for that unit then. The stored
 entries (what the refreshes actually recorded, with their holdout and whether they were sent) are shown beside.
+`dry_run` is the same question for every unit at once: who would enter each playbook now (`journeymap act --dry-run`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datetime as dt
 import difflib
 import json
 
-from journeymap.act.evaluate import data_now, level_problem, new_entries, prepare_inputs, reason_of
+from journeymap.act.evaluate import data_now, evaluate, level_problem, new_entries, prepare_inputs, reason_of
 from journeymap.act.outbox import in_holdout
 from journeymap.act.triggers import Context, audience_base, audience_checks, candidates, owner_sql, q
 from journeymap.engine.backends import duckdb_engine
@@ -30,6 +31,15 @@ def find_playbook(definition: JourneyDefinition, playbook_id: str) -> Playbook:
         near = difflib.get_close_matches(playbook_id, known, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else f" (playbooks: {', '.join(known) or 'none in journeymap.yml'})"
         raise OptionError(f"--playbook: no playbook {playbook_id!r}{hint}", option="playbook") from None
+
+
+def dry_run(con, definition: JourneyDefinition, playbook: str | None = None) -> dict:
+    """Who would enter each playbook (or `playbook`) at the next refresh, and why: the evaluation with nothing
+    recorded or sent (act.evaluate). It still folds the comment playbooks' texts (act.comments.prepare), so the
+    server runs it in a transaction it rolls back (server/admin.py)."""
+    if playbook is not None:
+        find_playbook(definition, playbook)
+    return evaluate(con, definition, dry_run=True, only=[playbook] if playbook else None).to_dict()
 
 
 def check_level(con, definition: JourneyDefinition, level: str) -> None:

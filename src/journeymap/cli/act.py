@@ -53,15 +53,8 @@ def act_main(
     if not dry_run:
         fail_with(OptionError("journeymap act: pass --dry-run to see who would enter each playbook now, or a command "
                               "(journeymap act --help); refreshes evaluate the playbooks", option="dry_run"))
-    from journeymap.act.evaluate import evaluate
-    from journeymap.act.explain import find_playbook
-
-    with workspace_for(workspace) as ws:
-        definition = ws.definition
-        if playbook is not None:
-            find_playbook(definition, playbook)
-        report = evaluate(ws.con, definition, dry_run=True, only=[playbook] if playbook else None)
-    out = report.to_dict()
+    with workspace_for(workspace) as ws:  # the server's answer while it holds the store (cli/forward.py)
+        out = read_report(ws, "dry-run", playbook=playbook)
     for p in out["playbooks"]:
         p["listed"] = min(limit, len(p["entries"]))
         p["entries"] = p["entries"][:limit]
@@ -80,7 +73,7 @@ def act_main(
         table = Table("unit", "entry", "entered at", "owner", "send", "why")
         for e in p["entries"]:
             r = e["reason"]
-            table.add_row(e["unit"], str(e["entry"]), str(e["entered_at"]), e["owner"] or "", "yes" if e["send"] else "no",
+            table.add_row(e["unit"], str(e["entry"]), shown_time(e["entered_at"], False), e["owner"] or "", "yes" if e["send"] else "no",
                           f"{r['rule']}: " + ", ".join(f"{k} {v}" for k, v in r["values"].items()))
         if p["entries"]:
             console.print(table)

@@ -1,5 +1,5 @@
 """Key management, backups and the store's read-only reports while the server runs: `/-/keys`, `/-/backup` and
-`/-/reads`, for the local admin only (the token of the server file).
+`/-/reads` (with `act --dry-run`), for the local admin only (the token of the server file).
 
 The store is the server's while it runs, so `journeymap keys create|list|revoke` on this machine ask the
 server (cli/forward.py): the key is written through a cursor on the server's store, in the same table as
@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Res
 from journeymap.analyses.base import MAX_INT
 from journeymap.ingest.backup import write_backup
 from journeymap.server.api import answer_error
-from journeymap.server.context import ReadWorkspace, local_admin, read_token, require_key
+from journeymap.server.context import ReadWorkspace, ServerWorkspace, local_admin, read_token, require_key
 from journeymap.server.encoding import JSONAnswer
 from journeymap.server.keys import ApiKey, KeyRing, create_key, list_keys, revoke_key
 from journeymap.workspace import Workspace
@@ -103,6 +103,23 @@ def backup(request: Request, out: Annotated[str, Body(embed=True)]) -> Response:
 
 
 reads_router = APIRouter(prefix="/-/reads", include_in_schema=False, dependencies=[Depends(require_local)])
+
+
+@reads_router.get("/dry-run")
+def dry_run(request: Request, playbook: str | None = None) -> Response:
+    """`journeymap act --dry-run` while serving. A dry run folds the comment playbooks' texts (act.explain.dry_run), a
+    write: so it runs with the loader paused (its lock held, as a backup does), on a snapshot begun inside the lock and
+    rolled back after, so that nothing it folded is kept and no refresh commits under its writes."""
+    runner = request.app.state.runner
+    with runner.lock:
+        ws = ServerWorkspace(request.app.state.workspace, _store(request))
+        try:
+            ws.snapshot(lambda: (request.app.state.cache.version(), runner.settled()))
+            return JSONAnswer(ws.read_report("dry-run", playbook=playbook))
+        except Exception as exc:  # noqa: BLE001 - answered by its type
+            return answer_error(exc)
+        finally:
+            ws.close()
 
 
 @reads_router.get("/{name}")
