@@ -1,8 +1,7 @@
 """A DuckDB table as an Ibis table, its schema read with one DESCRIBE and each column type parsed once a process.
 
-Ibis's `Backend.table` parses every column's type text with sqlglot at every call: 2.1 ms for journey_events,
-of which the DESCRIBE is 0.3 ms, and every analysis looks its tables up anew (retention at 1M events is 48 ms of
-SQL). The table is read again at every call, as Ibis reads it: a table written again with other columns (the
+Ibis's `Backend.table` parses every column's type text with sqlglot at every call: 1.6-2.1 ms for journey_events,
+0.7 ms here, and every analysis looks its tables up anew (retention at 1M events is 48 ms of SQL). The table is read again at every call, as Ibis reads it: a table written again with other columns (the
 churn features follow journeymap.yml) is never seen with its old schema. The expression is the one Ibis builds
 (tests/test_duckdb_tables.py compares them), so compiled SQL and engine.compile_cache keys are unchanged.
 """
@@ -29,7 +28,7 @@ def duckdb_table(backend, name: str) -> ir.Table:
     """`backend.table(name)` for an unqualified name, as Ibis 12's DuckDB backend builds it."""
     quoted = '"' + name.replace('"', '""') + '"'
     try:
-        rows = backend.con.execute(f"DESCRIBE {quoted}").fetchall()
+        rows = backend.con.sql(f"DESCRIBE {quoted}").fetchall()  # as Ibis runs it: a relation, not the cursor's result
     except duckdb.CatalogException:
         raise exc.TableNotFound(name) from None
     # DESCRIBE's columns: column_name, column_type, null ("YES"/"NO"), key, default, extra

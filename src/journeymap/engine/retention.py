@@ -181,7 +181,8 @@ def retention(engine: Engine, start: str, return_event: str, *, interval: str = 
     if d_to:
         anchors = anchors.filter(anchors.cohort <= python_index(d_to, interval))
     # One statement, one round trip: cohort sizes, the latest event and the hit counts as one union
-    # (kind, cohort, p, n, at), the integers never NULL, so that they are read as numpy arrays without a copy. A temp table of anchors and three queries cost twice the work (docs/benchmarks.md).
+    # (kind, cohort, p, n, at), the integers never NULL so that they are read as numpy arrays. A temp table of
+    # anchors and three queries cost twice the work (docs/benchmarks.md).
     anchors = anchors.alias("jm_anchors")  # a named CTE: read twice, computed once
     sizes = anchors.group_by("cohort").aggregate(n=anchors.count(), at=anchors.ts.min())
     sizes = sizes.select(kind=ibis.literal(SIZE, "int8"), cohort=sizes.cohort.cast("int64"), p=ibis.literal(0, "int64"),
