@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from journeymap.errors import OptionError
+from journeymap.engine import statements
 from journeymap.engine.backends import Engine
 from journeymap.engine.intervals import DAY_US, ROLLING_DAYS, check, index_to_start, interval_index, parse_day, python_index
 from journeymap.engine.unit_events import unit_events
@@ -174,6 +175,19 @@ def retention(engine: Engine, start: str, return_event: str, *, interval: str = 
     d_from, d_to = parse_day(date_from, "--from"), parse_day(date_to, "--to")
     if d_from and d_to and d_from > d_to:
         raise OptionError("--from must not be after --to")
+    # the statement is built once a process for these options and journey_events' columns (engine.statements)
+    key = ("retention", start, return_event, interval, mode, period, rolling, tuple(brackets or ()), level, d_from, d_to)
+    result = statements.rows(engine, key, ("journey_events",), lambda: _statement(
+        engine, start, return_event, interval, mode, period, rolling, brackets, level, d_from, d_to))
+    cohorts = _cohorts(result, interval, period, rolling, brackets)
+    return {"start_event": start, "return_event": return_event, "interval": interval, "mode": mode,
+            "period": period, "rolling": rolling, "brackets": [f"{lo}-{hi}" for lo, hi in brackets or []],
+            "by": level, "cohorts": cohorts}
+
+
+def _statement(engine: Engine, start: str, return_event: str, interval: str, mode: str, period: str, rolling: bool,
+               brackets, level: str, d_from, d_to) -> ir.Table:
+    """The one statement retention runs: rows (kind, cohort, p, n, at) of SIZE, HIT and END (`_cohorts`)."""
     ev = unit_events(engine, level)
     anchors = _anchors(ev, start, interval, mode)
     if d_from:
@@ -202,7 +216,4 @@ def retention(engine: Engine, start: str, return_event: str, *, interval: str = 
         agg = last.group_by(["cohort", "p"]).aggregate(n=last.count())
     agg = agg.select(kind=ibis.literal(HIT, "int8"), cohort=agg.cohort.cast("int64"), p=agg.p.cast("int64"),
                      n=agg.n.cast("int64"), at=ibis.null(latest.at.type()))
-    cohorts = _cohorts(engine.execute(ibis.union(sizes, latest, agg)), interval, period, rolling, brackets)
-    return {"start_event": start, "return_event": return_event, "interval": interval, "mode": mode,
-            "period": period, "rolling": rolling, "brackets": [f"{lo}-{hi}" for lo, hi in brackets or []],
-            "by": level, "cohorts": cohorts}
+    return ibis.union(sizes, latest, agg)
