@@ -1,12 +1,12 @@
 """Read-only commands while `journeymap serve` holds the workspace: asked of the server instead of failing.
 
 A command that only reads (every analysis of the registry, `journeymap keys`, and through `read_report` `state`,
-`loads`, `rejects`, `validate`'s data checks, `act playbooks|show|backtest` and `explain`) first opens the store itself,
-as always. When that fails because the store is locked, and the lock's holder is the server named in the
-workspace's server file (server/local.py: same pid), the command sends the same call to the server over
+`loads`, `rejects`, `validate`'s data checks, `act playbooks|show|backtest`, `act --dry-run` and `explain`) first
+opens the store itself, as always. When that fails because the store is locked, and the lock's holder is the server
+named in the workspace's server file (server/local.py: same pid), the command sends the same call to the server over
 loopback, authenticated by the file's local token: an analysis to `/api/v1/NAME` with the same options, keys to
-`/-/keys`, a report to `/-/reads/NAME`. The answer is the dict the analysis returns, so `--json` prints the same bytes and the table is
-rendered from the same dict. An error is answered by its type, and shown with the same message and exit code.
+`/-/keys`, a report to `/-/reads/NAME`. The answer is the dict the analysis returns, so `--json` prints the same
+bytes and the table is rendered from the same dict. An error is answered by its type, and shown with the same message and exit code.
 When the holder is not a server (another command), the lock error stays what it was.
 """
 

@@ -27,7 +27,7 @@ import ibis.expr.types as ir
 from journeymap.engine.backends import Engine
 from journeymap.engine.funnel_options import FunnelOptions
 from journeymap.engine.funnel_unordered import in_entry_range, unordered_paths
-from journeymap.engine.unit_events import unit_events
+from journeymap.engine.unit_events import earliest, unit_events
 
 __all__ = ["HISTOGRAM_EDGES", "funnel", "funnel_attempts"]
 
@@ -57,11 +57,6 @@ def _numbered_events(engine: Engine, level: str, o: FunnelOptions) -> ir.Table:
         return ev.select("unit_id", "ts", "event", *props, r=ev.seq)
     w = ibis.window(group_by=ev.unit_id, order_by=[ev.ts, ev.seq, ev.event])
     return ev.select("unit_id", "ts", "event", *props, r=ibis.row_number().over(w))
-
-
-def _first_r(ts: ir.Column, r: ir.Column) -> ir.Scalar:
-    """The `r` of the earliest event, in (ts, r) order, of a group."""
-    return r.argmin(ibis.struct({"t": ts, "r": r}))
 
 
 def _entries(ev: ir.Table, o: FunnelOptions) -> ir.Table:
@@ -104,7 +99,7 @@ def _step_predicates(alive: ir.Table, cand: ir.Table, o: FunnelOptions, k: int) 
 def _earliest(pairs: ir.Table, k: int) -> ir.Table:
     """Per attempt (unit_id, r_0), the earliest candidate event in (ts, r) order."""
     return pairs.group_by(["unit_id", "r_0"]).aggregate(
-        **{f"t_{k}": pairs[f"t_{k}"].min(), f"r_{k}": _first_r(pairs[f"t_{k}"], pairs[f"r_{k}"])})
+        **{f"t_{k}": pairs[f"t_{k}"].min(), f"r_{k}": earliest(pairs[f"t_{k}"], pairs[f"r_{k}"])})
 
 
 def _fill_optional(engine: Engine, a: ir.Table, ev: ir.Table, o: FunnelOptions, k: int) -> ir.Table:
@@ -148,7 +143,7 @@ def _chain_step(s: ir.Table, ev: ir.Table, o: FunnelOptions, k: int, carry: set[
     # Each step consumes a distinct event: skip events earlier steps of the same name use (all done).
     preds += [cand.r != s[f"u_{j}"] for j in range(k) if f"u_{j}" in s.columns and o.steps[j] == o.steps[k]]
     pairs = s.join(cand, preds).select(*[s[c] for c in keep], _t=cand.ts, _r=cand.r)
-    nxt = pairs.group_by(keep).aggregate(lt=pairs._t.min(), lr=_first_r(pairs._t, pairs._r))  # the earliest
+    nxt = pairs.group_by(keep).aggregate(lt=pairs._t.min(), lr=earliest(pairs._t, pairs._r))  # the earliest
     return nxt.mutate(**{f"u_{k}": nxt.lr}) if k in carry else nxt
 
 

@@ -35,7 +35,7 @@ from journeymap.errors import OptionError
 from journeymap.engine import statements
 from journeymap.engine.backends import Engine
 from journeymap.engine.intervals import DAY_US, ROLLING_DAYS, check, index_to_start, interval_index, parse_day, python_index
-from journeymap.engine.unit_events import unit_events
+from journeymap.engine.unit_events import earliest, unit_events
 
 MODES = ("first_time", "recurring")
 PERIODS = ("on", "on_or_after")
@@ -64,10 +64,10 @@ def _anchors(ev: ir.Table, start: str, interval: str, mode: str) -> ir.Table:
     the statement at 1M events (docs/benchmarks.md)."""
     s = ev.filter(ev.event == start)
     if mode == "first_time":
-        g = s.group_by("unit_id").aggregate(ts=s.ts.min(), seq=s.seq.argmin(ibis.struct({"t": s.ts, "s": s.seq})))
+        g = s.group_by("unit_id").aggregate(ts=s.ts.min(), seq=earliest(s.ts, s.seq))
         return g.select("unit_id", "ts", "seq", cohort=interval_index(g.ts, interval))
     s = s.mutate(cohort=interval_index(s.ts, interval))
-    g = s.group_by(["unit_id", "cohort"]).aggregate(ts=s.ts.min(), seq=s.seq.argmin(ibis.struct({"t": s.ts, "s": s.seq})))
+    g = s.group_by(["unit_id", "cohort"]).aggregate(ts=s.ts.min(), seq=earliest(s.ts, s.seq))
     return g.select("unit_id", "ts", "seq", "cohort")
 
 
@@ -108,8 +108,8 @@ def _cohorts(result: pa.Table, interval: str, period: str, rolling: bool, bracke
     end = at[int(order[e0])].as_py() if e0 < len(kind) else None
     firsts = at.take(order[s0:h0]).to_pylist()
     hit_cohort, hit_p, hit_n = cohort[h0:e0], period_of[h0:e0], n_of[h0:e0]
-    cohorts = []
-    for c, size, first in zip(cohort[s0:h0].tolist(), n_of[s0:h0].tolist(), firsts, strict=True):
+    starts, sizes, values_of = [], n_of[s0:h0].tolist(), []
+    for c, first in zip(cohort[s0:h0].tolist(), firsts, strict=True):
         if brackets:
             n = len(brackets) - 1
         elif rolling:
@@ -126,16 +126,15 @@ def _cohorts(result: pa.Table, interval: str, period: str, rolling: bool, bracke
             values = np.array([counts[lo] if lo < len(counts) else 0 for lo, _ in brackets], dtype=np.int64)
         else:
             values = counts[:max(n + 1, 0)]
-        cohorts.append({"start": index_to_start(c, interval).isoformat(), "size": size, "values": values})
+        starts.append(index_to_start(c, interval).isoformat())
+        values_of.append(values)
     # the rates of every cohort at once: one rounding per array costs as much as per cohort's
-    lengths = [len(c["values"]) for c in cohorts]
-    flat = np.concatenate([c["values"] for c in cohorts]) if cohorts else np.zeros(0, dtype=np.int64)
-    every = rates(flat, np.repeat(np.array([c["size"] for c in cohorts], dtype=np.int64), lengths))
-    at = 0
-    for c, n in zip(cohorts, lengths, strict=True):
-        c["values"], c["rates"] = c["values"].tolist(), every[at:at + n]
-        at += n
-    return cohorts
+    lengths = [len(v) for v in values_of]
+    flat = np.concatenate(values_of) if values_of else np.zeros(0, dtype=np.int64)
+    every = rates(flat, np.repeat(np.array(sizes, dtype=np.int64), lengths))
+    bounds = np.cumsum([0, *lengths]).tolist()
+    return [{"start": start, "size": size, "values": values.tolist(), "rates": every[lo:hi]}
+            for start, size, values, lo, hi in zip(starts, sizes, values_of, bounds[:-1], bounds[1:], strict=True)]
 
 
 def rates(values: np.ndarray, size: int | np.ndarray) -> list[float]:

@@ -7,6 +7,7 @@ Columns: unit_id, ts, seq, event, type, source, channel, properties, traits. Ide
 
 from __future__ import annotations
 
+import ibis
 import ibis.expr.types as ir
 
 from journeymap.errors import OptionError
@@ -26,3 +27,9 @@ def unit_events(engine: Engine, level: str = "person") -> ir.Table:
     ev = ev.filter(unit.notnull(), ~ev.type.isin(IDENTITY_CALLS))
     return ev.select(unit_id=unit, ts=ev.ts, seq=ev.seq, event=ev.event, type=ev.type, source=ev.source,
                      channel=ev.channel, properties=ev.properties, traits=ev.traits)
+
+
+def earliest(ts: ir.Column, r: ir.Column) -> ir.Scalar:
+    """The `r` of a group's earliest event, in (ts, r) order: an aggregate, where numbering the events with a
+    window to keep the first would sort them all (funnels' steps, retention's anchors)."""
+    return r.argmin(ibis.struct({"t": ts, "r": r}))

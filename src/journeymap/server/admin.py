@@ -19,7 +19,8 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Res
 from journeymap.analyses.base import MAX_INT
 from journeymap.ingest.backup import write_backup
 from journeymap.server.api import answer_error
-from journeymap.server.context import ReadWorkspace, ServerWorkspace, local_admin, read_token, require_key
+from journeymap.server.context import (ReadWorkspace, ServerWorkspace, begin_snapshot, local_admin, read_token,
+                                      require_key)
 from journeymap.server.encoding import JSONAnswer
 from journeymap.server.keys import ApiKey, KeyRing, create_key, list_keys, revoke_key
 from journeymap.workspace import Workspace
@@ -114,7 +115,7 @@ def dry_run(request: Request, playbook: str | None = None) -> Response:
     with runner.lock:
         ws = ServerWorkspace(request.app.state.workspace, _store(request))
         try:
-            ws.snapshot(lambda: (request.app.state.cache.version(), runner.settled()))
+            begin_snapshot(request, ws)
             return JSONAnswer(ws.read_report("dry-run", playbook=playbook))
         except Exception as exc:  # noqa: BLE001 - answered by its type
             return answer_error(exc)

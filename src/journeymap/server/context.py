@@ -126,6 +126,12 @@ class ServerWorkspace(Workspace):
             self._con = None
 
 
+def begin_snapshot(request: Request, ws: ServerWorkspace) -> None:
+    """`ws.snapshot` against this server's data version and loader (a read transaction, rolled back at close)."""
+    runner, cache = request.app.state.runner, request.app.state.cache
+    ws.snapshot(lambda: (cache.version(), runner.settled()))
+
+
 def read_workspace(request: Request) -> Iterator[Workspace]:
     """The workspace for one request; 503 while the store is not open (starting up or shutting down)."""
     con = request.app.state.runner.con
@@ -133,8 +139,7 @@ def read_workspace(request: Request) -> Iterator[Workspace]:
         raise HTTPException(status_code=503, detail="the store is not open yet", headers={"Retry-After": "1"})
     ws = ServerWorkspace(request.app.state.workspace, con.cursor())
     if request.method in ("GET", "HEAD"):  # reads: one snapshot per request (writes go through their own cursor)
-        runner, cache = request.app.state.runner, request.app.state.cache
-        ws.snapshot(lambda: (cache.version(), runner.settled()))
+        begin_snapshot(request, ws)
     try:
         yield ws
     finally:
