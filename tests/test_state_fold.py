@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from journeymap.engine.annotate import journey_tables
 from journeymap.engine.backends import duckdb_engine
 from journeymap.identity import stitch
-from journeymap.state.fold import fold, tables
+from journeymap.state.fold import STATE_VERSION, fold, stored, tables
 from journeymap.workspace import Workspace
 from test_engine_reference import DEFINITION, Row, event_logs
 
@@ -56,18 +56,21 @@ def state_rows(con, level: str) -> dict[str, list[tuple]]:
                           else f"SELECT * FROM {t[name]}") for name in ("events", "visits", "units")}
 
 
-def last_visits_agree(con, level: str) -> bool:
-    """Whether each unit's row in state_units_L holds its last stage visit (none: NULLs), found by brute force
-    over state_visits_L: the next fold's tails start there."""
-    t = tables(level)
-    last = {}
-    for unit, no, stage, at, seq in con.execute(
-            f"SELECT unit_id, visit_no, stage, entered_at, entry_seq FROM {t['visits']}").fetchall():
-        if unit not in last or no > last[unit][0]:
-            last[unit] = (no, stage, at, seq)
-    units = con.execute(f"SELECT unit_id, last_visit_no, last_stage, last_entered_at, last_entry_seq "
-                        f"FROM {t['units']}").fetchall()
-    return all(tuple(row[1:]) == last.get(row[0], (None,) * 4) for row in units)
+def visits_stored_once(con, level: str) -> bool:
+    """Whether each unit's visits 1..n are stored once: its last (n, none when NULL) in its row of state_units_L,
+    where the next fold's tails start, and only the others, each left (left_at, next_stage), in
+    state_closed_visits_L; so the view state_visits_L shows every visit once (what it shows is compared with
+    the visits computed from the events)."""
+    w = stored(level)
+    closed: dict[str, list[int]] = {}
+    for unit, no, left_at, next_stage in con.execute(
+            f"SELECT unit_id, visit_no, left_at, next_stage FROM {w['closed']}").fetchall():
+        if left_at is None or next_stage is None:
+            return False
+        closed.setdefault(unit, []).append(no)
+    last = dict(con.execute(f"SELECT unit_id, last_visit_no FROM {w['units']}").fetchall())
+    return set(closed) <= set(last) and all(sorted(closed.get(unit, [])) == list(range(1, n or 1))
+                                            for unit, n in last.items())
 
 
 def identity_rows(con) -> dict[str, list[tuple]]:
@@ -126,7 +129,7 @@ def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
         assert all(row["current"] for row in ws.state())
         folded = {level: state_rows(ws.con, level) for level in LEVELS}
         direct = {level: direct_rows(ws.con, ws.definition, level) for level in LEVELS}
-        assert all(last_visits_agree(ws.con, level) for level in LEVELS)
+        assert all(visits_stored_once(ws.con, level) for level in LEVELS)
         # the journey events as the stitches after each batch wrote them (updated in place) equal one stitch
         # of everything, which writes them whole
         stitched = identity_rows(ws.con)
@@ -276,9 +279,9 @@ def test_a_changed_definition_is_rebuilt_and_stale_state_is_not_read(tmp_path):
 
 
 def test_a_state_of_the_previous_layout_is_rebuilt_not_read(tmp_path):
-    """Layout 2 had no last visit in state_units_L: a store folded by that journeymap says so, computes from the
-    events until a refresh, and the refresh rebuilds both levels, after which the next batch folds from the
-    last visits the rebuild wrote."""
+    """Layout 3 kept every visit in a table state_visits_L (now a view over the closed visits and the units'
+    last visits): a store folded by that journeymap says so, computes from the events until a refresh, and the
+    refresh rebuilds both levels, after which the next batch folds from the last visits the rebuild wrote."""
     ws = Workspace.init(tmp_path / "ws")
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
     first.write_text("customer_id,event,ts\nann,pricing_viewed,2025-03-01T09:00:00\n"
@@ -286,21 +289,25 @@ def test_a_state_of_the_previous_layout_is_rebuilt_not_read(tmp_path):
     second.write_text("customer_id,event,ts\nann,pricing_viewed,2025-03-02T09:00:00\n")
     with ws:
         ws.ingest([str(first)])
-        for level in LEVELS:
-            ws.con.execute(f"ALTER TABLE {tables(level)['units']} DROP COLUMN last_visit_no")
-        ws.con.execute("UPDATE meta SET value = '2' WHERE key = 'state.version'")
-        assert [r["stale_because"] for r in ws.state()] == ["the state was written by layout 2, this journeymap "
-                                                            "reads 3"] * 2
+        for level in LEVELS:  # the tables as layout 3 wrote them
+            t, w = tables(level), stored(level)
+            ws.con.execute(f"CREATE TABLE _layout3 AS SELECT * FROM {t['visits']}")
+            ws.con.execute(f"DROP VIEW {t['visits']}")
+            ws.con.execute(f"DROP TABLE {w['closed']}")
+            ws.con.execute(f"ALTER TABLE _layout3 RENAME TO {t['visits']}")
+        ws.con.execute("UPDATE meta SET value = '3' WHERE key = 'state.version'")
+        why = f"the state was written by layout 3, this journeymap reads {STATE_VERSION}"
+        assert [r["stale_because"] for r in ws.state()] == [why] * 2
         assert ws.engine.journey == {}  # computed from the events instead
         report = ws.refresh().state
         assert [(lv.mode, lv.reason) for lv in report.levels] == [
-            ("rebuild", "the state was written by layout 2, this journeymap reads 3")] * 2
-        assert ws.engine.journey and all(last_visits_agree(ws.con, level) for level in LEVELS)
+            ("rebuild", why)] * 2
+        assert ws.engine.journey and all(visits_stored_once(ws.con, level) for level in LEVELS)
         ws.ingest([str(second)], refresh=False)
         report = ws.refresh().state
         assert [(lv.level, lv.mode, lv.appended_units) for lv in report.levels] == [
             ("person", "fold", 1), ("account", "unchanged", 0)]
-        assert all(last_visits_agree(ws.con, level) for level in LEVELS)
+        assert all(visits_stored_once(ws.con, level) for level in LEVELS)
         assert ws.con.execute("SELECT last_visit_no, last_stage FROM state_units_person").fetchall() == [(3, "evaluation")]
 
 

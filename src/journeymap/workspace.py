@@ -323,7 +323,8 @@ class Workspace:
         from journeymap.state.erase import erase_rows, erase_state, journal_scrub, resolve, still_named
         from journeymap.insights.risk import feature_state
         from journeymap.insights.voice import text_state
-        from journeymap.state.fold import tables as state_tables
+        from journeymap.state.fold import drop_state
+        from journeymap.state.fold import stored as state_tables
 
         person_ids, accounts = resolve(self.con, person, email, account)
         from journeymap.act.privacy import erase_units, quoted_texts
@@ -354,9 +355,7 @@ class Workspace:
 
                 drop_replaced(self.path, self.definition)
         except DefinitionError as exc:  # identity is rebuilt; a state folded under the old definition still has them
-            dropped = sorted(table_names(self.con, "state\\_%"))
-            for table in dropped:
-                self.con.execute(f"DROP TABLE {table}")
+            drop_state(self.con)
             note = (f"journeymap.yml is not valid ({exc}), so the journey state was dropped rather than folded: "
                     f"analyses compute from the events until `journeymap refresh` with a valid definition")
         left = self._derived_counts(person_ids, accounts, seqs, state_tables)
@@ -396,8 +395,10 @@ class Workspace:
                 where[table] = f"unit_id IN (FROM {ids})"
                 if kind == "events":
                     where[table] += " OR seq IN (FROM _erase_s)"
-                elif kind == "visits":
+                elif kind == "closed":
                     where[table] += " OR entry_seq IN (FROM _erase_s)"
+                else:  # the unit's last visit
+                    where[table] += " OR last_entry_seq IN (FROM _erase_s)"
         out = {t: self.con.execute(f"SELECT count(*) FROM {t} WHERE {w}").fetchone()[0]
                for t, w in where.items() if t in tables}
         for t in ("_erase_p", "_erase_a", "_erase_s"):

@@ -36,10 +36,13 @@ def annotation_key(definition: JourneyDefinition) -> str:
 
 
 def annotate(engine: Engine, definition: JourneyDefinition, level: str, only: ir.Table | None = None,
-             after_seq: ir.IntegerScalar | None = None) -> ir.Table:
+             after_seq: ir.IntegerScalar | None = None, personas: ir.Table | None = None) -> ir.Table:
     """The annotated events as an expression (not computed); `only` (a table with `unit_id`) keeps
     the events of those units alone, and `after_seq` those with a higher seq (the journey state's
-    appended events), filtered before anything else reads them."""
+    appended events), filtered before anything else reads them. `personas` (unit_id, persona: what
+    engine.personas.units gives, UNASSIGNED included) stands for the persona rules when the caller has
+    just computed them for these units: the journey state's fold, which would otherwise evaluate the rules
+    for every unit of the level again to label a few."""
     ev = unit_events(engine, level)
     if only is not None:
         ev = ev.filter(ev.unit_id.isin(only.unit_id))
@@ -49,7 +52,7 @@ def annotate(engine: Engine, definition: JourneyDefinition, level: str, only: ir
         stage_hit=first_match(engine, ev, [(s.id, s.entry) for s in definition.stages]),
         touchpoint=first_match(engine, ev, [(t.id, t.match) for t in definition.touchpoints]),
     )
-    u = units(engine, definition, level)
+    u = units(engine, definition, level) if personas is None else personas
     u = u.select(_unit=u.unit_id, persona=u.persona)
     ev = ev.left_join(u, ev.unit_id == u._unit)
     return ev.select(*ANNOTATED_COLUMNS[:-1], persona=ev.persona.fill_null(UNASSIGNED))

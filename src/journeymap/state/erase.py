@@ -37,7 +37,7 @@ from journeymap.identity import stitch
 from journeymap.ingest.erased import log_erased, normalise
 from journeymap.ingest.journal import QUARANTINE
 from journeymap.ingest.store import table_names
-from journeymap.state.fold import tables
+from journeymap.state.fold import stored, tables
 
 MIN_SUBSTRING = 4
 
@@ -167,7 +167,7 @@ def erase_state(con: duckdb.DuckDBPyConnection, person_ids: list[str], accounts:
     con.begin()
     try:
         for level, ids in (("person", person_ids), ("account", accounts)):
-            for table in tables(level).values():
+            for table in stored(level).values():  # state_visits_L is a view over the last two
                 if ids and table in present:
                     con.execute(f"DELETE FROM {table} WHERE unit_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
         con.commit()

@@ -4,10 +4,16 @@ The state holds, per level L (person, account), what the journey views read:
 
   state_events_L  each journey event annotated (stage hit, touchpoint, persona) with the unit's
                   current_stage and stage_before: engine.annotate.annotate + engine.stages.with_current_stage
-  state_visits_L  each stage visit: engine.stages.visits
+  state_visits_L  each stage visit: engine.stages.visits. A view: the visits each unit has left
+                  (state_closed_visits_L, every visit but its last) and its last visit, from state_units_L
   state_units_L   unit_id, persona, events, signature, last_ts, last_seq: what the next fold compares; and
                   the unit's last stage visit (last_visit_no, last_stage, last_entered_at, last_entry_seq),
                   where an appended unit's tail starts
+
+A unit's last visit is the one that changes as events arrive (where it leads, when a new visit follows), and it
+is kept in one place only, the unit's row, which every fold that touches the unit writes again anyway: so a
+fold of appended events only adds the visits that closed, and never looks for rows among every visit to
+delete them (at 10M events, a scan of 7.4M visits per level per refresh).
 
 and keys of the store's `meta` table: `state.version` (the layout below), `state.L.annotation` (the
 definition it was computed under, engine.annotate.annotation_key) and `state.L.journey` (the journey
@@ -51,14 +57,62 @@ from journeymap.identity.journey_events import MOVES, WHOLE_KEY
 from journeymap.ingest.store import has_table
 from journeymap.journey.definition import JourneyDefinition
 
-STATE_VERSION = "3"
+STATE_VERSION = "4"
 """The layout of the state tables; a state written under another is rebuilt, never read."""
 
 JOURNEY_VERSION_KEY = "journey.version"
 
 
 def tables(level: str) -> dict[str, str]:
+    """What readers read for `level`: the annotated events, the stage visits (a view) and the units."""
     return {"events": f"state_events_{level}", "visits": f"state_visits_{level}", "units": f"state_units_{level}"}
+
+
+def stored(level: str) -> dict[str, str]:
+    """The tables the fold writes for `level`: the events, the closed visits and the units (with their last
+    visits); `tables(level)["visits"]` is the view over the last two."""
+    return {"events": f"state_events_{level}", "closed": f"state_closed_visits_{level}",
+            "units": f"state_units_{level}"}
+
+
+VISITS_VIEW = """
+    CREATE OR REPLACE VIEW {visits} AS
+    SELECT unit_id, persona, stage, entered_at, entry_seq, visit_no, left_at, next_stage FROM {closed}
+    UNION ALL
+    SELECT unit_id, persona, last_stage AS stage, last_entered_at AS entered_at, last_entry_seq AS entry_seq,
+           last_visit_no AS visit_no, NULL::TIMESTAMP AS left_at, NULL::VARCHAR AS next_stage
+    FROM {units} WHERE last_visit_no IS NOT NULL"""
+"""state_visits_L: a unit's last visit has no left_at or next_stage (engine.stages.visits: nothing follows it)."""
+
+
+def _view_exists(con, name: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM duckdb_views() WHERE database_name = current_database() "
+                            "AND schema_name = 'main' AND NOT temporary AND view_name = ?", [name]).fetchall())
+
+
+def _drop(con, name: str) -> None:
+    """Drop the store's table or view `name`, whichever it is (state_visits_L was a table before layout 4)."""
+    if _view_exists(con, name):
+        con.execute(f"DROP VIEW {name}")
+    elif has_table(con, name):
+        con.execute(f"DROP TABLE {name}")
+
+
+def drop_state(con) -> list[str]:
+    """Drop every table and view of the store named state_...; returns their names."""
+    names = sorted(r[0] for r in con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND NOT temporary AND view_name LIKE 'state\\_%' ESCAPE '\\' UNION "
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND NOT temporary AND table_name LIKE 'state\\_%' ESCAPE '\\'").fetchall())
+    for name in names:
+        _drop(con, name)
+    return names
+
+
+def present(con, level: str) -> bool:
+    """Whether the store has the state of `level`: its tables and its visits view."""
+    return all(has_table(con, name) for name in stored(level).values()) and _view_exists(con, tables(level)["visits"])
 
 
 @dataclass
@@ -116,10 +170,13 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 def rebuild_reason(con: duckdb.DuckDBPyConnection, known: dict[str, str], level: str, key: str | None) -> str | None:
     """Why the state of `level` cannot be folded into and must be rebuilt (None: it can): the one rule the
     fold and `journeymap state` (state.read.status) both apply. `known`: the store's meta keys."""
-    if not all(_exists(con, name) for name in tables(level).values()):
+    written = known.get("state.version")
+    if written is not None and written != STATE_VERSION:  # its tables may be another set
+        return f"the state was written by layout {written}, this journeymap reads {STATE_VERSION}"
+    if not present(con, level):
         return "no state yet"
-    if known.get("state.version") != STATE_VERSION:
-        return f"the state was written by layout {known.get('state.version')}, this journeymap reads {STATE_VERSION}"
+    if written is None:
+        return f"the state was written by a layout before {STATE_VERSION}"
     if known.get(f"state.{level}.annotation") != key:
         return "journeymap.yml's stages, touchpoints or personas changed"
     return None
@@ -157,10 +214,11 @@ def fold(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, levels=L
 def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFold:
     started = time.perf_counter()
     t = tables(level)
+    w = stored(level)
     reason = "asked" if rebuild else rebuild_reason(con, known, level, key)
     if reason:
-        for name in t.values():
-            con.execute(f"DROP TABLE IF EXISTS {name}")
+        for name in {**t, **w}.values():
+            _drop(con, name)
     mark = None if reason else known.get(f"state.{level}.seq")
     # Events past the mark arrived since the last fold; without one nothing counts as appended.
     con.execute("CREATE OR REPLACE TEMP TABLE _state_mark AS SELECT ?::BIGINT AS seq",
@@ -212,8 +270,8 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
                                  "FROM _state_appended").fetchall()[0]
     if changed or reason:
         # only units the state has rows of (not new ones: most changed units on a day of new customers)
-        for name in ("events", "visits", "units") if known_changed else ():
-            con.execute(f"DELETE FROM {t[name]} WHERE unit_id IN (SELECT unit_id FROM _state_changed)")
+        for name in w.values() if known_changed else ():
+            con.execute(f"DELETE FROM {name} WHERE unit_id IN (SELECT unit_id FROM _state_changed)")
         # A changed unit all of whose events are past the mark (a new customer) is read from the events past it,
         # which the events' order by seq keeps to their last row groups; the others (merged, late, lost events)
         # need all their events, which no order helps find: a scan of every journey event.
@@ -226,16 +284,18 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
         if whole and changed > whole:
             con.execute(f"INSERT INTO _state_a BY NAME {sql.fresh}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _state_v AS {sql.visits}")
-        _put(con, t["visits"], "SELECT * FROM _state_v", create=bool(reason))
+        _put(con, w["closed"], "SELECT * FROM _state_v WHERE left_at IS NOT NULL", create=bool(reason))
         _put(con, t["events"], sql.events, create=bool(reason))
         _put(con, t["units"], f"""SELECT {UNIT_COLUMNS_OF_C}, {LAST_VISIT_COLUMNS}
                                   FROM _state_current c LEFT JOIN ({LAST_VISIT.format(visits='_state_v')}) l
                                   ON l.unit_id = c.unit_id WHERE c.unit_id IN (SELECT unit_id FROM _state_changed)""",
              create=bool(reason))
+        if reason:
+            con.execute(VISITS_VIEW.format(visits=t["visits"], **w))
         con.execute("DROP TABLE _state_a")
         con.execute("DROP TABLE _state_v")
     if appended or late:
-        _fold_tails(con, t, sql, late=bool(late))
+        _fold_tails(con, t, w["closed"], sql, late=bool(late))
     (n_units,) = con.execute(f"SELECT count(*) FROM {t['units']}").fetchall()[0]
     latest = con.execute("SELECT max(max_seq) FROM _state_current").fetchall()[0][0]
     if named:
@@ -281,7 +341,7 @@ def forget_moves(con) -> None:
         con.execute(f"DELETE FROM {MOVES} WHERE version <= ?", [min(folded)])
 
 
-def _fold_tails(con, t: dict[str, str], sql: _Statements, late: bool) -> None:
+def _fold_tails(con, t: dict[str, str], closed: str, sql: _Statements, late: bool) -> None:
     """Fold the new events of the units in _state_appended into their state from the last visit they cannot change.
 
     Such a unit only gained events. Its visits before the last one entered before its earliest new event (the
@@ -295,7 +355,11 @@ def _fold_tails(con, t: dict[str, str], sql: _Statements, late: bool) -> None:
 
     An appended unit's cut is its last visit, which its row of state_units_L holds (every folded visit entered
     at or before its last folded event, and its new events are no earlier); only late units' cuts are looked up
-    in the visits (`late`: there are some), a join with every visit of the level."""
+    in the visits (`late`: there are some), a join with every visit of the level.
+
+    The tail's visits are written where they now belong: those it left to state_closed_visits_L (`closed`), its
+    last to the unit's row. An appended unit has no closed visit from its cut on (its cut is its last visit), so
+    only late units' closed visits are deleted."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _state_cut AS
         SELECT a.unit_id, a.late, u.persona, u.last_stage AS stage, u.last_entered_at AS entered_at,
@@ -320,33 +384,31 @@ def _fold_tails(con, t: dict[str, str], sql: _Statements, late: bool) -> None:
     con.execute(f"""INSERT INTO _state_a BY NAME SELECT {columns} FROM {t['events']} e
                     JOIN _state_cut c ON c.unit_id = e.unit_id AND c.late WHERE {after_cut}""")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _state_v AS {sql.visits}")
-    # An appended unit's cut visit is its last, and the tail's first: unless a new visit follows it in the tail
-    # (the unit did more in the stage it was in), its row is the same, and neither deleted nor written again
-    con.execute("""CREATE OR REPLACE TEMP TABLE _state_vr AS
-        SELECT v.* REPLACE (v.visit_no + coalesce(c.visit_no - 1, 0) AS visit_no)
-        FROM _state_v v JOIN _state_cut c ON c.unit_id = v.unit_id
-        WHERE c.late OR c.visit_no IS NULL OR v.visit_no > 1 OR v.next_stage IS NOT NULL""")
-    con.execute(f"DELETE FROM {t['visits']} v USING _state_cut c WHERE v.unit_id = c.unit_id "
-                "AND (c.visit_no IS NULL OR v.visit_no >= c.visit_no) "
-                "AND (c.late OR c.unit_id IN (SELECT unit_id FROM _state_vr))")
-    con.execute(f"INSERT INTO {t['visits']} BY NAME SELECT * FROM _state_vr")
+    # the tail's visits are numbered from 1, its first being the cut visit: renumbered to their place
+    renumbered = "v.visit_no + coalesce(c.visit_no - 1, 0)"
+    if late:
+        con.execute(f"DELETE FROM {closed} v USING _state_cut c WHERE v.unit_id = c.unit_id AND c.late "
+                    "AND (c.visit_no IS NULL OR v.visit_no >= c.visit_no)")
+    # the tail's visits but its last (the cut visit when a new visit follows it, and those between)
+    con.execute(f"""INSERT INTO {closed} BY NAME SELECT v.* REPLACE ({renumbered} AS visit_no)
+                    FROM _state_v v JOIN _state_cut c ON c.unit_id = v.unit_id WHERE v.left_at IS NOT NULL""")
     con.execute(f"DELETE FROM {t['events']} e USING _state_cut c WHERE e.unit_id = c.unit_id AND c.late "
                 f"AND {after_cut}")
     # every row of the tail but the entry standing for the cut visit (its event's row stays as it was)
     con.execute(f"""INSERT INTO {t['events']} BY NAME SELECT e.* FROM ({sql.events}) e
                     JOIN _state_cut c ON c.unit_id = e.unit_id WHERE {after_cut}""")
-    # the tail's last visit written (renumbered above) is the unit's; a unit with none written keeps the last visit
-    # it had: its cut when appended (its row's), none when late (a late unit's tail holds all its visits from the cut)
-    kept = ", ".join(f"CASE WHEN l.unit_id IS NOT NULL THEN l.{v} WHEN NOT k.late THEN k.{v} END AS {c}"
-                     for c, v in zip(LAST_VISIT_NAMES, _VISIT, strict=True))
+    # The tail's last visit is the unit's. A unit with a cut has one (the cut's entry stands for it in the tail);
+    # one without has none before its new events, so its last visit, if any, is in the tail too.
+    last = ", ".join(f"l.{v} AS {c}" for c, v in zip(LAST_VISIT_NAMES[1:], _VISIT[1:], strict=True))
     # written as a delete and an insert, not an UPDATE: on a 50M-event store DuckDB checkpointed the whole database
     # at the commit of that UPDATE (5-11 s of a 10,000-event refresh), and does not for the delete and the insert
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _state_ur AS
-                    SELECT {UNIT_COLUMNS_OF_C}, {kept} FROM _state_current c JOIN _state_cut k ON k.unit_id = c.unit_id
-                    LEFT JOIN ({LAST_VISIT.format(visits='_state_vr')}) l ON l.unit_id = c.unit_id""")
+                    SELECT {UNIT_COLUMNS_OF_C}, l.visit_no + coalesce(k.visit_no - 1, 0) AS {LAST_VISIT_NAMES[0]}, {last}
+                    FROM _state_current c JOIN _state_cut k ON k.unit_id = c.unit_id
+                    LEFT JOIN ({LAST_VISIT.format(visits='_state_v')}) l ON l.unit_id = c.unit_id""")
     con.execute(f"DELETE FROM {t['units']} WHERE unit_id IN (SELECT unit_id FROM _state_ur)")
     con.execute(f"INSERT INTO {t['units']} BY NAME SELECT * FROM _state_ur")
-    for name in ("_state_a", "_state_v", "_state_vr", "_state_cut", "_state_ur"):
+    for name in ("_state_a", "_state_v", "_state_cut", "_state_ur"):
         con.execute(f"DROP TABLE {name}")
 
 
@@ -457,16 +519,21 @@ def _statements(con, engine, definition, level: str, key: str) -> _Statements:
         appended = ibis.table({"unit_id": ev.unit_id.type(), "late": "boolean", "new_first_ts": ev.ts.type()},
                               name="_state_appended")
         mark = ibis.table({"seq": "int64"}, name="_state_mark")
-        annotated = annotate(engine, definition, level, only=whole)
+        # every unit annotated here is in _state_current (a unit left with no events has nothing to annotate),
+        # with the persona `current` gave it from the same rules
+        personas = ibis.table({"unit_id": ev.unit_id.type(), "persona": "string"}, name="_state_current")
+        annotated = annotate(engine, definition, level, only=whole, personas=personas)
         a = ibis.table(annotated.schema(), name="_state_a")
         v = ibis.table(visits(a).schema(), name="_state_v")
         if len(_COMPILED) >= 64:
             _COMPILED.clear()
         _COMPILED[cache_key] = _Statements(current, touched, news, delta, engine.backend.compile(annotated),
                                            engine.backend.compile(annotate(engine, definition, level, only=fresh,
-                                                                           after_seq=mark.seq.max())),
+                                                                           after_seq=mark.seq.max(),
+                                                                           personas=personas)),
                                            engine.backend.compile(annotate(engine, definition, level, only=appended,
-                                                                           after_seq=mark.seq.max())),
+                                                                           after_seq=mark.seq.max(),
+                                                                           personas=personas)),
                                            engine.backend.compile(visits(a)),
                                            engine.backend.compile(with_current_stage(a, v)))
     return _COMPILED[cache_key]
@@ -480,7 +547,7 @@ def forget_before(con: duckdb.DuckDBPyConnection, before) -> dict[str, int]:
     out = {}
     for level in LEVELS:
         t = tables(level)
-        if not all(_exists(con, name) for name in t.values()):
+        if not present(con, level):
             continue
         con.execute(f"""
             UPDATE {t['units']} u SET events = u.events - d.n, signature = xor(u.signature, d.x)

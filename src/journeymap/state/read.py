@@ -7,9 +7,8 @@ import duckdb
 
 from journeymap.engine.annotate import annotation_key
 from journeymap.engine.unit_events import LEVELS
-from journeymap.ingest.store import table_names
 from journeymap.journey.definition import JourneyDefinition
-from journeymap.state.fold import JOURNEY_VERSION_KEY, STATE_VERSION, meta, rebuild_reason, tables
+from journeymap.state.fold import JOURNEY_VERSION_KEY, STATE_VERSION, meta, present, rebuild_reason, tables
 
 
 def current_tables(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition) -> dict:
@@ -31,7 +30,6 @@ def status(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None)
     out = []
     for level in LEVELS:
         t = tables(level)
-        present = table_names(con) & set(t.values())
         why = rebuild_reason(con, known, level, key)
         if why is None and known.get(f"state.{level}.journey") != known.get(JOURNEY_VERSION_KEY, "0"):
             why = "events arrived since"
@@ -39,7 +37,7 @@ def status(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None)
             why += " since"
         row = {"level": level, "current": why is None, "stale_because": why, "units": None, "events": None,
                "visits": None}
-        if len(present) == 3:
+        if present(con, level):
             row["units"], row["events"], row["visits"] = (con.execute(f"SELECT count(*) FROM {t[k]}").fetchone()[0]
                                                           for k in ("units", "events", "visits"))
         out.append(row)
