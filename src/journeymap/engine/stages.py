@@ -107,8 +107,9 @@ def funnel(engine: Engine, v: ir.Table, definition: JourneyDefinition) -> dict[s
     later = vo.filter(vo._advances).select(_u=vo.unit_id, _o=vo._order, _no=vo.visit_no)
     # Later in the definition and later in the unit's own timeline (visit numbers follow (ts, seq)).
     moved = first.join(later, [first.unit_id == later._u, later._o > first._order, later._no > first._first])
-    last = v.mutate(_last=v.visit_no.max().over(ibis.window(group_by=v.unit_id)))
-    last = last.filter(last.visit_no == last._last)
+    # each unit's latest visit by aggregation, not a window over every visit (which sorts them by unit): visit
+    # numbers are unique per unit
+    last = v.group_by("unit_id").aggregate(stage=v.stage.argmax(v.visit_no))
     counts = ibis.union(  # one query: (stage, measure, units)
         *[t.group_by("stage").aggregate(measure=ibis.literal(name), units=t.unit_id.nunique())
           for name, t in (("reached", first), ("converted", moved), ("in_stage", last))],
