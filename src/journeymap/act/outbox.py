@@ -114,23 +114,41 @@ def record(con: duckdb.DuckDBPyConnection, entries: list[Entry], now: datetime) 
     """Store `entries` and the outbox rows of their actions; returns the outbox rows written.
 
     Call inside the caller's transaction (the evaluation's): an entry already stored (same playbook, unit and
-    entry number) is an error, not a silent second firing."""
+    entry number) is an error, not a silent second firing. One statement per table, the rows passed as lists:
+    a playbook's first evaluation records its whole history (2,640 entries and 2,067 actions on the demo), which
+    took 3.9 s one row at a time."""
     ensure(con)
-    rows = 0
-    for e in entries:
-        con.execute(
-            "INSERT INTO act_entries (playbook, level, unit_id, entry, entered_at, holdout, owner, reason, sent,"
-            " exited_at, exit_reason, recorded_at, live) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
-            [e.playbook, e.level, e.unit_id, e.entry, e.entered_at, e.holdout, e.owner,
-             json.dumps(e.reason, default=str), bool(e.actions), now, e.live])
-        for i, a in enumerate(e.actions):
-            con.execute(
-                "INSERT INTO act_outbox (key, playbook, unit_id, entry, action, kind, owner, payload, due_at, status,"
-                " attempts, next_attempt_at, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?::TIMESTAMP + to_microseconds(?::BIGINT), 'pending', 0,"
-                " ?::TIMESTAMP + to_microseconds(?::BIGINT), ?)",
-                [outbox_key(e.playbook, e.unit_id, e.entry, i), e.playbook, e.unit_id, e.entry, i, a.kind, e.owner,
-                 json.dumps(a.payload, default=str), now, int(a.delay_seconds * 1e6), now,
-                 int(a.delay_seconds * 1e6), now])
-            rows += 1
-    return rows
+    if not entries:
+        return 0
+    con.execute("""
+        INSERT INTO act_entries (playbook, level, unit_id, entry, entered_at, holdout, owner, reason, sent,
+                                 exited_at, exit_reason, recorded_at, live)
+        SELECT unnest($playbook::VARCHAR[]), unnest($level::VARCHAR[]), unnest($unit::VARCHAR[]),
+               unnest($entry::INTEGER[]), unnest($entered_at::TIMESTAMP[]), unnest($holdout::BOOLEAN[]),
+               unnest($owner::VARCHAR[]), unnest($reason::VARCHAR[])::JSON, unnest($sent::BOOLEAN[]), NULL, NULL,
+               $now::TIMESTAMP, unnest($live::BOOLEAN[])""", {
+        "playbook": [e.playbook for e in entries], "level": [e.level for e in entries],
+        "unit": [e.unit_id for e in entries], "entry": [e.entry for e in entries],
+        "entered_at": [e.entered_at for e in entries], "holdout": [e.holdout for e in entries],
+        "owner": [e.owner for e in entries], "reason": [json.dumps(e.reason, default=str) for e in entries],
+        "sent": [bool(e.actions) for e in entries], "now": now, "live": [e.live for e in entries]})
+    actions = [(e, i, a) for e in entries for i, a in enumerate(e.actions)]
+    if actions:
+        con.execute("""
+            INSERT INTO act_outbox (key, playbook, unit_id, entry, action, kind, owner, payload, due_at, status,
+                                    attempts, next_attempt_at, created_at)
+            SELECT key, playbook, unit_id, entry, action, kind, owner, payload::JSON,
+                   $now::TIMESTAMP + to_microseconds(delay), 'pending', 0, $now::TIMESTAMP + to_microseconds(delay),
+                   $now::TIMESTAMP
+            FROM (SELECT unnest($key::VARCHAR[]) AS key, unnest($playbook::VARCHAR[]) AS playbook,
+                         unnest($unit::VARCHAR[]) AS unit_id, unnest($entry::INTEGER[]) AS entry,
+                         unnest($action::INTEGER[]) AS action, unnest($kind::VARCHAR[]) AS kind,
+                         unnest($owner::VARCHAR[]) AS owner, unnest($payload::VARCHAR[]) AS payload,
+                         unnest($delay::BIGINT[]) AS delay)""", {
+            "key": [outbox_key(e.playbook, e.unit_id, e.entry, i) for e, i, _ in actions],
+            "playbook": [e.playbook for e, _, _ in actions], "unit": [e.unit_id for e, _, _ in actions],
+            "entry": [e.entry for e, _, _ in actions], "action": [i for _, i, _ in actions],
+            "kind": [a.kind for _, _, a in actions], "owner": [e.owner for e, _, _ in actions],
+            "payload": [json.dumps(a.payload, default=str) for _, _, a in actions],
+            "delay": [int(a.delay_seconds * 1e6) for _, _, a in actions], "now": now})
+    return len(actions)
