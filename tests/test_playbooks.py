@@ -242,6 +242,9 @@ def test_dry_run_explain_and_backtest_through_the_cli(tmp_path):
     bt = invoke_json("act", "backtest", "--playbook", "nudge", "--from", "2025-01-01", "--to", "2025-02-28", "-w", w)
     assert bt["total"]["entered"] == 2 and bt["total"]["goal_reached"] == 1
     assert bt["weeks"][0]["week"] == "2025-01-06"
+    # a period nobody entered in: zero counts, not an error (it was an internal error: an empty executemany)
+    none = invoke_json("act", "backtest", "--playbook", "nudge", "--from", "2025-01-01", "--to", "2025-01-03", "-w", w)
+    assert none["total"]["entered"] == 0 and none["weeks"] == []
     assert invoke_json("act", "--dry-run", "--playbook", "nudge", "-w", w)["playbooks"][0]["entered"] == 2
     refreshed = invoke_json("refresh", "-w", w)["act"]["playbooks"]
     assert [(p["playbook"], p["entered"], p["backfill"]) for p in refreshed] == [("nudge", 2, 2)]
@@ -402,6 +405,22 @@ def test_health_turning_red_is_sent_and_the_first_evaluations_reds_are_only_reco
         assert [(u, s) for u, s, _ in rows] == [(u, not in_holdout("risk_alert", u, 0.1)) for u in turned]
         assert all(owner for _, _, owner in rows)
         assert evaluate(ws.con, ws.definition).playbooks[1].entered == 0  # still red: no change, no entry
+
+
+def test_a_backtest_of_a_score_entry_says_the_scores_have_no_history(demo_copy):
+    """The risk alert enters on health bands, kept as of the latest refresh only: its replay finds none of the
+    entries the refresh recorded, and says so with their count instead of printing 0 entries alone."""
+    from journeymap.act.backtest import backtest
+
+    demo = demo_copy(300, 7)
+    with Workspace(demo.workspace) as ws:
+        (recorded,) = ws.con.execute("SELECT count(*) FROM act_entries WHERE playbook = 'risk_alert'").fetchone()
+        risk = backtest(ws.con, ws.definition, "risk_alert")
+        assert recorded > 0 and risk["total"]["entered"] == 0
+        assert risk["note"].startswith("entry.health_band reads the latest refresh's scores")
+        assert f"{recorded:,} entries were recorded" in risk["note"]
+        nudge = backtest(ws.con, ws.definition, "onboarding_nudge")  # events have history: replayed, no note
+        assert nudge["total"]["entered"] > 0 and nudge["note"] is None
 
 
 def test_the_bands_read_from_the_stored_health_equal_those_scored_from_features_or_computed_alone(demo_copy):

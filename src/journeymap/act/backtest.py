@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from journeymap.act.evaluate import prepare_inputs, data_now, new_entries
+from journeymap.act.evaluate import SNAPSHOT_KINDS, data_now, new_entries, prepare_inputs
 from journeymap.act.explain import check_level, find_playbook
 from journeymap.act.outbox import in_holdout
 from journeymap.act.triggers import Context, outcome_sql, q
 from journeymap.engine.backends import duckdb_engine
 from journeymap.errors import DefinitionError, OptionError
+from journeymap.ingest.store import has_table
 from journeymap.journey.definition import JourneyDefinition
 
 
@@ -32,11 +33,13 @@ def backtest(con, definition: JourneyDefinition, playbook_id: str, start: dt.dat
         raise OptionError(f"--from {start:%Y-%m-%d} is after --to {end:%Y-%m-%d}", option="from")
     rows = new_entries(con, definition, playbook, end, seeded=False) if end is not None else []
     rows = [r for r in rows if start is None or r["ts"] >= start]
-    con.execute("CREATE OR REPLACE TEMP TABLE _act_backtest (unit_id VARCHAR, entry INTEGER, ts TIMESTAMP, "
-                "holdout BOOLEAN)")
-    con.executemany("INSERT INTO _act_backtest VALUES (?, ?, ?, ?)",
-                    [(r["unit_id"], int(r["entry"]), r["ts"], in_holdout(playbook.id, r["unit_id"], playbook.holdout))
-                     for r in rows])
+    # one statement whatever the number of entries, none included (executemany refuses an empty list)
+    con.execute("""CREATE OR REPLACE TEMP TABLE _act_backtest AS
+                   SELECT unnest($unit::VARCHAR[]) AS unit_id, unnest($entry::INTEGER[]) AS entry,
+                          unnest($ts::TIMESTAMP[]) AS ts, unnest($holdout::BOOLEAN[]) AS holdout""",
+                {"unit": [r["unit_id"] for r in rows], "entry": [int(r["entry"]) for r in rows],
+                 "ts": [r["ts"] for r in rows],
+                 "holdout": [in_holdout(playbook.id, r["unit_id"], playbook.holdout) for r in rows]})
     ctx = Context(duckdb_engine(con), definition, level, latest or dt.datetime.max)
     churn_stages = [s.id for s in definition.stages if s.kind == "churn"]
     churned = (f"(SELECT unit_id, entered_at AS ts FROM state_visits_{level} WHERE stage IN "
@@ -62,6 +65,14 @@ def backtest(con, definition: JourneyDefinition, playbook_id: str, start: dt.dat
     total = {k: sum(w[k] for w in out) for k in cols[1:-1]}
     total["goal_rate"] = total["goal_reached"] / total["entered"] if total["entered"] else None
     total["churn_rate"] = total["churned"] / total["entered"] if total["entered"] else None
+    note = None
+    if playbook.entry.kind in SNAPSHOT_KINDS:  # the scores are kept as of the latest refresh only
+        (recorded,) = con.execute("SELECT count(*) FROM act_entries WHERE playbook = ?", [playbook.id]).fetchone() \
+            if has_table(con, "act_entries") else (0,)
+        note = (f"entry.{playbook.entry.kind} reads the latest refresh's scores, and no history of them is kept, so "
+                f"the replay sees only what changed since the playbook was last evaluated; {recorded:,} "
+                f"{'entry was' if recorded == 1 else 'entries were'} recorded as the refreshes evaluated it "
+                f"(`journeymap act show {playbook.id}`)")
     return {"playbook": playbook.id, "level": level, "from": start, "to": end, "data_through": latest,
             "goal": playbook.goal.model_dump(mode="json", exclude_none=True, exclude_defaults=True) if playbook.goal else None,
-            "weeks": out, "total": total}
+            "weeks": out, "total": total, "note": note}

@@ -174,19 +174,19 @@ def close_runs(con, definition: JourneyDefinition, playbook: Playbook, now: dt.d
     sql = outcomes(ctx, playbook)
     if sql is None:
         return 0
-    found = con.execute(f"""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _act_closed AS
         SELECT e.unit_id, e.entry, min(o.ts) AS ts, arg_min(o.reason, (o.ts, o.reason)) AS reason
         FROM act_entries e JOIN ({sql}) o ON o.unit_id = e.unit_id AND o.ts > e.entered_at
         WHERE e.playbook = {q(playbook.id)} AND e.exited_at IS NULL
-        GROUP BY e.unit_id, e.entry""").fetchall()
+        GROUP BY e.unit_id, e.entry""")
+    (found,) = con.execute("SELECT count(*) FROM _act_closed").fetchone()
     if found:
-        con.execute("CREATE OR REPLACE TEMP TABLE _act_closed (unit_id VARCHAR, entry INTEGER, ts TIMESTAMP, reason VARCHAR)")
-        con.executemany("INSERT INTO _act_closed VALUES (?, ?, ?, ?)", found)
         con.execute(f"""UPDATE act_entries SET exited_at = c.ts, exit_reason = c.reason FROM _act_closed c
                         WHERE act_entries.playbook = {q(playbook.id)} AND act_entries.unit_id = c.unit_id
                           AND act_entries.entry = c.entry""")
-        con.execute("DROP TABLE _act_closed")
-    return len(found)
+    con.execute("DROP TABLE _act_closed")
+    return found
 
 
 def _watermark(con, known: dict, playbook: Playbook, now: dt.datetime, dry_run: bool) -> dt.datetime:

@@ -107,6 +107,8 @@ def backtest(
     t = out["total"]
     rate = "" if t["goal_rate"] is None else f", goal rate {t['goal_rate']:.1%}"
     console.print(f"{out['playbook']}: {t['entered']:,} entries{rate}", highlight=False)
+    if out.get("note"):
+        console.print(f"note: {out['note']}", highlight=False)
 
 
 def _effect_line(rate: dict | None, note: str | None) -> str:
