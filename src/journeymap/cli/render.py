@@ -28,6 +28,37 @@ def _out() -> Console:
     return Console()
 
 
+def _fitting(out: Console, fixed: list[list[str]], columns: list[list[str]]) -> int:
+    """How many of `columns` (each its header and cells), from the left, fit the console's width beside the `fixed`
+    ones, each at its narrowest (Rich wraps a cell at its spaces, never inside a word; a column adds its padding and
+    a border, 3 characters): at least one. Rich squeezes a table wider than the console into columns too narrow
+    for anything (80 weekly retention periods printed as bare borders at 80 characters)."""
+    def narrowest(texts: list[str]) -> int:
+        return max((len(word) for text in texts for word in text.split()), default=0) + 3
+
+    room = out.width - 1 - sum(narrowest(c) for c in fixed)
+    shown = 0
+    for column in columns:
+        room -= narrowest(column)
+        if room < 0:
+            break
+        shown += 1
+    return max(shown, 1)
+
+
+def _keep_whole(table: Table, fixed: list[list[str]]) -> Table:
+    """The `fixed` leading columns at their full width (a date cut to '2025-04-…' says nothing)."""
+    for column, texts in zip(table.columns, fixed, strict=False):
+        column.no_wrap, column.min_width = True, max(map(len, texts))
+    return table
+
+
+def _not_shown(out: Console, heads: list[str], shown: int, what: str) -> None:
+    if shown < len(heads):
+        out.print(f"{len(heads) - shown} more {what} ({heads[shown]} to {heads[-1]}) do not fit {out.width} "
+                  "columns: widen the terminal (or set COLUMNS), or use --json", highlight=False)
+
+
 def _money(x: float | None) -> str:
     return "–" if x is None else f"{x:,.0f}"
 
@@ -139,12 +170,17 @@ def funnel(result: dict, params, view) -> None:
 def retention(result: dict, params, view) -> None:
     width = max((len(c["values"]) for c in result["cohorts"]), default=0)
     heads = [f"{lo_hi}d" for lo_hi in result["brackets"]] or [f"{'R' if params.rolling else 'P'}{k}" for k in range(width)]
-    table = Table("cohort", "size", *heads, title=f"Retention: {params.start} -> {params.return_event} "
-                                                  f"({params.mode}, {params.period}, by {result['by']})")
-    for c in result["cohorts"]:
-        cells = [f"{v} ({pct(r)})" for v, r in zip(c["values"], c["rates"], strict=True)]
-        table.add_row(c["start"], str(c["size"]), *cells, *[""] * (width - len(cells)))
-    _out().print(table)
+    rows = [(c["start"], str(c["size"]), [f"{v} ({pct(r)})" for v, r in zip(c["values"], c["rates"], strict=True)]
+             + [""] * (width - len(c["values"]))) for c in result["cohorts"]]
+    out = _out()
+    fixed = [["cohort", *(r[0] for r in rows)], ["size", *(r[1] for r in rows)]]
+    shown = _fitting(out, fixed, [[head, *(r[2][k] for r in rows)] for k, head in enumerate(heads)])
+    table = _keep_whole(Table("cohort", "size", *heads[:shown], title=f"Retention: {params.start} -> "
+                              f"{params.return_event} ({params.mode}, {params.period}, by {result['by']})"), fixed)
+    for start, size, cells in rows:
+        table.add_row(start, size, *cells[:shown])
+    out.print(table)
+    _not_shown(out, heads, shown, "periods")
 
 
 def lifecycle(result: dict, params, view) -> None:
@@ -159,12 +195,17 @@ def lifecycle(result: dict, params, view) -> None:
 def stickiness(result: dict, params, view) -> None:
     out = _out()
     width = max((len(r["distribution"]) for r in result["intervals"]), default=0)
-    table = Table("interval", "units", *[f"{k}d" for k in range(1, width + 1)],
-                  title=f"Stickiness: units by active days (by {result['by']})")
-    for r in result["intervals"]:
-        cells = [str(v) for v in r["distribution"]]
-        table.add_row(r["start"], str(r["units"]), *cells, *[""] * (width - len(cells)))
+    heads = [f"{k}d" for k in range(1, width + 1)]
+    rows = [(r["start"], str(r["units"]), [str(v) for v in r["distribution"]] + [""] * (width - len(r["distribution"])))
+            for r in result["intervals"]]
+    fixed = [["interval", *(r[0] for r in rows)], ["units", *(r[1] for r in rows)]]
+    shown = _fitting(out, fixed, [[head, *(r[2][k] for r in rows)] for k, head in enumerate(heads)])
+    table = _keep_whole(Table("interval", "units", *heads[:shown],
+                              title=f"Stickiness: units by active days (by {result['by']})"), fixed)
+    for start, units, cells in rows:
+        table.add_row(start, units, *cells[:shown])
     out.print(table)
+    _not_shown(out, heads, shown, "day counts")
     monthly = Table("month", "days", "avg DAU", "MAU", "DAU/MAU", title="DAU/MAU")
     for m in result["dau_mau"]:
         monthly.add_row(m["month"], str(m["days"]), f"{m['avg_dau']:.2f}", str(m["mau"]), pct(m["dau_mau"]))
