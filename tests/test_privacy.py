@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from conftest import invoke_cli, invoke_json
+from journeymap.ingest.store import table_names, view_names
 from journeymap.workspace import Workspace
 
 ANN_EMAIL = "Ann.Erasable@Example.com"
@@ -301,6 +302,8 @@ def test_erase_with_an_invalid_definition_drops_the_state_rather_than_keep_her_i
     result = invoke_json("erase", "--email", ANN_EMAIL, "--workspace", str(ws))
     assert "journey state was dropped" in result["note"]
     assert _occurrences(ws) == {}
+    with Workspace(ws) as w:  # its tables and its visits view, none left to read a dropped table through
+        assert not table_names(w.con, "state\\_%") and not view_names(w.con, "state\\_%")
     compacted = invoke_json("erase", "--compact-only", "--workspace", str(ws))["compacted"]
     assert compacted["left"] == 0 and compacted["bytes_after"] > 0
 

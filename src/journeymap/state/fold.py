@@ -54,7 +54,7 @@ from journeymap.engine.personas import UNASSIGNED, units
 from journeymap.engine.stages import visits, with_current_stage
 from journeymap.engine.unit_events import LEVELS, unit_events
 from journeymap.identity.journey_events import MOVES, WHOLE_KEY
-from journeymap.ingest.store import has_table
+from journeymap.ingest.store import has_table, table_names, view_names
 from journeymap.journey.definition import JourneyDefinition
 
 STATE_VERSION = "4"
@@ -85,34 +85,25 @@ VISITS_VIEW = """
 """state_visits_L: a unit's last visit has no left_at or next_stage (engine.stages.visits: nothing follows it)."""
 
 
-def _view_exists(con, name: str) -> bool:
-    return bool(con.execute("SELECT 1 FROM duckdb_views() WHERE database_name = current_database() "
-                            "AND schema_name = 'main' AND NOT temporary AND view_name = ?", [name]).fetchall())
+def _drop(con, names) -> None:
+    """Drop each of `names` the store has, as the table or view it is (state_visits_L was a table before layout 4)."""
+    views, found = view_names(con), table_names(con)
+    for name in sorted(names):
+        if name in views:
+            con.execute(f"DROP VIEW {name}")
+        elif name in found:
+            con.execute(f"DROP TABLE {name}")
 
 
-def _drop(con, name: str) -> None:
-    """Drop the store's table or view `name`, whichever it is (state_visits_L was a table before layout 4)."""
-    if _view_exists(con, name):
-        con.execute(f"DROP VIEW {name}")
-    elif has_table(con, name):
-        con.execute(f"DROP TABLE {name}")
-
-
-def drop_state(con) -> list[str]:
-    """Drop every table and view of the store named state_...; returns their names."""
-    names = sorted(r[0] for r in con.execute(
-        "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() AND schema_name = 'main' "
-        "AND NOT temporary AND view_name LIKE 'state\\_%' ESCAPE '\\' UNION "
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
-        "AND NOT temporary AND table_name LIKE 'state\\_%' ESCAPE '\\'").fetchall())
-    for name in names:
-        _drop(con, name)
-    return names
+def drop_state(con) -> None:
+    """Drop every table and view of the store named state_..."""
+    like = "state\\_%"
+    _drop(con, view_names(con, like) | table_names(con, like))
 
 
 def present(con, level: str) -> bool:
     """Whether the store has the state of `level`: its tables and its visits view."""
-    return all(has_table(con, name) for name in stored(level).values()) and _view_exists(con, tables(level)["visits"])
+    return set(stored(level).values()) <= table_names(con) and tables(level)["visits"] in view_names(con)
 
 
 @dataclass
@@ -163,10 +154,6 @@ def _set(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
     con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return has_table(con, table)
-
-
 def rebuild_reason(con: duckdb.DuckDBPyConnection, known: dict[str, str], level: str, key: str | None) -> str | None:
     """Why the state of `level` cannot be folded into and must be rebuilt (None: it can): the one rule the
     fold and `journeymap state` (state.read.status) both apply. `known`: the store's meta keys."""
@@ -186,7 +173,7 @@ def fold(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, levels=L
          rebuild: bool = False) -> FoldReport:
     """Bring the journey state up to the journey events, in one transaction; `rebuild` starts from scratch."""
     started = time.perf_counter()
-    if not _exists(con, "journey_events"):
+    if not has_table(con, "journey_events"):
         return FoldReport([], journey_version(con), 0.0)
     engine = duckdb_engine(con)
     key = annotation_key(definition)
@@ -217,8 +204,7 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
     w = stored(level)
     reason = "asked" if rebuild else rebuild_reason(con, known, level, key)
     if reason:
-        for name in {**t, **w}.values():
-            _drop(con, name)
+        _drop(con, {*t.values(), *w.values()})
     mark = None if reason else known.get(f"state.{level}.seq")
     # Events past the mark arrived since the last fold; without one nothing counts as appended.
     con.execute("CREATE OR REPLACE TEMP TABLE _state_mark AS SELECT ?::BIGINT AS seq",
