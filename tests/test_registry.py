@@ -4,6 +4,7 @@ same numbers on the demo. The README's table of analyses is the registry's."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -253,6 +254,50 @@ def test_a_bad_value_gets_one_message_everywhere(server, workspace, name, key, v
     for page in _pages(name):
         web = server.get(f"{page}.json", params=params)
         assert web.status_code == 422 and web.json()["detail"] == body["detail"], page
+
+
+PERIODS = [a.name for a in REGISTRY if "date_from" in a.params.model_fields]
+
+
+def _span(workspace) -> tuple[dt.date, dt.date]:
+    """The first and last day with an event, read from the store directly (identity calls are not events)."""
+    with Workspace(workspace) as ws:
+        first, last = ws.con.execute("SELECT min(ts)::DATE, max(ts)::DATE FROM journey_events "
+                                     "WHERE type NOT IN ('identify', 'alias', 'group')").fetchall()[0]
+    return first, last
+
+
+def test_every_analysis_with_a_period_has_warnings():
+    assert {"map", "funnel", "retention", "lifecycle", "stickiness", "moments", "friction", "conformance"} <= set(PERIODS)
+    for name in PERIODS:
+        assert "warnings" in get(name).output.model_fields, name
+
+
+@pytest.mark.parametrize("name", PERIODS)
+def test_a_period_without_events_is_said_everywhere(server, workspace, name):
+    """--from after the last event: every count is zero, and CLI, API and web twin say why, with the days the
+    data covers; the same analysis over the data's own span says nothing of the kind."""
+    analysis = get(name)
+    first, last = _span(workspace)
+    after = str(last + dt.timedelta(days=1))
+    said = {"key": "from", "message": f"no event occurs from {after} on, so there is nothing to count",
+            "suggestion": f"the data runs from {first} to {last}"}
+    params = {**analysis.example, "from": after}
+    api = _api(server, name, params)
+    cli = _cli(name, "--workspace", str(workspace), *_cli_args(analysis, params))
+    if api.status_code == 409:  # an analysis that cannot answer an empty period (conformance) says why it is empty
+        assert f"({said['message']}: {said['suggestion']})" in api.json()["detail"]
+        assert cli.exit_code == 3 and " ".join(api.json()["detail"].split()) in " ".join(cli.stderr.split())
+        return
+    assert api.status_code == 200, api.text
+    assert said in api.json()["warnings"]
+    assert cli.exit_code == 0, cli.output
+    assert f"warning: from: {said['message']} ({said['suggestion']})" in " ".join(cli.stderr.split())
+    for page in _pages(name):
+        web = server.get(f"{page}.json", params=params).json()["result"]
+        assert said in web["warnings"], page
+    spanned = _api(server, name, {**analysis.example, "from": str(first), "to": str(last)}).json()
+    assert not [w for w in spanned["warnings"] if w["key"] in ("from", "to")]
 
 
 def test_an_unknown_option_is_named_with_a_suggestion(server, workspace):

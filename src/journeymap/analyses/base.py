@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
-from journeymap.errors import OptionError, did_you_mean
+from journeymap.errors import NotEnoughData, OptionError, did_you_mean
 from journeymap.insights.map.jsonsafe import finite
 from journeymap.journey.durations import parse_duration
 
@@ -42,8 +42,9 @@ if TYPE_CHECKING:
     from journeymap.workspace import Workspace
 
 __all__ = [
-    "Analysis", "Day", "Duration", "Field", "MAX_DAYS", "MAX_INT", "Option", "Output", "Params", "RowsView", "Unit", "UnitField", "choices",
-    "commas", "days", "finite", "to_json", "flag", "options", "unit_of", "validate",
+    "Analysis", "Day", "Duration", "Field", "MAX_DAYS", "MAX_INT", "Option", "Output", "PERIOD_WARNINGS_HELP", "Params",
+    "RowsView", "Unit", "UnitField", "WARNINGS_HELP", "choices", "commas", "days", "finite", "flag", "options",
+    "to_json", "unit_of", "validate",
 ]
 
 MAX_INT = 1_000_000_000  # counts and offsets: larger values mean nothing and overflow SQL integers
@@ -340,7 +341,27 @@ class Analysis:
         """Run on a workspace: validated parameters (or raw options) in, a JSON-ready result out."""
         if not isinstance(params, Params):
             params = self.validate(params or {})
-        return finite(self.run(ws, params, progress))
+        periodic = "date_from" in type(params).model_fields  # each of those has `warnings` (test_registry)
+        try:
+            result = finite(self.run(ws, params, progress))
+        except NotEnoughData as exc:  # an analysis that cannot answer an empty period says why it is empty
+            said = _period_warnings(ws, params) if periodic else []
+            if said:
+                raise NotEnoughData(f"{exc.reason} ({said[0]['message']}: {said[0]['suggestion']})", exc.add) from exc
+            raise
+        if periodic:
+            result["warnings"] = [*result.get("warnings", []), *_period_warnings(ws, params)]
+        return result
+
+
+def _period_warnings(ws: Workspace, params: Params) -> list[dict]:
+    """A --from/--to in which no event occurs, said with the days the data covers, on every surface."""
+    from journeymap.engine.checks import period_findings
+
+    date_from, date_to = params.date_from, params.date_to
+    if (date_from is None and date_to is None) or not ws.has_events():
+        return []
+    return warnings_of(period_findings(ws.engine, date_from, date_to))
 
 
 class Output(BaseModel):
@@ -350,8 +371,10 @@ class Output(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-WARNINGS_HELP = ("Names given that never occur in the data (or, for the map, parts of journeymap.yml the data does "
-                 "not bear out): each {key, message, suggestion}, the suggestion naming the closest that occur.")
+WARNINGS_HELP = ("Names given that never occur in the data, and a --from/--to in which no event occurs: each {key, "
+                 "message, suggestion}, the suggestion naming the closest names that occur or the days the data covers.")
+PERIOD_WARNINGS_HELP = ("A --from/--to in which no event occurs: {key, message, suggestion}, the suggestion naming the "
+                        "days the data covers.")
 
 
 def warnings_of(findings) -> list[dict]:

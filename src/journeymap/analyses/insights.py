@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ConfigDict, model_validator
 
-from journeymap.analyses.base import (MAX_INT, Analysis, Day, Duration, Field, Output, Params, RowsView, UnitField, commas,
+from journeymap.analyses.base import (MAX_INT, PERIOD_WARNINGS_HELP, Analysis, Day, Duration, Field, Output, Params, RowsView, UnitField, commas,
                                       days, unit_of)
 
 
@@ -92,6 +92,7 @@ class MomentsOutput(Output):
     excluded: list = Field(description="Behaviours left out as outcome-defining, and why.")
     caveat: str = Field(description="Correlation, not causation.")
     period: dict = Field(description="--from and --to: only the events inside count.")
+    warnings: list[dict] = Field([], description=PERIOD_WARNINGS_HELP)
 
 
 def _moments(ws, p: MomentsParams, progress=None) -> dict:
@@ -147,6 +148,7 @@ class FrictionOutput(Output):
                                              "stake, evidence.")
     delight: list[dict] = Field(description="Delight moments ranked the same way.")
     period: dict = Field(description="--from and --to: only the events inside count.")
+    warnings: list[dict] = Field([], description=PERIOD_WARNINGS_HELP)
 
 
 def _friction(ws, p: FrictionParams, progress=None) -> dict:

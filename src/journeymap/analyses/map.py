@@ -41,7 +41,8 @@ class MapOutput(Output):
     playbooks: dict = Field({}, description="The actions lane: per stage id, the playbooks whose entry, goal or owner "
                                             "is on it, with owner, volume and measured effect (docs/playbooks.md).")
     warnings: list[dict] = Field([], description="journeymap.yml checked against the data, as `journeymap validate` "
-                                                 "does: each {key, message, suggestion} (docs/journey-definition.md).")
+                                                 "does, and a --from/--to in which no event occurs: each {key, message, "
+                                                 "suggestion} (docs/journey-definition.md).")
 
 
 def panels() -> dict:

@@ -11,6 +11,7 @@ and a suggestion: the closest event names, property keys or values, trait keys o
   personas whose units all reached a stage that most units without a persona never reach (the persona's
   traits exist only from that stage on, so its view converts 100% by construction).
 - `name_findings`: event names (or stage or touchpoint ids) an analysis was given that never occur.
+- `period_findings`: a --from/--to period in which no event occurs.
 
 Counting is aggregated in the engine: one query for the vocabulary (event, source, channel), one that
 counts every rule and each of its parts, one for the personas and one for the stages reached; a rule that
@@ -19,6 +20,7 @@ matches nothing costs one more query for its suggestion. No event is read into P
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -27,6 +29,7 @@ import ibis.expr.types as ir
 
 from journeymap import errors
 from journeymap.engine.backends import Engine
+from journeymap.engine.intervals import inside
 from journeymap.engine.personas import UNASSIGNED, persona_expr, unit_traits
 from journeymap.engine.rules import condition_expr, first_match, rule_expr, rule_parts
 from journeymap.engine.unit_events import IDENTITY_CALLS, unit_events
@@ -34,7 +37,7 @@ from journeymap.journey.definition import JourneyDefinition
 from journeymap.journey.playbooks import EmailAction
 from journeymap.journey.rules import Condition, Rule
 
-__all__ = ["Finding", "definition_findings", "did_you_mean", "name_findings"]
+__all__ = ["Finding", "definition_findings", "did_you_mean", "name_findings", "period_findings"]
 
 SHOWN = 8  # known values listed when none is close
 MIN_UNITS = 5  # a persona or a group of units smaller than this says nothing about where traits are known
@@ -520,3 +523,23 @@ def name_findings(engine: Engine, names: dict[str, list[str]], labels: ir.Table 
             if v and v not in present:
                 out.append(Finding(key, f"no {what} named {v!r} occurs", did_you_mean(v, present, f"{what}s present")))
     return out
+
+
+def period_findings(engine: Engine, date_from: str | None, date_to: str | None) -> list[Finding]:
+    """A --from/--to period in which no event occurs, with the days the data covers: every table of the
+    analysis would be zeros or empty, which reads as a result. Nothing when the period holds an event or there
+    are no events at all. One query."""
+    if date_from is None and date_to is None:
+        return []
+    lo, hi = (dt.date.fromisoformat(str(d)[:10]) if d else None for d in (date_from, date_to))
+    ev = _events(engine)
+    found = engine.execute(ev.aggregate(first=ev.ts.min(), last=ev.ts.max(), n=ev.count(where=inside(ev.ts, (lo, hi))))
+                           ).to_pylist()[0]
+    if found["first"] is None or found["n"]:
+        return []
+    first, last = found["first"].date(), found["last"].date()
+    # the side that is wrong: a period after the data names --from, one before it --to
+    key = "to" if hi is not None and hi < first else "from"
+    period = (f"from {lo} to {hi}" if lo and hi else f"from {lo} on" if lo else f"up to {hi}")
+    return [Finding(key, f"no event occurs {period}, so there is nothing to count",
+                    f"the data runs from {first} to {last}")]

@@ -87,9 +87,21 @@ Period = tuple[dt.date | None, dt.date | None]
 
 def in_period(t: ir.Table, period: Period = (None, None)) -> ir.Table:
     """The rows of `t` (with a `ts` column) inside the period; all of them for (None, None)."""
+    bounds = _bounds(t.ts, period)
+    return t.filter(*bounds) if bounds else t
+
+
+def inside(ts: ir.TimestampValue, period: Period) -> ir.BooleanValue:
+    """Whether `ts` falls inside the period (True for (None, None))."""
+    bounds = _bounds(ts, period)
+    return ibis.and_(*bounds) if bounds else ibis.literal(True)
+
+
+def _bounds(ts: ir.TimestampValue, period: Period) -> list[ir.BooleanValue]:
     lo, hi = period
+    bounds = []
     if lo is not None:
-        t = t.filter(t.ts >= ibis.timestamp(dt.datetime.combine(lo, dt.time())))
+        bounds.append(ts >= ibis.timestamp(dt.datetime.combine(lo, dt.time())))
     if hi is not None:
-        t = t.filter(t.ts < ibis.timestamp(dt.datetime.combine(hi + dt.timedelta(days=1), dt.time())))
-    return t
+        bounds.append(ts < ibis.timestamp(dt.datetime.combine(hi + dt.timedelta(days=1), dt.time())))
+    return bounds
