@@ -15,6 +15,14 @@ from pathlib import Path
 
 import pytest
 
+# Before a test loads OpenMP or BLAS (nothing imported above does): xdist's workers share the cores, and a
+# thread pool sized to all of them spin-waits for cores another worker holds. Beside another test a 4 s
+# fixture that fits the churn model (scikit-learn's OpenMP) took 52-67 s; with cores / workers threads, 6 s.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    for _pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_pool, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("JOURNEYMAP_SHARED", ROOT.parent / "shared"))
 
