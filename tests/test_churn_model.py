@@ -3,6 +3,8 @@ reason codes, and the demo's planted causes recovered (the truth table is read h
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -207,3 +209,34 @@ def test_the_calibration_reported_is_the_one_applied(demo_snapshots):
     print_evaluation(console, ev)
     shown = " ".join(console.export_text().split())  # the title wraps to the table's width
     assert "uncalibrated: no calibration date had both churned and retained accounts" in shown
+
+
+def test_the_model_fits_and_scores_with_one_openmp_thread(monkeypatch):
+    """Fitting, scoring and the reasons run with the OpenMP pool at one thread, whatever the process allows (here
+    two): a pool of every core spin-waits for the cores a DuckDB query beside it holds (churn_model.one_thread)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen = []
+    for method in ("fit", "predict_proba", "decision_function"):
+        real = getattr(HistGradientBoostingClassifier, method)
+
+        @functools.wraps(real)  # scikit-learn reads a method's name
+        def recorded(self, *args, real=real, **kwargs):
+            seen.append({p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"})
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(HistGradientBoostingClassifier, method, recorded)
+    rng = np.random.default_rng(0)
+    at = np.repeat(pd.date_range("2025-01-01", periods=9, freq="MS"), 100)
+    recency = rng.exponential(10, len(at))
+    rows = pd.DataFrame({"unit_id": np.tile([f"a{i}" for i in range(100)], 9), "at": at, "recency_days": recency,
+                         "churned": (rng.random(len(at)) < 1 / (1 + np.exp(3 - recency / 8))).astype(int)})
+    with threadpool_limits(limits=2, user_api="openmp"):
+        assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"} == {2}
+        model = ChurnModel(horizon_days=60, model="gbm").fit(rows)
+        fits = len(seen)
+        model.predict_proba(pd.DataFrame({"recency_days": [1.0, 40.0]}))
+        model.reasons(pd.DataFrame({"recency_days": [40.0]}))
+    assert fits >= 2 and len(seen) > fits  # the fits, then the scoring and the reasons
+    assert all(threads == {1} for threads in seen), seen

@@ -28,7 +28,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from journeymap.errors import NotEnoughData
-from journeymap.insights.risk.churn_model import logistic_pipeline, time_split
+from journeymap.insights.risk.churn_model import logistic_pipeline, one_thread, time_split
 from journeymap.journey.definition import HEALTH_COMPONENTS, Health, JourneyDefinition
 
 MAX_SHARE, MIN_SHARE = 0.35, 0.02
@@ -51,7 +51,8 @@ def learned_components(train: pd.DataFrame, seed: int = 0) -> list[dict]:
     if y.sum() in (0, len(y)):  # scikit-learn would say "needs samples of at least 2 classes"
         raise NotEnoughData("the training dates have no churn (or only churn): health weights cannot be learned from them",
                             add="`health.components` weights to journeymap.yml, or more history with churned accounts")
-    model = logistic_pipeline(seed).fit(train[features], y)
+    with one_thread():
+        model = logistic_pipeline(seed).fit(train[features], y)
     coef = model[-1].coef_[0][: len(features)]  # missing-value indicators come after the features
     # risk rises as the feature moves away from healthy: +coef when lower is better, -coef when higher is
     toward_risk = np.array([c if d == "lower_is_better" else -c for (_, _, d), c in zip(named, coef, strict=True)])
