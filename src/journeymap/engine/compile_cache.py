@@ -21,11 +21,11 @@ entries.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 import ibis.expr.operations as ops
+
+from journeymap.engine.recent import Recent
 
 SIZE = 2048
 """Entries kept (least recently used dropped); 0 turns the cache off."""
@@ -35,17 +35,14 @@ SCOPED = re.compile(r"_jm_(?:cache|share)_\d+_\d+")
 
 _CANONICAL = re.compile(r"_jm_scoped_(\d+)_")
 
-_lock = threading.Lock()
-_entries: OrderedDict[tuple, str] = OrderedDict()
 stats = {"hits": 0, "misses": 0, "uncached": 0}
 """Lookups since the process started (or `clear`), and compilations the cache could not keep (parameters, a
 table held in memory, a name the key does not hold): what the tests and benchmarks read."""
+_entries = Recent(lambda: SIZE, stats)
 
 
 def clear() -> None:
-    with _lock:
-        _entries.clear()
-        stats.update(hits=0, misses=0, uncached=0)
+    _entries.clear()
 
 
 def _canonical(op: ops.Node) -> tuple[tuple | None, list[str]]:
@@ -99,11 +96,6 @@ def _canonical(op: ops.Node) -> tuple[tuple | None, list[str]]:
     return tuple(nodes), scoped
 
 
-def _count(what: str) -> None:
-    with _lock:
-        stats[what] += 1
-
-
 def cached(compile: Callable[..., str], dialect: str) -> Callable[..., str]:
     """`compile` (an Ibis backend's) answering from the cache; installed on each engine's backend."""
 
@@ -112,26 +104,18 @@ def cached(compile: Callable[..., str], dialect: str) -> Callable[..., str]:
             return compile(expr, limit=limit, params=params, pretty=pretty, **other)
         shape, scoped = (None, []) if params or other else _canonical(expr.op())
         if shape is None:
-            _count("uncached")
+            _entries.count("uncached")
             return compile(expr, limit=limit, params=params, pretty=pretty, **other)
         key = (dialect, shape, limit, pretty)
-        with _lock:
-            sql = _entries.get(key)
-            if sql is not None:
-                _entries.move_to_end(key)
-                stats["hits"] += 1
+        sql = _entries.get(key)
         if sql is not None:
             return _CANONICAL.sub(lambda m: scoped[int(m.group(1))], sql)
         sql = compile(expr, limit=limit, params=params, pretty=pretty)
         if "_jm_scoped_" in sql or not set(SCOPED.findall(sql)) <= set(scoped):
-            _count("uncached")
+            _entries.count("uncached")
             return sql  # a name the key does not hold (or our placeholder, in a literal): not cached
         stored = SCOPED.sub(lambda m: f"_jm_scoped_{scoped.index(m.group(0))}_", sql)
-        with _lock:
-            _entries[key] = stored
-            stats["misses"] += 1
-            while len(_entries) > SIZE:
-                _entries.popitem(last=False)
+        _entries.put(key, stored)
         return sql
 
     compile_cached.cached = True

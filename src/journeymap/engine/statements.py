@@ -15,25 +15,22 @@ the same Arrow types whichever answered. `stats` counts the lookups; the latest 
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from journeymap.engine.recent import Recent
+
 SIZE = 256
 """Entries kept (least recently used dropped); 0 builds every statement."""
 
-_lock = threading.Lock()
-_entries: OrderedDict[tuple, str] = OrderedDict()
 stats = {"hits": 0, "misses": 0}
+_entries = Recent(lambda: SIZE, stats)
 
 
 def clear() -> None:
-    with _lock:
-        _entries.clear()
-        stats.update(hits=0, misses=0)
+    _entries.clear()
 
 
 def rows(engine, key: tuple, tables: tuple[str, ...], build: Callable[[], ir.Expr]) -> pa.Table:
@@ -42,16 +39,8 @@ def rows(engine, key: tuple, tables: tuple[str, ...], build: Callable[[], ir.Exp
     if engine.name != "duckdb" or SIZE <= 0:
         return engine.execute(build())
     full = (key, tuple((name, engine.table(name).schema()) for name in tables))
-    with _lock:
-        sql = _entries.get(full)
-        if sql is not None:
-            _entries.move_to_end(full)
-            stats["hits"] += 1
+    sql = _entries.get(full)
     if sql is None:
         sql = engine.backend.compile(build())
-        with _lock:
-            stats["misses"] += 1
-            _entries[full] = sql
-            while len(_entries) > SIZE:
-                _entries.popitem(last=False)
+        _entries.put(full, sql)
     return engine.backend.con.sql(sql).to_arrow_table()
