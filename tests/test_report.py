@@ -239,6 +239,26 @@ def test_numbers_read_well(page: str) -> None:
     assert "23 Nov 2026, 12:00 UTC" in text(page)
 
 
+def test_warnings_and_the_period_are_on_the_page(model: dict[str, Any], page: str) -> None:
+    """The export says what the map's `warnings` say (journeymap.yml or a period the data does not bear out),
+    above every view, and the period it maps; a map with neither shows neither."""
+    assert 'class="warnings"' not in page and "data-period" not in page
+    model["period"] = {"from": "2030-01-01", "to": None}
+    model["warnings"] = [
+        {"key": "stages[3].entry", "message": "no event named 'deal_wonn' occurs", "suggestion": "did you mean 'deal_won'?"},
+        {"key": "from", "message": "no event occurs from 2030-01-01 on, so there is nothing to count",
+         "suggestion": "the data runs from 2025-05-01 to 2026-10-31"}]
+    shown = render_map_html(model)
+    block = re.search(r'<section class="warnings".*?</section>', shown, re.S)
+    assert block and shown.index(block.group(0)) < shown.index('<main class="view"')
+    said = text(block.group(0))
+    assert said.startswith("2 warnings")
+    for w in model["warnings"]:
+        assert f"{w['key']} {w['message']} ({w['suggestion']})" in said
+    period = re.search(r"<dd data-period>(.*?)</dd>", shown)
+    assert period and unescape(period.group(1)) == "1 Jan 2030 – …"
+
+
 def test_summary_strip(page: str) -> None:
     summary = text(re.search(r'<section class="summary".*?</section>', view_html(page, "all"), re.S).group(0))
     assert "Time to value (p50) 3.5d" in summary

@@ -125,6 +125,8 @@ class MapContext:
     model: dict[str, Any]
     experiments: list[dict[str, Any]] = field(default_factory=list)  # the experiments panel: _experiments()
     experiments_note: str | None = None
+    period: dict[str, Any] = field(default_factory=dict)  # --from/--to of a map of a period
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # what `journeymap validate` and the period say
 
 
 def severity_level(severity: float | None) -> str:
@@ -595,4 +597,6 @@ def build_context(model: dict[str, Any]) -> MapContext:
         model=model,
         experiments=experiments,
         experiments_note=model.get("experiments_note"),
+        period={k: v for k, v in (model.get("period") or {}).items() if v},
+        warnings=list(model.get("warnings") or []),
     )
