@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 # Before a test loads OpenMP or BLAS (nothing imported above does): xdist's workers share the cores, and a
-# thread pool sized to all of them spin-waits for cores another worker holds. Beside another test a 4 s
-# fixture that fits the churn model (scikit-learn's OpenMP) took 52-67 s; with cores / workers threads, 6 s.
+# thread pool sized to all of them spin-waits for cores another worker holds: a 4 s fixture that fits the
+# churn model took 52 s beside two busy processes (its tests 67 s each in a run of the suite), 6 s with one thread.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
     for _pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -39,19 +39,6 @@ from journeymap.insights.risk.reasons import healthy_reference, reason_codes
 from journeymap.insights.risk.scores import DEFAULT_HORIZON_DAYS, DEFAULT_MODEL, DEFAULT_SEED, stored_report
 
 MODELS = ("gbm", "logistic")
-_POOLS: ThreadpoolController | None = None
-
-
-def one_thread():
-    """A context in which the OpenMP and BLAS pools the models use run one thread. A pool of every core
-    spin-waits for the cores something else holds: on 2 cores a gradient boosting fit beside a DuckDB query
-    (the server's requests, a loader's statement) took 4.7 s against 0.9 s in one thread, a refresh that fits
-    the churn model beside two busy processes 52 s against 6 s. Alone, one thread costs little at the sizes
-    fitted here (the rows are capped): 0.57 s against 0.91 s on 5,000 rows, 1.51 s against 1.35 s on 100,000."""
-    global _POOLS
-    if _POOLS is None:  # after scikit-learn and NumPy loaded their pools (the controller lists them once)
-        _POOLS = ThreadpoolController()
-    return _POOLS.limit(limits=1)
 ISOTONIC_MIN_CHURNERS = 1000
 # Rows (account x scoring date) a model is fitted or calibrated on at most: beyond this a uniform, seeded
 # sample. Boosting time grows with rows while held-out AUC stops moving long before; 10M synthetic events
@@ -67,6 +54,22 @@ class TimeSplit:
 
     def as_dict(self) -> dict:
         return {k: [d.date().isoformat() for d in getattr(self, k)] for k in ("train", "calibration", "test")}
+
+
+_POOLS: ThreadpoolController | None = None
+
+
+def one_thread():
+    """A context in which the OpenMP and BLAS pools the models use run one thread. A pool of every core
+    spin-waits for the cores something else holds: on 2 cores a gradient boosting fit beside a DuckDB query
+    (the server's requests, a loader's statement) took 4.7 s against 0.9 s in one thread, and simulating,
+    loading and refreshing 300 accounts (which fits the model) beside two busy processes 52 s against 6 s.
+    Alone, one thread costs little at the sizes fitted here (the rows are capped): 0.57 s against 0.91 s on
+    5,000 rows, 1.51 s against 1.35 s on 100,000."""
+    global _POOLS
+    if _POOLS is None:  # after scikit-learn and NumPy loaded their pools (the controller lists them once)
+        _POOLS = ThreadpoolController()
+    return _POOLS.limit(limits=1)
 
 
 def time_split(dates, horizon_days: int, test_dates: int = 3, calibration_dates: int = 3) -> TimeSplit:
