@@ -81,9 +81,13 @@ def _link(con) -> None:
             UNION ALL SELECT tuple_key, 'email', e FROM _dtuples WHERE e IS NOT NULL
             UNION ALL SELECT tuple_key, 'anonymous_id', a FROM _dtuples WHERE a IS NOT NULL
         ),
+        -- only the values a previous_id names: the union of every known id was most of this statement's time
+        wanted AS (SELECT DISTINCT p FROM _dtuples WHERE p IS NOT NULL),
         candidates AS (
-            SELECT id_type, id_value FROM identity_map WHERE id_type IN ('user_id', 'anonymous_id')
-            UNION SELECT id_type, id_value FROM _dseen WHERE id_type IN ('user_id', 'anonymous_id')
+            SELECT id_type, id_value FROM identity_map
+            WHERE id_type IN ('user_id', 'anonymous_id') AND id_value IN (SELECT p FROM wanted)
+            UNION SELECT id_type, id_value FROM _dseen
+            WHERE id_type IN ('user_id', 'anonymous_id') AND id_value IN (SELECT p FROM wanted)
         ),
         -- previous_id names the user_id and the anonymous_id of that value that exist, else a new anonymous_id
         previous AS (
