@@ -59,6 +59,19 @@ def _not_shown(out: Console, heads: list[str], shown: int, what: str) -> None:
                   "columns: widen the terminal (or set COLUMNS), or use --json", highlight=False)
 
 
+def _period_table(out: Console, fixed_heads: tuple[str, str], heads: list[str], rows: list[tuple[str, str, list[str]]],
+                  title: str, what: str) -> None:
+    """Two leading columns (`rows`' first two cells) and one per period (their lists, one cell per head): the
+    periods that fit the console, whole, and a line naming the rest."""
+    fixed = [[head, *(r[i] for r in rows)] for i, head in enumerate(fixed_heads)]
+    shown = _fitting(out, fixed, [[head, *(r[2][k] for r in rows)] for k, head in enumerate(heads)])
+    table = _keep_whole(Table(*fixed_heads, *heads[:shown], title=title), fixed)
+    for first, second, cells in rows:
+        table.add_row(first, second, *cells[:shown])
+    out.print(table)
+    _not_shown(out, heads, shown, what)
+
+
 def _money(x: float | None) -> str:
     return "–" if x is None else f"{x:,.0f}"
 
@@ -172,15 +185,8 @@ def retention(result: dict, params, view) -> None:
     heads = [f"{lo_hi}d" for lo_hi in result["brackets"]] or [f"{'R' if params.rolling else 'P'}{k}" for k in range(width)]
     rows = [(c["start"], str(c["size"]), [f"{v} ({pct(r)})" for v, r in zip(c["values"], c["rates"], strict=True)]
              + [""] * (width - len(c["values"]))) for c in result["cohorts"]]
-    out = _out()
-    fixed = [["cohort", *(r[0] for r in rows)], ["size", *(r[1] for r in rows)]]
-    shown = _fitting(out, fixed, [[head, *(r[2][k] for r in rows)] for k, head in enumerate(heads)])
-    table = _keep_whole(Table("cohort", "size", *heads[:shown], title=f"Retention: {params.start} -> "
-                              f"{params.return_event} ({params.mode}, {params.period}, by {result['by']})"), fixed)
-    for start, size, cells in rows:
-        table.add_row(start, size, *cells[:shown])
-    out.print(table)
-    _not_shown(out, heads, shown, "periods")
+    _period_table(_out(), ("cohort", "size"), heads, rows, f"Retention: {params.start} -> {params.return_event} "
+                  f"({params.mode}, {params.period}, by {result['by']})", "periods")
 
 
 def lifecycle(result: dict, params, view) -> None:
@@ -198,14 +204,8 @@ def stickiness(result: dict, params, view) -> None:
     heads = [f"{k}d" for k in range(1, width + 1)]
     rows = [(r["start"], str(r["units"]), [str(v) for v in r["distribution"]] + [""] * (width - len(r["distribution"])))
             for r in result["intervals"]]
-    fixed = [["interval", *(r[0] for r in rows)], ["units", *(r[1] for r in rows)]]
-    shown = _fitting(out, fixed, [[head, *(r[2][k] for r in rows)] for k, head in enumerate(heads)])
-    table = _keep_whole(Table("interval", "units", *heads[:shown],
-                              title=f"Stickiness: units by active days (by {result['by']})"), fixed)
-    for start, units, cells in rows:
-        table.add_row(start, units, *cells[:shown])
-    out.print(table)
-    _not_shown(out, heads, shown, "day counts")
+    _period_table(out, ("interval", "units"), heads, rows, f"Stickiness: units by active days (by {result['by']})",
+                  "day counts")
     monthly = Table("month", "days", "avg DAU", "MAU", "DAU/MAU", title="DAU/MAU")
     for m in result["dau_mau"]:
         monthly.add_row(m["month"], str(m["days"]), f"{m['avg_dau']:.2f}", str(m["mau"]), pct(m["dau_mau"]))

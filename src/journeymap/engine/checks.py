@@ -20,7 +20,6 @@ matches nothing costs one more query for its suggestion. No event is read into P
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -29,7 +28,7 @@ import ibis.expr.types as ir
 
 from journeymap import errors
 from journeymap.engine.backends import Engine
-from journeymap.engine.intervals import inside
+from journeymap.engine.intervals import inside, parse_day
 from journeymap.engine.personas import UNASSIGNED, persona_expr, unit_traits
 from journeymap.engine.rules import condition_expr, first_match, rule_expr, rule_parts
 from journeymap.engine.unit_events import IDENTITY_CALLS, unit_events
@@ -525,13 +524,13 @@ def name_findings(engine: Engine, names: dict[str, list[str]], labels: ir.Table 
     return out
 
 
-def period_findings(engine: Engine, date_from: str | None, date_to: str | None) -> list[Finding]:
+def period_findings(engine: Engine, date_from, date_to) -> list[Finding]:
     """A --from/--to period in which no event occurs, with the days the data covers: every table of the
     analysis would be zeros or empty, which reads as a result. Nothing when the period holds an event or there
     are no events at all. One query."""
     if date_from is None and date_to is None:
         return []
-    lo, hi = (dt.date.fromisoformat(str(d)[:10]) if d else None for d in (date_from, date_to))
+    lo, hi = parse_day(date_from, "--from"), parse_day(date_to, "--to")
     ev = _events(engine)
     found = engine.execute(ev.aggregate(first=ev.ts.min(), last=ev.ts.max(), n=ev.count(where=inside(ev.ts, (lo, hi))))
                            ).to_pylist()[0]
