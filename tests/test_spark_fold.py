@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from journeymap.engine.unit_events import LEVELS
-from journeymap.state.spark_files import MANIFEST, named_paths, read_manifest
+from journeymap.state.spark_files import MANIFEST, dates_past, export_events, named_paths, read_manifest
 from journeymap.state.spark_fold import BUCKETS, read_state, spark_fold
 from journeymap.workspace import Workspace
 
@@ -93,6 +93,13 @@ def test_the_spark_fold_equals_the_duckdb_fold_batch_by_batch(ingested_demo, spa
                 _killed_before_commit(spark_session, ws, root, monkeypatch)
             folded = spark_fold(spark_session, ws.con, ws.definition, root)
             after = read_manifest(root)
+            # the manifest knows each date's highest seq, and a level reads its new events from the dates that hold
+            # an event past its mark (an identity call or an event of no unit counts too), and from no other
+            assert after["events_top"] == {str(d): top for d, top in ws.con.execute(
+                "SELECT ts::DATE, max(seq) FROM journey_events GROUP BY ALL").fetchall()}
+            for level in before.get("levels", {}).values():
+                assert dates_past(after, level["seq"]) == sorted(str(d) for (d,) in ws.con.execute(
+                    "SELECT DISTINCT ts::DATE FROM journey_events WHERE seq > ?", [level["seq"]]).fetchall())
             for d, s in zip(duck.levels, folded.levels, strict=True):
                 # the same units changed, for the same reasons
                 assert (s.level, s.mode, s.units, s.changed_units, s.appended_units, s.new_units, s.late_units,
@@ -210,6 +217,25 @@ def _killed_before_commit(session, ws, root: Path, monkeypatch) -> None:
     assert {(lv, name): spark_state(session, root, lv, name) for lv in LEVELS for name in NAMES} == previous
     manifest = json.loads(committed)
     assert not all(_named(root, manifest, [p for p in _files(root) if not p.name.startswith(("_", "."))]))
+
+
+def test_an_export_without_each_dates_highest_seq_is_written_whole(ingested_demo, tmp_path):
+    """A manifest written before `events_top` existed knows no date's highest seq: its next export writes every
+    date (and knows them all), so that no fold reads every date for its new events from then on."""
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "store.duckdb"))
+    con.execute(f"ATTACH '{Path(ingested_demo(60, 7).workspace) / 'journeymap.duckdb'}' AS demo (READ_ONLY)")
+    for table in ("meta", "journey_events", "persons", "accounts"):
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM demo.{table}")
+    dates = {str(d): top for d, top in con.execute("SELECT ts::DATE, max(seq) FROM journey_events GROUP BY ALL").fetchall()}
+    first = export_events(con, tmp_path / "state", {}, 1)
+    assert first["events_top"] == dates and set(first["events"]) == set(dates)
+    assert export_events(con, tmp_path / "state", first, 2)["events"] == first["events"]  # nothing new: none written
+    older = {k: v for k, v in first.items() if k != "events_top"}
+    again = export_events(con, tmp_path / "state", older, 3)
+    assert again["events_top"] == dates and all(f.startswith("events/v=3/") for f in again["events"].values())
+    assert dates_past(older, 10**18) == sorted(dates)  # and a fold on the older manifest would read every date
 
 
 def test_a_uri_engine_path_gets_no_spark_state_and_says_why(tmp_path):

@@ -36,14 +36,15 @@ def annotation_key(definition: JourneyDefinition) -> str:
 
 
 def annotate(engine: Engine, definition: JourneyDefinition, level: str, only: ir.Table | None = None,
-             after_seq: ir.IntegerScalar | None = None, personas: ir.Table | None = None) -> ir.Table:
+             after_seq: ir.IntegerScalar | None = None, personas: ir.Table | None = None,
+             events: str = "journey_events") -> ir.Table:
     """The annotated events as an expression (not computed); `only` (a table with `unit_id`) keeps
     the events of those units alone, and `after_seq` those with a higher seq (the journey state's
     appended events), filtered before anything else reads them. `personas` (unit_id, persona: what
     engine.personas.units gives, UNASSIGNED included) stands for the persona rules when the caller has
     just computed them for these units: the journey state's fold, which would otherwise evaluate the rules
-    for every unit of the level again to label a few."""
-    ev = unit_events(engine, level)
+    for every unit of the level again to label a few. `events` names the journey events read (unit_events)."""
+    ev = unit_events(engine, level, events)
     if only is not None:
         ev = ev.filter(ev.unit_id.isin(only.unit_id))
     if after_seq is not None:

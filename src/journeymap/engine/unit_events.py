@@ -17,12 +17,13 @@ IDENTITY_CALLS = ("identify", "group", "alias")
 LEVELS = ("person", "account")
 
 
-def unit_events(engine: Engine, level: str = "person") -> ir.Table:
+def unit_events(engine: Engine, level: str = "person", table: str = "journey_events") -> ir.Table:
     """At person level a unit is a stitched person; at account level an account converts, retains
-    or churns when any of its persons does, because their events all carry its account_id."""
+    or churns when any of its persons does, because their events all carry its account_id. `table` is
+    another name for journey_events, or for some of its rows (the Spark fold's dates past its mark)."""
     if level not in LEVELS:
         raise OptionError(f"--by must be one of {', '.join(LEVELS)}, not {level!r}")
-    ev = engine.table("journey_events")
+    ev = engine.table(table)
     unit = ev.person_id if level == "person" else ev.account_id
     ev = ev.filter(unit.notnull(), ~ev.type.isin(IDENTITY_CALLS))
     return ev.select(unit_id=unit, ts=ev.ts, seq=ev.seq, event=ev.event, type=ev.type, source=ev.source,

@@ -106,18 +106,31 @@ def _copy(con, sql: str, target: Path, options: str = "") -> None:
     con.execute(f"COPY ({sql}) TO '{literal}' (FORMAT parquet, COMPRESSION zstd{options})")
 
 
+def dates_past(manifest: dict, mark: int) -> list[str]:
+    """The event dates of the manifest that hold an event with a seq above `mark` (by each date's highest seq,
+    `events_top`; a date whose highest seq is not known is counted in): where the events past a fold's mark are.
+
+    >>> dates_past({"events": {"2026-01-01": "a", "2026-01-02": "b", "2026-01-03": "c"},
+    ...             "events_top": {"2026-01-01": 7, "2026-01-02": 12}}, 10)
+    ['2026-01-02', '2026-01-03']
+    """
+    top = manifest.get("events_top", {})
+    return sorted(d for d in manifest["events"] if top.get(d) is None or int(top[d]) > mark)
+
+
 def export_events(con, root: Path, manifest: dict, serial: int) -> dict:
     """Write the journey events that changed since the manifest's export, by event date, and persons and
-    accounts whole; returns the manifest's new `events`, `persons`, `accounts`, `events_seq` and
-    `events_journey` (nothing is committed here).
+    accounts whole; returns the manifest's new `events`, `events_top` (each date's highest seq: the fold reads
+    only the dates past its mark for the new events), `persons`, `accounts`, `events_seq` and `events_journey`
+    (nothing is committed here).
 
     The dates rewritten are those of the events past the last export's highest seq, and those of every event of
     a unit that `journey_moves` lists since the last export's journey version (an identity merge rewrote those
     events' person_id or account_id). When the store wrote journey_events whole since (an unload, an erase,
-    retention, a new salt), or there is no export yet, every date is written."""
+    retention, a new salt), or there is no export yet (or one without `events_top`), every date is written."""
     known = dict(con.execute("SELECT key, value FROM meta").fetchall())
     version = int(known.get("journey.version", 0))
-    whole = (not manifest.get("events") or manifest.get("events_journey") is None
+    whole = (not manifest.get("events") or manifest.get("events_journey") is None or "events_top" not in manifest
              or int(known.get(WHOLE_KEY) or version) > int(manifest["events_journey"]))
     select = parquet_select_list(con, "journey_events")
     if whole:
@@ -131,14 +144,18 @@ def export_events(con, root: Path, manifest: dict, serial: int) -> dict:
                     f"WHERE seq > $past {moved}", {"past": past, "since": since} if moved else {"past": past})
     dates = [str(d) for (d,) in con.execute("SELECT d FROM _spark_dates ORDER BY d").fetchall()]
     events = {} if whole else dict(manifest["events"])
+    top = {} if whole else {d: t for d, t in manifest.get("events_top", {}).items() if d in events}
     if dates:
         folder = root / "events" / f"v={serial}"
         folder.parent.mkdir(parents=True, exist_ok=True)
         _copy(con, f"SELECT {select}, strftime(ts, '%Y-%m-%d') AS event_date FROM journey_events "
                    "WHERE ts::DATE IN (SELECT d FROM _spark_dates) ORDER BY seq", folder, ", PARTITION_BY (event_date)")
         events.update({d: f"events/v={serial}/event_date={d}" for d in dates})
+        top.update({str(d): t for d, t in con.execute(
+            "SELECT ts::DATE, max(seq) FROM journey_events WHERE ts::DATE IN (SELECT d FROM _spark_dates) "
+            "GROUP BY ALL").fetchall()})
     con.execute("DROP TABLE _spark_dates")
-    out = {"events": events, "events_journey": version,
+    out = {"events": events, "events_top": top, "events_journey": version,
            "events_seq": con.execute("SELECT max(seq) FROM journey_events").fetchall()[0][0]}
     for table in ("persons", "accounts"):
         (root / table).mkdir(parents=True, exist_ok=True)

@@ -45,14 +45,17 @@ from journeymap.state.fold import (
     forget_moves,
     meta,
 )
-from journeymap.state.spark_files import MANIFEST, commit, drop_kept, export_events, read_manifest, sweep
+from journeymap.state.spark_files import MANIFEST, commit, dates_past, drop_kept, export_events, read_manifest, sweep
 
 BUCKETS = 16
 """Buckets of the state's visits and units: a fold rewrites the buckets of the units it changed."""
 
 NAMES = ("events", "visits", "units")
 
-_VIEWS = ("_sf_new", "_sf_current", "_sf_added_visits", "_sf_classified", "_sf_changed", "_sf_appended",
+RECENT = "_sf_recent_events"
+"""The journey events of the dates past a level's mark (_register_recent)."""
+
+_VIEWS = (RECENT, "_sf_new", "_sf_current", "_sf_added_visits", "_sf_classified", "_sf_changed", "_sf_appended",
           "_sf_appended_ids", "_sf_cut", "_sf_old_units", "_sf_old_visits", "_sf_old_events", "_sf_tail_events",
           "_state_touched", "_state_fresh", "_state_whole", "_state_a", "_state_v")
 """The temporary views a fold registers and drops when done."""
@@ -88,7 +91,7 @@ def spark_fold(session, con, definition: JourneyDefinition, root: str | Path, le
     for level in levels:
         before = old.get("levels", {}).get(level, {})
         report, manifest["levels"][level] = _fold_level(session, engine, con, definition, level, key, root, before,
-                                                        known, serial, buckets, rebuild)
+                                                        known, serial, buckets, rebuild, manifest)
         manifest["levels"][level].update(annotation=key, journey=version)
         done.append(report)
     for name in _VIEWS:
@@ -201,6 +204,19 @@ def _register(session, root: Path, manifest: dict) -> None:
         session.read.parquet(str(root / manifest[table])).createOrReplaceTempView(table)
 
 
+def _register_recent(session, root: Path, manifest: dict, mark: int) -> None:
+    """`_sf_recent_events`: the journey events of the dates holding an event past `mark` (a date whose highest seq
+    the manifest does not know is read too), where the fold's new events are. A daily fold then reads the days the
+    new events fall on, not every date of the history: each date is a file to open (docs/spark.md)."""
+    dates = dates_past(manifest, mark)
+    if dates:
+        schema = session.table("journey_events").schema
+        session.read.schema(schema).parquet(*[str(root / manifest["events"][d]) for d in dates]
+                                            ).createOrReplaceTempView(RECENT)
+    else:
+        session.table("journey_events").where("false").createOrReplaceTempView(RECENT)
+
+
 def _read(session, root: Path, level_manifest: dict, name: str):
     from pyspark.sql.types import StructType
 
@@ -234,7 +250,7 @@ def _view(session, name: str, sql: str):
     return df
 
 
-def _fold_level(session, engine, con, definition, level, key, root, before, known, serial, buckets, rebuild):
+def _fold_level(session, engine, con, definition, level, key, root, before, known, serial, buckets, rebuild, exported):
     started = time.perf_counter()
     reason = "asked" if rebuild else _rebuild_reason(before, key, buckets)
     if reason:
@@ -244,6 +260,7 @@ def _fold_level(session, engine, con, definition, level, key, root, before, know
     whole_since = known.get(WHOLE_KEY)
     named = not (reason or mark is None or since is None or not whole_since or int(whole_since) > int(since))
     mark = NO_MARK if mark is None else int(mark)
+    _register_recent(session, root, exported, mark)
     sql = _statements(engine, definition, level, key, mark)
     # the state's events are read only when a fold needs them (late units, units recomputed that the state had):
     # listing every date's folder costs seconds
@@ -263,7 +280,8 @@ def _fold_level(session, engine, con, definition, level, key, root, before, know
                                                [level, int(since)]).fetchall()] if has_table(con, MOVES) else []
         session.createDataFrame(moved, "unit_id string").createOrReplaceTempView("_state_touched")
         _view(session, "_sf_new", sql.news)
-        _view(session, "_sf_current", f"{sql.touched} UNION ALL {sql.delta}")
+        # without moved units, the touched units' whole history is not read: every date would be opened for none
+        _view(session, "_sf_current", f"{sql.touched} UNION ALL {sql.delta}" if moved else sql.delta)
         known_units = ("(SELECT * FROM _sf_old_units WHERE unit_id IN (SELECT unit_id FROM _sf_current) "
                        "OR unit_id IN (SELECT unit_id FROM _state_touched))")
     else:
@@ -470,6 +488,7 @@ def _statements(engine, definition, level: str, key: str, mark: int) -> _Stateme
     """state.fold's statements in Spark SQL; the Ibis expressions compiled for Spark."""
     ev = unit_events(engine, level)
     ev_sql, units_sql = engine.backend.compile(ev), engine.backend.compile(units(engine, definition, level))
+    recent_sql = engine.backend.compile(unit_events(engine, level, RECENT))
     new = f"seq > {mark}"
 
     def current_of(where: str) -> str:
@@ -488,7 +507,7 @@ def _statements(engine, definition, level: str, key: str, mark: int) -> _Stateme
     news = f"""
         SELECT unit_id, count(*) AS new_events, bit_xor(xxhash64(seq)) AS new_signature, min(ts) AS new_first_ts,
                max(named_struct('ts', ts, 'seq', seq)) AS _last, max(seq) AS max_seq
-        FROM ({ev_sql}) WHERE {new} AND unit_id NOT IN (SELECT unit_id FROM _state_touched) GROUP BY unit_id"""
+        FROM ({recent_sql}) WHERE {new} AND unit_id NOT IN (SELECT unit_id FROM _state_touched) GROUP BY unit_id"""
     later = "(s.unit_id IS NULL OR n._last > named_struct('ts', s.last_ts, 'seq', s.last_seq))"
     delta = f"""
         SELECT n.unit_id, coalesce(p.persona, '{UNASSIGNED}') AS persona,
@@ -515,6 +534,8 @@ def _statements(engine, definition, level: str, key: str, mark: int) -> _Stateme
     return _Statements(
         current_of(""), current_of("WHERE unit_id IN (SELECT unit_id FROM _state_touched)"), news, delta,
         compile(annotated),
-        compile(annotate(engine, definition, level, only=ibis.table(ids, name="_state_fresh"), after_seq=after)),
-        compile(annotate(engine, definition, level, only=ibis.table(ids, name="_sf_appended_ids"), after_seq=after)),
+        compile(annotate(engine, definition, level, only=ibis.table(ids, name="_state_fresh"), after_seq=after,
+                         events=RECENT)),
+        compile(annotate(engine, definition, level, only=ibis.table(ids, name="_sf_appended_ids"), after_seq=after,
+                         events=RECENT)),
         compile(visits(a)), compile(with_current_stage(a, v)))
