@@ -220,6 +220,7 @@ SPARK_TEST_CONF = {
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.sql.adaptive.enabled": "false",
     "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
+    "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",  # as spark_session_for's LOCAL_FILES
 }
 """For the test Spark sessions only (local and Connect): evaluate expressions interpreted instead of compiling
 Java for each query, and plan once without adaptive re-optimisation. The tests run hundreds of distinct

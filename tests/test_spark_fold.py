@@ -150,6 +150,8 @@ def test_the_spark_fold_equals_the_duckdb_fold_batch_by_batch(ingested_demo, spa
     assert seen[4] == [("fold", "all", False)] * 2
     # nothing the manifest does not name or keep is left on disk: what the killed fold wrote was swept
     assert all(_named(root, after, [p for p in _files(root) if not p.name.startswith(("_", ".")) and p.name != MANIFEST]))
+    # and Spark wrote no checksum file beside its Parquet (spark_backend.LOCAL_FILES, as the tests' session sets it)
+    assert not [p for p in _files(root) if p.name.endswith(".crc")]
     # every event gone (an unload of everything): no state is left to read, and no event date but those kept for
     # the readers of the state before, which the next commit removes
     with Workspace(tmp_path / "ws") as ws:

@@ -40,6 +40,13 @@ def _local_cores(master: str) -> int:
     return (os.cpu_count() or 2) if m.group(1) in (None, "*") else int(m.group(1))
 
 
+LOCAL_FILES = "org.apache.hadoop.fs.RawLocalFileSystem"
+"""Local files without Hadoop's checksum side files: a local session writes no `.name.crc` beside each Parquet file
+(DuckDB, which writes the store's exports into the same lake, writes none either), a second file for every file
+written, and the Spark fold writes one per event date (docs/benchmarks.md, "The journey state on Spark"). Spark
+skips dot files when it lists a folder, so folders written with them read the same."""
+
+
 def spark_session_for(config: EngineConfig):
     """A SparkSession for `engine:` of journeymap.yml: `master` (classic) or `remote` (Spark Connect), never both.
 
@@ -70,7 +77,8 @@ def spark_session_for(config: EngineConfig):
     cores = _local_cores(config.master)
     if cores:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = builder.config("spark.sql.shuffle.partitions", str(max(2, cores))).config("spark.driver.memory", "2g")
+        builder = (builder.config("spark.sql.shuffle.partitions", str(max(2, cores))).config("spark.driver.memory", "2g")
+                   .config("spark.hadoop.fs.file.impl", LOCAL_FILES))
     session = builder.getOrCreate()
     if cores:
         session.conf.set("spark.sql.shuffle.partitions", str(max(2, cores)))  # also on a session that existed
