@@ -226,16 +226,17 @@ def test_an_export_without_each_dates_highest_seq_is_written_whole(ingested_demo
     date (and knows them all), so that no fold reads every date for its new events from then on."""
     import duckdb
 
-    con = duckdb.connect(str(tmp_path / "store.duckdb"))
-    con.execute(f"ATTACH '{Path(ingested_demo(60, 7).workspace) / 'journeymap.duckdb'}' AS demo (READ_ONLY)")
-    for table in ("meta", "journey_events", "persons", "accounts"):
-        con.execute(f"CREATE TABLE {table} AS SELECT * FROM demo.{table}")
-    dates = {str(d): top for d, top in con.execute("SELECT ts::DATE, max(seq) FROM journey_events GROUP BY ALL").fetchall()}
-    first = export_events(con, tmp_path / "state", {}, 1)
-    assert first["events_top"] == dates and set(first["events"]) == set(dates)
-    assert export_events(con, tmp_path / "state", first, 2)["events"] == first["events"]  # nothing new: none written
-    older = {k: v for k, v in first.items() if k != "events_top"}
-    again = export_events(con, tmp_path / "state", older, 3)
+    with duckdb.connect(str(tmp_path / "store.duckdb")) as con:
+        con.execute(f"ATTACH '{Path(ingested_demo(60, 7).workspace) / 'journeymap.duckdb'}' AS demo (READ_ONLY)")
+        for table in ("meta", "journey_events", "persons", "accounts"):
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM demo.{table}")
+        dates = {str(d): top for d, top in con.execute(
+            "SELECT ts::DATE, max(seq) FROM journey_events GROUP BY ALL").fetchall()}
+        first = export_events(con, tmp_path / "state", {}, 1)
+        assert first["events_top"] == dates and set(first["events"]) == set(dates)
+        assert export_events(con, tmp_path / "state", first, 2)["events"] == first["events"]  # nothing new: none written
+        older = {k: v for k, v in first.items() if k != "events_top"}
+        again = export_events(con, tmp_path / "state", older, 3)
     assert again["events_top"] == dates and all(f.startswith("events/v=3/") for f in again["events"].values())
     assert dates_past(older, 10**18) == sorted(dates)  # and a fold on the older manifest would read every date
 
