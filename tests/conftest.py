@@ -23,6 +23,8 @@ if _WORKERS > 1:
     for _pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_pool, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
+from journeymap.engine.spark_backend import LOCAL_FILES  # after the pools are sized: it loads Ibis and NumPy
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("JOURNEYMAP_SHARED", ROOT.parent / "shared"))
 
@@ -220,7 +222,7 @@ SPARK_TEST_CONF = {
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.sql.adaptive.enabled": "false",
     "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
-    "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",  # as spark_session_for's LOCAL_FILES
+    "spark.hadoop.fs.file.impl": LOCAL_FILES,  # as spark_session_for sets it
 }
 """For the test Spark sessions only (local and Connect): evaluate expressions interpreted instead of compiling
 Java for each query, and plan once without adaptive re-optimisation. The tests run hundreds of distinct
