@@ -20,6 +20,9 @@ from conftest import invoke_cli, invoke_json
 from journeymap.insights.moments import bh_qvalues, holm, katz_interval, moments_of_truth, newcombe_interval
 from journeymap.workspace import Workspace
 
+# One xdist worker runs the module: spread over two, each ran the 3,000-account demo's analyses (`demo_results`).
+pytestmark = pytest.mark.xdist_group("moments")
+
 DEFINITION = {
     "analysis": {"level": "account"},
     "stages": [

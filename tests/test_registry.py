@@ -24,6 +24,9 @@ from journeymap.server.app import create_app
 from journeymap.server.keys import create_key
 from journeymap.workspace import Workspace
 
+# One xdist worker runs the module: spread over two, each ran every analysis through the CLI (`cli_results`).
+pytestmark = pytest.mark.xdist_group("registry")
+
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = [a.name for a in REGISTRY]
 DEDICATED = {"funnel": "/app/funnel", "paths": "/app/paths", "retention": "/app/retention", "lifecycle": "/app/lifecycle",

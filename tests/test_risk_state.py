@@ -26,6 +26,9 @@ from journeymap.errors import DefinitionError
 from journeymap.journey.load import load_definition
 from journeymap.workspace import Workspace
 
+# One xdist worker runs the module: spread over two, each simulated, loaded and refreshed the business (`base`).
+pytestmark = pytest.mark.xdist_group("risk-state")
+
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
