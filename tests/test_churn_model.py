@@ -14,6 +14,10 @@ from journeymap.insights.risk.features import snapshots
 from journeymap.insights.risk.reasons import describe, reason_codes
 from journeymap.workspace import Workspace
 
+# One xdist worker runs this module and test_health.py, which imports its session fixtures: the demo's snapshots
+# (`demo_snapshots`) are computed once, not on each worker that runs one of their tests.
+pytestmark = pytest.mark.xdist_group("churn-demo")
+
 HORIZON = 90
 
 

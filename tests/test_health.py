@@ -17,6 +17,9 @@ from journeymap.journey.definition import Health
 from test_churn_model import HORIZON, demo, demo_snapshots  # noqa: F401  (session fixtures, built once)
 from test_features import small_demo  # noqa: F401
 
+# One xdist worker runs this module and test_churn_model.py, whose session fixtures it imports (the demo's snapshots).
+pytestmark = pytest.mark.xdist_group("churn-demo")
+
 BANDS = {"red": 40.0, "yellow": 70.0, "green": 100.0}
 
 
