@@ -32,6 +32,10 @@ from journeymap.server.keys import create_key
 from journeymap.workspace import Workspace
 from test_tracking_api import Server
 
+# One xdist worker runs the module: spread over two, each built the `site` (a demo copy, its funnel and visits,
+# and a `journeymap serve` of its own).
+pytestmark = pytest.mark.xdist_group("web-app")
+
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--no-first-run", "--disable-sync"]
 SCREENS = Path("/tmp/jm-screens")
