@@ -18,11 +18,9 @@ import pytest
 # Before a test loads OpenMP or BLAS (nothing imported above does): xdist's workers share the cores, and a
 # thread pool sized to all of them spin-waits for cores another worker holds: a 4 s fixture that fits the
 # churn model took 52 s beside two busy processes (its tests 67 s each in a run of the suite), 6 s with one thread.
-# DuckDB's pool too (JOURNEYMAP_THREADS, the store's `threads`; the servers and commands the tests start inherit it):
-# engine-heavy modules on two workers took 171 s and 163 s with a pool of both cores each, 158 s and 153 s with one.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
-    for _pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "JOURNEYMAP_THREADS"):
+    for _pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_pool, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 from journeymap.engine.spark_backend import LOCAL_FILES  # after the pools are sized: it loads Ibis and NumPy
