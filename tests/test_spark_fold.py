@@ -227,6 +227,58 @@ def _killed_before_commit(session, ws, root: Path, monkeypatch) -> None:
     assert not all(_named(root, manifest, [p for p in _files(root) if not p.name.startswith(("_", "."))]))
 
 
+def test_a_fold_of_new_customers_and_appended_events_reads_no_other_day(spark_session, tmp_path, monkeypatch):
+    """A day of new customers and of events after a customer's last: every unit it changes is new (read from the
+    day's events) or appended (from its cut in the state), so no statement of the fold reads the history's events
+    (`journey_events`, every date's folder). An identity merge that joins two customers needs the merged one's
+    whole history, and reads it."""
+    import datetime as dt
+    import re
+
+    base = dt.datetime(2025, 1, 1)
+    ws = Workspace.init(tmp_path / "ws")
+    (ws.path / "journeymap.yml").write_text(json.dumps({
+        "analysis": {"level": "person"},
+        "stages": [{"id": "trial", "name": "Trial", "entry": {"event": "signed_up"}},
+                   {"id": "active", "name": "Active", "entry": {"event": "used"}}]}))
+    ws.__dict__.pop("definition", None)
+    root = tmp_path / "spark_state"
+    statements: list[str] = []
+    planned = spark_session.sql
+    monkeypatch.setattr(spark_session, "sql", lambda q, *a, **k: statements.append(q) or planned(q, *a, **k))
+
+    def day(n: int, rows: list[tuple[str, str, str, str]]) -> list:
+        """Load `rows` (user_id, anonymous_id, account_id, event) on day `n`, stitch and fold with DuckDB, then
+        fold on Spark; the states must agree."""
+        csv = tmp_path / f"day{n}.csv"
+        csv.write_text("user_id,anonymous_id,account_id,event,ts,source,message_id\n" + "".join(
+            f"{u},{anon},{a},{e},{(base + dt.timedelta(days=n, minutes=k)).isoformat()}Z,product,d{n}-{k}\n"
+            for k, (u, anon, a, e) in enumerate(rows)))
+        ws.ingest([str(csv)])
+        statements.clear()
+        folded = spark_fold(spark_session, ws.con, ws.definition, root)
+        for d, s in zip(ws.last_refresh.state.levels, folded.levels, strict=True):
+            assert (s.mode, s.changed_units, s.new_units, s.appended_units) == \
+                (d.mode, d.changed_units, d.new_units, d.appended_units)
+            for name in NAMES:
+                assert spark_state(spark_session, root, d.level, name) == duckdb_state(ws, d.level, name)
+        return [(lv.level, lv.mode, lv.new_units, lv.appended_units, lv.changed_units) for lv in folded.levels]
+
+    reads_history = re.compile(r"\bjourney_events\b")
+    with ws:
+        day(0, [("ann", "", "acme", "signed_up"), ("", "visitor-9", "acme", "signed_up")])
+        day(1, [("ann", "", "acme", "used")])
+        assert not [q for q in statements if reads_history.search(q)]
+        # a new customer, and ann's events after her last: the day's folder and the state, nothing older
+        assert day(3, [("bo", "", "globex", "signed_up"), ("ann", "", "acme", "used")]) == [
+            ("person", "fold", 1, 1, 2), ("account", "fold", 1, 1, 2)]
+        assert statements and not [q for q in statements if reads_history.search(q)]
+        # visitor-9 identifies as bo: the merged person is folded again from every one of its events
+        merged = day(4, [("bo", "visitor-9", "globex", "identify")])
+    assert merged[0][:2] == ("person", "fold") and merged[0][4] > merged[0][3]  # changed, not only appended
+    assert [q for q in statements if reads_history.search(q)]
+
+
 def test_an_export_without_each_dates_highest_seq_is_written_whole(ingested_demo, tmp_path):
     """A manifest written before `events_top` existed knows no date's highest seq: its next export writes every
     date (and knows them all), so that no fold reads every date for its new events from then on."""

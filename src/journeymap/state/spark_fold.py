@@ -57,7 +57,8 @@ RECENT = "_sf_recent_events"
 
 _VIEWS = (RECENT, "_sf_new", "_sf_current", "_sf_added_visits", "_sf_classified", "_sf_changed", "_sf_appended",
           "_sf_appended_ids", "_sf_cut", "_sf_old_units", "_sf_old_visits", "_sf_old_events", "_sf_tail_events",
-          "_state_touched", "_state_fresh", "_state_whole", "_state_a", "_state_v")
+          "_state_touched", "_state_fresh", "_state_whole", "_state_a", "_state_v", "_sf_touched_rows",
+          *(f"_sf_write_{name}" for name in NAMES))
 """The temporary views a fold registers and drops when done."""
 
 
@@ -293,13 +294,15 @@ def _fold_level(session, engine, con, definition, level, key, root, before, know
     _view(session, "_sf_classified", f"""
         SELECT coalesce(c.unit_id, s.unit_id) AS unit_id, s.unit_id IS NULL AS new, c.unit_id IS NULL AS gone,
                coalesce(c.unit_id IS NOT NULL AND s.unit_id IS NOT NULL AND {gained}, false) AS gained,
-               coalesce(c.new_first_ts < s.last_ts, false) AS late, c.new_first_ts
+               coalesce(c.new_first_ts < s.last_ts, false) AS late, c.new_first_ts,
+               coalesce(c.new_events = c.events, false) AS fresh
         FROM _sf_current c FULL JOIN {known_units} s ON c.unit_id = s.unit_id
         WHERE (c.unit_id IS NULL AND s.events > 0) OR s.unit_id IS NULL
            OR (c.unit_id IS NOT NULL AND {differs})""")
-    changed, new, gone, appended, late, latest = session.sql(
-        "SELECT count_if(NOT gained), count_if(new), count_if(gone), count_if(gained AND NOT late), "
-        "count_if(gained AND late), (SELECT max(max_seq) FROM _sf_current) FROM _sf_classified").first()
+    changed, fresh, new, gone, appended, late, latest = session.sql(
+        "SELECT count_if(NOT gained), count_if(NOT gained AND fresh), count_if(new), count_if(gone), "
+        "count_if(gained AND NOT late), count_if(gained AND late), (SELECT max(max_seq) FROM _sf_current) "
+        "FROM _sf_classified").first()
     session.sql("SELECT unit_id FROM _sf_classified WHERE NOT gained").createOrReplaceTempView("_sf_changed")
     session.sql("SELECT unit_id, late, new_first_ts FROM _sf_classified WHERE gained").createOrReplaceTempView(
         "_sf_appended")
@@ -312,7 +315,7 @@ def _fold_level(session, engine, con, definition, level, key, root, before, know
                     ).createOrReplaceTempView("_sf_cut")
     added = {name: [] for name in NAMES}
     if changed:
-        _changed_rows(session, sql, added)
+        _changed_rows(session, sql, added, whole=int(changed) - int(fresh), fresh=int(fresh))
     changed_known = bool(int(changed) - int(new)) or bool(late)
     if changed_known and (events := _read(session, root, before, "events")) is not None:
         old["events"] = events
@@ -356,14 +359,16 @@ def _union(frames: list):
     return functools.reduce(lambda a, b: a.unionByName(b), frames)
 
 
-def _changed_rows(session, sql, added) -> None:
-    """The rows of the changed units, from all their events (or their events past the mark, when they have no
-    others: a new customer)."""
-    session.sql("SELECT unit_id FROM _sf_current WHERE new_events = events AND unit_id IN "
-                "(SELECT unit_id FROM _sf_changed)").createOrReplaceTempView("_state_fresh")
-    session.sql("SELECT unit_id FROM _sf_changed WHERE unit_id NOT IN "
-                "(SELECT unit_id FROM _state_fresh)").createOrReplaceTempView("_state_whole")
-    a = session.sql(sql.annotated).unionByName(session.sql(sql.fresh)).localCheckpoint()
+def _changed_rows(session, sql, added, whole: int, fresh: int) -> None:
+    """The rows of the changed units, from all their events (`whole` of them), or from their events past the mark
+    when they have no others (`fresh`: new customers). As in state.fold, the statement over every date's events
+    runs only when some unit needs its whole history: a day of new customers alone reads the new days only."""
+    session.sql("SELECT unit_id FROM _sf_classified WHERE NOT gained AND fresh").createOrReplaceTempView(
+        "_state_fresh")
+    session.sql("SELECT unit_id FROM _sf_classified WHERE NOT gained AND NOT fresh").createOrReplaceTempView(
+        "_state_whole")
+    parts = [session.sql(q) for q, n in ((sql.annotated, whole), (sql.fresh, fresh)) if n]
+    a = _union(parts).localCheckpoint()
     a.createOrReplaceTempView("_state_a")
     added["visits"].append(_view(session, "_state_v", sql.visits))
     added["events"].append(session.sql(sql.events).localCheckpoint())
@@ -437,20 +442,26 @@ def _write(session, root, level, before, serial, buckets, old, added):
     from pyspark.sql import functions as F
 
     tables, schemas = {}, {}
+    removed = {name: f"u.unit_id IN (SELECT unit_id FROM _sf_changed) OR coalesce({_REMOVED[name]}, false)"
+               for name in NAMES}
+    touched = []  # the folders of the rows added, and of the rows removed, of every table: one Spark job
+    for name in NAMES:
+        key = _partition(name, buckets)[1]
+        if added[name]:
+            _union(added[name]).createOrReplaceTempView(f"_sf_write_{name}")
+            touched.append(f"SELECT '{name}' AS t, {key} AS k FROM _sf_write_{name}")
+        if old.get(name) is not None:
+            touched.append(f"SELECT '{name}' AS t, {key} AS k FROM (SELECT u.* FROM _sf_old_{name} u "
+                           f"LEFT JOIN _sf_cut c ON c.unit_id = u.unit_id WHERE {removed[name]})")
+    keys_of = {name: set() for name in NAMES}
+    for t, k in session.sql(" UNION ".join(touched)).collect() if touched else ():
+        if k is not None:
+            keys_of[t].add(k)
     for name in NAMES:
         column, key = _partition(name, buckets)
         folders = dict(before.get("tables", {}).get(name, {}))
-        removed = (f"u.unit_id IN (SELECT unit_id FROM _sf_changed) OR coalesce({_REMOVED[name]}, false)")
         frames = list(added[name])
-        touched = []  # the folders of the rows added, and of the rows removed: one Spark job
-        if frames:
-            _union(frames).createOrReplaceTempView("_sf_added")
-            touched.append(f"SELECT {key} AS k FROM _sf_added")
-        if old.get(name) is not None:
-            touched.append(f"SELECT {key} AS k FROM (SELECT u.* FROM _sf_old_{name} u "
-                           f"LEFT JOIN _sf_cut c ON c.unit_id = u.unit_id WHERE {removed})")
-        keys = {r[0] for r in session.sql(" UNION ".join(touched)).collect()} if touched else set()
-        keys.discard(None)
+        keys = keys_of[name]
         if not keys:
             tables[name], schemas[name] = folders, before.get("schemas", {}).get(name)
             continue
@@ -459,7 +470,7 @@ def _write(session, root, level, before, serial, buckets, old, added):
             _read(session, root, {"tables": {name: dict(enumerate(kept_from))}, "schemas": before.get("schemas", {})},
                   name).createOrReplaceTempView("_sf_touched_rows")
             frames.insert(0, session.sql(f"SELECT u.* FROM _sf_touched_rows u LEFT JOIN _sf_cut c ON c.unit_id = u.unit_id "
-                                         f"WHERE NOT ({removed})"))
+                                         f"WHERE NOT ({removed[name]})"))
         df = _union(frames)
         schemas[name] = df.schema.json()
         folder = f"state_{name}_{level}/v={serial}"
