@@ -230,7 +230,7 @@ def _killed_before_commit(session, ws, root: Path, monkeypatch) -> None:
 def test_a_fold_of_new_customers_and_appended_events_reads_no_other_day(spark_session, tmp_path, monkeypatch):
     """A day of new customers and of events after a customer's last: every unit it changes is new (read from the
     day's events) or appended (from its cut in the state), so no statement of the fold reads the history's events
-    (`journey_events`, every date's folder). An identity merge that joins two customers needs the merged one's
+    (`journey_events`, every date's folder, which the fold still lists). An identity merge that joins two customers needs the merged one's
     whole history, and reads it."""
     import datetime as dt
     import re

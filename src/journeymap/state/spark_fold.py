@@ -362,7 +362,7 @@ def _union(frames: list):
 def _changed_rows(session, sql, added, whole: int, fresh: int) -> None:
     """The rows of the changed units, from all their events (`whole` of them), or from their events past the mark
     when they have no others (`fresh`: new customers). As in state.fold, the statement over every date's events
-    runs only when some unit needs its whole history: a day of new customers alone reads the new days only."""
+    runs only when some unit needs its whole history: a day of new customers alone reads the new days' events only."""
     session.sql("SELECT unit_id FROM _sf_classified WHERE NOT gained AND fresh").createOrReplaceTempView(
         "_state_fresh")
     session.sql("SELECT unit_id FROM _sf_classified WHERE NOT gained AND NOT fresh").createOrReplaceTempView(
