@@ -230,8 +230,9 @@ def _killed_before_commit(session, ws, root: Path, monkeypatch) -> None:
 def test_a_fold_of_new_customers_and_appended_events_reads_no_other_day(spark_session, tmp_path, monkeypatch):
     """A day of new customers and of events after a customer's last: every unit it changes is new (read from the
     day's events) or appended (from its cut in the state), so no statement of the fold reads the history's events
-    (`journey_events`, every date's folder, which the fold still lists). An identity merge that joins two customers needs the merged one's
-    whole history, and reads it."""
+    (`journey_events`, every date's folder, which the fold still lists). Nor does a level with no unit yet (no
+    account before day 3): its mark is the highest event looked at. An identity merge that joins two customers
+    needs the merged one's whole history, and reads it."""
     import datetime as dt
     import re
 
@@ -247,34 +248,36 @@ def test_a_fold_of_new_customers_and_appended_events_reads_no_other_day(spark_se
     planned = spark_session.sql
     monkeypatch.setattr(spark_session, "sql", lambda q, *a, **k: statements.append(q) or planned(q, *a, **k))
 
-    def day(n: int, rows: list[tuple[str, str, str, str]]) -> list:
-        """Load `rows` (user_id, anonymous_id, account_id, event) on day `n`, stitch and fold with DuckDB, then
+    def day(n: int, batch: list[tuple[str, str, str, str]]) -> list:
+        """Load `batch` (user_id, anonymous_id, account_id, event) on day `n`, stitch and fold with DuckDB, then
         fold on Spark; the states must agree."""
         csv = tmp_path / f"day{n}.csv"
         csv.write_text("user_id,anonymous_id,account_id,event,ts,source,message_id\n" + "".join(
             f"{u},{anon},{a},{e},{(base + dt.timedelta(days=n, minutes=k)).isoformat()}Z,product,d{n}-{k}\n"
-            for k, (u, anon, a, e) in enumerate(rows)))
+            for k, (u, anon, a, e) in enumerate(batch)))
         ws.ingest([str(csv)])
         statements.clear()
         folded = spark_fold(spark_session, ws.con, ws.definition, root)
         for d, s in zip(ws.last_refresh.state.levels, folded.levels, strict=True):
-            assert (s.mode, s.changed_units, s.new_units, s.appended_units) == \
-                (d.mode, d.changed_units, d.new_units, d.appended_units)
+            assert (s.mode, s.changed_units, s.new_units, s.appended_units, s.looked_at) == \
+                (d.mode, d.changed_units, d.new_units, d.appended_units, d.looked_at)
             for name in NAMES:
-                assert spark_state(spark_session, root, d.level, name) == duckdb_state(ws, d.level, name)
+                theirs = read_state(spark_session, root, d.level, name)  # none yet for a level with no unit
+                assert (rows(theirs.toArrow()) if theirs is not None else []) == duckdb_state(ws, d.level, name)
         return [(lv.level, lv.mode, lv.new_units, lv.appended_units, lv.changed_units) for lv in folded.levels]
 
     reads_history = re.compile(r"\bjourney_events\b")
     with ws:
-        day(0, [("ann", "", "acme", "signed_up"), ("", "visitor-9", "acme", "signed_up")])
-        day(1, [("ann", "", "acme", "used")])
+        day(0, [("ann", "", "", "signed_up"), ("", "visitor-9", "", "signed_up")])
+        assert day(1, [("ann", "", "", "used")]) == [("person", "fold", 0, 1, 1), ("account", "unchanged", 0, 0, 0)]
         assert not [q for q in statements if reads_history.search(q)]
         # a new customer, and ann's events after her last: the day's folder and the state, nothing older
-        assert day(3, [("bo", "", "globex", "signed_up"), ("ann", "", "acme", "used")]) == [
-            ("person", "fold", 1, 1, 2), ("account", "fold", 1, 1, 2)]
+        assert day(3, [("bo", "", "globex", "signed_up"), ("ann", "", "", "used")]) == [
+            ("person", "fold", 1, 1, 2), ("account", "fold", 1, 0, 1)]
         assert statements and not [q for q in statements if reads_history.search(q)]
         # visitor-9 identifies as bo: the merged person is folded again from every one of its events
         merged = day(4, [("bo", "visitor-9", "globex", "identify")])
+        assert [lv.looked_at for lv in ws.last_refresh.state.levels] == ["named", "named"]
     assert merged[0][:2] == ("person", "fold") and merged[0][4] > merged[0][3]  # changed, not only appended
     assert [q for q in statements if reads_history.search(q)]
 

@@ -289,6 +289,10 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
         # moved (a merge, with no new event) bring their older events' seq, which must not pull the mark back:
         # the events between would be taken for new ones and folded twice
         latest = max(int(mark), latest) if latest is not None else int(mark)
+    elif latest is None:
+        # no unit of the level has an event (a workspace without accounts): every event was looked at, so the next
+        # fold reads those past the highest instead of comparing every unit again (a scan of every event)
+        latest = con.execute("SELECT max(seq) FROM journey_events").fetchall()[0][0]
     if latest is not None or reason:
         _set(con, f"state.{level}.seq", "" if latest is None else str(latest))
     return LevelFold(level, "rebuild" if reason else "fold" if changed or appended or late else "unchanged",

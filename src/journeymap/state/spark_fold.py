@@ -326,6 +326,8 @@ def _fold_level(session, engine, con, definition, level, key, root, before, know
     tables, schemas = _write(session, root, level, before, serial, buckets, old, added)
     if named:
         latest = max(mark, latest) if latest is not None else mark
+    elif latest is None:  # no unit of the level has an event: as state.fold, the mark is the highest event looked at
+        latest = exported.get("events_seq")
     n_units = int(before.get("units", 0)) + int(new) - int(gone)
     level_manifest = {"state": STATE_VERSION, "buckets": buckets, "tables": tables, "schemas": schemas,
                       "seq": latest if latest not in (None, NO_MARK) else None, "units": n_units}
