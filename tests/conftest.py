@@ -228,8 +228,9 @@ SPARK_TEST_CONF = {
 Java for each query, and plan once without adaptive re-optimisation. The tests run hundreds of distinct
 queries over a few thousand rows, where Janino's compile and AQE's re-planning cost far more than they save
 (test_spark_smoke.py: 117 s -> 83 s). The Spark fold reads one folder per event date: listed by the driver,
-not by a Spark job over hundreds of tiny tasks. Spark's own test suite runs both modes for equal results; the engine
-comparison is about our SQL's meaning, which neither changes. Production sessions keep Spark's defaults."""
+not by a Spark job over hundreds of tiny tasks (as spark_session_for sets it for a local master). Spark's own test
+suite runs both modes for equal results; the engine comparison is about our SQL's meaning, which neither changes.
+Production sessions keep Spark's other defaults."""
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from spark_compare import same
 from journeymap.engine.backends import spark_engine
 from journeymap.engine.spark_backend import (
     JOURNEY_TABLES,
+    LOCAL_LISTING,
     SparkConfigError,
     export_journey_tables,
     spark_session_for,
@@ -89,6 +90,20 @@ def test_session_config_errors_name_the_key():
         spark_session_for(EngineConfig(backend="spark"))
     with pytest.raises(SparkConfigError, match="engine.backend"):
         spark_session_for(EngineConfig(backend="duckdb", master="local[2]"))
+
+
+def test_a_local_session_lists_folders_on_the_driver(spark_session):
+    """A local master's session lists up to LOCAL_LISTING paths on the driver, not with a Spark job whose tasks
+    would run on the same cores (the Spark fold reads one folder per event date), also when the session existed
+    with Spark's default."""
+    key = "spark.sql.sources.parallelPartitionDiscovery.threshold"
+    previous = spark_session.conf.get(key)
+    spark_session.conf.set(key, "32")
+    try:
+        session = spark_session_for(EngineConfig(backend="spark", master="local[2]"))
+        assert session is spark_session and session.conf.get(key) == str(LOCAL_LISTING)
+    finally:
+        spark_session.conf.set(key, previous)
 
 
 def _analyses():

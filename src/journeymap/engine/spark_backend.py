@@ -47,12 +47,20 @@ written, and the Spark fold writes one per event date (docs/benchmarks.md, "The 
 skips dot files when it lists a folder, so folders written with them read the same."""
 
 
+LOCAL_LISTING = 100_000
+"""Paths a local session lists on the driver before it lists them with a Spark job (Spark's default: 32). The Spark
+fold reads the journey events from one folder per event date (state.spark_fold): a listing job runs its tasks on
+the same cores, with a task's overhead for each. 541 folders took 1.7-2.5 s to register as one DataFrame that way,
+0.25-0.28 s listed on the driver (docs/benchmarks.md, "Listing the event dates on Spark")."""
+
+
 def spark_session_for(config: EngineConfig):
     """A SparkSession for `engine:` of journeymap.yml: `master` (classic) or `remote` (Spark Connect), never both.
 
     The session time zone is UTC (the Parquet timestamps carry no zone and mean UTC). A local master gets
-    few shuffle partitions (Spark's 200 spend small jobs on scheduling) and runs its Python workers with
-    this interpreter unless PYSPARK_PYTHON says otherwise. An existing session in this process is reused."""
+    few shuffle partitions (Spark's 200 spend small jobs on scheduling), lists folders on the driver
+    (`LOCAL_LISTING`) and runs its Python workers with this interpreter unless PYSPARK_PYTHON says otherwise.
+    An existing session in this process is reused."""
     if config.backend != "spark":
         raise SparkConfigError(f"engine.backend is {config.backend!r}; a Spark session needs `engine: {{backend: spark}}`")
     if config.master and config.remote:
@@ -82,6 +90,7 @@ def spark_session_for(config: EngineConfig):
     session = builder.getOrCreate()
     if cores:
         session.conf.set("spark.sql.shuffle.partitions", str(max(2, cores)))  # also on a session that existed
+        session.conf.set("spark.sql.sources.parallelPartitionDiscovery.threshold", str(LOCAL_LISTING))
     session.conf.set("spark.sql.session.timeZone", "UTC")
     return session
 
