@@ -302,6 +302,42 @@ def test_an_export_without_each_dates_highest_seq_is_written_whole(ingested_demo
     assert dates_past(older, 10**18) == sorted(dates)  # and a fold on the older manifest would read every date
 
 
+def test_the_events_by_month_are_the_stores_and_only_changed_months_are_written_again(ingested_demo, tmp_path):
+    """The journey events the analyses read, by month: each month's folder holds exactly the store's events of
+    that month; after a late event, the next export writes that event's date and month again, and no other."""
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "store.duckdb")) as con:
+        con.execute(f"ATTACH '{Path(ingested_demo(60, 7).workspace) / 'journeymap.duckdb'}' AS demo (READ_ONLY)")
+        for table in ("meta", "journey_events", "persons", "accounts"):
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM demo.{table}")
+        root = tmp_path / "state"
+
+        def same_as_store(manifest: dict) -> None:
+            for month, folder in manifest["months"].items():
+                written = con.execute(f"SELECT list(seq ORDER BY seq) FROM read_parquet('{root / folder}/*.parquet')"
+                                      ).fetchall()
+                store = con.execute("SELECT list(seq ORDER BY seq) FROM journey_events WHERE strftime(ts, '%Y-%m') = ?",
+                                    [month]).fetchall()
+                assert written == store and store[0][0], month
+
+        first = export_events(con, root, {}, 1)
+        months = {m for (m,) in con.execute("SELECT DISTINCT strftime(ts, '%Y-%m') FROM journey_events").fetchall()}
+        assert set(first["months"]) == months and len(months) > 12
+        same_as_store(first)
+        late = con.execute("SELECT ts FROM journey_events ORDER BY ts LIMIT 1 OFFSET 10000").fetchall()[0][0]
+        con.execute("INSERT INTO journey_events SELECT * REPLACE ((SELECT max(seq) + 1 FROM journey_events) AS seq, "
+                    "? AS ts) FROM journey_events LIMIT 1", [late])
+        con.execute("UPDATE meta SET value = (value::BIGINT + 1)::VARCHAR WHERE key = 'journey.version'")
+        second = export_events(con, root, {**first, "serial": 1}, 2)
+    assert {m for m, f in second["months"].items() if f.startswith("months/v=2/")} == {late.strftime("%Y-%m")}
+    assert {d for d, f in second["events"].items() if f.startswith("events/v=2/")} == {str(late.date())}
+    assert {m: f for m, f in second["months"].items() if not f.startswith("months/v=2/")} == {
+        m: f for m, f in first["months"].items() if m != late.strftime("%Y-%m")}
+    with duckdb.connect(str(tmp_path / "store.duckdb")) as con:
+        same_as_store(second)
+
+
 def test_a_uri_engine_path_gets_no_spark_state_and_says_why(tmp_path):
     """An object-store `engine.path` cannot take the store's local writes nor a rename as commit: the refresh
     says so (and starts no Spark session to find out)."""
@@ -318,7 +354,7 @@ def test_a_uri_engine_path_gets_no_spark_state_and_says_why(tmp_path):
 
 def test_the_servers_loader_folds_the_spark_state_after_each_load(spark_session, tmp_path):
     """A served Spark workspace: events sent to the tracking API are loaded and stitched by the server's loader,
-    which then exports the journey tables and folds the Spark state (not a DuckDB state): once the server has
+    which then folds the Spark state (not a DuckDB state) and writes the journey tables by month: once the server has
     stopped, the Spark state is current and holds the new person, and no DuckDB state was written."""
     import datetime as dt
 

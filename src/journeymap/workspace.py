@@ -32,7 +32,6 @@ from functools import cached_property
 from pathlib import Path
 
 from journeymap.engine.backends import Engine, duckdb_engine
-from journeymap.engine.spark_backend import spark_engine_for
 from journeymap.errors import DefinitionError, InputError, InternalError, NotEnoughData, OptionError, WorkspaceError
 from journeymap.ingest.files import expand
 from journeymap.ingest.loader import TOO_MANY_REJECTS, FileFailed, Loader, LoadReport
@@ -67,7 +66,7 @@ def _option(parse, value: str | None, name: str) -> str | None:
 
 
 class Workspace:
-    spark_tables: dict[str, str] | None = None  # set by refresh() on a Spark workspace
+    spark_tables: dict[str, list[str]] | None = None  # set by refresh() on a Spark workspace
     last_refresh: RefreshResult | None = None  # what the last refresh() did (journey state, churn model)
 
     def __init__(self, path: str | Path = "."):
@@ -275,8 +274,9 @@ class Workspace:
 
     def refresh(self, rebuild: bool = False) -> RefreshResult:
         """Rebuild identity and fold the new events into the journey state (journeymap.state), after events
-        changed (`rebuild`: the state from scratch); on a Spark engine, export the journey tables as Parquet
-        and fold the state with Spark jobs instead (state.spark_fold; `spark_state` of the result). First, with
+        changed (`rebuild`: the state from scratch); on a Spark engine, fold the state with Spark jobs instead,
+        whose files the analyses read as the journey tables (state.spark_fold; `spark_state` and
+        `spark_tables` of the result). First, with
         `retention.raw_events` in journeymap.yml, the raw events older than the latest event's time less that
         are dropped (`result.retention` counts them; docs/privacy.md). Then refit
         the churn model when due and score every paying account (insights.risk.stored); `risk` of the result
@@ -294,7 +294,7 @@ class Workspace:
         result = refresh(self.con, definition, rebuild=rebuild, workspace_path=self.path)
         if invalid is not None:
             raise invalid
-        if result.spark_tables:  # table -> where its Parquet now lives
+        if result.spark_tables:  # table -> the Parquet paths that hold it now
             self.spark_tables = result.spark_tables
         # the churn model refitted when due and every paying account scored (insights.risk.stored)
         result.risk = refresh_risk(self.con, definition)
@@ -313,7 +313,7 @@ class Workspace:
 
         Their events (with the survey texts they wrote), dead letters naming them and journal records naming
         them go; identity, persons, accounts, journey_events and the journey state are rebuilt without them
-        (and the Spark Parquet re-exported); a salted hash of each identifier goes to the erase log, so that
+        (and the Spark Parquet written again); a salted hash of each identifier goes to the erase log, so that
         later loads refuse them; then the store is rewritten (`compact`) so no freed block keeps their bytes.
         Returns what was removed, per table and file, and `still_named_in`: the workspace's other files (exports
         under data/, a journey-map.html written before) that still name them, which are reported, never changed.
@@ -477,14 +477,10 @@ class Workspace:
             raise NotEnoughData(f"{self.path}: no events yet",
                                 add=f"events: run `journeymap ingest FILE --workspace {self.path}`")
         if self.definition_path.exists() and self.definition.engine.backend == "spark":
-            # the journey tables as Parquet, analyses on Spark (docs/spark.md), reading the Spark state when current
-            from journeymap.engine.spark_backend import spark_session_for
-            from journeymap.state.spark_fold import current_views
+            # analyses on Spark over the Spark state's files (docs/spark.md), its state when current
+            from journeymap.state.spark_fold import journey_engine
 
-            engine = spark_engine_for(self.con, self.path, self.definition.engine)
-            engine.journey = current_views(spark_session_for(self.definition.engine), self.con, self.path,
-                                           self.definition)
-            return engine
+            return journey_engine(self.con, self.path, self.definition)
         engine = duckdb_engine(self.con)
         if self.definition_path.exists():  # the journey tables the state holds, when they are current
             engine.journey = current_tables(self.con, self.definition)

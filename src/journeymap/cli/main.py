@@ -199,7 +199,9 @@ def ingest(
         _out().print(f"{totals['accepted']:,} accepted, {totals['duplicate']:,} duplicate, {totals['rejected']:,} rejected "
                   f"in {elapsed:.1f} s" + (f"; {len(failed)} of {len(reports)} files failed" if failed else ""))
         if spark_tables:
-            _out().print(f"journey tables for Spark: {', '.join(spark_tables.values())}", highlight=False)
+            _out().print("journey tables for Spark: " + "; ".join(
+                f"{t} {paths[0]}" if len(paths) == 1 else f"{t} in {len(paths):,} folders under {Path(paths[0]).parent.parent}"
+                for t, paths in spark_tables.items()), highlight=False)
         if spark_refresh is not None:
             _out().print(escape(_spark_state_line(spark_refresh)), highlight=False, soft_wrap=True)
         if risk is not None:

@@ -8,6 +8,7 @@ engine, so no Python UDF ever runs per row.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -163,9 +164,11 @@ def duckdb_engine(con) -> Engine:
     return Engine(ibis.duckdb.from_connection(con), "duckdb")
 
 
-def spark_engine(session, tables: dict[str, str] | None = None) -> Engine:
-    """Wrap a SparkSession. `tables` maps table names (journey_events, persons, accounts) to Parquet
-    paths, registered as temporary views so that `Engine.table(name)` finds them."""
-    for name, path in (tables or {}).items():
-        session.read.parquet(str(path)).createOrReplaceTempView(name)
+def spark_engine(session, tables: dict[str, str | list[str]] | None = None) -> Engine:
+    """Wrap a SparkSession. `tables` maps table names (journey_events, persons, accounts) to a Parquet path, or
+    to the paths that together hold the table (a Spark state's event-date folders), registered as temporary
+    views so that `Engine.table(name)` finds them."""
+    for name, paths in (tables or {}).items():
+        paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths
+        session.read.parquet(*map(str, paths)).createOrReplaceTempView(name)
     return Engine(ibis.pyspark.connect(session), "pyspark")

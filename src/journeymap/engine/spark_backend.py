@@ -1,12 +1,13 @@
 """The Spark engine for a workspace: a session from `journeymap.yml`, the journey tables as Parquet.
 
 What runs where (docs/spark.md): validation, de-duplication, dead letters, the journal and identity
-stitching stay in the workspace store (DuckDB), the system of record. After each ingest the derived
-journey tables (journey_events, persons, accounts) are written as Parquet under `engine.path`:
-- a URI (`file:///...`, `s3a://`, `hdfs://`, `abfss://`, `gs://`): Spark writes it
+stitching stay in the workspace store (DuckDB), the system of record. The analyses read the derived journey
+tables (journey_events, persons, accounts) as Parquet under `engine.path`. Where the store writes the Spark
+journey state (a local folder or `file://`), they read the state's files, written by month as events arrive
+(state.spark_fold.journey_engine); elsewhere, and when those files lag the store, the tables are written whole:
+- to a URI (`file:///...`, `s3a://`, `hdfs://`, `abfss://`, `gs://`) by Spark
   (`write_journey_tables_with_spark`), the store's rows streamed to the session in Arrow batches;
-- a plain local folder: DuckDB's `COPY` writes it (`export_journey_tables`), faster and atomic.
-Every analysis then runs on Spark over those files.
+- to a plain local folder by DuckDB's `COPY` (`export_journey_tables`), faster and atomic.
 
     engine: {backend: spark, master: "local[2]"}            # classic Spark in this process
     engine: {backend: spark, remote: "sc://host:15002"}     # Spark Connect
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -213,13 +215,33 @@ def export_workspace(con, workspace_path: str | Path, config: EngineConfig) -> d
     return export_journey_tables(con, folder)
 
 
-def spark_engine_for(con, workspace_path: str | Path, config: EngineConfig) -> Engine:
-    """The Spark engine of a workspace whose journeymap.yml says `engine: {backend: spark, ...}`.
+def drop_whole_exports(config: EngineConfig, workspace_path: str | Path) -> None:
+    """Remove the journey tables written whole under a local or `file://` `engine.path` (a file each from DuckDB's
+    COPY, a folder each from Spark's writer): a workspace whose analyses read the Spark state's files keeps no
+    stale copy of every event beside them, nor of an erased person's."""
+    folder = export_folder(config, workspace_path)
+    if _URI.match(folder) and not folder.startswith("file://"):
+        return
+    local = Path(folder.removeprefix("file://"))
+    for table in JOURNEY_TABLES:
+        target = local / f"{table}.parquet"
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
 
-    The tables are the Parquet that `refresh()` wrote; missing local files are exported now."""
+
+def spark_engine_for(con, workspace_path: str | Path, config: EngineConfig, export: bool = False) -> Engine:
+    """The Spark engine of a workspace whose journeymap.yml says `engine: {backend: spark, ...}`, over the journey
+    tables written whole.
+
+    The tables are the Parquet that `refresh()` wrote; missing local files are exported now, and all of them
+    with `export` (a workspace whose refresh no longer writes them: state.spark_fold.journey_engine)."""
     session = spark_session_for(config)
     folder = export_folder(config, workspace_path)
-    if _URI.match(folder):
+    if export:
+        tables = export_workspace(con, workspace_path, config)
+    elif _URI.match(folder):
         tables = {t: _spark_target(folder, t) for t in JOURNEY_TABLES}
     else:
         local = Path(folder.removeprefix("file://"))

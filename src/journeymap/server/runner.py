@@ -357,8 +357,8 @@ class StoreRunner:
                 try:
                     _, result.spark_state, result.spark_state_note = refresh_on_spark(self.con, self.workspace,
                                                                                       definition)
-                except Exception:  # noqa: BLE001 - the loader keeps loading; the next stitch exports again
-                    log.exception("exporting the journey tables for Spark failed")
+                except Exception:  # noqa: BLE001 - the loader keeps loading; the next stitch writes them again
+                    log.exception("writing the journey tables for Spark failed")
                 if result.spark_state_note:
                     log.warning("%s", result.spark_state_note)
             # the churn model refitted when due and every paying account scored (insights.risk.stored); its

@@ -30,8 +30,10 @@ class RefreshResult:
     spark_state: FoldReport | None = None
     """On a Spark workspace, the Spark fold of the journey state (state.spark_fold), set by Workspace.refresh;
     None elsewhere, or when it did not run (`spark_state_note` says why)."""
-    spark_tables: dict[str, str] | None = None
-    """On a Spark workspace, where each journey table's Parquet now lives (engine.spark_backend)."""
+    spark_tables: dict[str, list[str]] | None = None
+    """On a Spark workspace, the Parquet paths that together hold each journey table now: the Spark state's files
+    (the event-date folders, persons and accounts), or one file or folder each where they were written whole
+    (state.spark_fold.refresh_on_spark)."""
     spark_state_note: str = ""
     """Why the Spark fold did not run or failed (a URI `engine.path`, a Spark error); empty when it ran."""
     retention: dict = field(default_factory=dict)
@@ -71,7 +73,7 @@ def refresh(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None
         return result
     if definition.engine.backend != "spark":
         result.state = fold(con, definition, rebuild=rebuild)
-    elif workspace_path is not None:  # the journey tables exported, then the state folded by Spark jobs
+    elif workspace_path is not None:  # the state folded by Spark jobs, its files the analyses' journey tables
         result.spark_tables, result.spark_state, result.spark_state_note = refresh_on_spark(
             con, workspace_path, definition, rebuild)
     return result

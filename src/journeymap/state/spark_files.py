@@ -3,6 +3,8 @@
 Layout under a root folder (docs/spark.md, "The journey state on Spark"):
 
     events/v=N/event_date=D/      journey_events of day D (UTC), written by the store (DuckDB COPY)
+    months/v=N/month=M/           journey_events of month M (YYYY-MM, UTC): what the analyses read (state.spark_fold.
+                                  journey_files), a few files rather than a file per day
     persons/v=N.parquet, accounts/v=N.parquet
     state_events_L/v=N/bucket=B/  the state of level L for the units whose unit_id hashes to bucket B
     state_visits_L/..., state_units_L/...
@@ -18,6 +20,7 @@ and only the buckets of the units whose state changed.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -71,7 +74,8 @@ def _replace(root: Path, manifest: dict) -> None:
 
 def named_paths(manifest: dict) -> set[str]:
     """Every folder or file (relative to the root) the manifest names."""
-    paths = set(manifest.get("events", {}).values()) | {manifest[t] for t in ("persons", "accounts") if t in manifest}
+    paths = (set(manifest.get("events", {}).values()) | set(manifest.get("months", {}).values())
+             | {manifest[t] for t in ("persons", "accounts") if t in manifest})
     for level in manifest.get("levels", {}).values():
         for buckets in level.get("tables", {}).values():
             paths |= set(buckets.values())
@@ -127,11 +131,16 @@ def export_events(con, root: Path, manifest: dict, serial: int) -> dict:
     The dates rewritten are those of the events past the last export's highest seq, and those of every event of
     a unit that `journey_moves` lists since the last export's journey version (an identity merge rewrote those
     events' person_id or account_id). When the store wrote journey_events whole since (an unload, an erase,
-    retention, a new salt), or there is no export yet (or one without `events_top`), every date is written."""
+    retention, a new salt), or there is no export yet (or one without `events_top` or `months`), every date is
+    written.
+
+    The same events are written by month too (`months`: the months of the dates rewritten, each month whole): the
+    analyses read the journey events from those, a few files rather than one per day, whose opening each query
+    would pay (docs/benchmarks.md, "Listing the event dates on Spark")."""
     known = dict(con.execute("SELECT key, value FROM meta").fetchall())
     version = int(known.get("journey.version", 0))
     whole = (not manifest.get("events") or manifest.get("events_journey") is None or "events_top" not in manifest
-             or int(known.get(WHOLE_KEY) or version) > int(manifest["events_journey"]))
+             or "months" not in manifest or int(known.get(WHOLE_KEY) or version) > int(manifest["events_journey"]))
     select = parquet_select_list(con, "journey_events")
     if whole:
         con.execute("CREATE OR REPLACE TEMP TABLE _spark_dates AS SELECT DISTINCT ts::DATE AS d FROM journey_events")
@@ -145,17 +154,29 @@ def export_events(con, root: Path, manifest: dict, serial: int) -> dict:
     dates = [str(d) for (d,) in con.execute("SELECT d FROM _spark_dates ORDER BY d").fetchall()]
     events = {} if whole else dict(manifest["events"])
     top = {} if whole else {d: t for d, t in manifest.get("events_top", {}).items() if d in events}
+    months = {} if whole else dict(manifest["months"])
     if dates:
+        # literal bounds first: the store's row groups outside them are skipped unread (a day's events are a few)
+        first, last = dt.date.fromisoformat(dates[0]), dt.date.fromisoformat(dates[-1])
+        after = dt.date(last.year + last.month // 12, last.month % 12 + 1, 1)
+        folder = root / "months" / f"v={serial}"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        _copy(con, f"SELECT {select}, strftime(ts, '%Y-%m') AS month FROM journey_events "
+                   f"WHERE ts >= '{first.replace(day=1)}' AND ts < '{after}' AND date_trunc('month', ts::DATE) "
+                   "IN (SELECT DISTINCT date_trunc('month', d) FROM _spark_dates) ORDER BY seq", folder,
+              ", PARTITION_BY (month)")
+        months.update({m: f"months/v={serial}/month={m}" for m in sorted({d[:7] for d in dates})})
         folder = root / "events" / f"v={serial}"
         folder.parent.mkdir(parents=True, exist_ok=True)
         _copy(con, f"SELECT {select}, strftime(ts, '%Y-%m-%d') AS event_date FROM journey_events "
-                   "WHERE ts::DATE IN (SELECT d FROM _spark_dates) ORDER BY seq", folder, ", PARTITION_BY (event_date)")
+                   f"WHERE ts >= '{first}' AND ts < '{last + dt.timedelta(days=1)}' "
+                   "AND ts::DATE IN (SELECT d FROM _spark_dates) ORDER BY seq", folder, ", PARTITION_BY (event_date)")
         events.update({d: f"events/v={serial}/event_date={d}" for d in dates})
         top.update({str(d): t for d, t in con.execute(
             "SELECT ts::DATE, max(seq) FROM journey_events WHERE ts::DATE IN (SELECT d FROM _spark_dates) "
             "GROUP BY ALL").fetchall()})
     con.execute("DROP TABLE _spark_dates")
-    out = {"events": events, "events_top": top, "events_journey": version,
+    out = {"events": events, "events_top": top, "months": months, "events_journey": version,
            "events_seq": con.execute("SELECT max(seq) FROM journey_events").fetchall()[0][0]}
     for table in ("persons", "accounts"):
         (root / table).mkdir(parents=True, exist_ok=True)
