@@ -166,7 +166,7 @@ def duckdb_engine(con) -> Engine:
 
 def spark_engine(session, tables: dict[str, str | list[str]] | None = None) -> Engine:
     """Wrap a SparkSession. `tables` maps table names (journey_events, persons, accounts) to a Parquet path, or
-    to the paths that together hold the table (a Spark state's event-date folders), registered as temporary
+    to the paths that together hold the table (a Spark state's month folders), registered as temporary
     views so that `Engine.table(name)` finds them."""
     for name, paths in (tables or {}).items():
         paths = [paths] if isinstance(paths, (str, os.PathLike)) else paths

@@ -156,7 +156,7 @@ def export_events(con, root: Path, manifest: dict, serial: int) -> dict:
     top = {} if whole else {d: t for d, t in manifest.get("events_top", {}).items() if d in events}
     months = {} if whole else dict(manifest["months"])
     if dates:
-        # literal bounds first: the store's row groups outside them are skipped unread (a day's events are a few)
+        # literal bounds first: row groups outside them are skipped unread (a refresh's dates are mostly the last few)
         first, last = dt.date.fromisoformat(dates[0]), dt.date.fromisoformat(dates[-1])
         after = dt.date(last.year + last.month // 12, last.month % 12 + 1, 1)
         folder = root / "months" / f"v={serial}"
