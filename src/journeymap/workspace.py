@@ -478,7 +478,7 @@ class Workspace:
                                 add=f"events: run `journeymap ingest FILE --workspace {self.path}`")
         if self.definition_path.exists() and self.definition.engine.backend == "spark":
             # analyses on Spark over the Spark state's files (docs/spark.md), its state when current
-            from journeymap.state.spark_fold import journey_engine
+            from journeymap.state.spark_tables import journey_engine
 
             return journey_engine(self.con, self.path, self.definition)
         engine = duckdb_engine(self.con)

@@ -4,7 +4,7 @@ What runs where (docs/spark.md): validation, de-duplication, dead letters, the j
 stitching stay in the workspace store (DuckDB), the system of record. The analyses read the derived journey
 tables (journey_events, persons, accounts) as Parquet under `engine.path`. Where the store writes the Spark
 journey state (a local folder or `file://`), they read the state's files, written by month as events arrive
-(state.spark_fold.journey_engine); elsewhere, and when those files lag the store, the tables are written whole:
+(state.spark_tables.journey_engine); elsewhere, and when those files lag the store, the tables are written whole:
 - to a URI (`file:///...`, `s3a://`, `hdfs://`, `abfss://`, `gs://`) by Spark
   (`write_journey_tables_with_spark`), the store's rows streamed to the session in Arrow batches;
 - to a plain local folder by DuckDB's `COPY` (`export_journey_tables`), faster and atomic.
@@ -236,7 +236,7 @@ def spark_engine_for(con, workspace_path: str | Path, config: EngineConfig, expo
     tables written whole.
 
     The tables are the Parquet that `refresh()` wrote; missing local files are exported now, and all of them
-    with `export` (a workspace whose refresh no longer writes them: state.spark_fold.journey_engine)."""
+    with `export` (a workspace whose refresh no longer writes them: state.spark_tables.journey_engine)."""
     session = spark_session_for(config)
     folder = export_folder(config, workspace_path)
     if export:

@@ -44,7 +44,7 @@ from journeymap.insights.risk.stored import refresh_risk
 from journeymap.journey.load import load_definition, store_settings_for
 from journeymap.server.cache import definition_stamp
 from journeymap.state import current_tables, refresh
-from journeymap.state.spark_fold import refresh_on_spark
+from journeymap.state.spark_tables import refresh_on_spark
 from journeymap.state.spark_fold import status as spark_status
 
 log = logging.getLogger("journeymap.server")

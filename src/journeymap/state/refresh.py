@@ -13,7 +13,7 @@ from journeymap.identity import stitch
 from journeymap.identity.stitch import StitchResult
 from journeymap.journey.definition import JourneyDefinition
 from journeymap.state.fold import FoldReport, fold, forget_before
-from journeymap.state.spark_fold import refresh_on_spark
+from journeymap.state.spark_tables import refresh_on_spark
 
 
 @dataclass
@@ -33,7 +33,7 @@ class RefreshResult:
     spark_tables: dict[str, list[str]] | None = None
     """On a Spark workspace, the Parquet paths that together hold each journey table now: the Spark state's files
     (the event-date folders, persons and accounts), or one file or folder each where they were written whole
-    (state.spark_fold.refresh_on_spark)."""
+    (state.spark_tables.refresh_on_spark)."""
     spark_state_note: str = ""
     """Why the Spark fold did not run or failed (a URI `engine.path`, a Spark error); empty when it ran."""
     retention: dict = field(default_factory=dict)
@@ -64,7 +64,7 @@ def drop_expired(con: duckdb.DuckDBPyConnection, raw_events: str, seconds: float
 def refresh(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition | None, rebuild: bool = False,
             workspace_path: str | Path | None = None) -> RefreshResult:
     """Drop the expired raw events, stitch, then fold: with DuckDB, or on a Spark engine with Spark jobs when
-    `workspace_path` says where its Parquet lives (state.spark_fold.refresh_on_spark: an export that fails
+    `workspace_path` says where its Parquet lives (state.spark_tables.refresh_on_spark: an export that fails
     raises); without it a Spark workspace gets no fold here, and its caller folds it."""
     kept = definition.retention if definition is not None else None
     expired = drop_expired(con, kept.raw_events, kept.raw_events_seconds) if kept and kept.raw_events else {}

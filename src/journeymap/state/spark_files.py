@@ -3,7 +3,7 @@
 Layout under a root folder (docs/spark.md, "The journey state on Spark"):
 
     events/v=N/event_date=D/      journey_events of day D (UTC), written by the store (DuckDB COPY)
-    months/v=N/month=M/           journey_events of month M (YYYY-MM, UTC): what the analyses read (state.spark_fold.
+    months/v=N/month=M/           journey_events of month M (YYYY-MM, UTC): what the analyses read (state.spark_tables.
                                   journey_files), a few files rather than a file per day
     persons/v=N.parquet, accounts/v=N.parquet
     state_events_L/v=N/bucket=B/  the state of level L for the units whose unit_id hashes to bucket B

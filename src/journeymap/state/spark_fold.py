@@ -26,15 +26,8 @@ from pathlib import Path
 import ibis
 
 from journeymap.engine.annotate import ANNOTATED_COLUMNS, annotate, annotation_key
-from journeymap.engine.backends import Engine, spark_engine
-from journeymap.engine.spark_backend import (
-    drop_whole_exports,
-    export_folder,
-    export_workspace,
-    spark_engine_for,
-    spark_session_for,
-    uses_uri,
-)
+from journeymap.engine.backends import Engine
+from journeymap.engine.spark_backend import export_folder, spark_session_for, uses_uri
 from journeymap.engine.personas import UNASSIGNED, units
 from journeymap.engine.stages import visits, with_current_stage
 from journeymap.engine.unit_events import LEVELS, unit_events
@@ -114,7 +107,7 @@ def fold_workspace(con, workspace_path: str | Path, definition: JourneyDefinitio
     """The Spark fold of a workspace whose journeymap.yml says `engine: {backend: spark}`: the state under
     `<engine.path>/state/`. Returns (report, None), or (None, why not) when `engine.path` is a URI: the store
     writes the event dates with DuckDB, which writes a local folder only."""
-    root = _state_root(workspace_path, definition)
+    root = state_root(workspace_path, definition)
     if root is None:
         return None, (f"the journey state is not folded on Spark: engine.path {definition.engine.path!r} is a URI, "
                       "and the store writes the events by date to a local folder only; analyses compute from the "
@@ -122,92 +115,15 @@ def fold_workspace(con, workspace_path: str | Path, definition: JourneyDefinitio
     return spark_fold(spark_session_for(definition.engine), con, definition, root, rebuild=rebuild), None
 
 
-def refresh_on_spark(con, workspace_path: str | Path, definition: JourneyDefinition, rebuild: bool = False):
-    """What a refresh does on a Spark workspace after its stitch (Workspace.refresh, the server's loader): the
-    journey state folded by Spark jobs, whose files the analyses then read (journey_files): the store writes the
-    events of the dates and months that changed, not every event. Returns (where each journey table's Parquet now is:
-    a list of paths that together hold it, the fold's report or None, why it did not run).
-
-    A fold that fails is said, not raised: the events are in, the journey tables are written whole for the
-    analyses (as on a URI `engine.path`, which gets no Spark state), and the next refresh folds again. An
-    export that fails raises."""
-    root = _state_root(workspace_path, definition)
-    if root is None:
-        _, note = fold_workspace(con, workspace_path, definition, rebuild)
-        return _as_lists(export_workspace(con, workspace_path, definition.engine)), None, note
-    try:
-        report, note = spark_fold(spark_session_for(definition.engine), con, definition, root, rebuild=rebuild), ""
-    except Exception as exc:  # noqa: BLE001 - said in the refresh's result; the next refresh folds again
-        report, note = None, (f"the journey state was not folded on Spark ({type(exc).__name__}: {exc}); "
-                              "analyses compute from the events, written whole, until a refresh folds it")
-    files = journey_files(con, workspace_path, definition)
-    if files is None:  # the fold failed before its commit, or left no event
-        exported = export_workspace(con, workspace_path, definition.engine)
-        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [WHOLE_TABLES_KEY, _store_mark(con)])
-        return _as_lists(exported), report, note
-    drop_whole_exports(definition.engine, workspace_path)  # stale since this fold's commit
-    con.execute("DELETE FROM meta WHERE key = ?", [WHOLE_TABLES_KEY])
-    return files, report, note
-
-
-WHOLE_TABLES_KEY = "state.spark.whole_tables"
-"""The store's journey version and highest seq when a refresh last wrote the journey tables whole (its fold failed):
-the analyses read those files until the Spark state's are the store's again."""
-
-
-def _store_mark(con) -> str:
-    version = int(meta(con).get("journey.version", 0))
-    (top,) = con.execute("SELECT max(seq) FROM journey_events").fetchall()[0]
-    return f"{version}:{top}"
-
-
-def _as_lists(tables: dict[str, str]) -> dict[str, list[str]]:
-    return {name: [path] for name, path in tables.items()}
-
-
-def journey_files(con, workspace_path: str | Path, definition: JourneyDefinition) -> dict[str, list[str]] | None:
-    """journey_events, persons and accounts as the Spark state's files hold them (the events' month folders the
-    manifest names, and its persons and accounts files), when they reflect the store's latest stitch (the
-    manifest's journey version and highest seq are the store's); None when they do not (no fold yet, a fold that
-    failed or was killed), when no event is left, or on a URI `engine.path` (no Spark state)."""
-    root = _state_root(workspace_path, definition)
-    if root is None or not has_table(con, "journey_events"):
-        return None
-    manifest = read_manifest(root)
-    if not manifest.get("months") or not manifest.get("persons") or not manifest.get("accounts"):
-        return None
-    if f"{manifest.get('events_journey')}:{manifest.get('events_seq')}" != _store_mark(con):
-        return None
-    return {"journey_events": [str(root / p) for p in sorted(manifest["months"].values())],
-            "persons": [str(root / manifest["persons"])], "accounts": [str(root / manifest["accounts"])]}
-
-
-def journey_engine(con, workspace_path: str | Path, definition: JourneyDefinition) -> Engine:
-    """The engine of a Spark workspace's analyses (Workspace.engine): the journey tables from the Spark state's
-    files when they are the store's (journey_files), else written whole now (a local `engine.path`: they lag
-    the store only after a fold failed or was killed) or read where the last refresh wrote them whole (a URI);
-    and the state's events and visits of each level whose state is current (current_views)."""
-    session = spark_session_for(definition.engine)
-    files = journey_files(con, workspace_path, definition)
-    if files is not None:
-        engine = spark_engine(session, files)
-    else:  # written whole by the last refresh when its fold failed (the meta key says so), else now
-        lagging = _state_root(workspace_path, definition) is not None and (
-            meta(con).get(WHOLE_TABLES_KEY) != _store_mark(con))
-        engine = spark_engine_for(con, workspace_path, definition.engine, export=lagging)
-    engine.journey = current_views(session, con, workspace_path, definition)
-    return engine
-
-
 def drop_replaced(workspace_path: str | Path, definition: JourneyDefinition) -> None:
     """Remove the files the last fold replaced, which its commit kept for readers of the state before it
     (spark_files.commit): `journeymap erase` leaves nothing of the erased on disk."""
-    root = _state_root(workspace_path, definition)
+    root = state_root(workspace_path, definition)
     if root is not None and (root / MANIFEST).exists():
         drop_kept(root)
 
 
-def _state_root(workspace_path: str | Path, definition: JourneyDefinition) -> Path | None:
+def state_root(workspace_path: str | Path, definition: JourneyDefinition) -> Path | None:
     """Where a Spark workspace's state lives (None: `engine.path` is a URI, which gets no Spark state)."""
     folder = export_folder(definition.engine, workspace_path)
     if uses_uri(folder) and not folder.startswith("file://"):
@@ -219,7 +135,7 @@ def status(con, workspace_path: str | Path, definition: JourneyDefinition) -> li
     """Per level, whether the Spark state is current and why not, from its manifest alone (no Spark session):
     `journeymap state` on a Spark workspace. The unit count is the manifest's; events and visits are not
     counted (that would take a Spark job)."""
-    root = _state_root(workspace_path, definition)
+    root = state_root(workspace_path, definition)
     levels = read_manifest(root).get("levels", {}) if root is not None else {}
     key, journey = annotation_key(definition), int(meta(con).get("journey.version", 0))
     out = []
@@ -241,7 +157,7 @@ def current_views(session, con, workspace_path: str | Path, definition: JourneyD
     `state_visits_L` for each level whose state is current (this definition's annotation, the store's journey
     version): `Engine.journey` of a Spark workspace, as state.read.current_tables is of a DuckDB one. Levels whose
     Spark state is stale (or missing) are left out, and the engine computes them from the events."""
-    root = _state_root(workspace_path, definition)
+    root = state_root(workspace_path, definition)
     if root is None:
         return {}
     levels = read_manifest(root).get("levels", {})
