@@ -109,7 +109,15 @@ def draw_arrival(rows: list[Row], data) -> tuple[list[list[int]], list[bool], bo
 @given(rows=event_logs(), data=st.data())
 def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
     batches, anonymous, unload = draw_arrival(rows, data)
+    # with one thread the levels fold one after the other in one transaction, with two at once (state.fold)
+    threads = data.draw(st.sampled_from([1, 2]), label="store threads")
     base = tmp_path_factory.mktemp("fold")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JOURNEYMAP_THREADS", str(threads))
+        check_folding_batches(base, rows, batches, anonymous, unload)
+
+
+def check_folding_batches(base: Path, rows, batches, anonymous, unload) -> None:
     with Workspace(base / "ws") as ws:
         ws.path.mkdir()
         (ws.path / "journeymap.yml").write_text(json.dumps(DEFINITION))  # JSON is YAML
@@ -117,6 +125,8 @@ def test_folding_batches_equals_a_rebuild(tmp_path_factory, rows, data):
             path = write_batch([(rows[i], anonymous[i]) for i in batch], base / f"batch{n}.csv")
             ws.ingest([str(path)], max_reject_rate=None)
             event(f"journey events {ws.last_refresh.stitch.journey_events}")
+            if ws.last_refresh.state.at_once:
+                event("levels folded at once")
             for lv in ws.last_refresh.state.levels:  # which ways of folding this example took
                 event(f"{lv.looked_at} units looked at")
                 for kind in ("appended", "late", "new"):
@@ -311,20 +321,24 @@ def test_a_state_of_the_previous_layout_is_rebuilt_not_read(tmp_path):
         assert ws.con.execute("SELECT last_visit_no, last_stage FROM state_units_person").fetchall() == [(3, "evaluation")]
 
 
-def test_an_interrupted_fold_leaves_the_previous_state(tmp_path, monkeypatch):
-    """The fold and its meta keys commit together: when it dies after the person level was written and
-    before the account level was, the store still holds the previous state (marked stale), and the next
-    fold completes it."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_interrupted_fold_leaves_each_levels_previous_or_new_state(tmp_path, monkeypatch, threads):
+    """A level's state and its meta keys commit together. With one thread both levels fold in one transaction:
+    when the fold dies after the person level was written and before the account level was, the store still
+    holds both previous states (marked stale). With two, each level folds in its own transaction at once: the
+    person level's new state is committed and read, the account level's previous one is stale. Either way the
+    next fold completes it."""
     import journeymap.state.fold as fold_module
 
+    monkeypatch.setenv("JOURNEYMAP_THREADS", str(threads))
     ws = Workspace.init(tmp_path / "ws")
     events = tmp_path / "e.csv"
-    events.write_text("customer_id,event,ts\nann,pricing_viewed,2025-03-01T09:00:00\n")
+    events.write_text("customer_id,account_id,event,ts\nann,acme,pricing_viewed,2025-03-01T09:00:00\n")
     with ws:
         ws.ingest([str(events)])
         before = {lv: state_rows(ws.con, lv) for lv in LEVELS}
         more = tmp_path / "f.csv"
-        more.write_text("customer_id,event,ts\nbob,signup_completed,2025-03-02T09:00:00\n")
+        more.write_text("customer_id,account_id,event,ts\nbob,acme,signup_completed,2025-03-02T09:00:00\n")
         real = fold_module._fold_level
 
         def dies_at_the_account_level(con, engine, definition, level, *rest):
@@ -336,12 +350,24 @@ def test_an_interrupted_fold_leaves_the_previous_state(tmp_path, monkeypatch):
         with pytest.raises(KeyboardInterrupt):
             ws.ingest([str(more)])
         monkeypatch.undo()
-        assert {lv: state_rows(ws.con, lv) for lv in LEVELS} == before
-        assert [row["stale_because"] for row in ws.state()] == ["events arrived since"] * 2
-        assert ws.engine.journey == {}
-        assert [lv.mode for lv in fold(ws.con, ws.definition).levels] == ["fold", "unchanged"]  # no accounts here
+        monkeypatch.setenv("JOURNEYMAP_THREADS", str(threads))
+        assert state_rows(ws.con, "account") == before["account"]
+        stale = [row["level"] for row in ws.state() if not row["current"]]
+        if threads == 1:
+            assert state_rows(ws.con, "person") == before["person"]
+            assert stale == ["person", "account"]
+            assert ws.engine.journey == {}  # computed from the events instead
+        else:
+            assert state_rows(ws.con, "person") != before["person"]
+            assert ws.con.execute("SELECT count(*) FROM state_units_person").fetchone()[0] == 2
+            assert stale == ["account"]
+            assert [level for level, _ in ws.engine.journey] == ["person"]
+        report = fold(ws.con, ws.definition)
+        assert report.at_once == (threads == 2)
+        assert [lv.mode for lv in report.levels] == ["fold" if threads == 1 else "unchanged", "fold"]
         assert all(row["current"] for row in ws.state())
         assert ws.con.execute("SELECT count(*) FROM state_units_person").fetchone()[0] == 2
+        assert ws.con.execute("SELECT events FROM state_units_account").fetchall() == [(2,)]
 
 
 def test_the_demo_map_folded_in_batches_equals_the_one_shot_map(ingested_demo, tmp_path):

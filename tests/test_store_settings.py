@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from journeymap.ingest.journal import Journal
-from journeymap.ingest.store import ENV, StoreSettingError, open_store, store_path
+from journeymap.ingest.store import ENV, StoreSettingError, cursor, open_store, store_path
 from journeymap.journey.load import DefinitionError, store_settings_for
 from journeymap.server.runner import StoreRunner
 from journeymap.workspace import Workspace
@@ -94,6 +94,27 @@ def test_the_server_runner_gets_them(tmp_path):
         assert setting(runner.con, "memory_limit") == "512.0 MiB" and setting(runner.con, "threads") == 1
     finally:
         runner.stop()
+
+
+def test_a_cursor_of_the_store_runs_in_utc_on_a_machine_that_does_not(tmp_path):
+    """A cursor (the server's requests, the sender, the fold's levels) shares the store's settings but not the
+    session's: on a machine in another zone its now()::TIMESTAMP would be local time. store.cursor gives it the
+    store's session."""
+    import datetime as dt
+
+    path = workspace(tmp_path)
+    con = open_store(path, settings=store_settings_for(path))
+    try:
+        con.execute("SET GLOBAL TimeZone = 'Pacific/Kiritimati'")  # UTC+14: what a new connection starts with
+        plain, ours = con.cursor(), cursor(con)
+        assert setting(plain, "TimeZone") == "Pacific/Kiritimati"  # DuckDB's own cursor: why store.cursor exists
+        assert setting(ours, "TimeZone") == "UTC" and setting(ours, "enable_progress_bar") is False
+        utc = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        assert abs(ours.execute("SELECT now()::TIMESTAMP").fetchone()[0] - utc) < dt.timedelta(minutes=5)
+        assert abs(plain.execute("SELECT now()::TIMESTAMP").fetchone()[0] - utc) > dt.timedelta(hours=13)
+        assert setting(ours, "memory_limit") == "512.0 MiB"  # the database's settings it shares
+    finally:
+        con.close()
 
 
 def test_environment_without_a_definition(tmp_path, monkeypatch):

@@ -224,8 +224,7 @@ def open_store(workspace: str | Path, read_only: bool = False,
             raise
         pid = re.search(r"PID (\d+)", str(exc))
         raise StoreLocked(_lock_message(path, str(exc)), int(pid.group(1)) if pid else None) from None
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")  # our own progress bars speak for us
+    _session(con)
     try:
         apply_settings(con, settings)
     except BaseException:
@@ -237,6 +236,20 @@ def open_store(workspace: str | Path, read_only: bool = False,
         con.close()
         raise
     return con
+
+
+def _session(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """The settings DuckDB keeps per connection (the others are the database's: apply_settings)."""
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # our own progress bars speak for us
+    return con
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Another connection to the store `con` has open, for a thread of its own or a transaction beside con's.
+    DuckDB's `con.cursor()` shares the database's settings but not the session's: its TimeZone would be the
+    machine's, and `now()::TIMESTAMP` local time where the store keeps UTC."""
+    return _session(con.cursor())
 
 
 def table_names(con: duckdb.DuckDBPyConnection, like: str | None = None) -> set[str]:

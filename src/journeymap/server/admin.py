@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Res
 
 from journeymap.analyses.base import MAX_INT
 from journeymap.ingest.backup import write_backup
+from journeymap.ingest.store import cursor
 from journeymap.server.api import answer_error
 from journeymap.server.context import (ReadWorkspace, ServerWorkspace, begin_snapshot, local_admin, read_token,
                                       require_key)
@@ -40,7 +41,7 @@ def _store(request: Request):
     con = request.app.state.runner.con
     if con is None:
         raise HTTPException(status_code=503, detail="the store is not open yet", headers={"Retry-After": "1"})
-    return con.cursor()
+    return cursor(con)
 
 
 def _reload(request: Request, cursor) -> None:

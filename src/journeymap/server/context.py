@@ -19,7 +19,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from journeymap.errors import NotEnoughData
-from journeymap.ingest.store import table_names
+from journeymap.ingest.store import cursor, table_names
 from journeymap.server.cache import LIVE
 from journeymap.server.keys import ApiKey
 from journeymap.server.local import LOCAL_KEY_ID
@@ -137,7 +137,7 @@ def read_workspace(request: Request) -> Iterator[Workspace]:
     con = request.app.state.runner.con
     if con is None:
         raise HTTPException(status_code=503, detail="the store is not open yet", headers={"Retry-After": "1"})
-    ws = ServerWorkspace(request.app.state.workspace, con.cursor())
+    ws = ServerWorkspace(request.app.state.workspace, cursor(con))
     if request.method in ("GET", "HEAD"):  # reads: one snapshot per request (writes go through their own cursor)
         begin_snapshot(request, ws)
     try:

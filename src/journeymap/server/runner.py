@@ -39,6 +39,7 @@ from journeymap.ingest.files import InputFile
 from journeymap.ingest.journal import Journal, append_quarantine, read_quarantine, scan_segment
 from journeymap.ingest.loader import Loader
 from journeymap.ingest.segment import ARRIVAL_TIMED
+from journeymap.ingest.store import cursor as store_cursor
 from journeymap.ingest.store import has_table, open_store
 from journeymap.insights.risk.stored import refresh_risk
 from journeymap.journey.load import load_definition, store_settings_for
@@ -195,7 +196,7 @@ class StoreRunner:
         from journeymap.act.deliver import Sender
 
         while not self._stop.is_set():
-            cursor = self.con.cursor()
+            cursor = store_cursor(self.con)
             try:
                 with Sender(cursor, lock=self.lock) as sender:
                     self.sender = sender

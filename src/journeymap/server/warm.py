@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from journeymap.analyses import get
+from journeymap.ingest.store import cursor
 from journeymap.server.api import cache_key
 from journeymap.server.context import ServerWorkspace
 from journeymap.server.views.map import map_options
@@ -33,7 +34,7 @@ def default_map(workspace, con) -> list[tuple[tuple, Callable[[], Any]]]:
     params = analysis.validate(map_options(p, p.date_from, p.date_to))
 
     def compute() -> Any:
-        ws = ServerWorkspace(workspace, con.cursor())
+        ws = ServerWorkspace(workspace, cursor(con))
         try:
             return analysis(ws, params)
         finally:
