@@ -105,28 +105,21 @@ def main() -> None:
                 ws.ingest([str(work / f"old-{how}.parquet")])
                 ws.con.execute("CHECKPOINT")
 
-            def one_run(how=how, before=before):
+            def one_run(how=how, before=before, refresh=True):
+                """A copy of the before-store loads the new events and refreshes, then checkpoints what that left in
+                the write-ahead log (docs/store.md); with `refresh` false it only loads: the checkpoint of the
+                load's own log, taken out of the refresh's row."""
                 run = work / "run"
                 copy_store(before, run)
                 with Workspace(run) as ws:
                     ws.ingest([str(work / f"new-{how}.parquet")], refresh=False)
                     t = time.perf_counter()
-                    result = ws.refresh()
+                    result = ws.refresh() if refresh else None
                     total = time.perf_counter() - t
-                    t = time.perf_counter()  # what the refresh left in the write-ahead log (docs/store.md)
+                    t = time.perf_counter()
                     ws.con.execute("CHECKPOINT")
                     checkpoint = time.perf_counter() - t
                 return result, total, checkpoint
-
-            def load_checkpoint(how=how, before=before):
-                """The checkpoint of the load's own log (the new events): taken out of the refresh's row."""
-                run = work / "run"
-                copy_store(before, run)
-                with Workspace(run) as ws:
-                    ws.ingest([str(work / f"new-{how}.parquet")], refresh=False)
-                    t = time.perf_counter()
-                    ws.con.execute("CHECKPOINT")
-                    return time.perf_counter() - t
 
             fold_times, stitch_times, totals, checkpoints, changed = [], [], [], [], []
             for _ in range(args.runs):
@@ -138,7 +131,7 @@ def main() -> None:
                 changed.append((sum(lv.changed_units for lv in result.state.levels),
                                 sum(lv.appended_units for lv in result.state.levels),
                                 sum(lv.late_units for lv in result.state.levels)))
-            loads = [load_checkpoint() for _ in range(args.runs)]
+            loads = [one_run(refresh=False)[2] for _ in range(args.runs)]
             results[how] = (statistics.median(stitch_times), statistics.median(fold_times), statistics.median(totals),
                             changed[0], sum(lv.units for lv in result.state.levels), statistics.median(checkpoints),
                             statistics.median(loads))
