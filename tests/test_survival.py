@@ -234,3 +234,24 @@ def test_weighted_rows_equal_the_visits_they_stand_for(rows):
     b = kaplan_meier(d, e)
     assert a.times_.tolist() == b.times_.tolist() and a.survival_.tolist() == b.survival_.tolist()
     assert (a.n, a.censored) == (b.n, b.censored)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6).map(float), st.booleans(), st.integers(1, 4)), min_size=1, max_size=30),
+       st.randoms(use_true_random=False))
+def test_durations_passed_in_ascending_order_give_the_same_fit(rows, rnd):
+    """The map sorts its durations once and tells each fit they are ascending (engine.stages.time_in_stage_summaries):
+    the same curve, counts and summary as a fit that sorts them itself, from rows in any order."""
+    shuffled = rows[:]
+    rnd.shuffle(shuffled)
+    ordered = sorted(rows, key=lambda r: r[0])
+    a = kaplan_meier(*zip(*ordered, strict=True), ascending=True)
+    b = kaplan_meier(*zip(*shuffled, strict=True))
+    assert a.times_.tolist() == b.times_.tolist() and a.survival_.tolist() == b.survival_.tolist()
+    assert (a.n, a.censored) == (b.n, b.censored)
+    assert (time_in_stage_summary(*zip(*ordered, strict=True), ascending=True)
+            == time_in_stage_summary(*zip(*shuffled, strict=True)))
+    if len({d for d, _, _ in rows}) > 1:
+        descending = sorted(rows, key=lambda r: -r[0])
+        with pytest.raises(ValueError, match="not in ascending order"):
+            kaplan_meier(*zip(*descending, strict=True), ascending=True)

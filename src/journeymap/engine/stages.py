@@ -176,14 +176,22 @@ def time_in_stage_summaries(engine: Engine, v: ir.Table, definition: JourneyDefi
     seen = t.column("observed").to_numpy(zero_copy_only=False).astype(bool)
     n = t.column("n").to_numpy()
     groupings = [(s_code, lambda c: (s_name[c], everyone))]
-    if by_persona:
+    if by_persona and len(p_name) > 1:
         groupings.append((s_code * len(p_name) + p_code, lambda c: (s_name[c // len(p_name)], p_name[c % len(p_name)])))
     out = {}
+    # The durations sorted once; a stable sort by group keeps each group's rows in that order, so no fit sorts
+    # its durations again (at 10M events: 5.1M rows in 26 groups, whose own sorts took 2.0 s of the map). The
+    # group codes are small: as int16 numpy sorts them stably by radix, in one pass.
+    by_seconds = np.argsort(secs)
     for code, key in groupings:
-        order = np.argsort(code, kind="stable")
-        bounds = np.flatnonzero(np.diff(code[order])) + 1
-        for idx in np.split(order, bounds):
-            out[key(int(code[idx[0]]))] = time_in_stage_summary(secs[idx], seen[idx], n[idx])
+        small = code.astype(np.int16) if code.size and code.max() < np.iinfo(np.int16).max else code
+        order = by_seconds[np.argsort(small[by_seconds], kind="stable")]
+        grouped, s_, e_, n_ = code[order], secs[order], seen[order], n[order]
+        starts = np.flatnonzero(np.diff(grouped)) + 1
+        for a, b in zip([0, *starts], [*starts, grouped.size], strict=True):
+            out[key(int(grouped[a]))] = time_in_stage_summary(s_[a:b], e_[a:b], n_[a:b], ascending=True)
+    if by_persona and len(p_name) == 1:  # every visit is of one persona (no personas defined): the same visits
+        out |= {(stage_id, p_name[0]): dict(summary) for (stage_id, _), summary in list(out.items())}
     return out
 
 
