@@ -255,3 +255,29 @@ def test_durations_passed_in_ascending_order_give_the_same_fit(rows, rnd):
         descending = sorted(rows, key=lambda r: -r[0])
         with pytest.raises(ValueError, match="not in ascending order"):
             kaplan_meier(*zip(*descending, strict=True), ascending=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["trial", "paid", "onboarding"]), st.sampled_from(["smb", "ent", None]),
+                          st.integers(0, 5).map(float), st.booleans(), st.integers(1, 3)), min_size=1, max_size=40),
+       st.booleans())
+def test_the_maps_summaries_equal_a_fit_per_group(rows, one_persona):
+    """engine.stages.time_in_stage_summaries sorts the fetched durations once for every (stage) and (stage,
+    persona) fit, and with a single persona reuses the stages' summaries: each equals time_in_stage_summary on
+    that group's rows alone, in the order they came."""
+    from journeymap.engine import stages
+
+    if one_persona:
+        rows = [(s, None, d, e, n) for s, _, d, e, n in rows]
+    table = pa.table({k: list(v) for k, v in zip(["stage", "persona", "seconds", "observed", "n"], zip(*rows, strict=True),
+                                                 strict=True)},
+                     schema=pa.schema([("stage", pa.string()), ("persona", pa.string()), ("seconds", pa.float64()),
+                                       ("observed", pa.bool_()), ("n", pa.int64())]))
+    with pytest.MonkeyPatch.context() as mp:  # the engine's fetch (unchanged) stands in: this checks what follows it
+        mp.setattr(stages, "stage_duration_counts", lambda *_: table)
+        got = stages.time_in_stage_summaries(None, None, None, None, "all")
+    groups: dict = {}
+    for s, p, d, e, n in rows:
+        for key in ((s, "all"), (s, p or "unassigned")):
+            groups.setdefault(key, []).append((d, e, n))
+    assert got == {key: time_in_stage_summary(*zip(*g, strict=True)) for key, g in groups.items()}

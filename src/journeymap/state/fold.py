@@ -187,10 +187,11 @@ def fold(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, levels=L
     engine = duckdb_engine(con)
     key = annotation_key(definition)
     if not rebuild and len(levels) > 1 and _at_once(con, meta(con), levels, key):
-        for level in levels:  # compiled here: the threads only run SQL
-            _statements(con, engine, definition, level, key)
+        # compiled here (Ibis reads the store's schemas on con), handed to the threads, which only run SQL
+        compiled = {level: _statements(con, engine, definition, level, key) for level in levels}
         with ThreadPoolExecutor(len(levels), thread_name_prefix="fold") as pool:
-            running = [pool.submit(_fold_alone, cursor(con), engine, definition, level, key) for level in levels]
+            running = [pool.submit(_fold_alone, cursor(con), compiled[level], definition, level, key)
+                       for level in levels]
             outcomes = [f.exception() or f.result() for f in running]
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
@@ -224,14 +225,14 @@ def _at_once(con, known: dict[str, str], levels, key: str) -> bool:
     return int(con.execute("SELECT current_setting('threads')").fetchone()[0]) > 1
 
 
-def _fold_alone(con, engine, definition, level: str, key: str) -> LevelFold:
-    """Fold one level in a transaction of its own, on `con` (a cursor of the store, closed here); `engine` (on
-    the store's connection) has compiled its statements."""
+def _fold_alone(con, sql: _Statements, definition, level: str, key: str) -> LevelFold:
+    """Fold one level in a transaction of its own, on `con` (a cursor of the store, closed here), with its
+    statements compiled (`sql`)."""
     try:
         con.begin()
         try:
             known = meta(con)
-            done = _fold_level(con, engine, definition, level, key, known, False)
+            done = _fold_level(con, None, definition, level, key, known, False, sql)
             _set(con, f"state.{level}.annotation", key)
             _set(con, f"state.{level}.journey", str(int(known.get(JOURNEY_VERSION_KEY, 0))))
             _drop_temporary(con)
@@ -250,7 +251,9 @@ def _drop_temporary(con) -> None:
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFold:
+def _fold_level(con, engine, definition, level, key, known, rebuild, sql: _Statements | None = None) -> LevelFold:
+    """Fold `level` on `con`, inside the caller's transaction; `sql`: its statements compiled, else compiled on
+    `engine` (or read from the compiled ones kept)."""
     started = time.perf_counter()
     t = tables(level)
     w = stored(level)
@@ -261,7 +264,7 @@ def _fold_level(con, engine, definition, level, key, known, rebuild) -> LevelFol
     # Events past the mark arrived since the last fold; without one nothing counts as appended.
     con.execute("CREATE OR REPLACE TEMP TABLE _state_mark AS SELECT ?::BIGINT AS seq",
                 [int(mark) if mark not in (None, "") else NO_MARK])
-    sql = _statements(con, engine, definition, level, key)
+    sql = sql or _statements(con, engine, definition, level, key)
     since = _vouched_since(known, level)
     named = not (reason or since is None or mark in (None, ""))
     if not named:
