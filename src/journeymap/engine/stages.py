@@ -191,7 +191,7 @@ def time_in_stage_summaries(engine: Engine, v: ir.Table, definition: JourneyDefi
         for a, b in zip([0, *starts], [*starts, grouped.size], strict=True):
             out[key(int(grouped[a]))] = time_in_stage_summary(s_[a:b], e_[a:b], n_[a:b], ascending=True)
     if by_persona and len(p_name) == 1:  # every visit is of one persona (no personas defined): the same visits
-        out |= {(stage_id, p_name[0]): dict(summary) for (stage_id, _), summary in list(out.items())}
+        out |= {(stage_id, p_name[0]): dict(summary) for (stage_id, _), summary in out.items()}
     return out
 
 

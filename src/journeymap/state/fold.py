@@ -180,7 +180,8 @@ def rebuild_reason(con: duckdb.DuckDBPyConnection, known: dict[str, str], level:
 
 def fold(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, levels=LEVELS,
          rebuild: bool = False) -> FoldReport:
-    """Bring the journey state up to the journey events, in one transaction; `rebuild` starts from scratch."""
+    """Bring the journey state up to the journey events, in one transaction, or one per level when the levels fold
+    at once (the module's docstring says when); `rebuild` starts from scratch."""
     started = time.perf_counter()
     if not has_table(con, "journey_events"):
         return FoldReport([], journey_version(con), 0.0)
@@ -205,8 +206,7 @@ def fold(con: duckdb.DuckDBPyConnection, definition: JourneyDefinition, levels=L
         done = []
         for level in levels:
             done.append(_fold_level(con, engine, definition, level, key, known, rebuild))
-            _set(con, f"state.{level}.annotation", key)
-            _set(con, f"state.{level}.journey", str(version))
+            _folded(con, level, key, version)
         _set(con, "state.version", STATE_VERSION)
         _drop_temporary(con)
         forget_moves(con)
@@ -233,8 +233,7 @@ def _fold_alone(con, sql: _Statements, definition, level: str, key: str) -> Leve
         try:
             known = meta(con)
             done = _fold_level(con, None, definition, level, key, known, False, sql)
-            _set(con, f"state.{level}.annotation", key)
-            _set(con, f"state.{level}.journey", str(int(known.get(JOURNEY_VERSION_KEY, 0))))
+            _folded(con, level, key, int(known.get(JOURNEY_VERSION_KEY, 0)))
             _drop_temporary(con)
             con.commit()
         except BaseException:
@@ -243,6 +242,12 @@ def _fold_alone(con, sql: _Statements, definition, level: str, key: str) -> Leve
     finally:
         con.close()
     return done
+
+
+def _folded(con, level: str, key: str, version: int) -> None:
+    """The keys that say what `level`'s state reflects: the definition's annotation key and the journey version."""
+    _set(con, f"state.{level}.annotation", key)
+    _set(con, f"state.{level}.journey", str(version))
 
 
 def _drop_temporary(con) -> None:
