@@ -32,6 +32,7 @@ from journeymap.engine import metrics as M
 from journeymap.engine.annotate import annotated_events
 from journeymap.engine.personas import units
 from journeymap.engine.stages import funnel, stage_durations, visits, with_current_stage
+from journeymap.insights.friction import _before_customer, dropped_units
 from journeymap.journey.rules import Condition, Rule
 from journeymap.workspace import Workspace
 
@@ -321,6 +322,14 @@ def view(ref: dict, definition, persona: str) -> dict:
                 converted += 1
             in_stage += seq[-1] == s.id
         fun[s.id] = {"reached": reached, "converted": converted, "dropped": reached - converted, "in_stage": in_stage}
+    # friction's drop-offs: per stage before the customer stage, the units that reached it and never moved on, with
+    # when they first entered it and the stage's count of units
+    dropped = set()
+    for sid in _before_customer(definition):
+        for u, x in us.items():
+            seq = [v[0] for v in x["visits"]]
+            if sid in seq and not any(order[t] > order[sid] and t in advances for t in seq[seq.index(sid) + 1:]):
+                dropped.add((u, sid, x["visits"][seq.index(sid)][1], fun[sid]["reached"]))
 
     m = definition.milestones
 
@@ -369,6 +378,7 @@ def view(ref: dict, definition, persona: str) -> dict:
 
     return {
         "funnel": fun,
+        "dropped": dropped,
         "ttv": ttv(m.start),
         "ttv_from_first_event": ttv(None),
         "adoption": adoption,
@@ -416,6 +426,8 @@ def engine_view(engine, definition, a, v, ac, hi, persona: str) -> dict:
     durations = stage_durations(engine, v, definition, hi) if hi else None
     return {
         "funnel": funnel(engine, v, definition),
+        "dropped": {(r["unit_id"], r["stage"], r["ts"], r["reached"])
+                    for r in dropped_units(engine, v, definition, _before_customer(definition)).to_pylist()},
         "ttv": M.time_to_value(engine, a, definition),
         "ttv_from_first_event": M.time_to_value(engine, a, no_start),
         "adoption": M.adoption(engine, a, cust, definition),

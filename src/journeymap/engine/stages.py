@@ -34,20 +34,9 @@ from journeymap.engine.survival import time_in_stage_summary
 from journeymap.journey.definition import JourneyDefinition
 
 
-def stage_order(definition: JourneyDefinition, stage: ir.StringValue) -> ir.IntegerValue:
-    """The stage's position in the definition (a CASE expression: no in-memory table to ship)."""
-    return ibis.cases(*[(stage == s.id, i) for i, s in enumerate(definition.stages)], else_=ibis.null("int64"))
-
-
 def advancing_ids(definition: JourneyDefinition) -> list[str]:
     """The stages whose entry is progress, in definition order: every non-terminal stage and "won" outcomes."""
     return [s.id for s in definition.stages if not s.terminal or s.kind == "won"]
-
-
-def advancing(definition: JourneyDefinition, stage: ir.StringValue) -> ir.BooleanValue:
-    """Moving into a later non-terminal stage, or into a "won" outcome, is progress."""
-    ids = advancing_ids(definition)
-    return stage.isin(ids) if ids else ibis.literal(False)
 
 
 def visits(a: ir.Table) -> ir.Table:
@@ -100,29 +89,47 @@ def with_current_stage(a: ir.Table, v: ir.Table) -> ir.Table:
     return out.drop("_seq", "_unit", "_new", "_u", "_vn", "_ub", "_vb", "_visit_no")
 
 
+def progress(v: ir.Table, definition: JourneyDefinition) -> ir.Table:
+    """One row per unit: for the stage at position i of the definition, `first_i` (the number of the unit's
+    first visit to it; NULL: never reached), `entered_i` (when that visit began) and `moved_i` (whether a later
+    visit went to a later advancing stage: the funnel's "converted"), and `last`, the stage of its latest visit.
+
+    One aggregation over the visits grouped by unit and no join: a unit moved on from stage i when the largest
+    visit number among its visits to advancing stages after i exceeds its first visit to i. The inequality
+    join of first visits with later visits this replaces took 1.6 s of the 10M-event map; this 0.6 s."""
+    stages, ahead = definition.stages, set(advancing_ids(definition))
+    cols: dict[str, ir.Value] = {"last": v.stage.argmax(v.visit_no)}  # visit numbers are unique per unit
+    for i, s in enumerate(stages):
+        at = v.stage == s.id
+        cols[f"first_{i}"] = v.visit_no.min(where=at)
+        cols[f"entered_{i}"] = v.entered_at.min(where=at)  # visits are numbered in (ts, seq) order
+        if s.id in ahead:
+            cols[f"_ahead_{i}"] = v.visit_no.max(where=at)
+    per = v.group_by("unit_id").aggregate(**cols)
+    moved = {}
+    for i in range(len(stages)):
+        later = [per[f"_ahead_{j}"].fill_null(0) for j in range(i + 1, len(stages)) if f"_ahead_{j}" in per.columns]
+        reach = later[0] if len(later) == 1 else ibis.greatest(*later) if later else None
+        # NULL first (never reached) makes the comparison NULL and the conjunction false
+        moved[f"moved_{i}"] = ibis.literal(False) if reach is None else per[f"first_{i}"].notnull() & (per[f"first_{i}"] < reach)
+    return per.mutate(**moved).drop(*[c for c in per.columns if c.startswith("_ahead_")])
+
+
 def funnel(engine: Engine, v: ir.Table, definition: JourneyDefinition) -> dict[str, dict[str, int]]:
-    """reached / converted / dropped / in_stage per stage id."""
-    vo = v.mutate(_order=stage_order(definition, v.stage), _advances=advancing(definition, v.stage))
-    first = vo.group_by(["unit_id", "stage", "_order"]).aggregate(_first=vo.visit_no.min())
-    later = vo.filter(vo._advances).select(_u=vo.unit_id, _o=vo._order, _no=vo.visit_no)
-    # Later in the definition and later in the unit's own timeline (visit numbers follow (ts, seq)).
-    moved = first.join(later, [first.unit_id == later._u, later._o > first._order, later._no > first._first])
-    # each unit's latest visit by aggregation, not a window over every visit (which sorts them by unit): visit
-    # numbers are unique per unit
-    last = v.group_by("unit_id").aggregate(stage=v.stage.argmax(v.visit_no))
-    counts = ibis.union(  # one query: (stage, measure, units)
-        *[t.group_by("stage").aggregate(measure=ibis.literal(name), units=t.unit_id.nunique())
-          for name, t in (("reached", first), ("converted", moved), ("in_stage", last))],
-        distinct=False,
-    )
-    out: dict[str, dict[str, int]] = {s.id: {"reached": 0, "converted": 0, "in_stage": 0} for s in definition.stages}
-    for row in engine.execute(counts).to_pylist():
-        out[row["stage"]][row["measure"]] = int(row["units"])
-    for s in definition.stages:
-        row = out[s.id]
-        if s.terminal:
-            row["converted"] = 0
-        row["dropped"] = row["reached"] - row["converted"]
+    """reached / converted / dropped / in_stage per stage id, in one query over `progress`."""
+    per = progress(v, definition)
+    counts = {}
+    for i, s in enumerate(definition.stages):
+        counts[f"reached_{i}"] = per[f"first_{i}"].count()
+        counts[f"converted_{i}"] = per.unit_id.count(where=per[f"moved_{i}"])
+        counts[f"in_stage_{i}"] = per.unit_id.count(where=per["last"] == s.id)
+    row = engine.execute(per.aggregate(**counts)).to_pylist()[0]
+    out: dict[str, dict[str, int]] = {}
+    for i, s in enumerate(definition.stages):
+        reached = int(row[f"reached_{i}"] or 0)
+        converted = 0 if s.terminal else int(row[f"converted_{i}"] or 0)
+        out[s.id] = {"reached": reached, "converted": converted, "in_stage": int(row[f"in_stage_{i}"] or 0),
+                     "dropped": reached - converted}
     return out
 
 

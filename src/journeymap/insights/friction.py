@@ -22,13 +22,15 @@ from collections.abc import Iterable
 
 import ibis
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from journeymap.engine.annotate import journey_tables
 from journeymap.engine.backends import Engine
 from journeymap.engine.intervals import Period
 from journeymap.engine.revenue import revenue_events
 from journeymap.engine.rules import rule_expr
-from journeymap.engine.stages import advancing, stage_order, stay_durations, time_in_stage_summaries
+from journeymap.engine.stages import progress, stay_durations, time_in_stage_summaries
 from journeymap.insights.voice.sentiment import score_texts
 from journeymap.insights.voice.themes import find_themes
 from journeymap.insights.voice.texts import representative_quotes, text_rows
@@ -151,31 +153,37 @@ def _before_customer(definition: JourneyDefinition) -> list[str]:
     return prog[:prog.index(cs)] if cs in prog else prog[:-1]
 
 
+def dropped_units(engine: Engine, v, definition: JourneyDefinition, stages: list[str]) -> pa.Table:
+    """The units that reached one of `stages` and never moved on to a later one (the funnel's "dropped"):
+    unit_id, stage, ts (when they first entered it) and `reached`, that stage's count of units. One query over
+    engine.stages.progress; only the dropped units come back."""
+    idx = {s.id: i for i, s in enumerate(definition.stages)}
+    per = progress(v, definition)
+    per = per.mutate(**{f"_reached_{idx[s]}": per[f"first_{idx[s]}"].count().over(ibis.window()) for s in stages})
+    return engine.execute(ibis.union(*[
+        per.filter(per[f"first_{idx[s]}"].notnull() & ~per[f"moved_{idx[s]}"]).select(
+            "unit_id", stage=ibis.literal(s), ts=per[f"entered_{idx[s]}"], reached=per[f"_reached_{idx[s]}"])
+        for s in stages], distinct=False))
+
+
 def drop_offs(engine: Engine, v, definition: JourneyDefinition, stakes: Stakes) -> list[dict]:
     """Units that reached a stage before the customer stage and never moved on to a later one."""
     stages = _before_customer(definition)
     if not stages:
         return []
-    vo = v.mutate(_order=stage_order(definition, v.stage), _adv=advancing(definition, v.stage))
-    first = vo.filter(vo.stage.isin(stages)).group_by(["unit_id", "stage", "_order"]).aggregate(
-        _first=vo.visit_no.min(), ts=vo.entered_at.min())
-    later = vo.filter(vo._adv).select(_u=vo.unit_id, _o=vo._order, _no=vo.visit_no)
-    j = first.left_join(later, [first.unit_id == later._u, later._o > first._order, later._no > first._first])
-    per = j.group_by(["unit_id", "stage", "ts"]).aggregate(_moved=j._u.count())
-    # only the units that dropped come back (their touches are the stakes), each with its stage's count of units
-    per = per.mutate(_reached=per.unit_id.count().over(ibis.window(group_by=per.stage)))
-    gone = engine.execute(per.filter(per._moved == 0).select("unit_id", "stage", "ts", "_reached")).to_pylist()
+    gone = dropped_units(engine, v, definition, stages)
     names = {s.id: s.name for s in definition.stages}
     out = []
     for sid in stages:
-        dropped = [r for r in gone if r["stage"] == sid]
-        if not dropped:
+        dropped = gone.filter(pc.equal(gone.column("stage"), sid))
+        if not dropped.num_rows:
             continue
-        reached = dropped[0]["_reached"]
-        share = len(dropped) / reached
-        out.append(_item("drop_off", f"{100 * share:.0f}% drop in {names[sid]}", sid, None, stakes.of(_touches(dropped)),
-                         f"{len(dropped):,} of {reached:,} units that reached {names[sid]} never moved on to a later stage.",
-                         reached=reached, dropped=len(dropped), drop_rate=round(share, 4)))
+        reached = dropped.column("reached")[0].as_py()
+        share = dropped.num_rows / reached
+        touches = list(zip(dropped.column("unit_id").to_pylist(), dropped.column("ts").to_pylist()))
+        out.append(_item("drop_off", f"{100 * share:.0f}% drop in {names[sid]}", sid, None, stakes.of(touches),
+                         f"{dropped.num_rows:,} of {reached:,} units that reached {names[sid]} never moved on to a later stage.",
+                         reached=reached, dropped=dropped.num_rows, drop_rate=round(share, 4)))
     return out
 
 

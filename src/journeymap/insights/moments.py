@@ -175,8 +175,7 @@ def _days(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingVa
 
 def _exit_expr(engine: Engine, ev: ir.Table, definition: JourneyDefinition) -> ir.BooleanValue:
     churn_stages = [s.id for s in definition.stages if s.kind == "churn"]
-    hit = first_match(engine, ev, [(s.id, s.entry) for s in definition.stages])
-    parts = [hit.isin(churn_stages).fill_null(False)] if churn_stages else []
+    parts = [ev.stage_hit.isin(churn_stages).fill_null(False)] if churn_stages else []
     if definition.revenue is not None:
         parts.append(rule_expr(engine, ev, definition.revenue.churn))
     return ibis.or_(*parts) if parts else ibis.literal(False)
@@ -192,13 +191,16 @@ def prepare(engine: Engine, definition: JourneyDefinition, level: str, horizon_d
     days_observed (start to the latest event in the data), in_population.
 
     Materialised; call inside `engine.scope()`. `period`: only the events inside it count (the data ends there).
-    The events are the journey state's when it is current (the same rows, already a table), else a copy of the
-    columns the rules and windows read: not every event's traits, which nothing here reads."""
+    The events are the journey state's when it is current (the same rows, already a table, with the stage each
+    event enters), else a copy of the columns the rules and windows read (not every event's traits, which nothing
+    here reads) with that stage computed once: the exits and the customer stage read it, and matching every
+    stage's rule against 10M events twice took most of this function."""
     state = engine.journey.get((level, annotation_key(definition)))
     if state is not None:
-        ev = in_period(engine.table(state["events"]).select(*EVENT_COLUMNS), period)
+        ev = in_period(engine.table(state["events"]).select(*EVENT_COLUMNS, "stage_hit"), period)
     else:
-        ev = engine.materialize(in_period(unit_events(engine, level), period).select(*EVENT_COLUMNS))
+        ev = in_period(unit_events(engine, level), period).select(*EVENT_COLUMNS)
+        ev = engine.materialize(ev.mutate(stage_hit=first_match(engine, ev, [(s.id, s.entry) for s in definition.stages])))
     start_rule = definition.milestones.start
     starts = ev.filter(rule_expr(engine, ev, start_rule)) if start_rule else ev
     start = starts.group_by("unit_id").aggregate(start_at=starts.ts.min())
@@ -207,8 +209,7 @@ def prepare(engine: Engine, definition: JourneyDefinition, level: str, horizon_d
     first_exit = j.group_by(["unit_id", "start_at"]).aggregate(exit_at=j._ts.min())
     if population == "customers":
         stage = definition.milestones.customer_stage
-        hit = first_match(engine, ev, [(s.id, s.entry) for s in definition.stages])
-        paid = ev.filter((hit == stage).fill_null(False)).group_by(_cu="unit_id").aggregate(customer_at=ev.ts.min())
+        paid = ev.filter((ev.stage_hit == stage).fill_null(False)).group_by(_cu="unit_id").aggregate(customer_at=ev.ts.min())
         first_exit = first_exit.left_join(paid, first_exit.unit_id == paid._cu)
     p = units(engine, definition, level)
     p = p.select(_pu=p.unit_id, persona=p.persona)
