@@ -262,9 +262,9 @@ def test_durations_passed_in_ascending_order_give_the_same_fit(rows, rnd):
                           st.integers(0, 5).map(float), st.booleans(), st.integers(1, 3)), min_size=1, max_size=40),
        st.booleans())
 def test_the_maps_summaries_equal_a_fit_per_group(rows, one_persona):
-    """engine.stages.time_in_stage_summaries sorts the fetched durations once for every (stage) and (stage,
-    persona) fit, and with a single persona reuses the stages' summaries: each equals time_in_stage_summary on
-    that group's rows alone, in the order they came."""
+    """Where the durations do not fit packed keys, engine.stages.time_in_stage_summaries reads them grouped
+    (stage_duration_counts), sorts them once for every (stage) and (stage, persona) fit, and with a single persona
+    reuses the stages' summaries: each equals time_in_stage_summary on that group's rows alone, in their order."""
     from journeymap.engine import stages
 
     if one_persona:
@@ -273,11 +273,70 @@ def test_the_maps_summaries_equal_a_fit_per_group(rows, one_persona):
                                                  strict=True)},
                      schema=pa.schema([("stage", pa.string()), ("persona", pa.string()), ("seconds", pa.float64()),
                                        ("observed", pa.bool_()), ("n", pa.int64())]))
-    with pytest.MonkeyPatch.context() as mp:  # the engine's fetch (unchanged) stands in: this checks what follows it
-        mp.setattr(stages, "stage_duration_counts", lambda *_: table)
-        got = stages.time_in_stage_summaries(None, None, None, None, "all")
+    got = stages._summaries_of_counts(table, "all", True)  # what follows the engine's grouped fetch
     groups: dict = {}
     for s, p, d, e, n in rows:
         for key in ((s, "all"), (s, p or "unassigned")):
             groups.setdefault(key, []).append((d, e, n))
+    assert got == {key: time_in_stage_summary(*zip(*g, strict=True)) for key, g in groups.items()}
+
+
+SUMMARY_DEFINITION = {
+    "stages": [{"id": "trial", "name": "Trial", "entry": "trial_started"},
+               {"id": "onboarding", "name": "Onboarding", "entry": "signed_up"},
+               {"id": "paid", "name": "Paid", "entry": "invoice_paid"},
+               {"id": "churned", "name": "Churned", "entry": "cancelled", "terminal": True, "kind": "churn"}],
+    "personas": [{"id": "smb", "name": "SMB", "traits": {"employees": {"lt": 50}}},
+                 {"id": "ent", "name": "Enterprise", "traits": {"employees": {"gte": 50}}}],
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["trial", "onboarding", "paid", "churned"]),
+                          st.sampled_from(["smb", "ent", "unassigned"]),
+                          st.integers(0, 4000), st.one_of(st.none(), st.sampled_from([0, 1, 60, 3600]),
+                                                          st.integers(0, 10 ** 7)), st.integers(0, 999_999)),
+                min_size=1, max_size=40),
+       st.booleans(), st.sampled_from([62, 40]))
+def test_the_maps_summaries_from_packed_keys_equal_a_fit_per_group(rows, one_persona, key_bits):
+    """engine.stages.time_in_stage_summaries on real visits through DuckDB: from one int64 per visit (stage,
+    microseconds, observed, persona) sorted by numpy, or, where a duration overflows the key's bits (forced
+    here by a 40-bit budget: 2^36 microseconds, 19 hours, with these 4 stages and 2 personas), from the
+    grouped fetch. Either way each summary equals time_in_stage_summary on its group's visits alone, and the
+    keys are used exactly when every duration fits them."""
+    from journeymap.engine import stages
+    from journeymap.engine.backends import duckdb_engine
+    from journeymap.journey.definition import JourneyDefinition
+
+    import duckdb
+
+    definition = JourneyDefinition.model_validate(SUMMARY_DEFINITION)
+    until = T0 + dt.timedelta(minutes=3000)  # some visits start after it (unseen), some end after it (censored)
+    table = pa.table({
+        "unit_id": [f"u{i}" for i in range(len(rows))],
+        "stage": [r[0] for r in rows],
+        "persona": ["smb" if one_persona else r[1] for r in rows],
+        "entered_at": [T0 + dt.timedelta(minutes=r[2], microseconds=r[4]) for r in rows],
+        "left_at": [None if r[3] is None else T0 + dt.timedelta(minutes=r[2], microseconds=r[4], seconds=r[3])
+                    for r in rows],
+    }, schema=pa.schema([("unit_id", pa.string()), ("stage", pa.string()), ("persona", pa.string()),
+                         ("entered_at", pa.timestamp("us")), ("left_at", pa.timestamp("us"))]))
+    con = duckdb.connect()
+    con.register("v", table)
+    engine = duckdb_engine(con)
+    v = engine.backend.table("v")
+    visits = stages.stage_durations(engine, v, definition, until).to_pylist()
+    groups: dict = {}
+    for r in visits:
+        for key in ((r["stage"], "all"), (r["stage"], r["persona"])):
+            groups.setdefault(key, []).append((r["seconds"], r["observed"]))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stages, "KEY_BITS", key_bits)
+        packed = stages.stage_duration_keys(engine, v, definition, until, ["smb", "ent"])
+        got = stages.time_in_stage_summaries(engine, v, definition, until, "all")
+    # 4 stages take 2 bits, 2 personas and the unassigned 2: the rest are the microseconds'
+    fits = all(r["seconds"] * 1e6 < 2 ** (key_bits - 4) for r in visits)
+    assert (packed is not None) == fits
+    if packed is not None:
+        assert len(packed.keys) == len(visits)
     assert got == {key: time_in_stage_summary(*zip(*g, strict=True)) for key, g in groups.items()}

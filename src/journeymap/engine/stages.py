@@ -21,6 +21,7 @@ Definitions with worked examples: docs/metrics/stages.md, funnel.md, time-in-sta
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
 import ibis
 import ibis.expr.types as ir
@@ -134,7 +135,8 @@ def funnel(engine: Engine, v: ir.Table, definition: JourneyDefinition) -> dict[s
 
 
 def visit_durations(v: ir.Table, observed_until: dt.datetime) -> ir.Table:
-    """Per visit: its columns plus `seconds` in the stage and whether the exit was `observed`.
+    """Per visit: its columns plus `seconds` in the stage (`micros`: the same in whole microseconds) and whether
+    the exit was `observed`.
 
     Observation ends at `observed_until` (for the map: the latest event in the data). A visit still
     open then is right-censored there; visits entered after it are unseen and dropped.
@@ -142,8 +144,8 @@ def visit_durations(v: ir.Table, observed_until: dt.datetime) -> ir.Table:
     until = ibis.literal(observed_until, type=v.entered_at.type())
     v = v.filter(v.entered_at <= until)
     observed = v.left_at.notnull() & (v.left_at <= until)
-    end = observed.ifelse(v.left_at, until)
-    return v.mutate(seconds=end.delta(v.entered_at, unit="microsecond").cast("float64") / 1e6, observed=observed)
+    micros = observed.ifelse(v.left_at, until).delta(v.entered_at, unit="microsecond")
+    return v.mutate(micros=micros, seconds=micros.cast("float64") / 1e6, observed=observed)
 
 
 def stay_durations(v: ir.Table, definition: JourneyDefinition, observed_until) -> tuple[ir.Table, list[str]]:
@@ -170,9 +172,92 @@ def stage_duration_counts(engine: Engine, v: ir.Table, definition: JourneyDefini
 def time_in_stage_summaries(engine: Engine, v: ir.Table, definition: JourneyDefinition, observed_until,
                             everyone: str, by_persona: bool = True) -> dict:
     """Kaplan-Meier summaries (survival.time_in_stage_summary) keyed by (stage, `everyone`) and, `by_persona`,
-    (stage, persona id), from one fetch of `stage_duration_counts`, read as Arrow and numpy (no row objects).
-    The map's time in stage, and the medians friction's stuck and fast visits are measured against."""
-    t = stage_duration_counts(engine, v, definition, observed_until)
+    (stage, persona id): the map's time in stage, and the medians friction's stuck and fast visits are measured
+    against. Read as numpy, never as row objects: from `stage_duration_keys`, one sortable number per visit, or
+    where a duration does not fit one, from `stage_duration_counts`."""
+    personas = [p.id for p in definition.personas] if "persona" in v.columns else []
+    packed = stage_duration_keys(engine, v, definition, observed_until, personas)
+    if packed is not None:
+        return _summaries_of_keys(packed, definition, personas, everyone, by_persona)
+    return _summaries_of_counts(stage_duration_counts(engine, v, definition, observed_until), everyone, by_persona)
+
+
+KEY_BITS = 62
+"""The bits of a `DurationKeys` key below the observed bit: the stage and persona indices and the microseconds."""
+
+
+class DurationKeys(NamedTuple):
+    """Visits packed as int64 sort keys: (stage index, microseconds, observed, persona index) from the highest bits
+    down, so that sorting the numbers sorts each stage's visits by duration."""
+    keys: np.ndarray
+    persona_bits: int
+    micros_bits: int
+
+
+def stage_duration_keys(engine: Engine, v: ir.Table, definition: JourneyDefinition, observed_until,
+                        personas: list[str]) -> DurationKeys | None:
+    """Every visit to a non-terminal stage as one int64 (`DurationKeys`), or None where some duration does not fit
+    the bits the stage and persona indices leave (2^52 microseconds, 142 years, with 32 stages and 31 personas):
+    then `stage_duration_counts` serves.
+
+    Why: one column of plain numbers, computed by the engine without grouping, and sorted by numpy without an
+    index (`np.sort`) in a third of the time an argsort of the durations and a sort by group take: at 10M events,
+    7.5M visits, the fetch and the sort took 1.3 s where the grouped fetch and the two argsorts took 2.3 s."""
+    d, _ = stay_durations(v, definition, observed_until)
+    stage_bits = max(1, (len(definition.stages) - 1).bit_length())
+    persona_bits = len(personas).bit_length()  # personas by index, and len(personas) for every other unit
+    micros_bits = KEY_BITS - stage_bits - persona_bits
+    if micros_bits < 1:
+        return None
+    stage = ibis.cases(*[(d.stage == s.id, i) for i, s in enumerate(definition.stages)]).cast("int64")
+    persona = (ibis.cases(*[(d.persona == p, i) for i, p in enumerate(personas)], else_=len(personas)).cast("int64")
+               if personas else ibis.literal(0, type="int64"))
+    key = (stage * 2 ** (micros_bits + 1 + persona_bits) + d.micros * 2 ** (1 + persona_bits)
+           + d.observed.cast("int64") * 2 ** persona_bits + persona)
+    column = engine.execute(d.select(key=d.micros.between(0, 2 ** micros_bits - 1).ifelse(key, ibis.null("int64")))).column("key")
+    if column.null_count:
+        return None
+    return DurationKeys(column.to_numpy(), persona_bits, micros_bits)
+
+
+def _summaries_of_keys(packed: DurationKeys, definition: JourneyDefinition, personas: list[str], everyone: str,
+                       by_persona: bool) -> dict:
+    keys = np.sort(packed.keys)
+    if not keys.size:
+        return {}
+    pb, mb = packed.persona_bits, packed.micros_bits
+    persona = (keys & ((1 << pb) - 1)).astype(np.int16)
+    seen = ((keys >> pb) & 1).astype(bool)
+    secs = ((keys >> (pb + 1)) & ((1 << mb) - 1)).astype(np.float64) / 1e6  # the engine's seconds, bit for bit
+    stage = (keys >> (mb + 1 + pb)).astype(np.int16)
+    names = [s.id for s in definition.stages]
+    persona_names = [*personas, UNASSIGNED]
+    out = {}
+    for a, b in _runs(stage):
+        out[(names[stage[a]], everyone)] = time_in_stage_summary(secs[a:b], seen[a:b], ascending=True)
+    present = np.unique(persona) if by_persona else []
+    if len(present) > 1:
+        group = stage * (len(personas) + 1) + persona
+        # stable: each (stage, persona) keeps its stage's order by duration
+        order = np.argsort(group, kind="stable")
+        group, secs, seen = group[order], secs[order], seen[order]
+        for a, b in _runs(group):
+            s, p = divmod(int(group[a]), len(personas) + 1)
+            out[(names[s], persona_names[p])] = time_in_stage_summary(secs[a:b], seen[a:b], ascending=True)
+    elif len(present) == 1:  # every visit is of one persona: the same visits
+        p = persona_names[present[0]]
+        out |= {(stage_id, p): dict(summary) for (stage_id, _), summary in list(out.items())}
+    return out
+
+
+def _runs(codes: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each run of equal values in `codes`."""
+    starts = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist()]
+    return list(zip(starts, [*starts[1:], codes.size], strict=True))
+
+
+def _summaries_of_counts(t: pa.Table, everyone: str, by_persona: bool) -> dict:
+    """time_in_stage_summaries from `stage_duration_counts`' rows."""
     if t.num_rows == 0:
         return {}
     stage = pc.dictionary_encode(t.column("stage")).combine_chunks()
@@ -187,18 +272,16 @@ def time_in_stage_summaries(engine: Engine, v: ir.Table, definition: JourneyDefi
         groupings.append((s_code * len(p_name) + p_code, lambda c: (s_name[c // len(p_name)], p_name[c % len(p_name)])))
     out = {}
     # The durations sorted once; a stable sort by group keeps each group's rows in that order, so no fit sorts
-    # its durations again (at 10M events: 5.1M rows in 26 groups, whose own sorts took 2.0 s of the map). The
-    # group codes are small: as int16 numpy sorts them stably by radix, in one pass.
+    # its durations again. The group codes are small: as int16 numpy sorts them stably by radix, in one pass.
     by_seconds = np.argsort(secs)
     for code, key in groupings:
         small = code.astype(np.int16) if code.size and code.max() < np.iinfo(np.int16).max else code
         order = by_seconds[np.argsort(small[by_seconds], kind="stable")]
         grouped, s_, e_, n_ = code[order], secs[order], seen[order], n[order]
-        starts = np.flatnonzero(np.diff(grouped)) + 1
-        for a, b in zip([0, *starts], [*starts, grouped.size], strict=True):
+        for a, b in _runs(grouped):
             out[key(int(grouped[a]))] = time_in_stage_summary(s_[a:b], e_[a:b], n_[a:b], ascending=True)
     if by_persona and len(p_name) == 1:  # every visit is of one persona (no personas defined): the same visits
-        out |= {(stage_id, p_name[0]): dict(summary) for (stage_id, _), summary in out.items()}
+        out |= {(stage_id, p_name[0]): dict(summary) for (stage_id, _), summary in list(out.items())}
     return out
 
 
