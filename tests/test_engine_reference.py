@@ -501,3 +501,37 @@ def test_engine_agrees_with_the_reference(tmp_path_factory, rows, persona):
         assert report.accepted == len(rows), report.samples
         for level in ("person", "account"):
             check_level(ws, rows, level, persona)
+
+
+@settings(max_examples=12, deadline=None, phases=PHASES,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(rows=event_logs(), persona=st.sampled_from(["pro_team", "smb", "enterprise", "unassigned"]))
+def test_the_maps_persona_views_from_split_queries_equal_each_persona_alone(tmp_path_factory, rows, persona):
+    """The map computes its persona views with each metric split by persona in one query (engine.metrics `per`):
+    every number of a view equals the metric on that persona's rows alone, and a persona without rows gets what
+    the metrics give on no rows. The year-over-year survey change is included (a target with `change`)."""
+    from journeymap.insights.map.journey_map import ALL, _view_parts
+
+    base = tmp_path_factory.mktemp("split")
+    definition = {**DEFINITION, "targets": [{"metric": "nps", "change": "+5%", "baseline": "yoy"},
+                                            {"metric": "csat", "change": "+5%", "baseline": "yoy"}]}
+    with Workspace(base / "ws") as ws:
+        ws.path.mkdir()
+        (ws.path / "journeymap.yml").write_text(json.dumps(definition))
+        (report,) = ws.ingest([str(write_csv(rows, base / "events.csv"))])
+        assert report.accepted == len(rows), report.samples
+        engine = ws.engine
+        for level in ("person", "account"):
+            with engine.scope():
+                a = annotated_events(engine, ws.definition, level)
+                v = engine.materialize(visits(a))
+                ac = engine.materialize(with_current_stage(a, v))
+                hi = engine.execute(a.aggregate(hi=a.ts.max())).to_pylist()[0]["hi"]
+                ids = [persona, "nobody"]  # a persona of the view list with no rows at all
+                split = _view_parts(engine, ws.definition, a, v, ac, hi, ids)
+                # one channel and one action per stage: the cut that ranks within each persona
+                tops = M.stage_contents(engine, ac, ws.definition, top=1, per=("persona", ids))
+                for p in ids:
+                    alone = _view_parts(engine, ws.definition, *(t.filter(t.persona == p) for t in (a, v, ac)), hi, [])
+                    assert split[p] == alone[ALL], (level, p)
+                    assert tops[p] == M.stage_contents(engine, ac.filter(ac.persona == p), ws.definition, top=1), (level, p)

@@ -1,10 +1,16 @@
 """Journey metrics written once in Ibis: time-to-value, adoption, churn, survey scores, stage contents.
 
 Each function takes the annotated events `a` (optionally already filtered to one persona) and returns
-plain Python values. Definitions with worked examples: docs/metrics/.
+plain Python values. With `per=(column, values)` it returns {value: result} instead, each value's result what
+the function gives on that value's rows alone (the values with no rows included), from one query grouped by
+the column: the map's persona views (a persona is a unit's, so each unit's rows stay in one group).
+Definitions with worked examples: docs/metrics/.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -17,37 +23,64 @@ from journeymap.journey.definition import JourneyDefinition, Survey
 KINDS = ("nps", "csat", "ces")
 
 
+Per = tuple[str, Sequence[str]] | None
+"""(column, values): split a metric by the column's values (the module docstring)."""
+
+
 def _seconds(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
     return later.delta(earlier, unit="microsecond").cast("float64") / 1e6
 
 
-def time_to_value(engine: Engine, a: ir.Table, definition: JourneyDefinition) -> dict:
+def _keys(per: Per) -> list[str]:
+    return [per[0]] if per else []
+
+
+def _aggregate(t: ir.Table, per: Per, **metrics) -> ir.Table:
+    return t.aggregate(by=_keys(per), **metrics) if per else t.aggregate(**metrics)
+
+
+def _split(rows: list[dict], per: Per, result: Callable[[dict], Any], empty: dict) -> Any:
+    """One result per value of `per` from rows grouped by its column (a value without rows: `result(empty)`),
+    or the single row's result without `per`."""
+    if not per:
+        return result(rows[0] if rows else empty)
+    got = {r[per[0]]: r for r in rows}
+    return {value: result(got.get(value, empty)) for value in per[1]}
+
+
+def time_to_value(engine: Engine, a: ir.Table, definition: JourneyDefinition, per: Per = None) -> dict:
     """Seconds from the start milestone (default: first event) to the first value moment at or after it.
 
     `n` counts units with a start; p50/p90 are exact quantiles (linear interpolation) over the
     `reached` units that then reached value; `share` is reached / n. One query."""
     m = definition.milestones
+    keys = _keys(per)
     starts = a.filter(rule_expr(engine, a, m.start)) if m.start else a
-    start = starts.group_by("unit_id").aggregate(start_at=starts.ts.min())
+    start = starts.group_by(["unit_id", *keys]).aggregate(start_at=starts.ts.min())
     if m.value_moment is None:
-        n = engine.execute(start.count().name("n").as_table()).column("n")[0].as_py()
-        return {"p50_seconds": None, "p90_seconds": None, "reached": 0, "n": n, "share": None}
+        rows = engine.execute(_aggregate(start, per, n=start.count())).to_pylist()
+        return _split(rows, per, lambda r: {"p50_seconds": None, "p90_seconds": None, "reached": 0, "n": int(r["n"] or 0),
+                                            "share": None}, {"n": 0})
     values = a.filter(rule_expr(engine, a, m.value_moment)).select(_u="unit_id", _ts="ts")
     j = start.left_join(values, [start.unit_id == values._u, values._ts >= start.start_at])
-    first_value = j.group_by(["unit_id", "start_at"]).aggregate(value_at=j._ts.min())
+    first_value = j.group_by(["unit_id", "start_at", *keys]).aggregate(value_at=j._ts.min())
     seconds = _seconds(first_value.value_at, first_value.start_at)  # NULL for units without value
-    row = engine.execute(first_value.aggregate(
+    rows = engine.execute(_aggregate(first_value, per,
         n=first_value.count(), reached=first_value.value_at.count(),
         p50=seconds.quantile(0.5), p90=seconds.quantile(0.9),
-    )).to_pylist()[0]
-    n, reached = int(row["n"]), int(row["reached"])
-    return {
-        "p50_seconds": row["p50"] if reached else None,
-        "p90_seconds": row["p90"] if reached else None,
-        "reached": reached,
-        "n": n,
-        "share": reached / n if n else None,
-    }
+    )).to_pylist()
+
+    def result(row: dict) -> dict:
+        n, reached = int(row["n"] or 0), int(row["reached"] or 0)
+        return {
+            "p50_seconds": row["p50"] if reached else None,
+            "p90_seconds": row["p90"] if reached else None,
+            "reached": reached,
+            "n": n,
+            "share": reached / n if n else None,
+        }
+
+    return _split(rows, per, result, {"n": 0, "reached": 0, "p50": None, "p90": None})
 
 
 def churn_stage_ids(definition: JourneyDefinition) -> list[str]:
@@ -55,49 +88,64 @@ def churn_stage_ids(definition: JourneyDefinition) -> list[str]:
     return [s.id for s in definition.stages if s.kind == "churn"]
 
 
-def customers(engine: Engine, a: ir.Table, v: ir.Table, definition: JourneyDefinition) -> ir.Table:
+def units(engine: Engine, a: ir.Table, per: Per = None) -> int | dict:
+    """The number of distinct units in `a`."""
+    return _split(engine.execute(_aggregate(a, per, n=a.unit_id.nunique())).to_pylist(), per,
+                  lambda r: int(r["n"] or 0), {"n": 0})
+
+
+def customers(engine: Engine, a: ir.Table, v: ir.Table, definition: JourneyDefinition, per: Per = None) -> ir.Table:
     """Units that ever reached the customer stage or a churn stage (all units when the definition names no
     customer stage). A unit that churned was a customer, even one that cancelled before its first payment:
-    so the churn card's `churned` and the churn stage's `reached` count the same units."""
+    so the churn card's `churned` and the churn stage's `reached` count the same units. `per`: the split's
+    column is kept, for `adoption` and `churn` to split by."""
     stage = definition.milestones.customer_stage
     if stage is None:
-        return a.select("unit_id").distinct()
-    return v.filter(v.stage.isin([stage, *churn_stage_ids(definition)])).select("unit_id").distinct()
+        return a.select("unit_id", *_keys(per)).distinct()
+    return v.filter(v.stage.isin([stage, *churn_stage_ids(definition)])).select("unit_id", *_keys(per)).distinct()
 
 
-def adoption(engine: Engine, a: ir.Table, cust: ir.Table, definition: JourneyDefinition) -> list[dict]:
+def adoption(engine: Engine, a: ir.Table, cust: ir.Table, definition: JourneyDefinition, per: Per = None) -> list[dict]:
     """Share of customers that used each key feature at least once (at any time in the data). One query."""
     features = definition.milestones.key_features
     if not features:
-        return []
+        return {value: [] for value in per[1]} if per else []
     used = a.group_by(_u=a.unit_id).aggregate(
         **{f"_f{i}": rule_expr(engine, a, f.match).ifelse(1, 0).max() for i, f in enumerate(features)}
     )
     j = cust.left_join(used, cust.unit_id == used._u)
-    row = engine.execute(
-        j.aggregate(_n=j.count(), **{f"_f{i}": j[f"_f{i}"].fill_null(0).sum() for i in range(len(features))})
-    ).to_pylist()[0]
-    n = int(row["_n"])
-    return [
-        {"feature": f.id, "name": f.name, "adopters": int(row[f"_f{i}"] or 0), "customers": n,
-         "rate": int(row[f"_f{i}"] or 0) / n if n else None}
-        for i, f in enumerate(features)
-    ]
+    rows = engine.execute(
+        _aggregate(j, per, _n=j.count(), **{f"_f{i}": j[f"_f{i}"].fill_null(0).sum() for i in range(len(features))})
+    ).to_pylist()
+
+    def result(row: dict) -> list[dict]:
+        n = int(row["_n"] or 0)
+        return [
+            {"feature": f.id, "name": f.name, "adopters": int(row[f"_f{i}"] or 0), "customers": n,
+             "rate": int(row[f"_f{i}"] or 0) / n if n else None}
+            for i, f in enumerate(features)
+        ]
+
+    return _split(rows, per, result, {"_n": 0, **{f"_f{i}": 0 for i in range(len(features))}})
 
 
-def churn(engine: Engine, v: ir.Table, cust: ir.Table, definition: JourneyDefinition) -> dict:
+def churn(engine: Engine, v: ir.Table, cust: ir.Table, definition: JourneyDefinition, per: Per = None) -> dict:
     """Customers that entered a churn stage (at any time in the data), over customers. Logo churn. One query.
 
     Every unit that entered a churn stage is a customer (`customers`), so `churned` is the churn stages' `reached`."""
     churn_stages = churn_stage_ids(definition)
     if not churn_stages:
-        n = engine.execute(cust.count().name("n").as_table()).column("n")[0].as_py()
-        return {"churned": None, "customers": n, "rate": None}
+        rows = engine.execute(_aggregate(cust, per, n=cust.count())).to_pylist()
+        return _split(rows, per, lambda r: {"churned": None, "customers": int(r["n"] or 0), "rate": None}, {"n": 0})
     churned = v.filter(v.stage.isin(churn_stages)).select(_u="unit_id").distinct()
     j = cust.left_join(churned, cust.unit_id == churned._u)
-    row = engine.execute(j.aggregate(n=j.count(), k=j._u.count())).to_pylist()[0]
-    n, k = int(row["n"]), int(row["k"])
-    return {"churned": k, "customers": n, "rate": k / n if n else None}
+    rows = engine.execute(_aggregate(j, per, n=j.count(), k=j._u.count())).to_pylist()
+
+    def result(row: dict) -> dict:
+        n, k = int(row["n"] or 0), int(row["k"] or 0)
+        return {"churned": k, "customers": n, "rate": k / n if n else None}
+
+    return _split(rows, per, result, {"n": 0, "k": 0})
 
 
 def survey_answers(engine: Engine, a: ir.Table, survey: Survey) -> ir.Table:
@@ -144,30 +192,43 @@ def score_from_parts(kind: str, row: dict) -> float:
     return row["total"] / n
 
 
-def surveys_by(engine: Engine, a: ir.Table, definition: JourneyDefinition, by: str) -> dict[str, dict[str, dict]]:
+def surveys_by(engine: Engine, a: ir.Table, definition: JourneyDefinition, by: str, per: Per = None) -> dict:
     """{group value: {kind: {"score", "n", "ci_low", "ci_high"}}}; surveys of one kind are pooled into
     one score, with its 95% confidence interval (survey_stats). One query."""
     if not definition.surveys:
-        return {}
+        return {value: {} for value in per[1]} if per else {}
+    keys = _keys(per)
     answers = [
-        survey_answers(engine, a, s).select(by, "score", "promoter", "detractor", "satisfied", kind=ibis.literal(s.kind))
+        survey_answers(engine, a, s).select(*keys, by, "score", "promoter", "detractor", "satisfied",
+                                            kind=ibis.literal(s.kind))
         for s in definition.surveys
     ]
     pooled = answers[0] if len(answers) == 1 else ibis.union(*answers, distinct=False)
     pooled = pooled.filter(pooled[by].notnull())
-    out: dict[str, dict[str, dict]] = {}
-    rows = sorted(engine.execute(score_parts(pooled, [by])).to_pylist(), key=lambda r: (r[by], KINDS.index(r["kind"])))
+    out: dict = {value: {} for value in per[1]} if per else {}
+    rows = sorted(engine.execute(score_parts(pooled, [*keys, by])).to_pylist(), key=lambda r: (r[by], KINDS.index(r["kind"])))
     for row in rows:
+        if per and row[per[0]] not in out:
+            continue
         low, high = interval_from_parts(row["kind"], row)
-        out.setdefault(row[by], {})[row["kind"]] = {
+        (out[row[per[0]]] if per else out).setdefault(row[by], {})[row["kind"]] = {
             "score": score_from_parts(row["kind"], row), "n": int(row["n"]), "ci_low": low, "ci_high": high,
         }
     return out
 
 
-def stage_contents(engine: Engine, ac: ir.Table, definition: JourneyDefinition, top: int = 5) -> dict[str, dict]:
+def stage_contents(engine: Engine, ac: ir.Table, definition: JourneyDefinition, top: int = 5, per: Per = None) -> dict:
     """Per stage (the stage a unit was in at the time): touchpoints, channels and top actions."""
-    out: dict[str, dict] = {s.id: {"touchpoints": [], "channels": [], "actions": []} for s in definition.stages}
+    keys = _keys(per)
+
+    def empty() -> dict[str, dict]:
+        return {s.id: {"touchpoints": [], "channels": [], "actions": []} for s in definition.stages}
+
+    views = {value: empty() for value in per[1]} if per else {None: empty()}
+
+    def view(row: dict) -> dict | None:
+        return views.get(row[per[0]]) if per else views[None]
+
     staged = ac.filter(ac.current_stage.notnull())
     tp_meta = {t.id: t for t in definition.touchpoints}
     placed = [t.id for t in definition.touchpoints if t.stage]
@@ -177,37 +238,43 @@ def stage_contents(engine: Engine, ac: ir.Table, definition: JourneyDefinition, 
     if placed:
         tp = ac.filter(ac.touchpoint.isin(placed))
         rows += [dict(r, current_stage=tp_meta[r["touchpoint"]].stage) for r in engine.execute(
-            tp.group_by("touchpoint").aggregate(units=tp.unit_id.nunique(), events=tp.count())
+            tp.group_by([*keys, "touchpoint"]).aggregate(units=tp.unit_id.nunique(), events=tp.count())
         ).to_pylist()]
     unplaced = staged.filter(staged.touchpoint.notnull(), ~staged.touchpoint.isin(placed) if placed else ibis.literal(True))
     rows += engine.execute(
-        unplaced.group_by(["touchpoint", "current_stage"])
+        unplaced.group_by([*keys, "touchpoint", "current_stage"])
         .aggregate(units=unplaced.unit_id.nunique(), events=unplaced.count())
     ).to_pylist()
     for row in rows:
+        if (out := view(row)) is None:
+            continue
         t = tp_meta[row["touchpoint"]]
         out[row["current_stage"]]["touchpoints"].append(
             {"id": t.id, "name": t.name, "channel": t.channel, "owner": t.owner,
              "units": int(row["units"]), "events": int(row["events"])})
-    for stage in out.values():
-        stage["touchpoints"].sort(key=lambda r: (-r["units"], r["id"]))
-    stage_units = {r["current_stage"]: int(r["n"]) for r in engine.execute(
-        staged.group_by("current_stage").aggregate(n=staged.unit_id.nunique())).to_pylist()}
+    stage_units = {(row[per[0]] if per else None, row["current_stage"]): int(row["n"]) for row in engine.execute(
+        staged.group_by([*keys, "current_stage"]).aggregate(n=staged.unit_id.nunique())).to_pylist()}
     ch = staged.filter(staged.channel.notnull())
     for row in engine.execute(
-        ch.group_by(["current_stage", "channel"]).aggregate(units=ch.unit_id.nunique(), events=ch.count())
+        ch.group_by([*keys, "current_stage", "channel"]).aggregate(units=ch.unit_id.nunique(), events=ch.count())
     ).to_pylist():
-        out[row["current_stage"]]["channels"].append({"channel": row["channel"], "units": int(row["units"]), "events": int(row["events"])})
-    for stage in out.values():
-        stage["channels"].sort(key=lambda r: (-r["events"], r["channel"]))
-        stage["channels"] = stage["channels"][:top]
-    by_event = staged.group_by(["current_stage", "event"]).aggregate(units=staged.unit_id.nunique())
-    w = ibis.window(group_by=by_event.current_stage, order_by=[ibis.desc(by_event.units), by_event.event])
+        if (out := view(row)) is not None:
+            out[row["current_stage"]]["channels"].append(
+                {"channel": row["channel"], "units": int(row["units"]), "events": int(row["events"])})
+    by_event = staged.group_by([*keys, "current_stage", "event"]).aggregate(units=staged.unit_id.nunique())
+    w = ibis.window(group_by=[*[by_event[k] for k in keys], by_event.current_stage],
+                    order_by=[ibis.desc(by_event.units), by_event.event])
     ranked = by_event.mutate(_rank=ibis.row_number().over(w)).filter(lambda t: t._rank < top)
     for row in engine.execute(ranked).to_pylist():
-        n = stage_units.get(row["current_stage"], 0)
+        if (out := view(row)) is None:
+            continue
+        n = stage_units.get((row[per[0]] if per else None, row["current_stage"]), 0)
         out[row["current_stage"]]["actions"].append(
             {"event": row["event"], "units": int(row["units"]), "share": row["units"] / n if n else None})
-    for stage in out.values():
-        stage["actions"].sort(key=lambda r: (-r["units"], r["event"]))
-    return out
+    for out in views.values():
+        for stage in out.values():
+            stage["touchpoints"].sort(key=lambda r: (-r["units"], r["id"]))
+            stage["channels"].sort(key=lambda r: (-r["events"], r["channel"]))
+            stage["channels"] = stage["channels"][:top]
+            stage["actions"].sort(key=lambda r: (-r["units"], r["event"]))
+    return views if per else views[None]

@@ -86,12 +86,11 @@ def _build_map(engine: Engine, definition: JourneyDefinition, level: str, say: C
 
     designed = map_view(engine, definition, level, (a, v, ac), [p["id"] for p in personas], ALL)
     experiments, experiments_note = _experiments(engine, definition, say) if insights else ([], SKIPPED)
+    say("computing the views")
+    parts = _view_parts(engine, definition, a, v, ac, window["hi"], [p["id"] for p in personas if p["id"] != ALL])
     views = {}
     for p in personas:
-        say(f"computing view: {p['name']}")
-        pick = (lambda t: t) if p["id"] == ALL else (lambda t, pid=p["id"]: t.filter(t.persona == pid))
-        views[p["id"]] = _view(engine, definition, pick(a), pick(v), pick(ac), durations, p["id"], window["hi"],
-                               texts.get(p["id"], {}), min_answers)
+        views[p["id"]] = _view(definition, parts[p["id"]], durations, p["id"], texts.get(p["id"], {}), min_answers)
         views[p["id"]].update(placed[p["id"]])
         views[p["id"]]["future_state"] = designed.get(p["id"])
         if views[p["id"]]["future_state"] is not None:
@@ -132,12 +131,37 @@ def _time_in_stage(engine: Engine, v, definition: JourneyDefinition, until) -> d
     return time_in_stage_summaries(engine, v, definition, until, ALL)
 
 
-def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, persona: str, until,
-          sentiment: dict[str, dict], min_answers: int = MIN_EMOTION_ANSWERS) -> dict:
-    n_units = engine.execute(a.select("unit_id").distinct().count().name("n").as_table()).column("n")[0].as_py()
-    counts = funnel(engine, v, definition)
-    stage_surveys = M.surveys_by(engine, ac, definition, "stage_before")
-    contents = M.stage_contents(engine, ac, definition)
+def _view_parts(engine: Engine, definition: JourneyDefinition, a, v, ac, until, persona_ids: list[str]) -> dict:
+    """The engine's numbers of every view, {view id: {part: value}}: "all" from one query per metric, and the
+    personas from one more per metric, split by persona (engine.metrics `per`) rather than one per persona: each
+    query reads every event whatever the filter, so a map of four personas read them five times for each metric."""
+
+    def parts(per) -> dict:
+        cust = M.customers(engine, a, v, definition, per)
+        return {
+            "units": M.units(engine, a, per),
+            "funnel": funnel(engine, v, definition, per),
+            "stage_surveys": M.surveys_by(engine, ac, definition, "stage_before", per),
+            "contents": M.stage_contents(engine, ac, definition, per=per),
+            "ttv": M.time_to_value(engine, a, definition, per),
+            "adoption": M.adoption(engine, a, cust, definition, per),
+            "churn": M.churn(engine, v, cust, definition, per),
+            "surveys": M.surveys_by(engine, ac.mutate(_all=ibis.literal(ALL)), definition, "_all", per),
+            "touchpoint_surveys": M.surveys_by(engine, ac, definition, "touchpoint", per),
+            "yoy": _yoy(engine, ac, definition, until, per),
+        }
+
+    out = {ALL: parts(None)}
+    if persona_ids:
+        split = parts(("persona", persona_ids))
+        out |= {pid: {part: value[pid] for part, value in split.items()} for pid in persona_ids}
+    return out
+
+
+def _view(definition: JourneyDefinition, parts: dict, durations, persona: str, sentiment: dict[str, dict],
+          min_answers: int = MIN_EMOTION_ANSWERS) -> dict:
+    """One view of the map from its `_view_parts`."""
+    n_units, counts, stage_surveys, contents = parts["units"], parts["funnel"], parts["stage_surveys"], parts["contents"]
     stages = {}
     # The last stage that counts as progress ends the journey: nobody can move on from it, so its
     # "conversion" and "drop" are not rates (units there have arrived; a 100% drop would read as a loss).
@@ -165,32 +189,26 @@ def _view(engine: Engine, definition: JourneyDefinition, a, v, ac, durations, pe
                 f"{answers:,} survey answers; the emotion needs at least {min_answers:,}: add an NPS, CSAT or CES "
                 f"survey customers answer in {s.name}"),
         }
-    cust = M.customers(engine, a, v, definition)
     view = {
         "units": n_units,
         "stages": stages,
-        "ttv": M.time_to_value(engine, a, definition),
-        "adoption": M.adoption(engine, a, cust, definition),
-        "churn": _churn(engine, v, cust, definition),
-        "surveys": M.surveys_by(engine, ac.mutate(_all=ibis.literal(ALL)), definition, "_all").get(ALL, {}),
-        "touchpoint_surveys": M.surveys_by(engine, ac, definition, "touchpoint"),
+        "ttv": parts["ttv"],
+        "adoption": parts["adoption"],
+        # with a note saying what to add when the definition has no churn stage (the panel shows it)
+        "churn": {**parts["churn"], "note": None if M.churn_stage_ids(definition) else NEEDS_CHURN_STAGE},
+        "surveys": parts["surveys"].get(ALL, {}),
+        "touchpoint_surveys": parts["touchpoint_surveys"],
     }
     view["pain_points"] = pain_points(view, definition)
     view["opportunities"] = opportunities(view, definition, view["pain_points"])
-    view["targets"] = evaluate(definition.targets, view, _yoy(engine, ac, definition, until), persona)
+    view["targets"] = evaluate(definition.targets, view, parts["yoy"], persona)
     return view
 
 
-def _churn(engine: Engine, v, cust, definition: JourneyDefinition) -> dict:
-    """M.churn, with a `note` saying what to add when the definition has no churn stage (the panel shows it)."""
-    out = M.churn(engine, v, cust, definition)
-    return {**out, "note": None if M.churn_stage_ids(definition) else NEEDS_CHURN_STAGE}
-
-
-def _yoy(engine: Engine, ac, definition: JourneyDefinition, until) -> dict[str, float | None]:
-    """Relative change of each survey score: the last 365 days against the 365 before."""
+def _yoy(engine: Engine, ac, definition: JourneyDefinition, until, per=None) -> dict:
+    """Relative change of each survey score: the last 365 days against the 365 before (`per`: engine.metrics)."""
     if until is None or not any(t.change for t in definition.targets):
-        return {}
+        return {value: {} for value in per[1]} if per else {}
     year = dt.timedelta(days=365)
     cut, start = until - year, until - 2 * year
     period = ibis.cases(
@@ -198,13 +216,17 @@ def _yoy(engine: Engine, ac, definition: JourneyDefinition, until) -> dict[str, 
         (ac.ts > ibis.literal(start, type="timestamp"), "previous"),
         else_=ibis.null("string"),
     )
-    scores = M.surveys_by(engine, ac.mutate(_period=period), definition, "_period")
-    out: dict[str, float | None] = {}
-    for kind in ("nps", "csat", "ces"):
-        cur = scores.get("current", {}).get(kind)
-        prev = scores.get("previous", {}).get(kind)
-        out[kind] = (cur["score"] - prev["score"]) / abs(prev["score"]) if cur and prev and prev["score"] else None
-    return out
+    by_period = M.surveys_by(engine, ac.mutate(_period=period), definition, "_period", per)
+
+    def change(scores: dict) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for kind in ("nps", "csat", "ces"):
+            cur = scores.get("current", {}).get(kind)
+            prev = scores.get("previous", {}).get(kind)
+            out[kind] = (cur["score"] - prev["score"]) / abs(prev["score"]) if cur and prev and prev["score"] else None
+        return out
+
+    return {value: change(scores) for value, scores in by_period.items()} if per else change(by_period)
 
 
 # -- insights placed on the map (docs/map-json.md, "Insights on the map") ---------------------------------
