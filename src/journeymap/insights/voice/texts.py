@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 import ibis
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from journeymap.errors import OptionError
 from journeymap.engine.annotate import journey_tables
@@ -86,29 +87,34 @@ def text_rows(engine: Engine, definition: JourneyDefinition, level: str | None =
                 _src=ibis.literal(i),
             ))
         u = parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
-        rows = engine.execute(u.order_by(["unit_id", "ts", "seq", "_src"])).to_pylist()
+        rows = engine.execute(u.order_by(["unit_id", "ts", "seq", "_src"]))
     return _dedupe(rows)
 
 
-def _dedupe(rows: list[dict]) -> pa.Table:
+TEXT_SCHEMA = pa.schema([("unit_id", pa.string()), ("ts", pa.timestamp("us")), ("seq", pa.int64()), ("event", pa.string()),
+                         ("stage", pa.string()), ("touchpoint", pa.string()), ("persona", pa.string()),
+                         ("kind", pa.string()), ("text", pa.string()), ("score", pa.float64()), ("period", pa.string())])
+
+
+def _dedupe(rows: pa.Table) -> pa.Table:
+    """The texts kept, as Arrow columns: a Python pass over the five columns the rule reads decides which rows
+    stay (not a dict per row: at 10M events, 150k texts, that took 0.8 s of the map)."""
+    units, seqs, texts, kinds, events = (rows.column(c).to_pylist() for c in ("unit_id", "seq", "text", "kind", "event"))
     seen_event: set[tuple] = set()
     first_event: dict[tuple, str] = {}
-    out = []
-    for r in rows:  # ordered by unit, ts, seq, source priority
-        key = (r["unit_id"], r["seq"], r["text"])
+    keep = []
+    for unit, seq, text, kind, event in zip(units, seqs, texts, kinds, events, strict=True):
+        # ordered by unit, ts, seq, source priority
+        key = (unit, seq, text)
         if key in seen_event:  # one event matched by two sources (a survey comment is also a `comment`)
+            keep.append(False)
             continue
         seen_event.add(key)
-        said = (r["unit_id"], r["kind"], r["text"].strip())
-        if first_event.setdefault(said, r["event"]) != r["event"]:
-            continue
-        r.pop("_src")
-        r["period"] = r["ts"].strftime("%Y-%m") if r["ts"] is not None else None
-        out.append(r)
-    schema = pa.schema([("unit_id", pa.string()), ("ts", pa.timestamp("us")), ("seq", pa.int64()), ("event", pa.string()),
-                        ("stage", pa.string()), ("touchpoint", pa.string()), ("persona", pa.string()), ("kind", pa.string()),
-                        ("text", pa.string()), ("score", pa.float64()), ("period", pa.string())])
-    return pa.Table.from_pylist(out, schema=schema)
+        keep.append(first_event.setdefault((unit, kind, text.strip()), event) == event)
+    kept = rows.filter(pa.array(keep, type=pa.bool_()))
+    period = pc.strftime(kept.column("ts"), format="%Y-%m") if kept.num_rows else pa.array([], pa.string())
+    return pa.table([kept.column(f.name).cast(f.type) for f in TEXT_SCHEMA if f.name != "period"] + [period],
+                    schema=TEXT_SCHEMA)
 
 
 def scored(rows: pa.Table, n_themes: int | None = None, seed: int = 0, method: str = "tfidf") -> tuple[pa.Table, list[dict]]:
