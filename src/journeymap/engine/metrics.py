@@ -105,7 +105,8 @@ def customers(engine: Engine, a: ir.Table, v: ir.Table, definition: JourneyDefin
     return v.filter(v.stage.isin([stage, *churn_stage_ids(definition)])).select("unit_id", *_keys(per)).distinct()
 
 
-def adoption(engine: Engine, a: ir.Table, cust: ir.Table, definition: JourneyDefinition, per: Per = None) -> list[dict]:
+def adoption(engine: Engine, a: ir.Table, cust: ir.Table, definition: JourneyDefinition,
+             per: Per = None) -> list[dict] | dict:
     """Share of customers that used each key feature at least once (at any time in the data). One query."""
     features = definition.milestones.key_features
     if not features:
@@ -217,7 +218,8 @@ def surveys_by(engine: Engine, a: ir.Table, definition: JourneyDefinition, by: s
     return out
 
 
-def stage_contents(engine: Engine, ac: ir.Table, definition: JourneyDefinition, top: int = 5, per: Per = None) -> dict:
+def stage_contents(engine: Engine, ac: ir.Table, definition: JourneyDefinition, top: int = 5,
+                   per: Per = None) -> dict:
     """Per stage (the stage a unit was in at the time): touchpoints, channels and top actions."""
     keys = _keys(per)
 
