@@ -66,8 +66,8 @@ def _allowed(design: Design, kind: str, step: str) -> bool:
 
 class _Plan:
     """What `unit_deviations` reads of a design, worked out once for all the units held to it: the step list,
-    positions, budgets in seconds and which deviations are allowed (each unit asked again, 2.3 s of a map of
-    25,000 accounts was spent on it)."""
+    positions, budgets in seconds and which deviations are allowed (worked out again for each of the 18,600 units
+    of the 25,000-account demo, the allowed deviations alone took 0.3 s under the profiler)."""
 
     def __init__(self, design: Design) -> None:
         self.design = design
