@@ -1,51 +1,27 @@
 """Journey metrics written once in Ibis: time-to-value, adoption, churn, survey scores, stage contents.
 
 Each function takes the annotated events `a` (optionally already filtered to one persona) and returns
-plain Python values. With `per=(column, values)` it returns {value: result} instead, each value's result what
-the function gives on that value's rows alone (the values with no rows included), from one query grouped by
-the column: the map's persona views (a persona is a unit's, so each unit's rows stay in one group).
+plain Python values. With `per=(column, values)` it returns {value: result} instead (engine.split): the
+map's persona views, from one query each.
 Definitions with worked examples: docs/metrics/.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Sequence
-from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
 from journeymap.engine.backends import Engine
 from journeymap.engine.rules import rule_expr
+from journeymap.engine.split import Per, aggregate, group_keys, split
 from journeymap.engine.survey_stats import interval_from_parts
 from journeymap.journey.definition import JourneyDefinition, Survey
 
 KINDS = ("nps", "csat", "ces")
 
 
-Per = tuple[str, Sequence[str]] | None
-"""(column, values): split a metric by the column's values (the module docstring)."""
-
-
 def _seconds(later: ir.TimestampValue, earlier: ir.TimestampValue) -> ir.FloatingValue:
     return later.delta(earlier, unit="microsecond").cast("float64") / 1e6
-
-
-def _keys(per: Per) -> list[str]:
-    return [per[0]] if per else []
-
-
-def _aggregate(t: ir.Table, per: Per, **metrics) -> ir.Table:
-    return t.aggregate(by=_keys(per), **metrics) if per else t.aggregate(**metrics)
-
-
-def _split(rows: list[dict], per: Per, result: Callable[[dict], Any], empty: dict) -> Any:
-    """One result per value of `per` from rows grouped by its column (a value without rows: `result(empty)`),
-    or the single row's result without `per`."""
-    if not per:
-        return result(rows[0] if rows else empty)
-    got = {r[per[0]]: r for r in rows}
-    return {value: result(got.get(value, empty)) for value in per[1]}
 
 
 def time_to_value(engine: Engine, a: ir.Table, definition: JourneyDefinition, per: Per = None) -> dict:
@@ -54,18 +30,18 @@ def time_to_value(engine: Engine, a: ir.Table, definition: JourneyDefinition, pe
     `n` counts units with a start; p50/p90 are exact quantiles (linear interpolation) over the
     `reached` units that then reached value; `share` is reached / n. One query."""
     m = definition.milestones
-    keys = _keys(per)
+    keys = group_keys(per)
     starts = a.filter(rule_expr(engine, a, m.start)) if m.start else a
     start = starts.group_by(["unit_id", *keys]).aggregate(start_at=starts.ts.min())
     if m.value_moment is None:
-        rows = engine.execute(_aggregate(start, per, n=start.count())).to_pylist()
-        return _split(rows, per, lambda r: {"p50_seconds": None, "p90_seconds": None, "reached": 0, "n": int(r["n"] or 0),
+        rows = engine.execute(aggregate(start, per, n=start.count())).to_pylist()
+        return split(rows, per, lambda r: {"p50_seconds": None, "p90_seconds": None, "reached": 0, "n": int(r["n"] or 0),
                                             "share": None}, {"n": 0})
     values = a.filter(rule_expr(engine, a, m.value_moment)).select(_u="unit_id", _ts="ts")
     j = start.left_join(values, [start.unit_id == values._u, values._ts >= start.start_at])
     first_value = j.group_by(["unit_id", "start_at", *keys]).aggregate(value_at=j._ts.min())
     seconds = _seconds(first_value.value_at, first_value.start_at)  # NULL for units without value
-    rows = engine.execute(_aggregate(first_value, per,
+    rows = engine.execute(aggregate(first_value, per,
         n=first_value.count(), reached=first_value.value_at.count(),
         p50=seconds.quantile(0.5), p90=seconds.quantile(0.9),
     )).to_pylist()
@@ -80,7 +56,7 @@ def time_to_value(engine: Engine, a: ir.Table, definition: JourneyDefinition, pe
             "share": reached / n if n else None,
         }
 
-    return _split(rows, per, result, {"n": 0, "reached": 0, "p50": None, "p90": None})
+    return split(rows, per, result, {"n": 0, "reached": 0, "p50": None, "p90": None})
 
 
 def churn_stage_ids(definition: JourneyDefinition) -> list[str]:
@@ -90,7 +66,7 @@ def churn_stage_ids(definition: JourneyDefinition) -> list[str]:
 
 def units(engine: Engine, a: ir.Table, per: Per = None) -> int | dict:
     """The number of distinct units in `a`."""
-    return _split(engine.execute(_aggregate(a, per, n=a.unit_id.nunique())).to_pylist(), per,
+    return split(engine.execute(aggregate(a, per, n=a.unit_id.nunique())).to_pylist(), per,
                   lambda r: int(r["n"] or 0), {"n": 0})
 
 
@@ -101,8 +77,8 @@ def customers(engine: Engine, a: ir.Table, v: ir.Table, definition: JourneyDefin
     column is kept, for `adoption` and `churn` to split by."""
     stage = definition.milestones.customer_stage
     if stage is None:
-        return a.select("unit_id", *_keys(per)).distinct()
-    return v.filter(v.stage.isin([stage, *churn_stage_ids(definition)])).select("unit_id", *_keys(per)).distinct()
+        return a.select("unit_id", *group_keys(per)).distinct()
+    return v.filter(v.stage.isin([stage, *churn_stage_ids(definition)])).select("unit_id", *group_keys(per)).distinct()
 
 
 def adoption(engine: Engine, a: ir.Table, cust: ir.Table, definition: JourneyDefinition,
@@ -116,7 +92,7 @@ def adoption(engine: Engine, a: ir.Table, cust: ir.Table, definition: JourneyDef
     )
     j = cust.left_join(used, cust.unit_id == used._u)
     rows = engine.execute(
-        _aggregate(j, per, _n=j.count(), **{f"_f{i}": j[f"_f{i}"].fill_null(0).sum() for i in range(len(features))})
+        aggregate(j, per, _n=j.count(), **{f"_f{i}": j[f"_f{i}"].fill_null(0).sum() for i in range(len(features))})
     ).to_pylist()
 
     def result(row: dict) -> list[dict]:
@@ -127,7 +103,7 @@ def adoption(engine: Engine, a: ir.Table, cust: ir.Table, definition: JourneyDef
             for i, f in enumerate(features)
         ]
 
-    return _split(rows, per, result, {"_n": 0, **{f"_f{i}": 0 for i in range(len(features))}})
+    return split(rows, per, result, {"_n": 0, **{f"_f{i}": 0 for i in range(len(features))}})
 
 
 def churn(engine: Engine, v: ir.Table, cust: ir.Table, definition: JourneyDefinition, per: Per = None) -> dict:
@@ -136,17 +112,17 @@ def churn(engine: Engine, v: ir.Table, cust: ir.Table, definition: JourneyDefini
     Every unit that entered a churn stage is a customer (`customers`), so `churned` is the churn stages' `reached`."""
     churn_stages = churn_stage_ids(definition)
     if not churn_stages:
-        rows = engine.execute(_aggregate(cust, per, n=cust.count())).to_pylist()
-        return _split(rows, per, lambda r: {"churned": None, "customers": int(r["n"] or 0), "rate": None}, {"n": 0})
+        rows = engine.execute(aggregate(cust, per, n=cust.count())).to_pylist()
+        return split(rows, per, lambda r: {"churned": None, "customers": int(r["n"] or 0), "rate": None}, {"n": 0})
     churned = v.filter(v.stage.isin(churn_stages)).select(_u="unit_id").distinct()
     j = cust.left_join(churned, cust.unit_id == churned._u)
-    rows = engine.execute(_aggregate(j, per, n=j.count(), k=j._u.count())).to_pylist()
+    rows = engine.execute(aggregate(j, per, n=j.count(), k=j._u.count())).to_pylist()
 
     def result(row: dict) -> dict:
         n, k = int(row["n"] or 0), int(row["k"] or 0)
         return {"churned": k, "customers": n, "rate": k / n if n else None}
 
-    return _split(rows, per, result, {"n": 0, "k": 0})
+    return split(rows, per, result, {"n": 0, "k": 0})
 
 
 def survey_answers(engine: Engine, a: ir.Table, survey: Survey) -> ir.Table:
@@ -198,7 +174,7 @@ def surveys_by(engine: Engine, a: ir.Table, definition: JourneyDefinition, by: s
     one score, with its 95% confidence interval (survey_stats). One query."""
     if not definition.surveys:
         return {value: {} for value in per[1]} if per else {}
-    keys = _keys(per)
+    keys = group_keys(per)
     answers = [
         survey_answers(engine, a, s).select(*keys, by, "score", "promoter", "detractor", "satisfied",
                                             kind=ibis.literal(s.kind))
@@ -221,7 +197,7 @@ def surveys_by(engine: Engine, a: ir.Table, definition: JourneyDefinition, by: s
 def stage_contents(engine: Engine, ac: ir.Table, definition: JourneyDefinition, top: int = 5,
                    per: Per = None) -> dict:
     """Per stage (the stage a unit was in at the time): touchpoints, channels and top actions."""
-    keys = _keys(per)
+    keys = group_keys(per)
 
     def empty() -> dict[str, dict]:
         return {s.id: {"touchpoints": [], "channels": [], "actions": []} for s in definition.stages}

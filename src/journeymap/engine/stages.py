@@ -32,8 +32,14 @@ import pyarrow.compute as pc
 
 from journeymap.engine.backends import Engine
 from journeymap.engine.personas import UNASSIGNED
+from journeymap.engine.split import Per, aggregate, group_keys, split
 from journeymap.engine.survival import time_in_stage_summary
 from journeymap.journey.definition import JourneyDefinition
+
+
+def stage_order(definition: JourneyDefinition, stage: ir.StringValue) -> ir.IntegerValue:
+    """The stage's position in the definition (a CASE expression: no in-memory table to ship)."""
+    return ibis.cases(*[(stage == s.id, i) for i, s in enumerate(definition.stages)], else_=ibis.null("int64"))
 
 
 def advancing_ids(definition: JourneyDefinition) -> list[str]:
@@ -118,18 +124,16 @@ def progress(v: ir.Table, definition: JourneyDefinition, keep: Sequence[str] = (
     return per.mutate(**moved).drop(*[c for c in per.columns if c.startswith("_ahead_")])
 
 
-def funnel(engine: Engine, v: ir.Table, definition: JourneyDefinition,
-           per: tuple[str, Sequence[str]] | None = None) -> dict:
+def funnel(engine: Engine, v: ir.Table, definition: JourneyDefinition, per: Per = None) -> dict:
     """reached / converted / dropped / in_stage per stage id, in one query over `progress`. `per`: split by a
-    column of the unit's, as engine.metrics' functions are ({value: funnel})."""
-    keys = [per[0]] if per else []
-    units = progress(v, definition, keys)
+    column of the unit's (engine.split: {value: funnel})."""
+    units = progress(v, definition, group_keys(per))
     counts = {}
     for i, s in enumerate(definition.stages):
         counts[f"reached_{i}"] = units[f"first_{i}"].count()
         counts[f"converted_{i}"] = units.unit_id.count(where=units[f"moved_{i}"])
         counts[f"in_stage_{i}"] = units.unit_id.count(where=units["last"] == s.id)
-    rows = engine.execute(units.aggregate(by=keys, **counts) if per else units.aggregate(**counts)).to_pylist()
+    rows = engine.execute(aggregate(units, per, **counts)).to_pylist()
 
     def result(row: dict) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -140,10 +144,7 @@ def funnel(engine: Engine, v: ir.Table, definition: JourneyDefinition,
                          "dropped": reached - converted}
         return out
 
-    if not per:
-        return result(rows[0] if rows else {})
-    got = {r[per[0]]: r for r in rows}
-    return {value: result(got.get(value, {})) for value in per[1]}
+    return split(rows, per, result, {})
 
 
 def visit_durations(v: ir.Table, observed_until: dt.datetime) -> ir.Table:
@@ -222,7 +223,7 @@ def stage_duration_keys(engine: Engine, v: ir.Table, definition: JourneyDefiniti
     micros_bits = KEY_BITS - stage_bits - persona_bits
     if micros_bits < 1:
         return None
-    stage = ibis.cases(*[(d.stage == s.id, i) for i, s in enumerate(definition.stages)]).cast("int64")
+    stage = stage_order(definition, d.stage).cast("int64")
     persona = (ibis.cases(*[(d.persona == p, i) for i, p in enumerate(personas)], else_=len(personas)).cast("int64")
                if personas else ibis.literal(0, type="int64"))
     key = (stage * 2 ** (micros_bits + 1 + persona_bits) + d.micros * 2 ** (1 + persona_bits)

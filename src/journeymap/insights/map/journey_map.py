@@ -133,7 +133,7 @@ def _time_in_stage(engine: Engine, v, definition: JourneyDefinition, until) -> d
 
 def _view_parts(engine: Engine, definition: JourneyDefinition, a, v, ac, until, persona_ids: list[str]) -> dict:
     """The engine's numbers of every view, {view id: {part: value}}: "all" from one query per metric, and the
-    personas from one more per metric, split by persona (engine.metrics `per`) rather than one per persona: each
+    personas from one more per metric, split by persona (engine.split) rather than one per persona: each
     query reads every event whatever the filter, so a map of four personas read them five times for each metric."""
 
     def parts(per) -> dict:
